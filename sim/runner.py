@@ -1,0 +1,70 @@
+"""Build and run a cocotb test module against RTL with Verilator (cocotb's Python runner)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pathlib
+from collections.abc import Sequence
+
+from binaryhpe.sim.toolchain import rtl_dir, setup_verilator
+
+
+def run_cocotb(
+    toplevel: str,
+    test_module: str,
+    parameters: dict | None = None,
+    sources: Sequence[pathlib.Path] | None = None,
+    build_root: pathlib.Path | None = None,
+    extra_env: dict | None = None,
+    waves: bool = False,
+    test_dir: pathlib.Path | None = None,
+) -> pathlib.Path:
+    """Compile ``toplevel`` (default sources: every file of hw/rtl) with ``parameters`` and run
+    ``test_module``. Raises AssertionError when a cocotb test fails. Returns the results file.
+
+    The build folder is keyed by top level and parameters so that repeated runs reuse it.
+    """
+    from cocotb_tools.runner import get_runner
+
+    setup_verilator()
+    parameters = dict(parameters or {})
+    srcs = list(sources) if sources is not None else sorted(rtl_dir().glob("*.sv"))
+    key = hashlib.sha1(json.dumps([toplevel, parameters, [str(s) for s in srcs]], sort_keys=True).encode()).hexdigest()[:12]
+    root = build_root or pathlib.Path(os.environ.get("BINARYHPE_SIM_BUILD", pathlib.Path.cwd() / "sim_build"))
+    build_dir = root / f"{toplevel}_{key}"
+    runner = get_runner("verilator")
+    build_args = ["-Wno-fatal", "--x-assign", "unique", "--x-initial", "unique"]
+    if waves:
+        build_args += ["--trace-fst", "--trace-structs"]
+    runner.build(
+        sources=srcs,
+        hdl_toplevel=toplevel,
+        parameters=parameters,
+        build_dir=build_dir,
+        build_args=build_args,
+        waves=waves,
+        always=False,
+    )
+    env = {k: str(v) for k, v in (extra_env or {}).items()}
+    results = runner.test(
+        hdl_toplevel=toplevel,
+        test_module=test_module,
+        test_dir=str(test_dir) if test_dir else None,
+        build_dir=build_dir,
+        extra_env=env,
+        waves=waves,
+    )
+    _check_results(pathlib.Path(results))
+    return pathlib.Path(results)
+
+
+def _check_results(path: pathlib.Path) -> None:
+    from cocotb_tools.check_results import get_results
+
+    num_tests, num_failed = get_results(path)
+    if num_tests == 0:
+        raise AssertionError(f"no cocotb test ran ({path})")
+    if num_failed:
+        raise AssertionError(f"{num_failed} of {num_tests} cocotb tests failed ({path})")

