@@ -55,6 +55,7 @@ def run_cocotb(
         build_dir=build_dir,
         extra_env=env,
         waves=waves,
+        results_xml=str(build_dir / f"results_{test_module}.xml"),
     )
     _check_results(pathlib.Path(results))
     return pathlib.Path(results)

@@ -1,0 +1,71 @@
+"""The ``binaryhpe`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from binaryhpe import BinaryHPEError
+
+
+def _cmd_params(args) -> int:
+    from binaryhpe.train.opcount import params_command
+
+    return params_command(args.name, args.json)
+
+
+def _cmd_export(args) -> int:
+    from binaryhpe.train.models import build_model
+    from binaryhpe.train.export import check_export, export_qonnx
+    from binaryhpe.train.hardware import to_hardware
+
+    model, x = build_model(args.model, seed=args.seed)
+    to_hardware(model)
+    path = export_qonnx(model, x, args.output)
+    res = check_export(model, path, x)
+    print(json.dumps({"qonnx": str(path), **res}))
+    return 0 if res["mismatches"] == 0 else 1
+
+
+def _cmd_build(args) -> int:
+    from binaryhpe.compile.flow import build_command
+
+    return build_command(args)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="binaryhpe", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    pp = sub.add_parser("params", help="Params / OPs by the paper's convention (Table 1-3 rows)")
+    pp.add_argument("name", help="hand4whole, bnn, xnor, dorefa, bireal, reactnet, recu, fda, binaryhpe, ...")
+    pp.add_argument("--json", action="store_true", help="print one JSON object")
+    pp.set_defaults(func=_cmd_params)
+
+    pe = sub.add_parser("export", help="export a built-in model (hardware mode) to QONNX and check it")
+    pe.add_argument("model", nargs="?", default="tiny-bidrn")
+    pe.add_argument("-o", "--output", default="out/model.onnx")
+    pe.add_argument("--seed", type=int, default=0)
+    pe.set_defaults(func=_cmd_export)
+
+    pb = sub.add_parser("build", help="QONNX -> hardware graph -> RTL (-> simulation) into one folder")
+    pb.add_argument("model", nargs="?", default="tiny-bidrn", help="a QONNX file or a built-in model name")
+    pb.add_argument("-o", "--output", required=True, help="output folder")
+    pb.add_argument("--sim", action="store_true", help="simulate with Verilator and check bit-exactness")
+    pb.add_argument("--folding", help="JSON file of per-layer PE/SIMD overrides")
+    pb.add_argument("--target-cycles", type=int, default=None, help="cycles per frame the folding aims at")
+    pb.add_argument("--waves", action="store_true", help="write an FST waveform of the simulation")
+    pb.add_argument("--seed", type=int, default=0)
+    pb.set_defaults(func=_cmd_build)
+
+    args = p.parse_args(argv)
+    try:
+        return args.func(args)
+    except BinaryHPEError as e:
+        print(f"binaryhpe: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
