@@ -42,10 +42,13 @@ def export_qonnx(model: torch.nn.Module, example: torch.Tensor, path, verbose: b
     path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     if verbose:
-        print(f"[export] {type(model).__name__} -> {path} (brevitas export_qonnx, dynamo exporter)...", flush=True)
+        print(f"[export] {type(model).__name__} -> {path} (brevitas export_qonnx)...", flush=True)
     model.eval()
     with _quiet():
-        brevitas_export(model, example, str(path))
+        try:  # the TorchScript exporter is 3-4x faster than dynamo on these graphs and exports the same ops
+            brevitas_export(model, example, str(path), dynamo=False)
+        except Exception:  # noqa: BLE001 - fall back to torch's default (dynamo) exporter
+            brevitas_export(model, example, str(path))
         mw = cleanup_model(ModelWrapper(str(path)))
     mw.save(str(path))
     if verbose:

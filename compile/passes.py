@@ -1,0 +1,365 @@
+"""Passes over the hardware graph, each with one job (qonnx/FINN style: ``apply(g) -> changed``).
+
+- ``RemoveIdentityRequant``: a Requant that neither shifts nor saturates nor clamps (a power-of-two Mul
+  becomes a format change and leaves one behind) is removed.
+- ``FuseRequant``: an exact-width producer (MulShift, AddConst, JoinAdd, Requant) followed by its only
+  consumer, a Requant, becomes one layer (floor shifts compose; the producer never saturated).
+- ``InsertForks``: a tensor read by several layers gets a tree of 1->2 forks.
+- ``SetFolding`` / ``LegalizeLanes`` / ``InsertFifos``: folding, lane widths with converters, FIFO depths.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import pathlib
+
+from binaryhpe import BinaryHPEError
+from binaryhpe.compile.graph import HwGraph, TensorInfo
+from binaryhpe.compile.kinds.elementwise import AddConst, JoinAdd, MulShift, Requant
+from binaryhpe.compile.kinds.mvu import FxpMvu, XnorMvu
+from binaryhpe.compile.kinds.plumbing import Concat, Dwc, Fifo, Fork, Split
+from binaryhpe.compile.kinds.pool import Pool
+from binaryhpe.compile.kinds.swg import SlidingWindow
+
+
+class Pass:
+    def apply(self, g: HwGraph) -> bool:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+def run_to_fixpoint(g: HwGraph, passes) -> HwGraph:
+    changed = True
+    while changed:
+        changed = False
+        for p in passes:
+            while p.apply(g):
+                changed = True
+    g.toposort()
+    return g
+
+
+def _drop_tensor(g: HwGraph, name: str) -> None:
+    g.tensors.pop(name, None)
+    for k in [k for k, v in g.onnx_names.items() if v == name]:
+        del g.onnx_names[k]
+
+
+def _is_exact(lay) -> bool:
+    """True when the layer's output width holds every result without saturating."""
+    if isinstance(lay, MulShift):
+        return lay.shift == 0 and lay.out_w >= lay.in_w + lay.const_w
+    if isinstance(lay, AddConst):
+        return lay.out_w >= max(lay.in_w, lay.const_w) + 1
+    if isinstance(lay, JoinAdd):
+        return lay.out_w >= max(lay.in_w + lay.shift_a, lay.in_b_w + lay.shift_b) + 1
+    if isinstance(lay, Requant):
+        return not lay.relu and lay.out_w >= lay.in_w - lay.shift
+    return False
+
+
+class RemoveIdentityRequant(Pass):
+    def apply(self, g: HwGraph) -> bool:
+        for lay in g.layers:
+            if isinstance(lay, Requant) and lay.shift == 0 and not lay.relu and lay.out_w >= lay.in_w:
+                src, dst = lay.inputs[0], lay.outputs[0]
+                if dst == g.output:
+                    continue
+                # keep the output's (possibly re-scaled) format on the source tensor's consumers
+                g.tensors[src] = dataclasses.replace(g.tensors[src], fmt=dataclasses.replace(
+                    g.tensors[dst].fmt, bits=g.tensors[src].fmt.bits)) if g.tensors[src].fmt.frac == \
+                    g.tensors[dst].fmt.frac else g.tensors[src]
+                if g.tensors[src].fmt.frac != g.tensors[dst].fmt.frac:
+                    # a pure format change (power-of-two scale): the consumers read the source with the
+                    # new format only if nobody else reads it
+                    if len(g.consumers(src)) != 1 or src == g.input:
+                        continue
+                    g.tensors[src] = dataclasses.replace(g.tensors[src], fmt=g.tensors[dst].fmt)
+                for c in g.consumers(dst):
+                    c.inputs = [src if t == dst else t for t in c.inputs]
+                for k, v in list(g.onnx_names.items()):
+                    if v == dst:
+                        g.onnx_names[k] = src
+                g.tensors.pop(dst, None)
+                g.layers.remove(lay)
+                return True
+        return False
+
+
+class FuseRequant(Pass):
+    def apply(self, g: HwGraph) -> bool:
+        for lay in g.layers:
+            if not _is_exact(lay) or lay.outputs[0] == g.output:
+                continue
+            cons = g.consumers(lay.outputs[0])
+            if len(cons) != 1 or not isinstance(cons[0], Requant) or cons[0].relu:
+                continue
+            rq = cons[0]
+            if isinstance(lay, MulShift):
+                lay.shift = rq.shift
+            elif isinstance(lay, Requant):
+                lay.shift = lay.shift + rq.shift
+            elif rq.shift != 0:
+                continue  # AddConst / JoinAdd have no output shift
+            lay.out_w = rq.out_w
+            _drop_tensor(g, lay.outputs[0])
+            lay.outputs = list(rq.outputs)
+            g.layers.remove(rq)
+            return True
+        return False
+
+
+def _elem_w(info: TensorInfo) -> int:
+    return 1 if info.fmt.bipolar else info.fmt.bits
+
+
+class InsertForks(Pass):
+    def apply(self, g: HwGraph) -> bool:
+        for name, info in list(g.tensors.items()):
+            cons = g.consumers(name)
+            if len(cons) < 2 or info.windowed:
+                continue
+            h, w, c = info.shape
+            outs = []
+            for i in range(2):
+                t = g.unique(f"{name}_f{i}")
+                g.tensors[t] = dataclasses.replace(info, name=t)
+                outs.append(t)
+            fork = Fork(name=g.unique(f"fork_{name}"), inputs=[name], outputs=outs, h=h, w=w, c=c,
+                        elem_w=_elem_w(info), lanes=info.lanes, signed=not info.fmt.bipolar)
+            # first consumer takes output 0, the rest share output 1 (forked again next round)
+            first, rest = cons[0], cons[1:]
+            first.inputs = [outs[0] if t == name else t for t in first.inputs]
+            for c_ in rest:
+                c_.inputs = [outs[1] if t == name else t for t in c_.inputs]
+            g.layers.append(fork)
+            g.toposort()
+            return True
+        return False
+
+
+# ---------------------------------------------------------------------------------------------------------
+# folding
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def mvu_cycles(lay) -> int:
+    return lay.pixels * (lay.cout // lay.pe) * (lay.n // lay.simd)
+
+
+def stream_beats(g: HwGraph) -> int:
+    """Beats of the largest activation tensor at one lane: the rate the elementwise layers set."""
+    return max(math.prod(t.shape) for t in g.tensors.values() if not t.windowed)
+
+
+def choose_folding(lay, cin: int, target: int) -> tuple[int, int]:
+    """Smallest PE*SIMD with cycles <= target (SIMD | Cin so windows split on channel boundaries)."""
+    best = None
+    for pe in _divisors(lay.cout):
+        for simd in _divisors(cin):
+            cyc = lay.pixels * (lay.cout // pe) * (lay.n // simd)
+            cost = pe * simd
+            if cyc <= target and (best is None or cost < best[0] or (cost == best[0] and cyc < best[1])):
+                best = (cost, cyc, pe, simd)
+    if best is None:  # fully parallel is the fastest there is
+        return lay.cout, cin
+    return best[2], best[3]
+
+
+class SetFolding(Pass):
+    """PE/SIMD per matrix-vector unit for a cycles-per-frame target (default: the largest tensor's beat
+    count, so that no MVU is slower than the elementwise stream); a user override file wins."""
+
+    def __init__(self, target: int | None = None, overrides: dict | None = None):
+        self.target, self.overrides = target, overrides or {}
+
+    def apply(self, g: HwGraph) -> bool:
+        target = self.target or stream_beats(g)
+        for lay in g.layers:
+            if not isinstance(lay, (XnorMvu, FxpMvu)):
+                continue
+            swg = g.producer(lay.inputs[0])
+            cin = swg.c if isinstance(swg, SlidingWindow) else lay.n
+            if lay.name in self.overrides:
+                o = self.overrides[lay.name]
+                pe, simd = int(o.get("pe", 1)), int(o.get("simd", 1))
+                if lay.cout % pe or cin % simd:
+                    raise BinaryHPEError(f"folding override for {lay.name}: PE {pe} must divide Cout {lay.cout} "
+                                         f"and SIMD {simd} must divide Cin {cin}")
+            else:
+                pe, simd = choose_folding(lay, cin, target)
+            lay.pe, lay.simd = pe, simd
+            if isinstance(swg, SlidingWindow):
+                swg.lanes = simd
+            g.tensors[lay.outputs[0]].lanes = pe
+            g.tensors[lay.inputs[0]].lanes = simd
+        unknown = set(self.overrides) - {lay.name for lay in g.layers}
+        if unknown:
+            raise BinaryHPEError(f"folding override names unknown layer {sorted(unknown)[0]!r}")
+        return False
+
+
+def load_folding(path) -> dict:
+    p = pathlib.Path(path)
+    if not p.is_file():
+        raise BinaryHPEError(f"folding file not found: {p}")
+    try:
+        d = json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise BinaryHPEError(f"{p}: not valid JSON ({e})") from None
+    if not isinstance(d, dict) or not all(isinstance(v, dict) for v in d.values()):
+        raise BinaryHPEError(f"{p}: expected {{layer name: {{'pe': int, 'simd': int}}}}")
+    return d
+
+
+def _out_lanes(lay, g: HwGraph) -> int:
+    if isinstance(lay, (XnorMvu, FxpMvu)):
+        return lay.pe
+    if isinstance(lay, Dwc):
+        return lay.out_lanes
+    return getattr(lay, "lanes", 1)
+
+
+class LegalizeLanes(Pass):
+    """Every layer takes the lanes its input stream has where it can (gcd with its channel count); a
+    data-width converter goes where producer and consumer disagree."""
+
+    def apply(self, g: HwGraph) -> bool:
+        g.toposort()
+        for lay in list(g.layers):
+            if isinstance(lay, (XnorMvu, FxpMvu, Dwc)):
+                continue
+            ins = [g.tensors[t] for t in lay.inputs]
+            if isinstance(lay, SlidingWindow):
+                want = [lay.lanes]
+            elif isinstance(lay, (Concat,)):
+                lanes = math.gcd(ins[0].lanes, lay.c1, lay.c2)
+                lay.lanes, want = lanes, [lanes, lanes]
+            elif isinstance(lay, (Split,)):
+                lanes = math.gcd(ins[0].lanes, lay.c1, lay.c2)
+                lay.lanes, want = lanes, [lanes]
+            elif isinstance(lay, JoinAdd):
+                lanes = math.gcd(ins[0].lanes, ins[1].lanes, lay.c)
+                lay.lanes, want = lanes, [lanes, lanes]
+            elif isinstance(lay, (Fork, Fifo)):
+                lay.lanes, want = ins[0].lanes, [ins[0].lanes]
+            else:
+                c = getattr(lay, "c")
+                lanes = math.gcd(ins[0].lanes, c)
+                lay.lanes, want = lanes, [lanes]
+            for t, wl in zip(list(lay.inputs), want):
+                info = g.tensors[t]
+                if info.lanes != wl:
+                    self._dwc(g, lay, t, wl)
+            for t in lay.outputs:
+                g.tensors[t].lanes = lay.lanes
+        return False
+
+    @staticmethod
+    def _dwc(g: HwGraph, lay, t: str, lanes: int) -> None:
+        info = g.tensors[t]
+        h, w, c = info.shape
+        new = g.unique(f"{t}_l{lanes}")
+        g.tensors[new] = dataclasses.replace(info, name=new, lanes=lanes)
+        a, b = info.lanes, lanes
+        if max(a, b) % min(a, b):  # go through one lane
+            mid = g.unique(f"{t}_l1")
+            g.tensors[mid] = dataclasses.replace(info, name=mid, lanes=1)
+            g.layers.append(Dwc(name=g.unique(f"dwc_{t}_1"), inputs=[t], outputs=[mid], h=h, w=w, c=c,
+                                elem_w=_elem_w(info), in_lanes=a, out_lanes=1, signed=not info.fmt.bipolar))
+            t, a = mid, 1
+        g.layers.append(Dwc(name=g.unique(f"dwc_{t}"), inputs=[t], outputs=[new], h=h, w=w, c=c,
+                            elem_w=_elem_w(info), in_lanes=a, out_lanes=lanes, signed=not info.fmt.bipolar))
+        lay.inputs = [new if x == info.name else x for x in lay.inputs]
+        g.toposort()
+
+
+def stream_capacity(g: HwGraph, lay) -> int:
+    """Beats (counted on the layer's input stream) a layer can take in before it must emit: its buffers."""
+    if isinstance(lay, SlidingWindow):
+        return lay.rows * lay.w * (lay.c // lay.lanes) + 4
+    if isinstance(lay, Pool):
+        return (lay.k + lay.s) * lay.w * (lay.c // lay.lanes) + 4
+    if isinstance(lay, (XnorMvu, FxpMvu)):
+        return 2 * (lay.n // lay.simd) + 8
+    if isinstance(lay, Fifo):
+        return lay.depth
+    if isinstance(lay, Dwc):
+        return max(lay.in_lanes, lay.out_lanes) // min(lay.in_lanes, lay.out_lanes) + 4
+    return 4  # a registered pipeline stage or two (plus skid)
+
+
+def _pixel_beats(g: HwGraph, t: str) -> int:
+    info = g.tensors[t]
+    return info.shape[2] // max(1, info.lanes)
+
+
+class InsertFifos(Pass):
+    """A FIFO on each fork output whose branches re-join, deep enough for the other branch's lead.
+
+    Model: a fork stalls when one output is full. A branch can absorb ``capacity`` beats (the sum of its
+    layers' buffers, each rescaled to the fork's beats by the tensor sizes along the way) before it must
+    deliver; the join at the end needs both. The shorter branch's FIFO must therefore hold the longer
+    branch's capacity minus its own, plus a margin. This is a worst-case bound from the cycle model of
+    the buffers, not from simulation; the simulation with random stalls checks it.
+    """
+
+    def __init__(self, margin: int = 8, scale: float = 1.0):
+        self.margin, self.scale = margin, scale
+
+    def _path_capacity(self, g: HwGraph, start: str, stop: set[str]) -> int:
+        """Capacity (in beats of ``start``) from ``start`` until a layer that joins (``stop``)."""
+        total, t = 0, start
+        base = max(1, math.prod(g.tensors[start].shape) // max(1, g.tensors[start].lanes))
+        for _ in range(10000):
+            cons = g.consumers(t)
+            if len(cons) != 1 or cons[0].name in stop:
+                break
+            lay = cons[0]
+            beats_here = max(1, math.prod(g.tensors[t].shape) // max(1, g.tensors[t].lanes))
+            total += math.ceil(stream_capacity(g, lay) * base / beats_here)
+            if not lay.outputs or g.tensors[lay.outputs[0]].windowed and False:
+                break
+            t = lay.outputs[0]
+            if isinstance(lay, Fork):
+                break
+        return total
+
+    def apply(self, g: HwGraph) -> bool:
+        joins = {lay.name for lay in g.layers if len(lay.inputs) > 1}
+        for fork in [lay for lay in g.layers if isinstance(lay, Fork)]:
+            caps = [self._path_capacity(g, o, joins) for o in fork.outputs]
+            for i, o in enumerate(fork.outputs):
+                cons = g.consumers(o)
+                if cons and isinstance(cons[0], Fifo):
+                    continue
+                other = max(caps[j] for j in range(len(caps)) if j != i)
+                depth = max(2, int(math.ceil((other - caps[i]) * self.scale)) + self.margin)
+                info = g.tensors[o]
+                h, w, c = info.shape
+                new = g.unique(f"{o}_q")
+                g.tensors[new] = dataclasses.replace(info, name=new)
+                fifo = Fifo(name=g.unique(f"fifo_{o}"), inputs=[o], outputs=[new], elem_w=_elem_w(info),
+                            lanes=info.lanes, depth=depth, beats=h * w * c // info.lanes,
+                            signed=not info.fmt.bipolar)
+                for c_ in cons:
+                    c_.inputs = [new if x == o else x for x in c_.inputs]
+                g.layers.append(fifo)
+        g.toposort()
+        return False
+
+
+def optimize(g: HwGraph, target_cycles: int | None = None, folding: dict | None = None,
+             fifo_scale: float = 1.0) -> HwGraph:
+    """The standard pass list after lowering."""
+    run_to_fixpoint(g, [RemoveIdentityRequant(), FuseRequant()])
+    run_to_fixpoint(g, [InsertForks()])
+    SetFolding(target_cycles, folding).apply(g)
+    LegalizeLanes().apply(g)
+    InsertFifos(scale=fifo_scale).apply(g)
+    g.toposort()
+    return g
