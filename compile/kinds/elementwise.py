@@ -1,0 +1,465 @@
+"""Elementwise and per-channel fixed-point layer kinds: the epilogues of the numerics contract.
+
+Every operation floors (arithmetic shift right) and saturates, exactly as in ``docs/numerics.md``:
+
+==============  ==========================================================  =======================
+kind            integer form (per element, channel ``c``)                    RTL module
+==============  ==========================================================  =======================
+Requant         ``y = sat_out(x >> shift)`` (then ``max(y, 0)`` if relu)     bhpe_epi_requant
+JoinAdd         ``y = sat_out((a << shift_a) + (b << shift_b))``             bhpe_epi_joinadd
+MulShift        ``y = sat_out((m_c * x) >> shift)``                          bhpe_epi_mulshift
+AddConst        ``y = sat_out(x + b_c)``                                     bhpe_epi_addconst
+Prelu           ``y = x > 0 ? sat_out(x) : sat_out((beta_c * x) >> shift)``  bhpe_epi_prelu
+Sign            ``y = x >= 0`` (1 bit)                                       bhpe_sign
+Threshold       ``y = x >= T_c`` (``x <= T_c`` when ``neg_c``) (1 bit)       bhpe_threshold
+MultiThreshold  ``y = sum_i (x >= T_c,i)``, 2^k - 1 thresholds (k bits)      bhpe_epi_multithreshold
+==============  ==========================================================  =======================
+
+``>> shift`` with a negative ``shift`` is an exact left shift (``shift_floor``). All modules are one
+registered valid/ready stage (latency 1 cycle) that takes one beat (``lanes`` elements) a cycle; the
+per-channel constants sit in a ROM of ``c / lanes`` words of ``lanes`` constants (lane 0 in the LSBs) that
+the RTL walks with a channel-group counter.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .base import HwLayer, StreamSpec, clog2, sat, shift_floor, to_unsigned
+
+#: registered stages between an accepted input beat and its output beat in every module of this file
+PIPELINE_DEPTH = 1
+
+
+def _range(bits: int) -> tuple[int, int]:
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
+@dataclass(kw_only=True)
+class _Elementwise(HwLayer):
+    """Shared fields and checks: ``c`` channels a pixel, ``lanes`` channels a beat, ``pixels`` = H*W."""
+
+    c: int
+    lanes: int = 1
+    pixels: int = 1
+    in_w: int = 16
+
+    # --- checks -------------------------------------------------------------------------------------
+    def _err(self, msg: str) -> ValueError:
+        return ValueError(f"{type(self).__name__} layer '{self.name}': {msg}")
+
+    def _check_common(self) -> None:
+        for f in ("c", "lanes", "pixels", "in_w"):
+            v = getattr(self, f)
+            if not isinstance(v, (int, np.integer)) or v < 1:
+                raise self._err(f"{f} must be a positive integer, got {v!r}")
+        if self.c % self.lanes:
+            raise self._err(f"lanes={self.lanes} does not divide c={self.c}")
+
+    def _check_width(self, field_name: str, bits: int, lo: int = 1, hi: int = 64) -> None:
+        if not isinstance(bits, (int, np.integer)) or not lo <= bits <= hi:
+            raise self._err(f"{field_name} must be an integer in [{lo}, {hi}], got {bits!r}")
+
+    def _const(self, field_name: str, bits: int) -> np.ndarray:
+        """Validate a per-channel constant array (shape (c,), fits ``bits`` signed) and return it as int64."""
+        raw = np.asarray(getattr(self, field_name))
+        if raw.shape != (self.c,):
+            raise self._err(f"{field_name} must have shape ({self.c},), got {raw.shape}")
+        if raw.size and not np.all(np.equal(np.mod(raw, 1), 0)):
+            raise self._err(f"{field_name} must hold integers")
+        arr = raw.astype(np.int64)
+        lo, hi = _range(bits)
+        if arr.size and (arr.min() < lo or arr.max() > hi):
+            raise self._err(f"{field_name} values {arr.min()}..{arr.max()} do not fit {bits} signed bits")
+        return arr
+
+    def _input(self, x: np.ndarray, bits: int, which: str = "input") -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim != 3 or x.shape[-1] != self.c:
+            raise self._err(f"{which} must be an (H, W, {self.c}) array, got shape {x.shape}")
+        x = x.astype(np.int64)
+        lo, hi = _range(bits)
+        if x.size and (x.min() < lo or x.max() > hi):
+            raise self._err(f"{which} values {x.min()}..{x.max()} do not fit {bits} signed bits")
+        return x
+
+    # --- cycle model --------------------------------------------------------------------------------
+    @property
+    def beats(self) -> int:
+        """Beats a frame on every stream: pixels * c / lanes."""
+        return self.pixels * (self.c // self.lanes)
+
+    def cycles(self) -> dict:
+        """One beat a cycle through one registered stage: ``ii`` = beats a frame; ``latency`` = first input
+        beat accepted to last output beat accepted = (beats - 1) + PIPELINE_DEPTH."""
+        return {"ii": self.beats, "latency": self.beats - 1 + PIPELINE_DEPTH, "pipeline": PIPELINE_DEPTH}
+
+    # --- helpers for rtl_memories / resources -------------------------------------------------------
+    def _rom_words(self, entries: np.ndarray, entry_w: int) -> list[int]:
+        """Pack per-channel entries (unsigned ``entry_w``-bit) into c/lanes words, lane 0 in the LSBs."""
+        u = np.asarray(to_unsigned(entries, entry_w), dtype=object).reshape(self.c // self.lanes, self.lanes)
+        return [sum(int(v) << (lane * entry_w) for lane, v in enumerate(row)) for row in u]
+
+    def _rom_resources(self, width: int) -> dict:
+        """ROM of c/lanes words: distributed (LUT6 as 64x1 ROM) up to 64 words, else BRAM18 (512x36)."""
+        depth = self.c // self.lanes
+        if depth <= 64:
+            return {"lut": width * math.ceil(depth / 64), "bram18": 0}
+        return {"lut": 0, "bram18": math.ceil(width / 36) * math.ceil(depth / 512)}
+
+    def _stage_resources(self, out_bits: int, lut_per_lane: int, const_bits: int = 0, dsp: int = 0) -> dict:
+        counter_w = clog2(self.c // self.lanes) if const_bits else 0
+        res = {"lut": self.lanes * lut_per_lane + 2 + 2 * counter_w,
+               "ff": out_bits + 1 + counter_w + const_bits * self.lanes, "bram18": 0, "dsp": dsp}
+        if const_bits:
+            rom = self._rom_resources(const_bits * self.lanes)
+            res["lut"] += rom["lut"]
+            res["bram18"] += rom["bram18"]
+        return res
+
+
+def _shift_ok(layer: _Elementwise, shift: int, field_name: str = "shift") -> None:
+    if not isinstance(shift, (int, np.integer)) or abs(int(shift)) > 62:
+        raise layer._err(f"{field_name} must be an integer in [-62, 62], got {shift!r}")
+
+
+def _sat_luts(wide: int, out_w: int) -> int:
+    """LUTs of a saturation of a ``wide``-bit value to ``out_w`` bits: overflow detect + output mux."""
+    return 0 if wide <= out_w else math.ceil((wide - out_w + 1) / 3) + out_w
+
+
+# ------------------------------------------------------------------------------------------------------
+@dataclass(kw_only=True)
+class Requant(_Elementwise):
+    """``y = sat_out(x >> shift)`` (negative shift = left shift), then ``max(y, 0)`` when ``relu``."""
+
+    out_w: int = 8
+    shift: int = 0
+    relu: bool = False
+
+    def __post_init__(self) -> None:
+        self.rtl_module = "bhpe_epi_requant"
+        self._check_common()
+        self._check_width("out_w", self.out_w)
+        _shift_ok(self, self.shift)
+
+    def execute(self, ins: list[np.ndarray]) -> list[np.ndarray]:
+        x = self._input(ins[0], self.in_w)
+        y = sat(shift_floor(x, self.shift), self.out_w)
+        if self.relu:
+            y = np.maximum(y, 0)
+        return [y]
+
+    def in_streams(self) -> list[StreamSpec]:
+        return [StreamSpec(self.lanes, self.in_w)]
+
+    def out_streams(self) -> list[StreamSpec]:
+        return [StreamSpec(self.lanes, self.out_w)]
+
+    def rtl_params(self) -> dict:
+        return {"Lanes": self.lanes, "InW": self.in_w, "OutW": self.out_w, "Shift": int(self.shift),
+                "Relu": int(bool(self.relu))}
+
+    def resources(self) -> dict:
+        """First-order model: per lane a saturation (overflow detect + mux) LUTs, one output register."""
+        wide = self.in_w + max(0, -self.shift)
+        return self._stage_resources(self.lanes * self.out_w, _sat_luts(wide, self.out_w) + int(self.relu))
+
+
+@dataclass(kw_only=True)
+class JoinAdd(_Elementwise):
+    """``y = sat_out((a << shift_a) + (b << shift_b))`` over two streams ``a`` (in_w bits), ``b`` (in_b_w)."""
+
+    in_b_w: int = 16
+    out_w: int = 16
+    shift_a: int = 0
+    shift_b: int = 0
+
+    def __post_init__(self) -> None:
+        self.rtl_module = "bhpe_epi_joinadd"
+        self._check_common()
+        self._check_width("in_b_w", self.in_b_w)
+        self._check_width("out_w", self.out_w)
+        for f in ("shift_a", "shift_b"):
+            v = getattr(self, f)
+            if not isinstance(v, (int, np.integer)) or not 0 <= v <= 62:
+                raise self._err(f"{f} must be a non-negative left shift in [0, 62], got {v!r}")
+
+    def execute(self, ins: list[np.ndarray]) -> list[np.ndarray]:
+        if len(ins) != 2:
+            raise self._err(f"takes two inputs, got {len(ins)}")
+        a = self._input(ins[0], self.in_w, "input a")
+        b = self._input(ins[1], self.in_b_w, "input b")
+        if a.shape != b.shape:
+            raise self._err(f"inputs differ in shape: {a.shape} vs {b.shape}")
+        return [sat(shift_floor(a, -self.shift_a) + shift_floor(b, -self.shift_b), self.out_w)]
+
+    def in_streams(self) -> list[StreamSpec]:
+        return [StreamSpec(self.lanes, self.in_w), StreamSpec(self.lanes, self.in_b_w)]
+
+    def out_streams(self) -> list[StreamSpec]:
+        return [StreamSpec(self.lanes, self.out_w)]
+
+    def rtl_params(self) -> dict:
+        return {"Lanes": self.lanes, "InAW": self.in_w, "InBW": self.in_b_w, "OutW": self.out_w,
+                "ShiftA": int(self.shift_a), "ShiftB": int(self.shift_b)}
+
+    def resources(self) -> dict:
+        """First-order model: per lane a carry-chain adder (1 LUT/bit) and a saturation, one output register."""
+        sum_w = max(self.in_w + self.shift_a, self.in_b_w + self.shift_b) + 1
+        return self._stage_resources(self.lanes * self.out_w, sum_w + _sat_luts(sum_w, self.out_w))
+
+
+@dataclass(kw_only=True)
+class MulShift(_Elementwise):
+    """``y = sat_out((m_c * x) >> shift)``, ``m`` per channel, ``const_w`` signed bits (alpha, BN scale)."""
+
+    out_w: int = 16
+    const_w: int = 8
+    m: np.ndarray
+    shift: int = 0
+
+    def __post_init__(self) -> None:
+        self.rtl_module = "bhpe_epi_mulshift"
+        self._check_common()
+        self._check_width("out_w", self.out_w)
+        self._check_width("const_w", self.const_w)
+        _shift_ok(self, self.shift)
+        self.m = self._const("m", self.const_w)
+
+    def execute(self, ins: list[np.ndarray]) -> list[np.ndarray]:
+        x = self._input(ins[0], self.in_w)
+        return [sat(shift_floor(x * self.m, self.shift), self.out_w)]
+
+    def in_streams(self) -> list[StreamSpec]:
+        return [StreamSpec(self.lanes, self.in_w)]
+
+    def out_streams(self) -> list[StreamSpec]:
+        return [StreamSpec(self.lanes, self.out_w)]
+
+    def rtl_params(self) -> dict:
+        return {"Lanes": self.lanes, "C": self.c, "InW": self.in_w, "ConstW": self.const_w,
+                "OutW": self.out_w, "Shift": int(self.shift)}
+
+    def rtl_memories(self) -> dict[str, list[int]]:
+        return {"InitFile": self._rom_words(self.m, self.const_w)}
+
+    def resources(self) -> dict:
+        """First-order model: one DSP48 (27x18) per lane, saturation LUTs, constant ROM, output register."""
+        wide = self.in_w + self.const_w + max(0, -self.shift)
+        return self._stage_resources(self.lanes * self.out_w, _sat_luts(wide, self.out_w), self.const_w,
+                                     dsp=self.lanes * math.ceil(max(self.in_w, self.const_w) / 27))
+
+
+@dataclass(kw_only=True)
+class AddConst(_Elementwise):
+    """``y = sat_out(x + b_c)``, ``b`` per channel, ``const_w`` signed bits (gamma, zeta, BN shift)."""
+
+    out_w: int = 16
+    const_w: int = 16
+    b: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.rtl_module = "bhpe_epi_addconst"
+        self._check_common()
+        self._check_width("out_w", self.out_w)
+        self._check_width("const_w", self.const_w)
+        self.b = self._const("b", self.const_w)
+
+    def execute(self, ins: list[np.ndarray]) -> list[np.ndarray]:
+        x = self._input(ins[0], self.in_w)
+        return [sat(x + self.b, self.out_w)]
+
+    def in_streams(self) -> list[StreamSpec]:
+        return [StreamSpec(self.lanes, self.in_w)]
+
+    def out_streams(self) -> list[StreamSpec]:
+        return [StreamSpec(self.lanes, self.out_w)]
+
+    def rtl_params(self) -> dict:
+        return {"Lanes": self.lanes, "C": self.c, "InW": self.in_w, "ConstW": self.const_w,
+                "OutW": self.out_w}
+
+    def rtl_memories(self) -> dict[str, list[int]]:
+        return {"InitFile": self._rom_words(self.b, self.const_w)}
+
+    def resources(self) -> dict:
+        """First-order model: per lane a carry-chain adder and a saturation, constant ROM, output register."""
+        sum_w = max(self.in_w, self.const_w) + 1
+        return self._stage_resources(self.lanes * self.out_w, sum_w + _sat_luts(sum_w, self.out_w), self.const_w)
+
+
+@dataclass(kw_only=True)
+class Prelu(_Elementwise):
+    """``y = x > 0 ? sat_out(x) : sat_out((beta_c * x) >> shift)`` (the slope of RPReLU, eq. 6)."""
+
+    out_w: int = 16
+    const_w: int = 8
+    beta: np.ndarray
+    shift: int = 0
+
+    def __post_init__(self) -> None:
+        self.rtl_module = "bhpe_epi_prelu"
+        self._check_common()
+        self._check_width("out_w", self.out_w)
+        self._check_width("const_w", self.const_w)
+        _shift_ok(self, self.shift)
+        self.beta = self._const("beta", self.const_w)
+
+    def execute(self, ins: list[np.ndarray]) -> list[np.ndarray]:
+        x = self._input(ins[0], self.in_w)
+        neg = sat(shift_floor(x * self.beta, self.shift), self.out_w)
+        return [np.where(x > 0, sat(x, self.out_w), neg)]
+
+    def in_streams(self) -> list[StreamSpec]:
+        return [StreamSpec(self.lanes, self.in_w)]
+
+    def out_streams(self) -> list[StreamSpec]:
+        return [StreamSpec(self.lanes, self.out_w)]
+
+    def rtl_params(self) -> dict:
+        return {"Lanes": self.lanes, "C": self.c, "InW": self.in_w, "ConstW": self.const_w,
+                "OutW": self.out_w, "Shift": int(self.shift)}
+
+    def rtl_memories(self) -> dict[str, list[int]]:
+        return {"InitFile": self._rom_words(self.beta, self.const_w)}
+
+    def resources(self) -> dict:
+        """First-order model: one DSP48 per lane, two saturations and a select, constant ROM, output register."""
+        wide = self.in_w + self.const_w + max(0, -self.shift)
+        luts = _sat_luts(wide, self.out_w) + _sat_luts(self.in_w, self.out_w) + self.out_w + self.in_w // 6 + 1
+        return self._stage_resources(self.lanes * self.out_w, luts, self.const_w,
+                                     dsp=self.lanes * math.ceil(max(self.in_w, self.const_w) / 27))
+
+
+@dataclass(kw_only=True)
+class Sign(_Elementwise):
+    """Binary activation (eq. 1): ``y = x >= 0`` as one bit (1 = +1, 0 = -1)."""
+
+    out_w: int = 1
+
+    def __post_init__(self) -> None:
+        self.rtl_module = "bhpe_sign"
+        self._check_common()
+        if self.out_w != 1:
+            raise self._err(f"out_w must be 1, got {self.out_w}")
+
+    def execute(self, ins: list[np.ndarray]) -> list[np.ndarray]:
+        x = self._input(ins[0], self.in_w)
+        return [(x >= 0).astype(np.int64)]
+
+    def in_streams(self) -> list[StreamSpec]:
+        return [StreamSpec(self.lanes, self.in_w)]
+
+    def out_streams(self) -> list[StreamSpec]:
+        return [StreamSpec(self.lanes, 1, signed=False)]
+
+    def rtl_params(self) -> dict:
+        return {"Lanes": self.lanes, "InW": self.in_w}
+
+    def resources(self) -> dict:
+        """First-order model: an inverter per lane (absorbed) and a 1-bit output register per lane."""
+        return self._stage_resources(self.lanes, 0)
+
+
+@dataclass(kw_only=True)
+class Threshold(_Elementwise):
+    """BNN-PYNQ BatchNorm + Sign: ``y = x >= T_c``, or ``x <= T_c`` where ``neg_c`` (negative BN scale)."""
+
+    thr_w: int = 16
+    thresholds: np.ndarray
+    neg: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.rtl_module = "bhpe_threshold"
+        self._check_common()
+        self._check_width("thr_w", self.thr_w)
+        self.thresholds = self._const("thresholds", self.thr_w)
+        if self.neg is None:
+            self.neg = np.zeros(self.c, dtype=np.int64)
+        neg = np.asarray(self.neg)
+        if neg.shape != (self.c,) or not np.all((neg == 0) | (neg == 1)):
+            raise self._err(f"neg must be a ({self.c},) array of 0/1 (or booleans)")
+        self.neg = neg.astype(np.int64)
+
+    def execute(self, ins: list[np.ndarray]) -> list[np.ndarray]:
+        x = self._input(ins[0], self.in_w)
+        t = self.thresholds
+        return [np.where(self.neg.astype(bool), x <= t, x >= t).astype(np.int64)]
+
+    def in_streams(self) -> list[StreamSpec]:
+        return [StreamSpec(self.lanes, self.in_w)]
+
+    def out_streams(self) -> list[StreamSpec]:
+        return [StreamSpec(self.lanes, 1, signed=False)]
+
+    def rtl_params(self) -> dict:
+        return {"Lanes": self.lanes, "C": self.c, "InW": self.in_w, "ThrW": self.thr_w}
+
+    def rtl_memories(self) -> dict[str, list[int]]:
+        """Entries of thr_w + 1 bits: the threshold (two's complement) in the low bits, ``neg`` on top."""
+        entries = np.asarray(to_unsigned(self.thresholds, self.thr_w), dtype=np.int64) | (self.neg << self.thr_w)
+        return {"InitFile": self._rom_words(entries, self.thr_w + 1)}
+
+    def resources(self) -> dict:
+        """First-order model: per lane a signed comparator (carry chain, 1 LUT/bit) and a direction mux, ROM."""
+        cmp_w = max(self.in_w, self.thr_w)
+        return self._stage_resources(self.lanes, cmp_w + 1, self.thr_w + 1)
+
+
+@dataclass(kw_only=True)
+class MultiThreshold(_Elementwise):
+    """FINN-style MultiThreshold: ``y = sum_i (x >= T_c,i)``, ``2^out_w - 1`` thresholds a channel, unsigned
+    ``out_w``-bit output (a k-bit uniform activation)."""
+
+    thr_w: int = 16
+    out_w: int = 2
+    thresholds: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.rtl_module = "bhpe_epi_multithreshold"
+        self._check_common()
+        self._check_width("thr_w", self.thr_w, hi=63)
+        self._check_width("out_w", self.out_w, hi=8)
+        n = (1 << self.out_w) - 1
+        t = np.asarray(self.thresholds)
+        if t.shape != (self.c, n):
+            raise self._err(f"thresholds must have shape ({self.c}, {n}) for out_w={self.out_w}, got {t.shape}")
+        lo, hi = _range(self.thr_w)
+        t = t.astype(np.int64)
+        if t.min() < lo or t.max() > hi:
+            raise self._err(f"thresholds {t.min()}..{t.max()} do not fit {self.thr_w} signed bits")
+        self.thresholds = t
+
+    def execute(self, ins: list[np.ndarray]) -> list[np.ndarray]:
+        x = self._input(ins[0], self.in_w)
+        return [(x[..., None] >= self.thresholds).sum(axis=-1).astype(np.int64)]
+
+    def in_streams(self) -> list[StreamSpec]:
+        return [StreamSpec(self.lanes, self.in_w)]
+
+    def out_streams(self) -> list[StreamSpec]:
+        return [StreamSpec(self.lanes, self.out_w, signed=False)]
+
+    def rtl_params(self) -> dict:
+        return {"Lanes": self.lanes, "C": self.c, "InW": self.in_w, "ThrW": self.thr_w, "OutW": self.out_w}
+
+    def rtl_memories(self) -> dict[str, list[int]]:
+        """One lane entry = the channel's thresholds, threshold i at bit i*thr_w (two's complement)."""
+        n = (1 << self.out_w) - 1
+        entries = [sum(v << (i * self.thr_w) for i, v in enumerate(to_unsigned(row, self.thr_w)))
+                   for row in self.thresholds]
+        return {"InitFile": self._rom_words(np.array(entries, dtype=object), n * self.thr_w)}
+
+    def resources(self) -> dict:
+        """First-order model: per lane 2^k - 1 comparators (1 LUT/bit) and a popcount adder tree, ROM."""
+        n = (1 << self.out_w) - 1
+        cmp_w = max(self.in_w, self.thr_w)
+        return self._stage_resources(self.lanes * self.out_w, n * (cmp_w + 1) + n, n * self.thr_w)
+
+
+#: kind name -> class, for the compiler's lowering and the tests
+KINDS = {k.__name__: k for k in (Requant, JoinAdd, MulShift, AddConst, Prelu, Sign, Threshold, MultiThreshold)}

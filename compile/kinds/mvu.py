@@ -1,0 +1,244 @@
+"""Matrix-vector unit layer kinds: the compute core of every convolution and fully-connected layer.
+
+Both kinds take the output of the sliding-window generator: for each output pixel the window vector of
+``n = K*K*Cin`` elements in ``(ky, kx, c)`` order, ``simd`` elements a beat, plus a parallel mask stream
+(1 = real tap, 0 = zero-padding tap). They produce, for each output pixel, ``cout`` accumulators in channel
+order, ``pe`` lanes a beat. Folding: neuron fold ``NF = cout/pe``, synapse fold ``SF = n/simd``; the unit
+buffers the ``SF`` input beats of a pixel and walks them ``NF`` times, so a pixel costs ``NF*SF`` cycles.
+
+Weight ROM layout (both kinds, ``NF*SF`` words): the word at address ``nf*SF + sf`` holds, in element slot
+``p*simd + s`` (slot 0 in the LSBs; 1 bit per slot for XNOR, ``w_w`` bits for fixed point), the weight of
+output channel ``nf*pe + p`` for window element ``sf*simd + s``.
+
+Numerics: ``docs/numerics.md`` (binary conv: ``p = 2*popcount(xnor & valid) - popcount(valid)``; fixed-point
+conv: ``acc = sum w*a`` with padding taps contributing 0).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from binaryhpe.compile.kinds.base import HwLayer, StreamSpec, clog2
+from binaryhpe.compile.kinds.plumbing import _bram18, _lutram
+
+#: register stages between an accepted input beat and the output register (fetch, dot/popcount, acc)
+MVU_PIPELINE = 3
+
+
+@dataclass
+class _MvuBase(HwLayer):
+    n: int = 1
+    cout: int = 1
+    pe: int = 1
+    simd: int = 1
+    weights: np.ndarray = field(default_factory=lambda: np.zeros((1, 1), dtype=np.int64), repr=False)
+    pixels: int = 1  # output pixels per frame (OH*OW), for the cycle model
+
+    @property
+    def N(self) -> int:  # noqa: N802 - the brief's name for the synapse count
+        return self.n
+
+    @property
+    def nf(self) -> int:
+        return self.cout // self.pe
+
+    @property
+    def sf(self) -> int:
+        return self.n // self.simd
+
+    def check(self) -> None:
+        """Validate shape and folding (call again after changing ``pe``/``simd`` on an existing object)."""
+        self._check()
+
+    def _check(self) -> None:
+        kind = type(self).__name__
+        for attr in ("n", "cout", "pe", "simd", "pixels"):
+            if int(getattr(self, attr)) < 1:
+                raise ValueError(f"{kind} '{self.name}': {attr} = {getattr(self, attr)} must be >= 1")
+        if self.cout % self.pe:
+            raise ValueError(f"{kind} '{self.name}': pe = {self.pe} does not divide cout = {self.cout}")
+        if self.n % self.simd:
+            raise ValueError(f"{kind} '{self.name}': simd = {self.simd} does not divide N = {self.n}")
+        w = np.asarray(self.weights)
+        if w.shape != (self.cout, self.n):
+            raise ValueError(
+                f"{kind} '{self.name}': weights shape {w.shape} is not (cout, N) = ({self.cout}, {self.n})")
+
+    def _split_ins(self, ins: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        kind = type(self).__name__
+        win = np.asarray(ins[0], dtype=np.int64)
+        mask = np.asarray(ins[1], dtype=np.int64) if len(ins) > 1 else np.ones_like(win)
+        if win.ndim != 3 or win.shape[-1] != self.n:
+            raise ValueError(f"{kind} '{self.name}': windows shape {win.shape} is not (OH, OW, {self.n})")
+        if mask.shape != win.shape:
+            raise ValueError(f"{kind} '{self.name}': mask shape {mask.shape} differs from windows {win.shape}")
+        if np.any((mask != 0) & (mask != 1)):
+            raise ValueError(f"{kind} '{self.name}': mask values must be 0 or 1")
+        return win, mask
+
+    def _rom_words(self, slots: np.ndarray, slot_w: int) -> list[int]:
+        """Pack ``slots`` (cout, n) of unsigned ``slot_w``-bit values into the ROM words (see module doc)."""
+        pe, simd, nf, sf = self.pe, self.simd, self.nf, self.sf
+        # (nf, pe, sf, simd) -> (nf, sf, pe, simd): slot index p*simd + s inside word nf*SF + sf
+        t = slots.reshape(nf, pe, sf, simd).transpose(0, 2, 1, 3).reshape(nf * sf, pe * simd)
+        words = []
+        for row in t:
+            word = 0
+            for i, v in enumerate(row):
+                word |= int(v) << (i * slot_w)
+            words.append(word)
+        return words
+
+    def cycles(self) -> dict:
+        """``ii`` = pixels*NF*SF (one weight-matrix step a cycle); ``latency`` = cycles from the first input
+        beat's handshake to the last output beat's handshake, both counted, = ii + MVU_PIPELINE."""
+        ii = self.pixels * self.nf * self.sf
+        return {"ii": ii, "latency": ii + MVU_PIPELINE}
+
+    def in_streams(self) -> list[StreamSpec]:
+        """One stream, the SWG's window elements; its mask bits (one a lane) travel in the same beat as the
+        sideband ``in_tmask`` beside ``in_tdata`` (as the SWG's ``out_tmask``)."""
+        return [StreamSpec(self.simd, self._in_width(), signed=self._in_signed())]
+
+    def out_streams(self) -> list[StreamSpec]:
+        return [StreamSpec(self.pe, self.acc_w, signed=True)]
+
+    def _in_width(self) -> int:
+        raise NotImplementedError
+
+    def _in_signed(self) -> bool:
+        raise NotImplementedError
+
+    @property
+    def acc_w(self) -> int:
+        raise NotImplementedError
+
+
+@dataclass
+class XnorMvu(_MvuBase):
+    """Binary matrix-vector unit (``bhpe_xnor_mvu``): XNOR-popcount with a valid mask for zero padding.
+
+    ``weights``: (cout, n) of +1/-1; input windows are bits (1 = +1, 0 = -1).
+    """
+
+    def __post_init__(self) -> None:
+        self.rtl_module = "bhpe_xnor_mvu"
+        self.weights = np.asarray(self.weights, dtype=np.int64)
+        self._check()
+        if np.any(np.abs(self.weights) != 1):
+            raise ValueError(f"XnorMvu '{self.name}': weights must be +1 or -1")
+
+    @property
+    def acc_w(self) -> int:
+        return clog2(self.n + 1) + 1
+
+    def _in_width(self) -> int:
+        return 1
+
+    def _in_signed(self) -> bool:
+        return False
+
+    def execute(self, ins: list[np.ndarray]) -> list[np.ndarray]:
+        """ins = [windows (OH, OW, n) of 0/1 bits, mask (OH, OW, n) of 0/1] -> [(OH, OW, cout) int64]."""
+        win, mask = self._split_ins(ins)
+        if np.any((win != 0) & (win != 1)):
+            raise ValueError(f"XnorMvu '{self.name}': window values must be bits 0/1")
+        a = 2 * win - 1  # +-1
+        # 2*popcount(xnor & mask) - popcount(mask) == sum over valid taps of a*w
+        acc = np.einsum("hwn,cn->hwc", a * mask, self.weights)
+        return [acc.astype(np.int64)]
+
+    def rtl_params(self) -> dict:
+        return {"N": self.n, "Cout": self.cout, "Pe": self.pe, "Simd": self.simd, "AccW": self.acc_w}
+
+    def rtl_memories(self) -> dict[str, list[int]]:
+        """``InitFile``: NF*SF words of pe*simd bits, bit p*simd+s = weight of channel nf*pe+p, element
+        sf*simd+s (1 = +1)."""
+        return {"InitFile": self._rom_words((self.weights > 0).astype(np.int64), 1)}
+
+    def resources(self) -> dict:
+        """FINN's MVAU first-order LUT model (300 + 1.1*PE*(XNOR + popcount tree + accumulator), W = A = 1)
+        plus the mask popcount; weight ROM and input buffer by the project's BRAM18 / LUT-RAM rule."""
+        pe, simd, acc = self.pe, self.simd, self.acc_w
+        wa = 2
+        mult = simd * (2 * math.ceil(wa / 6) - 1) * wa  # XNOR + mask AND per synapse
+        tree = wa * (2 * simd - 1)
+        lut = 300 + 1.1 * pe * (mult + tree + acc) + 2 * simd
+        depth, width = self.nf * self.sf, pe * simd
+        bram = _bram18(width, depth)
+        if bram == 0:
+            lut += _lutram(width, depth)
+        if self.nf > 1:
+            lut += _lutram(2 * simd, self.sf)  # input buffer (data + mask)
+        ff = 2 * simd + width + pe * (clog2(simd + 1) + 2 * acc) + clog2(simd + 1) + 3 * clog2(depth + 1) + 8
+        return {"lut": int(lut), "ff": int(ff), "bram18": bram, "dsp": 0}
+
+
+@dataclass
+class FxpMvu(_MvuBase):
+    """Fixed-point matrix-vector unit (``bhpe_fxp_mvu``): ``acc = sum mask*w*a``, exact in ``acc_w`` bits.
+
+    ``weights``: (cout, n) signed ``w_w``-bit integers; input windows signed ``in_w``-bit integers.
+    """
+
+    in_w: int = 8
+    w_w: int = 8
+
+    def __post_init__(self) -> None:
+        self.rtl_module = "bhpe_fxp_mvu"
+        self.weights = np.asarray(self.weights, dtype=np.int64)
+        self._check()
+        lo, hi = -(1 << (self.w_w - 1)), (1 << (self.w_w - 1)) - 1
+        if self.weights.min() < lo or self.weights.max() > hi:
+            raise ValueError(f"FxpMvu '{self.name}': weights out of the signed {self.w_w}-bit range")
+
+    @property
+    def acc_w(self) -> int:
+        return self.w_w + self.in_w + clog2(self.n)
+
+    def _in_width(self) -> int:
+        return self.in_w
+
+    def _in_signed(self) -> bool:
+        return True
+
+    def execute(self, ins: list[np.ndarray]) -> list[np.ndarray]:
+        """ins = [windows (OH, OW, n) signed ints, mask (OH, OW, n) of 0/1 (optional)] -> [(OH, OW, cout)].
+
+        Masked taps contribute 0 (the RTL forces them to 0 as well)."""
+        win, mask = self._split_ins(ins)
+        lo, hi = -(1 << (self.in_w - 1)), (1 << (self.in_w - 1)) - 1
+        if win.size and (win.min() < lo or win.max() > hi):
+            raise ValueError(f"FxpMvu '{self.name}': window values out of the signed {self.in_w}-bit range")
+        acc = np.einsum("hwn,cn->hwc", win * mask, self.weights)
+        return [acc.astype(np.int64)]
+
+    def rtl_params(self) -> dict:
+        return {"N": self.n, "Cout": self.cout, "Pe": self.pe, "Simd": self.simd,
+                "InW": self.in_w, "WW": self.w_w, "AccW": self.acc_w}
+
+    def rtl_memories(self) -> dict[str, list[int]]:
+        """``InitFile``: NF*SF words of pe*simd*w_w bits, slot p*simd+s = two's-complement weight of channel
+        nf*pe+p, element sf*simd+s."""
+        slots = self.weights & ((1 << self.w_w) - 1)
+        return {"InitFile": self._rom_words(slots, self.w_w)}
+
+    def resources(self) -> dict:
+        """FINN's MVAU first-order model with the multipliers in DSPs (LUT 300 + 1.1*PE*(adder tree + acc),
+        DSP PE*SIMD*ceil((W+A)/48)); weight ROM and input buffer by the project's BRAM18 / LUT-RAM rule."""
+        pe, simd, acc = self.pe, self.simd, self.acc_w
+        wa = self.w_w + self.in_w
+        tree = wa * (2 * simd - 1)
+        lut = 300 + 1.1 * pe * (tree + acc) + simd  # + mask gating
+        depth, width = self.nf * self.sf, pe * simd * self.w_w
+        bram = _bram18(width, depth)
+        if bram == 0:
+            lut += _lutram(width, depth)
+        if self.nf > 1:
+            lut += _lutram(simd * (self.in_w + 1), self.sf)  # input buffer (data + mask)
+        ff = simd * (self.in_w + 1) + width + 3 * pe * acc + 3 * clog2(depth + 1) + 8
+        dsp = pe * simd * math.ceil(wa / 48)
+        return {"lut": int(lut), "ff": int(ff), "bram18": bram, "dsp": int(dsp)}
