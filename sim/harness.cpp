@@ -1,0 +1,125 @@
+// Whole-network Verilator harness for a binaryhpe top level (bhpe_top): streams frames in, collects
+// frames out, with optional random stalls on both streams, and reports cycle counts. No Python in the
+// loop, so whole networks simulate at Verilator speed.
+//
+// usage: Vsim IN OUT FRAMES IN_BEATS OUT_BEATS STALL_IN_PERMILLE STALL_OUT_PERMILLE SEED TIMEOUT [WAVES.fst]
+// IN: one hex word a line (FRAMES * IN_BEATS lines). OUT: "cycle hexword" a line.
+// Exit 0 when every output beat arrived; 3 when no beat moved for TIMEOUT cycles (deadlock).
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "Vbhpe_top.h"
+#include "verilated.h"
+#if VM_TRACE
+#include "verilated_fst_c.h"
+#endif
+
+static uint64_t rng_state = 1;
+static uint32_t rnd() {  // xorshift64*
+  rng_state ^= rng_state >> 12;
+  rng_state ^= rng_state << 25;
+  rng_state ^= rng_state >> 27;
+  return (uint32_t)((rng_state * 2685821657736338717ULL) >> 32);
+}
+
+int main(int argc, char** argv) {
+  if (argc < 10) {
+    std::fprintf(stderr, "usage: %s IN OUT FRAMES IN_BEATS OUT_BEATS STALL_IN STALL_OUT SEED TIMEOUT [WAVES]\n", argv[0]);
+    return 2;
+  }
+  const long frames = std::atol(argv[3]), in_beats = std::atol(argv[4]), out_beats = std::atol(argv[5]);
+  const uint32_t stall_in = std::atoi(argv[6]), stall_out = std::atoi(argv[7]);
+  rng_state = std::strtoull(argv[8], nullptr, 10) * 0x9E3779B97F4A7C15ULL + 1;
+  const long timeout = std::atol(argv[9]);
+  std::vector<uint64_t> in;
+  {
+    std::ifstream f(argv[1]);
+    std::string line;
+    while (std::getline(f, line)) if (!line.empty()) in.push_back(std::strtoull(line.c_str(), nullptr, 16));
+  }
+  if ((long)in.size() != frames * in_beats) {
+    std::fprintf(stderr, "input has %zu beats, expected %ld\n", in.size(), frames * in_beats);
+    return 2;
+  }
+  VerilatedContext ctx;
+  ctx.commandArgs(argc, argv);
+  Vbhpe_top top(&ctx);
+#if VM_TRACE
+  VerilatedFstC* tfp = nullptr;
+  if (argc > 10) {
+    ctx.traceEverOn(true);
+    tfp = new VerilatedFstC;
+    top.trace(tfp, 99);
+    tfp->open(argv[10]);
+  }
+#endif
+  uint64_t t = 0;
+  auto tick = [&]() {
+    top.clk_i = 1;
+    top.eval();
+#if VM_TRACE
+    if (tfp) tfp->dump(t * 10 + 5);
+#endif
+    top.clk_i = 0;
+    top.eval();
+#if VM_TRACE
+    if (tfp) tfp->dump(t * 10 + 10);
+#endif
+    t++;
+  };
+  top.clk_i = 0;
+  top.rst_ni = 0;
+  top.in_tvalid = 0;
+  top.out_tready = 0;
+  top.eval();
+  for (int i = 0; i < 4; i++) tick();
+  top.rst_ni = 1;
+  top.eval();
+  tick();
+  const uint64_t t0 = t;
+  std::FILE* out = std::fopen(argv[2], "w");
+  size_t ip = 0;
+  long got = 0, idle = 0;
+  const long want = frames * out_beats;
+  while (got < want) {
+    const bool in_idle = stall_in && (rnd() % 1000) < stall_in;
+    const bool out_stall = stall_out && (rnd() % 1000) < stall_out;
+    top.in_tvalid = (ip < in.size() && !in_idle) ? 1 : 0;
+    top.in_tdata = ip < in.size() ? in[ip] : 0;
+    top.out_tready = out_stall ? 0 : 1;
+    top.eval();
+    const bool in_fire = top.in_tvalid && top.in_tready;
+    const bool out_fire = top.out_tvalid && top.out_tready;
+    if (out_fire) {
+      std::fprintf(out, "%llu %llx\n", (unsigned long long)(t - t0), (unsigned long long)top.out_tdata);
+      got++;
+    }
+    if (in_fire) {
+      if (ip % in_beats == 0) std::fprintf(out, "# frame_in %llu\n", (unsigned long long)(t - t0));
+      ip++;
+    }
+    idle = (in_fire || out_fire) ? 0 : idle + 1;
+    tick();
+    if (idle > timeout) {
+      std::fprintf(out, "# deadlock %llu\n", (unsigned long long)(t - t0));
+      std::fclose(out);
+      std::fprintf(stderr, "DEADLOCK: no beat moved for %ld cycles (%ld of %ld output beats, %zu of %zu input)\n",
+                   timeout, got, want, ip, in.size());
+#if VM_TRACE
+      if (tfp) tfp->close();
+#endif
+      return 3;
+    }
+  }
+  std::fprintf(out, "# done %llu\n", (unsigned long long)(t - t0));
+  std::fclose(out);
+#if VM_TRACE
+  if (tfp) tfp->close();
+#endif
+  top.final();
+  return 0;
+}
