@@ -1,0 +1,264 @@
+"""Stream plumbing kinds: Fifo, Fork (broadcast), Dwc (lane-count converter), Concat and Split (channels).
+
+None of them computes: ``execute`` moves integers. Their cycle models count beats; all of them run at one
+beat a cycle on their busiest port when nothing stalls.
+
+Cycle-model conventions (shared with ``swg.py`` and ``pool.py``): ``ii`` is the number of cycles between the
+first output beats of consecutive frames when the input arrives back to back and no output stalls;
+``latency`` is the cycle of a frame's last output beat minus the cycle of its first input beat.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from binaryhpe.compile.kinds.base import HwLayer, StreamSpec, clog2
+
+
+def _bram18(bits_wide: int, depth: int) -> int:
+    """Block RAM 18 Kb count of a ``depth x bits_wide`` memory (0 when small enough for LUT RAM)."""
+    if depth * bits_wide <= 1024 or depth <= 64:
+        return 0
+    # an 18 Kb block is 512 x 36, 1K x 18, 2K x 9, ...: pick the cheapest aspect
+    best = None
+    for d, wd in ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)):
+        n = -(-bits_wide // wd) * -(-depth // d)
+        best = n if best is None else min(best, n)
+    return best
+
+
+def _lutram(bits_wide: int, depth: int) -> int:
+    """LUTs of a distributed RAM (64 x 1 per LUT6)."""
+    return bits_wide * -(-depth // 64)
+
+
+def _check_lanes(name: str, c: int, lanes: int, what: str = "C") -> None:
+    if lanes < 1 or c < 1 or c % lanes:
+        raise ValueError(f"{name}: Lanes={lanes} must divide {what}={c} (both >= 1)")
+
+
+@dataclass
+class Fifo(HwLayer):
+    """``bhpe_fifo``: a first-in first-out buffer of ``depth`` beats of ``width`` bits.
+
+    ``beats`` is the number of beats of one frame (for the cycle model only); ``lanes``/``elem_w`` describe
+    the beat for the stream specs (``width = lanes * elem_w``).
+    """
+
+    elem_w: int = 8
+    lanes: int = 1
+    depth: int = 2
+    beats: int = 1
+    signed: bool = True
+
+    def __post_init__(self):
+        self.rtl_module = "bhpe_fifo"
+        if self.depth < 1 or self.elem_w < 1 or self.lanes < 1 or self.beats < 1:
+            raise ValueError(f"{self.name}: Fifo needs depth, elem_w, lanes, beats >= 1")
+
+    @property
+    def width(self) -> int:
+        return self.elem_w * self.lanes
+
+    def execute(self, ins):
+        return [np.asarray(ins[0], dtype=np.int64)]
+
+    def cycles(self) -> dict:
+        # a beat pushed at cycle t is visible at the output at t + 1; one beat a cycle
+        return {"ii": self.beats, "latency": self.beats}
+
+    def in_streams(self):
+        return [StreamSpec(self.lanes, self.elem_w, self.signed)]
+
+    def out_streams(self):
+        return [StreamSpec(self.lanes, self.elem_w, self.signed)]
+
+    def rtl_params(self) -> dict:
+        return {"Width": self.width, "Depth": self.depth}
+
+    def resources(self) -> dict:
+        """First-order model: memory in LUT RAM up to 1 Kb / 64 entries, else BRAM18; pointers in FFs."""
+        b = _bram18(self.width, self.depth)
+        ptr = max(1, clog2(self.depth))
+        return {"lut": (0 if b else _lutram(self.width, self.depth)) + 4 * ptr + 4,
+                "ff": 2 * ptr + clog2(self.depth + 1) + (0 if b or self.depth > 4 else self.width * self.depth),
+                "bram18": b, "dsp": 0}
+
+
+@dataclass
+class Fork(HwLayer):
+    """``bhpe_fork``: one stream broadcast to two (``a`` and ``b``), each may stall independently."""
+
+    h: int = 1
+    w: int = 1
+    c: int = 1
+    elem_w: int = 8
+    lanes: int = 1
+    signed: bool = True
+
+    def __post_init__(self):
+        self.rtl_module = "bhpe_fork"
+        _check_lanes(self.name, self.c, self.lanes)
+
+    def beats(self) -> int:
+        return self.h * self.w * self.c // self.lanes
+
+    def execute(self, ins):
+        x = np.asarray(ins[0], dtype=np.int64)
+        return [x, x.copy()]
+
+    def cycles(self) -> dict:
+        # registered output: the last beat is out one cycle after it was accepted
+        return {"ii": self.beats(), "latency": self.beats()}
+
+    def in_streams(self):
+        return [StreamSpec(self.lanes, self.elem_w, self.signed)]
+
+    def out_streams(self):
+        return [StreamSpec(self.lanes, self.elem_w, self.signed)] * 2
+
+    def rtl_params(self) -> dict:
+        return {"Width": self.lanes * self.elem_w}
+
+    def resources(self) -> dict:
+        """First-order model: one data register and three flags."""
+        bw = self.lanes * self.elem_w
+        return {"lut": 6, "ff": bw + 3, "bram18": 0, "dsp": 0}
+
+
+@dataclass
+class Dwc(HwLayer):
+    """``bhpe_dwc``: re-beats a stream of ``in_lanes`` elements a beat into ``out_lanes`` elements a beat."""
+
+    h: int = 1
+    w: int = 1
+    c: int = 1
+    elem_w: int = 8
+    in_lanes: int = 1
+    out_lanes: int = 1
+    signed: bool = True
+
+    def __post_init__(self):
+        self.rtl_module = "bhpe_dwc"
+        _check_lanes(self.name, self.c, self.in_lanes)
+        _check_lanes(self.name, self.c, self.out_lanes)
+        if self.in_lanes % self.out_lanes and self.out_lanes % self.in_lanes:
+            raise ValueError(f"{self.name}: one of InLanes={self.in_lanes}, OutLanes={self.out_lanes} "
+                             "must divide the other")
+
+    def execute(self, ins):
+        return [np.asarray(ins[0], dtype=np.int64)]
+
+    def cycles(self) -> dict:
+        n = self.h * self.w * self.c
+        ib, ob = n // self.in_lanes, n // self.out_lanes
+        if self.in_lanes == self.out_lanes:
+            return {"ii": ib, "latency": ib - 1}
+        # registered: down-conversion emits an input beat's slices in the cycles after it was taken and
+        # takes the next one with the last slice; up-conversion emits the cycle after a group completes
+        return {"ii": max(ib, ob), "latency": max(ib, ob)}
+
+    def in_streams(self):
+        return [StreamSpec(self.in_lanes, self.elem_w, self.signed)]
+
+    def out_streams(self):
+        return [StreamSpec(self.out_lanes, self.elem_w, self.signed)]
+
+    def rtl_params(self) -> dict:
+        return {"ElemW": self.elem_w, "InLanes": self.in_lanes, "OutLanes": self.out_lanes}
+
+    def resources(self) -> dict:
+        """First-order model: one register of the wider beat plus a slice multiplexer."""
+        wide = max(self.in_lanes, self.out_lanes) * self.elem_w
+        narrow = min(self.in_lanes, self.out_lanes) * self.elem_w
+        ratio = max(self.in_lanes, self.out_lanes) // min(self.in_lanes, self.out_lanes)
+        return {"lut": (narrow * ratio // 4 if ratio > 1 else 0) + 4, "ff": wide + clog2(ratio) + 1,
+                "bram18": 0, "dsp": 0}
+
+
+@dataclass
+class Concat(HwLayer):
+    """``bhpe_concat``: per pixel, the ``c1`` channels of input 0 then the ``c2`` channels of input 1."""
+
+    h: int = 1
+    w: int = 1
+    c1: int = 1
+    c2: int = 1
+    elem_w: int = 8
+    lanes: int = 1
+    signed: bool = True
+
+    def __post_init__(self):
+        self.rtl_module = "bhpe_concat"
+        _check_lanes(self.name, self.c1, self.lanes, "C1")
+        _check_lanes(self.name, self.c2, self.lanes, "C2")
+
+    def execute(self, ins):
+        a, b = (np.asarray(x, dtype=np.int64) for x in ins)
+        if a.shape != (self.h, self.w, self.c1) or b.shape != (self.h, self.w, self.c2):
+            raise ValueError(f"{self.name}: Concat expects ({self.h},{self.w},{self.c1}) and "
+                             f"({self.h},{self.w},{self.c2}), got {a.shape} and {b.shape}")
+        return [np.concatenate([a, b], axis=2)]
+
+    def cycles(self) -> dict:
+        # combinational: output beats = input beats, no register
+        n = self.h * self.w * (self.c1 + self.c2) // self.lanes
+        return {"ii": n, "latency": n - 1}
+
+    def in_streams(self):
+        return [StreamSpec(self.lanes, self.elem_w, self.signed)] * 2
+
+    def out_streams(self):
+        return [StreamSpec(self.lanes, self.elem_w, self.signed)]
+
+    def rtl_params(self) -> dict:
+        return {"ElemW": self.elem_w, "Lanes": self.lanes, "C1": self.c1, "C2": self.c2}
+
+    def resources(self) -> dict:
+        """First-order model: a 2:1 beat multiplexer and a beat counter."""
+        cw = max(1, clog2((self.c1 + self.c2) // self.lanes))
+        return {"lut": (self.lanes * self.elem_w + 1) // 2 + 2 * cw, "ff": cw, "bram18": 0, "dsp": 0}
+
+
+@dataclass
+class Split(HwLayer):
+    """``bhpe_split``: per pixel, the first ``c1`` channels to output 0 (``a``), the next ``c2`` to output 1."""
+
+    h: int = 1
+    w: int = 1
+    c1: int = 1
+    c2: int = 1
+    elem_w: int = 8
+    lanes: int = 1
+    signed: bool = True
+
+    def __post_init__(self):
+        self.rtl_module = "bhpe_split"
+        _check_lanes(self.name, self.c1, self.lanes, "C1")
+        _check_lanes(self.name, self.c2, self.lanes, "C2")
+
+    def execute(self, ins):
+        x = np.asarray(ins[0], dtype=np.int64)
+        if x.shape != (self.h, self.w, self.c1 + self.c2):
+            raise ValueError(f"{self.name}: Split expects ({self.h},{self.w},{self.c1 + self.c2}), got {x.shape}")
+        return [x[:, :, : self.c1].copy(), x[:, :, self.c1:].copy()]
+
+    def cycles(self) -> dict:
+        n = self.h * self.w * (self.c1 + self.c2) // self.lanes
+        return {"ii": n, "latency": n - 1}
+
+    def in_streams(self):
+        return [StreamSpec(self.lanes, self.elem_w, self.signed)]
+
+    def out_streams(self):
+        return [StreamSpec(self.lanes, self.elem_w, self.signed)] * 2
+
+    def rtl_params(self) -> dict:
+        return {"ElemW": self.elem_w, "Lanes": self.lanes, "C1": self.c1, "C2": self.c2}
+
+    def resources(self) -> dict:
+        """First-order model: a beat counter and the valid/ready steering."""
+        cw = max(1, clog2((self.c1 + self.c2) // self.lanes))
+        return {"lut": 2 * cw + 3, "ff": cw, "bram18": 0, "dsp": 0}

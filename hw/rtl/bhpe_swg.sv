@@ -1,0 +1,283 @@
+// Sliding-window generator for a KxK window, stride S, zero padding Pad, over H x W x C frames.
+//
+// Input: Lanes elements (ElemW bits) a beat, raster order, channel fastest (C/Lanes beats a pixel).
+// Output: for every output pixel (oy, ox) in raster order, the window elements in (ky, kx, c) order,
+// Lanes a beat, with out_tmask (one bit a lane): 1 = a real input element, 0 = a padding position,
+// whose data is 0. OH = floor((H + 2*Pad - K)/S) + 1 and OW likewise (PyTorch's floor mode: input rows
+// and columns after the last window are consumed and ignored).
+//
+// Line buffer: a ring of Rows = K + S input rows in one plain memory (write port for the input, one
+// registered read port for the windows: a simple dual-port block RAM). The writer fills rows in order
+// and stalls (in_tready = 0) only when all Rows slots hold complete rows still needed. The reader emits
+// output row oy once every input row it needs (up to S*oy - Pad + K - 1) is complete; rows before
+// S*oy - Pad are released when row oy starts, all rows of a frame after its last window was issued
+// and its last row arrived (with floor division, rows after the last window are consumed unused: the
+// reader then "drains", waiting for them, before it starts the next frame).
+// Rows = K + S lets the writer bring in the S rows of the next output row while the current one is
+// emitted, so the generator runs at max(input beats, output beats) a frame; it cannot deadlock
+// because an output row never needs more than K + S held rows.
+// Reads go through a 2-entry output FIFO (bhpe_fifo) with credit counting, so out_tready never
+// reaches the memory read enable's register stage and one beat a cycle is sustained.
+module bhpe_swg #(
+  parameter int unsigned ElemW = 8,
+  parameter int unsigned Lanes = 1,
+  parameter int unsigned H     = 4,
+  parameter int unsigned W     = 4,
+  parameter int unsigned C     = 1,
+  parameter int unsigned K     = 3,
+  parameter int unsigned S     = 1,
+  parameter int unsigned Pad   = 1
+) (
+  input  logic                   clk_i,
+  input  logic                   rst_ni,
+  input  logic [Lanes*ElemW-1:0] in_tdata,
+  input  logic                   in_tvalid,
+  output logic                   in_tready,
+  output logic [Lanes*ElemW-1:0] out_tdata,
+  output logic [Lanes-1:0]       out_tmask,
+  output logic                   out_tvalid,
+  input  logic                   out_tready
+);
+  localparam int unsigned BeatW    = Lanes * ElemW;
+  localparam int unsigned CB       = C / Lanes;
+  localparam int unsigned OH       = (H + 2 * Pad - K) / S + 1;
+  localparam int unsigned OW       = (W + 2 * Pad - K) / S + 1;
+  localparam int unsigned Rows     = K + S;
+  localparam int unsigned RowWords = W * CB;
+  localparam int unsigned Depth    = Rows * RowWords;
+  localparam int unsigned AddrW    = (Depth > 1) ? $clog2(Depth) : 1;
+  localparam int unsigned ColW     = (RowWords > 1) ? $clog2(RowWords) : 1;
+  localparam int unsigned SlotW    = $clog2(Rows);  // Rows >= 2
+  localparam int unsigned FullW    = $clog2(Rows + 1);
+  localparam int unsigned CbW      = (CB > 1) ? $clog2(CB) : 1;
+  localparam int unsigned KW       = (K > 1) ? $clog2(K) : 1;
+  localparam int unsigned OxW      = (OW > 1) ? $clog2(OW) : 1;
+  localparam int unsigned OyW      = (OH > 1) ? $clog2(OH) : 1;
+  localparam int unsigned MaxHW    = (H > W) ? H : W;
+  // signed coordinates span [-Pad, S*(max(OH,OW)-1) - Pad + K - 1 + S] and must hold H + Rows
+  localparam int unsigned CoordW   = $clog2(MaxHW + 2 * Pad + K + 2 * S + 1) + 2;
+  typedef logic signed [CoordW-1:0] coord_t;
+
+  if (C % Lanes != 0) begin : gen_bad_lanes
+    $error("bhpe_swg: Lanes must divide C");
+  end
+  if (H + 2 * Pad < K || W + 2 * Pad < K) begin : gen_bad_shape
+    $error("bhpe_swg: the window is larger than the padded frame");
+  end
+  if (Pad >= K) begin : gen_bad_pad
+    $error("bhpe_swg: Pad must be smaller than K");
+  end
+
+  function automatic logic [SlotW-1:0] slot_add(input logic [SlotW-1:0] a, input logic [FullW-1:0] d);
+    logic [FullW:0] s;
+    s = (FullW + 1)'(a) + (FullW + 1)'(d);
+    if (s >= (FullW + 1)'(Rows)) s = s - (FullW + 1)'(Rows);
+    return SlotW'(s);
+  endfunction
+
+  // ---------------------------------------------------------------- line buffer memory
+  logic [BeatW-1:0] mem [Depth];
+  logic [BeatW-1:0] rdata_q;
+  logic             wr_en, rd_en;
+  logic [AddrW-1:0] waddr, raddr;
+
+  always_ff @(posedge clk_i) begin
+    if (wr_en) mem[waddr] <= in_tdata;
+  end
+  always_ff @(posedge clk_i) begin
+    if (rd_en) rdata_q <= mem[raddr];
+  end
+
+  // ---------------------------------------------------------------- shared row accounting
+  logic [FullW-1:0] full_rows_q, full_rows_d;  // complete rows held in the ring
+  logic [SlotW-1:0] base_slot_q, base_slot_d;  // slot of the oldest held row
+  coord_t           base_row_q, base_row_d;    // frame row held in base_slot (reader's frame)
+
+  // ---------------------------------------------------------------- writer
+  logic [ColW-1:0]  wcol_q, wcol_d;
+  logic [SlotW-1:0] wslot_q, wslot_d;
+  logic             in_fire, row_done;
+
+  assign in_tready = (full_rows_q < FullW'(Rows));
+  assign in_fire   = in_tvalid & in_tready;
+  assign row_done  = in_fire & (wcol_q == ColW'(RowWords - 1));
+  assign wr_en     = in_fire;
+  assign waddr     = AddrW'(AddrW'(wslot_q) * AddrW'(RowWords) + AddrW'(wcol_q));
+
+  always_comb begin
+    wcol_d  = wcol_q;
+    wslot_d = wslot_q;
+    if (in_fire) begin
+      wcol_d = row_done ? '0 : wcol_q + ColW'(1);
+      if (row_done) wslot_d = slot_add(wslot_q, FullW'(1));
+    end
+  end
+
+  // ---------------------------------------------------------------- reader
+  logic [OyW-1:0] oy_q, oy_d;
+  logic [OxW-1:0] ox_q, ox_d;
+  logic [KW-1:0]  ky_q, ky_d, kx_q, kx_d;
+  logic [CbW-1:0] cb_q, cb_d;
+  coord_t         ry0_q, ry0_d, rx0_q, rx0_d;  // S*oy - Pad, S*ox - Pad
+  logic           active_q, active_d;          // current output row has its rows
+  logic           drain_q, drain_d;            // frame issued, waiting for its unused last rows
+  logic           frame_in;
+  coord_t         ry, rx, last_row;
+  logic [FullW-1:0] rel;  // ry - base_row, in [0, Rows) for a non-padding tap
+  logic           ready_cond, row_ok, pad, issue;
+  logic           last_cb, last_kx, last_ky, last_ox, last_oy;
+
+  // output stage: read data register -> 2-entry FIFO, credit counted
+  logic             infl_q, infl_pad_q;
+  logic [1:0]       ob_cnt_q, ob_cnt_d;
+  logic             pop;
+  logic [BeatW:0]   ob_in, ob_out;
+  logic             ob_in_ready;
+
+  assign ry       = ry0_q + coord_t'(ky_q);
+  assign rx       = rx0_q + coord_t'(kx_q);
+  assign last_row = (ry0_q + coord_t'(K - 1) > coord_t'(H - 1)) ? coord_t'(H - 1) : ry0_q + coord_t'(K - 1);
+  // every row of the reader's frame is complete (frame end: rows no window uses must arrive too)
+  assign frame_in = (base_row_q + coord_t'(full_rows_q)) >= coord_t'(H);
+  assign ready_cond = (base_row_q + coord_t'(full_rows_q)) > last_row;
+  assign row_ok   = active_q | (ready_cond & ~drain_q);
+  assign pad      = (ry < 0) || (ry >= coord_t'(H)) || (rx < 0) || (rx >= coord_t'(W));
+  assign pop      = out_tvalid & out_tready;
+  // issue a read when the FIFO will have room for it when its data arrives
+  assign issue    = row_ok & (((ob_cnt_q + 2'(infl_q)) < 2'd2) | pop);
+  assign rd_en    = issue & ~pad;
+  assign rel      = FullW'(ry - base_row_q);
+  assign raddr    = AddrW'(AddrW'(slot_add(base_slot_q, rel)) * AddrW'(RowWords)
+                         + AddrW'(rx) * AddrW'(CB) + AddrW'(cb_q));
+
+  assign last_cb = (cb_q == CbW'(CB - 1));
+  assign last_kx = (kx_q == KW'(K - 1));
+  assign last_ky = (ky_q == KW'(K - 1));
+  assign last_ox = (ox_q == OxW'(OW - 1));
+  assign last_oy = (oy_q == OyW'(OH - 1));
+
+  always_comb begin
+    oy_d        = oy_q;
+    ox_d        = ox_q;
+    ky_d        = ky_q;
+    kx_d        = kx_q;
+    cb_d        = cb_q;
+    ry0_d       = ry0_q;
+    rx0_d       = rx0_q;
+    active_d    = active_q;
+    drain_d     = drain_q;
+    base_row_d  = base_row_q;
+    base_slot_d = base_slot_q;
+    full_rows_d = full_rows_q + FullW'(row_done);
+    // start of an output row: release the rows it no longer needs
+    // end of a frame whose last rows arrived after its last window: release it now
+    if (drain_q && frame_in) begin
+      drain_d     = 1'b0;
+      base_slot_d = slot_add(base_slot_q, FullW'(coord_t'(H) - base_row_q));
+      full_rows_d = full_rows_d - FullW'(coord_t'(H) - base_row_q);
+      base_row_d  = '0;
+    end
+    if (!active_q && !drain_q && ready_cond) begin
+      active_d = 1'b1;
+      if (ry0_q > base_row_q) begin
+        base_row_d  = ry0_q;
+        base_slot_d = slot_add(base_slot_q, FullW'(ry0_q - base_row_q));
+        full_rows_d = full_rows_d - FullW'(ry0_q - base_row_q);
+      end
+    end
+    if (issue) begin
+      cb_d = last_cb ? '0 : cb_q + CbW'(1);
+      if (last_cb) begin
+        kx_d = last_kx ? '0 : kx_q + KW'(1);
+        if (last_kx) begin
+          ky_d = last_ky ? '0 : ky_q + KW'(1);
+          if (last_ky) begin
+            ox_d  = last_ox ? '0 : ox_q + OxW'(1);
+            rx0_d = last_ox ? -coord_t'(Pad) : rx0_q + coord_t'(S);
+            if (last_ox) begin
+              // end of an output row
+              active_d = 1'b0;
+              oy_d     = last_oy ? '0 : oy_q + OyW'(1);
+              ry0_d    = last_oy ? -coord_t'(Pad) : ry0_q + coord_t'(S);
+              if (last_oy) begin
+                // end of the frame: release all its rows once they all arrived
+                if (frame_in) begin
+                  base_slot_d = slot_add(base_slot_d, FullW'(coord_t'(H) - base_row_d));
+                  full_rows_d = full_rows_d - FullW'(coord_t'(H) - base_row_d);
+                  base_row_d  = '0;
+                end else begin
+                  drain_d = 1'b1;
+                end
+              end
+            end
+          end
+        end
+      end
+    end
+  end
+
+  always_comb begin
+    ob_cnt_d = ob_cnt_q + 2'(infl_q) - 2'(pop);
+  end
+
+  assign ob_in = {infl_pad_q, infl_pad_q ? '0 : rdata_q};
+
+  bhpe_fifo #(
+    .Width(BeatW + 1),
+    .Depth(2)
+  ) u_out_fifo (
+    .clk_i,
+    .rst_ni,
+    .in_tdata  (ob_in),
+    .in_tvalid (infl_q),
+    .in_tready (ob_in_ready),
+    .out_tdata (ob_out),
+    .out_tvalid(out_tvalid),
+    .out_tready(out_tready)
+  );
+  assign out_tdata = ob_out[BeatW-1:0];
+  assign out_tmask = {Lanes{~ob_out[BeatW]}};
+
+  logic unused_ready;
+  assign unused_ready = ob_in_ready;  // always 1 by the credit count
+
+  always_ff @(posedge clk_i) begin
+    if (!rst_ni) begin
+      full_rows_q <= '0;
+      base_slot_q <= '0;
+      base_row_q  <= '0;
+      wcol_q      <= '0;
+      wslot_q     <= '0;
+      oy_q        <= '0;
+      ox_q        <= '0;
+      ky_q        <= '0;
+      kx_q        <= '0;
+      cb_q        <= '0;
+      ry0_q       <= -coord_t'(Pad);
+      rx0_q       <= -coord_t'(Pad);
+      active_q    <= 1'b0;
+      drain_q     <= 1'b0;
+      infl_q      <= 1'b0;
+      infl_pad_q  <= 1'b0;
+      ob_cnt_q    <= '0;
+    end else begin
+      full_rows_q <= full_rows_d;
+      base_slot_q <= base_slot_d;
+      base_row_q  <= base_row_d;
+      wcol_q      <= wcol_d;
+      wslot_q     <= wslot_d;
+      oy_q        <= oy_d;
+      ox_q        <= ox_d;
+      ky_q        <= ky_d;
+      kx_q        <= kx_d;
+      cb_q        <= cb_d;
+      ry0_q       <= ry0_d;
+      rx0_q       <= rx0_d;
+      active_q    <= active_d;
+      drain_q     <= drain_d;
+      infl_q      <= issue;
+      infl_pad_q  <= pad;
+      ob_cnt_q    <= ob_cnt_d;
+    end
+  end
+endmodule
