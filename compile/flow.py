@@ -1,0 +1,180 @@
+"""The build flow, a named list of steps over one output folder (FINN's builder idea):
+
+model -> QONNX (export + check) -> hardware graph (lower, optimize) -> RTL (generate) -> simulation -> report.
+``binaryhpe build [MODEL] -o OUT [--sim]`` runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import shutil
+import time
+
+import numpy as np
+
+from binaryhpe import BinaryHPEError
+from binaryhpe.compile.graph import HwGraph
+
+
+def _log(msg: str) -> None:
+    print(f"[build] {msg}", flush=True)
+
+
+def step_model_to_qonnx(model: str, out: pathlib.Path, seed: int) -> tuple[pathlib.Path, dict | None]:
+    """A QONNX file given by path is used as is; a built-in name is built, frozen and exported."""
+    p = pathlib.Path(model)
+    if p.suffix == ".onnx" or p.exists():
+        if not p.is_file():
+            raise BinaryHPEError(f"QONNX file not found: {p}")
+        dst = out / "model.onnx"
+        if p.resolve() != dst.resolve():
+            shutil.copyfile(p, dst)
+        return dst, None
+    from binaryhpe.train.export import check_export, export_qonnx
+    from binaryhpe.train.hardware import to_hardware
+    from binaryhpe.train.models import build_model
+
+    net, x = build_model(model, seed=seed)
+    to_hardware(net)
+    path = export_qonnx(net, x, out / "model.onnx")
+    check = check_export(net, path, x)
+    _log(f"QONNX check vs PyTorch hardware mode: {check['mismatches']} mismatches in {check['elements']} elements")
+    if check["mismatches"]:
+        raise BinaryHPEError(f"{path}: QONNX execution differs from PyTorch on {check['mismatches']} elements")
+    return path, check
+
+
+def step_lower(qonnx: pathlib.Path, target_cycles=None, folding=None) -> tuple[HwGraph, object]:
+    from binaryhpe.compile.lower import load_qonnx, lower
+    from binaryhpe.compile.passes import optimize
+
+    mw = load_qonnx(qonnx)
+    g = optimize(lower(mw, source=str(qonnx.name)), target_cycles=target_cycles, folding=folding)
+    return g, mw
+
+
+def predicted_cycles(g: HwGraph) -> dict:
+    """Frame interval = the slowest layer's ii; latency = that plus the longest chain of per-layer lags
+    (latency - ii of each layer along the deepest path): an estimate from the per-layer cycle models."""
+    ii = max(lay.cycles()["ii"] for lay in g.layers)
+    lag: dict[str, int] = {g.input: 0}
+    for lay in g.layers:
+        c = lay.cycles()
+        start = max(lag.get(t, 0) for t in lay.inputs)
+        for t in lay.outputs:
+            lag[t] = start + max(0, c["latency"] - c["ii"])
+    return {"ii": int(ii), "latency": int(ii + lag.get(g.output, 0))}
+
+
+def layer_table(g: HwGraph) -> list[dict]:
+    rows = []
+    for lay in g.layers:
+        info = g.tensors[lay.outputs[0]]
+        fold = {k: getattr(lay, k) for k in ("pe", "simd", "lanes", "depth") if hasattr(lay, k)}
+        c = lay.cycles()
+        rows.append({"name": lay.name, "kind": type(lay).__name__, "module": lay.rtl_module,
+                     "shape": list(info.shape), "format": str(info.fmt), "folding": fold,
+                     "cycles": int(c["ii"]), "latency": int(c["latency"])})
+    return rows
+
+
+def format_table(rows: list[dict], limit: int | None = None) -> str:
+    head = f"{'layer':34s} {'kind':14s} {'shape (HxWxC)':>14s} {'format':>10s} {'folding':>18s} {'cycles':>8s}"
+    lines = [head, "-" * len(head)]
+    for r in rows[:limit]:
+        fold = ",".join(f"{k}={v}" for k, v in r["folding"].items())
+        shape = "x".join(str(s) for s in r["shape"])
+        lines.append(f"{r['name'][:34]:34s} {r['kind']:14s} {shape:>14s} {r['format']:>10s} {fold:>18s} {r['cycles']:8d}")
+    if limit and len(rows) > limit:
+        lines.append(f"... {len(rows) - limit} more layers in report.json")
+    return "\n".join(lines)
+
+
+def step_rtl(g: HwGraph, out: pathlib.Path) -> pathlib.Path:
+    from binaryhpe.compile.rtlgen import generate, rtl_library
+
+    rtl = out / "rtl"
+    generate(g, rtl)
+    lib = rtl / "lib"
+    lib.mkdir(exist_ok=True)
+    for f in rtl_library():
+        shutil.copyfile(f, lib / f.name)
+    return rtl
+
+
+def step_simulate(g: HwGraph, mw, rtl: pathlib.Path, seed: int, frames: int = 3, waves: bool = False) -> dict:
+    """Whole-network simulation: random and extreme frames, without and with random stalls; every output
+    integer must equal the integer reference (which equals execute_onnx, checked first)."""
+    from binaryhpe.compile.reference import compare_with_onnx, hw_input, onnx_context
+    from binaryhpe.sim import netsim
+
+    shape = mw.get_tensor_shape(mw.graph.input[0].name)
+    rng = np.random.default_rng(seed)
+    xs = [rng.uniform(-1, 1, size=shape).astype(np.float32) for _ in range(frames)]
+    xs += [np.ones(shape, np.float32), -np.ones(shape, np.float32), np.full(shape, 4.0, np.float32)]
+    cmp = compare_with_onnx(g, mw, xs[0])
+    ins, refs = [], []
+    for x in xs:
+        xi = hw_input(g, onnx_context(mw, x))
+        ins.append(xi)
+        refs.append(g.execute(xi)[g.output])
+    exe = netsim.build(rtl, sorted((rtl / "lib").glob("*.sv")), waves=waves)
+    runs = []
+    for stall in (0.0, 0.3):
+        r = netsim.simulate(g, exe, rtl, ins, stall_in=stall, stall_out=stall, seed=seed + 1,
+                            waves=str(rtl / "waves.fst") if (waves and stall == 0.0) else None)
+        bad = sum(int(np.count_nonzero(a != b)) for a, b in zip(r["outputs"], refs))
+        runs.append({"stall": stall, "mismatches": bad, "total_cycles": r["total_cycles"],
+                     "latency_cycles": r["latency_cycles"], "ii_cycles": r.get("ii_cycles"),
+                     "sim_cycles_per_s": round(r["cycles_per_second"])})
+        _log(f"simulation, stall probability {stall}: {len(ins)} frames, {bad} mismatching integers, "
+             f"{r['total_cycles']} cycles ({r['cycles_per_second'] / 1e3:.0f}k cycles/s)")
+    return {"bit_exact": all(r["mismatches"] == 0 for r in runs) and cmp["first_mismatch"] is None
+            and cmp["output_exact"], "reference_vs_qonnx": {k: v for k, v in cmp.items() if k not in ("env", "ctx")},
+            "runs": runs, "frames": len(ins)}
+
+
+def build(model: str, out, sim: bool = False, seed: int = 0, folding_file=None, target_cycles=None,
+          waves: bool = False) -> dict:
+    from binaryhpe.compile.passes import load_folding
+
+    out = pathlib.Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    folding = load_folding(folding_file) if folding_file else None
+    _log(f"model {model} -> {out}")
+    qonnx, check = step_model_to_qonnx(model, out, seed)
+    g, mw = step_lower(qonnx, target_cycles, folding)
+    (out / "hwgraph.json").write_text(g.to_json())
+    _log(f"hardware graph: {len(g.layers)} layers")
+    rtl = step_rtl(g, out)
+    _log(f"RTL: {rtl / 'bhpe_top.sv'}")
+    pred = predicted_cycles(g)
+    rows = layer_table(g)
+    report = {"model": model, "qonnx": str(qonnx), "export_check": check, "bit_exact": None,
+              "cycles_per_frame": None, "predicted_cycles_per_frame": pred["ii"],
+              "predicted_latency_cycles": pred["latency"], "layers": rows}
+    if sim:
+        s = step_simulate(g, mw, rtl, seed, waves=waves)
+        report["bit_exact"] = s["bit_exact"]
+        steady = s["runs"][0]
+        report["cycles_per_frame"] = steady["ii_cycles"]
+        report["latency_cycles"] = steady["latency_cycles"]
+        report["simulation"] = s
+    report["wall_s"] = round(time.time() - t0, 1)
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    print(format_table(rows, limit=40))
+    print(f"predicted cycles/frame {pred['ii']}, latency {pred['latency']}"
+          + (f"; measured cycles/frame {report['cycles_per_frame']}, latency {report.get('latency_cycles')}, "
+             f"bit-exact: {report['bit_exact']}" if sim else ""))
+    return report
+
+
+def build_command(args) -> int:
+    rep = build(args.model, args.output, sim=args.sim, seed=args.seed, folding_file=args.folding,
+                target_cycles=args.target_cycles, waves=args.waves)
+    if args.sim and not rep["bit_exact"]:
+        print("binaryhpe: simulation is NOT bit-exact", flush=True)
+        return 1
+    return 0
