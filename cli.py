@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 
 from binaryhpe import BinaryHPEError
 
@@ -60,6 +61,7 @@ def main(argv=None) -> int:
     pb.set_defaults(func=_cmd_build)
 
     args = p.parse_args(argv)
+    warnings.filterwarnings("ignore", message="fast_hadamard_transform")  # brevitas import-time notice
     try:
         return args.func(args)
     except BinaryHPEError as e:

@@ -341,7 +341,8 @@ def _per_channel(node, c, cout: int) -> np.ndarray:
     v = np.asarray(c, dtype=np.float64)
     if v.size == 1:
         return np.full(cout, float(v.reshape(-1)[0]))
-    if v.size == cout and (v.ndim == 1 or (v.ndim == 4 and v.shape[1] == cout) or v.shape[-1] == cout):
+    # per channel in NCHW broadcasting: (C,), (C, 1, 1) or (1, C, 1, 1)
+    if v.size == cout and (v.ndim == 1 or (v.ndim == 3 and v.shape[0] == cout) or (v.ndim == 4 and v.shape[1] == cout)):
         return v.reshape(-1)
     raise _err(node, f"constant of shape {v.shape} is not per-tensor or per-channel for {cout} channels")
 
@@ -558,3 +559,6 @@ def lower(path_or_model, source: str = "") -> HwGraph:
     """QONNX file (or cleaned ModelWrapper) -> hardware graph (1:1 lowering, before fusion and folding)."""
     mw = load_qonnx(path_or_model) if isinstance(path_or_model, (str, pathlib.Path)) else path_or_model
     return Lowerer(mw, source=str(path_or_model) if not source else source).run()
+
+
+from binaryhpe.compile import lower_bnn  # noqa: E402,F401  (registers lowerings)
