@@ -7,6 +7,7 @@ model -> QONNX (export + check) -> hardware graph (lower, optimize) -> RTL (gene
 from __future__ import annotations
 
 import json
+import math
 import pathlib
 import shutil
 import time
@@ -55,16 +56,29 @@ def step_lower(qonnx: pathlib.Path, target_cycles=None, folding=None) -> tuple[H
 
 
 def predicted_cycles(g: HwGraph) -> dict:
-    """Frame interval = the slowest layer's ii; latency = that plus the longest chain of per-layer lags
-    (latency - ii of each layer along the deepest path): an estimate from the per-layer cycle models."""
+    """Frame interval = the slowest layer's ii (from the per-layer cycle models).
+
+    Latency, a streaming estimate: every tensor has a start time (its first beat) and a duration (first to
+    last beat, the slowest ii upstream). A layer starts ``latency - ii`` after its input starts (its pipeline),
+    except a window generator, which must first receive the input rows of its first window: it starts
+    ``(K - Pad) / H`` of its input's duration later. Latency = output start + output duration."""
+    from binaryhpe.compile.kinds.pool import Pool
+    from binaryhpe.compile.kinds.swg import SlidingWindow
+
     ii = max(lay.cycles()["ii"] for lay in g.layers)
-    lag: dict[str, int] = {g.input: 0}
+    start: dict[str, float] = {g.input: 0.0}
+    dur: dict[str, float] = {g.input: float(math.prod(g.tensors[g.input].shape) // g.tensors[g.input].lanes)}
     for lay in g.layers:
         c = lay.cycles()
-        start = max(lag.get(t, 0) for t in lay.inputs)
+        s0 = max(start[t] for t in lay.inputs)
+        d0 = max(dur[t] for t in lay.inputs)
+        lead = max(0, c["latency"] - c["ii"])
+        if isinstance(lay, (SlidingWindow, Pool)):
+            lead += d0 * min(1.0, (lay.k - lay.pad) / lay.h)
         for t in lay.outputs:
-            lag[t] = start + max(0, c["latency"] - c["ii"])
-    return {"ii": int(ii), "latency": int(ii + lag.get(g.output, 0))}
+            start[t] = s0 + lead
+            dur[t] = max(d0, float(c["ii"]))
+    return {"ii": int(ii), "latency": int(round(start[g.output] + dur[g.output]))}
 
 
 def layer_table(g: HwGraph) -> list[dict]:

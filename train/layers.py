@@ -205,8 +205,8 @@ class LCRModule(HwModule):
         self.kind = kind if (kind == "base" or kind in enabled) else "plain"
         self.factor = factor
         res = "identity" if stride == 1 else "avgpool"
-        if self.kind == "plain":
-            self.branches = nn.ModuleList([LCRConv(cin, cout, k, stride, residual=None)])
+        if self.kind == "plain":  # a plain binary conv + BN: RPReLU belongs to the LCR (eq. 7, Table 2a)
+            self.branches = nn.ModuleList([LCRConv(cin, cout, k, stride, residual=None, rprelu=False)])
         elif self.kind in ("base", "dscr"):
             self.branches = nn.ModuleList([LCRConv(cin, cout, k, stride, residual=res)])
         elif self.kind in ("fur", "dsar"):
