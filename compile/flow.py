@@ -192,3 +192,30 @@ def build_command(args) -> int:
         print("binaryhpe: simulation is NOT bit-exact", flush=True)
         return 1
     return 0
+
+
+CHECKED_IN = pathlib.Path(__file__).resolve().parent.parent / "hw" / "generated" / "tiny_bidrn"
+
+
+def generated_files(rtl: pathlib.Path) -> dict[str, str]:
+    """The generated (not library) RTL files of a build: top level, manifest and ROM images."""
+    files = {"bhpe_top.sv": (rtl / "bhpe_top.sv").read_text(), "manifest.json": (rtl / "manifest.json").read_text()}
+    for f in sorted((rtl / "mem").glob("*.hex")):
+        files[f"mem/{f.name}"] = f.read_text()
+    return files
+
+
+def refresh_checked_in(work: pathlib.Path, dest: pathlib.Path = CHECKED_IN) -> None:
+    """Regenerate the checked-in RTL of the default tiny BiDRN (hw/generated/tiny_bidrn)."""
+    build("tiny-bidrn", work, sim=False)
+    if dest.exists():
+        shutil.rmtree(dest)
+    for name, text in generated_files(work / "rtl").items():
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        (dest / name).write_text(text)
+    (dest / "README.md").write_text(
+        "Generated RTL of the default tiny BiDRN (`binaryhpe build -o OUT`, seed 0): the stitched top level\n"
+        "`bhpe_top.sv` instantiates the hand-written modules of `hw/rtl/`; `mem/` holds the weight and constant\n"
+        "ROM images. Do not edit: `python -c \"import pathlib; from binaryhpe.compile.flow import "
+        "refresh_checked_in; refresh_checked_in(pathlib.Path('/tmp/tiny'))\"` regenerates it, and\n"
+        "`tests/test_generated_rtl.py` fails when it is stale.\n")

@@ -17,7 +17,7 @@ import numpy as np
 from binaryhpe import BinaryHPEError
 from binaryhpe.compile.graph import Fmt, HwGraph, TensorInfo
 from binaryhpe.compile.kinds.base import clog2
-from binaryhpe.compile.kinds.elementwise import AddConst, JoinAdd, MulShift, Prelu, Requant, Sign, Threshold
+from binaryhpe.compile.kinds.elementwise import AddConst, JoinAdd, MulShift, Prelu, Requant, Sign
 from binaryhpe.compile.kinds.mvu import FxpMvu, XnorMvu
 from binaryhpe.compile.kinds.plumbing import Concat, Split
 from binaryhpe.compile.kinds.pool import Pool
@@ -305,7 +305,7 @@ def _conv(L: Lowerer, node):
     k, s, pad = _conv_geometry(node, a)
     src = L.info(node.input[0])
     q, wscale, wbits, bipolar_w = L.weight_of(node)
-    cout, cin = q.shape[0], q.shape[1]
+    cout = q.shape[0]
     if len(node.input) > 2 and node.input[2]:
         raise _err(node, "convolution bias is not supported (export without bias; BN/epilogues add constants)")
     # (Cout, Cin, K, K) -> (Cout, K*K*Cin) in the SWG's (ky, kx, c) order
@@ -330,9 +330,17 @@ def _conv(L: Lowerer, node):
         L.g.tensors[acc_name] = TensorInfo(acc_name, out_shape, Fmt(mvu.acc_w, src.fmt.frac + wfrac))
         L.add(mvu, None)
         out = acc_name
+    elif not src.fmt.bipolar and bipolar_w:
+        # fixed-point input, binary weights (an 8-bit first layer of a BNN-PYNQ CNV): +-1 as 2-bit integers
+        mvu = FxpMvu(name=L.g.unique(node.name), inputs=[win], outputs=[acc_name], n=n, cout=cout,
+                     weights=wmat, pixels=oh * ow, in_w=src.fmt.bits, w_w=2)
+        if mvu.acc_w > MAX_WIDTH:
+            raise _err(node, f"accumulator needs {mvu.acc_w} bits (> {MAX_WIDTH})")
+        L.g.tensors[acc_name] = TensorInfo(acc_name, out_shape, Fmt(mvu.acc_w, src.fmt.frac))
+        L.add(mvu, None)
+        out = _scale_epilogue(L, node, acc_name, wscale, cout)
     else:
-        raise _err(node, "mixed binary/fixed-point operands: binary weights need binary (BipolarQuant) "
-                         "inputs and fixed-point weights fixed-point inputs")
+        raise _err(node, "binary (BipolarQuant) inputs need binary weights")
     L.env[node.output[0]] = out
     L.g.onnx_names[node.output[0]] = out
 

@@ -183,7 +183,8 @@ class SetFolding(Pass):
             if not isinstance(lay, (XnorMvu, FxpMvu)):
                 continue
             swg = g.producer(lay.inputs[0])
-            cin = swg.c if isinstance(swg, SlidingWindow) else lay.n
+            # SIMD splits windows on channel boundaries; a fully connected layer reads its producer's stream
+            cin = swg.c if isinstance(swg, SlidingWindow) else g.tensors[lay.inputs[0]].shape[2]
             if lay.name in self.overrides:
                 o = self.overrides[lay.name]
                 pe, simd = int(o.get("pe", 1)), int(o.get("simd", 1))
@@ -196,7 +197,8 @@ class SetFolding(Pass):
             if isinstance(swg, SlidingWindow):
                 swg.lanes = simd
             g.tensors[lay.outputs[0]].lanes = pe
-            g.tensors[lay.inputs[0]].lanes = simd
+            if isinstance(swg, SlidingWindow):
+                g.tensors[lay.inputs[0]].lanes = simd
         unknown = set(self.overrides) - {lay.name for lay in g.layers}
         if unknown:
             raise BinaryHPEError(f"folding override names unknown layer {sorted(unknown)[0]!r}")
@@ -231,7 +233,13 @@ class LegalizeLanes(Pass):
     def apply(self, g: HwGraph) -> bool:
         g.toposort()
         for lay in list(g.layers):
-            if isinstance(lay, (XnorMvu, FxpMvu, Dwc)):
+            if isinstance(lay, (XnorMvu, FxpMvu)):
+                info = g.tensors[lay.inputs[0]]
+                if not info.windowed and info.lanes != lay.simd:  # a fully connected layer on a plain stream
+                    self._dwc(g, lay, info.name, lay.simd)
+                g.tensors[lay.outputs[0]].lanes = lay.pe
+                continue
+            if isinstance(lay, Dwc):
                 continue
             ins = [g.tensors[t] for t in lay.inputs]
             if isinstance(lay, SlidingWindow):

@@ -7,7 +7,6 @@ import hashlib
 import os
 import pathlib
 import subprocess
-import sys
 import time
 
 import numpy as np
@@ -64,7 +63,7 @@ def simulate(g: HwGraph, exe: pathlib.Path, rtl_dir, frames: list[np.ndarray], s
 
     Raises BinaryHPEError on a deadlock (no beat moves for ``timeout`` cycles): a failure, never a hang."""
     rtl_dir = pathlib.Path(rtl_dir).resolve()
-    ins = g.tensors[g.input]
+
     outs = g.tensors[g.output]
     in_words = [w for f in frames for w in _beats(g, g.input, f)]
     in_beats = len(in_words) // len(frames)

@@ -242,3 +242,20 @@ class FxpMvu(_MvuBase):
         ff = simd * (self.in_w + 1) + width + 3 * pe * acc + 3 * clog2(depth + 1) + 8
         dsp = pe * simd * math.ceil(wa / 48)
         return {"lut": int(lut), "ff": int(ff), "bram18": bram, "dsp": int(dsp)}
+
+
+@dataclass
+class FcXnorMvu(XnorMvu):
+    """A fully connected binary layer: an XnorMvu over one pixel whose ``n`` inputs arrive as a whole
+    (H, W, C) frame in raster order (no window generator; the RTL ties ``in_tmask`` to ones)."""
+
+    def execute(self, ins):
+        return super().execute([np.asarray(i).reshape(1, 1, -1) for i in ins])
+
+
+@dataclass
+class FcFxpMvu(FxpMvu):
+    """A fully connected fixed-point layer: an FxpMvu over one pixel fed by a whole (H, W, C) frame."""
+
+    def execute(self, ins):
+        return super().execute([np.asarray(i).reshape(1, 1, -1) for i in ins])
