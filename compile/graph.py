@@ -84,31 +84,52 @@ class HwGraph:
         raise KeyError(name)
 
     def unique(self, base: str) -> str:
-        names = {lay.name for lay in self.layers} | set(self.tensors)
-        if base not in names:
-            return base
-        i = 1
-        while f"{base}_{i}" in names:
+        """A layer/tensor name not used before (every name in the graph is handed out here)."""
+        used = self.__dict__.setdefault("_used", set())
+        name, i = base, 0
+        while name in used or name in self.tensors:
             i += 1
-        return f"{base}_{i}"
+            name = f"{base}_{i}"
+        used.add(name)
+        return name
+
+    def consumer_map(self) -> dict[str, list[HwLayer]]:
+        """tensor -> layers reading it (build once per pass; ``consumers`` is the one-off version)."""
+        m: dict[str, list[HwLayer]] = {}
+        for lay in self.layers:
+            for t in lay.inputs:
+                m.setdefault(t, []).append(lay)
+        return m
 
     def toposort(self) -> None:
-        ready = {self.input}
-        done, order = set(), []
-        pending = list(self.layers)
-        while pending:
-            progress = False
-            for lay in list(pending):
-                if all(t in ready for t in lay.inputs):
-                    order.append(lay)
-                    ready.update(lay.outputs)
-                    pending.remove(lay)
-                    progress = True
-            if not progress:
-                names = ", ".join(f"{lay.name}({lay.inputs})" for lay in pending[:5])
-                raise BinaryHPEError(f"hardware graph has a cycle or a dangling input: {names}")
+        """Kahn's algorithm, stable with respect to the current order."""
+        prod = {t: i for i, lay in enumerate(self.layers) for t in lay.outputs}
+        indeg = [0] * len(self.layers)
+        succ: list[list[int]] = [[] for _ in self.layers]
+        for i, lay in enumerate(self.layers):
+            for t in lay.inputs:
+                if t == self.input:
+                    continue
+                if t not in prod:
+                    raise BinaryHPEError(f"hardware graph: layer {lay.name} reads {t!r}, which no layer produces")
+                succ[prod[t]].append(i)
+                indeg[i] += 1
+        import heapq
+
+        heap = [i for i, d in enumerate(indeg) if d == 0]
+        heapq.heapify(heap)
+        order = []
+        while heap:
+            i = heapq.heappop(heap)
+            order.append(self.layers[i])
+            for j in succ[i]:
+                indeg[j] -= 1
+                if indeg[j] == 0:
+                    heapq.heappush(heap, j)
+        if len(order) != len(self.layers):
+            stuck = [lay.name for i, lay in enumerate(self.layers) if indeg[i] > 0][:5]
+            raise BinaryHPEError(f"hardware graph has a cycle through {stuck}")
         self.layers = order
-        del done
 
     # --- integer reference -------------------------------------------------------------------------
     def execute(self, x: np.ndarray, keep_all: bool = True) -> dict[str, np.ndarray]:

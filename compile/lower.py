@@ -35,11 +35,30 @@ def _err(node, reason: str) -> LoweringError:
     return LoweringError(f"cannot map node {node.name!r} (op type {node.op_type}): {reason}")
 
 
+class NameUnnamedNodes:
+    """Give a node without a name ``<OpType>_<index>``; named nodes keep the names the user's file has,
+    so that errors point at what the user can find (qonnx's GiveUniqueNodeNames renames every node)."""
+
+    def apply(self, model):
+        seen = {n.name for n in model.graph.node if n.name}
+        for i, n in enumerate(model.graph.node):
+            if not n.name:
+                name = f"{n.op_type}_{i}"
+                while name in seen:
+                    name += "_"
+                n.name = name
+                seen.add(name)
+        return model, False
+
+
 def load_qonnx(path):
-    """Load and clean a QONNX file with qonnx's passes (cleanup, shape inference, readable names)."""
+    """Load a QONNX file and clean it with qonnx's passes (the ones of qonnx.util.cleanup, keeping node
+    names), then infer shapes."""
     from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.fold_constants import FoldConstants
+    from qonnx.transformation.general import RemoveStaticGraphInputs
     from qonnx.transformation.infer_shapes import InferShapes
-    from qonnx.util.cleanup import cleanup_model
+    from qonnx.transformation.quant_constant_folding import FoldTransposeIntoQuantInit
 
     p = pathlib.Path(path)
     if not p.is_file():
@@ -48,8 +67,22 @@ def load_qonnx(path):
         mw = ModelWrapper(str(p))
     except Exception as e:  # noqa: BLE001 - onnx raises many kinds
         raise BinaryHPEError(f"{p}: not a readable ONNX/QONNX file ({e})") from None
-    mw = cleanup_model(mw)
-    mw = mw.transform(InferShapes())
+    for n in mw.graph.node:  # qonnx's cleanup does the same: its custom ops live in its domain
+        if n.op_type in ("Quant", "BipolarQuant", "Trunc"):
+            n.domain = "qonnx.custom_op.general"
+    # the passes of qonnx.util.cleanup that this graph needs (each is quadratic in the graph size, so only
+    # when there is something for it to do), keeping node names
+    inits = {i.name for i in mw.graph.initializer}
+    if len(mw.graph.input) > 1:
+        mw = mw.transform(RemoveStaticGraphInputs(), make_deepcopy=False)
+    if any(n.op_type not in ("Quant", "BipolarQuant") and n.input and all(i in inits for i in n.input if i)
+           for n in mw.graph.node):
+        mw = mw.transform(FoldConstants(exclude_op_types=["Quant", "BipolarQuant", "QuantizeLinear",
+                                                          "DequantizeLinear"]), make_deepcopy=False)
+    if any(n.op_type == "Transpose" for n in mw.graph.node):
+        mw = mw.transform(FoldTransposeIntoQuantInit(), make_deepcopy=False)
+    mw = mw.transform(NameUnnamedNodes(), make_deepcopy=False)
+    mw = mw.transform(InferShapes(), make_deepcopy=False)
     return mw
 
 
@@ -80,7 +113,17 @@ class Lowerer:
 
     # --- helpers -----------------------------------------------------------------------------------
     def const(self, name: str):
-        return self.mw.get_initializer(name)
+        if not hasattr(self, "_inits"):
+            from onnx import numpy_helper
+
+            self._inits = {i.name: i for i in self.mw.graph.initializer}
+            self._arrays = {}
+            self._np = numpy_helper
+        if name not in self._inits:
+            return None
+        if name not in self._arrays:
+            self._arrays[name] = self._np.to_array(self._inits[name])
+        return self._arrays[name]
 
     def info(self, onnx_name: str) -> TensorInfo:
         if onnx_name not in self.env:
@@ -161,7 +204,11 @@ class Lowerer:
         return self.g
 
     def shape_hwc(self, onnx_name: str) -> tuple:
-        s = self.mw.get_tensor_shape(onnx_name)
+        if not hasattr(self, "_shapes"):
+            g = self.mw.graph
+            self._shapes = {vi.name: [d.dim_value for d in vi.type.tensor_type.shape.dim]
+                            for vi in [*g.input, *g.output, *g.value_info]}
+        s = self._shapes.get(onnx_name) or self.mw.get_tensor_shape(onnx_name)
         if len(s) == 4:
             return (s[2], s[3], s[1])
         if len(s) == 2:

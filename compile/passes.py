@@ -60,40 +60,44 @@ def _is_exact(lay) -> bool:
 
 
 class RemoveIdentityRequant(Pass):
+    """Drop Requants that neither shift nor saturate nor clamp; a power-of-two scale leaves one behind that
+    only changes the format, which moves onto the source tensor when nobody else reads it."""
+
     def apply(self, g: HwGraph) -> bool:
-        for lay in g.layers:
-            if isinstance(lay, Requant) and lay.shift == 0 and not lay.relu and lay.out_w >= lay.in_w:
-                src, dst = lay.inputs[0], lay.outputs[0]
-                if dst == g.output:
+        cmap = g.consumer_map()
+        changed = False
+        for lay in list(g.layers):
+            if not (isinstance(lay, Requant) and lay.shift == 0 and not lay.relu and lay.out_w >= lay.in_w):
+                continue
+            src, dst = lay.inputs[0], lay.outputs[0]
+            if dst == g.output:
+                continue
+            sf, df = g.tensors[src].fmt, g.tensors[dst].fmt
+            if sf.frac != df.frac:
+                if len(cmap.get(src, [])) != 1 or src == g.input:
                     continue
-                # keep the output's (possibly re-scaled) format on the source tensor's consumers
-                g.tensors[src] = dataclasses.replace(g.tensors[src], fmt=dataclasses.replace(
-                    g.tensors[dst].fmt, bits=g.tensors[src].fmt.bits)) if g.tensors[src].fmt.frac == \
-                    g.tensors[dst].fmt.frac else g.tensors[src]
-                if g.tensors[src].fmt.frac != g.tensors[dst].fmt.frac:
-                    # a pure format change (power-of-two scale): the consumers read the source with the
-                    # new format only if nobody else reads it
-                    if len(g.consumers(src)) != 1 or src == g.input:
-                        continue
-                    g.tensors[src] = dataclasses.replace(g.tensors[src], fmt=g.tensors[dst].fmt)
-                for c in g.consumers(dst):
-                    c.inputs = [src if t == dst else t for t in c.inputs]
-                for k, v in list(g.onnx_names.items()):
-                    if v == dst:
-                        g.onnx_names[k] = src
-                g.tensors.pop(dst, None)
-                g.layers.remove(lay)
-                return True
-        return False
+                g.tensors[src] = dataclasses.replace(g.tensors[src], fmt=dataclasses.replace(df, bits=sf.bits))
+            for c in cmap.get(dst, []):
+                c.inputs = [src if t == dst else t for t in c.inputs]
+            cmap[src] = [c for c in cmap.get(src, []) if c is not lay] + cmap.pop(dst, [])
+            for k, v in list(g.onnx_names.items()):
+                if v == dst:
+                    g.onnx_names[k] = src
+            g.tensors.pop(dst, None)
+            g.layers.remove(lay)
+            changed = True
+        return changed
 
 
 class FuseRequant(Pass):
     def apply(self, g: HwGraph) -> bool:
+        cmap = g.consumer_map()
+        removed = set()
         for lay in g.layers:
-            if not _is_exact(lay) or lay.outputs[0] == g.output:
+            if id(lay) in removed or not _is_exact(lay) or lay.outputs[0] == g.output:
                 continue
-            cons = g.consumers(lay.outputs[0])
-            if len(cons) != 1 or not isinstance(cons[0], Requant) or cons[0].relu:
+            cons = cmap.get(lay.outputs[0], [])
+            if len(cons) != 1 or not isinstance(cons[0], Requant) or cons[0].relu or id(cons[0]) in removed:
                 continue
             rq = cons[0]
             if isinstance(lay, MulShift):
@@ -105,9 +109,10 @@ class FuseRequant(Pass):
             lay.out_w = rq.out_w
             _drop_tensor(g, lay.outputs[0])
             lay.outputs = list(rq.outputs)
-            g.layers.remove(rq)
-            return True
-        return False
+            removed.add(id(rq))
+        if removed:
+            g.layers = [lay for lay in g.layers if id(lay) not in removed]
+        return bool(removed)
 
 
 def _elem_w(info: TensorInfo) -> int:
@@ -115,28 +120,33 @@ def _elem_w(info: TensorInfo) -> int:
 
 
 class InsertForks(Pass):
+    """A tensor read by n > 1 layers gets a chain of n - 1 two-way forks (one sweep)."""
+
     def apply(self, g: HwGraph) -> bool:
-        for name, info in list(g.tensors.items()):
-            cons = g.consumers(name)
+        cmap = g.consumer_map()
+        changed = False
+        for name, cons in cmap.items():
+            info = g.tensors[name]
             if len(cons) < 2 or info.windowed:
                 continue
             h, w, c = info.shape
-            outs = []
-            for i in range(2):
-                t = g.unique(f"{name}_f{i}")
-                g.tensors[t] = dataclasses.replace(info, name=t)
-                outs.append(t)
-            fork = Fork(name=g.unique(f"fork_{name}"), inputs=[name], outputs=outs, h=h, w=w, c=c,
-                        elem_w=_elem_w(info), lanes=info.lanes, signed=not info.fmt.bipolar)
-            # first consumer takes output 0, the rest share output 1 (forked again next round)
-            first, rest = cons[0], cons[1:]
-            first.inputs = [outs[0] if t == name else t for t in first.inputs]
-            for c_ in rest:
-                c_.inputs = [outs[1] if t == name else t for t in c_.inputs]
-            g.layers.append(fork)
+            cur = name
+            for i, first in enumerate(cons[:-1]):
+                outs = []
+                for j in range(2):
+                    t = g.unique(f"{name}_f{i}{j}")
+                    g.tensors[t] = dataclasses.replace(info, name=t)
+                    outs.append(t)
+                g.layers.append(Fork(name=g.unique(f"fork_{name}_{i}"), inputs=[cur], outputs=outs, h=h, w=w,
+                                     c=c, elem_w=_elem_w(info), lanes=info.lanes, signed=not info.fmt.bipolar))
+                first.inputs = [outs[0] if t == name else t for t in first.inputs]
+                cur = outs[1]
+            last = cons[-1]
+            last.inputs = [cur if t == name else t for t in last.inputs]
+            changed = True
+        if changed:
             g.toposort()
-            return True
-        return False
+        return changed
 
 
 # ---------------------------------------------------------------------------------------------------------

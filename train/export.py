@@ -36,7 +36,6 @@ def export_qonnx(model: torch.nn.Module, example: torch.Tensor, path, verbose: b
     """Export ``model`` (already in hardware mode for bit-exact flows) to a cleaned-up QONNX file."""
     from brevitas.export import export_qonnx as brevitas_export
     from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.util.cleanup import cleanup_model
 
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -49,8 +48,10 @@ def export_qonnx(model: torch.nn.Module, example: torch.Tensor, path, verbose: b
             brevitas_export(model, example, str(path), dynamo=False)
         except Exception:  # noqa: BLE001 - fall back to torch's default (dynamo) exporter
             brevitas_export(model, example, str(path))
-        mw = cleanup_model(ModelWrapper(str(path)))
-    mw.save(str(path))
+    # Brevitas' export is already clean (no constant subgraphs; node names are the module paths, which
+    # errors downstream then point at). qonnx's cleanup_model renames every node and is quadratic in the
+    # graph size (tens of minutes on BiDRN-50), so it is not run here.
+    mw = ModelWrapper(str(path))
     if verbose:
         print(f"[export] {len(mw.graph.node)} nodes in {time.time() - t0:.1f} s", flush=True)
     return path

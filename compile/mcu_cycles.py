@@ -1,0 +1,102 @@
+"""Analytic cycle model of the generated C on a Cortex-M core, per layer.
+
+Counts the work of each layer from the hardware graph (packed words of XNOR-popcount, fixed-point MACs,
+epilogue elements, pool taps, copied elements), multiplies by *instructions per unit* read off the Thumb-2
+inner loops that arm-none-eabi-gcc -O2 emits for the generated code (the same for M4, M7, M33, M55: all
+run the same scalar Thumb-2 code; none has a scalar popcount instruction, so ``__builtin_popcount`` is
+libgcc's ``__popcountsi2``, a call to a branch-free SWAR routine), and converts instructions to cycles with
+a per-core cycles-per-instruction figure (CPI):
+
+=========== ===== =====================================================================================
+core        CPI   why
+=========== ===== =====================================================================================
+cortex-m4   1.25  3-stage in-order single issue; loads 2 cycles, taken branches 2-3 cycles
+cortex-m7   0.80  6-stage in-order dual issue; ~1.25 instructions a cycle on this load/ALU mix (TCM, no waits)
+cortex-m33  1.20  3-stage in-order single issue (as M4, faster branch)
+cortex-m55  0.95  4-stage in-order, limited dual issue of scalar code (no Helium/MVE: the C is scalar)
+=========== ===== =====================================================================================
+
+These CPIs assume zero-wait-state memories (TCM / flash accelerator hits); they are not measured (QEMU is
+not cycle-accurate: ``sim/mcu.py`` measures the *instruction* count, which checks the instruction half of
+the model).
+"""
+
+from __future__ import annotations
+
+from binaryhpe.compile.kinds.elementwise import MultiThreshold
+from binaryhpe.compile.kinds.mvu import FxpMvu, XnorMvu
+from binaryhpe.compile.kinds.plumbing import Concat, Split
+from binaryhpe.compile.kinds.pool import Pool
+
+CPI = {"cortex-m4": 1.25, "cortex-m7": 0.80, "cortex-m33": 1.20, "cortex-m55": 0.95}
+
+#: instructions per unit of work (Thumb-2, gcc -O2); see the module docstring
+INSTR = {
+    "xnor_word": 22,        # ldr, ldr, eor, bl __popcountsi2 (~13 incl. return), add, loop (per 32 channels)
+    "xnor_tap": 6,          # per (pixel, out channel, valid tap): pointers, loop
+    "xnor_out": 8,          # per (pixel, out channel): base - 2d, store, loop
+    "fxp_mac": 5,           # ldrsb/ldrsh x2, mla, loop
+    "fxp_tap": 6,
+    "fxp_out": 6,
+    "window_tap": 12,       # per (pixel, tap) of the tap-list gathering (bounds checks)
+    "pixel": 10,            # per output pixel of any layer
+    "elem": 10,             # per element of an elementwise epilogue (load, op, saturate, store, loop)
+    "elem_packed": 6,       # extra per element when reading or writing a bit-packed tensor
+    "mt_thr": 4,            # per threshold of a MultiThreshold
+    "pool_tap": 9,          # per (element, tap)
+    "copy": 8,              # per element of Concat/Split
+}
+
+
+def layer_instructions(cm, lay) -> int:
+    from binaryhpe.compile.cbackend import Window
+
+    st = cm.storage
+    out = st[cm.root[lay.outputs[0]]]
+    pixels = out.h * out.w
+    if isinstance(lay, (XnorMvu, FxpMvu)):
+        t = lay.inputs[0]
+        if t in cm.windows:
+            win = cm.windows[t]
+        else:
+            s = st[cm.root[t]]
+            win = Window(cm.root[t], s.h, s.w, s.c, s.h, s.w, 1, 0)
+        vt = win.valid_taps()
+        n = pixels * (INSTR["pixel"] + INSTR["window_tap"] * win.kh * win.kw)
+        if isinstance(lay, XnorMvu):
+            cw = -(-win.c // 32)
+            return n + lay.cout * (vt * (INSTR["xnor_tap"] + cw * INSTR["xnor_word"]) + pixels * INSTR["xnor_out"])
+        return n + lay.cout * (vt * (INSTR["fxp_tap"] + win.c * INSTR["fxp_mac"]) + pixels * INSTR["fxp_out"])
+    if isinstance(lay, Pool):
+        win = Window("", lay.h, lay.w, lay.c, lay.k, lay.k, lay.s, lay.pad)
+        return pixels * INSTR["pixel"] + lay.c * win.valid_taps() * INSTR["pool_tap"]
+    packed = any(st[cm.root[t]].packed for t in list(lay.inputs) + list(lay.outputs))
+    extra = INSTR["elem_packed"] if packed else 0
+    if isinstance(lay, (Concat, Split)):
+        return pixels * INSTR["pixel"] + pixels * (lay.c1 + lay.c2) * (INSTR["copy"] + extra)
+    per = INSTR["elem"] + extra
+    if isinstance(lay, MultiThreshold):
+        per += INSTR["mt_thr"] * ((1 << lay.out_w) - 1)
+    return pixels * INSTR["pixel"] + pixels * out.c * per
+
+
+def predict(cm, target: dict) -> dict:
+    cpi = CPI[target["core"]]
+    from binaryhpe.compile.cbackend import PACK_INPUT
+
+    rows = []
+    by_name = {lay.name: lay for lay in cm.g.layers}
+    for name in cm.steps:
+        if name == PACK_INPUT:
+            p = cm.storage[cm.g.input]
+            n = p.h * p.w * (INSTR["pixel"] + p.c * (INSTR["elem"] + INSTR["elem_packed"]))
+            rows.append({"kind": "PackInput", "predicted_instructions": int(n),
+                         "predicted_cycles": int(round(n * cpi))})
+            continue
+        lay = by_name[name]
+        n = layer_instructions(cm, lay)
+        rows.append({"kind": type(lay).__name__, "predicted_instructions": int(n),
+                     "predicted_cycles": int(round(n * cpi))})
+    tot = sum(r["predicted_instructions"] for r in rows)
+    return {"instructions": int(tot), "cycles": int(round(tot * cpi)), "layers": rows,
+            "model": {"core": target["core"], "cpi": cpi, "instructions_per_unit": dict(INSTR)}}
