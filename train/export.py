@@ -51,7 +51,10 @@ def export_qonnx(model: torch.nn.Module, example: torch.Tensor, path, verbose: b
     # Brevitas' export is already clean (no constant subgraphs; node names are the module paths, which
     # errors downstream then point at). qonnx's cleanup_model renames every node and is quadratic in the
     # graph size (tens of minutes on BiDRN-50), so it is not run here.
-    mw = ModelWrapper(str(path))
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    mw = ModelWrapper(str(path)).transform(InferShapes(), make_deepcopy=False, cleanup=False)
+    mw.save(str(path))
     if verbose:
         print(f"[export] {len(mw.graph.node)} nodes in {time.time() - t0:.1f} s", flush=True)
     return path

@@ -10,864 +10,864 @@ module bhpe_top (
   output logic out_tvalid,
   input  logic out_tready
 );
-  logic [7:0] Quant_0_out0_tdata;
-  logic Quant_0_out0_tvalid, Quant_0_out0_tready;
-  logic [23:0] Conv_0_windows_tdata;
-  logic Conv_0_windows_tvalid, Conv_0_windows_tready;
-  logic [2:0] Conv_0_windows_tmask;
-  logic [167:0] Conv_0_acc_tdata;
-  logic Conv_0_acc_tvalid, Conv_0_acc_tready;
-  logic [127:0] Quant_4_out0_tdata;
-  logic Quant_4_out0_tvalid, Quant_4_out0_tready;
-  logic [127:0] Quant_5_out0_tdata;
-  logic Quant_5_out0_tvalid, Quant_5_out0_tready;
-  logic [127:0] Quant_6_out0_tdata;
-  logic Quant_6_out0_tvalid, Quant_6_out0_tready;
-  logic [127:0] Relu_0_out0_tdata;
-  logic Relu_0_out0_tvalid, Relu_0_out0_tready;
-  logic [63:0] Quant_7_out0_tdata;
-  logic Quant_7_out0_tvalid, Quant_7_out0_tready;
-  logic [7:0] BipolarQuant_21_out0_tdata;
-  logic BipolarQuant_21_out0_tvalid, BipolarQuant_21_out0_tready;
-  logic [7:0] Conv_1_windows_tdata;
-  logic Conv_1_windows_tvalid, Conv_1_windows_tready;
-  logic [7:0] Conv_1_windows_tmask;
-  logic [63:0] Conv_1_acc_tdata;
-  logic Conv_1_acc_tvalid, Conv_1_acc_tready;
-  logic [127:0] Quant_8_out0_tdata;
-  logic Quant_8_out0_tvalid, Quant_8_out0_tready;
-  logic [127:0] Quant_9_out0_tdata;
-  logic Quant_9_out0_tvalid, Quant_9_out0_tready;
-  logic [127:0] Quant_10_out0_tdata;
-  logic Quant_10_out0_tvalid, Quant_10_out0_tready;
-  logic [127:0] Quant_11_out0_tdata;
-  logic Quant_11_out0_tvalid, Quant_11_out0_tready;
-  logic [127:0] Quant_12_out0_tdata;
-  logic Quant_12_out0_tvalid, Quant_12_out0_tready;
-  logic [127:0] Quant_13_out0_tdata;
-  logic Quant_13_out0_tvalid, Quant_13_out0_tready;
-  logic [127:0] Quant_14_out0_tdata;
-  logic Quant_14_out0_tvalid, Quant_14_out0_tready;
-  logic [63:0] Quant_15_out0_tdata;
-  logic Quant_15_out0_tvalid, Quant_15_out0_tready;
-  logic [7:0] BipolarQuant_22_out0_tdata;
-  logic BipolarQuant_22_out0_tvalid, BipolarQuant_22_out0_tready;
-  logic [7:0] Conv_2_windows_tdata;
-  logic Conv_2_windows_tvalid, Conv_2_windows_tready;
-  logic [7:0] Conv_2_windows_tmask;
-  logic [63:0] Conv_2_acc_tdata;
-  logic Conv_2_acc_tvalid, Conv_2_acc_tready;
-  logic [127:0] Quant_16_out0_tdata;
-  logic Quant_16_out0_tvalid, Quant_16_out0_tready;
-  logic [127:0] Quant_17_out0_tdata;
-  logic Quant_17_out0_tvalid, Quant_17_out0_tready;
-  logic [127:0] Quant_18_out0_tdata;
-  logic Quant_18_out0_tvalid, Quant_18_out0_tready;
-  logic [127:0] Quant_19_out0_tdata;
-  logic Quant_19_out0_tvalid, Quant_19_out0_tready;
-  logic [127:0] Quant_20_out0_tdata;
-  logic Quant_20_out0_tvalid, Quant_20_out0_tready;
-  logic [127:0] Quant_21_out0_tdata;
-  logic Quant_21_out0_tvalid, Quant_21_out0_tready;
-  logic [127:0] Quant_22_out0_tdata;
-  logic Quant_22_out0_tvalid, Quant_22_out0_tready;
-  logic [127:0] Quant_23_out0_tdata;
-  logic Quant_23_out0_tvalid, Quant_23_out0_tready;
-  logic [63:0] Quant_24_out0_tdata;
-  logic Quant_24_out0_tvalid, Quant_24_out0_tready;
-  logic [7:0] BipolarQuant_23_out0_tdata;
-  logic BipolarQuant_23_out0_tvalid, BipolarQuant_23_out0_tready;
-  logic [79:0] AveragePool_0_out0_tdata;
-  logic AveragePool_0_out0_tvalid, AveragePool_0_out0_tready;
-  logic [7:0] BipolarQuant_24_out0_tdata;
-  logic BipolarQuant_24_out0_tvalid, BipolarQuant_24_out0_tready;
-  logic [31:0] Conv_3_windows_tdata;
-  logic Conv_3_windows_tvalid, Conv_3_windows_tready;
-  logic [3:0] Conv_3_windows_tmask;
-  logic [18:0] Conv_3_acc_tdata;
-  logic Conv_3_acc_tvalid, Conv_3_acc_tready;
-  logic [7:0] Conv_4_windows_tdata;
-  logic Conv_4_windows_tvalid, Conv_4_windows_tready;
-  logic [7:0] Conv_4_windows_tmask;
-  logic [31:0] Conv_4_acc_tdata;
-  logic Conv_4_acc_tvalid, Conv_4_acc_tready;
-  logic [7:0] Conv_5_windows_tdata;
-  logic Conv_5_windows_tvalid, Conv_5_windows_tready;
-  logic [7:0] Conv_5_windows_tmask;
-  logic [31:0] Conv_5_acc_tdata;
-  logic Conv_5_acc_tvalid, Conv_5_acc_tready;
-  logic [15:0] Quant_25_out0_tdata;
-  logic Quant_25_out0_tvalid, Quant_25_out0_tready;
-  logic [63:0] Quant_26_out0_tdata;
-  logic Quant_26_out0_tvalid, Quant_26_out0_tready;
-  logic [63:0] Quant_27_out0_tdata;
-  logic Quant_27_out0_tvalid, Quant_27_out0_tready;
-  logic [15:0] Quant_28_out0_tdata;
-  logic Quant_28_out0_tvalid, Quant_28_out0_tready;
-  logic [63:0] Quant_29_out0_tdata;
-  logic Quant_29_out0_tvalid, Quant_29_out0_tready;
-  logic [63:0] Quant_30_out0_tdata;
-  logic Quant_30_out0_tvalid, Quant_30_out0_tready;
-  logic [15:0] Quant_31_out0_tdata;
-  logic Quant_31_out0_tvalid, Quant_31_out0_tready;
-  logic [63:0] Quant_32_out0_tdata;
-  logic Quant_32_out0_tvalid, Quant_32_out0_tready;
-  logic [63:0] Quant_33_out0_tdata;
-  logic Quant_33_out0_tvalid, Quant_33_out0_tready;
-  logic [63:0] Quant_34_out0_tdata;
-  logic Quant_34_out0_tvalid, Quant_34_out0_tready;
-  logic [63:0] Quant_35_out0_tdata;
-  logic Quant_35_out0_tvalid, Quant_35_out0_tready;
-  logic [63:0] Quant_36_out0_tdata;
-  logic Quant_36_out0_tvalid, Quant_36_out0_tready;
-  logic [63:0] Quant_37_out0_tdata;
-  logic Quant_37_out0_tvalid, Quant_37_out0_tready;
-  logic [63:0] Quant_38_out0_tdata;
-  logic Quant_38_out0_tvalid, Quant_38_out0_tready;
-  logic [63:0] Quant_39_out0_tdata;
-  logic Quant_39_out0_tvalid, Quant_39_out0_tready;
-  logic [63:0] Quant_40_out0_tdata;
-  logic Quant_40_out0_tvalid, Quant_40_out0_tready;
-  logic [63:0] Quant_41_out0_tdata;
-  logic Quant_41_out0_tvalid, Quant_41_out0_tready;
-  logic [63:0] Concat_0_out0_tdata;
-  logic Concat_0_out0_tvalid, Concat_0_out0_tready;
-  logic [31:0] Quant_42_out0_tdata;
-  logic Quant_42_out0_tvalid, Quant_42_out0_tready;
-  logic [3:0] BipolarQuant_25_out0_tdata;
-  logic BipolarQuant_25_out0_tvalid, BipolarQuant_25_out0_tready;
-  logic [15:0] Conv_6_windows_tdata;
-  logic Conv_6_windows_tvalid, Conv_6_windows_tready;
-  logic [15:0] Conv_6_windows_tmask;
-  logic [71:0] Conv_6_acc_tdata;
-  logic Conv_6_acc_tvalid, Conv_6_acc_tready;
-  logic [127:0] Quant_43_out0_tdata;
-  logic Quant_43_out0_tvalid, Quant_43_out0_tready;
-  logic [127:0] Quant_44_out0_tdata;
-  logic Quant_44_out0_tvalid, Quant_44_out0_tready;
-  logic [127:0] Quant_45_out0_tdata;
-  logic Quant_45_out0_tvalid, Quant_45_out0_tready;
-  logic [127:0] Quant_46_out0_tdata;
-  logic Quant_46_out0_tvalid, Quant_46_out0_tready;
-  logic [63:0] Quant_47_out0_tdata;
-  logic Quant_47_out0_tvalid, Quant_47_out0_tready;
-  logic [63:0] Quant_48_out0_tdata;
-  logic Quant_48_out0_tvalid, Quant_48_out0_tready;
-  logic [63:0] Quant_49_out0_tdata;
-  logic Quant_49_out0_tvalid, Quant_49_out0_tready;
-  logic [15:0] Quant_50_out0_tdata;
-  logic Quant_50_out0_tvalid, Quant_50_out0_tready;
-  logic [7:0] Quant_51_out0_tdata;
-  logic Quant_51_out0_tvalid, Quant_51_out0_tready;
-  logic [7:0] Split_0_out0_tdata;
-  logic Split_0_out0_tvalid, Split_0_out0_tready;
-  logic [7:0] Split_0_out1_tdata;
-  logic Split_0_out1_tvalid, Split_0_out1_tready;
-  logic [127:0] Conv_7_windows_tdata;
-  logic Conv_7_windows_tvalid, Conv_7_windows_tready;
-  logic [15:0] Conv_7_windows_tmask;
-  logic [19:0] Conv_7_acc_tdata;
-  logic Conv_7_acc_tvalid, Conv_7_acc_tready;
-  logic [0:0] BipolarQuant_26_out0_tdata;
-  logic BipolarQuant_26_out0_tvalid, BipolarQuant_26_out0_tready;
-  logic [0:0] BipolarQuant_27_out0_tdata;
-  logic BipolarQuant_27_out0_tvalid, BipolarQuant_27_out0_tready;
-  logic [15:0] Quant_52_out0_tdata;
-  logic Quant_52_out0_tvalid, Quant_52_out0_tready;
-  logic [1:0] Conv_8_windows_tdata;
-  logic Conv_8_windows_tvalid, Conv_8_windows_tready;
-  logic [1:0] Conv_8_windows_tmask;
-  logic [4:0] Conv_8_acc_tdata;
-  logic Conv_8_acc_tvalid, Conv_8_acc_tready;
-  logic [1:0] Conv_9_windows_tdata;
-  logic Conv_9_windows_tvalid, Conv_9_windows_tready;
-  logic [1:0] Conv_9_windows_tmask;
-  logic [4:0] Conv_9_acc_tdata;
-  logic Conv_9_acc_tvalid, Conv_9_acc_tready;
-  logic [15:0] Quant_53_out0_tdata;
-  logic Quant_53_out0_tvalid, Quant_53_out0_tready;
-  logic [15:0] Quant_54_out0_tdata;
-  logic Quant_54_out0_tvalid, Quant_54_out0_tready;
-  logic [15:0] Quant_55_out0_tdata;
-  logic Quant_55_out0_tvalid, Quant_55_out0_tready;
-  logic [15:0] Quant_56_out0_tdata;
-  logic Quant_56_out0_tvalid, Quant_56_out0_tready;
-  logic [15:0] Quant_57_out0_tdata;
-  logic Quant_57_out0_tvalid, Quant_57_out0_tready;
-  logic [15:0] Quant_58_out0_tdata;
-  logic Quant_58_out0_tvalid, Quant_58_out0_tready;
-  logic [15:0] Quant_59_out0_tdata;
-  logic Quant_59_out0_tvalid, Quant_59_out0_tready;
-  logic [15:0] Quant_60_out0_tdata;
-  logic Quant_60_out0_tvalid, Quant_60_out0_tready;
-  logic [15:0] Quant_61_out0_tdata;
-  logic Quant_61_out0_tvalid, Quant_61_out0_tready;
-  logic [15:0] Quant_62_out0_tdata;
-  logic Quant_62_out0_tvalid, Quant_62_out0_tready;
-  logic [15:0] Quant_63_out0_tdata;
-  logic Quant_63_out0_tvalid, Quant_63_out0_tready;
-  logic [15:0] Quant_64_out0_tdata;
-  logic Quant_64_out0_tvalid, Quant_64_out0_tready;
-  logic [15:0] Quant_65_out0_tdata;
-  logic Quant_65_out0_tvalid, Quant_65_out0_tready;
-  logic [15:0] Quant_66_out0_tdata;
-  logic Quant_66_out0_tvalid, Quant_66_out0_tready;
-  logic [15:0] Quant_67_out0_tdata;
-  logic Quant_67_out0_tvalid, Quant_67_out0_tready;
-  logic [7:0] Quant_68_out0_tdata;
-  logic Quant_68_out0_tvalid, Quant_68_out0_tready;
-  logic [0:0] BipolarQuant_28_out0_tdata;
-  logic BipolarQuant_28_out0_tvalid, BipolarQuant_28_out0_tready;
-  logic [7:0] Conv_10_windows_tdata;
-  logic Conv_10_windows_tvalid, Conv_10_windows_tready;
-  logic [7:0] Conv_10_windows_tmask;
-  logic [31:0] Conv_10_acc_tdata;
-  logic Conv_10_acc_tvalid, Conv_10_acc_tready;
-  logic [63:0] Quant_69_out0_tdata;
-  logic Quant_69_out0_tvalid, Quant_69_out0_tready;
-  logic [63:0] Quant_70_out0_tdata;
-  logic Quant_70_out0_tvalid, Quant_70_out0_tready;
-  logic [63:0] Quant_71_out0_tdata;
-  logic Quant_71_out0_tvalid, Quant_71_out0_tready;
-  logic [63:0] Quant_72_out0_tdata;
-  logic Quant_72_out0_tvalid, Quant_72_out0_tready;
-  logic [15:0] Quant_73_out0_tdata;
-  logic Quant_73_out0_tvalid, Quant_73_out0_tready;
-  logic [15:0] Quant_74_out0_tdata;
-  logic Quant_74_out0_tvalid, Quant_74_out0_tready;
-  logic [15:0] Quant_75_out0_tdata;
-  logic Quant_75_out0_tvalid, Quant_75_out0_tready;
-  logic [7:0] Quant_76_out0_tdata;
-  logic Quant_76_out0_tvalid, Quant_76_out0_tready;
-  logic [0:0] BipolarQuant_29_out0_tdata;
-  logic BipolarQuant_29_out0_tvalid, BipolarQuant_29_out0_tready;
-  logic [0:0] BipolarQuant_30_out0_tdata;
-  logic BipolarQuant_30_out0_tvalid, BipolarQuant_30_out0_tready;
-  logic [0:0] BipolarQuant_31_out0_tdata;
-  logic BipolarQuant_31_out0_tvalid, BipolarQuant_31_out0_tready;
-  logic [0:0] BipolarQuant_32_out0_tdata;
-  logic BipolarQuant_32_out0_tvalid, BipolarQuant_32_out0_tready;
-  logic [1:0] Conv_11_windows_tdata;
-  logic Conv_11_windows_tvalid, Conv_11_windows_tready;
-  logic [1:0] Conv_11_windows_tmask;
-  logic [4:0] Conv_11_acc_tdata;
-  logic Conv_11_acc_tvalid, Conv_11_acc_tready;
-  logic [1:0] Conv_12_windows_tdata;
-  logic Conv_12_windows_tvalid, Conv_12_windows_tready;
-  logic [1:0] Conv_12_windows_tmask;
-  logic [4:0] Conv_12_acc_tdata;
-  logic Conv_12_acc_tvalid, Conv_12_acc_tready;
-  logic [1:0] Conv_13_windows_tdata;
-  logic Conv_13_windows_tvalid, Conv_13_windows_tready;
-  logic [1:0] Conv_13_windows_tmask;
-  logic [4:0] Conv_13_acc_tdata;
-  logic Conv_13_acc_tvalid, Conv_13_acc_tready;
-  logic [1:0] Conv_14_windows_tdata;
-  logic Conv_14_windows_tvalid, Conv_14_windows_tready;
-  logic [1:0] Conv_14_windows_tmask;
-  logic [4:0] Conv_14_acc_tdata;
-  logic Conv_14_acc_tvalid, Conv_14_acc_tready;
-  logic [15:0] Quant_77_out0_tdata;
-  logic Quant_77_out0_tvalid, Quant_77_out0_tready;
-  logic [15:0] Quant_78_out0_tdata;
-  logic Quant_78_out0_tvalid, Quant_78_out0_tready;
-  logic [15:0] Quant_79_out0_tdata;
-  logic Quant_79_out0_tvalid, Quant_79_out0_tready;
-  logic [15:0] Quant_80_out0_tdata;
-  logic Quant_80_out0_tvalid, Quant_80_out0_tready;
-  logic [15:0] Quant_81_out0_tdata;
-  logic Quant_81_out0_tvalid, Quant_81_out0_tready;
-  logic [15:0] Quant_82_out0_tdata;
-  logic Quant_82_out0_tvalid, Quant_82_out0_tready;
-  logic [15:0] Quant_83_out0_tdata;
-  logic Quant_83_out0_tvalid, Quant_83_out0_tready;
-  logic [15:0] Quant_84_out0_tdata;
-  logic Quant_84_out0_tvalid, Quant_84_out0_tready;
-  logic [15:0] Quant_85_out0_tdata;
-  logic Quant_85_out0_tvalid, Quant_85_out0_tready;
-  logic [15:0] Quant_86_out0_tdata;
-  logic Quant_86_out0_tvalid, Quant_86_out0_tready;
-  logic [15:0] Quant_87_out0_tdata;
-  logic Quant_87_out0_tvalid, Quant_87_out0_tready;
-  logic [15:0] Quant_88_out0_tdata;
-  logic Quant_88_out0_tvalid, Quant_88_out0_tready;
-  logic [15:0] Quant_89_out0_tdata;
-  logic Quant_89_out0_tvalid, Quant_89_out0_tready;
-  logic [15:0] Quant_90_out0_tdata;
-  logic Quant_90_out0_tvalid, Quant_90_out0_tready;
-  logic [15:0] Quant_91_out0_tdata;
-  logic Quant_91_out0_tvalid, Quant_91_out0_tready;
-  logic [15:0] Quant_92_out0_tdata;
-  logic Quant_92_out0_tvalid, Quant_92_out0_tready;
-  logic [15:0] Quant_93_out0_tdata;
-  logic Quant_93_out0_tvalid, Quant_93_out0_tready;
-  logic [15:0] Quant_94_out0_tdata;
-  logic Quant_94_out0_tvalid, Quant_94_out0_tready;
-  logic [15:0] Quant_95_out0_tdata;
-  logic Quant_95_out0_tvalid, Quant_95_out0_tready;
-  logic [15:0] Quant_96_out0_tdata;
-  logic Quant_96_out0_tvalid, Quant_96_out0_tready;
-  logic [15:0] Quant_97_out0_tdata;
-  logic Quant_97_out0_tvalid, Quant_97_out0_tready;
-  logic [15:0] Quant_98_out0_tdata;
-  logic Quant_98_out0_tvalid, Quant_98_out0_tready;
-  logic [15:0] Quant_99_out0_tdata;
-  logic Quant_99_out0_tvalid, Quant_99_out0_tready;
-  logic [15:0] Quant_100_out0_tdata;
-  logic Quant_100_out0_tvalid, Quant_100_out0_tready;
-  logic [15:0] Quant_101_out0_tdata;
-  logic Quant_101_out0_tvalid, Quant_101_out0_tready;
-  logic [15:0] Quant_102_out0_tdata;
-  logic Quant_102_out0_tvalid, Quant_102_out0_tready;
-  logic [15:0] Quant_103_out0_tdata;
-  logic Quant_103_out0_tvalid, Quant_103_out0_tready;
-  logic [15:0] Quant_104_out0_tdata;
-  logic Quant_104_out0_tvalid, Quant_104_out0_tready;
-  logic [15:0] Concat_1_part1_tdata;
-  logic Concat_1_part1_tvalid, Concat_1_part1_tready;
-  logic [15:0] Concat_1_part2_tdata;
-  logic Concat_1_part2_tvalid, Concat_1_part2_tready;
-  logic [15:0] Concat_1_out0_tdata;
-  logic Concat_1_out0_tvalid, Concat_1_out0_tready;
-  logic [15:0] Quant_105_out0_tdata;
-  logic Quant_105_out0_tvalid, Quant_105_out0_tready;
-  logic [7:0] Quant_106_out0_tdata;
-  logic Quant_106_out0_tvalid, Quant_106_out0_tready;
-  logic [7:0] Split_1_out0_tdata;
-  logic Split_1_out0_tvalid, Split_1_out0_tready;
-  logic [7:0] Split_1_rest0_tdata;
-  logic Split_1_rest0_tvalid, Split_1_rest0_tready;
-  logic [7:0] Split_1_out1_tdata;
-  logic Split_1_out1_tvalid, Split_1_out1_tready;
-  logic [7:0] Split_1_rest1_tdata;
-  logic Split_1_rest1_tvalid, Split_1_rest1_tready;
-  logic [7:0] Split_1_out2_tdata;
-  logic Split_1_out2_tvalid, Split_1_out2_tready;
-  logic [7:0] Split_1_out3_tdata;
-  logic Split_1_out3_tvalid, Split_1_out3_tready;
-  logic [0:0] BipolarQuant_33_out0_tdata;
-  logic BipolarQuant_33_out0_tvalid, BipolarQuant_33_out0_tready;
-  logic [0:0] BipolarQuant_34_out0_tdata;
-  logic BipolarQuant_34_out0_tvalid, BipolarQuant_34_out0_tready;
-  logic [0:0] BipolarQuant_35_out0_tdata;
-  logic BipolarQuant_35_out0_tvalid, BipolarQuant_35_out0_tready;
-  logic [0:0] BipolarQuant_36_out0_tdata;
-  logic BipolarQuant_36_out0_tvalid, BipolarQuant_36_out0_tready;
-  logic [1:0] Conv_15_windows_tdata;
-  logic Conv_15_windows_tvalid, Conv_15_windows_tready;
-  logic [1:0] Conv_15_windows_tmask;
-  logic [4:0] Conv_15_acc_tdata;
-  logic Conv_15_acc_tvalid, Conv_15_acc_tready;
-  logic [1:0] Conv_16_windows_tdata;
-  logic Conv_16_windows_tvalid, Conv_16_windows_tready;
-  logic [1:0] Conv_16_windows_tmask;
-  logic [4:0] Conv_16_acc_tdata;
-  logic Conv_16_acc_tvalid, Conv_16_acc_tready;
-  logic [1:0] Conv_17_windows_tdata;
-  logic Conv_17_windows_tvalid, Conv_17_windows_tready;
-  logic [1:0] Conv_17_windows_tmask;
-  logic [4:0] Conv_17_acc_tdata;
-  logic Conv_17_acc_tvalid, Conv_17_acc_tready;
-  logic [1:0] Conv_18_windows_tdata;
-  logic Conv_18_windows_tvalid, Conv_18_windows_tready;
-  logic [1:0] Conv_18_windows_tmask;
-  logic [4:0] Conv_18_acc_tdata;
-  logic Conv_18_acc_tvalid, Conv_18_acc_tready;
-  logic [15:0] Quant_107_out0_tdata;
-  logic Quant_107_out0_tvalid, Quant_107_out0_tready;
-  logic [15:0] Quant_108_out0_tdata;
-  logic Quant_108_out0_tvalid, Quant_108_out0_tready;
-  logic [15:0] Quant_109_out0_tdata;
-  logic Quant_109_out0_tvalid, Quant_109_out0_tready;
-  logic [15:0] Quant_110_out0_tdata;
-  logic Quant_110_out0_tvalid, Quant_110_out0_tready;
-  logic [15:0] Quant_111_out0_tdata;
-  logic Quant_111_out0_tvalid, Quant_111_out0_tready;
-  logic [15:0] Quant_112_out0_tdata;
-  logic Quant_112_out0_tvalid, Quant_112_out0_tready;
-  logic [15:0] Quant_113_out0_tdata;
-  logic Quant_113_out0_tvalid, Quant_113_out0_tready;
-  logic [15:0] Quant_114_out0_tdata;
-  logic Quant_114_out0_tvalid, Quant_114_out0_tready;
-  logic [15:0] Quant_115_out0_tdata;
-  logic Quant_115_out0_tvalid, Quant_115_out0_tready;
-  logic [15:0] Quant_116_out0_tdata;
-  logic Quant_116_out0_tvalid, Quant_116_out0_tready;
-  logic [15:0] Quant_117_out0_tdata;
-  logic Quant_117_out0_tvalid, Quant_117_out0_tready;
-  logic [15:0] Quant_118_out0_tdata;
-  logic Quant_118_out0_tvalid, Quant_118_out0_tready;
-  logic [15:0] Quant_119_out0_tdata;
-  logic Quant_119_out0_tvalid, Quant_119_out0_tready;
-  logic [15:0] Quant_120_out0_tdata;
-  logic Quant_120_out0_tvalid, Quant_120_out0_tready;
-  logic [15:0] Quant_121_out0_tdata;
-  logic Quant_121_out0_tvalid, Quant_121_out0_tready;
-  logic [15:0] Quant_122_out0_tdata;
-  logic Quant_122_out0_tvalid, Quant_122_out0_tready;
-  logic [15:0] Quant_123_out0_tdata;
-  logic Quant_123_out0_tvalid, Quant_123_out0_tready;
-  logic [15:0] Quant_124_out0_tdata;
-  logic Quant_124_out0_tvalid, Quant_124_out0_tready;
-  logic [15:0] Quant_125_out0_tdata;
-  logic Quant_125_out0_tvalid, Quant_125_out0_tready;
-  logic [15:0] Quant_126_out0_tdata;
-  logic Quant_126_out0_tvalid, Quant_126_out0_tready;
-  logic [15:0] Quant_127_out0_tdata;
-  logic Quant_127_out0_tvalid, Quant_127_out0_tready;
-  logic [15:0] Quant_128_out0_tdata;
-  logic Quant_128_out0_tvalid, Quant_128_out0_tready;
-  logic [15:0] Quant_129_out0_tdata;
-  logic Quant_129_out0_tvalid, Quant_129_out0_tready;
-  logic [15:0] Quant_130_out0_tdata;
-  logic Quant_130_out0_tvalid, Quant_130_out0_tready;
-  logic [15:0] Quant_131_out0_tdata;
-  logic Quant_131_out0_tvalid, Quant_131_out0_tready;
-  logic [7:0] Quant_132_out0_tdata;
-  logic Quant_132_out0_tvalid, Quant_132_out0_tready;
-  logic [0:0] BipolarQuant_37_out0_tdata;
-  logic BipolarQuant_37_out0_tvalid, BipolarQuant_37_out0_tready;
-  logic [7:0] Conv_19_windows_tdata;
-  logic Conv_19_windows_tvalid, Conv_19_windows_tready;
-  logic [7:0] Conv_19_windows_tmask;
-  logic [31:0] Conv_19_acc_tdata;
-  logic Conv_19_acc_tvalid, Conv_19_acc_tready;
-  logic [63:0] Quant_133_out0_tdata;
-  logic Quant_133_out0_tvalid, Quant_133_out0_tready;
-  logic [63:0] Quant_134_out0_tdata;
-  logic Quant_134_out0_tvalid, Quant_134_out0_tready;
-  logic [63:0] Quant_135_out0_tdata;
-  logic Quant_135_out0_tvalid, Quant_135_out0_tready;
-  logic [63:0] Quant_136_out0_tdata;
-  logic Quant_136_out0_tvalid, Quant_136_out0_tready;
-  logic [15:0] Quant_137_out0_tdata;
-  logic Quant_137_out0_tvalid, Quant_137_out0_tready;
-  logic [15:0] Quant_138_out0_tdata;
-  logic Quant_138_out0_tvalid, Quant_138_out0_tready;
-  logic [15:0] Quant_139_out0_tdata;
-  logic Quant_139_out0_tvalid, Quant_139_out0_tready;
-  logic [7:0] Quant_140_out0_tdata;
-  logic Quant_140_out0_tvalid, Quant_140_out0_tready;
-  logic [0:0] BipolarQuant_38_out0_tdata;
-  logic BipolarQuant_38_out0_tvalid, BipolarQuant_38_out0_tready;
-  logic [0:0] BipolarQuant_39_out0_tdata;
-  logic BipolarQuant_39_out0_tvalid, BipolarQuant_39_out0_tready;
-  logic [0:0] BipolarQuant_40_out0_tdata;
-  logic BipolarQuant_40_out0_tvalid, BipolarQuant_40_out0_tready;
-  logic [0:0] BipolarQuant_41_out0_tdata;
-  logic BipolarQuant_41_out0_tvalid, BipolarQuant_41_out0_tready;
-  logic [1:0] Conv_20_windows_tdata;
-  logic Conv_20_windows_tvalid, Conv_20_windows_tready;
-  logic [1:0] Conv_20_windows_tmask;
-  logic [4:0] Conv_20_acc_tdata;
-  logic Conv_20_acc_tvalid, Conv_20_acc_tready;
-  logic [1:0] Conv_21_windows_tdata;
-  logic Conv_21_windows_tvalid, Conv_21_windows_tready;
-  logic [1:0] Conv_21_windows_tmask;
-  logic [4:0] Conv_21_acc_tdata;
-  logic Conv_21_acc_tvalid, Conv_21_acc_tready;
-  logic [1:0] Conv_22_windows_tdata;
-  logic Conv_22_windows_tvalid, Conv_22_windows_tready;
-  logic [1:0] Conv_22_windows_tmask;
-  logic [4:0] Conv_22_acc_tdata;
-  logic Conv_22_acc_tvalid, Conv_22_acc_tready;
-  logic [1:0] Conv_23_windows_tdata;
-  logic Conv_23_windows_tvalid, Conv_23_windows_tready;
-  logic [1:0] Conv_23_windows_tmask;
-  logic [4:0] Conv_23_acc_tdata;
-  logic Conv_23_acc_tvalid, Conv_23_acc_tready;
-  logic [15:0] Quant_141_out0_tdata;
-  logic Quant_141_out0_tvalid, Quant_141_out0_tready;
-  logic [15:0] Quant_142_out0_tdata;
-  logic Quant_142_out0_tvalid, Quant_142_out0_tready;
-  logic [15:0] Quant_143_out0_tdata;
-  logic Quant_143_out0_tvalid, Quant_143_out0_tready;
-  logic [15:0] Quant_144_out0_tdata;
-  logic Quant_144_out0_tvalid, Quant_144_out0_tready;
-  logic [15:0] Quant_145_out0_tdata;
-  logic Quant_145_out0_tvalid, Quant_145_out0_tready;
-  logic [15:0] Quant_146_out0_tdata;
-  logic Quant_146_out0_tvalid, Quant_146_out0_tready;
-  logic [15:0] Quant_147_out0_tdata;
-  logic Quant_147_out0_tvalid, Quant_147_out0_tready;
-  logic [15:0] Quant_148_out0_tdata;
-  logic Quant_148_out0_tvalid, Quant_148_out0_tready;
-  logic [15:0] Quant_149_out0_tdata;
-  logic Quant_149_out0_tvalid, Quant_149_out0_tready;
-  logic [15:0] Quant_150_out0_tdata;
-  logic Quant_150_out0_tvalid, Quant_150_out0_tready;
-  logic [15:0] Quant_151_out0_tdata;
-  logic Quant_151_out0_tvalid, Quant_151_out0_tready;
-  logic [15:0] Quant_152_out0_tdata;
-  logic Quant_152_out0_tvalid, Quant_152_out0_tready;
-  logic [15:0] Quant_153_out0_tdata;
-  logic Quant_153_out0_tvalid, Quant_153_out0_tready;
-  logic [15:0] Quant_154_out0_tdata;
-  logic Quant_154_out0_tvalid, Quant_154_out0_tready;
-  logic [15:0] Quant_155_out0_tdata;
-  logic Quant_155_out0_tvalid, Quant_155_out0_tready;
-  logic [15:0] Quant_156_out0_tdata;
-  logic Quant_156_out0_tvalid, Quant_156_out0_tready;
-  logic [15:0] Quant_157_out0_tdata;
-  logic Quant_157_out0_tvalid, Quant_157_out0_tready;
-  logic [15:0] Quant_158_out0_tdata;
-  logic Quant_158_out0_tvalid, Quant_158_out0_tready;
-  logic [15:0] Quant_159_out0_tdata;
-  logic Quant_159_out0_tvalid, Quant_159_out0_tready;
-  logic [15:0] Quant_160_out0_tdata;
-  logic Quant_160_out0_tvalid, Quant_160_out0_tready;
-  logic [15:0] Quant_161_out0_tdata;
-  logic Quant_161_out0_tvalid, Quant_161_out0_tready;
-  logic [15:0] Quant_162_out0_tdata;
-  logic Quant_162_out0_tvalid, Quant_162_out0_tready;
-  logic [15:0] Quant_163_out0_tdata;
-  logic Quant_163_out0_tvalid, Quant_163_out0_tready;
-  logic [15:0] Quant_164_out0_tdata;
-  logic Quant_164_out0_tvalid, Quant_164_out0_tready;
-  logic [15:0] Quant_165_out0_tdata;
-  logic Quant_165_out0_tvalid, Quant_165_out0_tready;
-  logic [15:0] Quant_166_out0_tdata;
-  logic Quant_166_out0_tvalid, Quant_166_out0_tready;
-  logic [15:0] Quant_167_out0_tdata;
-  logic Quant_167_out0_tvalid, Quant_167_out0_tready;
-  logic [15:0] Quant_168_out0_tdata;
-  logic Quant_168_out0_tvalid, Quant_168_out0_tready;
-  logic [15:0] Concat_2_part1_tdata;
-  logic Concat_2_part1_tvalid, Concat_2_part1_tready;
-  logic [15:0] Concat_2_part2_tdata;
-  logic Concat_2_part2_tvalid, Concat_2_part2_tready;
-  logic [15:0] Concat_2_out0_tdata;
-  logic Concat_2_out0_tvalid, Concat_2_out0_tready;
-  logic [15:0] global_out_tdata;
-  logic global_out_tvalid, global_out_tready;
-  logic [63:0] Quant_7_out0_f0_tdata;
-  logic Quant_7_out0_f0_tvalid, Quant_7_out0_f0_tready;
-  logic [63:0] Quant_7_out0_f1_tdata;
-  logic Quant_7_out0_f1_tvalid, Quant_7_out0_f1_tready;
-  logic [63:0] Quant_15_out0_f0_tdata;
-  logic Quant_15_out0_f0_tvalid, Quant_15_out0_f0_tready;
-  logic [63:0] Quant_15_out0_f1_tdata;
-  logic Quant_15_out0_f1_tvalid, Quant_15_out0_f1_tready;
-  logic [63:0] Quant_24_out0_f0_tdata;
-  logic Quant_24_out0_f0_tvalid, Quant_24_out0_f0_tready;
-  logic [63:0] Quant_24_out0_f1_tdata;
-  logic Quant_24_out0_f1_tvalid, Quant_24_out0_f1_tready;
-  logic [79:0] AveragePool_0_out0_f0_tdata;
-  logic AveragePool_0_out0_f0_tvalid, AveragePool_0_out0_f0_tready;
-  logic [79:0] AveragePool_0_out0_f1_tdata;
-  logic AveragePool_0_out0_f1_tvalid, AveragePool_0_out0_f1_tready;
-  logic [31:0] Quant_42_out0_f0_tdata;
-  logic Quant_42_out0_f0_tvalid, Quant_42_out0_f0_tready;
-  logic [31:0] Quant_42_out0_f1_tdata;
-  logic Quant_42_out0_f1_tvalid, Quant_42_out0_f1_tready;
-  logic [7:0] Quant_51_out0_f0_tdata;
-  logic Quant_51_out0_f0_tvalid, Quant_51_out0_f0_tready;
-  logic [7:0] Quant_51_out0_f1_tdata;
-  logic Quant_51_out0_f1_tvalid, Quant_51_out0_f1_tready;
-  logic [7:0] Split_0_out0_f0_tdata;
-  logic Split_0_out0_f0_tvalid, Split_0_out0_f0_tready;
-  logic [7:0] Split_0_out0_f1_tdata;
-  logic Split_0_out0_f1_tvalid, Split_0_out0_f1_tready;
-  logic [7:0] Split_0_out1_f0_tdata;
-  logic Split_0_out1_f0_tvalid, Split_0_out1_f0_tready;
-  logic [7:0] Split_0_out1_f1_tdata;
-  logic Split_0_out1_f1_tvalid, Split_0_out1_f1_tready;
-  logic [7:0] Quant_68_out0_f0_tdata;
-  logic Quant_68_out0_f0_tvalid, Quant_68_out0_f0_tready;
-  logic [7:0] Quant_68_out0_f1_tdata;
-  logic Quant_68_out0_f1_tvalid, Quant_68_out0_f1_tready;
-  logic [7:0] Quant_76_out0_f0_tdata;
-  logic Quant_76_out0_f0_tvalid, Quant_76_out0_f0_tready;
-  logic [7:0] Quant_76_out0_f1_tdata;
-  logic Quant_76_out0_f1_tvalid, Quant_76_out0_f1_tready;
-  logic [7:0] Quant_106_out0_f0_tdata;
-  logic Quant_106_out0_f0_tvalid, Quant_106_out0_f0_tready;
-  logic [7:0] Quant_106_out0_f1_tdata;
-  logic Quant_106_out0_f1_tvalid, Quant_106_out0_f1_tready;
-  logic [7:0] Split_1_out0_f0_tdata;
-  logic Split_1_out0_f0_tvalid, Split_1_out0_f0_tready;
-  logic [7:0] Split_1_out0_f1_tdata;
-  logic Split_1_out0_f1_tvalid, Split_1_out0_f1_tready;
-  logic [7:0] Split_1_out1_f0_tdata;
-  logic Split_1_out1_f0_tvalid, Split_1_out1_f0_tready;
-  logic [7:0] Split_1_out1_f1_tdata;
-  logic Split_1_out1_f1_tvalid, Split_1_out1_f1_tready;
-  logic [7:0] Split_1_out2_f0_tdata;
-  logic Split_1_out2_f0_tvalid, Split_1_out2_f0_tready;
-  logic [7:0] Split_1_out2_f1_tdata;
-  logic Split_1_out2_f1_tvalid, Split_1_out2_f1_tready;
-  logic [7:0] Split_1_out3_f0_tdata;
-  logic Split_1_out3_f0_tvalid, Split_1_out3_f0_tready;
-  logic [7:0] Split_1_out3_f1_tdata;
-  logic Split_1_out3_f1_tvalid, Split_1_out3_f1_tready;
-  logic [7:0] Quant_132_out0_f0_tdata;
-  logic Quant_132_out0_f0_tvalid, Quant_132_out0_f0_tready;
-  logic [7:0] Quant_132_out0_f1_tdata;
-  logic Quant_132_out0_f1_tvalid, Quant_132_out0_f1_tready;
-  logic [7:0] Quant_140_out0_f0_tdata;
-  logic Quant_140_out0_f0_tvalid, Quant_140_out0_f0_tready;
-  logic [7:0] Quant_140_out0_f1_tdata;
-  logic Quant_140_out0_f1_tvalid, Quant_140_out0_f1_tready;
-  logic [63:0] Quant_7_out0_f1_f0_tdata;
-  logic Quant_7_out0_f1_f0_tvalid, Quant_7_out0_f1_f0_tready;
-  logic [63:0] Quant_7_out0_f1_f1_tdata;
-  logic Quant_7_out0_f1_f1_tvalid, Quant_7_out0_f1_f1_tready;
-  logic [63:0] Quant_24_out0_f1_f0_tdata;
-  logic Quant_24_out0_f1_f0_tvalid, Quant_24_out0_f1_f0_tready;
-  logic [63:0] Quant_24_out0_f1_f1_tdata;
-  logic Quant_24_out0_f1_f1_tvalid, Quant_24_out0_f1_f1_tready;
-  logic [7:0] Quant_76_out0_f1_f0_tdata;
-  logic Quant_76_out0_f1_f0_tvalid, Quant_76_out0_f1_f0_tready;
-  logic [7:0] Quant_76_out0_f1_f1_tdata;
-  logic Quant_76_out0_f1_f1_tvalid, Quant_76_out0_f1_f1_tready;
-  logic [7:0] Quant_140_out0_f1_f0_tdata;
-  logic Quant_140_out0_f1_f0_tvalid, Quant_140_out0_f1_f0_tready;
-  logic [7:0] Quant_140_out0_f1_f1_tdata;
-  logic Quant_140_out0_f1_f1_tvalid, Quant_140_out0_f1_f1_tready;
-  logic [63:0] Quant_24_out0_f1_f1_f0_tdata;
-  logic Quant_24_out0_f1_f1_f0_tvalid, Quant_24_out0_f1_f1_f0_tready;
-  logic [63:0] Quant_24_out0_f1_f1_f1_tdata;
-  logic Quant_24_out0_f1_f1_f1_tvalid, Quant_24_out0_f1_f1_f1_tready;
-  logic [7:0] Quant_76_out0_f1_f1_f0_tdata;
-  logic Quant_76_out0_f1_f1_f0_tvalid, Quant_76_out0_f1_f1_f0_tready;
-  logic [7:0] Quant_76_out0_f1_f1_f1_tdata;
-  logic Quant_76_out0_f1_f1_f1_tvalid, Quant_76_out0_f1_f1_f1_tready;
-  logic [7:0] Quant_140_out0_f1_f1_f0_tdata;
-  logic Quant_140_out0_f1_f1_f0_tvalid, Quant_140_out0_f1_f1_f0_tready;
-  logic [7:0] Quant_140_out0_f1_f1_f1_tdata;
-  logic Quant_140_out0_f1_f1_f1_tvalid, Quant_140_out0_f1_f1_f1_tready;
-  logic [7:0] Quant_76_out0_f1_f1_f1_f0_tdata;
-  logic Quant_76_out0_f1_f1_f1_f0_tvalid, Quant_76_out0_f1_f1_f1_f0_tready;
-  logic [7:0] Quant_76_out0_f1_f1_f1_f1_tdata;
-  logic Quant_76_out0_f1_f1_f1_f1_tvalid, Quant_76_out0_f1_f1_f1_f1_tready;
-  logic [7:0] Quant_140_out0_f1_f1_f1_f0_tdata;
-  logic Quant_140_out0_f1_f1_f1_f0_tvalid, Quant_140_out0_f1_f1_f1_f0_tready;
-  logic [7:0] Quant_140_out0_f1_f1_f1_f1_tdata;
-  logic Quant_140_out0_f1_f1_f1_f1_tvalid, Quant_140_out0_f1_f1_f1_f1_tready;
-  logic [7:0] Quant_76_out0_f1_f1_f1_f1_f0_tdata;
-  logic Quant_76_out0_f1_f1_f1_f1_f0_tvalid, Quant_76_out0_f1_f1_f1_f1_f0_tready;
-  logic [7:0] Quant_76_out0_f1_f1_f1_f1_f1_tdata;
-  logic Quant_76_out0_f1_f1_f1_f1_f1_tvalid, Quant_76_out0_f1_f1_f1_f1_f1_tready;
-  logic [7:0] Quant_140_out0_f1_f1_f1_f1_f0_tdata;
-  logic Quant_140_out0_f1_f1_f1_f1_f0_tvalid, Quant_140_out0_f1_f1_f1_f1_f0_tready;
-  logic [7:0] Quant_140_out0_f1_f1_f1_f1_f1_tdata;
-  logic Quant_140_out0_f1_f1_f1_f1_f1_tvalid, Quant_140_out0_f1_f1_f1_f1_f1_tready;
-  logic [7:0] Quant_76_out0_f1_f1_f1_f1_f1_f0_tdata;
-  logic Quant_76_out0_f1_f1_f1_f1_f1_f0_tvalid, Quant_76_out0_f1_f1_f1_f1_f1_f0_tready;
-  logic [7:0] Quant_76_out0_f1_f1_f1_f1_f1_f1_tdata;
-  logic Quant_76_out0_f1_f1_f1_f1_f1_f1_tvalid, Quant_76_out0_f1_f1_f1_f1_f1_f1_tready;
-  logic [7:0] Quant_140_out0_f1_f1_f1_f1_f1_f0_tdata;
-  logic Quant_140_out0_f1_f1_f1_f1_f1_f0_tvalid, Quant_140_out0_f1_f1_f1_f1_f1_f0_tready;
-  logic [7:0] Quant_140_out0_f1_f1_f1_f1_f1_f1_tdata;
-  logic Quant_140_out0_f1_f1_f1_f1_f1_f1_tvalid, Quant_140_out0_f1_f1_f1_f1_f1_f1_tready;
-  logic [7:0] Quant_76_out0_f1_f1_f1_f1_f1_f1_f0_tdata;
-  logic Quant_76_out0_f1_f1_f1_f1_f1_f1_f0_tvalid, Quant_76_out0_f1_f1_f1_f1_f1_f1_f0_tready;
-  logic [7:0] Quant_76_out0_f1_f1_f1_f1_f1_f1_f1_tdata;
-  logic Quant_76_out0_f1_f1_f1_f1_f1_f1_f1_tvalid, Quant_76_out0_f1_f1_f1_f1_f1_f1_f1_tready;
-  logic [7:0] Quant_140_out0_f1_f1_f1_f1_f1_f1_f0_tdata;
-  logic Quant_140_out0_f1_f1_f1_f1_f1_f1_f0_tvalid, Quant_140_out0_f1_f1_f1_f1_f1_f1_f0_tready;
-  logic [7:0] Quant_140_out0_f1_f1_f1_f1_f1_f1_f1_tdata;
-  logic Quant_140_out0_f1_f1_f1_f1_f1_f1_f1_tvalid, Quant_140_out0_f1_f1_f1_f1_f1_f1_f1_tready;
-  logic [23:0] Quant_0_out0_l3_tdata;
-  logic Quant_0_out0_l3_tvalid, Quant_0_out0_l3_tready;
-  logic [39:0] AveragePool_0_out0_f0_l4_tdata;
-  logic AveragePool_0_out0_f0_l4_tvalid, AveragePool_0_out0_f0_l4_tready;
-  logic [31:0] Quant_24_out0_f1_f1_f1_l4_tdata;
-  logic Quant_24_out0_f1_f1_f1_l4_tvalid, Quant_24_out0_f1_f1_f1_l4_tready;
-  logic [39:0] AveragePool_0_out0_f1_l4_tdata;
-  logic AveragePool_0_out0_f1_l4_tvalid, AveragePool_0_out0_f1_l4_tready;
-  logic [15:0] BipolarQuant_25_out0_l16_tdata;
-  logic BipolarQuant_25_out0_l16_tvalid, BipolarQuant_25_out0_l16_tready;
-  logic [63:0] Quant_46_out0_l4_tdata;
-  logic Quant_46_out0_l4_tvalid, Quant_46_out0_l4_tready;
-  logic [15:0] Quant_49_out0_l1_tdata;
-  logic Quant_49_out0_l1_tvalid, Quant_49_out0_l1_tready;
-  logic [127:0] Quant_51_out0_f1_l16_tdata;
-  logic Quant_51_out0_f1_l16_tvalid, Quant_51_out0_f1_l16_tready;
-  logic [1:0] BipolarQuant_26_out0_l2_tdata;
-  logic BipolarQuant_26_out0_l2_tvalid, BipolarQuant_26_out0_l2_tready;
-  logic [1:0] BipolarQuant_27_out0_l2_tdata;
-  logic BipolarQuant_27_out0_l2_tvalid, BipolarQuant_27_out0_l2_tready;
-  logic [7:0] BipolarQuant_28_out0_l8_tdata;
-  logic BipolarQuant_28_out0_l8_tvalid, BipolarQuant_28_out0_l8_tready;
-  logic [15:0] Quant_72_out0_l1_tdata;
-  logic Quant_72_out0_l1_tvalid, Quant_72_out0_l1_tready;
-  logic [1:0] BipolarQuant_29_out0_l2_tdata;
-  logic BipolarQuant_29_out0_l2_tvalid, BipolarQuant_29_out0_l2_tready;
-  logic [1:0] BipolarQuant_30_out0_l2_tdata;
-  logic BipolarQuant_30_out0_l2_tvalid, BipolarQuant_30_out0_l2_tready;
-  logic [1:0] BipolarQuant_31_out0_l2_tdata;
-  logic BipolarQuant_31_out0_l2_tvalid, BipolarQuant_31_out0_l2_tready;
-  logic [1:0] BipolarQuant_32_out0_l2_tdata;
-  logic BipolarQuant_32_out0_l2_tvalid, BipolarQuant_32_out0_l2_tready;
-  logic [1:0] BipolarQuant_33_out0_l2_tdata;
-  logic BipolarQuant_33_out0_l2_tvalid, BipolarQuant_33_out0_l2_tready;
-  logic [1:0] BipolarQuant_34_out0_l2_tdata;
-  logic BipolarQuant_34_out0_l2_tvalid, BipolarQuant_34_out0_l2_tready;
-  logic [1:0] BipolarQuant_35_out0_l2_tdata;
-  logic BipolarQuant_35_out0_l2_tvalid, BipolarQuant_35_out0_l2_tready;
-  logic [1:0] BipolarQuant_36_out0_l2_tdata;
-  logic BipolarQuant_36_out0_l2_tvalid, BipolarQuant_36_out0_l2_tready;
-  logic [7:0] BipolarQuant_37_out0_l8_tdata;
-  logic BipolarQuant_37_out0_l8_tvalid, BipolarQuant_37_out0_l8_tready;
-  logic [15:0] Quant_136_out0_l1_tdata;
-  logic Quant_136_out0_l1_tvalid, Quant_136_out0_l1_tready;
-  logic [1:0] BipolarQuant_38_out0_l2_tdata;
-  logic BipolarQuant_38_out0_l2_tvalid, BipolarQuant_38_out0_l2_tready;
-  logic [1:0] BipolarQuant_39_out0_l2_tdata;
-  logic BipolarQuant_39_out0_l2_tvalid, BipolarQuant_39_out0_l2_tready;
-  logic [1:0] BipolarQuant_40_out0_l2_tdata;
-  logic BipolarQuant_40_out0_l2_tvalid, BipolarQuant_40_out0_l2_tready;
-  logic [1:0] BipolarQuant_41_out0_l2_tdata;
-  logic BipolarQuant_41_out0_l2_tvalid, BipolarQuant_41_out0_l2_tready;
-  logic [63:0] Quant_7_out0_f0_q_tdata;
-  logic Quant_7_out0_f0_q_tvalid, Quant_7_out0_f0_q_tready;
-  logic [63:0] Quant_7_out0_f1_q_tdata;
-  logic Quant_7_out0_f1_q_tvalid, Quant_7_out0_f1_q_tready;
-  logic [63:0] Quant_7_out0_f1_f0_q_tdata;
-  logic Quant_7_out0_f1_f0_q_tvalid, Quant_7_out0_f1_f0_q_tready;
-  logic [63:0] Quant_7_out0_f1_f1_q_tdata;
-  logic Quant_7_out0_f1_f1_q_tvalid, Quant_7_out0_f1_f1_q_tready;
-  logic [63:0] Quant_15_out0_f0_q_tdata;
-  logic Quant_15_out0_f0_q_tvalid, Quant_15_out0_f0_q_tready;
-  logic [63:0] Quant_15_out0_f1_q_tdata;
-  logic Quant_15_out0_f1_q_tvalid, Quant_15_out0_f1_q_tready;
-  logic [63:0] Quant_24_out0_f0_q_tdata;
-  logic Quant_24_out0_f0_q_tvalid, Quant_24_out0_f0_q_tready;
-  logic [63:0] Quant_24_out0_f1_q_tdata;
-  logic Quant_24_out0_f1_q_tvalid, Quant_24_out0_f1_q_tready;
-  logic [63:0] Quant_24_out0_f1_f0_q_tdata;
-  logic Quant_24_out0_f1_f0_q_tvalid, Quant_24_out0_f1_f0_q_tready;
-  logic [63:0] Quant_24_out0_f1_f1_q_tdata;
-  logic Quant_24_out0_f1_f1_q_tvalid, Quant_24_out0_f1_f1_q_tready;
-  logic [79:0] AveragePool_0_out0_f0_q_tdata;
-  logic AveragePool_0_out0_f0_q_tvalid, AveragePool_0_out0_f0_q_tready;
-  logic [79:0] AveragePool_0_out0_f1_q_tdata;
-  logic AveragePool_0_out0_f1_q_tvalid, AveragePool_0_out0_f1_q_tready;
-  logic [63:0] Quant_24_out0_f1_f1_f0_q_tdata;
-  logic Quant_24_out0_f1_f1_f0_q_tvalid, Quant_24_out0_f1_f1_f0_q_tready;
-  logic [63:0] Quant_24_out0_f1_f1_f1_q_tdata;
-  logic Quant_24_out0_f1_f1_f1_q_tvalid, Quant_24_out0_f1_f1_f1_q_tready;
-  logic [31:0] Quant_42_out0_f0_q_tdata;
-  logic Quant_42_out0_f0_q_tvalid, Quant_42_out0_f0_q_tready;
-  logic [31:0] Quant_42_out0_f1_q_tdata;
-  logic Quant_42_out0_f1_q_tvalid, Quant_42_out0_f1_q_tready;
-  logic [7:0] Quant_51_out0_f0_q_tdata;
-  logic Quant_51_out0_f0_q_tvalid, Quant_51_out0_f0_q_tready;
-  logic [7:0] Quant_51_out0_f1_q_tdata;
-  logic Quant_51_out0_f1_q_tvalid, Quant_51_out0_f1_q_tready;
-  logic [7:0] Split_0_out0_f0_q_tdata;
-  logic Split_0_out0_f0_q_tvalid, Split_0_out0_f0_q_tready;
-  logic [7:0] Split_0_out0_f1_q_tdata;
-  logic Split_0_out0_f1_q_tvalid, Split_0_out0_f1_q_tready;
-  logic [7:0] Split_0_out1_f0_q_tdata;
-  logic Split_0_out1_f0_q_tvalid, Split_0_out1_f0_q_tready;
-  logic [7:0] Split_0_out1_f1_q_tdata;
-  logic Split_0_out1_f1_q_tvalid, Split_0_out1_f1_q_tready;
-  logic [7:0] Quant_68_out0_f0_q_tdata;
-  logic Quant_68_out0_f0_q_tvalid, Quant_68_out0_f0_q_tready;
-  logic [7:0] Quant_68_out0_f1_q_tdata;
-  logic Quant_68_out0_f1_q_tvalid, Quant_68_out0_f1_q_tready;
-  logic [7:0] Quant_76_out0_f0_q_tdata;
-  logic Quant_76_out0_f0_q_tvalid, Quant_76_out0_f0_q_tready;
-  logic [7:0] Quant_76_out0_f1_q_tdata;
-  logic Quant_76_out0_f1_q_tvalid, Quant_76_out0_f1_q_tready;
-  logic [7:0] Quant_76_out0_f1_f0_q_tdata;
-  logic Quant_76_out0_f1_f0_q_tvalid, Quant_76_out0_f1_f0_q_tready;
-  logic [7:0] Quant_76_out0_f1_f1_q_tdata;
-  logic Quant_76_out0_f1_f1_q_tvalid, Quant_76_out0_f1_f1_q_tready;
-  logic [7:0] Quant_76_out0_f1_f1_f0_q_tdata;
-  logic Quant_76_out0_f1_f1_f0_q_tvalid, Quant_76_out0_f1_f1_f0_q_tready;
-  logic [7:0] Quant_76_out0_f1_f1_f1_q_tdata;
-  logic Quant_76_out0_f1_f1_f1_q_tvalid, Quant_76_out0_f1_f1_f1_q_tready;
-  logic [7:0] Quant_76_out0_f1_f1_f1_f0_q_tdata;
-  logic Quant_76_out0_f1_f1_f1_f0_q_tvalid, Quant_76_out0_f1_f1_f1_f0_q_tready;
-  logic [7:0] Quant_76_out0_f1_f1_f1_f1_q_tdata;
-  logic Quant_76_out0_f1_f1_f1_f1_q_tvalid, Quant_76_out0_f1_f1_f1_f1_q_tready;
-  logic [7:0] Quant_76_out0_f1_f1_f1_f1_f0_q_tdata;
-  logic Quant_76_out0_f1_f1_f1_f1_f0_q_tvalid, Quant_76_out0_f1_f1_f1_f1_f0_q_tready;
-  logic [7:0] Quant_76_out0_f1_f1_f1_f1_f1_q_tdata;
-  logic Quant_76_out0_f1_f1_f1_f1_f1_q_tvalid, Quant_76_out0_f1_f1_f1_f1_f1_q_tready;
-  logic [7:0] Quant_76_out0_f1_f1_f1_f1_f1_f0_q_tdata;
-  logic Quant_76_out0_f1_f1_f1_f1_f1_f0_q_tvalid, Quant_76_out0_f1_f1_f1_f1_f1_f0_q_tready;
-  logic [7:0] Quant_76_out0_f1_f1_f1_f1_f1_f1_q_tdata;
-  logic Quant_76_out0_f1_f1_f1_f1_f1_f1_q_tvalid, Quant_76_out0_f1_f1_f1_f1_f1_f1_q_tready;
-  logic [7:0] Quant_76_out0_f1_f1_f1_f1_f1_f1_f0_q_tdata;
-  logic Quant_76_out0_f1_f1_f1_f1_f1_f1_f0_q_tvalid, Quant_76_out0_f1_f1_f1_f1_f1_f1_f0_q_tready;
-  logic [7:0] Quant_76_out0_f1_f1_f1_f1_f1_f1_f1_q_tdata;
-  logic Quant_76_out0_f1_f1_f1_f1_f1_f1_f1_q_tvalid, Quant_76_out0_f1_f1_f1_f1_f1_f1_f1_q_tready;
-  logic [7:0] Quant_106_out0_f0_q_tdata;
-  logic Quant_106_out0_f0_q_tvalid, Quant_106_out0_f0_q_tready;
-  logic [7:0] Quant_106_out0_f1_q_tdata;
-  logic Quant_106_out0_f1_q_tvalid, Quant_106_out0_f1_q_tready;
-  logic [7:0] Split_1_out0_f0_q_tdata;
-  logic Split_1_out0_f0_q_tvalid, Split_1_out0_f0_q_tready;
-  logic [7:0] Split_1_out0_f1_q_tdata;
-  logic Split_1_out0_f1_q_tvalid, Split_1_out0_f1_q_tready;
-  logic [7:0] Split_1_out1_f0_q_tdata;
-  logic Split_1_out1_f0_q_tvalid, Split_1_out1_f0_q_tready;
-  logic [7:0] Split_1_out1_f1_q_tdata;
-  logic Split_1_out1_f1_q_tvalid, Split_1_out1_f1_q_tready;
-  logic [7:0] Split_1_out2_f0_q_tdata;
-  logic Split_1_out2_f0_q_tvalid, Split_1_out2_f0_q_tready;
-  logic [7:0] Split_1_out2_f1_q_tdata;
-  logic Split_1_out2_f1_q_tvalid, Split_1_out2_f1_q_tready;
-  logic [7:0] Split_1_out3_f0_q_tdata;
-  logic Split_1_out3_f0_q_tvalid, Split_1_out3_f0_q_tready;
-  logic [7:0] Split_1_out3_f1_q_tdata;
-  logic Split_1_out3_f1_q_tvalid, Split_1_out3_f1_q_tready;
-  logic [7:0] Quant_132_out0_f0_q_tdata;
-  logic Quant_132_out0_f0_q_tvalid, Quant_132_out0_f0_q_tready;
-  logic [7:0] Quant_132_out0_f1_q_tdata;
-  logic Quant_132_out0_f1_q_tvalid, Quant_132_out0_f1_q_tready;
-  logic [7:0] Quant_140_out0_f0_q_tdata;
-  logic Quant_140_out0_f0_q_tvalid, Quant_140_out0_f0_q_tready;
-  logic [7:0] Quant_140_out0_f1_q_tdata;
-  logic Quant_140_out0_f1_q_tvalid, Quant_140_out0_f1_q_tready;
-  logic [7:0] Quant_140_out0_f1_f0_q_tdata;
-  logic Quant_140_out0_f1_f0_q_tvalid, Quant_140_out0_f1_f0_q_tready;
-  logic [7:0] Quant_140_out0_f1_f1_q_tdata;
-  logic Quant_140_out0_f1_f1_q_tvalid, Quant_140_out0_f1_f1_q_tready;
-  logic [7:0] Quant_140_out0_f1_f1_f0_q_tdata;
-  logic Quant_140_out0_f1_f1_f0_q_tvalid, Quant_140_out0_f1_f1_f0_q_tready;
-  logic [7:0] Quant_140_out0_f1_f1_f1_q_tdata;
-  logic Quant_140_out0_f1_f1_f1_q_tvalid, Quant_140_out0_f1_f1_f1_q_tready;
-  logic [7:0] Quant_140_out0_f1_f1_f1_f0_q_tdata;
-  logic Quant_140_out0_f1_f1_f1_f0_q_tvalid, Quant_140_out0_f1_f1_f1_f0_q_tready;
-  logic [7:0] Quant_140_out0_f1_f1_f1_f1_q_tdata;
-  logic Quant_140_out0_f1_f1_f1_f1_q_tvalid, Quant_140_out0_f1_f1_f1_f1_q_tready;
-  logic [7:0] Quant_140_out0_f1_f1_f1_f1_f0_q_tdata;
-  logic Quant_140_out0_f1_f1_f1_f1_f0_q_tvalid, Quant_140_out0_f1_f1_f1_f1_f0_q_tready;
-  logic [7:0] Quant_140_out0_f1_f1_f1_f1_f1_q_tdata;
-  logic Quant_140_out0_f1_f1_f1_f1_f1_q_tvalid, Quant_140_out0_f1_f1_f1_f1_f1_q_tready;
-  logic [7:0] Quant_140_out0_f1_f1_f1_f1_f1_f0_q_tdata;
-  logic Quant_140_out0_f1_f1_f1_f1_f1_f0_q_tvalid, Quant_140_out0_f1_f1_f1_f1_f1_f0_q_tready;
-  logic [7:0] Quant_140_out0_f1_f1_f1_f1_f1_f1_q_tdata;
-  logic Quant_140_out0_f1_f1_f1_f1_f1_f1_q_tvalid, Quant_140_out0_f1_f1_f1_f1_f1_f1_q_tready;
-  logic [7:0] Quant_140_out0_f1_f1_f1_f1_f1_f1_f0_q_tdata;
-  logic Quant_140_out0_f1_f1_f1_f1_f1_f1_f0_q_tvalid, Quant_140_out0_f1_f1_f1_f1_f1_f1_f0_q_tready;
-  logic [7:0] Quant_140_out0_f1_f1_f1_f1_f1_f1_f1_q_tdata;
-  logic Quant_140_out0_f1_f1_f1_f1_f1_f1_f1_q_tvalid, Quant_140_out0_f1_f1_f1_f1_f1_f1_f1_q_tready;
-  assign Quant_0_out0_tdata = in_tdata;
-  assign Quant_0_out0_tvalid = in_tvalid;
-  assign in_tready = Quant_0_out0_tready;
-  assign out_tdata = global_out_tdata;
-  assign out_tvalid = global_out_tvalid;
-  assign global_out_tready = out_tready;
+  logic [7:0] t__stem_q_in_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__stem_q_in_act_quant_export_handler_Quant_output_0_tvalid, t__stem_q_in_act_quant_export_handler_Quant_output_0_tready;
+  logic [23:0] t__stem_conv_hw_Conv_windows_tdata;
+  logic t__stem_conv_hw_Conv_windows_tvalid, t__stem_conv_hw_Conv_windows_tready;
+  logic [2:0] t__stem_conv_hw_Conv_windows_tmask;
+  logic [167:0] t__stem_conv_hw_Conv_acc_tdata;
+  logic t__stem_conv_hw_Conv_acc_tvalid, t__stem_conv_hw_Conv_acc_tready;
+  logic [127:0] t__stem_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__stem_qx_act_quant_export_handler_Quant_output_0_tvalid, t__stem_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [127:0] t__stem_bn_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__stem_bn_qx_act_quant_export_handler_Quant_output_0_tvalid, t__stem_bn_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [127:0] t__stem_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__stem_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__stem_bn_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [127:0] t__stem_Relu_output_0_tdata;
+  logic t__stem_Relu_output_0_tvalid, t__stem_Relu_output_0_tready;
+  logic [63:0] t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_tready;
+  logic [7:0] t__blocks_blocks_0_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tdata;
+  logic t__blocks_blocks_0_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid, t__blocks_blocks_0_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tready;
+  logic [7:0] t__blocks_blocks_0_convs_0_branches_0_conv_hw_Conv_windows_tdata;
+  logic t__blocks_blocks_0_convs_0_branches_0_conv_hw_Conv_windows_tvalid, t__blocks_blocks_0_convs_0_branches_0_conv_hw_Conv_windows_tready;
+  logic [7:0] t__blocks_blocks_0_convs_0_branches_0_conv_hw_Conv_windows_tmask;
+  logic [63:0] t__blocks_blocks_0_convs_0_branches_0_conv_hw_Conv_acc_tdata;
+  logic t__blocks_blocks_0_convs_0_branches_0_conv_hw_Conv_acc_tvalid, t__blocks_blocks_0_convs_0_branches_0_conv_hw_Conv_acc_tready;
+  logic [127:0] t__blocks_blocks_0_convs_0_branches_0_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_0_convs_0_branches_0_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_0_convs_0_branches_0_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [127:0] t__blocks_blocks_0_convs_0_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_0_convs_0_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_0_convs_0_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [127:0] t__blocks_blocks_0_convs_0_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_0_convs_0_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_0_convs_0_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [127:0] t__blocks_blocks_0_convs_0_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata;
+  logic t__blocks_blocks_0_convs_0_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid, t__blocks_blocks_0_convs_0_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready;
+  logic [127:0] t__blocks_blocks_0_convs_0_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_0_convs_0_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_0_convs_0_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [127:0] t__blocks_blocks_0_convs_0_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_0_convs_0_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_0_convs_0_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [127:0] t__blocks_blocks_0_convs_0_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_0_convs_0_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_0_convs_0_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [63:0] t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_tready;
+  logic [7:0] t__blocks_blocks_0_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tdata;
+  logic t__blocks_blocks_0_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid, t__blocks_blocks_0_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tready;
+  logic [7:0] t__blocks_blocks_0_convs_1_branches_0_conv_hw_Conv_windows_tdata;
+  logic t__blocks_blocks_0_convs_1_branches_0_conv_hw_Conv_windows_tvalid, t__blocks_blocks_0_convs_1_branches_0_conv_hw_Conv_windows_tready;
+  logic [7:0] t__blocks_blocks_0_convs_1_branches_0_conv_hw_Conv_windows_tmask;
+  logic [63:0] t__blocks_blocks_0_convs_1_branches_0_conv_hw_Conv_acc_tdata;
+  logic t__blocks_blocks_0_convs_1_branches_0_conv_hw_Conv_acc_tvalid, t__blocks_blocks_0_convs_1_branches_0_conv_hw_Conv_acc_tready;
+  logic [127:0] t__blocks_blocks_0_convs_1_branches_0_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_0_convs_1_branches_0_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_0_convs_1_branches_0_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [127:0] t__blocks_blocks_0_convs_1_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_0_convs_1_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_0_convs_1_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [127:0] t__blocks_blocks_0_convs_1_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_0_convs_1_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_0_convs_1_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [127:0] t__blocks_blocks_0_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata;
+  logic t__blocks_blocks_0_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid, t__blocks_blocks_0_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready;
+  logic [127:0] t__blocks_blocks_0_convs_1_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_0_convs_1_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_0_convs_1_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [127:0] t__blocks_blocks_0_convs_1_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_0_convs_1_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_0_convs_1_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [127:0] t__blocks_blocks_0_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_0_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_0_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [127:0] t__blocks_blocks_0_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_0_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_0_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [63:0] t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_tready;
+  logic [7:0] t__blocks_blocks_1_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tdata;
+  logic t__blocks_blocks_1_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid, t__blocks_blocks_1_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tready;
+  logic [79:0] t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_tdata;
+  logic t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_tvalid, t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_tready;
+  logic [7:0] t__blocks_blocks_1_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tdata;
+  logic t__blocks_blocks_1_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid, t__blocks_blocks_1_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tready;
+  logic [31:0] t__blocks_blocks_1_br_conv_hw_Conv_windows_tdata;
+  logic t__blocks_blocks_1_br_conv_hw_Conv_windows_tvalid, t__blocks_blocks_1_br_conv_hw_Conv_windows_tready;
+  logic [3:0] t__blocks_blocks_1_br_conv_hw_Conv_windows_tmask;
+  logic [18:0] t__blocks_blocks_1_br_conv_hw_Conv_acc_tdata;
+  logic t__blocks_blocks_1_br_conv_hw_Conv_acc_tvalid, t__blocks_blocks_1_br_conv_hw_Conv_acc_tready;
+  logic [7:0] t__blocks_blocks_1_convs_0_branches_0_conv_hw_Conv_windows_tdata;
+  logic t__blocks_blocks_1_convs_0_branches_0_conv_hw_Conv_windows_tvalid, t__blocks_blocks_1_convs_0_branches_0_conv_hw_Conv_windows_tready;
+  logic [7:0] t__blocks_blocks_1_convs_0_branches_0_conv_hw_Conv_windows_tmask;
+  logic [31:0] t__blocks_blocks_1_convs_0_branches_0_conv_hw_Conv_acc_tdata;
+  logic t__blocks_blocks_1_convs_0_branches_0_conv_hw_Conv_acc_tvalid, t__blocks_blocks_1_convs_0_branches_0_conv_hw_Conv_acc_tready;
+  logic [7:0] t__blocks_blocks_1_convs_0_branches_1_conv_hw_Conv_windows_tdata;
+  logic t__blocks_blocks_1_convs_0_branches_1_conv_hw_Conv_windows_tvalid, t__blocks_blocks_1_convs_0_branches_1_conv_hw_Conv_windows_tready;
+  logic [7:0] t__blocks_blocks_1_convs_0_branches_1_conv_hw_Conv_windows_tmask;
+  logic [31:0] t__blocks_blocks_1_convs_0_branches_1_conv_hw_Conv_acc_tdata;
+  logic t__blocks_blocks_1_convs_0_branches_1_conv_hw_Conv_acc_tvalid, t__blocks_blocks_1_convs_0_branches_1_conv_hw_Conv_acc_tready;
+  logic [15:0] t__blocks_blocks_1_br_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_1_br_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_1_br_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [63:0] t__blocks_blocks_1_convs_0_branches_0_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_1_convs_0_branches_0_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_1_convs_0_branches_0_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [63:0] t__blocks_blocks_1_convs_0_branches_1_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_1_convs_0_branches_1_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_1_convs_0_branches_1_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_1_br_bn_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_1_br_bn_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_1_br_bn_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [63:0] t__blocks_blocks_1_convs_0_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_1_convs_0_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_1_convs_0_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [63:0] t__blocks_blocks_1_convs_0_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_1_convs_0_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_1_convs_0_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_1_br_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_1_br_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_1_br_bn_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [63:0] t__blocks_blocks_1_convs_0_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_1_convs_0_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_1_convs_0_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [63:0] t__blocks_blocks_1_convs_0_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_1_convs_0_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_1_convs_0_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [63:0] t__blocks_blocks_1_convs_0_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata;
+  logic t__blocks_blocks_1_convs_0_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid, t__blocks_blocks_1_convs_0_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready;
+  logic [63:0] t__blocks_blocks_1_convs_0_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata;
+  logic t__blocks_blocks_1_convs_0_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid, t__blocks_blocks_1_convs_0_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready;
+  logic [63:0] t__blocks_blocks_1_convs_0_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_1_convs_0_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_1_convs_0_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [63:0] t__blocks_blocks_1_convs_0_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_1_convs_0_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_1_convs_0_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [63:0] t__blocks_blocks_1_convs_0_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_1_convs_0_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_1_convs_0_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [63:0] t__blocks_blocks_1_convs_0_branches_1_bn_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_1_convs_0_branches_1_bn_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_1_convs_0_branches_1_bn_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [63:0] t__blocks_blocks_1_convs_0_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_1_convs_0_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_1_convs_0_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [63:0] t__blocks_blocks_1_convs_0_branches_1_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_1_convs_0_branches_1_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_1_convs_0_branches_1_bn_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [63:0] t__blocks_blocks_1_convs_0_Concat_output_0_tdata;
+  logic t__blocks_blocks_1_convs_0_Concat_output_0_tvalid, t__blocks_blocks_1_convs_0_Concat_output_0_tready;
+  logic [31:0] t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_tready;
+  logic [3:0] t__blocks_blocks_1_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tdata;
+  logic t__blocks_blocks_1_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid, t__blocks_blocks_1_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tready;
+  logic [15:0] t__blocks_blocks_1_convs_1_branches_0_conv_hw_Conv_windows_tdata;
+  logic t__blocks_blocks_1_convs_1_branches_0_conv_hw_Conv_windows_tvalid, t__blocks_blocks_1_convs_1_branches_0_conv_hw_Conv_windows_tready;
+  logic [15:0] t__blocks_blocks_1_convs_1_branches_0_conv_hw_Conv_windows_tmask;
+  logic [71:0] t__blocks_blocks_1_convs_1_branches_0_conv_hw_Conv_acc_tdata;
+  logic t__blocks_blocks_1_convs_1_branches_0_conv_hw_Conv_acc_tvalid, t__blocks_blocks_1_convs_1_branches_0_conv_hw_Conv_acc_tready;
+  logic [127:0] t__blocks_blocks_1_convs_1_branches_0_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_1_convs_1_branches_0_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_1_convs_1_branches_0_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [127:0] t__blocks_blocks_1_convs_1_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_1_convs_1_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_1_convs_1_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [127:0] t__blocks_blocks_1_convs_1_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_1_convs_1_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_1_convs_1_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [127:0] t__blocks_blocks_1_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata;
+  logic t__blocks_blocks_1_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid, t__blocks_blocks_1_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready;
+  logic [63:0] t__blocks_blocks_1_convs_1_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_1_convs_1_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_1_convs_1_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [63:0] t__blocks_blocks_1_convs_1_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_1_convs_1_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_1_convs_1_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [63:0] t__blocks_blocks_1_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_1_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_1_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_1_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_1_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_1_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [7:0] t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_tready;
+  logic [7:0] t__blocks_blocks_2_convs_0_Split_output_0_tdata;
+  logic t__blocks_blocks_2_convs_0_Split_output_0_tvalid, t__blocks_blocks_2_convs_0_Split_output_0_tready;
+  logic [7:0] t__blocks_blocks_2_convs_0_Split_output_1_tdata;
+  logic t__blocks_blocks_2_convs_0_Split_output_1_tvalid, t__blocks_blocks_2_convs_0_Split_output_1_tready;
+  logic [127:0] t__blocks_blocks_2_br_conv_hw_Conv_windows_tdata;
+  logic t__blocks_blocks_2_br_conv_hw_Conv_windows_tvalid, t__blocks_blocks_2_br_conv_hw_Conv_windows_tready;
+  logic [15:0] t__blocks_blocks_2_br_conv_hw_Conv_windows_tmask;
+  logic [19:0] t__blocks_blocks_2_br_conv_hw_Conv_acc_tdata;
+  logic t__blocks_blocks_2_br_conv_hw_Conv_acc_tvalid, t__blocks_blocks_2_br_conv_hw_Conv_acc_tready;
+  logic [0:0] t__blocks_blocks_2_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid, t__blocks_blocks_2_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tready;
+  logic [0:0] t__blocks_blocks_2_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid, t__blocks_blocks_2_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_br_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_br_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_2_br_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [1:0] t__blocks_blocks_2_convs_0_branches_0_conv_hw_Conv_windows_tdata;
+  logic t__blocks_blocks_2_convs_0_branches_0_conv_hw_Conv_windows_tvalid, t__blocks_blocks_2_convs_0_branches_0_conv_hw_Conv_windows_tready;
+  logic [1:0] t__blocks_blocks_2_convs_0_branches_0_conv_hw_Conv_windows_tmask;
+  logic [4:0] t__blocks_blocks_2_convs_0_branches_0_conv_hw_Conv_acc_tdata;
+  logic t__blocks_blocks_2_convs_0_branches_0_conv_hw_Conv_acc_tvalid, t__blocks_blocks_2_convs_0_branches_0_conv_hw_Conv_acc_tready;
+  logic [1:0] t__blocks_blocks_2_convs_0_branches_1_conv_hw_Conv_windows_tdata;
+  logic t__blocks_blocks_2_convs_0_branches_1_conv_hw_Conv_windows_tvalid, t__blocks_blocks_2_convs_0_branches_1_conv_hw_Conv_windows_tready;
+  logic [1:0] t__blocks_blocks_2_convs_0_branches_1_conv_hw_Conv_windows_tmask;
+  logic [4:0] t__blocks_blocks_2_convs_0_branches_1_conv_hw_Conv_acc_tdata;
+  logic t__blocks_blocks_2_convs_0_branches_1_conv_hw_Conv_acc_tvalid, t__blocks_blocks_2_convs_0_branches_1_conv_hw_Conv_acc_tready;
+  logic [15:0] t__blocks_blocks_2_br_bn_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_br_bn_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_2_br_bn_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_0_branches_0_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_0_branches_0_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_2_convs_0_branches_0_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_0_branches_1_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_0_branches_1_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_2_convs_0_branches_1_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_br_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_br_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_2_br_bn_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_0_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_0_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_2_convs_0_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_0_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_0_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_2_convs_0_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_0_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_0_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_2_convs_0_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_0_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_0_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_2_convs_0_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_0_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_0_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid, t__blocks_blocks_2_convs_0_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_0_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_0_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid, t__blocks_blocks_2_convs_0_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_0_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_0_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_2_convs_0_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_0_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_0_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_2_convs_0_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_0_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_0_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_2_convs_0_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_0_bn_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_0_bn_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_2_convs_0_bn_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_2_convs_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [7:0] t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_tready;
+  logic [0:0] t__blocks_blocks_2_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid, t__blocks_blocks_2_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tready;
+  logic [7:0] t__blocks_blocks_2_convs_1_branches_0_conv_hw_Conv_windows_tdata;
+  logic t__blocks_blocks_2_convs_1_branches_0_conv_hw_Conv_windows_tvalid, t__blocks_blocks_2_convs_1_branches_0_conv_hw_Conv_windows_tready;
+  logic [7:0] t__blocks_blocks_2_convs_1_branches_0_conv_hw_Conv_windows_tmask;
+  logic [31:0] t__blocks_blocks_2_convs_1_branches_0_conv_hw_Conv_acc_tdata;
+  logic t__blocks_blocks_2_convs_1_branches_0_conv_hw_Conv_acc_tvalid, t__blocks_blocks_2_convs_1_branches_0_conv_hw_Conv_acc_tready;
+  logic [63:0] t__blocks_blocks_2_convs_1_branches_0_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_1_branches_0_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_2_convs_1_branches_0_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [63:0] t__blocks_blocks_2_convs_1_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_1_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_2_convs_1_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [63:0] t__blocks_blocks_2_convs_1_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_1_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_2_convs_1_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [63:0] t__blocks_blocks_2_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid, t__blocks_blocks_2_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_1_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_1_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_2_convs_1_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_1_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_1_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_2_convs_1_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_2_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [7:0] t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_tready;
+  logic [0:0] t__blocks_blocks_2_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid, t__blocks_blocks_2_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tready;
+  logic [0:0] t__blocks_blocks_2_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid, t__blocks_blocks_2_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tready;
+  logic [0:0] t__blocks_blocks_2_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid, t__blocks_blocks_2_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_tready;
+  logic [0:0] t__blocks_blocks_2_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid, t__blocks_blocks_2_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_tready;
+  logic [1:0] t__blocks_blocks_2_convs_2_branches_0_conv_hw_Conv_windows_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_0_conv_hw_Conv_windows_tvalid, t__blocks_blocks_2_convs_2_branches_0_conv_hw_Conv_windows_tready;
+  logic [1:0] t__blocks_blocks_2_convs_2_branches_0_conv_hw_Conv_windows_tmask;
+  logic [4:0] t__blocks_blocks_2_convs_2_branches_0_conv_hw_Conv_acc_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_0_conv_hw_Conv_acc_tvalid, t__blocks_blocks_2_convs_2_branches_0_conv_hw_Conv_acc_tready;
+  logic [1:0] t__blocks_blocks_2_convs_2_branches_1_conv_hw_Conv_windows_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_1_conv_hw_Conv_windows_tvalid, t__blocks_blocks_2_convs_2_branches_1_conv_hw_Conv_windows_tready;
+  logic [1:0] t__blocks_blocks_2_convs_2_branches_1_conv_hw_Conv_windows_tmask;
+  logic [4:0] t__blocks_blocks_2_convs_2_branches_1_conv_hw_Conv_acc_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_1_conv_hw_Conv_acc_tvalid, t__blocks_blocks_2_convs_2_branches_1_conv_hw_Conv_acc_tready;
+  logic [1:0] t__blocks_blocks_2_convs_2_branches_2_conv_hw_Conv_windows_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_2_conv_hw_Conv_windows_tvalid, t__blocks_blocks_2_convs_2_branches_2_conv_hw_Conv_windows_tready;
+  logic [1:0] t__blocks_blocks_2_convs_2_branches_2_conv_hw_Conv_windows_tmask;
+  logic [4:0] t__blocks_blocks_2_convs_2_branches_2_conv_hw_Conv_acc_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_2_conv_hw_Conv_acc_tvalid, t__blocks_blocks_2_convs_2_branches_2_conv_hw_Conv_acc_tready;
+  logic [1:0] t__blocks_blocks_2_convs_2_branches_3_conv_hw_Conv_windows_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_3_conv_hw_Conv_windows_tvalid, t__blocks_blocks_2_convs_2_branches_3_conv_hw_Conv_windows_tready;
+  logic [1:0] t__blocks_blocks_2_convs_2_branches_3_conv_hw_Conv_windows_tmask;
+  logic [4:0] t__blocks_blocks_2_convs_2_branches_3_conv_hw_Conv_acc_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_3_conv_hw_Conv_acc_tvalid, t__blocks_blocks_2_convs_2_branches_3_conv_hw_Conv_acc_tready;
+  logic [15:0] t__blocks_blocks_2_convs_2_branches_0_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_0_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_2_convs_2_branches_0_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_2_branches_1_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_1_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_2_convs_2_branches_1_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_2_branches_2_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_2_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_2_convs_2_branches_2_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_2_branches_3_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_3_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_2_convs_2_branches_3_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_2_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_2_convs_2_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_2_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_2_convs_2_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_2_branches_2_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_2_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_2_convs_2_branches_2_rprelu_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_2_branches_3_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_3_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_2_convs_2_branches_3_rprelu_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_2_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_2_convs_2_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_2_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_2_convs_2_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_2_branches_2_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_2_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_2_convs_2_branches_2_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_2_branches_3_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_3_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_2_convs_2_branches_3_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_2_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid, t__blocks_blocks_2_convs_2_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_2_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid, t__blocks_blocks_2_convs_2_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_2_branches_2_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_2_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid, t__blocks_blocks_2_convs_2_branches_2_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_2_branches_3_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_3_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid, t__blocks_blocks_2_convs_2_branches_3_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_2_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_2_convs_2_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_2_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_2_convs_2_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_2_branches_2_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_2_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_2_convs_2_branches_2_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_2_branches_3_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_3_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_2_convs_2_branches_3_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_2_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_2_convs_2_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_2_branches_1_bn_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_1_bn_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_2_convs_2_branches_1_bn_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_2_branches_2_bn_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_2_bn_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_2_convs_2_branches_2_bn_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_2_branches_3_bn_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_3_bn_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_2_convs_2_branches_3_bn_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_2_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_2_convs_2_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_2_branches_1_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_1_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_2_convs_2_branches_1_bn_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_2_branches_2_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_2_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_2_convs_2_branches_2_bn_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_2_branches_3_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_3_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_2_convs_2_branches_3_bn_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_convs_2_Concat_part1_tdata;
+  logic t__blocks_blocks_2_convs_2_Concat_part1_tvalid, t__blocks_blocks_2_convs_2_Concat_part1_tready;
+  logic [15:0] t__blocks_blocks_2_convs_2_Concat_part2_tdata;
+  logic t__blocks_blocks_2_convs_2_Concat_part2_tvalid, t__blocks_blocks_2_convs_2_Concat_part2_tready;
+  logic [15:0] t__blocks_blocks_2_convs_2_Concat_output_0_tdata;
+  logic t__blocks_blocks_2_convs_2_Concat_output_0_tvalid, t__blocks_blocks_2_convs_2_Concat_output_0_tready;
+  logic [15:0] t__blocks_blocks_2_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_2_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_2_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [7:0] t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_tready;
+  logic [7:0] t__blocks_blocks_3_convs_0_Split_output_0_tdata;
+  logic t__blocks_blocks_3_convs_0_Split_output_0_tvalid, t__blocks_blocks_3_convs_0_Split_output_0_tready;
+  logic [7:0] t__blocks_blocks_3_convs_0_Split_rest0_tdata;
+  logic t__blocks_blocks_3_convs_0_Split_rest0_tvalid, t__blocks_blocks_3_convs_0_Split_rest0_tready;
+  logic [7:0] t__blocks_blocks_3_convs_0_Split_output_1_tdata;
+  logic t__blocks_blocks_3_convs_0_Split_output_1_tvalid, t__blocks_blocks_3_convs_0_Split_output_1_tready;
+  logic [7:0] t__blocks_blocks_3_convs_0_Split_rest1_tdata;
+  logic t__blocks_blocks_3_convs_0_Split_rest1_tvalid, t__blocks_blocks_3_convs_0_Split_rest1_tready;
+  logic [7:0] t__blocks_blocks_3_convs_0_Split_output_2_tdata;
+  logic t__blocks_blocks_3_convs_0_Split_output_2_tvalid, t__blocks_blocks_3_convs_0_Split_output_2_tready;
+  logic [7:0] t__blocks_blocks_3_convs_0_Split_output_3_tdata;
+  logic t__blocks_blocks_3_convs_0_Split_output_3_tvalid, t__blocks_blocks_3_convs_0_Split_output_3_tready;
+  logic [0:0] t__blocks_blocks_3_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid, t__blocks_blocks_3_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tready;
+  logic [0:0] t__blocks_blocks_3_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid, t__blocks_blocks_3_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tready;
+  logic [0:0] t__blocks_blocks_3_convs_0_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_0_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid, t__blocks_blocks_3_convs_0_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_tready;
+  logic [0:0] t__blocks_blocks_3_convs_0_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_0_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid, t__blocks_blocks_3_convs_0_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_tready;
+  logic [1:0] t__blocks_blocks_3_convs_0_branches_0_conv_hw_Conv_windows_tdata;
+  logic t__blocks_blocks_3_convs_0_branches_0_conv_hw_Conv_windows_tvalid, t__blocks_blocks_3_convs_0_branches_0_conv_hw_Conv_windows_tready;
+  logic [1:0] t__blocks_blocks_3_convs_0_branches_0_conv_hw_Conv_windows_tmask;
+  logic [4:0] t__blocks_blocks_3_convs_0_branches_0_conv_hw_Conv_acc_tdata;
+  logic t__blocks_blocks_3_convs_0_branches_0_conv_hw_Conv_acc_tvalid, t__blocks_blocks_3_convs_0_branches_0_conv_hw_Conv_acc_tready;
+  logic [1:0] t__blocks_blocks_3_convs_0_branches_1_conv_hw_Conv_windows_tdata;
+  logic t__blocks_blocks_3_convs_0_branches_1_conv_hw_Conv_windows_tvalid, t__blocks_blocks_3_convs_0_branches_1_conv_hw_Conv_windows_tready;
+  logic [1:0] t__blocks_blocks_3_convs_0_branches_1_conv_hw_Conv_windows_tmask;
+  logic [4:0] t__blocks_blocks_3_convs_0_branches_1_conv_hw_Conv_acc_tdata;
+  logic t__blocks_blocks_3_convs_0_branches_1_conv_hw_Conv_acc_tvalid, t__blocks_blocks_3_convs_0_branches_1_conv_hw_Conv_acc_tready;
+  logic [1:0] t__blocks_blocks_3_convs_0_branches_2_conv_hw_Conv_windows_tdata;
+  logic t__blocks_blocks_3_convs_0_branches_2_conv_hw_Conv_windows_tvalid, t__blocks_blocks_3_convs_0_branches_2_conv_hw_Conv_windows_tready;
+  logic [1:0] t__blocks_blocks_3_convs_0_branches_2_conv_hw_Conv_windows_tmask;
+  logic [4:0] t__blocks_blocks_3_convs_0_branches_2_conv_hw_Conv_acc_tdata;
+  logic t__blocks_blocks_3_convs_0_branches_2_conv_hw_Conv_acc_tvalid, t__blocks_blocks_3_convs_0_branches_2_conv_hw_Conv_acc_tready;
+  logic [1:0] t__blocks_blocks_3_convs_0_branches_3_conv_hw_Conv_windows_tdata;
+  logic t__blocks_blocks_3_convs_0_branches_3_conv_hw_Conv_windows_tvalid, t__blocks_blocks_3_convs_0_branches_3_conv_hw_Conv_windows_tready;
+  logic [1:0] t__blocks_blocks_3_convs_0_branches_3_conv_hw_Conv_windows_tmask;
+  logic [4:0] t__blocks_blocks_3_convs_0_branches_3_conv_hw_Conv_acc_tdata;
+  logic t__blocks_blocks_3_convs_0_branches_3_conv_hw_Conv_acc_tvalid, t__blocks_blocks_3_convs_0_branches_3_conv_hw_Conv_acc_tready;
+  logic [15:0] t__blocks_blocks_3_convs_0_branches_0_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_0_branches_0_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_3_convs_0_branches_0_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_0_branches_1_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_0_branches_1_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_3_convs_0_branches_1_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_0_branches_2_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_0_branches_2_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_3_convs_0_branches_2_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_0_branches_3_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_0_branches_3_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_3_convs_0_branches_3_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_0_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_0_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_3_convs_0_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_0_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_0_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_3_convs_0_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_0_branches_2_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_0_branches_2_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_3_convs_0_branches_2_rprelu_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_0_branches_3_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_0_branches_3_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_3_convs_0_branches_3_rprelu_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_0_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_0_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_3_convs_0_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_0_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_0_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_3_convs_0_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_0_branches_2_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_0_branches_2_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_3_convs_0_branches_2_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_0_branches_3_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_0_branches_3_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_3_convs_0_branches_3_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_0_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_0_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid, t__blocks_blocks_3_convs_0_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_0_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_0_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid, t__blocks_blocks_3_convs_0_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_0_branches_2_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_0_branches_2_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid, t__blocks_blocks_3_convs_0_branches_2_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_0_branches_3_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_0_branches_3_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid, t__blocks_blocks_3_convs_0_branches_3_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_0_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_0_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_3_convs_0_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_0_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_0_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_3_convs_0_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_0_branches_2_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_0_branches_2_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_3_convs_0_branches_2_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_0_branches_3_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_0_branches_3_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_3_convs_0_branches_3_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_0_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_0_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_3_convs_0_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_0_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_0_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_3_convs_0_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_0_qx_act_quant_export_handler_2_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_0_qx_act_quant_export_handler_2_Quant_output_0_tvalid, t__blocks_blocks_3_convs_0_qx_act_quant_export_handler_2_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_0_bn_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_0_bn_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_3_convs_0_bn_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_3_convs_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [7:0] t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_tready;
+  logic [0:0] t__blocks_blocks_3_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid, t__blocks_blocks_3_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tready;
+  logic [7:0] t__blocks_blocks_3_convs_1_branches_0_conv_hw_Conv_windows_tdata;
+  logic t__blocks_blocks_3_convs_1_branches_0_conv_hw_Conv_windows_tvalid, t__blocks_blocks_3_convs_1_branches_0_conv_hw_Conv_windows_tready;
+  logic [7:0] t__blocks_blocks_3_convs_1_branches_0_conv_hw_Conv_windows_tmask;
+  logic [31:0] t__blocks_blocks_3_convs_1_branches_0_conv_hw_Conv_acc_tdata;
+  logic t__blocks_blocks_3_convs_1_branches_0_conv_hw_Conv_acc_tvalid, t__blocks_blocks_3_convs_1_branches_0_conv_hw_Conv_acc_tready;
+  logic [63:0] t__blocks_blocks_3_convs_1_branches_0_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_1_branches_0_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_3_convs_1_branches_0_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [63:0] t__blocks_blocks_3_convs_1_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_1_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_3_convs_1_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [63:0] t__blocks_blocks_3_convs_1_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_1_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_3_convs_1_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [63:0] t__blocks_blocks_3_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid, t__blocks_blocks_3_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_1_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_1_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_3_convs_1_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_1_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_1_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_3_convs_1_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_3_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [7:0] t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_tready;
+  logic [0:0] t__blocks_blocks_3_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid, t__blocks_blocks_3_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tready;
+  logic [0:0] t__blocks_blocks_3_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid, t__blocks_blocks_3_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tready;
+  logic [0:0] t__blocks_blocks_3_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid, t__blocks_blocks_3_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_tready;
+  logic [0:0] t__blocks_blocks_3_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid, t__blocks_blocks_3_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_tready;
+  logic [1:0] t__blocks_blocks_3_convs_2_branches_0_conv_hw_Conv_windows_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_0_conv_hw_Conv_windows_tvalid, t__blocks_blocks_3_convs_2_branches_0_conv_hw_Conv_windows_tready;
+  logic [1:0] t__blocks_blocks_3_convs_2_branches_0_conv_hw_Conv_windows_tmask;
+  logic [4:0] t__blocks_blocks_3_convs_2_branches_0_conv_hw_Conv_acc_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_0_conv_hw_Conv_acc_tvalid, t__blocks_blocks_3_convs_2_branches_0_conv_hw_Conv_acc_tready;
+  logic [1:0] t__blocks_blocks_3_convs_2_branches_1_conv_hw_Conv_windows_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_1_conv_hw_Conv_windows_tvalid, t__blocks_blocks_3_convs_2_branches_1_conv_hw_Conv_windows_tready;
+  logic [1:0] t__blocks_blocks_3_convs_2_branches_1_conv_hw_Conv_windows_tmask;
+  logic [4:0] t__blocks_blocks_3_convs_2_branches_1_conv_hw_Conv_acc_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_1_conv_hw_Conv_acc_tvalid, t__blocks_blocks_3_convs_2_branches_1_conv_hw_Conv_acc_tready;
+  logic [1:0] t__blocks_blocks_3_convs_2_branches_2_conv_hw_Conv_windows_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_2_conv_hw_Conv_windows_tvalid, t__blocks_blocks_3_convs_2_branches_2_conv_hw_Conv_windows_tready;
+  logic [1:0] t__blocks_blocks_3_convs_2_branches_2_conv_hw_Conv_windows_tmask;
+  logic [4:0] t__blocks_blocks_3_convs_2_branches_2_conv_hw_Conv_acc_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_2_conv_hw_Conv_acc_tvalid, t__blocks_blocks_3_convs_2_branches_2_conv_hw_Conv_acc_tready;
+  logic [1:0] t__blocks_blocks_3_convs_2_branches_3_conv_hw_Conv_windows_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_3_conv_hw_Conv_windows_tvalid, t__blocks_blocks_3_convs_2_branches_3_conv_hw_Conv_windows_tready;
+  logic [1:0] t__blocks_blocks_3_convs_2_branches_3_conv_hw_Conv_windows_tmask;
+  logic [4:0] t__blocks_blocks_3_convs_2_branches_3_conv_hw_Conv_acc_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_3_conv_hw_Conv_acc_tvalid, t__blocks_blocks_3_convs_2_branches_3_conv_hw_Conv_acc_tready;
+  logic [15:0] t__blocks_blocks_3_convs_2_branches_0_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_0_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_3_convs_2_branches_0_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_2_branches_1_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_1_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_3_convs_2_branches_1_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_2_branches_2_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_2_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_3_convs_2_branches_2_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_2_branches_3_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_3_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_3_convs_2_branches_3_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_2_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_3_convs_2_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_2_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_3_convs_2_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_2_branches_2_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_2_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_3_convs_2_branches_2_rprelu_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_2_branches_3_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_3_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_3_convs_2_branches_3_rprelu_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_2_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_3_convs_2_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_2_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_3_convs_2_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_2_branches_2_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_2_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_3_convs_2_branches_2_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_2_branches_3_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_3_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_3_convs_2_branches_3_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_2_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid, t__blocks_blocks_3_convs_2_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_2_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid, t__blocks_blocks_3_convs_2_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_2_branches_2_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_2_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid, t__blocks_blocks_3_convs_2_branches_2_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_2_branches_3_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_3_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid, t__blocks_blocks_3_convs_2_branches_3_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_2_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_3_convs_2_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_2_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_3_convs_2_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_2_branches_2_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_2_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_3_convs_2_branches_2_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_2_branches_3_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_3_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_3_convs_2_branches_3_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_2_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_3_convs_2_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_2_branches_1_bn_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_1_bn_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_3_convs_2_branches_1_bn_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_2_branches_2_bn_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_2_bn_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_3_convs_2_branches_2_bn_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_2_branches_3_bn_qx_act_quant_export_handler_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_3_bn_qx_act_quant_export_handler_Quant_output_0_tvalid, t__blocks_blocks_3_convs_2_branches_3_bn_qx_act_quant_export_handler_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_2_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_3_convs_2_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_2_branches_1_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_1_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_3_convs_2_branches_1_bn_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_2_branches_2_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_2_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_3_convs_2_branches_2_bn_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_2_branches_3_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_3_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid, t__blocks_blocks_3_convs_2_branches_3_bn_qx_act_quant_export_handler_1_Quant_output_0_tready;
+  logic [15:0] t__blocks_blocks_3_convs_2_Concat_part1_tdata;
+  logic t__blocks_blocks_3_convs_2_Concat_part1_tvalid, t__blocks_blocks_3_convs_2_Concat_part1_tready;
+  logic [15:0] t__blocks_blocks_3_convs_2_Concat_part2_tdata;
+  logic t__blocks_blocks_3_convs_2_Concat_part2_tvalid, t__blocks_blocks_3_convs_2_Concat_part2_tready;
+  logic [15:0] t__blocks_blocks_3_convs_2_Concat_output_0_tdata;
+  logic t__blocks_blocks_3_convs_2_Concat_output_0_tvalid, t__blocks_blocks_3_convs_2_Concat_output_0_tready;
+  logic [15:0] t_807_tdata;
+  logic t_807_tvalid, t_807_tready;
+  logic [63:0] t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tdata;
+  logic t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tvalid, t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tready;
+  logic [63:0] t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_tdata;
+  logic t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_tvalid, t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_tready;
+  logic [63:0] t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f10_tdata;
+  logic t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f10_tvalid, t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f10_tready;
+  logic [63:0] t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f11_tdata;
+  logic t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f11_tvalid, t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f11_tready;
+  logic [63:0] t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_tdata;
+  logic t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_tvalid, t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_tready;
+  logic [63:0] t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_tdata;
+  logic t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_tvalid, t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_tready;
+  logic [63:0] t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tdata;
+  logic t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tvalid, t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tready;
+  logic [63:0] t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_tdata;
+  logic t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_tvalid, t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_tready;
+  logic [63:0] t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f10_tdata;
+  logic t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f10_tvalid, t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f10_tready;
+  logic [63:0] t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f11_tdata;
+  logic t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f11_tvalid, t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f11_tready;
+  logic [63:0] t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f20_tdata;
+  logic t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f20_tvalid, t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f20_tready;
+  logic [63:0] t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f21_tdata;
+  logic t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f21_tvalid, t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f21_tready;
+  logic [79:0] t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f00_tdata;
+  logic t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f00_tvalid, t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f00_tready;
+  logic [79:0] t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f01_tdata;
+  logic t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f01_tvalid, t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f01_tready;
+  logic [31:0] t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_tdata;
+  logic t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_tvalid, t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_tready;
+  logic [31:0] t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_tdata;
+  logic t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_tvalid, t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_tready;
+  logic [7:0] t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tdata;
+  logic t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tvalid, t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tready;
+  logic [7:0] t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_tdata;
+  logic t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_tvalid, t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_tready;
+  logic [7:0] t__blocks_blocks_2_convs_0_Split_output_0_f00_tdata;
+  logic t__blocks_blocks_2_convs_0_Split_output_0_f00_tvalid, t__blocks_blocks_2_convs_0_Split_output_0_f00_tready;
+  logic [7:0] t__blocks_blocks_2_convs_0_Split_output_0_f01_tdata;
+  logic t__blocks_blocks_2_convs_0_Split_output_0_f01_tvalid, t__blocks_blocks_2_convs_0_Split_output_0_f01_tready;
+  logic [7:0] t__blocks_blocks_2_convs_0_Split_output_1_f00_tdata;
+  logic t__blocks_blocks_2_convs_0_Split_output_1_f00_tvalid, t__blocks_blocks_2_convs_0_Split_output_1_f00_tready;
+  logic [7:0] t__blocks_blocks_2_convs_0_Split_output_1_f01_tdata;
+  logic t__blocks_blocks_2_convs_0_Split_output_1_f01_tvalid, t__blocks_blocks_2_convs_0_Split_output_1_f01_tready;
+  logic [7:0] t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_tdata;
+  logic t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_tvalid, t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_tready;
+  logic [7:0] t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_tdata;
+  logic t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_tvalid, t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_tready;
+  logic [7:0] t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f00_tdata;
+  logic t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f00_tvalid, t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f00_tready;
+  logic [7:0] t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f01_tdata;
+  logic t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f01_tvalid, t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f01_tready;
+  logic [7:0] t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f10_tdata;
+  logic t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f10_tvalid, t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f10_tready;
+  logic [7:0] t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f11_tdata;
+  logic t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f11_tvalid, t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f11_tready;
+  logic [7:0] t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f20_tdata;
+  logic t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f20_tvalid, t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f20_tready;
+  logic [7:0] t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f21_tdata;
+  logic t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f21_tvalid, t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f21_tready;
+  logic [7:0] t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f30_tdata;
+  logic t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f30_tvalid, t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f30_tready;
+  logic [7:0] t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f31_tdata;
+  logic t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f31_tvalid, t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f31_tready;
+  logic [7:0] t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f40_tdata;
+  logic t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f40_tvalid, t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f40_tready;
+  logic [7:0] t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f41_tdata;
+  logic t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f41_tvalid, t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f41_tready;
+  logic [7:0] t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f50_tdata;
+  logic t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f50_tvalid, t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f50_tready;
+  logic [7:0] t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f51_tdata;
+  logic t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f51_tvalid, t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f51_tready;
+  logic [7:0] t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f60_tdata;
+  logic t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f60_tvalid, t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f60_tready;
+  logic [7:0] t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f61_tdata;
+  logic t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f61_tvalid, t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f61_tready;
+  logic [7:0] t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tdata;
+  logic t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tvalid, t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tready;
+  logic [7:0] t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_tdata;
+  logic t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_tvalid, t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_tready;
+  logic [7:0] t__blocks_blocks_3_convs_0_Split_output_0_f00_tdata;
+  logic t__blocks_blocks_3_convs_0_Split_output_0_f00_tvalid, t__blocks_blocks_3_convs_0_Split_output_0_f00_tready;
+  logic [7:0] t__blocks_blocks_3_convs_0_Split_output_0_f01_tdata;
+  logic t__blocks_blocks_3_convs_0_Split_output_0_f01_tvalid, t__blocks_blocks_3_convs_0_Split_output_0_f01_tready;
+  logic [7:0] t__blocks_blocks_3_convs_0_Split_output_1_f00_tdata;
+  logic t__blocks_blocks_3_convs_0_Split_output_1_f00_tvalid, t__blocks_blocks_3_convs_0_Split_output_1_f00_tready;
+  logic [7:0] t__blocks_blocks_3_convs_0_Split_output_1_f01_tdata;
+  logic t__blocks_blocks_3_convs_0_Split_output_1_f01_tvalid, t__blocks_blocks_3_convs_0_Split_output_1_f01_tready;
+  logic [7:0] t__blocks_blocks_3_convs_0_Split_output_2_f00_tdata;
+  logic t__blocks_blocks_3_convs_0_Split_output_2_f00_tvalid, t__blocks_blocks_3_convs_0_Split_output_2_f00_tready;
+  logic [7:0] t__blocks_blocks_3_convs_0_Split_output_2_f01_tdata;
+  logic t__blocks_blocks_3_convs_0_Split_output_2_f01_tvalid, t__blocks_blocks_3_convs_0_Split_output_2_f01_tready;
+  logic [7:0] t__blocks_blocks_3_convs_0_Split_output_3_f00_tdata;
+  logic t__blocks_blocks_3_convs_0_Split_output_3_f00_tvalid, t__blocks_blocks_3_convs_0_Split_output_3_f00_tready;
+  logic [7:0] t__blocks_blocks_3_convs_0_Split_output_3_f01_tdata;
+  logic t__blocks_blocks_3_convs_0_Split_output_3_f01_tvalid, t__blocks_blocks_3_convs_0_Split_output_3_f01_tready;
+  logic [7:0] t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_tdata;
+  logic t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_tvalid, t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_tready;
+  logic [7:0] t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_tdata;
+  logic t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_tvalid, t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_tready;
+  logic [7:0] t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f00_tdata;
+  logic t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f00_tvalid, t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f00_tready;
+  logic [7:0] t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f01_tdata;
+  logic t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f01_tvalid, t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f01_tready;
+  logic [7:0] t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f10_tdata;
+  logic t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f10_tvalid, t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f10_tready;
+  logic [7:0] t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f11_tdata;
+  logic t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f11_tvalid, t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f11_tready;
+  logic [7:0] t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f20_tdata;
+  logic t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f20_tvalid, t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f20_tready;
+  logic [7:0] t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f21_tdata;
+  logic t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f21_tvalid, t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f21_tready;
+  logic [7:0] t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f30_tdata;
+  logic t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f30_tvalid, t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f30_tready;
+  logic [7:0] t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f31_tdata;
+  logic t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f31_tvalid, t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f31_tready;
+  logic [7:0] t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f40_tdata;
+  logic t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f40_tvalid, t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f40_tready;
+  logic [7:0] t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f41_tdata;
+  logic t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f41_tvalid, t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f41_tready;
+  logic [7:0] t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f50_tdata;
+  logic t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f50_tvalid, t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f50_tready;
+  logic [7:0] t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f51_tdata;
+  logic t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f51_tvalid, t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f51_tready;
+  logic [7:0] t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f60_tdata;
+  logic t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f60_tvalid, t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f60_tready;
+  logic [7:0] t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f61_tdata;
+  logic t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f61_tvalid, t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f61_tready;
+  logic [23:0] t__stem_q_in_act_quant_export_handler_Quant_output_0_l3_tdata;
+  logic t__stem_q_in_act_quant_export_handler_Quant_output_0_l3_tvalid, t__stem_q_in_act_quant_export_handler_Quant_output_0_l3_tready;
+  logic [31:0] t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f21_l4_tdata;
+  logic t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f21_l4_tvalid, t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f21_l4_tready;
+  logic [39:0] t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f00_l4_tdata;
+  logic t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f00_l4_tvalid, t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f00_l4_tready;
+  logic [39:0] t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f01_l4_tdata;
+  logic t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f01_l4_tvalid, t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f01_l4_tready;
+  logic [15:0] t__blocks_blocks_1_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l16_tdata;
+  logic t__blocks_blocks_1_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l16_tvalid, t__blocks_blocks_1_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l16_tready;
+  logic [63:0] t__blocks_blocks_1_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_l4_tdata;
+  logic t__blocks_blocks_1_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_l4_tvalid, t__blocks_blocks_1_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_l4_tready;
+  logic [15:0] t__blocks_blocks_1_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_l1_tdata;
+  logic t__blocks_blocks_1_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_l1_tvalid, t__blocks_blocks_1_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_l1_tready;
+  logic [127:0] t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_l16_tdata;
+  logic t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_l16_tvalid, t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_l16_tready;
+  logic [1:0] t__blocks_blocks_2_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata;
+  logic t__blocks_blocks_2_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid, t__blocks_blocks_2_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready;
+  logic [1:0] t__blocks_blocks_2_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata;
+  logic t__blocks_blocks_2_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid, t__blocks_blocks_2_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready;
+  logic [7:0] t__blocks_blocks_2_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l8_tdata;
+  logic t__blocks_blocks_2_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l8_tvalid, t__blocks_blocks_2_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l8_tready;
+  logic [15:0] t__blocks_blocks_2_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_l1_tdata;
+  logic t__blocks_blocks_2_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_l1_tvalid, t__blocks_blocks_2_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_l1_tready;
+  logic [1:0] t__blocks_blocks_2_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid, t__blocks_blocks_2_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready;
+  logic [1:0] t__blocks_blocks_2_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid, t__blocks_blocks_2_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready;
+  logic [1:0] t__blocks_blocks_2_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid, t__blocks_blocks_2_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready;
+  logic [1:0] t__blocks_blocks_2_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata;
+  logic t__blocks_blocks_2_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid, t__blocks_blocks_2_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready;
+  logic [1:0] t__blocks_blocks_3_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata;
+  logic t__blocks_blocks_3_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid, t__blocks_blocks_3_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready;
+  logic [1:0] t__blocks_blocks_3_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata;
+  logic t__blocks_blocks_3_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid, t__blocks_blocks_3_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready;
+  logic [1:0] t__blocks_blocks_3_convs_0_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata;
+  logic t__blocks_blocks_3_convs_0_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid, t__blocks_blocks_3_convs_0_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready;
+  logic [1:0] t__blocks_blocks_3_convs_0_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata;
+  logic t__blocks_blocks_3_convs_0_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid, t__blocks_blocks_3_convs_0_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready;
+  logic [7:0] t__blocks_blocks_3_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l8_tdata;
+  logic t__blocks_blocks_3_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l8_tvalid, t__blocks_blocks_3_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l8_tready;
+  logic [15:0] t__blocks_blocks_3_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_l1_tdata;
+  logic t__blocks_blocks_3_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_l1_tvalid, t__blocks_blocks_3_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_l1_tready;
+  logic [1:0] t__blocks_blocks_3_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid, t__blocks_blocks_3_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready;
+  logic [1:0] t__blocks_blocks_3_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid, t__blocks_blocks_3_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready;
+  logic [1:0] t__blocks_blocks_3_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid, t__blocks_blocks_3_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready;
+  logic [1:0] t__blocks_blocks_3_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata;
+  logic t__blocks_blocks_3_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid, t__blocks_blocks_3_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready;
+  logic [63:0] t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_q_tdata;
+  logic t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_q_tvalid, t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_q_tready;
+  logic [63:0] t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tdata;
+  logic t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tvalid, t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tready;
+  logic [63:0] t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f10_q_tdata;
+  logic t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f10_q_tvalid, t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f10_q_tready;
+  logic [63:0] t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f11_q_tdata;
+  logic t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f11_q_tvalid, t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f11_q_tready;
+  logic [63:0] t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_q_tdata;
+  logic t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_q_tvalid, t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_q_tready;
+  logic [63:0] t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_q_tdata;
+  logic t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_q_tvalid, t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_q_tready;
+  logic [63:0] t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_q_tdata;
+  logic t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_q_tvalid, t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_q_tready;
+  logic [63:0] t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tdata;
+  logic t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tvalid, t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tready;
+  logic [63:0] t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f10_q_tdata;
+  logic t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f10_q_tvalid, t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f10_q_tready;
+  logic [63:0] t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f11_q_tdata;
+  logic t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f11_q_tvalid, t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f11_q_tready;
+  logic [63:0] t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f20_q_tdata;
+  logic t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f20_q_tvalid, t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f20_q_tready;
+  logic [63:0] t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f21_q_tdata;
+  logic t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f21_q_tvalid, t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f21_q_tready;
+  logic [79:0] t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f00_q_tdata;
+  logic t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f00_q_tvalid, t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f00_q_tready;
+  logic [79:0] t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f01_q_tdata;
+  logic t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f01_q_tvalid, t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f01_q_tready;
+  logic [31:0] t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_q_tdata;
+  logic t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_q_tvalid, t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_q_tready;
+  logic [31:0] t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_q_tdata;
+  logic t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_q_tvalid, t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_q_tready;
+  logic [7:0] t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_q_tdata;
+  logic t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_q_tvalid, t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_q_tready;
+  logic [7:0] t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tdata;
+  logic t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tvalid, t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tready;
+  logic [7:0] t__blocks_blocks_2_convs_0_Split_output_0_f00_q_tdata;
+  logic t__blocks_blocks_2_convs_0_Split_output_0_f00_q_tvalid, t__blocks_blocks_2_convs_0_Split_output_0_f00_q_tready;
+  logic [7:0] t__blocks_blocks_2_convs_0_Split_output_0_f01_q_tdata;
+  logic t__blocks_blocks_2_convs_0_Split_output_0_f01_q_tvalid, t__blocks_blocks_2_convs_0_Split_output_0_f01_q_tready;
+  logic [7:0] t__blocks_blocks_2_convs_0_Split_output_1_f00_q_tdata;
+  logic t__blocks_blocks_2_convs_0_Split_output_1_f00_q_tvalid, t__blocks_blocks_2_convs_0_Split_output_1_f00_q_tready;
+  logic [7:0] t__blocks_blocks_2_convs_0_Split_output_1_f01_q_tdata;
+  logic t__blocks_blocks_2_convs_0_Split_output_1_f01_q_tvalid, t__blocks_blocks_2_convs_0_Split_output_1_f01_q_tready;
+  logic [7:0] t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_q_tdata;
+  logic t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_q_tvalid, t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_q_tready;
+  logic [7:0] t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_q_tdata;
+  logic t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_q_tvalid, t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_q_tready;
+  logic [7:0] t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f00_q_tdata;
+  logic t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f00_q_tvalid, t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f00_q_tready;
+  logic [7:0] t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f01_q_tdata;
+  logic t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f01_q_tvalid, t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f01_q_tready;
+  logic [7:0] t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f10_q_tdata;
+  logic t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f10_q_tvalid, t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f10_q_tready;
+  logic [7:0] t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f11_q_tdata;
+  logic t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f11_q_tvalid, t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f11_q_tready;
+  logic [7:0] t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f20_q_tdata;
+  logic t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f20_q_tvalid, t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f20_q_tready;
+  logic [7:0] t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f21_q_tdata;
+  logic t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f21_q_tvalid, t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f21_q_tready;
+  logic [7:0] t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f30_q_tdata;
+  logic t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f30_q_tvalid, t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f30_q_tready;
+  logic [7:0] t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f31_q_tdata;
+  logic t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f31_q_tvalid, t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f31_q_tready;
+  logic [7:0] t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f40_q_tdata;
+  logic t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f40_q_tvalid, t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f40_q_tready;
+  logic [7:0] t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f41_q_tdata;
+  logic t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f41_q_tvalid, t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f41_q_tready;
+  logic [7:0] t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f50_q_tdata;
+  logic t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f50_q_tvalid, t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f50_q_tready;
+  logic [7:0] t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f51_q_tdata;
+  logic t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f51_q_tvalid, t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f51_q_tready;
+  logic [7:0] t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f60_q_tdata;
+  logic t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f60_q_tvalid, t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f60_q_tready;
+  logic [7:0] t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f61_q_tdata;
+  logic t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f61_q_tvalid, t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f61_q_tready;
+  logic [7:0] t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_q_tdata;
+  logic t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_q_tvalid, t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_q_tready;
+  logic [7:0] t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tdata;
+  logic t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tvalid, t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tready;
+  logic [7:0] t__blocks_blocks_3_convs_0_Split_output_0_f00_q_tdata;
+  logic t__blocks_blocks_3_convs_0_Split_output_0_f00_q_tvalid, t__blocks_blocks_3_convs_0_Split_output_0_f00_q_tready;
+  logic [7:0] t__blocks_blocks_3_convs_0_Split_output_0_f01_q_tdata;
+  logic t__blocks_blocks_3_convs_0_Split_output_0_f01_q_tvalid, t__blocks_blocks_3_convs_0_Split_output_0_f01_q_tready;
+  logic [7:0] t__blocks_blocks_3_convs_0_Split_output_1_f00_q_tdata;
+  logic t__blocks_blocks_3_convs_0_Split_output_1_f00_q_tvalid, t__blocks_blocks_3_convs_0_Split_output_1_f00_q_tready;
+  logic [7:0] t__blocks_blocks_3_convs_0_Split_output_1_f01_q_tdata;
+  logic t__blocks_blocks_3_convs_0_Split_output_1_f01_q_tvalid, t__blocks_blocks_3_convs_0_Split_output_1_f01_q_tready;
+  logic [7:0] t__blocks_blocks_3_convs_0_Split_output_2_f00_q_tdata;
+  logic t__blocks_blocks_3_convs_0_Split_output_2_f00_q_tvalid, t__blocks_blocks_3_convs_0_Split_output_2_f00_q_tready;
+  logic [7:0] t__blocks_blocks_3_convs_0_Split_output_2_f01_q_tdata;
+  logic t__blocks_blocks_3_convs_0_Split_output_2_f01_q_tvalid, t__blocks_blocks_3_convs_0_Split_output_2_f01_q_tready;
+  logic [7:0] t__blocks_blocks_3_convs_0_Split_output_3_f00_q_tdata;
+  logic t__blocks_blocks_3_convs_0_Split_output_3_f00_q_tvalid, t__blocks_blocks_3_convs_0_Split_output_3_f00_q_tready;
+  logic [7:0] t__blocks_blocks_3_convs_0_Split_output_3_f01_q_tdata;
+  logic t__blocks_blocks_3_convs_0_Split_output_3_f01_q_tvalid, t__blocks_blocks_3_convs_0_Split_output_3_f01_q_tready;
+  logic [7:0] t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_q_tdata;
+  logic t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_q_tvalid, t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_q_tready;
+  logic [7:0] t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_q_tdata;
+  logic t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_q_tvalid, t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_q_tready;
+  logic [7:0] t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f00_q_tdata;
+  logic t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f00_q_tvalid, t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f00_q_tready;
+  logic [7:0] t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f01_q_tdata;
+  logic t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f01_q_tvalid, t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f01_q_tready;
+  logic [7:0] t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f10_q_tdata;
+  logic t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f10_q_tvalid, t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f10_q_tready;
+  logic [7:0] t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f11_q_tdata;
+  logic t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f11_q_tvalid, t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f11_q_tready;
+  logic [7:0] t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f20_q_tdata;
+  logic t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f20_q_tvalid, t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f20_q_tready;
+  logic [7:0] t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f21_q_tdata;
+  logic t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f21_q_tvalid, t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f21_q_tready;
+  logic [7:0] t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f30_q_tdata;
+  logic t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f30_q_tvalid, t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f30_q_tready;
+  logic [7:0] t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f31_q_tdata;
+  logic t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f31_q_tvalid, t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f31_q_tready;
+  logic [7:0] t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f40_q_tdata;
+  logic t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f40_q_tvalid, t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f40_q_tready;
+  logic [7:0] t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f41_q_tdata;
+  logic t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f41_q_tvalid, t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f41_q_tready;
+  logic [7:0] t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f50_q_tdata;
+  logic t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f50_q_tvalid, t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f50_q_tready;
+  logic [7:0] t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f51_q_tdata;
+  logic t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f51_q_tvalid, t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f51_q_tready;
+  logic [7:0] t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f60_q_tdata;
+  logic t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f60_q_tvalid, t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f60_q_tready;
+  logic [7:0] t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f61_q_tdata;
+  logic t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f61_q_tvalid, t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f61_q_tready;
+  assign t__stem_q_in_act_quant_export_handler_Quant_output_0_tdata = in_tdata;
+  assign t__stem_q_in_act_quant_export_handler_Quant_output_0_tvalid = in_tvalid;
+  assign in_tready = t__stem_q_in_act_quant_export_handler_Quant_output_0_tready;
+  assign out_tdata = t_807_tdata;
+  assign out_tvalid = t_807_tvalid;
+  assign t_807_tready = out_tready;
 
   bhpe_dwc #(
     .ElemW(8),
     .InLanes(1),
     .OutLanes(3)
-  ) u_dwc_Quant_0_out0 (
+  ) u_dwc__stem_q_in_act_quant_export_handler_Quant_output_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_0_out0_tdata),
-    .in_tvalid(Quant_0_out0_tvalid),
-    .in_tready(Quant_0_out0_tready),
-    .out_tdata(Quant_0_out0_l3_tdata),
-    .out_tvalid(Quant_0_out0_l3_tvalid),
-    .out_tready(Quant_0_out0_l3_tready)
+    .in_tdata(t__stem_q_in_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__stem_q_in_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__stem_q_in_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__stem_q_in_act_quant_export_handler_Quant_output_0_l3_tdata),
+    .out_tvalid(t__stem_q_in_act_quant_export_handler_Quant_output_0_l3_tvalid),
+    .out_tready(t__stem_q_in_act_quant_export_handler_Quant_output_0_l3_tready)
   );
 
   bhpe_swg #(
@@ -879,16 +879,16 @@ module bhpe_top (
     .K(3),
     .S(1),
     .Pad(1)
-  ) u_Conv_0_swg (
+  ) u_t__stem_conv_hw_Conv_swg (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_0_out0_l3_tdata),
-    .in_tvalid(Quant_0_out0_l3_tvalid),
-    .in_tready(Quant_0_out0_l3_tready),
-    .out_tdata(Conv_0_windows_tdata),
-    .out_tvalid(Conv_0_windows_tvalid),
-    .out_tready(Conv_0_windows_tready),
-    .out_tmask(Conv_0_windows_tmask)
+    .in_tdata(t__stem_q_in_act_quant_export_handler_Quant_output_0_l3_tdata),
+    .in_tvalid(t__stem_q_in_act_quant_export_handler_Quant_output_0_l3_tvalid),
+    .in_tready(t__stem_q_in_act_quant_export_handler_Quant_output_0_l3_tready),
+    .out_tdata(t__stem_conv_hw_Conv_windows_tdata),
+    .out_tvalid(t__stem_conv_hw_Conv_windows_tvalid),
+    .out_tready(t__stem_conv_hw_Conv_windows_tready),
+    .out_tmask(t__stem_conv_hw_Conv_windows_tmask)
   );
 
   bhpe_fxp_mvu #(
@@ -899,17 +899,17 @@ module bhpe_top (
     .InW(8),
     .WW(8),
     .AccW(21),
-    .InitFile("mem/Conv_0_InitFile.hex")
-  ) u_Conv_0 (
+    .InitFile("mem/t__stem_conv_hw_Conv_InitFile.hex")
+  ) u_t__stem_conv_hw_Conv (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_0_windows_tdata),
-    .in_tvalid(Conv_0_windows_tvalid),
-    .in_tready(Conv_0_windows_tready),
-    .in_tmask(Conv_0_windows_tmask),
-    .out_tdata(Conv_0_acc_tdata),
-    .out_tvalid(Conv_0_acc_tvalid),
-    .out_tready(Conv_0_acc_tready)
+    .in_tdata(t__stem_conv_hw_Conv_windows_tdata),
+    .in_tvalid(t__stem_conv_hw_Conv_windows_tvalid),
+    .in_tready(t__stem_conv_hw_Conv_windows_tready),
+    .in_tmask(t__stem_conv_hw_Conv_windows_tmask),
+    .out_tdata(t__stem_conv_hw_Conv_acc_tdata),
+    .out_tvalid(t__stem_conv_hw_Conv_acc_tvalid),
+    .out_tready(t__stem_conv_hw_Conv_acc_tready)
   );
 
   bhpe_epi_requant #(
@@ -918,15 +918,15 @@ module bhpe_top (
     .OutW(16),
     .Shift(4),
     .Relu(0)
-  ) u_Quant_4 (
+  ) u_t__stem_qx_act_quant_export_handler_Quant (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_0_acc_tdata),
-    .in_tvalid(Conv_0_acc_tvalid),
-    .in_tready(Conv_0_acc_tready),
-    .out_tdata(Quant_4_out0_tdata),
-    .out_tvalid(Quant_4_out0_tvalid),
-    .out_tready(Quant_4_out0_tready)
+    .in_tdata(t__stem_conv_hw_Conv_acc_tdata),
+    .in_tvalid(t__stem_conv_hw_Conv_acc_tvalid),
+    .in_tready(t__stem_conv_hw_Conv_acc_tready),
+    .out_tdata(t__stem_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__stem_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__stem_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -936,16 +936,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(6),
-    .InitFile("mem/Mul_0_InitFile.hex")
-  ) u_Mul_0 (
+    .InitFile("mem/t__stem_bn_Mul_InitFile.hex")
+  ) u_t__stem_bn_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_4_out0_tdata),
-    .in_tvalid(Quant_4_out0_tvalid),
-    .in_tready(Quant_4_out0_tready),
-    .out_tdata(Quant_5_out0_tdata),
-    .out_tvalid(Quant_5_out0_tvalid),
-    .out_tready(Quant_5_out0_tready)
+    .in_tdata(t__stem_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__stem_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__stem_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__stem_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__stem_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__stem_bn_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -954,16 +954,16 @@ module bhpe_top (
     .InW(16),
     .ConstW(10),
     .OutW(16),
-    .InitFile("mem/Add_0_InitFile.hex")
-  ) u_Add_0 (
+    .InitFile("mem/t__stem_bn_Add_InitFile.hex")
+  ) u_t__stem_bn_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_5_out0_tdata),
-    .in_tvalid(Quant_5_out0_tvalid),
-    .in_tready(Quant_5_out0_tready),
-    .out_tdata(Quant_6_out0_tdata),
-    .out_tvalid(Quant_6_out0_tvalid),
-    .out_tready(Quant_6_out0_tready)
+    .in_tdata(t__stem_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__stem_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__stem_bn_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__stem_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__stem_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__stem_bn_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_requant #(
@@ -972,15 +972,15 @@ module bhpe_top (
     .OutW(16),
     .Shift(0),
     .Relu(1)
-  ) u_Relu_0 (
+  ) u_t__stem_Relu (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_6_out0_tdata),
-    .in_tvalid(Quant_6_out0_tvalid),
-    .in_tready(Quant_6_out0_tready),
-    .out_tdata(Relu_0_out0_tdata),
-    .out_tvalid(Relu_0_out0_tvalid),
-    .out_tready(Relu_0_out0_tready)
+    .in_tdata(t__stem_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__stem_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__stem_bn_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__stem_Relu_output_0_tdata),
+    .out_tvalid(t__stem_Relu_output_0_tvalid),
+    .out_tready(t__stem_Relu_output_0_tready)
   );
 
   bhpe_epi_requant #(
@@ -989,73 +989,59 @@ module bhpe_top (
     .OutW(8),
     .Shift(3),
     .Relu(0)
-  ) u_Quant_7 (
+  ) u_t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Relu_0_out0_tdata),
-    .in_tvalid(Relu_0_out0_tvalid),
-    .in_tready(Relu_0_out0_tready),
-    .out_tdata(Quant_7_out0_tdata),
-    .out_tvalid(Quant_7_out0_tvalid),
-    .out_tready(Quant_7_out0_tready)
+    .in_tdata(t__stem_Relu_output_0_tdata),
+    .in_tvalid(t__stem_Relu_output_0_tvalid),
+    .in_tready(t__stem_Relu_output_0_tready),
+    .out_tdata(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_fork #(
     .Width(64)
-  ) u_fork_Quant_7_out0 (
+  ) u_fork__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_7_out0_tdata),
-    .in_tvalid(Quant_7_out0_tvalid),
-    .in_tready(Quant_7_out0_tready),
-    .a_tdata(Quant_7_out0_f0_tdata),
-    .a_tvalid(Quant_7_out0_f0_tvalid),
-    .a_tready(Quant_7_out0_f0_tready),
-    .b_tdata(Quant_7_out0_f1_tdata),
-    .b_tvalid(Quant_7_out0_f1_tvalid),
-    .b_tready(Quant_7_out0_f1_tready)
+    .in_tdata(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_tready),
+    .a_tdata(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tdata),
+    .a_tvalid(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tvalid),
+    .a_tready(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tready),
+    .b_tdata(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_tdata),
+    .b_tvalid(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_tvalid),
+    .b_tready(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_tready)
   );
 
   bhpe_fifo #(
     .Width(64),
     .Depth(8)
-  ) u_fifo_Quant_7_out0_f0 (
+  ) u_fifo__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f00 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_7_out0_f0_tdata),
-    .in_tvalid(Quant_7_out0_f0_tvalid),
-    .in_tready(Quant_7_out0_f0_tready),
-    .out_tdata(Quant_7_out0_f0_q_tdata),
-    .out_tvalid(Quant_7_out0_f0_q_tvalid),
-    .out_tready(Quant_7_out0_f0_q_tready)
-  );
-
-  bhpe_fifo #(
-    .Width(64),
-    .Depth(95)
-  ) u_fifo_Quant_7_out0_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Quant_7_out0_f1_tdata),
-    .in_tvalid(Quant_7_out0_f1_tvalid),
-    .in_tready(Quant_7_out0_f1_tready),
-    .out_tdata(Quant_7_out0_f1_q_tdata),
-    .out_tvalid(Quant_7_out0_f1_q_tvalid),
-    .out_tready(Quant_7_out0_f1_q_tready)
+    .in_tdata(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tdata),
+    .in_tvalid(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tvalid),
+    .in_tready(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tready),
+    .out_tdata(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_q_tdata),
+    .out_tvalid(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_q_tvalid),
+    .out_tready(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_q_tready)
   );
 
   bhpe_sign #(
     .Lanes(8),
     .InW(8)
-  ) u_BipolarQuant_21 (
+  ) u_t__blocks_blocks_0_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_7_out0_f0_q_tdata),
-    .in_tvalid(Quant_7_out0_f0_q_tvalid),
-    .in_tready(Quant_7_out0_f0_q_tready),
-    .out_tdata(BipolarQuant_21_out0_tdata),
-    .out_tvalid(BipolarQuant_21_out0_tvalid),
-    .out_tready(BipolarQuant_21_out0_tready)
+    .in_tdata(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_q_tdata),
+    .in_tvalid(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_q_tvalid),
+    .in_tready(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_q_tready),
+    .out_tdata(t__blocks_blocks_0_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_0_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_0_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tready)
   );
 
   bhpe_swg #(
@@ -1067,16 +1053,16 @@ module bhpe_top (
     .K(3),
     .S(1),
     .Pad(1)
-  ) u_Conv_1_swg (
+  ) u_t__blocks_blocks_0_convs_0_branches_0_conv_hw_Conv_swg (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(BipolarQuant_21_out0_tdata),
-    .in_tvalid(BipolarQuant_21_out0_tvalid),
-    .in_tready(BipolarQuant_21_out0_tready),
-    .out_tdata(Conv_1_windows_tdata),
-    .out_tvalid(Conv_1_windows_tvalid),
-    .out_tready(Conv_1_windows_tready),
-    .out_tmask(Conv_1_windows_tmask)
+    .in_tdata(t__blocks_blocks_0_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_0_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_0_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tready),
+    .out_tdata(t__blocks_blocks_0_convs_0_branches_0_conv_hw_Conv_windows_tdata),
+    .out_tvalid(t__blocks_blocks_0_convs_0_branches_0_conv_hw_Conv_windows_tvalid),
+    .out_tready(t__blocks_blocks_0_convs_0_branches_0_conv_hw_Conv_windows_tready),
+    .out_tmask(t__blocks_blocks_0_convs_0_branches_0_conv_hw_Conv_windows_tmask)
   );
 
   bhpe_xnor_mvu #(
@@ -1085,17 +1071,17 @@ module bhpe_top (
     .Pe(8),
     .Simd(8),
     .AccW(8),
-    .InitFile("mem/Conv_1_InitFile.hex")
-  ) u_Conv_1 (
+    .InitFile("mem/t__blocks_blocks_0_convs_0_branches_0_conv_hw_Conv_InitFile.hex")
+  ) u_t__blocks_blocks_0_convs_0_branches_0_conv_hw_Conv (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_1_windows_tdata),
-    .in_tvalid(Conv_1_windows_tvalid),
-    .in_tready(Conv_1_windows_tready),
-    .in_tmask(Conv_1_windows_tmask),
-    .out_tdata(Conv_1_acc_tdata),
-    .out_tvalid(Conv_1_acc_tvalid),
-    .out_tready(Conv_1_acc_tready)
+    .in_tdata(t__blocks_blocks_0_convs_0_branches_0_conv_hw_Conv_windows_tdata),
+    .in_tvalid(t__blocks_blocks_0_convs_0_branches_0_conv_hw_Conv_windows_tvalid),
+    .in_tready(t__blocks_blocks_0_convs_0_branches_0_conv_hw_Conv_windows_tready),
+    .in_tmask(t__blocks_blocks_0_convs_0_branches_0_conv_hw_Conv_windows_tmask),
+    .out_tdata(t__blocks_blocks_0_convs_0_branches_0_conv_hw_Conv_acc_tdata),
+    .out_tvalid(t__blocks_blocks_0_convs_0_branches_0_conv_hw_Conv_acc_tvalid),
+    .out_tready(t__blocks_blocks_0_convs_0_branches_0_conv_hw_Conv_acc_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -1105,16 +1091,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(-2),
-    .InitFile("mem/Mul_1_InitFile.hex")
-  ) u_Mul_1 (
+    .InitFile("mem/t__blocks_blocks_0_convs_0_branches_0_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_0_convs_0_branches_0_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_1_acc_tdata),
-    .in_tvalid(Conv_1_acc_tvalid),
-    .in_tready(Conv_1_acc_tready),
-    .out_tdata(Quant_8_out0_tdata),
-    .out_tvalid(Quant_8_out0_tvalid),
-    .out_tready(Quant_8_out0_tready)
+    .in_tdata(t__blocks_blocks_0_convs_0_branches_0_conv_hw_Conv_acc_tdata),
+    .in_tvalid(t__blocks_blocks_0_convs_0_branches_0_conv_hw_Conv_acc_tvalid),
+    .in_tready(t__blocks_blocks_0_convs_0_branches_0_conv_hw_Conv_acc_tready),
+    .out_tdata(t__blocks_blocks_0_convs_0_branches_0_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_0_convs_0_branches_0_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_0_convs_0_branches_0_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -1123,16 +1109,16 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Sub_0_InitFile.hex")
-  ) u_Sub_0 (
+    .InitFile("mem/t__blocks_blocks_0_convs_0_branches_0_rprelu_Sub_InitFile.hex")
+  ) u_t__blocks_blocks_0_convs_0_branches_0_rprelu_Sub (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_8_out0_tdata),
-    .in_tvalid(Quant_8_out0_tvalid),
-    .in_tready(Quant_8_out0_tready),
-    .out_tdata(Quant_9_out0_tdata),
-    .out_tvalid(Quant_9_out0_tvalid),
-    .out_tready(Quant_9_out0_tready)
+    .in_tdata(t__blocks_blocks_0_convs_0_branches_0_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_0_convs_0_branches_0_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_0_convs_0_branches_0_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_0_convs_0_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_0_convs_0_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_0_convs_0_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_prelu #(
@@ -1142,16 +1128,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(7),
-    .InitFile("mem/PRelu_0_InitFile.hex")
-  ) u_PRelu_0 (
+    .InitFile("mem/t__blocks_blocks_0_convs_0_branches_0_rprelu_PRelu_InitFile.hex")
+  ) u_t__blocks_blocks_0_convs_0_branches_0_rprelu_PRelu (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_9_out0_tdata),
-    .in_tvalid(Quant_9_out0_tvalid),
-    .in_tready(Quant_9_out0_tready),
-    .out_tdata(Quant_10_out0_tdata),
-    .out_tvalid(Quant_10_out0_tvalid),
-    .out_tready(Quant_10_out0_tready)
+    .in_tdata(t__blocks_blocks_0_convs_0_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_0_convs_0_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_0_convs_0_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_0_convs_0_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_0_convs_0_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_0_convs_0_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -1160,60 +1146,60 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Add_1_InitFile.hex")
-  ) u_Add_1 (
+    .InitFile("mem/t__blocks_blocks_0_convs_0_branches_0_rprelu_Add_InitFile.hex")
+  ) u_t__blocks_blocks_0_convs_0_branches_0_rprelu_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_10_out0_tdata),
-    .in_tvalid(Quant_10_out0_tvalid),
-    .in_tready(Quant_10_out0_tready),
-    .out_tdata(Quant_11_out0_tdata),
-    .out_tvalid(Quant_11_out0_tvalid),
-    .out_tready(Quant_11_out0_tready)
+    .in_tdata(t__blocks_blocks_0_convs_0_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_0_convs_0_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_0_convs_0_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_0_convs_0_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_0_convs_0_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_0_convs_0_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready)
+  );
+
+  bhpe_fifo #(
+    .Width(64),
+    .Depth(95)
+  ) u_fifo__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f01 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_tdata),
+    .in_tvalid(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_tvalid),
+    .in_tready(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_tready),
+    .out_tdata(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tdata),
+    .out_tvalid(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tvalid),
+    .out_tready(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tready)
   );
 
   bhpe_fork #(
     .Width(64)
-  ) u_fork_Quant_7_out0_f1 (
+  ) u_fork__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_1 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_7_out0_f1_q_tdata),
-    .in_tvalid(Quant_7_out0_f1_q_tvalid),
-    .in_tready(Quant_7_out0_f1_q_tready),
-    .a_tdata(Quant_7_out0_f1_f0_tdata),
-    .a_tvalid(Quant_7_out0_f1_f0_tvalid),
-    .a_tready(Quant_7_out0_f1_f0_tready),
-    .b_tdata(Quant_7_out0_f1_f1_tdata),
-    .b_tvalid(Quant_7_out0_f1_f1_tvalid),
-    .b_tready(Quant_7_out0_f1_f1_tready)
+    .in_tdata(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tdata),
+    .in_tvalid(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tvalid),
+    .in_tready(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tready),
+    .a_tdata(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f10_tdata),
+    .a_tvalid(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f10_tvalid),
+    .a_tready(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f10_tready),
+    .b_tdata(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f11_tdata),
+    .b_tvalid(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f11_tvalid),
+    .b_tready(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f11_tready)
   );
 
   bhpe_fifo #(
     .Width(64),
     .Depth(8)
-  ) u_fifo_Quant_7_out0_f1_f0 (
+  ) u_fifo__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f10 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_7_out0_f1_f0_tdata),
-    .in_tvalid(Quant_7_out0_f1_f0_tvalid),
-    .in_tready(Quant_7_out0_f1_f0_tready),
-    .out_tdata(Quant_7_out0_f1_f0_q_tdata),
-    .out_tvalid(Quant_7_out0_f1_f0_q_tvalid),
-    .out_tready(Quant_7_out0_f1_f0_q_tready)
-  );
-
-  bhpe_fifo #(
-    .Width(64),
-    .Depth(131)
-  ) u_fifo_Quant_7_out0_f1_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Quant_7_out0_f1_f1_tdata),
-    .in_tvalid(Quant_7_out0_f1_f1_tvalid),
-    .in_tready(Quant_7_out0_f1_f1_tready),
-    .out_tdata(Quant_7_out0_f1_f1_q_tdata),
-    .out_tvalid(Quant_7_out0_f1_f1_q_tvalid),
-    .out_tready(Quant_7_out0_f1_f1_q_tready)
+    .in_tdata(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f10_tdata),
+    .in_tvalid(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f10_tvalid),
+    .in_tready(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f10_tready),
+    .out_tdata(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f10_q_tdata),
+    .out_tvalid(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f10_q_tvalid),
+    .out_tready(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f10_q_tready)
   );
 
   bhpe_epi_joinadd #(
@@ -1223,18 +1209,18 @@ module bhpe_top (
     .OutW(16),
     .ShiftA(0),
     .ShiftB(3)
-  ) u_Add_2 (
+  ) u_t__blocks_blocks_0_convs_0_branches_0_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .a_tdata(Quant_11_out0_tdata),
-    .a_tvalid(Quant_11_out0_tvalid),
-    .a_tready(Quant_11_out0_tready),
-    .b_tdata(Quant_7_out0_f1_f0_q_tdata),
-    .b_tvalid(Quant_7_out0_f1_f0_q_tvalid),
-    .b_tready(Quant_7_out0_f1_f0_q_tready),
-    .out_tdata(Quant_12_out0_tdata),
-    .out_tvalid(Quant_12_out0_tvalid),
-    .out_tready(Quant_12_out0_tready)
+    .a_tdata(t__blocks_blocks_0_convs_0_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .a_tvalid(t__blocks_blocks_0_convs_0_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .a_tready(t__blocks_blocks_0_convs_0_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready),
+    .b_tdata(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f10_q_tdata),
+    .b_tvalid(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f10_q_tvalid),
+    .b_tready(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f10_q_tready),
+    .out_tdata(t__blocks_blocks_0_convs_0_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_0_convs_0_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_0_convs_0_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -1244,16 +1230,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(6),
-    .InitFile("mem/Mul_2_InitFile.hex")
-  ) u_Mul_2 (
+    .InitFile("mem/t__blocks_blocks_0_convs_0_branches_0_bn_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_0_convs_0_branches_0_bn_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_12_out0_tdata),
-    .in_tvalid(Quant_12_out0_tvalid),
-    .in_tready(Quant_12_out0_tready),
-    .out_tdata(Quant_13_out0_tdata),
-    .out_tvalid(Quant_13_out0_tvalid),
-    .out_tready(Quant_13_out0_tready)
+    .in_tdata(t__blocks_blocks_0_convs_0_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_0_convs_0_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_0_convs_0_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_0_convs_0_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_0_convs_0_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_0_convs_0_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -1262,16 +1248,16 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Add_3_InitFile.hex")
-  ) u_Add_3 (
+    .InitFile("mem/t__blocks_blocks_0_convs_0_branches_0_bn_Add_InitFile.hex")
+  ) u_t__blocks_blocks_0_convs_0_branches_0_bn_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_13_out0_tdata),
-    .in_tvalid(Quant_13_out0_tvalid),
-    .in_tready(Quant_13_out0_tready),
-    .out_tdata(Quant_14_out0_tdata),
-    .out_tvalid(Quant_14_out0_tvalid),
-    .out_tready(Quant_14_out0_tready)
+    .in_tdata(t__blocks_blocks_0_convs_0_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_0_convs_0_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_0_convs_0_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_0_convs_0_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_0_convs_0_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_0_convs_0_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_requant #(
@@ -1280,73 +1266,73 @@ module bhpe_top (
     .OutW(8),
     .Shift(3),
     .Relu(0)
-  ) u_Quant_15 (
+  ) u_t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_14_out0_tdata),
-    .in_tvalid(Quant_14_out0_tvalid),
-    .in_tready(Quant_14_out0_tready),
-    .out_tdata(Quant_15_out0_tdata),
-    .out_tvalid(Quant_15_out0_tvalid),
-    .out_tready(Quant_15_out0_tready)
+    .in_tdata(t__blocks_blocks_0_convs_0_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_0_convs_0_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_0_convs_0_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_fork #(
     .Width(64)
-  ) u_fork_Quant_15_out0 (
+  ) u_fork__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_15_out0_tdata),
-    .in_tvalid(Quant_15_out0_tvalid),
-    .in_tready(Quant_15_out0_tready),
-    .a_tdata(Quant_15_out0_f0_tdata),
-    .a_tvalid(Quant_15_out0_f0_tvalid),
-    .a_tready(Quant_15_out0_f0_tready),
-    .b_tdata(Quant_15_out0_f1_tdata),
-    .b_tvalid(Quant_15_out0_f1_tvalid),
-    .b_tready(Quant_15_out0_f1_tready)
+    .in_tdata(t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_tready),
+    .a_tdata(t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_tdata),
+    .a_tvalid(t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_tvalid),
+    .a_tready(t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_tready),
+    .b_tdata(t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_tdata),
+    .b_tvalid(t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_tvalid),
+    .b_tready(t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_tready)
+  );
+
+  bhpe_fifo #(
+    .Width(64),
+    .Depth(131)
+  ) u_fifo__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f11 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f11_tdata),
+    .in_tvalid(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f11_tvalid),
+    .in_tready(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f11_tready),
+    .out_tdata(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f11_q_tdata),
+    .out_tvalid(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f11_q_tvalid),
+    .out_tready(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f11_q_tready)
   );
 
   bhpe_fifo #(
     .Width(64),
     .Depth(8)
-  ) u_fifo_Quant_15_out0_f0 (
+  ) u_fifo__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f00 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_15_out0_f0_tdata),
-    .in_tvalid(Quant_15_out0_f0_tvalid),
-    .in_tready(Quant_15_out0_f0_tready),
-    .out_tdata(Quant_15_out0_f0_q_tdata),
-    .out_tvalid(Quant_15_out0_f0_q_tvalid),
-    .out_tready(Quant_15_out0_f0_q_tready)
-  );
-
-  bhpe_fifo #(
-    .Width(64),
-    .Depth(99)
-  ) u_fifo_Quant_15_out0_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Quant_15_out0_f1_tdata),
-    .in_tvalid(Quant_15_out0_f1_tvalid),
-    .in_tready(Quant_15_out0_f1_tready),
-    .out_tdata(Quant_15_out0_f1_q_tdata),
-    .out_tvalid(Quant_15_out0_f1_q_tvalid),
-    .out_tready(Quant_15_out0_f1_q_tready)
+    .in_tdata(t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_tdata),
+    .in_tvalid(t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_tvalid),
+    .in_tready(t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_tready),
+    .out_tdata(t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_q_tdata),
+    .out_tvalid(t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_q_tvalid),
+    .out_tready(t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_q_tready)
   );
 
   bhpe_sign #(
     .Lanes(8),
     .InW(8)
-  ) u_BipolarQuant_22 (
+  ) u_t__blocks_blocks_0_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_15_out0_f0_q_tdata),
-    .in_tvalid(Quant_15_out0_f0_q_tvalid),
-    .in_tready(Quant_15_out0_f0_q_tready),
-    .out_tdata(BipolarQuant_22_out0_tdata),
-    .out_tvalid(BipolarQuant_22_out0_tvalid),
-    .out_tready(BipolarQuant_22_out0_tready)
+    .in_tdata(t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_q_tdata),
+    .in_tvalid(t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_q_tvalid),
+    .in_tready(t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_q_tready),
+    .out_tdata(t__blocks_blocks_0_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_0_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_0_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tready)
   );
 
   bhpe_swg #(
@@ -1358,16 +1344,16 @@ module bhpe_top (
     .K(3),
     .S(1),
     .Pad(1)
-  ) u_Conv_2_swg (
+  ) u_t__blocks_blocks_0_convs_1_branches_0_conv_hw_Conv_swg (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(BipolarQuant_22_out0_tdata),
-    .in_tvalid(BipolarQuant_22_out0_tvalid),
-    .in_tready(BipolarQuant_22_out0_tready),
-    .out_tdata(Conv_2_windows_tdata),
-    .out_tvalid(Conv_2_windows_tvalid),
-    .out_tready(Conv_2_windows_tready),
-    .out_tmask(Conv_2_windows_tmask)
+    .in_tdata(t__blocks_blocks_0_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_0_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_0_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tready),
+    .out_tdata(t__blocks_blocks_0_convs_1_branches_0_conv_hw_Conv_windows_tdata),
+    .out_tvalid(t__blocks_blocks_0_convs_1_branches_0_conv_hw_Conv_windows_tvalid),
+    .out_tready(t__blocks_blocks_0_convs_1_branches_0_conv_hw_Conv_windows_tready),
+    .out_tmask(t__blocks_blocks_0_convs_1_branches_0_conv_hw_Conv_windows_tmask)
   );
 
   bhpe_xnor_mvu #(
@@ -1376,17 +1362,17 @@ module bhpe_top (
     .Pe(8),
     .Simd(8),
     .AccW(8),
-    .InitFile("mem/Conv_2_InitFile.hex")
-  ) u_Conv_2 (
+    .InitFile("mem/t__blocks_blocks_0_convs_1_branches_0_conv_hw_Conv_InitFile.hex")
+  ) u_t__blocks_blocks_0_convs_1_branches_0_conv_hw_Conv (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_2_windows_tdata),
-    .in_tvalid(Conv_2_windows_tvalid),
-    .in_tready(Conv_2_windows_tready),
-    .in_tmask(Conv_2_windows_tmask),
-    .out_tdata(Conv_2_acc_tdata),
-    .out_tvalid(Conv_2_acc_tvalid),
-    .out_tready(Conv_2_acc_tready)
+    .in_tdata(t__blocks_blocks_0_convs_1_branches_0_conv_hw_Conv_windows_tdata),
+    .in_tvalid(t__blocks_blocks_0_convs_1_branches_0_conv_hw_Conv_windows_tvalid),
+    .in_tready(t__blocks_blocks_0_convs_1_branches_0_conv_hw_Conv_windows_tready),
+    .in_tmask(t__blocks_blocks_0_convs_1_branches_0_conv_hw_Conv_windows_tmask),
+    .out_tdata(t__blocks_blocks_0_convs_1_branches_0_conv_hw_Conv_acc_tdata),
+    .out_tvalid(t__blocks_blocks_0_convs_1_branches_0_conv_hw_Conv_acc_tvalid),
+    .out_tready(t__blocks_blocks_0_convs_1_branches_0_conv_hw_Conv_acc_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -1396,16 +1382,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(-2),
-    .InitFile("mem/Mul_3_InitFile.hex")
-  ) u_Mul_3 (
+    .InitFile("mem/t__blocks_blocks_0_convs_1_branches_0_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_0_convs_1_branches_0_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_2_acc_tdata),
-    .in_tvalid(Conv_2_acc_tvalid),
-    .in_tready(Conv_2_acc_tready),
-    .out_tdata(Quant_16_out0_tdata),
-    .out_tvalid(Quant_16_out0_tvalid),
-    .out_tready(Quant_16_out0_tready)
+    .in_tdata(t__blocks_blocks_0_convs_1_branches_0_conv_hw_Conv_acc_tdata),
+    .in_tvalid(t__blocks_blocks_0_convs_1_branches_0_conv_hw_Conv_acc_tvalid),
+    .in_tready(t__blocks_blocks_0_convs_1_branches_0_conv_hw_Conv_acc_tready),
+    .out_tdata(t__blocks_blocks_0_convs_1_branches_0_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_0_convs_1_branches_0_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_0_convs_1_branches_0_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -1414,16 +1400,16 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Sub_1_InitFile.hex")
-  ) u_Sub_1 (
+    .InitFile("mem/t__blocks_blocks_0_convs_1_branches_0_rprelu_Sub_InitFile.hex")
+  ) u_t__blocks_blocks_0_convs_1_branches_0_rprelu_Sub (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_16_out0_tdata),
-    .in_tvalid(Quant_16_out0_tvalid),
-    .in_tready(Quant_16_out0_tready),
-    .out_tdata(Quant_17_out0_tdata),
-    .out_tvalid(Quant_17_out0_tvalid),
-    .out_tready(Quant_17_out0_tready)
+    .in_tdata(t__blocks_blocks_0_convs_1_branches_0_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_0_convs_1_branches_0_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_0_convs_1_branches_0_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_0_convs_1_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_0_convs_1_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_0_convs_1_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_prelu #(
@@ -1433,16 +1419,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(8),
-    .InitFile("mem/PRelu_1_InitFile.hex")
-  ) u_PRelu_1 (
+    .InitFile("mem/t__blocks_blocks_0_convs_1_branches_0_rprelu_PRelu_InitFile.hex")
+  ) u_t__blocks_blocks_0_convs_1_branches_0_rprelu_PRelu (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_17_out0_tdata),
-    .in_tvalid(Quant_17_out0_tvalid),
-    .in_tready(Quant_17_out0_tready),
-    .out_tdata(Quant_18_out0_tdata),
-    .out_tvalid(Quant_18_out0_tvalid),
-    .out_tready(Quant_18_out0_tready)
+    .in_tdata(t__blocks_blocks_0_convs_1_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_0_convs_1_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_0_convs_1_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_0_convs_1_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_0_convs_1_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_0_convs_1_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -1451,16 +1437,30 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Add_4_InitFile.hex")
-  ) u_Add_4 (
+    .InitFile("mem/t__blocks_blocks_0_convs_1_branches_0_rprelu_Add_InitFile.hex")
+  ) u_t__blocks_blocks_0_convs_1_branches_0_rprelu_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_18_out0_tdata),
-    .in_tvalid(Quant_18_out0_tvalid),
-    .in_tready(Quant_18_out0_tready),
-    .out_tdata(Quant_19_out0_tdata),
-    .out_tvalid(Quant_19_out0_tvalid),
-    .out_tready(Quant_19_out0_tready)
+    .in_tdata(t__blocks_blocks_0_convs_1_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_0_convs_1_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_0_convs_1_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_0_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_0_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_0_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready)
+  );
+
+  bhpe_fifo #(
+    .Width(64),
+    .Depth(99)
+  ) u_fifo__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f01 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_tdata),
+    .in_tvalid(t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_tvalid),
+    .in_tready(t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_tready),
+    .out_tdata(t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_q_tdata),
+    .out_tvalid(t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_q_tvalid),
+    .out_tready(t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_q_tready)
   );
 
   bhpe_epi_joinadd #(
@@ -1470,18 +1470,18 @@ module bhpe_top (
     .OutW(16),
     .ShiftA(0),
     .ShiftB(3)
-  ) u_Add_5 (
+  ) u_t__blocks_blocks_0_convs_1_branches_0_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .a_tdata(Quant_19_out0_tdata),
-    .a_tvalid(Quant_19_out0_tvalid),
-    .a_tready(Quant_19_out0_tready),
-    .b_tdata(Quant_15_out0_f1_q_tdata),
-    .b_tvalid(Quant_15_out0_f1_q_tvalid),
-    .b_tready(Quant_15_out0_f1_q_tready),
-    .out_tdata(Quant_20_out0_tdata),
-    .out_tvalid(Quant_20_out0_tvalid),
-    .out_tready(Quant_20_out0_tready)
+    .a_tdata(t__blocks_blocks_0_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .a_tvalid(t__blocks_blocks_0_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .a_tready(t__blocks_blocks_0_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready),
+    .b_tdata(t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_q_tdata),
+    .b_tvalid(t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_q_tvalid),
+    .b_tready(t__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_q_tready),
+    .out_tdata(t__blocks_blocks_0_convs_1_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_0_convs_1_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_0_convs_1_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -1491,16 +1491,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(6),
-    .InitFile("mem/Mul_4_InitFile.hex")
-  ) u_Mul_4 (
+    .InitFile("mem/t__blocks_blocks_0_convs_1_branches_0_bn_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_0_convs_1_branches_0_bn_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_20_out0_tdata),
-    .in_tvalid(Quant_20_out0_tvalid),
-    .in_tready(Quant_20_out0_tready),
-    .out_tdata(Quant_21_out0_tdata),
-    .out_tvalid(Quant_21_out0_tvalid),
-    .out_tready(Quant_21_out0_tready)
+    .in_tdata(t__blocks_blocks_0_convs_1_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_0_convs_1_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_0_convs_1_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_0_convs_1_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_0_convs_1_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_0_convs_1_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -1509,16 +1509,16 @@ module bhpe_top (
     .InW(16),
     .ConstW(10),
     .OutW(16),
-    .InitFile("mem/Add_6_InitFile.hex")
-  ) u_Add_6 (
+    .InitFile("mem/t__blocks_blocks_0_convs_1_branches_0_bn_Add_InitFile.hex")
+  ) u_t__blocks_blocks_0_convs_1_branches_0_bn_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_21_out0_tdata),
-    .in_tvalid(Quant_21_out0_tvalid),
-    .in_tready(Quant_21_out0_tready),
-    .out_tdata(Quant_22_out0_tdata),
-    .out_tvalid(Quant_22_out0_tvalid),
-    .out_tready(Quant_22_out0_tready)
+    .in_tdata(t__blocks_blocks_0_convs_1_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_0_convs_1_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_0_convs_1_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_0_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_0_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_0_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_joinadd #(
@@ -1528,18 +1528,18 @@ module bhpe_top (
     .OutW(16),
     .ShiftA(0),
     .ShiftB(3)
-  ) u_Add_7 (
+  ) u_t__blocks_blocks_0_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .a_tdata(Quant_22_out0_tdata),
-    .a_tvalid(Quant_22_out0_tvalid),
-    .a_tready(Quant_22_out0_tready),
-    .b_tdata(Quant_7_out0_f1_f1_q_tdata),
-    .b_tvalid(Quant_7_out0_f1_f1_q_tvalid),
-    .b_tready(Quant_7_out0_f1_f1_q_tready),
-    .out_tdata(Quant_23_out0_tdata),
-    .out_tvalid(Quant_23_out0_tvalid),
-    .out_tready(Quant_23_out0_tready)
+    .a_tdata(t__blocks_blocks_0_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .a_tvalid(t__blocks_blocks_0_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .a_tready(t__blocks_blocks_0_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .b_tdata(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f11_q_tdata),
+    .b_tvalid(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f11_q_tvalid),
+    .b_tready(t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f11_q_tready),
+    .out_tdata(t__blocks_blocks_0_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_0_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_0_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_requant #(
@@ -1548,73 +1548,59 @@ module bhpe_top (
     .OutW(8),
     .Shift(3),
     .Relu(0)
-  ) u_Quant_24 (
+  ) u_t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_23_out0_tdata),
-    .in_tvalid(Quant_23_out0_tvalid),
-    .in_tready(Quant_23_out0_tready),
-    .out_tdata(Quant_24_out0_tdata),
-    .out_tvalid(Quant_24_out0_tvalid),
-    .out_tready(Quant_24_out0_tready)
+    .in_tdata(t__blocks_blocks_0_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_0_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_0_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_fork #(
     .Width(64)
-  ) u_fork_Quant_24_out0 (
+  ) u_fork__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_24_out0_tdata),
-    .in_tvalid(Quant_24_out0_tvalid),
-    .in_tready(Quant_24_out0_tready),
-    .a_tdata(Quant_24_out0_f0_tdata),
-    .a_tvalid(Quant_24_out0_f0_tvalid),
-    .a_tready(Quant_24_out0_f0_tready),
-    .b_tdata(Quant_24_out0_f1_tdata),
-    .b_tvalid(Quant_24_out0_f1_tvalid),
-    .b_tready(Quant_24_out0_f1_tready)
+    .in_tdata(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_tready),
+    .a_tdata(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tdata),
+    .a_tvalid(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tvalid),
+    .a_tready(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tready),
+    .b_tdata(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_tdata),
+    .b_tvalid(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_tvalid),
+    .b_tready(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_tready)
   );
 
   bhpe_fifo #(
     .Width(64),
     .Depth(16)
-  ) u_fifo_Quant_24_out0_f0 (
+  ) u_fifo__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f00 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_24_out0_f0_tdata),
-    .in_tvalid(Quant_24_out0_f0_tvalid),
-    .in_tready(Quant_24_out0_f0_tready),
-    .out_tdata(Quant_24_out0_f0_q_tdata),
-    .out_tvalid(Quant_24_out0_f0_q_tvalid),
-    .out_tready(Quant_24_out0_f0_q_tready)
-  );
-
-  bhpe_fifo #(
-    .Width(64),
-    .Depth(28)
-  ) u_fifo_Quant_24_out0_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Quant_24_out0_f1_tdata),
-    .in_tvalid(Quant_24_out0_f1_tvalid),
-    .in_tready(Quant_24_out0_f1_tready),
-    .out_tdata(Quant_24_out0_f1_q_tdata),
-    .out_tvalid(Quant_24_out0_f1_q_tvalid),
-    .out_tready(Quant_24_out0_f1_q_tready)
+    .in_tdata(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tdata),
+    .in_tvalid(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tvalid),
+    .in_tready(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tready),
+    .out_tdata(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_q_tdata),
+    .out_tvalid(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_q_tvalid),
+    .out_tready(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_q_tready)
   );
 
   bhpe_sign #(
     .Lanes(8),
     .InW(8)
-  ) u_BipolarQuant_23 (
+  ) u_t__blocks_blocks_1_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_24_out0_f0_q_tdata),
-    .in_tvalid(Quant_24_out0_f0_q_tvalid),
-    .in_tready(Quant_24_out0_f0_q_tready),
-    .out_tdata(BipolarQuant_23_out0_tdata),
-    .out_tvalid(BipolarQuant_23_out0_tvalid),
-    .out_tready(BipolarQuant_23_out0_tready)
+    .in_tdata(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_q_tdata),
+    .in_tvalid(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_q_tvalid),
+    .in_tready(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_q_tready),
+    .out_tdata(t__blocks_blocks_1_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tready)
   );
 
   bhpe_swg #(
@@ -1626,16 +1612,16 @@ module bhpe_top (
     .K(3),
     .S(2),
     .Pad(1)
-  ) u_Conv_4_swg (
+  ) u_t__blocks_blocks_1_convs_0_branches_0_conv_hw_Conv_swg (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(BipolarQuant_23_out0_tdata),
-    .in_tvalid(BipolarQuant_23_out0_tvalid),
-    .in_tready(BipolarQuant_23_out0_tready),
-    .out_tdata(Conv_4_windows_tdata),
-    .out_tvalid(Conv_4_windows_tvalid),
-    .out_tready(Conv_4_windows_tready),
-    .out_tmask(Conv_4_windows_tmask)
+    .in_tdata(t__blocks_blocks_1_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_1_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_1_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tready),
+    .out_tdata(t__blocks_blocks_1_convs_0_branches_0_conv_hw_Conv_windows_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_0_branches_0_conv_hw_Conv_windows_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_0_branches_0_conv_hw_Conv_windows_tready),
+    .out_tmask(t__blocks_blocks_1_convs_0_branches_0_conv_hw_Conv_windows_tmask)
   );
 
   bhpe_xnor_mvu #(
@@ -1644,17 +1630,17 @@ module bhpe_top (
     .Pe(4),
     .Simd(8),
     .AccW(8),
-    .InitFile("mem/Conv_4_InitFile.hex")
-  ) u_Conv_4 (
+    .InitFile("mem/t__blocks_blocks_1_convs_0_branches_0_conv_hw_Conv_InitFile.hex")
+  ) u_t__blocks_blocks_1_convs_0_branches_0_conv_hw_Conv (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_4_windows_tdata),
-    .in_tvalid(Conv_4_windows_tvalid),
-    .in_tready(Conv_4_windows_tready),
-    .in_tmask(Conv_4_windows_tmask),
-    .out_tdata(Conv_4_acc_tdata),
-    .out_tvalid(Conv_4_acc_tvalid),
-    .out_tready(Conv_4_acc_tready)
+    .in_tdata(t__blocks_blocks_1_convs_0_branches_0_conv_hw_Conv_windows_tdata),
+    .in_tvalid(t__blocks_blocks_1_convs_0_branches_0_conv_hw_Conv_windows_tvalid),
+    .in_tready(t__blocks_blocks_1_convs_0_branches_0_conv_hw_Conv_windows_tready),
+    .in_tmask(t__blocks_blocks_1_convs_0_branches_0_conv_hw_Conv_windows_tmask),
+    .out_tdata(t__blocks_blocks_1_convs_0_branches_0_conv_hw_Conv_acc_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_0_branches_0_conv_hw_Conv_acc_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_0_branches_0_conv_hw_Conv_acc_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -1664,16 +1650,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(-2),
-    .InitFile("mem/Mul_5_InitFile.hex")
-  ) u_Mul_5 (
+    .InitFile("mem/t__blocks_blocks_1_convs_0_branches_0_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_1_convs_0_branches_0_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_4_acc_tdata),
-    .in_tvalid(Conv_4_acc_tvalid),
-    .in_tready(Conv_4_acc_tready),
-    .out_tdata(Quant_26_out0_tdata),
-    .out_tvalid(Quant_26_out0_tvalid),
-    .out_tready(Quant_26_out0_tready)
+    .in_tdata(t__blocks_blocks_1_convs_0_branches_0_conv_hw_Conv_acc_tdata),
+    .in_tvalid(t__blocks_blocks_1_convs_0_branches_0_conv_hw_Conv_acc_tvalid),
+    .in_tready(t__blocks_blocks_1_convs_0_branches_0_conv_hw_Conv_acc_tready),
+    .out_tdata(t__blocks_blocks_1_convs_0_branches_0_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_0_branches_0_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_0_branches_0_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -1682,16 +1668,16 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Sub_2_InitFile.hex")
-  ) u_Sub_2 (
+    .InitFile("mem/t__blocks_blocks_1_convs_0_branches_0_rprelu_Sub_InitFile.hex")
+  ) u_t__blocks_blocks_1_convs_0_branches_0_rprelu_Sub (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_26_out0_tdata),
-    .in_tvalid(Quant_26_out0_tvalid),
-    .in_tready(Quant_26_out0_tready),
-    .out_tdata(Quant_29_out0_tdata),
-    .out_tvalid(Quant_29_out0_tvalid),
-    .out_tready(Quant_29_out0_tready)
+    .in_tdata(t__blocks_blocks_1_convs_0_branches_0_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_1_convs_0_branches_0_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_1_convs_0_branches_0_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_1_convs_0_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_0_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_0_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_prelu #(
@@ -1701,16 +1687,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(8),
-    .InitFile("mem/PRelu_2_InitFile.hex")
-  ) u_PRelu_2 (
+    .InitFile("mem/t__blocks_blocks_1_convs_0_branches_0_rprelu_PRelu_InitFile.hex")
+  ) u_t__blocks_blocks_1_convs_0_branches_0_rprelu_PRelu (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_29_out0_tdata),
-    .in_tvalid(Quant_29_out0_tvalid),
-    .in_tready(Quant_29_out0_tready),
-    .out_tdata(Quant_32_out0_tdata),
-    .out_tvalid(Quant_32_out0_tvalid),
-    .out_tready(Quant_32_out0_tready)
+    .in_tdata(t__blocks_blocks_1_convs_0_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_1_convs_0_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_1_convs_0_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_1_convs_0_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_0_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_0_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -1719,60 +1705,60 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Add_9_InitFile.hex")
-  ) u_Add_9 (
+    .InitFile("mem/t__blocks_blocks_1_convs_0_branches_0_rprelu_Add_InitFile.hex")
+  ) u_t__blocks_blocks_1_convs_0_branches_0_rprelu_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_32_out0_tdata),
-    .in_tvalid(Quant_32_out0_tvalid),
-    .in_tready(Quant_32_out0_tready),
-    .out_tdata(Quant_34_out0_tdata),
-    .out_tvalid(Quant_34_out0_tvalid),
-    .out_tready(Quant_34_out0_tready)
+    .in_tdata(t__blocks_blocks_1_convs_0_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_1_convs_0_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_1_convs_0_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_1_convs_0_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_0_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_0_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready)
+  );
+
+  bhpe_fifo #(
+    .Width(64),
+    .Depth(28)
+  ) u_fifo__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f01 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_tdata),
+    .in_tvalid(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_tvalid),
+    .in_tready(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_tready),
+    .out_tdata(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tdata),
+    .out_tvalid(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tvalid),
+    .out_tready(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tready)
   );
 
   bhpe_fork #(
     .Width(64)
-  ) u_fork_Quant_24_out0_f1 (
+  ) u_fork__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_1 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_24_out0_f1_q_tdata),
-    .in_tvalid(Quant_24_out0_f1_q_tvalid),
-    .in_tready(Quant_24_out0_f1_q_tready),
-    .a_tdata(Quant_24_out0_f1_f0_tdata),
-    .a_tvalid(Quant_24_out0_f1_f0_tvalid),
-    .a_tready(Quant_24_out0_f1_f0_tready),
-    .b_tdata(Quant_24_out0_f1_f1_tdata),
-    .b_tvalid(Quant_24_out0_f1_f1_tvalid),
-    .b_tready(Quant_24_out0_f1_f1_tready)
+    .in_tdata(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tdata),
+    .in_tvalid(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tvalid),
+    .in_tready(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tready),
+    .a_tdata(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f10_tdata),
+    .a_tvalid(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f10_tvalid),
+    .a_tready(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f10_tready),
+    .b_tdata(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f11_tdata),
+    .b_tvalid(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f11_tvalid),
+    .b_tready(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f11_tready)
   );
 
   bhpe_fifo #(
     .Width(64),
     .Depth(36)
-  ) u_fifo_Quant_24_out0_f1_f0 (
+  ) u_fifo__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f10 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_24_out0_f1_f0_tdata),
-    .in_tvalid(Quant_24_out0_f1_f0_tvalid),
-    .in_tready(Quant_24_out0_f1_f0_tready),
-    .out_tdata(Quant_24_out0_f1_f0_q_tdata),
-    .out_tvalid(Quant_24_out0_f1_f0_q_tvalid),
-    .out_tready(Quant_24_out0_f1_f0_q_tready)
-  );
-
-  bhpe_fifo #(
-    .Width(64),
-    .Depth(8)
-  ) u_fifo_Quant_24_out0_f1_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Quant_24_out0_f1_f1_tdata),
-    .in_tvalid(Quant_24_out0_f1_f1_tvalid),
-    .in_tready(Quant_24_out0_f1_f1_tready),
-    .out_tdata(Quant_24_out0_f1_f1_q_tdata),
-    .out_tvalid(Quant_24_out0_f1_f1_q_tvalid),
-    .out_tready(Quant_24_out0_f1_f1_q_tready)
+    .in_tdata(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f10_tdata),
+    .in_tvalid(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f10_tvalid),
+    .in_tready(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f10_tready),
+    .out_tdata(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f10_q_tdata),
+    .out_tvalid(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f10_q_tvalid),
+    .out_tready(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f10_q_tready)
   );
 
   bhpe_swg_pool #(
@@ -1787,117 +1773,89 @@ module bhpe_top (
     .OutW(10),
     .Mode(1),
     .Signed(1)
-  ) u_AveragePool_0 (
+  ) u_t__blocks_blocks_1_convs_0_branches_0_AveragePool (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_24_out0_f1_f0_q_tdata),
-    .in_tvalid(Quant_24_out0_f1_f0_q_tvalid),
-    .in_tready(Quant_24_out0_f1_f0_q_tready),
-    .out_tdata(AveragePool_0_out0_tdata),
-    .out_tvalid(AveragePool_0_out0_tvalid),
-    .out_tready(AveragePool_0_out0_tready)
+    .in_tdata(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f10_q_tdata),
+    .in_tvalid(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f10_q_tvalid),
+    .in_tready(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f10_q_tready),
+    .out_tdata(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_tready)
   );
 
   bhpe_fork #(
     .Width(80)
-  ) u_fork_AveragePool_0_out0 (
+  ) u_fork__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(AveragePool_0_out0_tdata),
-    .in_tvalid(AveragePool_0_out0_tvalid),
-    .in_tready(AveragePool_0_out0_tready),
-    .a_tdata(AveragePool_0_out0_f0_tdata),
-    .a_tvalid(AveragePool_0_out0_f0_tvalid),
-    .a_tready(AveragePool_0_out0_f0_tready),
-    .b_tdata(AveragePool_0_out0_f1_tdata),
-    .b_tvalid(AveragePool_0_out0_f1_tvalid),
-    .b_tready(AveragePool_0_out0_f1_tready)
+    .in_tdata(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_tvalid),
+    .in_tready(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_tready),
+    .a_tdata(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f00_tdata),
+    .a_tvalid(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f00_tvalid),
+    .a_tready(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f00_tready),
+    .b_tdata(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f01_tdata),
+    .b_tvalid(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f01_tvalid),
+    .b_tready(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f01_tready)
+  );
+
+  bhpe_fifo #(
+    .Width(64),
+    .Depth(8)
+  ) u_fifo__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f11 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f11_tdata),
+    .in_tvalid(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f11_tvalid),
+    .in_tready(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f11_tready),
+    .out_tdata(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f11_q_tdata),
+    .out_tvalid(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f11_q_tvalid),
+    .out_tready(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f11_q_tready)
   );
 
   bhpe_fork #(
     .Width(64)
-  ) u_fork_Quant_24_out0_f1_f1 (
+  ) u_fork__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_2 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_24_out0_f1_f1_q_tdata),
-    .in_tvalid(Quant_24_out0_f1_f1_q_tvalid),
-    .in_tready(Quant_24_out0_f1_f1_q_tready),
-    .a_tdata(Quant_24_out0_f1_f1_f0_tdata),
-    .a_tvalid(Quant_24_out0_f1_f1_f0_tvalid),
-    .a_tready(Quant_24_out0_f1_f1_f0_tready),
-    .b_tdata(Quant_24_out0_f1_f1_f1_tdata),
-    .b_tvalid(Quant_24_out0_f1_f1_f1_tvalid),
-    .b_tready(Quant_24_out0_f1_f1_f1_tready)
-  );
-
-  bhpe_fifo #(
-    .Width(80),
-    .Depth(8)
-  ) u_fifo_AveragePool_0_out0_f0 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(AveragePool_0_out0_f0_tdata),
-    .in_tvalid(AveragePool_0_out0_f0_tvalid),
-    .in_tready(AveragePool_0_out0_f0_tready),
-    .out_tdata(AveragePool_0_out0_f0_q_tdata),
-    .out_tvalid(AveragePool_0_out0_f0_q_tvalid),
-    .out_tready(AveragePool_0_out0_f0_q_tready)
-  );
-
-  bhpe_fifo #(
-    .Width(80),
-    .Depth(8)
-  ) u_fifo_AveragePool_0_out0_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(AveragePool_0_out0_f1_tdata),
-    .in_tvalid(AveragePool_0_out0_f1_tvalid),
-    .in_tready(AveragePool_0_out0_f1_tready),
-    .out_tdata(AveragePool_0_out0_f1_q_tdata),
-    .out_tvalid(AveragePool_0_out0_f1_q_tvalid),
-    .out_tready(AveragePool_0_out0_f1_q_tready)
+    .in_tdata(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f11_q_tdata),
+    .in_tvalid(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f11_q_tvalid),
+    .in_tready(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f11_q_tready),
+    .a_tdata(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f20_tdata),
+    .a_tvalid(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f20_tvalid),
+    .a_tready(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f20_tready),
+    .b_tdata(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f21_tdata),
+    .b_tvalid(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f21_tvalid),
+    .b_tready(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f21_tready)
   );
 
   bhpe_fifo #(
     .Width(64),
     .Depth(8)
-  ) u_fifo_Quant_24_out0_f1_f1_f0 (
+  ) u_fifo__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f20 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_24_out0_f1_f1_f0_tdata),
-    .in_tvalid(Quant_24_out0_f1_f1_f0_tvalid),
-    .in_tready(Quant_24_out0_f1_f1_f0_tready),
-    .out_tdata(Quant_24_out0_f1_f1_f0_q_tdata),
-    .out_tvalid(Quant_24_out0_f1_f1_f0_q_tvalid),
-    .out_tready(Quant_24_out0_f1_f1_f0_q_tready)
-  );
-
-  bhpe_fifo #(
-    .Width(64),
-    .Depth(329)
-  ) u_fifo_Quant_24_out0_f1_f1_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Quant_24_out0_f1_f1_f1_tdata),
-    .in_tvalid(Quant_24_out0_f1_f1_f1_tvalid),
-    .in_tready(Quant_24_out0_f1_f1_f1_tready),
-    .out_tdata(Quant_24_out0_f1_f1_f1_q_tdata),
-    .out_tvalid(Quant_24_out0_f1_f1_f1_q_tvalid),
-    .out_tready(Quant_24_out0_f1_f1_f1_q_tready)
+    .in_tdata(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f20_tdata),
+    .in_tvalid(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f20_tvalid),
+    .in_tready(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f20_tready),
+    .out_tdata(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f20_q_tdata),
+    .out_tvalid(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f20_q_tvalid),
+    .out_tready(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f20_q_tready)
   );
 
   bhpe_sign #(
     .Lanes(8),
     .InW(8)
-  ) u_BipolarQuant_24 (
+  ) u_t__blocks_blocks_1_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_24_out0_f1_f1_f0_q_tdata),
-    .in_tvalid(Quant_24_out0_f1_f1_f0_q_tvalid),
-    .in_tready(Quant_24_out0_f1_f1_f0_q_tready),
-    .out_tdata(BipolarQuant_24_out0_tdata),
-    .out_tvalid(BipolarQuant_24_out0_tvalid),
-    .out_tready(BipolarQuant_24_out0_tready)
+    .in_tdata(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f20_q_tdata),
+    .in_tvalid(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f20_q_tvalid),
+    .in_tready(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f20_q_tready),
+    .out_tdata(t__blocks_blocks_1_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tready)
   );
 
   bhpe_swg #(
@@ -1909,16 +1867,16 @@ module bhpe_top (
     .K(3),
     .S(2),
     .Pad(1)
-  ) u_Conv_5_swg (
+  ) u_t__blocks_blocks_1_convs_0_branches_1_conv_hw_Conv_swg (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(BipolarQuant_24_out0_tdata),
-    .in_tvalid(BipolarQuant_24_out0_tvalid),
-    .in_tready(BipolarQuant_24_out0_tready),
-    .out_tdata(Conv_5_windows_tdata),
-    .out_tvalid(Conv_5_windows_tvalid),
-    .out_tready(Conv_5_windows_tready),
-    .out_tmask(Conv_5_windows_tmask)
+    .in_tdata(t__blocks_blocks_1_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_1_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_1_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tready),
+    .out_tdata(t__blocks_blocks_1_convs_0_branches_1_conv_hw_Conv_windows_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_0_branches_1_conv_hw_Conv_windows_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_0_branches_1_conv_hw_Conv_windows_tready),
+    .out_tmask(t__blocks_blocks_1_convs_0_branches_1_conv_hw_Conv_windows_tmask)
   );
 
   bhpe_xnor_mvu #(
@@ -1927,17 +1885,17 @@ module bhpe_top (
     .Pe(4),
     .Simd(8),
     .AccW(8),
-    .InitFile("mem/Conv_5_InitFile.hex")
-  ) u_Conv_5 (
+    .InitFile("mem/t__blocks_blocks_1_convs_0_branches_1_conv_hw_Conv_InitFile.hex")
+  ) u_t__blocks_blocks_1_convs_0_branches_1_conv_hw_Conv (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_5_windows_tdata),
-    .in_tvalid(Conv_5_windows_tvalid),
-    .in_tready(Conv_5_windows_tready),
-    .in_tmask(Conv_5_windows_tmask),
-    .out_tdata(Conv_5_acc_tdata),
-    .out_tvalid(Conv_5_acc_tvalid),
-    .out_tready(Conv_5_acc_tready)
+    .in_tdata(t__blocks_blocks_1_convs_0_branches_1_conv_hw_Conv_windows_tdata),
+    .in_tvalid(t__blocks_blocks_1_convs_0_branches_1_conv_hw_Conv_windows_tvalid),
+    .in_tready(t__blocks_blocks_1_convs_0_branches_1_conv_hw_Conv_windows_tready),
+    .in_tmask(t__blocks_blocks_1_convs_0_branches_1_conv_hw_Conv_windows_tmask),
+    .out_tdata(t__blocks_blocks_1_convs_0_branches_1_conv_hw_Conv_acc_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_0_branches_1_conv_hw_Conv_acc_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_0_branches_1_conv_hw_Conv_acc_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -1947,16 +1905,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(-2),
-    .InitFile("mem/Mul_6_InitFile.hex")
-  ) u_Mul_6 (
+    .InitFile("mem/t__blocks_blocks_1_convs_0_branches_1_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_1_convs_0_branches_1_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_5_acc_tdata),
-    .in_tvalid(Conv_5_acc_tvalid),
-    .in_tready(Conv_5_acc_tready),
-    .out_tdata(Quant_27_out0_tdata),
-    .out_tvalid(Quant_27_out0_tvalid),
-    .out_tready(Quant_27_out0_tready)
+    .in_tdata(t__blocks_blocks_1_convs_0_branches_1_conv_hw_Conv_acc_tdata),
+    .in_tvalid(t__blocks_blocks_1_convs_0_branches_1_conv_hw_Conv_acc_tvalid),
+    .in_tready(t__blocks_blocks_1_convs_0_branches_1_conv_hw_Conv_acc_tready),
+    .out_tdata(t__blocks_blocks_1_convs_0_branches_1_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_0_branches_1_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_0_branches_1_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -1965,16 +1923,16 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Sub_3_InitFile.hex")
-  ) u_Sub_3 (
+    .InitFile("mem/t__blocks_blocks_1_convs_0_branches_1_rprelu_Sub_InitFile.hex")
+  ) u_t__blocks_blocks_1_convs_0_branches_1_rprelu_Sub (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_27_out0_tdata),
-    .in_tvalid(Quant_27_out0_tvalid),
-    .in_tready(Quant_27_out0_tready),
-    .out_tdata(Quant_30_out0_tdata),
-    .out_tvalid(Quant_30_out0_tvalid),
-    .out_tready(Quant_30_out0_tready)
+    .in_tdata(t__blocks_blocks_1_convs_0_branches_1_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_1_convs_0_branches_1_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_1_convs_0_branches_1_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_1_convs_0_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_0_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_0_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_prelu #(
@@ -1984,16 +1942,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(8),
-    .InitFile("mem/PRelu_3_InitFile.hex")
-  ) u_PRelu_3 (
+    .InitFile("mem/t__blocks_blocks_1_convs_0_branches_1_rprelu_PRelu_InitFile.hex")
+  ) u_t__blocks_blocks_1_convs_0_branches_1_rprelu_PRelu (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_30_out0_tdata),
-    .in_tvalid(Quant_30_out0_tvalid),
-    .in_tready(Quant_30_out0_tready),
-    .out_tdata(Quant_33_out0_tdata),
-    .out_tvalid(Quant_33_out0_tvalid),
-    .out_tready(Quant_33_out0_tready)
+    .in_tdata(t__blocks_blocks_1_convs_0_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_1_convs_0_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_1_convs_0_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_1_convs_0_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_0_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_0_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -2002,104 +1960,45 @@ module bhpe_top (
     .InW(16),
     .ConstW(8),
     .OutW(16),
-    .InitFile("mem/Add_10_InitFile.hex")
-  ) u_Add_10 (
+    .InitFile("mem/t__blocks_blocks_1_convs_0_branches_1_rprelu_Add_InitFile.hex")
+  ) u_t__blocks_blocks_1_convs_0_branches_1_rprelu_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_33_out0_tdata),
-    .in_tvalid(Quant_33_out0_tvalid),
-    .in_tready(Quant_33_out0_tready),
-    .out_tdata(Quant_35_out0_tdata),
-    .out_tvalid(Quant_35_out0_tvalid),
-    .out_tready(Quant_35_out0_tready)
+    .in_tdata(t__blocks_blocks_1_convs_0_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_1_convs_0_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_1_convs_0_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_1_convs_0_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_0_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_0_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready)
   );
 
-  bhpe_dwc #(
-    .ElemW(10),
-    .InLanes(8),
-    .OutLanes(4)
-  ) u_dwc_AveragePool_0_out0_f0 (
+  bhpe_fifo #(
+    .Width(64),
+    .Depth(329)
+  ) u_fifo__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f21 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(AveragePool_0_out0_f0_q_tdata),
-    .in_tvalid(AveragePool_0_out0_f0_q_tvalid),
-    .in_tready(AveragePool_0_out0_f0_q_tready),
-    .out_tdata(AveragePool_0_out0_f0_l4_tdata),
-    .out_tvalid(AveragePool_0_out0_f0_l4_tvalid),
-    .out_tready(AveragePool_0_out0_f0_l4_tready)
-  );
-
-  bhpe_epi_joinadd #(
-    .Lanes(4),
-    .InAW(16),
-    .InBW(10),
-    .OutW(16),
-    .ShiftA(0),
-    .ShiftB(1)
-  ) u_Add_11 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .a_tdata(Quant_34_out0_tdata),
-    .a_tvalid(Quant_34_out0_tvalid),
-    .a_tready(Quant_34_out0_tready),
-    .b_tdata(AveragePool_0_out0_f0_l4_tdata),
-    .b_tvalid(AveragePool_0_out0_f0_l4_tvalid),
-    .b_tready(AveragePool_0_out0_f0_l4_tready),
-    .out_tdata(Quant_36_out0_tdata),
-    .out_tvalid(Quant_36_out0_tvalid),
-    .out_tready(Quant_36_out0_tready)
-  );
-
-  bhpe_epi_mulshift #(
-    .Lanes(4),
-    .C(8),
-    .InW(16),
-    .ConstW(8),
-    .OutW(16),
-    .Shift(6),
-    .InitFile("mem/Mul_8_InitFile.hex")
-  ) u_Mul_8 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Quant_36_out0_tdata),
-    .in_tvalid(Quant_36_out0_tvalid),
-    .in_tready(Quant_36_out0_tready),
-    .out_tdata(Quant_38_out0_tdata),
-    .out_tvalid(Quant_38_out0_tvalid),
-    .out_tready(Quant_38_out0_tready)
-  );
-
-  bhpe_epi_addconst #(
-    .Lanes(4),
-    .C(8),
-    .InW(16),
-    .ConstW(10),
-    .OutW(16),
-    .InitFile("mem/Add_13_InitFile.hex")
-  ) u_Add_13 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Quant_38_out0_tdata),
-    .in_tvalid(Quant_38_out0_tvalid),
-    .in_tready(Quant_38_out0_tready),
-    .out_tdata(Quant_40_out0_tdata),
-    .out_tvalid(Quant_40_out0_tvalid),
-    .out_tready(Quant_40_out0_tready)
+    .in_tdata(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f21_tdata),
+    .in_tvalid(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f21_tvalid),
+    .in_tready(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f21_tready),
+    .out_tdata(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f21_q_tdata),
+    .out_tvalid(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f21_q_tvalid),
+    .out_tready(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f21_q_tready)
   );
 
   bhpe_dwc #(
     .ElemW(8),
     .InLanes(8),
     .OutLanes(4)
-  ) u_dwc_Quant_24_out0_f1_f1_f1 (
+  ) u_dwc__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f21 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_24_out0_f1_f1_f1_q_tdata),
-    .in_tvalid(Quant_24_out0_f1_f1_f1_q_tvalid),
-    .in_tready(Quant_24_out0_f1_f1_f1_q_tready),
-    .out_tdata(Quant_24_out0_f1_f1_f1_l4_tdata),
-    .out_tvalid(Quant_24_out0_f1_f1_f1_l4_tvalid),
-    .out_tready(Quant_24_out0_f1_f1_f1_l4_tready)
+    .in_tdata(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f21_q_tdata),
+    .in_tvalid(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f21_q_tvalid),
+    .in_tready(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f21_q_tready),
+    .out_tdata(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f21_l4_tdata),
+    .out_tvalid(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f21_l4_tvalid),
+    .out_tready(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f21_l4_tready)
   );
 
   bhpe_swg #(
@@ -2111,16 +2010,16 @@ module bhpe_top (
     .K(1),
     .S(2),
     .Pad(0)
-  ) u_Conv_3_swg (
+  ) u_t__blocks_blocks_1_br_conv_hw_Conv_swg (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_24_out0_f1_f1_f1_l4_tdata),
-    .in_tvalid(Quant_24_out0_f1_f1_f1_l4_tvalid),
-    .in_tready(Quant_24_out0_f1_f1_f1_l4_tready),
-    .out_tdata(Conv_3_windows_tdata),
-    .out_tvalid(Conv_3_windows_tvalid),
-    .out_tready(Conv_3_windows_tready),
-    .out_tmask(Conv_3_windows_tmask)
+    .in_tdata(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f21_l4_tdata),
+    .in_tvalid(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f21_l4_tvalid),
+    .in_tready(t__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f21_l4_tready),
+    .out_tdata(t__blocks_blocks_1_br_conv_hw_Conv_windows_tdata),
+    .out_tvalid(t__blocks_blocks_1_br_conv_hw_Conv_windows_tvalid),
+    .out_tready(t__blocks_blocks_1_br_conv_hw_Conv_windows_tready),
+    .out_tmask(t__blocks_blocks_1_br_conv_hw_Conv_windows_tmask)
   );
 
   bhpe_fxp_mvu #(
@@ -2131,17 +2030,17 @@ module bhpe_top (
     .InW(8),
     .WW(8),
     .AccW(19),
-    .InitFile("mem/Conv_3_InitFile.hex")
-  ) u_Conv_3 (
+    .InitFile("mem/t__blocks_blocks_1_br_conv_hw_Conv_InitFile.hex")
+  ) u_t__blocks_blocks_1_br_conv_hw_Conv (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_3_windows_tdata),
-    .in_tvalid(Conv_3_windows_tvalid),
-    .in_tready(Conv_3_windows_tready),
-    .in_tmask(Conv_3_windows_tmask),
-    .out_tdata(Conv_3_acc_tdata),
-    .out_tvalid(Conv_3_acc_tvalid),
-    .out_tready(Conv_3_acc_tready)
+    .in_tdata(t__blocks_blocks_1_br_conv_hw_Conv_windows_tdata),
+    .in_tvalid(t__blocks_blocks_1_br_conv_hw_Conv_windows_tvalid),
+    .in_tready(t__blocks_blocks_1_br_conv_hw_Conv_windows_tready),
+    .in_tmask(t__blocks_blocks_1_br_conv_hw_Conv_windows_tmask),
+    .out_tdata(t__blocks_blocks_1_br_conv_hw_Conv_acc_tdata),
+    .out_tvalid(t__blocks_blocks_1_br_conv_hw_Conv_acc_tvalid),
+    .out_tready(t__blocks_blocks_1_br_conv_hw_Conv_acc_tready)
   );
 
   bhpe_epi_requant #(
@@ -2150,15 +2049,15 @@ module bhpe_top (
     .OutW(16),
     .Shift(3),
     .Relu(0)
-  ) u_Quant_25 (
+  ) u_t__blocks_blocks_1_br_qx_act_quant_export_handler_Quant (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_3_acc_tdata),
-    .in_tvalid(Conv_3_acc_tvalid),
-    .in_tready(Conv_3_acc_tready),
-    .out_tdata(Quant_25_out0_tdata),
-    .out_tvalid(Quant_25_out0_tvalid),
-    .out_tready(Quant_25_out0_tready)
+    .in_tdata(t__blocks_blocks_1_br_conv_hw_Conv_acc_tdata),
+    .in_tvalid(t__blocks_blocks_1_br_conv_hw_Conv_acc_tvalid),
+    .in_tready(t__blocks_blocks_1_br_conv_hw_Conv_acc_tready),
+    .out_tdata(t__blocks_blocks_1_br_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_1_br_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_1_br_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -2168,16 +2067,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(6),
-    .InitFile("mem/Mul_7_InitFile.hex")
-  ) u_Mul_7 (
+    .InitFile("mem/t__blocks_blocks_1_br_bn_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_1_br_bn_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_25_out0_tdata),
-    .in_tvalid(Quant_25_out0_tvalid),
-    .in_tready(Quant_25_out0_tready),
-    .out_tdata(Quant_28_out0_tdata),
-    .out_tvalid(Quant_28_out0_tvalid),
-    .out_tready(Quant_28_out0_tready)
+    .in_tdata(t__blocks_blocks_1_br_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_1_br_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_1_br_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_1_br_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_1_br_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_1_br_bn_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -2186,31 +2085,45 @@ module bhpe_top (
     .InW(16),
     .ConstW(10),
     .OutW(16),
-    .InitFile("mem/Add_8_InitFile.hex")
-  ) u_Add_8 (
+    .InitFile("mem/t__blocks_blocks_1_br_bn_Add_InitFile.hex")
+  ) u_t__blocks_blocks_1_br_bn_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_28_out0_tdata),
-    .in_tvalid(Quant_28_out0_tvalid),
-    .in_tready(Quant_28_out0_tready),
-    .out_tdata(Quant_31_out0_tdata),
-    .out_tvalid(Quant_31_out0_tvalid),
-    .out_tready(Quant_31_out0_tready)
+    .in_tdata(t__blocks_blocks_1_br_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_1_br_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_1_br_bn_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_1_br_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_1_br_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_1_br_bn_qx_act_quant_export_handler_1_Quant_output_0_tready)
+  );
+
+  bhpe_fifo #(
+    .Width(80),
+    .Depth(8)
+  ) u_fifo__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f00 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f00_tdata),
+    .in_tvalid(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f00_tvalid),
+    .in_tready(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f00_tready),
+    .out_tdata(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f00_q_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f00_q_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f00_q_tready)
   );
 
   bhpe_dwc #(
     .ElemW(10),
     .InLanes(8),
     .OutLanes(4)
-  ) u_dwc_AveragePool_0_out0_f1 (
+  ) u_dwc__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f00 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(AveragePool_0_out0_f1_q_tdata),
-    .in_tvalid(AveragePool_0_out0_f1_q_tvalid),
-    .in_tready(AveragePool_0_out0_f1_q_tready),
-    .out_tdata(AveragePool_0_out0_f1_l4_tdata),
-    .out_tvalid(AveragePool_0_out0_f1_l4_tvalid),
-    .out_tready(AveragePool_0_out0_f1_l4_tready)
+    .in_tdata(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f00_q_tdata),
+    .in_tvalid(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f00_q_tvalid),
+    .in_tready(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f00_q_tready),
+    .out_tdata(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f00_l4_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f00_l4_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f00_l4_tready)
   );
 
   bhpe_epi_joinadd #(
@@ -2220,18 +2133,18 @@ module bhpe_top (
     .OutW(16),
     .ShiftA(0),
     .ShiftB(1)
-  ) u_Add_12 (
+  ) u_t__blocks_blocks_1_convs_0_branches_0_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .a_tdata(Quant_35_out0_tdata),
-    .a_tvalid(Quant_35_out0_tvalid),
-    .a_tready(Quant_35_out0_tready),
-    .b_tdata(AveragePool_0_out0_f1_l4_tdata),
-    .b_tvalid(AveragePool_0_out0_f1_l4_tvalid),
-    .b_tready(AveragePool_0_out0_f1_l4_tready),
-    .out_tdata(Quant_37_out0_tdata),
-    .out_tvalid(Quant_37_out0_tvalid),
-    .out_tready(Quant_37_out0_tready)
+    .a_tdata(t__blocks_blocks_1_convs_0_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .a_tvalid(t__blocks_blocks_1_convs_0_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .a_tready(t__blocks_blocks_1_convs_0_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready),
+    .b_tdata(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f00_l4_tdata),
+    .b_tvalid(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f00_l4_tvalid),
+    .b_tready(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f00_l4_tready),
+    .out_tdata(t__blocks_blocks_1_convs_0_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_0_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_0_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -2241,16 +2154,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(6),
-    .InitFile("mem/Mul_9_InitFile.hex")
-  ) u_Mul_9 (
+    .InitFile("mem/t__blocks_blocks_1_convs_0_branches_0_bn_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_1_convs_0_branches_0_bn_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_37_out0_tdata),
-    .in_tvalid(Quant_37_out0_tvalid),
-    .in_tready(Quant_37_out0_tready),
-    .out_tdata(Quant_39_out0_tdata),
-    .out_tvalid(Quant_39_out0_tvalid),
-    .out_tready(Quant_39_out0_tready)
+    .in_tdata(t__blocks_blocks_1_convs_0_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_1_convs_0_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_1_convs_0_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_1_convs_0_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_0_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_0_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -2259,16 +2172,103 @@ module bhpe_top (
     .InW(16),
     .ConstW(10),
     .OutW(16),
-    .InitFile("mem/Add_14_InitFile.hex")
-  ) u_Add_14 (
+    .InitFile("mem/t__blocks_blocks_1_convs_0_branches_0_bn_Add_InitFile.hex")
+  ) u_t__blocks_blocks_1_convs_0_branches_0_bn_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_39_out0_tdata),
-    .in_tvalid(Quant_39_out0_tvalid),
-    .in_tready(Quant_39_out0_tready),
-    .out_tdata(Quant_41_out0_tdata),
-    .out_tvalid(Quant_41_out0_tvalid),
-    .out_tready(Quant_41_out0_tready)
+    .in_tdata(t__blocks_blocks_1_convs_0_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_1_convs_0_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_1_convs_0_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_1_convs_0_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_0_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_0_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tready)
+  );
+
+  bhpe_fifo #(
+    .Width(80),
+    .Depth(8)
+  ) u_fifo__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f01 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f01_tdata),
+    .in_tvalid(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f01_tvalid),
+    .in_tready(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f01_tready),
+    .out_tdata(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f01_q_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f01_q_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f01_q_tready)
+  );
+
+  bhpe_dwc #(
+    .ElemW(10),
+    .InLanes(8),
+    .OutLanes(4)
+  ) u_dwc__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f01 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f01_q_tdata),
+    .in_tvalid(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f01_q_tvalid),
+    .in_tready(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f01_q_tready),
+    .out_tdata(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f01_l4_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f01_l4_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f01_l4_tready)
+  );
+
+  bhpe_epi_joinadd #(
+    .Lanes(4),
+    .InAW(16),
+    .InBW(10),
+    .OutW(16),
+    .ShiftA(0),
+    .ShiftB(1)
+  ) u_t__blocks_blocks_1_convs_0_branches_1_Add (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .a_tdata(t__blocks_blocks_1_convs_0_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .a_tvalid(t__blocks_blocks_1_convs_0_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .a_tready(t__blocks_blocks_1_convs_0_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready),
+    .b_tdata(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f01_l4_tdata),
+    .b_tvalid(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f01_l4_tvalid),
+    .b_tready(t__blocks_blocks_1_convs_0_branches_0_AveragePool_output_0_f01_l4_tready),
+    .out_tdata(t__blocks_blocks_1_convs_0_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_0_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_0_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tready)
+  );
+
+  bhpe_epi_mulshift #(
+    .Lanes(4),
+    .C(8),
+    .InW(16),
+    .ConstW(8),
+    .OutW(16),
+    .Shift(6),
+    .InitFile("mem/t__blocks_blocks_1_convs_0_branches_1_bn_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_1_convs_0_branches_1_bn_Mul (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_1_convs_0_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_1_convs_0_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_1_convs_0_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_1_convs_0_branches_1_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_0_branches_1_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_0_branches_1_bn_qx_act_quant_export_handler_Quant_output_0_tready)
+  );
+
+  bhpe_epi_addconst #(
+    .Lanes(4),
+    .C(8),
+    .InW(16),
+    .ConstW(10),
+    .OutW(16),
+    .InitFile("mem/t__blocks_blocks_1_convs_0_branches_1_bn_Add_InitFile.hex")
+  ) u_t__blocks_blocks_1_convs_0_branches_1_bn_Add (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_1_convs_0_branches_1_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_1_convs_0_branches_1_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_1_convs_0_branches_1_bn_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_1_convs_0_branches_1_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_0_branches_1_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_0_branches_1_bn_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_concat #(
@@ -2276,18 +2276,18 @@ module bhpe_top (
     .Lanes(4),
     .C1(8),
     .C2(8)
-  ) u_Concat_0 (
+  ) u_t__blocks_blocks_1_convs_0_Concat (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .a_tdata(Quant_40_out0_tdata),
-    .a_tvalid(Quant_40_out0_tvalid),
-    .a_tready(Quant_40_out0_tready),
-    .b_tdata(Quant_41_out0_tdata),
-    .b_tvalid(Quant_41_out0_tvalid),
-    .b_tready(Quant_41_out0_tready),
-    .out_tdata(Concat_0_out0_tdata),
-    .out_tvalid(Concat_0_out0_tvalid),
-    .out_tready(Concat_0_out0_tready)
+    .a_tdata(t__blocks_blocks_1_convs_0_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .a_tvalid(t__blocks_blocks_1_convs_0_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .a_tready(t__blocks_blocks_1_convs_0_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .b_tdata(t__blocks_blocks_1_convs_0_branches_1_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .b_tvalid(t__blocks_blocks_1_convs_0_branches_1_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .b_tready(t__blocks_blocks_1_convs_0_branches_1_bn_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_1_convs_0_Concat_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_0_Concat_output_0_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_0_Concat_output_0_tready)
   );
 
   bhpe_epi_requant #(
@@ -2296,88 +2296,74 @@ module bhpe_top (
     .OutW(8),
     .Shift(3),
     .Relu(0)
-  ) u_Quant_42 (
+  ) u_t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Concat_0_out0_tdata),
-    .in_tvalid(Concat_0_out0_tvalid),
-    .in_tready(Concat_0_out0_tready),
-    .out_tdata(Quant_42_out0_tdata),
-    .out_tvalid(Quant_42_out0_tvalid),
-    .out_tready(Quant_42_out0_tready)
+    .in_tdata(t__blocks_blocks_1_convs_0_Concat_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_1_convs_0_Concat_output_0_tvalid),
+    .in_tready(t__blocks_blocks_1_convs_0_Concat_output_0_tready),
+    .out_tdata(t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_fork #(
     .Width(32)
-  ) u_fork_Quant_42_out0 (
+  ) u_fork__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_42_out0_tdata),
-    .in_tvalid(Quant_42_out0_tvalid),
-    .in_tready(Quant_42_out0_tready),
-    .a_tdata(Quant_42_out0_f0_tdata),
-    .a_tvalid(Quant_42_out0_f0_tvalid),
-    .a_tready(Quant_42_out0_f0_tready),
-    .b_tdata(Quant_42_out0_f1_tdata),
-    .b_tvalid(Quant_42_out0_f1_tvalid),
-    .b_tready(Quant_42_out0_f1_tready)
+    .in_tdata(t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_tready),
+    .a_tdata(t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_tdata),
+    .a_tvalid(t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_tvalid),
+    .a_tready(t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_tready),
+    .b_tdata(t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_tdata),
+    .b_tvalid(t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_tvalid),
+    .b_tready(t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_tready)
   );
 
   bhpe_fifo #(
     .Width(32),
     .Depth(8)
-  ) u_fifo_Quant_42_out0_f0 (
+  ) u_fifo__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f00 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_42_out0_f0_tdata),
-    .in_tvalid(Quant_42_out0_f0_tvalid),
-    .in_tready(Quant_42_out0_f0_tready),
-    .out_tdata(Quant_42_out0_f0_q_tdata),
-    .out_tvalid(Quant_42_out0_f0_q_tvalid),
-    .out_tready(Quant_42_out0_f0_q_tready)
-  );
-
-  bhpe_fifo #(
-    .Width(32),
-    .Depth(220)
-  ) u_fifo_Quant_42_out0_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Quant_42_out0_f1_tdata),
-    .in_tvalid(Quant_42_out0_f1_tvalid),
-    .in_tready(Quant_42_out0_f1_tready),
-    .out_tdata(Quant_42_out0_f1_q_tdata),
-    .out_tvalid(Quant_42_out0_f1_q_tvalid),
-    .out_tready(Quant_42_out0_f1_q_tready)
+    .in_tdata(t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_tdata),
+    .in_tvalid(t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_tvalid),
+    .in_tready(t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_tready),
+    .out_tdata(t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_q_tdata),
+    .out_tvalid(t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_q_tvalid),
+    .out_tready(t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_q_tready)
   );
 
   bhpe_sign #(
     .Lanes(4),
     .InW(8)
-  ) u_BipolarQuant_25 (
+  ) u_t__blocks_blocks_1_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_42_out0_f0_q_tdata),
-    .in_tvalid(Quant_42_out0_f0_q_tvalid),
-    .in_tready(Quant_42_out0_f0_q_tready),
-    .out_tdata(BipolarQuant_25_out0_tdata),
-    .out_tvalid(BipolarQuant_25_out0_tvalid),
-    .out_tready(BipolarQuant_25_out0_tready)
+    .in_tdata(t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_q_tdata),
+    .in_tvalid(t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_q_tvalid),
+    .in_tready(t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_q_tready),
+    .out_tdata(t__blocks_blocks_1_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tready)
   );
 
   bhpe_dwc #(
     .ElemW(1),
     .InLanes(4),
     .OutLanes(16)
-  ) u_dwc_BipolarQuant_25_out0 (
+  ) u_dwc__blocks_blocks_1_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(BipolarQuant_25_out0_tdata),
-    .in_tvalid(BipolarQuant_25_out0_tvalid),
-    .in_tready(BipolarQuant_25_out0_tready),
-    .out_tdata(BipolarQuant_25_out0_l16_tdata),
-    .out_tvalid(BipolarQuant_25_out0_l16_tvalid),
-    .out_tready(BipolarQuant_25_out0_l16_tready)
+    .in_tdata(t__blocks_blocks_1_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_1_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_1_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tready),
+    .out_tdata(t__blocks_blocks_1_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l16_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l16_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l16_tready)
   );
 
   bhpe_swg #(
@@ -2389,16 +2375,16 @@ module bhpe_top (
     .K(3),
     .S(1),
     .Pad(1)
-  ) u_Conv_6_swg (
+  ) u_t__blocks_blocks_1_convs_1_branches_0_conv_hw_Conv_swg (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(BipolarQuant_25_out0_l16_tdata),
-    .in_tvalid(BipolarQuant_25_out0_l16_tvalid),
-    .in_tready(BipolarQuant_25_out0_l16_tready),
-    .out_tdata(Conv_6_windows_tdata),
-    .out_tvalid(Conv_6_windows_tvalid),
-    .out_tready(Conv_6_windows_tready),
-    .out_tmask(Conv_6_windows_tmask)
+    .in_tdata(t__blocks_blocks_1_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l16_tdata),
+    .in_tvalid(t__blocks_blocks_1_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l16_tvalid),
+    .in_tready(t__blocks_blocks_1_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l16_tready),
+    .out_tdata(t__blocks_blocks_1_convs_1_branches_0_conv_hw_Conv_windows_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_1_branches_0_conv_hw_Conv_windows_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_1_branches_0_conv_hw_Conv_windows_tready),
+    .out_tmask(t__blocks_blocks_1_convs_1_branches_0_conv_hw_Conv_windows_tmask)
   );
 
   bhpe_xnor_mvu #(
@@ -2407,17 +2393,17 @@ module bhpe_top (
     .Pe(8),
     .Simd(16),
     .AccW(9),
-    .InitFile("mem/Conv_6_InitFile.hex")
-  ) u_Conv_6 (
+    .InitFile("mem/t__blocks_blocks_1_convs_1_branches_0_conv_hw_Conv_InitFile.hex")
+  ) u_t__blocks_blocks_1_convs_1_branches_0_conv_hw_Conv (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_6_windows_tdata),
-    .in_tvalid(Conv_6_windows_tvalid),
-    .in_tready(Conv_6_windows_tready),
-    .in_tmask(Conv_6_windows_tmask),
-    .out_tdata(Conv_6_acc_tdata),
-    .out_tvalid(Conv_6_acc_tvalid),
-    .out_tready(Conv_6_acc_tready)
+    .in_tdata(t__blocks_blocks_1_convs_1_branches_0_conv_hw_Conv_windows_tdata),
+    .in_tvalid(t__blocks_blocks_1_convs_1_branches_0_conv_hw_Conv_windows_tvalid),
+    .in_tready(t__blocks_blocks_1_convs_1_branches_0_conv_hw_Conv_windows_tready),
+    .in_tmask(t__blocks_blocks_1_convs_1_branches_0_conv_hw_Conv_windows_tmask),
+    .out_tdata(t__blocks_blocks_1_convs_1_branches_0_conv_hw_Conv_acc_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_1_branches_0_conv_hw_Conv_acc_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_1_branches_0_conv_hw_Conv_acc_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -2427,16 +2413,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(-2),
-    .InitFile("mem/Mul_10_InitFile.hex")
-  ) u_Mul_10 (
+    .InitFile("mem/t__blocks_blocks_1_convs_1_branches_0_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_1_convs_1_branches_0_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_6_acc_tdata),
-    .in_tvalid(Conv_6_acc_tvalid),
-    .in_tready(Conv_6_acc_tready),
-    .out_tdata(Quant_43_out0_tdata),
-    .out_tvalid(Quant_43_out0_tvalid),
-    .out_tready(Quant_43_out0_tready)
+    .in_tdata(t__blocks_blocks_1_convs_1_branches_0_conv_hw_Conv_acc_tdata),
+    .in_tvalid(t__blocks_blocks_1_convs_1_branches_0_conv_hw_Conv_acc_tvalid),
+    .in_tready(t__blocks_blocks_1_convs_1_branches_0_conv_hw_Conv_acc_tready),
+    .out_tdata(t__blocks_blocks_1_convs_1_branches_0_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_1_branches_0_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_1_branches_0_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -2445,16 +2431,16 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Sub_4_InitFile.hex")
-  ) u_Sub_4 (
+    .InitFile("mem/t__blocks_blocks_1_convs_1_branches_0_rprelu_Sub_InitFile.hex")
+  ) u_t__blocks_blocks_1_convs_1_branches_0_rprelu_Sub (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_43_out0_tdata),
-    .in_tvalid(Quant_43_out0_tvalid),
-    .in_tready(Quant_43_out0_tready),
-    .out_tdata(Quant_44_out0_tdata),
-    .out_tvalid(Quant_44_out0_tvalid),
-    .out_tready(Quant_44_out0_tready)
+    .in_tdata(t__blocks_blocks_1_convs_1_branches_0_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_1_convs_1_branches_0_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_1_convs_1_branches_0_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_1_convs_1_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_1_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_1_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_prelu #(
@@ -2464,16 +2450,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(8),
-    .InitFile("mem/PRelu_4_InitFile.hex")
-  ) u_PRelu_4 (
+    .InitFile("mem/t__blocks_blocks_1_convs_1_branches_0_rprelu_PRelu_InitFile.hex")
+  ) u_t__blocks_blocks_1_convs_1_branches_0_rprelu_PRelu (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_44_out0_tdata),
-    .in_tvalid(Quant_44_out0_tvalid),
-    .in_tready(Quant_44_out0_tready),
-    .out_tdata(Quant_45_out0_tdata),
-    .out_tvalid(Quant_45_out0_tvalid),
-    .out_tready(Quant_45_out0_tready)
+    .in_tdata(t__blocks_blocks_1_convs_1_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_1_convs_1_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_1_convs_1_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_1_convs_1_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_1_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_1_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -2482,31 +2468,45 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Add_15_InitFile.hex")
-  ) u_Add_15 (
+    .InitFile("mem/t__blocks_blocks_1_convs_1_branches_0_rprelu_Add_InitFile.hex")
+  ) u_t__blocks_blocks_1_convs_1_branches_0_rprelu_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_45_out0_tdata),
-    .in_tvalid(Quant_45_out0_tvalid),
-    .in_tready(Quant_45_out0_tready),
-    .out_tdata(Quant_46_out0_tdata),
-    .out_tvalid(Quant_46_out0_tvalid),
-    .out_tready(Quant_46_out0_tready)
+    .in_tdata(t__blocks_blocks_1_convs_1_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_1_convs_1_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_1_convs_1_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_1_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready)
   );
 
   bhpe_dwc #(
     .ElemW(16),
     .InLanes(8),
     .OutLanes(4)
-  ) u_dwc_Quant_46_out0 (
+  ) u_dwc__blocks_blocks_1_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_46_out0_tdata),
-    .in_tvalid(Quant_46_out0_tvalid),
-    .in_tready(Quant_46_out0_tready),
-    .out_tdata(Quant_46_out0_l4_tdata),
-    .out_tvalid(Quant_46_out0_l4_tvalid),
-    .out_tready(Quant_46_out0_l4_tready)
+    .in_tdata(t__blocks_blocks_1_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_1_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_1_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_1_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_l4_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_l4_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_l4_tready)
+  );
+
+  bhpe_fifo #(
+    .Width(32),
+    .Depth(220)
+  ) u_fifo__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f01 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_tdata),
+    .in_tvalid(t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_tvalid),
+    .in_tready(t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_tready),
+    .out_tdata(t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_q_tdata),
+    .out_tvalid(t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_q_tvalid),
+    .out_tready(t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_q_tready)
   );
 
   bhpe_epi_joinadd #(
@@ -2516,18 +2516,18 @@ module bhpe_top (
     .OutW(16),
     .ShiftA(0),
     .ShiftB(3)
-  ) u_Add_16 (
+  ) u_t__blocks_blocks_1_convs_1_branches_0_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .a_tdata(Quant_46_out0_l4_tdata),
-    .a_tvalid(Quant_46_out0_l4_tvalid),
-    .a_tready(Quant_46_out0_l4_tready),
-    .b_tdata(Quant_42_out0_f1_q_tdata),
-    .b_tvalid(Quant_42_out0_f1_q_tvalid),
-    .b_tready(Quant_42_out0_f1_q_tready),
-    .out_tdata(Quant_47_out0_tdata),
-    .out_tvalid(Quant_47_out0_tvalid),
-    .out_tready(Quant_47_out0_tready)
+    .a_tdata(t__blocks_blocks_1_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_l4_tdata),
+    .a_tvalid(t__blocks_blocks_1_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_l4_tvalid),
+    .a_tready(t__blocks_blocks_1_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_l4_tready),
+    .b_tdata(t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_q_tdata),
+    .b_tvalid(t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_q_tvalid),
+    .b_tready(t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_q_tready),
+    .out_tdata(t__blocks_blocks_1_convs_1_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_1_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_1_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -2537,16 +2537,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(6),
-    .InitFile("mem/Mul_11_InitFile.hex")
-  ) u_Mul_11 (
+    .InitFile("mem/t__blocks_blocks_1_convs_1_branches_0_bn_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_1_convs_1_branches_0_bn_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_47_out0_tdata),
-    .in_tvalid(Quant_47_out0_tvalid),
-    .in_tready(Quant_47_out0_tready),
-    .out_tdata(Quant_48_out0_tdata),
-    .out_tvalid(Quant_48_out0_tvalid),
-    .out_tready(Quant_48_out0_tready)
+    .in_tdata(t__blocks_blocks_1_convs_1_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_1_convs_1_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_1_convs_1_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_1_convs_1_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_1_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_1_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -2555,31 +2555,31 @@ module bhpe_top (
     .InW(16),
     .ConstW(10),
     .OutW(16),
-    .InitFile("mem/Add_17_InitFile.hex")
-  ) u_Add_17 (
+    .InitFile("mem/t__blocks_blocks_1_convs_1_branches_0_bn_Add_InitFile.hex")
+  ) u_t__blocks_blocks_1_convs_1_branches_0_bn_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_48_out0_tdata),
-    .in_tvalid(Quant_48_out0_tvalid),
-    .in_tready(Quant_48_out0_tready),
-    .out_tdata(Quant_49_out0_tdata),
-    .out_tvalid(Quant_49_out0_tvalid),
-    .out_tready(Quant_49_out0_tready)
+    .in_tdata(t__blocks_blocks_1_convs_1_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_1_convs_1_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_1_convs_1_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_1_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_dwc #(
     .ElemW(16),
     .InLanes(4),
     .OutLanes(1)
-  ) u_dwc_Quant_49_out0 (
+  ) u_dwc__blocks_blocks_1_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_49_out0_tdata),
-    .in_tvalid(Quant_49_out0_tvalid),
-    .in_tready(Quant_49_out0_tready),
-    .out_tdata(Quant_49_out0_l1_tdata),
-    .out_tvalid(Quant_49_out0_l1_tvalid),
-    .out_tready(Quant_49_out0_l1_tready)
+    .in_tdata(t__blocks_blocks_1_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_1_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_1_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_1_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_l1_tdata),
+    .out_tvalid(t__blocks_blocks_1_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_l1_tvalid),
+    .out_tready(t__blocks_blocks_1_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_l1_tready)
   );
 
   bhpe_epi_joinadd #(
@@ -2589,18 +2589,18 @@ module bhpe_top (
     .OutW(16),
     .ShiftA(0),
     .ShiftB(0)
-  ) u_Add_18 (
+  ) u_t__blocks_blocks_1_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .a_tdata(Quant_49_out0_l1_tdata),
-    .a_tvalid(Quant_49_out0_l1_tvalid),
-    .a_tready(Quant_49_out0_l1_tready),
-    .b_tdata(Quant_31_out0_tdata),
-    .b_tvalid(Quant_31_out0_tvalid),
-    .b_tready(Quant_31_out0_tready),
-    .out_tdata(Quant_50_out0_tdata),
-    .out_tvalid(Quant_50_out0_tvalid),
-    .out_tready(Quant_50_out0_tready)
+    .a_tdata(t__blocks_blocks_1_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_l1_tdata),
+    .a_tvalid(t__blocks_blocks_1_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_l1_tvalid),
+    .a_tready(t__blocks_blocks_1_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_l1_tready),
+    .b_tdata(t__blocks_blocks_1_br_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .b_tvalid(t__blocks_blocks_1_br_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .b_tready(t__blocks_blocks_1_br_bn_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_1_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_1_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_1_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_requant #(
@@ -2609,59 +2609,45 @@ module bhpe_top (
     .OutW(8),
     .Shift(3),
     .Relu(0)
-  ) u_Quant_51 (
+  ) u_t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_50_out0_tdata),
-    .in_tvalid(Quant_50_out0_tvalid),
-    .in_tready(Quant_50_out0_tready),
-    .out_tdata(Quant_51_out0_tdata),
-    .out_tvalid(Quant_51_out0_tvalid),
-    .out_tready(Quant_51_out0_tready)
+    .in_tdata(t__blocks_blocks_1_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_1_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_1_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_fork #(
     .Width(8)
-  ) u_fork_Quant_51_out0 (
+  ) u_fork__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_51_out0_tdata),
-    .in_tvalid(Quant_51_out0_tvalid),
-    .in_tready(Quant_51_out0_tready),
-    .a_tdata(Quant_51_out0_f0_tdata),
-    .a_tvalid(Quant_51_out0_f0_tvalid),
-    .a_tready(Quant_51_out0_f0_tready),
-    .b_tdata(Quant_51_out0_f1_tdata),
-    .b_tvalid(Quant_51_out0_f1_tvalid),
-    .b_tready(Quant_51_out0_f1_tready)
+    .in_tdata(t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_tready),
+    .a_tdata(t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tdata),
+    .a_tvalid(t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tvalid),
+    .a_tready(t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tready),
+    .b_tdata(t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_tdata),
+    .b_tvalid(t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_tvalid),
+    .b_tready(t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_tready)
   );
 
   bhpe_fifo #(
     .Width(8),
     .Depth(8)
-  ) u_fifo_Quant_51_out0_f0 (
+  ) u_fifo__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f00 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_51_out0_f0_tdata),
-    .in_tvalid(Quant_51_out0_f0_tvalid),
-    .in_tready(Quant_51_out0_f0_tready),
-    .out_tdata(Quant_51_out0_f0_q_tdata),
-    .out_tvalid(Quant_51_out0_f0_q_tvalid),
-    .out_tready(Quant_51_out0_f0_q_tready)
-  );
-
-  bhpe_fifo #(
-    .Width(8),
-    .Depth(1276)
-  ) u_fifo_Quant_51_out0_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Quant_51_out0_f1_tdata),
-    .in_tvalid(Quant_51_out0_f1_tvalid),
-    .in_tready(Quant_51_out0_f1_tready),
-    .out_tdata(Quant_51_out0_f1_q_tdata),
-    .out_tvalid(Quant_51_out0_f1_q_tvalid),
-    .out_tready(Quant_51_out0_f1_q_tready)
+    .in_tdata(t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tdata),
+    .in_tvalid(t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tvalid),
+    .in_tready(t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tready),
+    .out_tdata(t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_q_tdata),
+    .out_tvalid(t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_q_tvalid),
+    .out_tready(t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_q_tready)
   );
 
   bhpe_split #(
@@ -2669,65 +2655,79 @@ module bhpe_top (
     .Lanes(1),
     .C1(8),
     .C2(8)
-  ) u_Split_0 (
+  ) u_t__blocks_blocks_2_convs_0_Split (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_51_out0_f0_q_tdata),
-    .in_tvalid(Quant_51_out0_f0_q_tvalid),
-    .in_tready(Quant_51_out0_f0_q_tready),
-    .a_tdata(Split_0_out0_tdata),
-    .a_tvalid(Split_0_out0_tvalid),
-    .a_tready(Split_0_out0_tready),
-    .b_tdata(Split_0_out1_tdata),
-    .b_tvalid(Split_0_out1_tvalid),
-    .b_tready(Split_0_out1_tready)
+    .in_tdata(t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_q_tdata),
+    .in_tvalid(t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_q_tvalid),
+    .in_tready(t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_q_tready),
+    .a_tdata(t__blocks_blocks_2_convs_0_Split_output_0_tdata),
+    .a_tvalid(t__blocks_blocks_2_convs_0_Split_output_0_tvalid),
+    .a_tready(t__blocks_blocks_2_convs_0_Split_output_0_tready),
+    .b_tdata(t__blocks_blocks_2_convs_0_Split_output_1_tdata),
+    .b_tvalid(t__blocks_blocks_2_convs_0_Split_output_1_tvalid),
+    .b_tready(t__blocks_blocks_2_convs_0_Split_output_1_tready)
   );
 
   bhpe_fork #(
     .Width(8)
-  ) u_fork_Split_0_out0 (
+  ) u_fork__blocks_blocks_2_convs_0_Split_output_0_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Split_0_out0_tdata),
-    .in_tvalid(Split_0_out0_tvalid),
-    .in_tready(Split_0_out0_tready),
-    .a_tdata(Split_0_out0_f0_tdata),
-    .a_tvalid(Split_0_out0_f0_tvalid),
-    .a_tready(Split_0_out0_f0_tready),
-    .b_tdata(Split_0_out0_f1_tdata),
-    .b_tvalid(Split_0_out0_f1_tvalid),
-    .b_tready(Split_0_out0_f1_tready)
+    .in_tdata(t__blocks_blocks_2_convs_0_Split_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_0_Split_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_0_Split_output_0_tready),
+    .a_tdata(t__blocks_blocks_2_convs_0_Split_output_0_f00_tdata),
+    .a_tvalid(t__blocks_blocks_2_convs_0_Split_output_0_f00_tvalid),
+    .a_tready(t__blocks_blocks_2_convs_0_Split_output_0_f00_tready),
+    .b_tdata(t__blocks_blocks_2_convs_0_Split_output_0_f01_tdata),
+    .b_tvalid(t__blocks_blocks_2_convs_0_Split_output_0_f01_tvalid),
+    .b_tready(t__blocks_blocks_2_convs_0_Split_output_0_f01_tready)
   );
 
   bhpe_fork #(
     .Width(8)
-  ) u_fork_Split_0_out1 (
+  ) u_fork__blocks_blocks_2_convs_0_Split_output_1_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Split_0_out1_tdata),
-    .in_tvalid(Split_0_out1_tvalid),
-    .in_tready(Split_0_out1_tready),
-    .a_tdata(Split_0_out1_f0_tdata),
-    .a_tvalid(Split_0_out1_f0_tvalid),
-    .a_tready(Split_0_out1_f0_tready),
-    .b_tdata(Split_0_out1_f1_tdata),
-    .b_tvalid(Split_0_out1_f1_tvalid),
-    .b_tready(Split_0_out1_f1_tready)
+    .in_tdata(t__blocks_blocks_2_convs_0_Split_output_1_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_0_Split_output_1_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_0_Split_output_1_tready),
+    .a_tdata(t__blocks_blocks_2_convs_0_Split_output_1_f00_tdata),
+    .a_tvalid(t__blocks_blocks_2_convs_0_Split_output_1_f00_tvalid),
+    .a_tready(t__blocks_blocks_2_convs_0_Split_output_1_f00_tready),
+    .b_tdata(t__blocks_blocks_2_convs_0_Split_output_1_f01_tdata),
+    .b_tvalid(t__blocks_blocks_2_convs_0_Split_output_1_f01_tvalid),
+    .b_tready(t__blocks_blocks_2_convs_0_Split_output_1_f01_tready)
+  );
+
+  bhpe_fifo #(
+    .Width(8),
+    .Depth(1276)
+  ) u_fifo__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f01 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_tdata),
+    .in_tvalid(t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_tvalid),
+    .in_tready(t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_tready),
+    .out_tdata(t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tdata),
+    .out_tvalid(t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tvalid),
+    .out_tready(t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tready)
   );
 
   bhpe_dwc #(
     .ElemW(8),
     .InLanes(1),
     .OutLanes(16)
-  ) u_dwc_Quant_51_out0_f1 (
+  ) u_dwc__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f01 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_51_out0_f1_q_tdata),
-    .in_tvalid(Quant_51_out0_f1_q_tvalid),
-    .in_tready(Quant_51_out0_f1_q_tready),
-    .out_tdata(Quant_51_out0_f1_l16_tdata),
-    .out_tvalid(Quant_51_out0_f1_l16_tvalid),
-    .out_tready(Quant_51_out0_f1_l16_tready)
+    .in_tdata(t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tdata),
+    .in_tvalid(t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tvalid),
+    .in_tready(t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tready),
+    .out_tdata(t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_l16_tdata),
+    .out_tvalid(t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_l16_tvalid),
+    .out_tready(t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_l16_tready)
   );
 
   bhpe_swg #(
@@ -2739,16 +2739,16 @@ module bhpe_top (
     .K(1),
     .S(1),
     .Pad(0)
-  ) u_Conv_7_swg (
+  ) u_t__blocks_blocks_2_br_conv_hw_Conv_swg (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_51_out0_f1_l16_tdata),
-    .in_tvalid(Quant_51_out0_f1_l16_tvalid),
-    .in_tready(Quant_51_out0_f1_l16_tready),
-    .out_tdata(Conv_7_windows_tdata),
-    .out_tvalid(Conv_7_windows_tvalid),
-    .out_tready(Conv_7_windows_tready),
-    .out_tmask(Conv_7_windows_tmask)
+    .in_tdata(t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_l16_tdata),
+    .in_tvalid(t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_l16_tvalid),
+    .in_tready(t__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_l16_tready),
+    .out_tdata(t__blocks_blocks_2_br_conv_hw_Conv_windows_tdata),
+    .out_tvalid(t__blocks_blocks_2_br_conv_hw_Conv_windows_tvalid),
+    .out_tready(t__blocks_blocks_2_br_conv_hw_Conv_windows_tready),
+    .out_tmask(t__blocks_blocks_2_br_conv_hw_Conv_windows_tmask)
   );
 
   bhpe_fxp_mvu #(
@@ -2759,17 +2759,17 @@ module bhpe_top (
     .InW(8),
     .WW(8),
     .AccW(20),
-    .InitFile("mem/Conv_7_InitFile.hex")
-  ) u_Conv_7 (
+    .InitFile("mem/t__blocks_blocks_2_br_conv_hw_Conv_InitFile.hex")
+  ) u_t__blocks_blocks_2_br_conv_hw_Conv (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_7_windows_tdata),
-    .in_tvalid(Conv_7_windows_tvalid),
-    .in_tready(Conv_7_windows_tready),
-    .in_tmask(Conv_7_windows_tmask),
-    .out_tdata(Conv_7_acc_tdata),
-    .out_tvalid(Conv_7_acc_tvalid),
-    .out_tready(Conv_7_acc_tready)
+    .in_tdata(t__blocks_blocks_2_br_conv_hw_Conv_windows_tdata),
+    .in_tvalid(t__blocks_blocks_2_br_conv_hw_Conv_windows_tvalid),
+    .in_tready(t__blocks_blocks_2_br_conv_hw_Conv_windows_tready),
+    .in_tmask(t__blocks_blocks_2_br_conv_hw_Conv_windows_tmask),
+    .out_tdata(t__blocks_blocks_2_br_conv_hw_Conv_acc_tdata),
+    .out_tvalid(t__blocks_blocks_2_br_conv_hw_Conv_acc_tvalid),
+    .out_tready(t__blocks_blocks_2_br_conv_hw_Conv_acc_tready)
   );
 
   bhpe_epi_requant #(
@@ -2778,15 +2778,15 @@ module bhpe_top (
     .OutW(16),
     .Shift(3),
     .Relu(0)
-  ) u_Quant_52 (
+  ) u_t__blocks_blocks_2_br_qx_act_quant_export_handler_Quant (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_7_acc_tdata),
-    .in_tvalid(Conv_7_acc_tvalid),
-    .in_tready(Conv_7_acc_tready),
-    .out_tdata(Quant_52_out0_tdata),
-    .out_tvalid(Quant_52_out0_tvalid),
-    .out_tready(Quant_52_out0_tready)
+    .in_tdata(t__blocks_blocks_2_br_conv_hw_Conv_acc_tdata),
+    .in_tvalid(t__blocks_blocks_2_br_conv_hw_Conv_acc_tvalid),
+    .in_tready(t__blocks_blocks_2_br_conv_hw_Conv_acc_tready),
+    .out_tdata(t__blocks_blocks_2_br_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_br_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_br_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -2796,16 +2796,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(6),
-    .InitFile("mem/Mul_12_InitFile.hex")
-  ) u_Mul_12 (
+    .InitFile("mem/t__blocks_blocks_2_br_bn_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_2_br_bn_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_52_out0_tdata),
-    .in_tvalid(Quant_52_out0_tvalid),
-    .in_tready(Quant_52_out0_tready),
-    .out_tdata(Quant_53_out0_tdata),
-    .out_tvalid(Quant_53_out0_tvalid),
-    .out_tready(Quant_53_out0_tready)
+    .in_tdata(t__blocks_blocks_2_br_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_br_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_br_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_br_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_br_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_br_bn_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -2814,115 +2814,59 @@ module bhpe_top (
     .InW(16),
     .ConstW(10),
     .OutW(16),
-    .InitFile("mem/Add_19_InitFile.hex")
-  ) u_Add_19 (
+    .InitFile("mem/t__blocks_blocks_2_br_bn_Add_InitFile.hex")
+  ) u_t__blocks_blocks_2_br_bn_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_53_out0_tdata),
-    .in_tvalid(Quant_53_out0_tvalid),
-    .in_tready(Quant_53_out0_tready),
-    .out_tdata(Quant_56_out0_tdata),
-    .out_tvalid(Quant_56_out0_tvalid),
-    .out_tready(Quant_56_out0_tready)
+    .in_tdata(t__blocks_blocks_2_br_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_br_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_br_bn_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_br_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_br_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_br_bn_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_fifo #(
     .Width(8),
     .Depth(8)
-  ) u_fifo_Split_0_out0_f0 (
+  ) u_fifo__blocks_blocks_2_convs_0_Split_output_0_f00 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Split_0_out0_f0_tdata),
-    .in_tvalid(Split_0_out0_f0_tvalid),
-    .in_tready(Split_0_out0_f0_tready),
-    .out_tdata(Split_0_out0_f0_q_tdata),
-    .out_tvalid(Split_0_out0_f0_q_tvalid),
-    .out_tready(Split_0_out0_f0_q_tready)
-  );
-
-  bhpe_fifo #(
-    .Width(8),
-    .Depth(202)
-  ) u_fifo_Split_0_out0_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Split_0_out0_f1_tdata),
-    .in_tvalid(Split_0_out0_f1_tvalid),
-    .in_tready(Split_0_out0_f1_tready),
-    .out_tdata(Split_0_out0_f1_q_tdata),
-    .out_tvalid(Split_0_out0_f1_q_tvalid),
-    .out_tready(Split_0_out0_f1_q_tready)
-  );
-
-  bhpe_fifo #(
-    .Width(8),
-    .Depth(8)
-  ) u_fifo_Split_0_out1_f0 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Split_0_out1_f0_tdata),
-    .in_tvalid(Split_0_out1_f0_tvalid),
-    .in_tready(Split_0_out1_f0_tready),
-    .out_tdata(Split_0_out1_f0_q_tdata),
-    .out_tvalid(Split_0_out1_f0_q_tvalid),
-    .out_tready(Split_0_out1_f0_q_tready)
-  );
-
-  bhpe_fifo #(
-    .Width(8),
-    .Depth(202)
-  ) u_fifo_Split_0_out1_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Split_0_out1_f1_tdata),
-    .in_tvalid(Split_0_out1_f1_tvalid),
-    .in_tready(Split_0_out1_f1_tready),
-    .out_tdata(Split_0_out1_f1_q_tdata),
-    .out_tvalid(Split_0_out1_f1_q_tvalid),
-    .out_tready(Split_0_out1_f1_q_tready)
+    .in_tdata(t__blocks_blocks_2_convs_0_Split_output_0_f00_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_0_Split_output_0_f00_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_0_Split_output_0_f00_tready),
+    .out_tdata(t__blocks_blocks_2_convs_0_Split_output_0_f00_q_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_0_Split_output_0_f00_q_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_0_Split_output_0_f00_q_tready)
   );
 
   bhpe_sign #(
     .Lanes(1),
     .InW(8)
-  ) u_BipolarQuant_26 (
+  ) u_t__blocks_blocks_2_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Split_0_out0_f0_q_tdata),
-    .in_tvalid(Split_0_out0_f0_q_tvalid),
-    .in_tready(Split_0_out0_f0_q_tready),
-    .out_tdata(BipolarQuant_26_out0_tdata),
-    .out_tvalid(BipolarQuant_26_out0_tvalid),
-    .out_tready(BipolarQuant_26_out0_tready)
-  );
-
-  bhpe_sign #(
-    .Lanes(1),
-    .InW(8)
-  ) u_BipolarQuant_27 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Split_0_out1_f0_q_tdata),
-    .in_tvalid(Split_0_out1_f0_q_tvalid),
-    .in_tready(Split_0_out1_f0_q_tready),
-    .out_tdata(BipolarQuant_27_out0_tdata),
-    .out_tvalid(BipolarQuant_27_out0_tvalid),
-    .out_tready(BipolarQuant_27_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_0_Split_output_0_f00_q_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_0_Split_output_0_f00_q_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_0_Split_output_0_f00_q_tready),
+    .out_tdata(t__blocks_blocks_2_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tready)
   );
 
   bhpe_dwc #(
     .ElemW(1),
     .InLanes(1),
     .OutLanes(2)
-  ) u_dwc_BipolarQuant_26_out0 (
+  ) u_dwc__blocks_blocks_2_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(BipolarQuant_26_out0_tdata),
-    .in_tvalid(BipolarQuant_26_out0_tvalid),
-    .in_tready(BipolarQuant_26_out0_tready),
-    .out_tdata(BipolarQuant_26_out0_l2_tdata),
-    .out_tvalid(BipolarQuant_26_out0_l2_tvalid),
-    .out_tready(BipolarQuant_26_out0_l2_tready)
+    .in_tdata(t__blocks_blocks_2_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready)
   );
 
   bhpe_swg #(
@@ -2934,16 +2878,16 @@ module bhpe_top (
     .K(1),
     .S(1),
     .Pad(0)
-  ) u_Conv_8_swg (
+  ) u_t__blocks_blocks_2_convs_0_branches_0_conv_hw_Conv_swg (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(BipolarQuant_26_out0_l2_tdata),
-    .in_tvalid(BipolarQuant_26_out0_l2_tvalid),
-    .in_tready(BipolarQuant_26_out0_l2_tready),
-    .out_tdata(Conv_8_windows_tdata),
-    .out_tvalid(Conv_8_windows_tvalid),
-    .out_tready(Conv_8_windows_tready),
-    .out_tmask(Conv_8_windows_tmask)
+    .in_tdata(t__blocks_blocks_2_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready),
+    .out_tdata(t__blocks_blocks_2_convs_0_branches_0_conv_hw_Conv_windows_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_0_branches_0_conv_hw_Conv_windows_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_0_branches_0_conv_hw_Conv_windows_tready),
+    .out_tmask(t__blocks_blocks_2_convs_0_branches_0_conv_hw_Conv_windows_tmask)
   );
 
   bhpe_xnor_mvu #(
@@ -2952,17 +2896,17 @@ module bhpe_top (
     .Pe(1),
     .Simd(2),
     .AccW(5),
-    .InitFile("mem/Conv_8_InitFile.hex")
-  ) u_Conv_8 (
+    .InitFile("mem/t__blocks_blocks_2_convs_0_branches_0_conv_hw_Conv_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_0_branches_0_conv_hw_Conv (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_8_windows_tdata),
-    .in_tvalid(Conv_8_windows_tvalid),
-    .in_tready(Conv_8_windows_tready),
-    .in_tmask(Conv_8_windows_tmask),
-    .out_tdata(Conv_8_acc_tdata),
-    .out_tvalid(Conv_8_acc_tvalid),
-    .out_tready(Conv_8_acc_tready)
+    .in_tdata(t__blocks_blocks_2_convs_0_branches_0_conv_hw_Conv_windows_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_0_branches_0_conv_hw_Conv_windows_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_0_branches_0_conv_hw_Conv_windows_tready),
+    .in_tmask(t__blocks_blocks_2_convs_0_branches_0_conv_hw_Conv_windows_tmask),
+    .out_tdata(t__blocks_blocks_2_convs_0_branches_0_conv_hw_Conv_acc_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_0_branches_0_conv_hw_Conv_acc_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_0_branches_0_conv_hw_Conv_acc_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -2972,16 +2916,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(-4),
-    .InitFile("mem/Mul_13_InitFile.hex")
-  ) u_Mul_13 (
+    .InitFile("mem/t__blocks_blocks_2_convs_0_branches_0_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_0_branches_0_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_8_acc_tdata),
-    .in_tvalid(Conv_8_acc_tvalid),
-    .in_tready(Conv_8_acc_tready),
-    .out_tdata(Quant_54_out0_tdata),
-    .out_tvalid(Quant_54_out0_tvalid),
-    .out_tready(Quant_54_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_0_branches_0_conv_hw_Conv_acc_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_0_branches_0_conv_hw_Conv_acc_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_0_branches_0_conv_hw_Conv_acc_tready),
+    .out_tdata(t__blocks_blocks_2_convs_0_branches_0_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_0_branches_0_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_0_branches_0_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -2990,16 +2934,16 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Sub_5_InitFile.hex")
-  ) u_Sub_5 (
+    .InitFile("mem/t__blocks_blocks_2_convs_0_branches_0_rprelu_Sub_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_0_branches_0_rprelu_Sub (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_54_out0_tdata),
-    .in_tvalid(Quant_54_out0_tvalid),
-    .in_tready(Quant_54_out0_tready),
-    .out_tdata(Quant_57_out0_tdata),
-    .out_tvalid(Quant_57_out0_tvalid),
-    .out_tready(Quant_57_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_0_branches_0_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_0_branches_0_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_0_branches_0_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_0_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_0_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_0_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_prelu #(
@@ -3009,16 +2953,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(8),
-    .InitFile("mem/PRelu_5_InitFile.hex")
-  ) u_PRelu_5 (
+    .InitFile("mem/t__blocks_blocks_2_convs_0_branches_0_rprelu_PRelu_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_0_branches_0_rprelu_PRelu (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_57_out0_tdata),
-    .in_tvalid(Quant_57_out0_tvalid),
-    .in_tready(Quant_57_out0_tready),
-    .out_tdata(Quant_59_out0_tdata),
-    .out_tvalid(Quant_59_out0_tvalid),
-    .out_tready(Quant_59_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_0_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_0_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_0_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_0_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_0_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_0_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -3027,16 +2971,30 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Add_20_InitFile.hex")
-  ) u_Add_20 (
+    .InitFile("mem/t__blocks_blocks_2_convs_0_branches_0_rprelu_Add_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_0_branches_0_rprelu_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_59_out0_tdata),
-    .in_tvalid(Quant_59_out0_tvalid),
-    .in_tready(Quant_59_out0_tready),
-    .out_tdata(Quant_61_out0_tdata),
-    .out_tvalid(Quant_61_out0_tvalid),
-    .out_tready(Quant_61_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_0_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_0_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_0_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_0_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_0_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_0_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready)
+  );
+
+  bhpe_fifo #(
+    .Width(8),
+    .Depth(202)
+  ) u_fifo__blocks_blocks_2_convs_0_Split_output_0_f01 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_2_convs_0_Split_output_0_f01_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_0_Split_output_0_f01_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_0_Split_output_0_f01_tready),
+    .out_tdata(t__blocks_blocks_2_convs_0_Split_output_0_f01_q_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_0_Split_output_0_f01_q_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_0_Split_output_0_f01_q_tready)
   );
 
   bhpe_epi_joinadd #(
@@ -3046,33 +3004,61 @@ module bhpe_top (
     .OutW(16),
     .ShiftA(0),
     .ShiftB(3)
-  ) u_Add_22 (
+  ) u_t__blocks_blocks_2_convs_0_branches_0_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .a_tdata(Quant_61_out0_tdata),
-    .a_tvalid(Quant_61_out0_tvalid),
-    .a_tready(Quant_61_out0_tready),
-    .b_tdata(Split_0_out0_f1_q_tdata),
-    .b_tvalid(Split_0_out0_f1_q_tvalid),
-    .b_tready(Split_0_out0_f1_q_tready),
-    .out_tdata(Quant_63_out0_tdata),
-    .out_tvalid(Quant_63_out0_tvalid),
-    .out_tready(Quant_63_out0_tready)
+    .a_tdata(t__blocks_blocks_2_convs_0_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .a_tvalid(t__blocks_blocks_2_convs_0_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .a_tready(t__blocks_blocks_2_convs_0_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready),
+    .b_tdata(t__blocks_blocks_2_convs_0_Split_output_0_f01_q_tdata),
+    .b_tvalid(t__blocks_blocks_2_convs_0_Split_output_0_f01_q_tvalid),
+    .b_tready(t__blocks_blocks_2_convs_0_Split_output_0_f01_q_tready),
+    .out_tdata(t__blocks_blocks_2_convs_0_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_0_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_0_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tready)
+  );
+
+  bhpe_fifo #(
+    .Width(8),
+    .Depth(8)
+  ) u_fifo__blocks_blocks_2_convs_0_Split_output_1_f00 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_2_convs_0_Split_output_1_f00_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_0_Split_output_1_f00_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_0_Split_output_1_f00_tready),
+    .out_tdata(t__blocks_blocks_2_convs_0_Split_output_1_f00_q_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_0_Split_output_1_f00_q_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_0_Split_output_1_f00_q_tready)
+  );
+
+  bhpe_sign #(
+    .Lanes(1),
+    .InW(8)
+  ) u_t__blocks_blocks_2_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_2_convs_0_Split_output_1_f00_q_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_0_Split_output_1_f00_q_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_0_Split_output_1_f00_q_tready),
+    .out_tdata(t__blocks_blocks_2_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tready)
   );
 
   bhpe_dwc #(
     .ElemW(1),
     .InLanes(1),
     .OutLanes(2)
-  ) u_dwc_BipolarQuant_27_out0 (
+  ) u_dwc__blocks_blocks_2_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(BipolarQuant_27_out0_tdata),
-    .in_tvalid(BipolarQuant_27_out0_tvalid),
-    .in_tready(BipolarQuant_27_out0_tready),
-    .out_tdata(BipolarQuant_27_out0_l2_tdata),
-    .out_tvalid(BipolarQuant_27_out0_l2_tvalid),
-    .out_tready(BipolarQuant_27_out0_l2_tready)
+    .in_tdata(t__blocks_blocks_2_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready)
   );
 
   bhpe_swg #(
@@ -3084,16 +3070,16 @@ module bhpe_top (
     .K(1),
     .S(1),
     .Pad(0)
-  ) u_Conv_9_swg (
+  ) u_t__blocks_blocks_2_convs_0_branches_1_conv_hw_Conv_swg (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(BipolarQuant_27_out0_l2_tdata),
-    .in_tvalid(BipolarQuant_27_out0_l2_tvalid),
-    .in_tready(BipolarQuant_27_out0_l2_tready),
-    .out_tdata(Conv_9_windows_tdata),
-    .out_tvalid(Conv_9_windows_tvalid),
-    .out_tready(Conv_9_windows_tready),
-    .out_tmask(Conv_9_windows_tmask)
+    .in_tdata(t__blocks_blocks_2_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready),
+    .out_tdata(t__blocks_blocks_2_convs_0_branches_1_conv_hw_Conv_windows_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_0_branches_1_conv_hw_Conv_windows_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_0_branches_1_conv_hw_Conv_windows_tready),
+    .out_tmask(t__blocks_blocks_2_convs_0_branches_1_conv_hw_Conv_windows_tmask)
   );
 
   bhpe_xnor_mvu #(
@@ -3102,17 +3088,17 @@ module bhpe_top (
     .Pe(1),
     .Simd(2),
     .AccW(5),
-    .InitFile("mem/Conv_9_InitFile.hex")
-  ) u_Conv_9 (
+    .InitFile("mem/t__blocks_blocks_2_convs_0_branches_1_conv_hw_Conv_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_0_branches_1_conv_hw_Conv (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_9_windows_tdata),
-    .in_tvalid(Conv_9_windows_tvalid),
-    .in_tready(Conv_9_windows_tready),
-    .in_tmask(Conv_9_windows_tmask),
-    .out_tdata(Conv_9_acc_tdata),
-    .out_tvalid(Conv_9_acc_tvalid),
-    .out_tready(Conv_9_acc_tready)
+    .in_tdata(t__blocks_blocks_2_convs_0_branches_1_conv_hw_Conv_windows_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_0_branches_1_conv_hw_Conv_windows_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_0_branches_1_conv_hw_Conv_windows_tready),
+    .in_tmask(t__blocks_blocks_2_convs_0_branches_1_conv_hw_Conv_windows_tmask),
+    .out_tdata(t__blocks_blocks_2_convs_0_branches_1_conv_hw_Conv_acc_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_0_branches_1_conv_hw_Conv_acc_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_0_branches_1_conv_hw_Conv_acc_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -3122,16 +3108,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(-3),
-    .InitFile("mem/Mul_14_InitFile.hex")
-  ) u_Mul_14 (
+    .InitFile("mem/t__blocks_blocks_2_convs_0_branches_1_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_0_branches_1_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_9_acc_tdata),
-    .in_tvalid(Conv_9_acc_tvalid),
-    .in_tready(Conv_9_acc_tready),
-    .out_tdata(Quant_55_out0_tdata),
-    .out_tvalid(Quant_55_out0_tvalid),
-    .out_tready(Quant_55_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_0_branches_1_conv_hw_Conv_acc_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_0_branches_1_conv_hw_Conv_acc_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_0_branches_1_conv_hw_Conv_acc_tready),
+    .out_tdata(t__blocks_blocks_2_convs_0_branches_1_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_0_branches_1_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_0_branches_1_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -3140,16 +3126,16 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Sub_6_InitFile.hex")
-  ) u_Sub_6 (
+    .InitFile("mem/t__blocks_blocks_2_convs_0_branches_1_rprelu_Sub_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_0_branches_1_rprelu_Sub (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_55_out0_tdata),
-    .in_tvalid(Quant_55_out0_tvalid),
-    .in_tready(Quant_55_out0_tready),
-    .out_tdata(Quant_58_out0_tdata),
-    .out_tvalid(Quant_58_out0_tvalid),
-    .out_tready(Quant_58_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_0_branches_1_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_0_branches_1_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_0_branches_1_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_0_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_0_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_0_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_prelu #(
@@ -3159,16 +3145,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(8),
-    .InitFile("mem/PRelu_6_InitFile.hex")
-  ) u_PRelu_6 (
+    .InitFile("mem/t__blocks_blocks_2_convs_0_branches_1_rprelu_PRelu_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_0_branches_1_rprelu_PRelu (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_58_out0_tdata),
-    .in_tvalid(Quant_58_out0_tvalid),
-    .in_tready(Quant_58_out0_tready),
-    .out_tdata(Quant_60_out0_tdata),
-    .out_tvalid(Quant_60_out0_tvalid),
-    .out_tready(Quant_60_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_0_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_0_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_0_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_0_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_0_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_0_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -3177,16 +3163,30 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Add_21_InitFile.hex")
-  ) u_Add_21 (
+    .InitFile("mem/t__blocks_blocks_2_convs_0_branches_1_rprelu_Add_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_0_branches_1_rprelu_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_60_out0_tdata),
-    .in_tvalid(Quant_60_out0_tvalid),
-    .in_tready(Quant_60_out0_tready),
-    .out_tdata(Quant_62_out0_tdata),
-    .out_tvalid(Quant_62_out0_tvalid),
-    .out_tready(Quant_62_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_0_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_0_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_0_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_0_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_0_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_0_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready)
+  );
+
+  bhpe_fifo #(
+    .Width(8),
+    .Depth(202)
+  ) u_fifo__blocks_blocks_2_convs_0_Split_output_1_f01 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_2_convs_0_Split_output_1_f01_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_0_Split_output_1_f01_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_0_Split_output_1_f01_tready),
+    .out_tdata(t__blocks_blocks_2_convs_0_Split_output_1_f01_q_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_0_Split_output_1_f01_q_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_0_Split_output_1_f01_q_tready)
   );
 
   bhpe_epi_joinadd #(
@@ -3196,18 +3196,18 @@ module bhpe_top (
     .OutW(16),
     .ShiftA(0),
     .ShiftB(3)
-  ) u_Add_23 (
+  ) u_t__blocks_blocks_2_convs_0_branches_1_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .a_tdata(Quant_62_out0_tdata),
-    .a_tvalid(Quant_62_out0_tvalid),
-    .a_tready(Quant_62_out0_tready),
-    .b_tdata(Split_0_out1_f1_q_tdata),
-    .b_tvalid(Split_0_out1_f1_q_tvalid),
-    .b_tready(Split_0_out1_f1_q_tready),
-    .out_tdata(Quant_64_out0_tdata),
-    .out_tvalid(Quant_64_out0_tvalid),
-    .out_tready(Quant_64_out0_tready)
+    .a_tdata(t__blocks_blocks_2_convs_0_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .a_tvalid(t__blocks_blocks_2_convs_0_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .a_tready(t__blocks_blocks_2_convs_0_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready),
+    .b_tdata(t__blocks_blocks_2_convs_0_Split_output_1_f01_q_tdata),
+    .b_tvalid(t__blocks_blocks_2_convs_0_Split_output_1_f01_q_tvalid),
+    .b_tready(t__blocks_blocks_2_convs_0_Split_output_1_f01_q_tready),
+    .out_tdata(t__blocks_blocks_2_convs_0_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_0_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_0_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_joinadd #(
@@ -3217,18 +3217,18 @@ module bhpe_top (
     .OutW(16),
     .ShiftA(0),
     .ShiftB(0)
-  ) u_Add_24 (
+  ) u_t__blocks_blocks_2_convs_0_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .a_tdata(Quant_63_out0_tdata),
-    .a_tvalid(Quant_63_out0_tvalid),
-    .a_tready(Quant_63_out0_tready),
-    .b_tdata(Quant_64_out0_tdata),
-    .b_tvalid(Quant_64_out0_tvalid),
-    .b_tready(Quant_64_out0_tready),
-    .out_tdata(Quant_65_out0_tdata),
-    .out_tvalid(Quant_65_out0_tvalid),
-    .out_tready(Quant_65_out0_tready)
+    .a_tdata(t__blocks_blocks_2_convs_0_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .a_tvalid(t__blocks_blocks_2_convs_0_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .a_tready(t__blocks_blocks_2_convs_0_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .b_tdata(t__blocks_blocks_2_convs_0_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .b_tvalid(t__blocks_blocks_2_convs_0_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .b_tready(t__blocks_blocks_2_convs_0_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_0_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_0_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_0_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -3238,16 +3238,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(6),
-    .InitFile("mem/Mul_15_InitFile.hex")
-  ) u_Mul_15 (
+    .InitFile("mem/t__blocks_blocks_2_convs_0_bn_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_0_bn_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_65_out0_tdata),
-    .in_tvalid(Quant_65_out0_tvalid),
-    .in_tready(Quant_65_out0_tready),
-    .out_tdata(Quant_66_out0_tdata),
-    .out_tvalid(Quant_66_out0_tvalid),
-    .out_tready(Quant_66_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_0_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_0_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_0_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_0_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_0_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_0_bn_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -3256,16 +3256,16 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Add_25_InitFile.hex")
-  ) u_Add_25 (
+    .InitFile("mem/t__blocks_blocks_2_convs_0_bn_Add_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_0_bn_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_66_out0_tdata),
-    .in_tvalid(Quant_66_out0_tvalid),
-    .in_tready(Quant_66_out0_tready),
-    .out_tdata(Quant_67_out0_tdata),
-    .out_tvalid(Quant_67_out0_tvalid),
-    .out_tready(Quant_67_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_0_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_0_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_0_bn_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_requant #(
@@ -3274,88 +3274,74 @@ module bhpe_top (
     .OutW(8),
     .Shift(3),
     .Relu(0)
-  ) u_Quant_68 (
+  ) u_t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_67_out0_tdata),
-    .in_tvalid(Quant_67_out0_tvalid),
-    .in_tready(Quant_67_out0_tready),
-    .out_tdata(Quant_68_out0_tdata),
-    .out_tvalid(Quant_68_out0_tvalid),
-    .out_tready(Quant_68_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_fork #(
     .Width(8)
-  ) u_fork_Quant_68_out0 (
+  ) u_fork__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_68_out0_tdata),
-    .in_tvalid(Quant_68_out0_tvalid),
-    .in_tready(Quant_68_out0_tready),
-    .a_tdata(Quant_68_out0_f0_tdata),
-    .a_tvalid(Quant_68_out0_f0_tvalid),
-    .a_tready(Quant_68_out0_f0_tready),
-    .b_tdata(Quant_68_out0_f1_tdata),
-    .b_tvalid(Quant_68_out0_f1_tvalid),
-    .b_tready(Quant_68_out0_f1_tready)
+    .in_tdata(t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_tready),
+    .a_tdata(t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_tdata),
+    .a_tvalid(t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_tvalid),
+    .a_tready(t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_tready),
+    .b_tdata(t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_tdata),
+    .b_tvalid(t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_tvalid),
+    .b_tready(t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_tready)
   );
 
   bhpe_fifo #(
     .Width(8),
     .Depth(8)
-  ) u_fifo_Quant_68_out0_f0 (
+  ) u_fifo__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f00 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_68_out0_f0_tdata),
-    .in_tvalid(Quant_68_out0_f0_tvalid),
-    .in_tready(Quant_68_out0_f0_tready),
-    .out_tdata(Quant_68_out0_f0_q_tdata),
-    .out_tvalid(Quant_68_out0_f0_q_tvalid),
-    .out_tready(Quant_68_out0_f0_q_tready)
-  );
-
-  bhpe_fifo #(
-    .Width(8),
-    .Depth(432)
-  ) u_fifo_Quant_68_out0_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Quant_68_out0_f1_tdata),
-    .in_tvalid(Quant_68_out0_f1_tvalid),
-    .in_tready(Quant_68_out0_f1_tready),
-    .out_tdata(Quant_68_out0_f1_q_tdata),
-    .out_tvalid(Quant_68_out0_f1_q_tvalid),
-    .out_tready(Quant_68_out0_f1_q_tready)
+    .in_tdata(t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_tdata),
+    .in_tvalid(t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_tvalid),
+    .in_tready(t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_tready),
+    .out_tdata(t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_q_tdata),
+    .out_tvalid(t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_q_tvalid),
+    .out_tready(t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_q_tready)
   );
 
   bhpe_sign #(
     .Lanes(1),
     .InW(8)
-  ) u_BipolarQuant_28 (
+  ) u_t__blocks_blocks_2_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_68_out0_f0_q_tdata),
-    .in_tvalid(Quant_68_out0_f0_q_tvalid),
-    .in_tready(Quant_68_out0_f0_q_tready),
-    .out_tdata(BipolarQuant_28_out0_tdata),
-    .out_tvalid(BipolarQuant_28_out0_tvalid),
-    .out_tready(BipolarQuant_28_out0_tready)
+    .in_tdata(t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_q_tdata),
+    .in_tvalid(t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_q_tvalid),
+    .in_tready(t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_q_tready),
+    .out_tdata(t__blocks_blocks_2_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tready)
   );
 
   bhpe_dwc #(
     .ElemW(1),
     .InLanes(1),
     .OutLanes(8)
-  ) u_dwc_BipolarQuant_28_out0 (
+  ) u_dwc__blocks_blocks_2_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(BipolarQuant_28_out0_tdata),
-    .in_tvalid(BipolarQuant_28_out0_tvalid),
-    .in_tready(BipolarQuant_28_out0_tready),
-    .out_tdata(BipolarQuant_28_out0_l8_tdata),
-    .out_tvalid(BipolarQuant_28_out0_l8_tvalid),
-    .out_tready(BipolarQuant_28_out0_l8_tready)
+    .in_tdata(t__blocks_blocks_2_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l8_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l8_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l8_tready)
   );
 
   bhpe_swg #(
@@ -3367,16 +3353,16 @@ module bhpe_top (
     .K(3),
     .S(1),
     .Pad(1)
-  ) u_Conv_10_swg (
+  ) u_t__blocks_blocks_2_convs_1_branches_0_conv_hw_Conv_swg (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(BipolarQuant_28_out0_l8_tdata),
-    .in_tvalid(BipolarQuant_28_out0_l8_tvalid),
-    .in_tready(BipolarQuant_28_out0_l8_tready),
-    .out_tdata(Conv_10_windows_tdata),
-    .out_tvalid(Conv_10_windows_tvalid),
-    .out_tready(Conv_10_windows_tready),
-    .out_tmask(Conv_10_windows_tmask)
+    .in_tdata(t__blocks_blocks_2_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l8_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l8_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l8_tready),
+    .out_tdata(t__blocks_blocks_2_convs_1_branches_0_conv_hw_Conv_windows_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_1_branches_0_conv_hw_Conv_windows_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_1_branches_0_conv_hw_Conv_windows_tready),
+    .out_tmask(t__blocks_blocks_2_convs_1_branches_0_conv_hw_Conv_windows_tmask)
   );
 
   bhpe_xnor_mvu #(
@@ -3385,17 +3371,17 @@ module bhpe_top (
     .Pe(4),
     .Simd(8),
     .AccW(8),
-    .InitFile("mem/Conv_10_InitFile.hex")
-  ) u_Conv_10 (
+    .InitFile("mem/t__blocks_blocks_2_convs_1_branches_0_conv_hw_Conv_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_1_branches_0_conv_hw_Conv (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_10_windows_tdata),
-    .in_tvalid(Conv_10_windows_tvalid),
-    .in_tready(Conv_10_windows_tready),
-    .in_tmask(Conv_10_windows_tmask),
-    .out_tdata(Conv_10_acc_tdata),
-    .out_tvalid(Conv_10_acc_tvalid),
-    .out_tready(Conv_10_acc_tready)
+    .in_tdata(t__blocks_blocks_2_convs_1_branches_0_conv_hw_Conv_windows_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_1_branches_0_conv_hw_Conv_windows_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_1_branches_0_conv_hw_Conv_windows_tready),
+    .in_tmask(t__blocks_blocks_2_convs_1_branches_0_conv_hw_Conv_windows_tmask),
+    .out_tdata(t__blocks_blocks_2_convs_1_branches_0_conv_hw_Conv_acc_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_1_branches_0_conv_hw_Conv_acc_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_1_branches_0_conv_hw_Conv_acc_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -3405,16 +3391,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(-2),
-    .InitFile("mem/Mul_16_InitFile.hex")
-  ) u_Mul_16 (
+    .InitFile("mem/t__blocks_blocks_2_convs_1_branches_0_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_1_branches_0_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_10_acc_tdata),
-    .in_tvalid(Conv_10_acc_tvalid),
-    .in_tready(Conv_10_acc_tready),
-    .out_tdata(Quant_69_out0_tdata),
-    .out_tvalid(Quant_69_out0_tvalid),
-    .out_tready(Quant_69_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_1_branches_0_conv_hw_Conv_acc_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_1_branches_0_conv_hw_Conv_acc_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_1_branches_0_conv_hw_Conv_acc_tready),
+    .out_tdata(t__blocks_blocks_2_convs_1_branches_0_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_1_branches_0_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_1_branches_0_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -3423,16 +3409,16 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Sub_7_InitFile.hex")
-  ) u_Sub_7 (
+    .InitFile("mem/t__blocks_blocks_2_convs_1_branches_0_rprelu_Sub_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_1_branches_0_rprelu_Sub (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_69_out0_tdata),
-    .in_tvalid(Quant_69_out0_tvalid),
-    .in_tready(Quant_69_out0_tready),
-    .out_tdata(Quant_70_out0_tdata),
-    .out_tvalid(Quant_70_out0_tvalid),
-    .out_tready(Quant_70_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_1_branches_0_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_1_branches_0_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_1_branches_0_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_1_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_1_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_1_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_prelu #(
@@ -3442,16 +3428,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(8),
-    .InitFile("mem/PRelu_7_InitFile.hex")
-  ) u_PRelu_7 (
+    .InitFile("mem/t__blocks_blocks_2_convs_1_branches_0_rprelu_PRelu_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_1_branches_0_rprelu_PRelu (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_70_out0_tdata),
-    .in_tvalid(Quant_70_out0_tvalid),
-    .in_tready(Quant_70_out0_tready),
-    .out_tdata(Quant_71_out0_tdata),
-    .out_tvalid(Quant_71_out0_tvalid),
-    .out_tready(Quant_71_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_1_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_1_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_1_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_1_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_1_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_1_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -3460,31 +3446,45 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Add_26_InitFile.hex")
-  ) u_Add_26 (
+    .InitFile("mem/t__blocks_blocks_2_convs_1_branches_0_rprelu_Add_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_1_branches_0_rprelu_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_71_out0_tdata),
-    .in_tvalid(Quant_71_out0_tvalid),
-    .in_tready(Quant_71_out0_tready),
-    .out_tdata(Quant_72_out0_tdata),
-    .out_tvalid(Quant_72_out0_tvalid),
-    .out_tready(Quant_72_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_1_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_1_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_1_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready)
   );
 
   bhpe_dwc #(
     .ElemW(16),
     .InLanes(4),
     .OutLanes(1)
-  ) u_dwc_Quant_72_out0 (
+  ) u_dwc__blocks_blocks_2_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_72_out0_tdata),
-    .in_tvalid(Quant_72_out0_tvalid),
-    .in_tready(Quant_72_out0_tready),
-    .out_tdata(Quant_72_out0_l1_tdata),
-    .out_tvalid(Quant_72_out0_l1_tvalid),
-    .out_tready(Quant_72_out0_l1_tready)
+    .in_tdata(t__blocks_blocks_2_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_l1_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_l1_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_l1_tready)
+  );
+
+  bhpe_fifo #(
+    .Width(8),
+    .Depth(432)
+  ) u_fifo__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f01 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_tdata),
+    .in_tvalid(t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_tvalid),
+    .in_tready(t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_tready),
+    .out_tdata(t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_q_tdata),
+    .out_tvalid(t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_q_tvalid),
+    .out_tready(t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_q_tready)
   );
 
   bhpe_epi_joinadd #(
@@ -3494,18 +3494,18 @@ module bhpe_top (
     .OutW(16),
     .ShiftA(0),
     .ShiftB(3)
-  ) u_Add_27 (
+  ) u_t__blocks_blocks_2_convs_1_branches_0_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .a_tdata(Quant_72_out0_l1_tdata),
-    .a_tvalid(Quant_72_out0_l1_tvalid),
-    .a_tready(Quant_72_out0_l1_tready),
-    .b_tdata(Quant_68_out0_f1_q_tdata),
-    .b_tvalid(Quant_68_out0_f1_q_tvalid),
-    .b_tready(Quant_68_out0_f1_q_tready),
-    .out_tdata(Quant_73_out0_tdata),
-    .out_tvalid(Quant_73_out0_tvalid),
-    .out_tready(Quant_73_out0_tready)
+    .a_tdata(t__blocks_blocks_2_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_l1_tdata),
+    .a_tvalid(t__blocks_blocks_2_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_l1_tvalid),
+    .a_tready(t__blocks_blocks_2_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_l1_tready),
+    .b_tdata(t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_q_tdata),
+    .b_tvalid(t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_q_tvalid),
+    .b_tready(t__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_q_tready),
+    .out_tdata(t__blocks_blocks_2_convs_1_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_1_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_1_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -3515,16 +3515,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(6),
-    .InitFile("mem/Mul_17_InitFile.hex")
-  ) u_Mul_17 (
+    .InitFile("mem/t__blocks_blocks_2_convs_1_branches_0_bn_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_1_branches_0_bn_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_73_out0_tdata),
-    .in_tvalid(Quant_73_out0_tvalid),
-    .in_tready(Quant_73_out0_tready),
-    .out_tdata(Quant_74_out0_tdata),
-    .out_tvalid(Quant_74_out0_tvalid),
-    .out_tready(Quant_74_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_1_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_1_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_1_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_1_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_1_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_1_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -3533,16 +3533,16 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Add_28_InitFile.hex")
-  ) u_Add_28 (
+    .InitFile("mem/t__blocks_blocks_2_convs_1_branches_0_bn_Add_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_1_branches_0_bn_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_74_out0_tdata),
-    .in_tvalid(Quant_74_out0_tvalid),
-    .in_tready(Quant_74_out0_tready),
-    .out_tdata(Quant_75_out0_tdata),
-    .out_tvalid(Quant_75_out0_tvalid),
-    .out_tready(Quant_75_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_1_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_1_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_1_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_requant #(
@@ -3551,104 +3551,74 @@ module bhpe_top (
     .OutW(8),
     .Shift(3),
     .Relu(0)
-  ) u_Quant_76 (
+  ) u_t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_75_out0_tdata),
-    .in_tvalid(Quant_75_out0_tvalid),
-    .in_tready(Quant_75_out0_tready),
-    .out_tdata(Quant_76_out0_tdata),
-    .out_tvalid(Quant_76_out0_tvalid),
-    .out_tready(Quant_76_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_fork #(
     .Width(8)
-  ) u_fork_Quant_76_out0 (
+  ) u_fork__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_76_out0_tdata),
-    .in_tvalid(Quant_76_out0_tvalid),
-    .in_tready(Quant_76_out0_tready),
-    .a_tdata(Quant_76_out0_f0_tdata),
-    .a_tvalid(Quant_76_out0_f0_tvalid),
-    .a_tready(Quant_76_out0_f0_tready),
-    .b_tdata(Quant_76_out0_f1_tdata),
-    .b_tvalid(Quant_76_out0_f1_tvalid),
-    .b_tready(Quant_76_out0_f1_tready)
+    .in_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_tready),
+    .a_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f00_tdata),
+    .a_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f00_tvalid),
+    .a_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f00_tready),
+    .b_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f01_tdata),
+    .b_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f01_tvalid),
+    .b_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f01_tready)
   );
 
   bhpe_fifo #(
     .Width(8),
     .Depth(14)
-  ) u_fifo_Quant_76_out0_f0 (
+  ) u_fifo__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f00 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_76_out0_f0_tdata),
-    .in_tvalid(Quant_76_out0_f0_tvalid),
-    .in_tready(Quant_76_out0_f0_tready),
-    .out_tdata(Quant_76_out0_f0_q_tdata),
-    .out_tvalid(Quant_76_out0_f0_q_tvalid),
-    .out_tready(Quant_76_out0_f0_q_tready)
-  );
-
-  bhpe_fifo #(
-    .Width(8),
-    .Depth(186)
-  ) u_fifo_Quant_76_out0_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Quant_76_out0_f1_tdata),
-    .in_tvalid(Quant_76_out0_f1_tvalid),
-    .in_tready(Quant_76_out0_f1_tready),
-    .out_tdata(Quant_76_out0_f1_q_tdata),
-    .out_tvalid(Quant_76_out0_f1_q_tvalid),
-    .out_tready(Quant_76_out0_f1_q_tready)
+    .in_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f00_tdata),
+    .in_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f00_tvalid),
+    .in_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f00_tready),
+    .out_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f00_q_tdata),
+    .out_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f00_q_tvalid),
+    .out_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f00_q_tready)
   );
 
   bhpe_sign #(
     .Lanes(1),
     .InW(8)
-  ) u_BipolarQuant_29 (
+  ) u_t__blocks_blocks_2_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_76_out0_f0_q_tdata),
-    .in_tvalid(Quant_76_out0_f0_q_tvalid),
-    .in_tready(Quant_76_out0_f0_q_tready),
-    .out_tdata(BipolarQuant_29_out0_tdata),
-    .out_tvalid(BipolarQuant_29_out0_tvalid),
-    .out_tready(BipolarQuant_29_out0_tready)
-  );
-
-  bhpe_fork #(
-    .Width(8)
-  ) u_fork_Quant_76_out0_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Quant_76_out0_f1_q_tdata),
-    .in_tvalid(Quant_76_out0_f1_q_tvalid),
-    .in_tready(Quant_76_out0_f1_q_tready),
-    .a_tdata(Quant_76_out0_f1_f0_tdata),
-    .a_tvalid(Quant_76_out0_f1_f0_tvalid),
-    .a_tready(Quant_76_out0_f1_f0_tready),
-    .b_tdata(Quant_76_out0_f1_f1_tdata),
-    .b_tvalid(Quant_76_out0_f1_f1_tvalid),
-    .b_tready(Quant_76_out0_f1_f1_tready)
+    .in_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f00_q_tdata),
+    .in_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f00_q_tvalid),
+    .in_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f00_q_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tready)
   );
 
   bhpe_dwc #(
     .ElemW(1),
     .InLanes(1),
     .OutLanes(2)
-  ) u_dwc_BipolarQuant_29_out0 (
+  ) u_dwc__blocks_blocks_2_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(BipolarQuant_29_out0_tdata),
-    .in_tvalid(BipolarQuant_29_out0_tvalid),
-    .in_tready(BipolarQuant_29_out0_tready),
-    .out_tdata(BipolarQuant_29_out0_l2_tdata),
-    .out_tvalid(BipolarQuant_29_out0_l2_tvalid),
-    .out_tready(BipolarQuant_29_out0_l2_tready)
+    .in_tdata(t__blocks_blocks_2_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready)
   );
 
   bhpe_swg #(
@@ -3660,16 +3630,16 @@ module bhpe_top (
     .K(1),
     .S(1),
     .Pad(0)
-  ) u_Conv_11_swg (
+  ) u_t__blocks_blocks_2_convs_2_branches_0_conv_hw_Conv_swg (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(BipolarQuant_29_out0_l2_tdata),
-    .in_tvalid(BipolarQuant_29_out0_l2_tvalid),
-    .in_tready(BipolarQuant_29_out0_l2_tready),
-    .out_tdata(Conv_11_windows_tdata),
-    .out_tvalid(Conv_11_windows_tvalid),
-    .out_tready(Conv_11_windows_tready),
-    .out_tmask(Conv_11_windows_tmask)
+    .in_tdata(t__blocks_blocks_2_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_0_conv_hw_Conv_windows_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_0_conv_hw_Conv_windows_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_0_conv_hw_Conv_windows_tready),
+    .out_tmask(t__blocks_blocks_2_convs_2_branches_0_conv_hw_Conv_windows_tmask)
   );
 
   bhpe_xnor_mvu #(
@@ -3678,17 +3648,17 @@ module bhpe_top (
     .Pe(1),
     .Simd(2),
     .AccW(5),
-    .InitFile("mem/Conv_11_InitFile.hex")
-  ) u_Conv_11 (
+    .InitFile("mem/t__blocks_blocks_2_convs_2_branches_0_conv_hw_Conv_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_2_branches_0_conv_hw_Conv (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_11_windows_tdata),
-    .in_tvalid(Conv_11_windows_tvalid),
-    .in_tready(Conv_11_windows_tready),
-    .in_tmask(Conv_11_windows_tmask),
-    .out_tdata(Conv_11_acc_tdata),
-    .out_tvalid(Conv_11_acc_tvalid),
-    .out_tready(Conv_11_acc_tready)
+    .in_tdata(t__blocks_blocks_2_convs_2_branches_0_conv_hw_Conv_windows_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_2_branches_0_conv_hw_Conv_windows_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_2_branches_0_conv_hw_Conv_windows_tready),
+    .in_tmask(t__blocks_blocks_2_convs_2_branches_0_conv_hw_Conv_windows_tmask),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_0_conv_hw_Conv_acc_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_0_conv_hw_Conv_acc_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_0_conv_hw_Conv_acc_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -3698,16 +3668,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(-4),
-    .InitFile("mem/Mul_18_InitFile.hex")
-  ) u_Mul_18 (
+    .InitFile("mem/t__blocks_blocks_2_convs_2_branches_0_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_2_branches_0_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_11_acc_tdata),
-    .in_tvalid(Conv_11_acc_tvalid),
-    .in_tready(Conv_11_acc_tready),
-    .out_tdata(Quant_77_out0_tdata),
-    .out_tvalid(Quant_77_out0_tvalid),
-    .out_tready(Quant_77_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_2_branches_0_conv_hw_Conv_acc_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_2_branches_0_conv_hw_Conv_acc_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_2_branches_0_conv_hw_Conv_acc_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_0_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_0_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_0_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -3716,16 +3686,16 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Sub_8_InitFile.hex")
-  ) u_Sub_8 (
+    .InitFile("mem/t__blocks_blocks_2_convs_2_branches_0_rprelu_Sub_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_2_branches_0_rprelu_Sub (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_77_out0_tdata),
-    .in_tvalid(Quant_77_out0_tvalid),
-    .in_tready(Quant_77_out0_tready),
-    .out_tdata(Quant_81_out0_tdata),
-    .out_tvalid(Quant_81_out0_tvalid),
-    .out_tready(Quant_81_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_2_branches_0_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_2_branches_0_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_2_branches_0_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_prelu #(
@@ -3735,16 +3705,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(8),
-    .InitFile("mem/PRelu_8_InitFile.hex")
-  ) u_PRelu_8 (
+    .InitFile("mem/t__blocks_blocks_2_convs_2_branches_0_rprelu_PRelu_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_2_branches_0_rprelu_PRelu (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_81_out0_tdata),
-    .in_tvalid(Quant_81_out0_tvalid),
-    .in_tready(Quant_81_out0_tready),
-    .out_tdata(Quant_85_out0_tdata),
-    .out_tvalid(Quant_85_out0_tvalid),
-    .out_tready(Quant_85_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_2_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_2_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_2_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -3753,89 +3723,89 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Add_29_InitFile.hex")
-  ) u_Add_29 (
+    .InitFile("mem/t__blocks_blocks_2_convs_2_branches_0_rprelu_Add_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_2_branches_0_rprelu_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_85_out0_tdata),
-    .in_tvalid(Quant_85_out0_tvalid),
-    .in_tready(Quant_85_out0_tready),
-    .out_tdata(Quant_89_out0_tdata),
-    .out_tvalid(Quant_89_out0_tvalid),
-    .out_tready(Quant_89_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_2_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_2_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_2_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready)
+  );
+
+  bhpe_fifo #(
+    .Width(8),
+    .Depth(186)
+  ) u_fifo__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f01 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f01_tdata),
+    .in_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f01_tvalid),
+    .in_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f01_tready),
+    .out_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f01_q_tdata),
+    .out_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f01_q_tvalid),
+    .out_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f01_q_tready)
+  );
+
+  bhpe_fork #(
+    .Width(8)
+  ) u_fork__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_1 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f01_q_tdata),
+    .in_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f01_q_tvalid),
+    .in_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f01_q_tready),
+    .a_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f10_tdata),
+    .a_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f10_tvalid),
+    .a_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f10_tready),
+    .b_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f11_tdata),
+    .b_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f11_tvalid),
+    .b_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f11_tready)
   );
 
   bhpe_fifo #(
     .Width(8),
     .Depth(10)
-  ) u_fifo_Quant_76_out0_f1_f0 (
+  ) u_fifo__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f10 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_76_out0_f1_f0_tdata),
-    .in_tvalid(Quant_76_out0_f1_f0_tvalid),
-    .in_tready(Quant_76_out0_f1_f0_tready),
-    .out_tdata(Quant_76_out0_f1_f0_q_tdata),
-    .out_tvalid(Quant_76_out0_f1_f0_q_tvalid),
-    .out_tready(Quant_76_out0_f1_f0_q_tready)
-  );
-
-  bhpe_fifo #(
-    .Width(8),
-    .Depth(186)
-  ) u_fifo_Quant_76_out0_f1_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Quant_76_out0_f1_f1_tdata),
-    .in_tvalid(Quant_76_out0_f1_f1_tvalid),
-    .in_tready(Quant_76_out0_f1_f1_tready),
-    .out_tdata(Quant_76_out0_f1_f1_q_tdata),
-    .out_tvalid(Quant_76_out0_f1_f1_q_tvalid),
-    .out_tready(Quant_76_out0_f1_f1_q_tready)
+    .in_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f10_tdata),
+    .in_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f10_tvalid),
+    .in_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f10_tready),
+    .out_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f10_q_tdata),
+    .out_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f10_q_tvalid),
+    .out_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f10_q_tready)
   );
 
   bhpe_sign #(
     .Lanes(1),
     .InW(8)
-  ) u_BipolarQuant_30 (
+  ) u_t__blocks_blocks_2_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_76_out0_f1_f0_q_tdata),
-    .in_tvalid(Quant_76_out0_f1_f0_q_tvalid),
-    .in_tready(Quant_76_out0_f1_f0_q_tready),
-    .out_tdata(BipolarQuant_30_out0_tdata),
-    .out_tvalid(BipolarQuant_30_out0_tvalid),
-    .out_tready(BipolarQuant_30_out0_tready)
-  );
-
-  bhpe_fork #(
-    .Width(8)
-  ) u_fork_Quant_76_out0_f1_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Quant_76_out0_f1_f1_q_tdata),
-    .in_tvalid(Quant_76_out0_f1_f1_q_tvalid),
-    .in_tready(Quant_76_out0_f1_f1_q_tready),
-    .a_tdata(Quant_76_out0_f1_f1_f0_tdata),
-    .a_tvalid(Quant_76_out0_f1_f1_f0_tvalid),
-    .a_tready(Quant_76_out0_f1_f1_f0_tready),
-    .b_tdata(Quant_76_out0_f1_f1_f1_tdata),
-    .b_tvalid(Quant_76_out0_f1_f1_f1_tvalid),
-    .b_tready(Quant_76_out0_f1_f1_f1_tready)
+    .in_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f10_q_tdata),
+    .in_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f10_q_tvalid),
+    .in_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f10_q_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tready)
   );
 
   bhpe_dwc #(
     .ElemW(1),
     .InLanes(1),
     .OutLanes(2)
-  ) u_dwc_BipolarQuant_30_out0 (
+  ) u_dwc__blocks_blocks_2_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(BipolarQuant_30_out0_tdata),
-    .in_tvalid(BipolarQuant_30_out0_tvalid),
-    .in_tready(BipolarQuant_30_out0_tready),
-    .out_tdata(BipolarQuant_30_out0_l2_tdata),
-    .out_tvalid(BipolarQuant_30_out0_l2_tvalid),
-    .out_tready(BipolarQuant_30_out0_l2_tready)
+    .in_tdata(t__blocks_blocks_2_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready)
   );
 
   bhpe_swg #(
@@ -3847,16 +3817,16 @@ module bhpe_top (
     .K(1),
     .S(1),
     .Pad(0)
-  ) u_Conv_12_swg (
+  ) u_t__blocks_blocks_2_convs_2_branches_1_conv_hw_Conv_swg (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(BipolarQuant_30_out0_l2_tdata),
-    .in_tvalid(BipolarQuant_30_out0_l2_tvalid),
-    .in_tready(BipolarQuant_30_out0_l2_tready),
-    .out_tdata(Conv_12_windows_tdata),
-    .out_tvalid(Conv_12_windows_tvalid),
-    .out_tready(Conv_12_windows_tready),
-    .out_tmask(Conv_12_windows_tmask)
+    .in_tdata(t__blocks_blocks_2_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_1_conv_hw_Conv_windows_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_1_conv_hw_Conv_windows_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_1_conv_hw_Conv_windows_tready),
+    .out_tmask(t__blocks_blocks_2_convs_2_branches_1_conv_hw_Conv_windows_tmask)
   );
 
   bhpe_xnor_mvu #(
@@ -3865,17 +3835,17 @@ module bhpe_top (
     .Pe(1),
     .Simd(2),
     .AccW(5),
-    .InitFile("mem/Conv_12_InitFile.hex")
-  ) u_Conv_12 (
+    .InitFile("mem/t__blocks_blocks_2_convs_2_branches_1_conv_hw_Conv_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_2_branches_1_conv_hw_Conv (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_12_windows_tdata),
-    .in_tvalid(Conv_12_windows_tvalid),
-    .in_tready(Conv_12_windows_tready),
-    .in_tmask(Conv_12_windows_tmask),
-    .out_tdata(Conv_12_acc_tdata),
-    .out_tvalid(Conv_12_acc_tvalid),
-    .out_tready(Conv_12_acc_tready)
+    .in_tdata(t__blocks_blocks_2_convs_2_branches_1_conv_hw_Conv_windows_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_2_branches_1_conv_hw_Conv_windows_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_2_branches_1_conv_hw_Conv_windows_tready),
+    .in_tmask(t__blocks_blocks_2_convs_2_branches_1_conv_hw_Conv_windows_tmask),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_1_conv_hw_Conv_acc_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_1_conv_hw_Conv_acc_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_1_conv_hw_Conv_acc_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -3885,16 +3855,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(-4),
-    .InitFile("mem/Mul_19_InitFile.hex")
-  ) u_Mul_19 (
+    .InitFile("mem/t__blocks_blocks_2_convs_2_branches_1_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_2_branches_1_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_12_acc_tdata),
-    .in_tvalid(Conv_12_acc_tvalid),
-    .in_tready(Conv_12_acc_tready),
-    .out_tdata(Quant_78_out0_tdata),
-    .out_tvalid(Quant_78_out0_tvalid),
-    .out_tready(Quant_78_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_2_branches_1_conv_hw_Conv_acc_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_2_branches_1_conv_hw_Conv_acc_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_2_branches_1_conv_hw_Conv_acc_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_1_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_1_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_1_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -3903,16 +3873,16 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Sub_9_InitFile.hex")
-  ) u_Sub_9 (
+    .InitFile("mem/t__blocks_blocks_2_convs_2_branches_1_rprelu_Sub_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_2_branches_1_rprelu_Sub (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_78_out0_tdata),
-    .in_tvalid(Quant_78_out0_tvalid),
-    .in_tready(Quant_78_out0_tready),
-    .out_tdata(Quant_82_out0_tdata),
-    .out_tvalid(Quant_82_out0_tvalid),
-    .out_tready(Quant_82_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_2_branches_1_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_2_branches_1_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_2_branches_1_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_prelu #(
@@ -3922,16 +3892,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(8),
-    .InitFile("mem/PRelu_9_InitFile.hex")
-  ) u_PRelu_9 (
+    .InitFile("mem/t__blocks_blocks_2_convs_2_branches_1_rprelu_PRelu_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_2_branches_1_rprelu_PRelu (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_82_out0_tdata),
-    .in_tvalid(Quant_82_out0_tvalid),
-    .in_tready(Quant_82_out0_tready),
-    .out_tdata(Quant_86_out0_tdata),
-    .out_tvalid(Quant_86_out0_tvalid),
-    .out_tready(Quant_86_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_2_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_2_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_2_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -3940,89 +3910,89 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Add_30_InitFile.hex")
-  ) u_Add_30 (
+    .InitFile("mem/t__blocks_blocks_2_convs_2_branches_1_rprelu_Add_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_2_branches_1_rprelu_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_86_out0_tdata),
-    .in_tvalid(Quant_86_out0_tvalid),
-    .in_tready(Quant_86_out0_tready),
-    .out_tdata(Quant_90_out0_tdata),
-    .out_tvalid(Quant_90_out0_tvalid),
-    .out_tready(Quant_90_out0_tready)
-  );
-
-  bhpe_fifo #(
-    .Width(8),
-    .Depth(8)
-  ) u_fifo_Quant_76_out0_f1_f1_f0 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Quant_76_out0_f1_f1_f0_tdata),
-    .in_tvalid(Quant_76_out0_f1_f1_f0_tvalid),
-    .in_tready(Quant_76_out0_f1_f1_f0_tready),
-    .out_tdata(Quant_76_out0_f1_f1_f0_q_tdata),
-    .out_tvalid(Quant_76_out0_f1_f1_f0_q_tvalid),
-    .out_tready(Quant_76_out0_f1_f1_f0_q_tready)
+    .in_tdata(t__blocks_blocks_2_convs_2_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_2_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_2_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready)
   );
 
   bhpe_fifo #(
     .Width(8),
     .Depth(186)
-  ) u_fifo_Quant_76_out0_f1_f1_f1 (
+  ) u_fifo__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f11 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_76_out0_f1_f1_f1_tdata),
-    .in_tvalid(Quant_76_out0_f1_f1_f1_tvalid),
-    .in_tready(Quant_76_out0_f1_f1_f1_tready),
-    .out_tdata(Quant_76_out0_f1_f1_f1_q_tdata),
-    .out_tvalid(Quant_76_out0_f1_f1_f1_q_tvalid),
-    .out_tready(Quant_76_out0_f1_f1_f1_q_tready)
+    .in_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f11_tdata),
+    .in_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f11_tvalid),
+    .in_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f11_tready),
+    .out_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f11_q_tdata),
+    .out_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f11_q_tvalid),
+    .out_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f11_q_tready)
+  );
+
+  bhpe_fork #(
+    .Width(8)
+  ) u_fork__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_2 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f11_q_tdata),
+    .in_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f11_q_tvalid),
+    .in_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f11_q_tready),
+    .a_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f20_tdata),
+    .a_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f20_tvalid),
+    .a_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f20_tready),
+    .b_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f21_tdata),
+    .b_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f21_tvalid),
+    .b_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f21_tready)
+  );
+
+  bhpe_fifo #(
+    .Width(8),
+    .Depth(8)
+  ) u_fifo__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f20 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f20_tdata),
+    .in_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f20_tvalid),
+    .in_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f20_tready),
+    .out_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f20_q_tdata),
+    .out_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f20_q_tvalid),
+    .out_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f20_q_tready)
   );
 
   bhpe_sign #(
     .Lanes(1),
     .InW(8)
-  ) u_BipolarQuant_31 (
+  ) u_t__blocks_blocks_2_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_76_out0_f1_f1_f0_q_tdata),
-    .in_tvalid(Quant_76_out0_f1_f1_f0_q_tvalid),
-    .in_tready(Quant_76_out0_f1_f1_f0_q_tready),
-    .out_tdata(BipolarQuant_31_out0_tdata),
-    .out_tvalid(BipolarQuant_31_out0_tvalid),
-    .out_tready(BipolarQuant_31_out0_tready)
-  );
-
-  bhpe_fork #(
-    .Width(8)
-  ) u_fork_Quant_76_out0_f1_f1_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Quant_76_out0_f1_f1_f1_q_tdata),
-    .in_tvalid(Quant_76_out0_f1_f1_f1_q_tvalid),
-    .in_tready(Quant_76_out0_f1_f1_f1_q_tready),
-    .a_tdata(Quant_76_out0_f1_f1_f1_f0_tdata),
-    .a_tvalid(Quant_76_out0_f1_f1_f1_f0_tvalid),
-    .a_tready(Quant_76_out0_f1_f1_f1_f0_tready),
-    .b_tdata(Quant_76_out0_f1_f1_f1_f1_tdata),
-    .b_tvalid(Quant_76_out0_f1_f1_f1_f1_tvalid),
-    .b_tready(Quant_76_out0_f1_f1_f1_f1_tready)
+    .in_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f20_q_tdata),
+    .in_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f20_q_tvalid),
+    .in_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f20_q_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_tready)
   );
 
   bhpe_dwc #(
     .ElemW(1),
     .InLanes(1),
     .OutLanes(2)
-  ) u_dwc_BipolarQuant_31_out0 (
+  ) u_dwc__blocks_blocks_2_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(BipolarQuant_31_out0_tdata),
-    .in_tvalid(BipolarQuant_31_out0_tvalid),
-    .in_tready(BipolarQuant_31_out0_tready),
-    .out_tdata(BipolarQuant_31_out0_l2_tdata),
-    .out_tvalid(BipolarQuant_31_out0_l2_tvalid),
-    .out_tready(BipolarQuant_31_out0_l2_tready)
+    .in_tdata(t__blocks_blocks_2_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready)
   );
 
   bhpe_swg #(
@@ -4034,16 +4004,16 @@ module bhpe_top (
     .K(1),
     .S(1),
     .Pad(0)
-  ) u_Conv_13_swg (
+  ) u_t__blocks_blocks_2_convs_2_branches_2_conv_hw_Conv_swg (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(BipolarQuant_31_out0_l2_tdata),
-    .in_tvalid(BipolarQuant_31_out0_l2_tvalid),
-    .in_tready(BipolarQuant_31_out0_l2_tready),
-    .out_tdata(Conv_13_windows_tdata),
-    .out_tvalid(Conv_13_windows_tvalid),
-    .out_tready(Conv_13_windows_tready),
-    .out_tmask(Conv_13_windows_tmask)
+    .in_tdata(t__blocks_blocks_2_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_2_conv_hw_Conv_windows_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_2_conv_hw_Conv_windows_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_2_conv_hw_Conv_windows_tready),
+    .out_tmask(t__blocks_blocks_2_convs_2_branches_2_conv_hw_Conv_windows_tmask)
   );
 
   bhpe_xnor_mvu #(
@@ -4052,17 +4022,17 @@ module bhpe_top (
     .Pe(1),
     .Simd(2),
     .AccW(5),
-    .InitFile("mem/Conv_13_InitFile.hex")
-  ) u_Conv_13 (
+    .InitFile("mem/t__blocks_blocks_2_convs_2_branches_2_conv_hw_Conv_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_2_branches_2_conv_hw_Conv (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_13_windows_tdata),
-    .in_tvalid(Conv_13_windows_tvalid),
-    .in_tready(Conv_13_windows_tready),
-    .in_tmask(Conv_13_windows_tmask),
-    .out_tdata(Conv_13_acc_tdata),
-    .out_tvalid(Conv_13_acc_tvalid),
-    .out_tready(Conv_13_acc_tready)
+    .in_tdata(t__blocks_blocks_2_convs_2_branches_2_conv_hw_Conv_windows_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_2_branches_2_conv_hw_Conv_windows_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_2_branches_2_conv_hw_Conv_windows_tready),
+    .in_tmask(t__blocks_blocks_2_convs_2_branches_2_conv_hw_Conv_windows_tmask),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_2_conv_hw_Conv_acc_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_2_conv_hw_Conv_acc_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_2_conv_hw_Conv_acc_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -4072,16 +4042,16 @@ module bhpe_top (
     .ConstW(7),
     .OutW(16),
     .Shift(-5),
-    .InitFile("mem/Mul_20_InitFile.hex")
-  ) u_Mul_20 (
+    .InitFile("mem/t__blocks_blocks_2_convs_2_branches_2_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_2_branches_2_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_13_acc_tdata),
-    .in_tvalid(Conv_13_acc_tvalid),
-    .in_tready(Conv_13_acc_tready),
-    .out_tdata(Quant_79_out0_tdata),
-    .out_tvalid(Quant_79_out0_tvalid),
-    .out_tready(Quant_79_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_2_branches_2_conv_hw_Conv_acc_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_2_branches_2_conv_hw_Conv_acc_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_2_branches_2_conv_hw_Conv_acc_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_2_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_2_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_2_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -4090,16 +4060,16 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Sub_10_InitFile.hex")
-  ) u_Sub_10 (
+    .InitFile("mem/t__blocks_blocks_2_convs_2_branches_2_rprelu_Sub_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_2_branches_2_rprelu_Sub (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_79_out0_tdata),
-    .in_tvalid(Quant_79_out0_tvalid),
-    .in_tready(Quant_79_out0_tready),
-    .out_tdata(Quant_83_out0_tdata),
-    .out_tvalid(Quant_83_out0_tvalid),
-    .out_tready(Quant_83_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_2_branches_2_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_2_branches_2_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_2_branches_2_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_2_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_2_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_2_rprelu_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_prelu #(
@@ -4109,16 +4079,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(8),
-    .InitFile("mem/PRelu_10_InitFile.hex")
-  ) u_PRelu_10 (
+    .InitFile("mem/t__blocks_blocks_2_convs_2_branches_2_rprelu_PRelu_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_2_branches_2_rprelu_PRelu (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_83_out0_tdata),
-    .in_tvalid(Quant_83_out0_tvalid),
-    .in_tready(Quant_83_out0_tready),
-    .out_tdata(Quant_87_out0_tdata),
-    .out_tvalid(Quant_87_out0_tvalid),
-    .out_tready(Quant_87_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_2_branches_2_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_2_branches_2_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_2_branches_2_rprelu_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_2_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_2_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_2_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -4127,89 +4097,89 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Add_31_InitFile.hex")
-  ) u_Add_31 (
+    .InitFile("mem/t__blocks_blocks_2_convs_2_branches_2_rprelu_Add_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_2_branches_2_rprelu_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_87_out0_tdata),
-    .in_tvalid(Quant_87_out0_tvalid),
-    .in_tready(Quant_87_out0_tready),
-    .out_tdata(Quant_91_out0_tdata),
-    .out_tvalid(Quant_91_out0_tvalid),
-    .out_tready(Quant_91_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_2_branches_2_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_2_branches_2_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_2_branches_2_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_2_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_2_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_2_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready)
+  );
+
+  bhpe_fifo #(
+    .Width(8),
+    .Depth(186)
+  ) u_fifo__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f21 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f21_tdata),
+    .in_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f21_tvalid),
+    .in_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f21_tready),
+    .out_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f21_q_tdata),
+    .out_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f21_q_tvalid),
+    .out_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f21_q_tready)
+  );
+
+  bhpe_fork #(
+    .Width(8)
+  ) u_fork__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_3 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f21_q_tdata),
+    .in_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f21_q_tvalid),
+    .in_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f21_q_tready),
+    .a_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f30_tdata),
+    .a_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f30_tvalid),
+    .a_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f30_tready),
+    .b_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f31_tdata),
+    .b_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f31_tvalid),
+    .b_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f31_tready)
   );
 
   bhpe_fifo #(
     .Width(8),
     .Depth(8)
-  ) u_fifo_Quant_76_out0_f1_f1_f1_f0 (
+  ) u_fifo__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f30 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_76_out0_f1_f1_f1_f0_tdata),
-    .in_tvalid(Quant_76_out0_f1_f1_f1_f0_tvalid),
-    .in_tready(Quant_76_out0_f1_f1_f1_f0_tready),
-    .out_tdata(Quant_76_out0_f1_f1_f1_f0_q_tdata),
-    .out_tvalid(Quant_76_out0_f1_f1_f1_f0_q_tvalid),
-    .out_tready(Quant_76_out0_f1_f1_f1_f0_q_tready)
-  );
-
-  bhpe_fifo #(
-    .Width(8),
-    .Depth(190)
-  ) u_fifo_Quant_76_out0_f1_f1_f1_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Quant_76_out0_f1_f1_f1_f1_tdata),
-    .in_tvalid(Quant_76_out0_f1_f1_f1_f1_tvalid),
-    .in_tready(Quant_76_out0_f1_f1_f1_f1_tready),
-    .out_tdata(Quant_76_out0_f1_f1_f1_f1_q_tdata),
-    .out_tvalid(Quant_76_out0_f1_f1_f1_f1_q_tvalid),
-    .out_tready(Quant_76_out0_f1_f1_f1_f1_q_tready)
+    .in_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f30_tdata),
+    .in_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f30_tvalid),
+    .in_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f30_tready),
+    .out_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f30_q_tdata),
+    .out_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f30_q_tvalid),
+    .out_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f30_q_tready)
   );
 
   bhpe_sign #(
     .Lanes(1),
     .InW(8)
-  ) u_BipolarQuant_32 (
+  ) u_t__blocks_blocks_2_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_76_out0_f1_f1_f1_f0_q_tdata),
-    .in_tvalid(Quant_76_out0_f1_f1_f1_f0_q_tvalid),
-    .in_tready(Quant_76_out0_f1_f1_f1_f0_q_tready),
-    .out_tdata(BipolarQuant_32_out0_tdata),
-    .out_tvalid(BipolarQuant_32_out0_tvalid),
-    .out_tready(BipolarQuant_32_out0_tready)
-  );
-
-  bhpe_fork #(
-    .Width(8)
-  ) u_fork_Quant_76_out0_f1_f1_f1_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Quant_76_out0_f1_f1_f1_f1_q_tdata),
-    .in_tvalid(Quant_76_out0_f1_f1_f1_f1_q_tvalid),
-    .in_tready(Quant_76_out0_f1_f1_f1_f1_q_tready),
-    .a_tdata(Quant_76_out0_f1_f1_f1_f1_f0_tdata),
-    .a_tvalid(Quant_76_out0_f1_f1_f1_f1_f0_tvalid),
-    .a_tready(Quant_76_out0_f1_f1_f1_f1_f0_tready),
-    .b_tdata(Quant_76_out0_f1_f1_f1_f1_f1_tdata),
-    .b_tvalid(Quant_76_out0_f1_f1_f1_f1_f1_tvalid),
-    .b_tready(Quant_76_out0_f1_f1_f1_f1_f1_tready)
+    .in_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f30_q_tdata),
+    .in_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f30_q_tvalid),
+    .in_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f30_q_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_tready)
   );
 
   bhpe_dwc #(
     .ElemW(1),
     .InLanes(1),
     .OutLanes(2)
-  ) u_dwc_BipolarQuant_32_out0 (
+  ) u_dwc__blocks_blocks_2_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(BipolarQuant_32_out0_tdata),
-    .in_tvalid(BipolarQuant_32_out0_tvalid),
-    .in_tready(BipolarQuant_32_out0_tready),
-    .out_tdata(BipolarQuant_32_out0_l2_tdata),
-    .out_tvalid(BipolarQuant_32_out0_l2_tvalid),
-    .out_tready(BipolarQuant_32_out0_l2_tready)
+    .in_tdata(t__blocks_blocks_2_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready)
   );
 
   bhpe_swg #(
@@ -4221,16 +4191,16 @@ module bhpe_top (
     .K(1),
     .S(1),
     .Pad(0)
-  ) u_Conv_14_swg (
+  ) u_t__blocks_blocks_2_convs_2_branches_3_conv_hw_Conv_swg (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(BipolarQuant_32_out0_l2_tdata),
-    .in_tvalid(BipolarQuant_32_out0_l2_tvalid),
-    .in_tready(BipolarQuant_32_out0_l2_tready),
-    .out_tdata(Conv_14_windows_tdata),
-    .out_tvalid(Conv_14_windows_tvalid),
-    .out_tready(Conv_14_windows_tready),
-    .out_tmask(Conv_14_windows_tmask)
+    .in_tdata(t__blocks_blocks_2_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_3_conv_hw_Conv_windows_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_3_conv_hw_Conv_windows_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_3_conv_hw_Conv_windows_tready),
+    .out_tmask(t__blocks_blocks_2_convs_2_branches_3_conv_hw_Conv_windows_tmask)
   );
 
   bhpe_xnor_mvu #(
@@ -4239,17 +4209,17 @@ module bhpe_top (
     .Pe(1),
     .Simd(2),
     .AccW(5),
-    .InitFile("mem/Conv_14_InitFile.hex")
-  ) u_Conv_14 (
+    .InitFile("mem/t__blocks_blocks_2_convs_2_branches_3_conv_hw_Conv_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_2_branches_3_conv_hw_Conv (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_14_windows_tdata),
-    .in_tvalid(Conv_14_windows_tvalid),
-    .in_tready(Conv_14_windows_tready),
-    .in_tmask(Conv_14_windows_tmask),
-    .out_tdata(Conv_14_acc_tdata),
-    .out_tvalid(Conv_14_acc_tvalid),
-    .out_tready(Conv_14_acc_tready)
+    .in_tdata(t__blocks_blocks_2_convs_2_branches_3_conv_hw_Conv_windows_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_2_branches_3_conv_hw_Conv_windows_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_2_branches_3_conv_hw_Conv_windows_tready),
+    .in_tmask(t__blocks_blocks_2_convs_2_branches_3_conv_hw_Conv_windows_tmask),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_3_conv_hw_Conv_acc_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_3_conv_hw_Conv_acc_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_3_conv_hw_Conv_acc_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -4259,16 +4229,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(-2),
-    .InitFile("mem/Mul_21_InitFile.hex")
-  ) u_Mul_21 (
+    .InitFile("mem/t__blocks_blocks_2_convs_2_branches_3_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_2_branches_3_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_14_acc_tdata),
-    .in_tvalid(Conv_14_acc_tvalid),
-    .in_tready(Conv_14_acc_tready),
-    .out_tdata(Quant_80_out0_tdata),
-    .out_tvalid(Quant_80_out0_tvalid),
-    .out_tready(Quant_80_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_2_branches_3_conv_hw_Conv_acc_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_2_branches_3_conv_hw_Conv_acc_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_2_branches_3_conv_hw_Conv_acc_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_3_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_3_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_3_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -4277,16 +4247,16 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Sub_11_InitFile.hex")
-  ) u_Sub_11 (
+    .InitFile("mem/t__blocks_blocks_2_convs_2_branches_3_rprelu_Sub_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_2_branches_3_rprelu_Sub (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_80_out0_tdata),
-    .in_tvalid(Quant_80_out0_tvalid),
-    .in_tready(Quant_80_out0_tready),
-    .out_tdata(Quant_84_out0_tdata),
-    .out_tvalid(Quant_84_out0_tvalid),
-    .out_tready(Quant_84_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_2_branches_3_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_2_branches_3_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_2_branches_3_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_3_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_3_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_3_rprelu_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_prelu #(
@@ -4296,16 +4266,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(8),
-    .InitFile("mem/PRelu_11_InitFile.hex")
-  ) u_PRelu_11 (
+    .InitFile("mem/t__blocks_blocks_2_convs_2_branches_3_rprelu_PRelu_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_2_branches_3_rprelu_PRelu (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_84_out0_tdata),
-    .in_tvalid(Quant_84_out0_tvalid),
-    .in_tready(Quant_84_out0_tready),
-    .out_tdata(Quant_88_out0_tdata),
-    .out_tvalid(Quant_88_out0_tvalid),
-    .out_tready(Quant_88_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_2_branches_3_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_2_branches_3_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_2_branches_3_rprelu_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_3_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_3_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_3_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -4314,60 +4284,60 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Add_32_InitFile.hex")
-  ) u_Add_32 (
+    .InitFile("mem/t__blocks_blocks_2_convs_2_branches_3_rprelu_Add_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_2_branches_3_rprelu_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_88_out0_tdata),
-    .in_tvalid(Quant_88_out0_tvalid),
-    .in_tready(Quant_88_out0_tready),
-    .out_tdata(Quant_92_out0_tdata),
-    .out_tvalid(Quant_92_out0_tvalid),
-    .out_tready(Quant_92_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_2_branches_3_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_2_branches_3_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_2_branches_3_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_3_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_3_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_3_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready)
+  );
+
+  bhpe_fifo #(
+    .Width(8),
+    .Depth(190)
+  ) u_fifo__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f31 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f31_tdata),
+    .in_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f31_tvalid),
+    .in_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f31_tready),
+    .out_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f31_q_tdata),
+    .out_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f31_q_tvalid),
+    .out_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f31_q_tready)
+  );
+
+  bhpe_fork #(
+    .Width(8)
+  ) u_fork__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_4 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f31_q_tdata),
+    .in_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f31_q_tvalid),
+    .in_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f31_q_tready),
+    .a_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f40_tdata),
+    .a_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f40_tvalid),
+    .a_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f40_tready),
+    .b_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f41_tdata),
+    .b_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f41_tvalid),
+    .b_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f41_tready)
   );
 
   bhpe_fifo #(
     .Width(8),
     .Depth(12)
-  ) u_fifo_Quant_76_out0_f1_f1_f1_f1_f0 (
+  ) u_fifo__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f40 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_76_out0_f1_f1_f1_f1_f0_tdata),
-    .in_tvalid(Quant_76_out0_f1_f1_f1_f1_f0_tvalid),
-    .in_tready(Quant_76_out0_f1_f1_f1_f1_f0_tready),
-    .out_tdata(Quant_76_out0_f1_f1_f1_f1_f0_q_tdata),
-    .out_tvalid(Quant_76_out0_f1_f1_f1_f1_f0_q_tvalid),
-    .out_tready(Quant_76_out0_f1_f1_f1_f1_f0_q_tready)
-  );
-
-  bhpe_fifo #(
-    .Width(8),
-    .Depth(8)
-  ) u_fifo_Quant_76_out0_f1_f1_f1_f1_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Quant_76_out0_f1_f1_f1_f1_f1_tdata),
-    .in_tvalid(Quant_76_out0_f1_f1_f1_f1_f1_tvalid),
-    .in_tready(Quant_76_out0_f1_f1_f1_f1_f1_tready),
-    .out_tdata(Quant_76_out0_f1_f1_f1_f1_f1_q_tdata),
-    .out_tvalid(Quant_76_out0_f1_f1_f1_f1_f1_q_tvalid),
-    .out_tready(Quant_76_out0_f1_f1_f1_f1_f1_q_tready)
-  );
-
-  bhpe_fork #(
-    .Width(8)
-  ) u_fork_Quant_76_out0_f1_f1_f1_f1_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Quant_76_out0_f1_f1_f1_f1_f1_q_tdata),
-    .in_tvalid(Quant_76_out0_f1_f1_f1_f1_f1_q_tvalid),
-    .in_tready(Quant_76_out0_f1_f1_f1_f1_f1_q_tready),
-    .a_tdata(Quant_76_out0_f1_f1_f1_f1_f1_f0_tdata),
-    .a_tvalid(Quant_76_out0_f1_f1_f1_f1_f1_f0_tvalid),
-    .a_tready(Quant_76_out0_f1_f1_f1_f1_f1_f0_tready),
-    .b_tdata(Quant_76_out0_f1_f1_f1_f1_f1_f1_tdata),
-    .b_tvalid(Quant_76_out0_f1_f1_f1_f1_f1_f1_tvalid),
-    .b_tready(Quant_76_out0_f1_f1_f1_f1_f1_f1_tready)
+    .in_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f40_tdata),
+    .in_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f40_tvalid),
+    .in_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f40_tready),
+    .out_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f40_q_tdata),
+    .out_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f40_q_tvalid),
+    .out_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f40_q_tready)
   );
 
   bhpe_epi_joinadd #(
@@ -4377,18 +4347,18 @@ module bhpe_top (
     .OutW(16),
     .ShiftA(0),
     .ShiftB(3)
-  ) u_Add_33 (
+  ) u_t__blocks_blocks_2_convs_2_branches_0_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .a_tdata(Quant_89_out0_tdata),
-    .a_tvalid(Quant_89_out0_tvalid),
-    .a_tready(Quant_89_out0_tready),
-    .b_tdata(Quant_76_out0_f1_f1_f1_f1_f0_q_tdata),
-    .b_tvalid(Quant_76_out0_f1_f1_f1_f1_f0_q_tvalid),
-    .b_tready(Quant_76_out0_f1_f1_f1_f1_f0_q_tready),
-    .out_tdata(Quant_93_out0_tdata),
-    .out_tvalid(Quant_93_out0_tvalid),
-    .out_tready(Quant_93_out0_tready)
+    .a_tdata(t__blocks_blocks_2_convs_2_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .a_tvalid(t__blocks_blocks_2_convs_2_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .a_tready(t__blocks_blocks_2_convs_2_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready),
+    .b_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f40_q_tdata),
+    .b_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f40_q_tvalid),
+    .b_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f40_q_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -4398,16 +4368,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(6),
-    .InitFile("mem/Mul_22_InitFile.hex")
-  ) u_Mul_22 (
+    .InitFile("mem/t__blocks_blocks_2_convs_2_branches_0_bn_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_2_branches_0_bn_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_93_out0_tdata),
-    .in_tvalid(Quant_93_out0_tvalid),
-    .in_tready(Quant_93_out0_tready),
-    .out_tdata(Quant_97_out0_tdata),
-    .out_tvalid(Quant_97_out0_tvalid),
-    .out_tready(Quant_97_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_2_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_2_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_2_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -4416,60 +4386,60 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Add_37_InitFile.hex")
-  ) u_Add_37 (
+    .InitFile("mem/t__blocks_blocks_2_convs_2_branches_0_bn_Add_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_2_branches_0_bn_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_97_out0_tdata),
-    .in_tvalid(Quant_97_out0_tvalid),
-    .in_tready(Quant_97_out0_tready),
-    .out_tdata(Quant_101_out0_tdata),
-    .out_tvalid(Quant_101_out0_tvalid),
-    .out_tready(Quant_101_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_2_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_2_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_2_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tready)
+  );
+
+  bhpe_fifo #(
+    .Width(8),
+    .Depth(8)
+  ) u_fifo__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f41 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f41_tdata),
+    .in_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f41_tvalid),
+    .in_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f41_tready),
+    .out_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f41_q_tdata),
+    .out_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f41_q_tvalid),
+    .out_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f41_q_tready)
+  );
+
+  bhpe_fork #(
+    .Width(8)
+  ) u_fork__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_5 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f41_q_tdata),
+    .in_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f41_q_tvalid),
+    .in_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f41_q_tready),
+    .a_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f50_tdata),
+    .a_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f50_tvalid),
+    .a_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f50_tready),
+    .b_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f51_tdata),
+    .b_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f51_tvalid),
+    .b_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f51_tready)
   );
 
   bhpe_fifo #(
     .Width(8),
     .Depth(10)
-  ) u_fifo_Quant_76_out0_f1_f1_f1_f1_f1_f0 (
+  ) u_fifo__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f50 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_76_out0_f1_f1_f1_f1_f1_f0_tdata),
-    .in_tvalid(Quant_76_out0_f1_f1_f1_f1_f1_f0_tvalid),
-    .in_tready(Quant_76_out0_f1_f1_f1_f1_f1_f0_tready),
-    .out_tdata(Quant_76_out0_f1_f1_f1_f1_f1_f0_q_tdata),
-    .out_tvalid(Quant_76_out0_f1_f1_f1_f1_f1_f0_q_tvalid),
-    .out_tready(Quant_76_out0_f1_f1_f1_f1_f1_f0_q_tready)
-  );
-
-  bhpe_fifo #(
-    .Width(8),
-    .Depth(8)
-  ) u_fifo_Quant_76_out0_f1_f1_f1_f1_f1_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Quant_76_out0_f1_f1_f1_f1_f1_f1_tdata),
-    .in_tvalid(Quant_76_out0_f1_f1_f1_f1_f1_f1_tvalid),
-    .in_tready(Quant_76_out0_f1_f1_f1_f1_f1_f1_tready),
-    .out_tdata(Quant_76_out0_f1_f1_f1_f1_f1_f1_q_tdata),
-    .out_tvalid(Quant_76_out0_f1_f1_f1_f1_f1_f1_q_tvalid),
-    .out_tready(Quant_76_out0_f1_f1_f1_f1_f1_f1_q_tready)
-  );
-
-  bhpe_fork #(
-    .Width(8)
-  ) u_fork_Quant_76_out0_f1_f1_f1_f1_f1_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Quant_76_out0_f1_f1_f1_f1_f1_f1_q_tdata),
-    .in_tvalid(Quant_76_out0_f1_f1_f1_f1_f1_f1_q_tvalid),
-    .in_tready(Quant_76_out0_f1_f1_f1_f1_f1_f1_q_tready),
-    .a_tdata(Quant_76_out0_f1_f1_f1_f1_f1_f1_f0_tdata),
-    .a_tvalid(Quant_76_out0_f1_f1_f1_f1_f1_f1_f0_tvalid),
-    .a_tready(Quant_76_out0_f1_f1_f1_f1_f1_f1_f0_tready),
-    .b_tdata(Quant_76_out0_f1_f1_f1_f1_f1_f1_f1_tdata),
-    .b_tvalid(Quant_76_out0_f1_f1_f1_f1_f1_f1_f1_tvalid),
-    .b_tready(Quant_76_out0_f1_f1_f1_f1_f1_f1_f1_tready)
+    .in_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f50_tdata),
+    .in_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f50_tvalid),
+    .in_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f50_tready),
+    .out_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f50_q_tdata),
+    .out_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f50_q_tvalid),
+    .out_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f50_q_tready)
   );
 
   bhpe_epi_joinadd #(
@@ -4479,18 +4449,18 @@ module bhpe_top (
     .OutW(16),
     .ShiftA(0),
     .ShiftB(3)
-  ) u_Add_34 (
+  ) u_t__blocks_blocks_2_convs_2_branches_1_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .a_tdata(Quant_90_out0_tdata),
-    .a_tvalid(Quant_90_out0_tvalid),
-    .a_tready(Quant_90_out0_tready),
-    .b_tdata(Quant_76_out0_f1_f1_f1_f1_f1_f0_q_tdata),
-    .b_tvalid(Quant_76_out0_f1_f1_f1_f1_f1_f0_q_tvalid),
-    .b_tready(Quant_76_out0_f1_f1_f1_f1_f1_f0_q_tready),
-    .out_tdata(Quant_94_out0_tdata),
-    .out_tvalid(Quant_94_out0_tvalid),
-    .out_tready(Quant_94_out0_tready)
+    .a_tdata(t__blocks_blocks_2_convs_2_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .a_tvalid(t__blocks_blocks_2_convs_2_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .a_tready(t__blocks_blocks_2_convs_2_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready),
+    .b_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f50_q_tdata),
+    .b_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f50_q_tvalid),
+    .b_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f50_q_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -4500,16 +4470,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(6),
-    .InitFile("mem/Mul_23_InitFile.hex")
-  ) u_Mul_23 (
+    .InitFile("mem/t__blocks_blocks_2_convs_2_branches_1_bn_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_2_branches_1_bn_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_94_out0_tdata),
-    .in_tvalid(Quant_94_out0_tvalid),
-    .in_tready(Quant_94_out0_tready),
-    .out_tdata(Quant_98_out0_tdata),
-    .out_tvalid(Quant_98_out0_tvalid),
-    .out_tready(Quant_98_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_2_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_2_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_2_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_1_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_1_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_1_bn_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -4518,16 +4488,16 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Add_38_InitFile.hex")
-  ) u_Add_38 (
+    .InitFile("mem/t__blocks_blocks_2_convs_2_branches_1_bn_Add_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_2_branches_1_bn_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_98_out0_tdata),
-    .in_tvalid(Quant_98_out0_tvalid),
-    .in_tready(Quant_98_out0_tready),
-    .out_tdata(Quant_102_out0_tdata),
-    .out_tvalid(Quant_102_out0_tvalid),
-    .out_tready(Quant_102_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_2_branches_1_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_2_branches_1_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_2_branches_1_bn_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_1_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_1_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_1_bn_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_concat #(
@@ -4535,46 +4505,62 @@ module bhpe_top (
     .Lanes(1),
     .C1(8),
     .C2(8)
-  ) u_Concat_1 (
+  ) u_t__blocks_blocks_2_convs_2_Concat (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .a_tdata(Quant_101_out0_tdata),
-    .a_tvalid(Quant_101_out0_tvalid),
-    .a_tready(Quant_101_out0_tready),
-    .b_tdata(Quant_102_out0_tdata),
-    .b_tvalid(Quant_102_out0_tvalid),
-    .b_tready(Quant_102_out0_tready),
-    .out_tdata(Concat_1_part1_tdata),
-    .out_tvalid(Concat_1_part1_tvalid),
-    .out_tready(Concat_1_part1_tready)
+    .a_tdata(t__blocks_blocks_2_convs_2_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .a_tvalid(t__blocks_blocks_2_convs_2_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .a_tready(t__blocks_blocks_2_convs_2_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .b_tdata(t__blocks_blocks_2_convs_2_branches_1_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .b_tvalid(t__blocks_blocks_2_convs_2_branches_1_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .b_tready(t__blocks_blocks_2_convs_2_branches_1_bn_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_Concat_part1_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_Concat_part1_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_Concat_part1_tready)
   );
 
   bhpe_fifo #(
     .Width(8),
     .Depth(8)
-  ) u_fifo_Quant_76_out0_f1_f1_f1_f1_f1_f1_f0 (
+  ) u_fifo__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f51 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_76_out0_f1_f1_f1_f1_f1_f1_f0_tdata),
-    .in_tvalid(Quant_76_out0_f1_f1_f1_f1_f1_f1_f0_tvalid),
-    .in_tready(Quant_76_out0_f1_f1_f1_f1_f1_f1_f0_tready),
-    .out_tdata(Quant_76_out0_f1_f1_f1_f1_f1_f1_f0_q_tdata),
-    .out_tvalid(Quant_76_out0_f1_f1_f1_f1_f1_f1_f0_q_tvalid),
-    .out_tready(Quant_76_out0_f1_f1_f1_f1_f1_f1_f0_q_tready)
+    .in_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f51_tdata),
+    .in_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f51_tvalid),
+    .in_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f51_tready),
+    .out_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f51_q_tdata),
+    .out_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f51_q_tvalid),
+    .out_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f51_q_tready)
+  );
+
+  bhpe_fork #(
+    .Width(8)
+  ) u_fork__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_6 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f51_q_tdata),
+    .in_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f51_q_tvalid),
+    .in_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f51_q_tready),
+    .a_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f60_tdata),
+    .a_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f60_tvalid),
+    .a_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f60_tready),
+    .b_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f61_tdata),
+    .b_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f61_tvalid),
+    .b_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f61_tready)
   );
 
   bhpe_fifo #(
     .Width(8),
-    .Depth(12)
-  ) u_fifo_Quant_76_out0_f1_f1_f1_f1_f1_f1_f1 (
+    .Depth(8)
+  ) u_fifo__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f60 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_76_out0_f1_f1_f1_f1_f1_f1_f1_tdata),
-    .in_tvalid(Quant_76_out0_f1_f1_f1_f1_f1_f1_f1_tvalid),
-    .in_tready(Quant_76_out0_f1_f1_f1_f1_f1_f1_f1_tready),
-    .out_tdata(Quant_76_out0_f1_f1_f1_f1_f1_f1_f1_q_tdata),
-    .out_tvalid(Quant_76_out0_f1_f1_f1_f1_f1_f1_f1_q_tvalid),
-    .out_tready(Quant_76_out0_f1_f1_f1_f1_f1_f1_f1_q_tready)
+    .in_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f60_tdata),
+    .in_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f60_tvalid),
+    .in_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f60_tready),
+    .out_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f60_q_tdata),
+    .out_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f60_q_tvalid),
+    .out_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f60_q_tready)
   );
 
   bhpe_epi_joinadd #(
@@ -4584,18 +4570,18 @@ module bhpe_top (
     .OutW(16),
     .ShiftA(0),
     .ShiftB(3)
-  ) u_Add_35 (
+  ) u_t__blocks_blocks_2_convs_2_branches_2_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .a_tdata(Quant_91_out0_tdata),
-    .a_tvalid(Quant_91_out0_tvalid),
-    .a_tready(Quant_91_out0_tready),
-    .b_tdata(Quant_76_out0_f1_f1_f1_f1_f1_f1_f0_q_tdata),
-    .b_tvalid(Quant_76_out0_f1_f1_f1_f1_f1_f1_f0_q_tvalid),
-    .b_tready(Quant_76_out0_f1_f1_f1_f1_f1_f1_f0_q_tready),
-    .out_tdata(Quant_95_out0_tdata),
-    .out_tvalid(Quant_95_out0_tvalid),
-    .out_tready(Quant_95_out0_tready)
+    .a_tdata(t__blocks_blocks_2_convs_2_branches_2_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .a_tvalid(t__blocks_blocks_2_convs_2_branches_2_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .a_tready(t__blocks_blocks_2_convs_2_branches_2_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready),
+    .b_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f60_q_tdata),
+    .b_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f60_q_tvalid),
+    .b_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f60_q_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_2_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_2_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_2_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -4605,16 +4591,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(6),
-    .InitFile("mem/Mul_24_InitFile.hex")
-  ) u_Mul_24 (
+    .InitFile("mem/t__blocks_blocks_2_convs_2_branches_2_bn_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_2_branches_2_bn_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_95_out0_tdata),
-    .in_tvalid(Quant_95_out0_tvalid),
-    .in_tready(Quant_95_out0_tready),
-    .out_tdata(Quant_99_out0_tdata),
-    .out_tvalid(Quant_99_out0_tvalid),
-    .out_tready(Quant_99_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_2_branches_2_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_2_branches_2_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_2_branches_2_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_2_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_2_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_2_bn_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -4623,16 +4609,16 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Add_39_InitFile.hex")
-  ) u_Add_39 (
+    .InitFile("mem/t__blocks_blocks_2_convs_2_branches_2_bn_Add_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_2_branches_2_bn_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_99_out0_tdata),
-    .in_tvalid(Quant_99_out0_tvalid),
-    .in_tready(Quant_99_out0_tready),
-    .out_tdata(Quant_103_out0_tdata),
-    .out_tvalid(Quant_103_out0_tvalid),
-    .out_tready(Quant_103_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_2_branches_2_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_2_branches_2_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_2_branches_2_bn_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_2_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_2_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_2_bn_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_concat #(
@@ -4640,18 +4626,32 @@ module bhpe_top (
     .Lanes(1),
     .C1(16),
     .C2(8)
-  ) u_Concat_1_1 (
+  ) u_t__blocks_blocks_2_convs_2_Concat_1 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .a_tdata(Concat_1_part1_tdata),
-    .a_tvalid(Concat_1_part1_tvalid),
-    .a_tready(Concat_1_part1_tready),
-    .b_tdata(Quant_103_out0_tdata),
-    .b_tvalid(Quant_103_out0_tvalid),
-    .b_tready(Quant_103_out0_tready),
-    .out_tdata(Concat_1_part2_tdata),
-    .out_tvalid(Concat_1_part2_tvalid),
-    .out_tready(Concat_1_part2_tready)
+    .a_tdata(t__blocks_blocks_2_convs_2_Concat_part1_tdata),
+    .a_tvalid(t__blocks_blocks_2_convs_2_Concat_part1_tvalid),
+    .a_tready(t__blocks_blocks_2_convs_2_Concat_part1_tready),
+    .b_tdata(t__blocks_blocks_2_convs_2_branches_2_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .b_tvalid(t__blocks_blocks_2_convs_2_branches_2_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .b_tready(t__blocks_blocks_2_convs_2_branches_2_bn_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_Concat_part2_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_Concat_part2_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_Concat_part2_tready)
+  );
+
+  bhpe_fifo #(
+    .Width(8),
+    .Depth(12)
+  ) u_fifo__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f61 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f61_tdata),
+    .in_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f61_tvalid),
+    .in_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f61_tready),
+    .out_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f61_q_tdata),
+    .out_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f61_q_tvalid),
+    .out_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f61_q_tready)
   );
 
   bhpe_epi_joinadd #(
@@ -4661,18 +4661,18 @@ module bhpe_top (
     .OutW(16),
     .ShiftA(0),
     .ShiftB(3)
-  ) u_Add_36 (
+  ) u_t__blocks_blocks_2_convs_2_branches_3_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .a_tdata(Quant_92_out0_tdata),
-    .a_tvalid(Quant_92_out0_tvalid),
-    .a_tready(Quant_92_out0_tready),
-    .b_tdata(Quant_76_out0_f1_f1_f1_f1_f1_f1_f1_q_tdata),
-    .b_tvalid(Quant_76_out0_f1_f1_f1_f1_f1_f1_f1_q_tvalid),
-    .b_tready(Quant_76_out0_f1_f1_f1_f1_f1_f1_f1_q_tready),
-    .out_tdata(Quant_96_out0_tdata),
-    .out_tvalid(Quant_96_out0_tvalid),
-    .out_tready(Quant_96_out0_tready)
+    .a_tdata(t__blocks_blocks_2_convs_2_branches_3_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .a_tvalid(t__blocks_blocks_2_convs_2_branches_3_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .a_tready(t__blocks_blocks_2_convs_2_branches_3_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready),
+    .b_tdata(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f61_q_tdata),
+    .b_tvalid(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f61_q_tvalid),
+    .b_tready(t__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f61_q_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_3_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_3_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_3_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -4682,16 +4682,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(6),
-    .InitFile("mem/Mul_25_InitFile.hex")
-  ) u_Mul_25 (
+    .InitFile("mem/t__blocks_blocks_2_convs_2_branches_3_bn_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_2_branches_3_bn_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_96_out0_tdata),
-    .in_tvalid(Quant_96_out0_tvalid),
-    .in_tready(Quant_96_out0_tready),
-    .out_tdata(Quant_100_out0_tdata),
-    .out_tvalid(Quant_100_out0_tvalid),
-    .out_tready(Quant_100_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_2_branches_3_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_2_branches_3_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_2_branches_3_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_3_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_3_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_3_bn_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -4700,16 +4700,16 @@ module bhpe_top (
     .InW(16),
     .ConstW(10),
     .OutW(16),
-    .InitFile("mem/Add_40_InitFile.hex")
-  ) u_Add_40 (
+    .InitFile("mem/t__blocks_blocks_2_convs_2_branches_3_bn_Add_InitFile.hex")
+  ) u_t__blocks_blocks_2_convs_2_branches_3_bn_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_100_out0_tdata),
-    .in_tvalid(Quant_100_out0_tvalid),
-    .in_tready(Quant_100_out0_tready),
-    .out_tdata(Quant_104_out0_tdata),
-    .out_tvalid(Quant_104_out0_tvalid),
-    .out_tready(Quant_104_out0_tready)
+    .in_tdata(t__blocks_blocks_2_convs_2_branches_3_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_convs_2_branches_3_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_convs_2_branches_3_bn_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_branches_3_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_branches_3_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_branches_3_bn_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_concat #(
@@ -4717,18 +4717,18 @@ module bhpe_top (
     .Lanes(1),
     .C1(24),
     .C2(8)
-  ) u_Concat_1_2 (
+  ) u_t__blocks_blocks_2_convs_2_Concat_2 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .a_tdata(Concat_1_part2_tdata),
-    .a_tvalid(Concat_1_part2_tvalid),
-    .a_tready(Concat_1_part2_tready),
-    .b_tdata(Quant_104_out0_tdata),
-    .b_tvalid(Quant_104_out0_tvalid),
-    .b_tready(Quant_104_out0_tready),
-    .out_tdata(Concat_1_out0_tdata),
-    .out_tvalid(Concat_1_out0_tvalid),
-    .out_tready(Concat_1_out0_tready)
+    .a_tdata(t__blocks_blocks_2_convs_2_Concat_part2_tdata),
+    .a_tvalid(t__blocks_blocks_2_convs_2_Concat_part2_tvalid),
+    .a_tready(t__blocks_blocks_2_convs_2_Concat_part2_tready),
+    .b_tdata(t__blocks_blocks_2_convs_2_branches_3_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .b_tvalid(t__blocks_blocks_2_convs_2_branches_3_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .b_tready(t__blocks_blocks_2_convs_2_branches_3_bn_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_convs_2_Concat_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_convs_2_Concat_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_convs_2_Concat_output_0_tready)
   );
 
   bhpe_epi_joinadd #(
@@ -4738,18 +4738,18 @@ module bhpe_top (
     .OutW(16),
     .ShiftA(0),
     .ShiftB(0)
-  ) u_Add_41 (
+  ) u_t__blocks_blocks_2_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .a_tdata(Concat_1_out0_tdata),
-    .a_tvalid(Concat_1_out0_tvalid),
-    .a_tready(Concat_1_out0_tready),
-    .b_tdata(Quant_56_out0_tdata),
-    .b_tvalid(Quant_56_out0_tvalid),
-    .b_tready(Quant_56_out0_tready),
-    .out_tdata(Quant_105_out0_tdata),
-    .out_tvalid(Quant_105_out0_tvalid),
-    .out_tready(Quant_105_out0_tready)
+    .a_tdata(t__blocks_blocks_2_convs_2_Concat_output_0_tdata),
+    .a_tvalid(t__blocks_blocks_2_convs_2_Concat_output_0_tvalid),
+    .a_tready(t__blocks_blocks_2_convs_2_Concat_output_0_tready),
+    .b_tdata(t__blocks_blocks_2_br_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .b_tvalid(t__blocks_blocks_2_br_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .b_tready(t__blocks_blocks_2_br_bn_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_2_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_2_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_2_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_requant #(
@@ -4758,59 +4758,45 @@ module bhpe_top (
     .OutW(8),
     .Shift(3),
     .Relu(0)
-  ) u_Quant_106 (
+  ) u_t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_105_out0_tdata),
-    .in_tvalid(Quant_105_out0_tvalid),
-    .in_tready(Quant_105_out0_tready),
-    .out_tdata(Quant_106_out0_tdata),
-    .out_tvalid(Quant_106_out0_tvalid),
-    .out_tready(Quant_106_out0_tready)
+    .in_tdata(t__blocks_blocks_2_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_2_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_2_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_fork #(
     .Width(8)
-  ) u_fork_Quant_106_out0 (
+  ) u_fork__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_106_out0_tdata),
-    .in_tvalid(Quant_106_out0_tvalid),
-    .in_tready(Quant_106_out0_tready),
-    .a_tdata(Quant_106_out0_f0_tdata),
-    .a_tvalid(Quant_106_out0_f0_tvalid),
-    .a_tready(Quant_106_out0_f0_tready),
-    .b_tdata(Quant_106_out0_f1_tdata),
-    .b_tvalid(Quant_106_out0_f1_tvalid),
-    .b_tready(Quant_106_out0_f1_tready)
+    .in_tdata(t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_tready),
+    .a_tdata(t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tdata),
+    .a_tvalid(t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tvalid),
+    .a_tready(t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tready),
+    .b_tdata(t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_tdata),
+    .b_tvalid(t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_tvalid),
+    .b_tready(t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_tready)
   );
 
   bhpe_fifo #(
     .Width(8),
     .Depth(8)
-  ) u_fifo_Quant_106_out0_f0 (
+  ) u_fifo__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f00 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_106_out0_f0_tdata),
-    .in_tvalid(Quant_106_out0_f0_tvalid),
-    .in_tready(Quant_106_out0_f0_tready),
-    .out_tdata(Quant_106_out0_f0_q_tdata),
-    .out_tvalid(Quant_106_out0_f0_q_tvalid),
-    .out_tready(Quant_106_out0_f0_q_tready)
-  );
-
-  bhpe_fifo #(
-    .Width(8),
-    .Depth(3589)
-  ) u_fifo_Quant_106_out0_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Quant_106_out0_f1_tdata),
-    .in_tvalid(Quant_106_out0_f1_tvalid),
-    .in_tready(Quant_106_out0_f1_tready),
-    .out_tdata(Quant_106_out0_f1_q_tdata),
-    .out_tvalid(Quant_106_out0_f1_q_tvalid),
-    .out_tready(Quant_106_out0_f1_q_tready)
+    .in_tdata(t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tdata),
+    .in_tvalid(t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tvalid),
+    .in_tready(t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tready),
+    .out_tdata(t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_q_tdata),
+    .out_tvalid(t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_q_tvalid),
+    .out_tready(t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_q_tready)
   );
 
   bhpe_split #(
@@ -4818,18 +4804,18 @@ module bhpe_top (
     .Lanes(1),
     .C1(8),
     .C2(24)
-  ) u_Split_1 (
+  ) u_t__blocks_blocks_3_convs_0_Split (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_106_out0_f0_q_tdata),
-    .in_tvalid(Quant_106_out0_f0_q_tvalid),
-    .in_tready(Quant_106_out0_f0_q_tready),
-    .a_tdata(Split_1_out0_tdata),
-    .a_tvalid(Split_1_out0_tvalid),
-    .a_tready(Split_1_out0_tready),
-    .b_tdata(Split_1_rest0_tdata),
-    .b_tvalid(Split_1_rest0_tvalid),
-    .b_tready(Split_1_rest0_tready)
+    .in_tdata(t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_q_tdata),
+    .in_tvalid(t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_q_tvalid),
+    .in_tready(t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_q_tready),
+    .a_tdata(t__blocks_blocks_3_convs_0_Split_output_0_tdata),
+    .a_tvalid(t__blocks_blocks_3_convs_0_Split_output_0_tvalid),
+    .a_tready(t__blocks_blocks_3_convs_0_Split_output_0_tready),
+    .b_tdata(t__blocks_blocks_3_convs_0_Split_rest0_tdata),
+    .b_tvalid(t__blocks_blocks_3_convs_0_Split_rest0_tvalid),
+    .b_tready(t__blocks_blocks_3_convs_0_Split_rest0_tready)
   );
 
   bhpe_split #(
@@ -4837,18 +4823,18 @@ module bhpe_top (
     .Lanes(1),
     .C1(8),
     .C2(16)
-  ) u_Split_1_1 (
+  ) u_t__blocks_blocks_3_convs_0_Split_1 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Split_1_rest0_tdata),
-    .in_tvalid(Split_1_rest0_tvalid),
-    .in_tready(Split_1_rest0_tready),
-    .a_tdata(Split_1_out1_tdata),
-    .a_tvalid(Split_1_out1_tvalid),
-    .a_tready(Split_1_out1_tready),
-    .b_tdata(Split_1_rest1_tdata),
-    .b_tvalid(Split_1_rest1_tvalid),
-    .b_tready(Split_1_rest1_tready)
+    .in_tdata(t__blocks_blocks_3_convs_0_Split_rest0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_Split_rest0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_Split_rest0_tready),
+    .a_tdata(t__blocks_blocks_3_convs_0_Split_output_1_tdata),
+    .a_tvalid(t__blocks_blocks_3_convs_0_Split_output_1_tvalid),
+    .a_tready(t__blocks_blocks_3_convs_0_Split_output_1_tready),
+    .b_tdata(t__blocks_blocks_3_convs_0_Split_rest1_tdata),
+    .b_tvalid(t__blocks_blocks_3_convs_0_Split_rest1_tvalid),
+    .b_tready(t__blocks_blocks_3_convs_0_Split_rest1_tready)
   );
 
   bhpe_split #(
@@ -4856,265 +4842,139 @@ module bhpe_top (
     .Lanes(1),
     .C1(8),
     .C2(8)
-  ) u_Split_1_2 (
+  ) u_t__blocks_blocks_3_convs_0_Split_2 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Split_1_rest1_tdata),
-    .in_tvalid(Split_1_rest1_tvalid),
-    .in_tready(Split_1_rest1_tready),
-    .a_tdata(Split_1_out2_tdata),
-    .a_tvalid(Split_1_out2_tvalid),
-    .a_tready(Split_1_out2_tready),
-    .b_tdata(Split_1_out3_tdata),
-    .b_tvalid(Split_1_out3_tvalid),
-    .b_tready(Split_1_out3_tready)
+    .in_tdata(t__blocks_blocks_3_convs_0_Split_rest1_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_Split_rest1_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_Split_rest1_tready),
+    .a_tdata(t__blocks_blocks_3_convs_0_Split_output_2_tdata),
+    .a_tvalid(t__blocks_blocks_3_convs_0_Split_output_2_tvalid),
+    .a_tready(t__blocks_blocks_3_convs_0_Split_output_2_tready),
+    .b_tdata(t__blocks_blocks_3_convs_0_Split_output_3_tdata),
+    .b_tvalid(t__blocks_blocks_3_convs_0_Split_output_3_tvalid),
+    .b_tready(t__blocks_blocks_3_convs_0_Split_output_3_tready)
   );
 
   bhpe_fork #(
     .Width(8)
-  ) u_fork_Split_1_out0 (
+  ) u_fork__blocks_blocks_3_convs_0_Split_output_0_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Split_1_out0_tdata),
-    .in_tvalid(Split_1_out0_tvalid),
-    .in_tready(Split_1_out0_tready),
-    .a_tdata(Split_1_out0_f0_tdata),
-    .a_tvalid(Split_1_out0_f0_tvalid),
-    .a_tready(Split_1_out0_f0_tready),
-    .b_tdata(Split_1_out0_f1_tdata),
-    .b_tvalid(Split_1_out0_f1_tvalid),
-    .b_tready(Split_1_out0_f1_tready)
+    .in_tdata(t__blocks_blocks_3_convs_0_Split_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_Split_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_Split_output_0_tready),
+    .a_tdata(t__blocks_blocks_3_convs_0_Split_output_0_f00_tdata),
+    .a_tvalid(t__blocks_blocks_3_convs_0_Split_output_0_f00_tvalid),
+    .a_tready(t__blocks_blocks_3_convs_0_Split_output_0_f00_tready),
+    .b_tdata(t__blocks_blocks_3_convs_0_Split_output_0_f01_tdata),
+    .b_tvalid(t__blocks_blocks_3_convs_0_Split_output_0_f01_tvalid),
+    .b_tready(t__blocks_blocks_3_convs_0_Split_output_0_f01_tready)
   );
 
   bhpe_fork #(
     .Width(8)
-  ) u_fork_Split_1_out1 (
+  ) u_fork__blocks_blocks_3_convs_0_Split_output_1_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Split_1_out1_tdata),
-    .in_tvalid(Split_1_out1_tvalid),
-    .in_tready(Split_1_out1_tready),
-    .a_tdata(Split_1_out1_f0_tdata),
-    .a_tvalid(Split_1_out1_f0_tvalid),
-    .a_tready(Split_1_out1_f0_tready),
-    .b_tdata(Split_1_out1_f1_tdata),
-    .b_tvalid(Split_1_out1_f1_tvalid),
-    .b_tready(Split_1_out1_f1_tready)
+    .in_tdata(t__blocks_blocks_3_convs_0_Split_output_1_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_Split_output_1_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_Split_output_1_tready),
+    .a_tdata(t__blocks_blocks_3_convs_0_Split_output_1_f00_tdata),
+    .a_tvalid(t__blocks_blocks_3_convs_0_Split_output_1_f00_tvalid),
+    .a_tready(t__blocks_blocks_3_convs_0_Split_output_1_f00_tready),
+    .b_tdata(t__blocks_blocks_3_convs_0_Split_output_1_f01_tdata),
+    .b_tvalid(t__blocks_blocks_3_convs_0_Split_output_1_f01_tvalid),
+    .b_tready(t__blocks_blocks_3_convs_0_Split_output_1_f01_tready)
   );
 
   bhpe_fork #(
     .Width(8)
-  ) u_fork_Split_1_out2 (
+  ) u_fork__blocks_blocks_3_convs_0_Split_output_2_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Split_1_out2_tdata),
-    .in_tvalid(Split_1_out2_tvalid),
-    .in_tready(Split_1_out2_tready),
-    .a_tdata(Split_1_out2_f0_tdata),
-    .a_tvalid(Split_1_out2_f0_tvalid),
-    .a_tready(Split_1_out2_f0_tready),
-    .b_tdata(Split_1_out2_f1_tdata),
-    .b_tvalid(Split_1_out2_f1_tvalid),
-    .b_tready(Split_1_out2_f1_tready)
+    .in_tdata(t__blocks_blocks_3_convs_0_Split_output_2_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_Split_output_2_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_Split_output_2_tready),
+    .a_tdata(t__blocks_blocks_3_convs_0_Split_output_2_f00_tdata),
+    .a_tvalid(t__blocks_blocks_3_convs_0_Split_output_2_f00_tvalid),
+    .a_tready(t__blocks_blocks_3_convs_0_Split_output_2_f00_tready),
+    .b_tdata(t__blocks_blocks_3_convs_0_Split_output_2_f01_tdata),
+    .b_tvalid(t__blocks_blocks_3_convs_0_Split_output_2_f01_tvalid),
+    .b_tready(t__blocks_blocks_3_convs_0_Split_output_2_f01_tready)
   );
 
   bhpe_fork #(
     .Width(8)
-  ) u_fork_Split_1_out3 (
+  ) u_fork__blocks_blocks_3_convs_0_Split_output_3_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Split_1_out3_tdata),
-    .in_tvalid(Split_1_out3_tvalid),
-    .in_tready(Split_1_out3_tready),
-    .a_tdata(Split_1_out3_f0_tdata),
-    .a_tvalid(Split_1_out3_f0_tvalid),
-    .a_tready(Split_1_out3_f0_tready),
-    .b_tdata(Split_1_out3_f1_tdata),
-    .b_tvalid(Split_1_out3_f1_tvalid),
-    .b_tready(Split_1_out3_f1_tready)
+    .in_tdata(t__blocks_blocks_3_convs_0_Split_output_3_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_Split_output_3_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_Split_output_3_tready),
+    .a_tdata(t__blocks_blocks_3_convs_0_Split_output_3_f00_tdata),
+    .a_tvalid(t__blocks_blocks_3_convs_0_Split_output_3_f00_tvalid),
+    .a_tready(t__blocks_blocks_3_convs_0_Split_output_3_f00_tready),
+    .b_tdata(t__blocks_blocks_3_convs_0_Split_output_3_f01_tdata),
+    .b_tvalid(t__blocks_blocks_3_convs_0_Split_output_3_f01_tvalid),
+    .b_tready(t__blocks_blocks_3_convs_0_Split_output_3_f01_tready)
+  );
+
+  bhpe_fifo #(
+    .Width(8),
+    .Depth(3589)
+  ) u_fifo__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f01 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_tdata),
+    .in_tvalid(t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_tvalid),
+    .in_tready(t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_tready),
+    .out_tdata(t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tdata),
+    .out_tvalid(t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tvalid),
+    .out_tready(t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tready)
   );
 
   bhpe_fifo #(
     .Width(8),
     .Depth(8)
-  ) u_fifo_Split_1_out0_f0 (
+  ) u_fifo__blocks_blocks_3_convs_0_Split_output_0_f00 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Split_1_out0_f0_tdata),
-    .in_tvalid(Split_1_out0_f0_tvalid),
-    .in_tready(Split_1_out0_f0_tready),
-    .out_tdata(Split_1_out0_f0_q_tdata),
-    .out_tvalid(Split_1_out0_f0_q_tvalid),
-    .out_tready(Split_1_out0_f0_q_tready)
-  );
-
-  bhpe_fifo #(
-    .Width(8),
-    .Depth(202)
-  ) u_fifo_Split_1_out0_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Split_1_out0_f1_tdata),
-    .in_tvalid(Split_1_out0_f1_tvalid),
-    .in_tready(Split_1_out0_f1_tready),
-    .out_tdata(Split_1_out0_f1_q_tdata),
-    .out_tvalid(Split_1_out0_f1_q_tvalid),
-    .out_tready(Split_1_out0_f1_q_tready)
-  );
-
-  bhpe_fifo #(
-    .Width(8),
-    .Depth(8)
-  ) u_fifo_Split_1_out1_f0 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Split_1_out1_f0_tdata),
-    .in_tvalid(Split_1_out1_f0_tvalid),
-    .in_tready(Split_1_out1_f0_tready),
-    .out_tdata(Split_1_out1_f0_q_tdata),
-    .out_tvalid(Split_1_out1_f0_q_tvalid),
-    .out_tready(Split_1_out1_f0_q_tready)
-  );
-
-  bhpe_fifo #(
-    .Width(8),
-    .Depth(202)
-  ) u_fifo_Split_1_out1_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Split_1_out1_f1_tdata),
-    .in_tvalid(Split_1_out1_f1_tvalid),
-    .in_tready(Split_1_out1_f1_tready),
-    .out_tdata(Split_1_out1_f1_q_tdata),
-    .out_tvalid(Split_1_out1_f1_q_tvalid),
-    .out_tready(Split_1_out1_f1_q_tready)
-  );
-
-  bhpe_fifo #(
-    .Width(8),
-    .Depth(8)
-  ) u_fifo_Split_1_out2_f0 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Split_1_out2_f0_tdata),
-    .in_tvalid(Split_1_out2_f0_tvalid),
-    .in_tready(Split_1_out2_f0_tready),
-    .out_tdata(Split_1_out2_f0_q_tdata),
-    .out_tvalid(Split_1_out2_f0_q_tvalid),
-    .out_tready(Split_1_out2_f0_q_tready)
-  );
-
-  bhpe_fifo #(
-    .Width(8),
-    .Depth(202)
-  ) u_fifo_Split_1_out2_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Split_1_out2_f1_tdata),
-    .in_tvalid(Split_1_out2_f1_tvalid),
-    .in_tready(Split_1_out2_f1_tready),
-    .out_tdata(Split_1_out2_f1_q_tdata),
-    .out_tvalid(Split_1_out2_f1_q_tvalid),
-    .out_tready(Split_1_out2_f1_q_tready)
-  );
-
-  bhpe_fifo #(
-    .Width(8),
-    .Depth(8)
-  ) u_fifo_Split_1_out3_f0 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Split_1_out3_f0_tdata),
-    .in_tvalid(Split_1_out3_f0_tvalid),
-    .in_tready(Split_1_out3_f0_tready),
-    .out_tdata(Split_1_out3_f0_q_tdata),
-    .out_tvalid(Split_1_out3_f0_q_tvalid),
-    .out_tready(Split_1_out3_f0_q_tready)
-  );
-
-  bhpe_fifo #(
-    .Width(8),
-    .Depth(202)
-  ) u_fifo_Split_1_out3_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Split_1_out3_f1_tdata),
-    .in_tvalid(Split_1_out3_f1_tvalid),
-    .in_tready(Split_1_out3_f1_tready),
-    .out_tdata(Split_1_out3_f1_q_tdata),
-    .out_tvalid(Split_1_out3_f1_q_tvalid),
-    .out_tready(Split_1_out3_f1_q_tready)
+    .in_tdata(t__blocks_blocks_3_convs_0_Split_output_0_f00_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_Split_output_0_f00_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_Split_output_0_f00_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_Split_output_0_f00_q_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_Split_output_0_f00_q_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_Split_output_0_f00_q_tready)
   );
 
   bhpe_sign #(
     .Lanes(1),
     .InW(8)
-  ) u_BipolarQuant_33 (
+  ) u_t__blocks_blocks_3_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Split_1_out0_f0_q_tdata),
-    .in_tvalid(Split_1_out0_f0_q_tvalid),
-    .in_tready(Split_1_out0_f0_q_tready),
-    .out_tdata(BipolarQuant_33_out0_tdata),
-    .out_tvalid(BipolarQuant_33_out0_tvalid),
-    .out_tready(BipolarQuant_33_out0_tready)
-  );
-
-  bhpe_sign #(
-    .Lanes(1),
-    .InW(8)
-  ) u_BipolarQuant_34 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Split_1_out1_f0_q_tdata),
-    .in_tvalid(Split_1_out1_f0_q_tvalid),
-    .in_tready(Split_1_out1_f0_q_tready),
-    .out_tdata(BipolarQuant_34_out0_tdata),
-    .out_tvalid(BipolarQuant_34_out0_tvalid),
-    .out_tready(BipolarQuant_34_out0_tready)
-  );
-
-  bhpe_sign #(
-    .Lanes(1),
-    .InW(8)
-  ) u_BipolarQuant_35 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Split_1_out2_f0_q_tdata),
-    .in_tvalid(Split_1_out2_f0_q_tvalid),
-    .in_tready(Split_1_out2_f0_q_tready),
-    .out_tdata(BipolarQuant_35_out0_tdata),
-    .out_tvalid(BipolarQuant_35_out0_tvalid),
-    .out_tready(BipolarQuant_35_out0_tready)
-  );
-
-  bhpe_sign #(
-    .Lanes(1),
-    .InW(8)
-  ) u_BipolarQuant_36 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Split_1_out3_f0_q_tdata),
-    .in_tvalid(Split_1_out3_f0_q_tvalid),
-    .in_tready(Split_1_out3_f0_q_tready),
-    .out_tdata(BipolarQuant_36_out0_tdata),
-    .out_tvalid(BipolarQuant_36_out0_tvalid),
-    .out_tready(BipolarQuant_36_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_0_Split_output_0_f00_q_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_Split_output_0_f00_q_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_Split_output_0_f00_q_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tready)
   );
 
   bhpe_dwc #(
     .ElemW(1),
     .InLanes(1),
     .OutLanes(2)
-  ) u_dwc_BipolarQuant_33_out0 (
+  ) u_dwc__blocks_blocks_3_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(BipolarQuant_33_out0_tdata),
-    .in_tvalid(BipolarQuant_33_out0_tvalid),
-    .in_tready(BipolarQuant_33_out0_tready),
-    .out_tdata(BipolarQuant_33_out0_l2_tdata),
-    .out_tvalid(BipolarQuant_33_out0_l2_tvalid),
-    .out_tready(BipolarQuant_33_out0_l2_tready)
+    .in_tdata(t__blocks_blocks_3_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready)
   );
 
   bhpe_swg #(
@@ -5126,16 +4986,16 @@ module bhpe_top (
     .K(1),
     .S(1),
     .Pad(0)
-  ) u_Conv_15_swg (
+  ) u_t__blocks_blocks_3_convs_0_branches_0_conv_hw_Conv_swg (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(BipolarQuant_33_out0_l2_tdata),
-    .in_tvalid(BipolarQuant_33_out0_l2_tvalid),
-    .in_tready(BipolarQuant_33_out0_l2_tready),
-    .out_tdata(Conv_15_windows_tdata),
-    .out_tvalid(Conv_15_windows_tvalid),
-    .out_tready(Conv_15_windows_tready),
-    .out_tmask(Conv_15_windows_tmask)
+    .in_tdata(t__blocks_blocks_3_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_branches_0_conv_hw_Conv_windows_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_branches_0_conv_hw_Conv_windows_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_branches_0_conv_hw_Conv_windows_tready),
+    .out_tmask(t__blocks_blocks_3_convs_0_branches_0_conv_hw_Conv_windows_tmask)
   );
 
   bhpe_xnor_mvu #(
@@ -5144,17 +5004,17 @@ module bhpe_top (
     .Pe(1),
     .Simd(2),
     .AccW(5),
-    .InitFile("mem/Conv_15_InitFile.hex")
-  ) u_Conv_15 (
+    .InitFile("mem/t__blocks_blocks_3_convs_0_branches_0_conv_hw_Conv_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_0_branches_0_conv_hw_Conv (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_15_windows_tdata),
-    .in_tvalid(Conv_15_windows_tvalid),
-    .in_tready(Conv_15_windows_tready),
-    .in_tmask(Conv_15_windows_tmask),
-    .out_tdata(Conv_15_acc_tdata),
-    .out_tvalid(Conv_15_acc_tvalid),
-    .out_tready(Conv_15_acc_tready)
+    .in_tdata(t__blocks_blocks_3_convs_0_branches_0_conv_hw_Conv_windows_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_branches_0_conv_hw_Conv_windows_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_branches_0_conv_hw_Conv_windows_tready),
+    .in_tmask(t__blocks_blocks_3_convs_0_branches_0_conv_hw_Conv_windows_tmask),
+    .out_tdata(t__blocks_blocks_3_convs_0_branches_0_conv_hw_Conv_acc_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_branches_0_conv_hw_Conv_acc_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_branches_0_conv_hw_Conv_acc_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -5164,16 +5024,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(-3),
-    .InitFile("mem/Mul_26_InitFile.hex")
-  ) u_Mul_26 (
+    .InitFile("mem/t__blocks_blocks_3_convs_0_branches_0_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_0_branches_0_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_15_acc_tdata),
-    .in_tvalid(Conv_15_acc_tvalid),
-    .in_tready(Conv_15_acc_tready),
-    .out_tdata(Quant_107_out0_tdata),
-    .out_tvalid(Quant_107_out0_tvalid),
-    .out_tready(Quant_107_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_0_branches_0_conv_hw_Conv_acc_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_branches_0_conv_hw_Conv_acc_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_branches_0_conv_hw_Conv_acc_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_branches_0_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_branches_0_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_branches_0_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -5182,16 +5042,16 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Sub_12_InitFile.hex")
-  ) u_Sub_12 (
+    .InitFile("mem/t__blocks_blocks_3_convs_0_branches_0_rprelu_Sub_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_0_branches_0_rprelu_Sub (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_107_out0_tdata),
-    .in_tvalid(Quant_107_out0_tvalid),
-    .in_tready(Quant_107_out0_tready),
-    .out_tdata(Quant_111_out0_tdata),
-    .out_tvalid(Quant_111_out0_tvalid),
-    .out_tready(Quant_111_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_0_branches_0_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_branches_0_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_branches_0_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_prelu #(
@@ -5201,16 +5061,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(8),
-    .InitFile("mem/PRelu_12_InitFile.hex")
-  ) u_PRelu_12 (
+    .InitFile("mem/t__blocks_blocks_3_convs_0_branches_0_rprelu_PRelu_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_0_branches_0_rprelu_PRelu (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_111_out0_tdata),
-    .in_tvalid(Quant_111_out0_tvalid),
-    .in_tready(Quant_111_out0_tready),
-    .out_tdata(Quant_115_out0_tdata),
-    .out_tvalid(Quant_115_out0_tvalid),
-    .out_tready(Quant_115_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_0_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -5219,16 +5079,30 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Add_42_InitFile.hex")
-  ) u_Add_42 (
+    .InitFile("mem/t__blocks_blocks_3_convs_0_branches_0_rprelu_Add_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_0_branches_0_rprelu_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_115_out0_tdata),
-    .in_tvalid(Quant_115_out0_tvalid),
-    .in_tready(Quant_115_out0_tready),
-    .out_tdata(Quant_119_out0_tdata),
-    .out_tvalid(Quant_119_out0_tvalid),
-    .out_tready(Quant_119_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_0_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready)
+  );
+
+  bhpe_fifo #(
+    .Width(8),
+    .Depth(202)
+  ) u_fifo__blocks_blocks_3_convs_0_Split_output_0_f01 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_3_convs_0_Split_output_0_f01_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_Split_output_0_f01_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_Split_output_0_f01_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_Split_output_0_f01_q_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_Split_output_0_f01_q_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_Split_output_0_f01_q_tready)
   );
 
   bhpe_epi_joinadd #(
@@ -5238,33 +5112,61 @@ module bhpe_top (
     .OutW(16),
     .ShiftA(0),
     .ShiftB(3)
-  ) u_Add_46 (
+  ) u_t__blocks_blocks_3_convs_0_branches_0_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .a_tdata(Quant_119_out0_tdata),
-    .a_tvalid(Quant_119_out0_tvalid),
-    .a_tready(Quant_119_out0_tready),
-    .b_tdata(Split_1_out0_f1_q_tdata),
-    .b_tvalid(Split_1_out0_f1_q_tvalid),
-    .b_tready(Split_1_out0_f1_q_tready),
-    .out_tdata(Quant_123_out0_tdata),
-    .out_tvalid(Quant_123_out0_tvalid),
-    .out_tready(Quant_123_out0_tready)
+    .a_tdata(t__blocks_blocks_3_convs_0_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .a_tvalid(t__blocks_blocks_3_convs_0_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .a_tready(t__blocks_blocks_3_convs_0_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready),
+    .b_tdata(t__blocks_blocks_3_convs_0_Split_output_0_f01_q_tdata),
+    .b_tvalid(t__blocks_blocks_3_convs_0_Split_output_0_f01_q_tvalid),
+    .b_tready(t__blocks_blocks_3_convs_0_Split_output_0_f01_q_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tready)
+  );
+
+  bhpe_fifo #(
+    .Width(8),
+    .Depth(8)
+  ) u_fifo__blocks_blocks_3_convs_0_Split_output_1_f00 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_3_convs_0_Split_output_1_f00_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_Split_output_1_f00_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_Split_output_1_f00_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_Split_output_1_f00_q_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_Split_output_1_f00_q_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_Split_output_1_f00_q_tready)
+  );
+
+  bhpe_sign #(
+    .Lanes(1),
+    .InW(8)
+  ) u_t__blocks_blocks_3_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_3_convs_0_Split_output_1_f00_q_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_Split_output_1_f00_q_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_Split_output_1_f00_q_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tready)
   );
 
   bhpe_dwc #(
     .ElemW(1),
     .InLanes(1),
     .OutLanes(2)
-  ) u_dwc_BipolarQuant_34_out0 (
+  ) u_dwc__blocks_blocks_3_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(BipolarQuant_34_out0_tdata),
-    .in_tvalid(BipolarQuant_34_out0_tvalid),
-    .in_tready(BipolarQuant_34_out0_tready),
-    .out_tdata(BipolarQuant_34_out0_l2_tdata),
-    .out_tvalid(BipolarQuant_34_out0_l2_tvalid),
-    .out_tready(BipolarQuant_34_out0_l2_tready)
+    .in_tdata(t__blocks_blocks_3_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready)
   );
 
   bhpe_swg #(
@@ -5276,16 +5178,16 @@ module bhpe_top (
     .K(1),
     .S(1),
     .Pad(0)
-  ) u_Conv_16_swg (
+  ) u_t__blocks_blocks_3_convs_0_branches_1_conv_hw_Conv_swg (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(BipolarQuant_34_out0_l2_tdata),
-    .in_tvalid(BipolarQuant_34_out0_l2_tvalid),
-    .in_tready(BipolarQuant_34_out0_l2_tready),
-    .out_tdata(Conv_16_windows_tdata),
-    .out_tvalid(Conv_16_windows_tvalid),
-    .out_tready(Conv_16_windows_tready),
-    .out_tmask(Conv_16_windows_tmask)
+    .in_tdata(t__blocks_blocks_3_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_branches_1_conv_hw_Conv_windows_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_branches_1_conv_hw_Conv_windows_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_branches_1_conv_hw_Conv_windows_tready),
+    .out_tmask(t__blocks_blocks_3_convs_0_branches_1_conv_hw_Conv_windows_tmask)
   );
 
   bhpe_xnor_mvu #(
@@ -5294,17 +5196,17 @@ module bhpe_top (
     .Pe(1),
     .Simd(2),
     .AccW(5),
-    .InitFile("mem/Conv_16_InitFile.hex")
-  ) u_Conv_16 (
+    .InitFile("mem/t__blocks_blocks_3_convs_0_branches_1_conv_hw_Conv_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_0_branches_1_conv_hw_Conv (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_16_windows_tdata),
-    .in_tvalid(Conv_16_windows_tvalid),
-    .in_tready(Conv_16_windows_tready),
-    .in_tmask(Conv_16_windows_tmask),
-    .out_tdata(Conv_16_acc_tdata),
-    .out_tvalid(Conv_16_acc_tvalid),
-    .out_tready(Conv_16_acc_tready)
+    .in_tdata(t__blocks_blocks_3_convs_0_branches_1_conv_hw_Conv_windows_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_branches_1_conv_hw_Conv_windows_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_branches_1_conv_hw_Conv_windows_tready),
+    .in_tmask(t__blocks_blocks_3_convs_0_branches_1_conv_hw_Conv_windows_tmask),
+    .out_tdata(t__blocks_blocks_3_convs_0_branches_1_conv_hw_Conv_acc_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_branches_1_conv_hw_Conv_acc_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_branches_1_conv_hw_Conv_acc_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -5314,16 +5216,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(-4),
-    .InitFile("mem/Mul_27_InitFile.hex")
-  ) u_Mul_27 (
+    .InitFile("mem/t__blocks_blocks_3_convs_0_branches_1_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_0_branches_1_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_16_acc_tdata),
-    .in_tvalid(Conv_16_acc_tvalid),
-    .in_tready(Conv_16_acc_tready),
-    .out_tdata(Quant_108_out0_tdata),
-    .out_tvalid(Quant_108_out0_tvalid),
-    .out_tready(Quant_108_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_0_branches_1_conv_hw_Conv_acc_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_branches_1_conv_hw_Conv_acc_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_branches_1_conv_hw_Conv_acc_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_branches_1_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_branches_1_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_branches_1_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -5332,16 +5234,16 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Sub_13_InitFile.hex")
-  ) u_Sub_13 (
+    .InitFile("mem/t__blocks_blocks_3_convs_0_branches_1_rprelu_Sub_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_0_branches_1_rprelu_Sub (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_108_out0_tdata),
-    .in_tvalid(Quant_108_out0_tvalid),
-    .in_tready(Quant_108_out0_tready),
-    .out_tdata(Quant_112_out0_tdata),
-    .out_tvalid(Quant_112_out0_tvalid),
-    .out_tready(Quant_112_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_0_branches_1_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_branches_1_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_branches_1_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_prelu #(
@@ -5351,16 +5253,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(8),
-    .InitFile("mem/PRelu_13_InitFile.hex")
-  ) u_PRelu_13 (
+    .InitFile("mem/t__blocks_blocks_3_convs_0_branches_1_rprelu_PRelu_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_0_branches_1_rprelu_PRelu (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_112_out0_tdata),
-    .in_tvalid(Quant_112_out0_tvalid),
-    .in_tready(Quant_112_out0_tready),
-    .out_tdata(Quant_116_out0_tdata),
-    .out_tvalid(Quant_116_out0_tvalid),
-    .out_tready(Quant_116_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_0_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -5369,16 +5271,30 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Add_43_InitFile.hex")
-  ) u_Add_43 (
+    .InitFile("mem/t__blocks_blocks_3_convs_0_branches_1_rprelu_Add_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_0_branches_1_rprelu_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_116_out0_tdata),
-    .in_tvalid(Quant_116_out0_tvalid),
-    .in_tready(Quant_116_out0_tready),
-    .out_tdata(Quant_120_out0_tdata),
-    .out_tvalid(Quant_120_out0_tvalid),
-    .out_tready(Quant_120_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_0_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready)
+  );
+
+  bhpe_fifo #(
+    .Width(8),
+    .Depth(202)
+  ) u_fifo__blocks_blocks_3_convs_0_Split_output_1_f01 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_3_convs_0_Split_output_1_f01_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_Split_output_1_f01_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_Split_output_1_f01_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_Split_output_1_f01_q_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_Split_output_1_f01_q_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_Split_output_1_f01_q_tready)
   );
 
   bhpe_epi_joinadd #(
@@ -5388,18 +5304,18 @@ module bhpe_top (
     .OutW(16),
     .ShiftA(0),
     .ShiftB(3)
-  ) u_Add_47 (
+  ) u_t__blocks_blocks_3_convs_0_branches_1_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .a_tdata(Quant_120_out0_tdata),
-    .a_tvalid(Quant_120_out0_tvalid),
-    .a_tready(Quant_120_out0_tready),
-    .b_tdata(Split_1_out1_f1_q_tdata),
-    .b_tvalid(Split_1_out1_f1_q_tvalid),
-    .b_tready(Split_1_out1_f1_q_tready),
-    .out_tdata(Quant_124_out0_tdata),
-    .out_tvalid(Quant_124_out0_tvalid),
-    .out_tready(Quant_124_out0_tready)
+    .a_tdata(t__blocks_blocks_3_convs_0_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .a_tvalid(t__blocks_blocks_3_convs_0_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .a_tready(t__blocks_blocks_3_convs_0_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready),
+    .b_tdata(t__blocks_blocks_3_convs_0_Split_output_1_f01_q_tdata),
+    .b_tvalid(t__blocks_blocks_3_convs_0_Split_output_1_f01_q_tvalid),
+    .b_tready(t__blocks_blocks_3_convs_0_Split_output_1_f01_q_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_joinadd #(
@@ -5409,33 +5325,61 @@ module bhpe_top (
     .OutW(16),
     .ShiftA(0),
     .ShiftB(0)
-  ) u_Add_50 (
+  ) u_t__blocks_blocks_3_convs_0_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .a_tdata(Quant_123_out0_tdata),
-    .a_tvalid(Quant_123_out0_tvalid),
-    .a_tready(Quant_123_out0_tready),
-    .b_tdata(Quant_124_out0_tdata),
-    .b_tvalid(Quant_124_out0_tvalid),
-    .b_tready(Quant_124_out0_tready),
-    .out_tdata(Quant_127_out0_tdata),
-    .out_tvalid(Quant_127_out0_tvalid),
-    .out_tready(Quant_127_out0_tready)
+    .a_tdata(t__blocks_blocks_3_convs_0_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .a_tvalid(t__blocks_blocks_3_convs_0_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .a_tready(t__blocks_blocks_3_convs_0_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .b_tdata(t__blocks_blocks_3_convs_0_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .b_tvalid(t__blocks_blocks_3_convs_0_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .b_tready(t__blocks_blocks_3_convs_0_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_qx_act_quant_export_handler_Quant_output_0_tready)
+  );
+
+  bhpe_fifo #(
+    .Width(8),
+    .Depth(8)
+  ) u_fifo__blocks_blocks_3_convs_0_Split_output_2_f00 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_3_convs_0_Split_output_2_f00_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_Split_output_2_f00_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_Split_output_2_f00_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_Split_output_2_f00_q_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_Split_output_2_f00_q_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_Split_output_2_f00_q_tready)
+  );
+
+  bhpe_sign #(
+    .Lanes(1),
+    .InW(8)
+  ) u_t__blocks_blocks_3_convs_0_branches_2_sign_act_quant_export_handler_BipolarQuant (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_3_convs_0_Split_output_2_f00_q_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_Split_output_2_f00_q_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_Split_output_2_f00_q_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_tready)
   );
 
   bhpe_dwc #(
     .ElemW(1),
     .InLanes(1),
     .OutLanes(2)
-  ) u_dwc_BipolarQuant_35_out0 (
+  ) u_dwc__blocks_blocks_3_convs_0_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(BipolarQuant_35_out0_tdata),
-    .in_tvalid(BipolarQuant_35_out0_tvalid),
-    .in_tready(BipolarQuant_35_out0_tready),
-    .out_tdata(BipolarQuant_35_out0_l2_tdata),
-    .out_tvalid(BipolarQuant_35_out0_l2_tvalid),
-    .out_tready(BipolarQuant_35_out0_l2_tready)
+    .in_tdata(t__blocks_blocks_3_convs_0_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready)
   );
 
   bhpe_swg #(
@@ -5447,16 +5391,16 @@ module bhpe_top (
     .K(1),
     .S(1),
     .Pad(0)
-  ) u_Conv_17_swg (
+  ) u_t__blocks_blocks_3_convs_0_branches_2_conv_hw_Conv_swg (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(BipolarQuant_35_out0_l2_tdata),
-    .in_tvalid(BipolarQuant_35_out0_l2_tvalid),
-    .in_tready(BipolarQuant_35_out0_l2_tready),
-    .out_tdata(Conv_17_windows_tdata),
-    .out_tvalid(Conv_17_windows_tvalid),
-    .out_tready(Conv_17_windows_tready),
-    .out_tmask(Conv_17_windows_tmask)
+    .in_tdata(t__blocks_blocks_3_convs_0_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_branches_2_conv_hw_Conv_windows_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_branches_2_conv_hw_Conv_windows_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_branches_2_conv_hw_Conv_windows_tready),
+    .out_tmask(t__blocks_blocks_3_convs_0_branches_2_conv_hw_Conv_windows_tmask)
   );
 
   bhpe_xnor_mvu #(
@@ -5465,17 +5409,17 @@ module bhpe_top (
     .Pe(1),
     .Simd(2),
     .AccW(5),
-    .InitFile("mem/Conv_17_InitFile.hex")
-  ) u_Conv_17 (
+    .InitFile("mem/t__blocks_blocks_3_convs_0_branches_2_conv_hw_Conv_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_0_branches_2_conv_hw_Conv (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_17_windows_tdata),
-    .in_tvalid(Conv_17_windows_tvalid),
-    .in_tready(Conv_17_windows_tready),
-    .in_tmask(Conv_17_windows_tmask),
-    .out_tdata(Conv_17_acc_tdata),
-    .out_tvalid(Conv_17_acc_tvalid),
-    .out_tready(Conv_17_acc_tready)
+    .in_tdata(t__blocks_blocks_3_convs_0_branches_2_conv_hw_Conv_windows_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_branches_2_conv_hw_Conv_windows_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_branches_2_conv_hw_Conv_windows_tready),
+    .in_tmask(t__blocks_blocks_3_convs_0_branches_2_conv_hw_Conv_windows_tmask),
+    .out_tdata(t__blocks_blocks_3_convs_0_branches_2_conv_hw_Conv_acc_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_branches_2_conv_hw_Conv_acc_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_branches_2_conv_hw_Conv_acc_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -5485,16 +5429,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(-3),
-    .InitFile("mem/Mul_28_InitFile.hex")
-  ) u_Mul_28 (
+    .InitFile("mem/t__blocks_blocks_3_convs_0_branches_2_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_0_branches_2_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_17_acc_tdata),
-    .in_tvalid(Conv_17_acc_tvalid),
-    .in_tready(Conv_17_acc_tready),
-    .out_tdata(Quant_109_out0_tdata),
-    .out_tvalid(Quant_109_out0_tvalid),
-    .out_tready(Quant_109_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_0_branches_2_conv_hw_Conv_acc_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_branches_2_conv_hw_Conv_acc_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_branches_2_conv_hw_Conv_acc_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_branches_2_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_branches_2_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_branches_2_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -5503,16 +5447,16 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Sub_14_InitFile.hex")
-  ) u_Sub_14 (
+    .InitFile("mem/t__blocks_blocks_3_convs_0_branches_2_rprelu_Sub_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_0_branches_2_rprelu_Sub (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_109_out0_tdata),
-    .in_tvalid(Quant_109_out0_tvalid),
-    .in_tready(Quant_109_out0_tready),
-    .out_tdata(Quant_113_out0_tdata),
-    .out_tvalid(Quant_113_out0_tvalid),
-    .out_tready(Quant_113_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_0_branches_2_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_branches_2_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_branches_2_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_branches_2_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_branches_2_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_branches_2_rprelu_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_prelu #(
@@ -5522,16 +5466,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(8),
-    .InitFile("mem/PRelu_14_InitFile.hex")
-  ) u_PRelu_14 (
+    .InitFile("mem/t__blocks_blocks_3_convs_0_branches_2_rprelu_PRelu_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_0_branches_2_rprelu_PRelu (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_113_out0_tdata),
-    .in_tvalid(Quant_113_out0_tvalid),
-    .in_tready(Quant_113_out0_tready),
-    .out_tdata(Quant_117_out0_tdata),
-    .out_tvalid(Quant_117_out0_tvalid),
-    .out_tready(Quant_117_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_0_branches_2_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_branches_2_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_branches_2_rprelu_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_branches_2_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_branches_2_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_branches_2_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -5540,16 +5484,30 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Add_44_InitFile.hex")
-  ) u_Add_44 (
+    .InitFile("mem/t__blocks_blocks_3_convs_0_branches_2_rprelu_Add_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_0_branches_2_rprelu_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_117_out0_tdata),
-    .in_tvalid(Quant_117_out0_tvalid),
-    .in_tready(Quant_117_out0_tready),
-    .out_tdata(Quant_121_out0_tdata),
-    .out_tvalid(Quant_121_out0_tvalid),
-    .out_tready(Quant_121_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_0_branches_2_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_branches_2_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_branches_2_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_branches_2_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_branches_2_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_branches_2_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready)
+  );
+
+  bhpe_fifo #(
+    .Width(8),
+    .Depth(202)
+  ) u_fifo__blocks_blocks_3_convs_0_Split_output_2_f01 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_3_convs_0_Split_output_2_f01_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_Split_output_2_f01_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_Split_output_2_f01_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_Split_output_2_f01_q_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_Split_output_2_f01_q_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_Split_output_2_f01_q_tready)
   );
 
   bhpe_epi_joinadd #(
@@ -5559,18 +5517,18 @@ module bhpe_top (
     .OutW(16),
     .ShiftA(0),
     .ShiftB(3)
-  ) u_Add_48 (
+  ) u_t__blocks_blocks_3_convs_0_branches_2_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .a_tdata(Quant_121_out0_tdata),
-    .a_tvalid(Quant_121_out0_tvalid),
-    .a_tready(Quant_121_out0_tready),
-    .b_tdata(Split_1_out2_f1_q_tdata),
-    .b_tvalid(Split_1_out2_f1_q_tvalid),
-    .b_tready(Split_1_out2_f1_q_tready),
-    .out_tdata(Quant_125_out0_tdata),
-    .out_tvalid(Quant_125_out0_tvalid),
-    .out_tready(Quant_125_out0_tready)
+    .a_tdata(t__blocks_blocks_3_convs_0_branches_2_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .a_tvalid(t__blocks_blocks_3_convs_0_branches_2_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .a_tready(t__blocks_blocks_3_convs_0_branches_2_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready),
+    .b_tdata(t__blocks_blocks_3_convs_0_Split_output_2_f01_q_tdata),
+    .b_tvalid(t__blocks_blocks_3_convs_0_Split_output_2_f01_q_tvalid),
+    .b_tready(t__blocks_blocks_3_convs_0_Split_output_2_f01_q_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_branches_2_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_branches_2_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_branches_2_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_joinadd #(
@@ -5580,33 +5538,61 @@ module bhpe_top (
     .OutW(16),
     .ShiftA(0),
     .ShiftB(0)
-  ) u_Add_51 (
+  ) u_t__blocks_blocks_3_convs_0_Add_1 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .a_tdata(Quant_127_out0_tdata),
-    .a_tvalid(Quant_127_out0_tvalid),
-    .a_tready(Quant_127_out0_tready),
-    .b_tdata(Quant_125_out0_tdata),
-    .b_tvalid(Quant_125_out0_tvalid),
-    .b_tready(Quant_125_out0_tready),
-    .out_tdata(Quant_128_out0_tdata),
-    .out_tvalid(Quant_128_out0_tvalid),
-    .out_tready(Quant_128_out0_tready)
+    .a_tdata(t__blocks_blocks_3_convs_0_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .a_tvalid(t__blocks_blocks_3_convs_0_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .a_tready(t__blocks_blocks_3_convs_0_qx_act_quant_export_handler_Quant_output_0_tready),
+    .b_tdata(t__blocks_blocks_3_convs_0_branches_2_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .b_tvalid(t__blocks_blocks_3_convs_0_branches_2_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .b_tready(t__blocks_blocks_3_convs_0_branches_2_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_qx_act_quant_export_handler_1_Quant_output_0_tready)
+  );
+
+  bhpe_fifo #(
+    .Width(8),
+    .Depth(8)
+  ) u_fifo__blocks_blocks_3_convs_0_Split_output_3_f00 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_3_convs_0_Split_output_3_f00_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_Split_output_3_f00_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_Split_output_3_f00_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_Split_output_3_f00_q_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_Split_output_3_f00_q_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_Split_output_3_f00_q_tready)
+  );
+
+  bhpe_sign #(
+    .Lanes(1),
+    .InW(8)
+  ) u_t__blocks_blocks_3_convs_0_branches_3_sign_act_quant_export_handler_BipolarQuant (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_3_convs_0_Split_output_3_f00_q_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_Split_output_3_f00_q_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_Split_output_3_f00_q_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_tready)
   );
 
   bhpe_dwc #(
     .ElemW(1),
     .InLanes(1),
     .OutLanes(2)
-  ) u_dwc_BipolarQuant_36_out0 (
+  ) u_dwc__blocks_blocks_3_convs_0_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(BipolarQuant_36_out0_tdata),
-    .in_tvalid(BipolarQuant_36_out0_tvalid),
-    .in_tready(BipolarQuant_36_out0_tready),
-    .out_tdata(BipolarQuant_36_out0_l2_tdata),
-    .out_tvalid(BipolarQuant_36_out0_l2_tvalid),
-    .out_tready(BipolarQuant_36_out0_l2_tready)
+    .in_tdata(t__blocks_blocks_3_convs_0_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready)
   );
 
   bhpe_swg #(
@@ -5618,16 +5604,16 @@ module bhpe_top (
     .K(1),
     .S(1),
     .Pad(0)
-  ) u_Conv_18_swg (
+  ) u_t__blocks_blocks_3_convs_0_branches_3_conv_hw_Conv_swg (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(BipolarQuant_36_out0_l2_tdata),
-    .in_tvalid(BipolarQuant_36_out0_l2_tvalid),
-    .in_tready(BipolarQuant_36_out0_l2_tready),
-    .out_tdata(Conv_18_windows_tdata),
-    .out_tvalid(Conv_18_windows_tvalid),
-    .out_tready(Conv_18_windows_tready),
-    .out_tmask(Conv_18_windows_tmask)
+    .in_tdata(t__blocks_blocks_3_convs_0_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_branches_3_conv_hw_Conv_windows_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_branches_3_conv_hw_Conv_windows_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_branches_3_conv_hw_Conv_windows_tready),
+    .out_tmask(t__blocks_blocks_3_convs_0_branches_3_conv_hw_Conv_windows_tmask)
   );
 
   bhpe_xnor_mvu #(
@@ -5636,17 +5622,17 @@ module bhpe_top (
     .Pe(1),
     .Simd(2),
     .AccW(5),
-    .InitFile("mem/Conv_18_InitFile.hex")
-  ) u_Conv_18 (
+    .InitFile("mem/t__blocks_blocks_3_convs_0_branches_3_conv_hw_Conv_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_0_branches_3_conv_hw_Conv (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_18_windows_tdata),
-    .in_tvalid(Conv_18_windows_tvalid),
-    .in_tready(Conv_18_windows_tready),
-    .in_tmask(Conv_18_windows_tmask),
-    .out_tdata(Conv_18_acc_tdata),
-    .out_tvalid(Conv_18_acc_tvalid),
-    .out_tready(Conv_18_acc_tready)
+    .in_tdata(t__blocks_blocks_3_convs_0_branches_3_conv_hw_Conv_windows_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_branches_3_conv_hw_Conv_windows_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_branches_3_conv_hw_Conv_windows_tready),
+    .in_tmask(t__blocks_blocks_3_convs_0_branches_3_conv_hw_Conv_windows_tmask),
+    .out_tdata(t__blocks_blocks_3_convs_0_branches_3_conv_hw_Conv_acc_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_branches_3_conv_hw_Conv_acc_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_branches_3_conv_hw_Conv_acc_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -5656,16 +5642,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(-4),
-    .InitFile("mem/Mul_29_InitFile.hex")
-  ) u_Mul_29 (
+    .InitFile("mem/t__blocks_blocks_3_convs_0_branches_3_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_0_branches_3_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_18_acc_tdata),
-    .in_tvalid(Conv_18_acc_tvalid),
-    .in_tready(Conv_18_acc_tready),
-    .out_tdata(Quant_110_out0_tdata),
-    .out_tvalid(Quant_110_out0_tvalid),
-    .out_tready(Quant_110_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_0_branches_3_conv_hw_Conv_acc_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_branches_3_conv_hw_Conv_acc_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_branches_3_conv_hw_Conv_acc_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_branches_3_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_branches_3_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_branches_3_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -5674,16 +5660,16 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Sub_15_InitFile.hex")
-  ) u_Sub_15 (
+    .InitFile("mem/t__blocks_blocks_3_convs_0_branches_3_rprelu_Sub_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_0_branches_3_rprelu_Sub (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_110_out0_tdata),
-    .in_tvalid(Quant_110_out0_tvalid),
-    .in_tready(Quant_110_out0_tready),
-    .out_tdata(Quant_114_out0_tdata),
-    .out_tvalid(Quant_114_out0_tvalid),
-    .out_tready(Quant_114_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_0_branches_3_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_branches_3_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_branches_3_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_branches_3_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_branches_3_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_branches_3_rprelu_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_prelu #(
@@ -5693,16 +5679,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(8),
-    .InitFile("mem/PRelu_15_InitFile.hex")
-  ) u_PRelu_15 (
+    .InitFile("mem/t__blocks_blocks_3_convs_0_branches_3_rprelu_PRelu_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_0_branches_3_rprelu_PRelu (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_114_out0_tdata),
-    .in_tvalid(Quant_114_out0_tvalid),
-    .in_tready(Quant_114_out0_tready),
-    .out_tdata(Quant_118_out0_tdata),
-    .out_tvalid(Quant_118_out0_tvalid),
-    .out_tready(Quant_118_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_0_branches_3_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_branches_3_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_branches_3_rprelu_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_branches_3_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_branches_3_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_branches_3_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -5711,16 +5697,30 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Add_45_InitFile.hex")
-  ) u_Add_45 (
+    .InitFile("mem/t__blocks_blocks_3_convs_0_branches_3_rprelu_Add_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_0_branches_3_rprelu_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_118_out0_tdata),
-    .in_tvalid(Quant_118_out0_tvalid),
-    .in_tready(Quant_118_out0_tready),
-    .out_tdata(Quant_122_out0_tdata),
-    .out_tvalid(Quant_122_out0_tvalid),
-    .out_tready(Quant_122_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_0_branches_3_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_branches_3_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_branches_3_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_branches_3_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_branches_3_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_branches_3_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready)
+  );
+
+  bhpe_fifo #(
+    .Width(8),
+    .Depth(202)
+  ) u_fifo__blocks_blocks_3_convs_0_Split_output_3_f01 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_3_convs_0_Split_output_3_f01_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_Split_output_3_f01_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_Split_output_3_f01_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_Split_output_3_f01_q_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_Split_output_3_f01_q_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_Split_output_3_f01_q_tready)
   );
 
   bhpe_epi_joinadd #(
@@ -5730,18 +5730,18 @@ module bhpe_top (
     .OutW(16),
     .ShiftA(0),
     .ShiftB(3)
-  ) u_Add_49 (
+  ) u_t__blocks_blocks_3_convs_0_branches_3_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .a_tdata(Quant_122_out0_tdata),
-    .a_tvalid(Quant_122_out0_tvalid),
-    .a_tready(Quant_122_out0_tready),
-    .b_tdata(Split_1_out3_f1_q_tdata),
-    .b_tvalid(Split_1_out3_f1_q_tvalid),
-    .b_tready(Split_1_out3_f1_q_tready),
-    .out_tdata(Quant_126_out0_tdata),
-    .out_tvalid(Quant_126_out0_tvalid),
-    .out_tready(Quant_126_out0_tready)
+    .a_tdata(t__blocks_blocks_3_convs_0_branches_3_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .a_tvalid(t__blocks_blocks_3_convs_0_branches_3_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .a_tready(t__blocks_blocks_3_convs_0_branches_3_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready),
+    .b_tdata(t__blocks_blocks_3_convs_0_Split_output_3_f01_q_tdata),
+    .b_tvalid(t__blocks_blocks_3_convs_0_Split_output_3_f01_q_tvalid),
+    .b_tready(t__blocks_blocks_3_convs_0_Split_output_3_f01_q_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_branches_3_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_branches_3_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_branches_3_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_joinadd #(
@@ -5751,18 +5751,18 @@ module bhpe_top (
     .OutW(16),
     .ShiftA(0),
     .ShiftB(0)
-  ) u_Add_52 (
+  ) u_t__blocks_blocks_3_convs_0_Add_2 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .a_tdata(Quant_128_out0_tdata),
-    .a_tvalid(Quant_128_out0_tvalid),
-    .a_tready(Quant_128_out0_tready),
-    .b_tdata(Quant_126_out0_tdata),
-    .b_tvalid(Quant_126_out0_tvalid),
-    .b_tready(Quant_126_out0_tready),
-    .out_tdata(Quant_129_out0_tdata),
-    .out_tvalid(Quant_129_out0_tvalid),
-    .out_tready(Quant_129_out0_tready)
+    .a_tdata(t__blocks_blocks_3_convs_0_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .a_tvalid(t__blocks_blocks_3_convs_0_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .a_tready(t__blocks_blocks_3_convs_0_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .b_tdata(t__blocks_blocks_3_convs_0_branches_3_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .b_tvalid(t__blocks_blocks_3_convs_0_branches_3_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .b_tready(t__blocks_blocks_3_convs_0_branches_3_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_qx_act_quant_export_handler_2_Quant_output_0_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -5772,16 +5772,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(6),
-    .InitFile("mem/Mul_30_InitFile.hex")
-  ) u_Mul_30 (
+    .InitFile("mem/t__blocks_blocks_3_convs_0_bn_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_0_bn_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_129_out0_tdata),
-    .in_tvalid(Quant_129_out0_tvalid),
-    .in_tready(Quant_129_out0_tready),
-    .out_tdata(Quant_130_out0_tdata),
-    .out_tvalid(Quant_130_out0_tvalid),
-    .out_tready(Quant_130_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_0_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_qx_act_quant_export_handler_2_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_bn_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -5790,16 +5790,16 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Add_53_InitFile.hex")
-  ) u_Add_53 (
+    .InitFile("mem/t__blocks_blocks_3_convs_0_bn_Add_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_0_bn_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_130_out0_tdata),
-    .in_tvalid(Quant_130_out0_tvalid),
-    .in_tready(Quant_130_out0_tready),
-    .out_tdata(Quant_131_out0_tdata),
-    .out_tvalid(Quant_131_out0_tvalid),
-    .out_tready(Quant_131_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_0_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_bn_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_requant #(
@@ -5808,88 +5808,74 @@ module bhpe_top (
     .OutW(8),
     .Shift(3),
     .Relu(0)
-  ) u_Quant_132 (
+  ) u_t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_131_out0_tdata),
-    .in_tvalid(Quant_131_out0_tvalid),
-    .in_tready(Quant_131_out0_tready),
-    .out_tdata(Quant_132_out0_tdata),
-    .out_tvalid(Quant_132_out0_tvalid),
-    .out_tready(Quant_132_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_fork #(
     .Width(8)
-  ) u_fork_Quant_132_out0 (
+  ) u_fork__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_132_out0_tdata),
-    .in_tvalid(Quant_132_out0_tvalid),
-    .in_tready(Quant_132_out0_tready),
-    .a_tdata(Quant_132_out0_f0_tdata),
-    .a_tvalid(Quant_132_out0_f0_tvalid),
-    .a_tready(Quant_132_out0_f0_tready),
-    .b_tdata(Quant_132_out0_f1_tdata),
-    .b_tvalid(Quant_132_out0_f1_tvalid),
-    .b_tready(Quant_132_out0_f1_tready)
+    .in_tdata(t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_tready),
+    .a_tdata(t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_tdata),
+    .a_tvalid(t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_tvalid),
+    .a_tready(t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_tready),
+    .b_tdata(t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_tdata),
+    .b_tvalid(t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_tvalid),
+    .b_tready(t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_tready)
   );
 
   bhpe_fifo #(
     .Width(8),
     .Depth(8)
-  ) u_fifo_Quant_132_out0_f0 (
+  ) u_fifo__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f00 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_132_out0_f0_tdata),
-    .in_tvalid(Quant_132_out0_f0_tvalid),
-    .in_tready(Quant_132_out0_f0_tready),
-    .out_tdata(Quant_132_out0_f0_q_tdata),
-    .out_tvalid(Quant_132_out0_f0_q_tvalid),
-    .out_tready(Quant_132_out0_f0_q_tready)
-  );
-
-  bhpe_fifo #(
-    .Width(8),
-    .Depth(432)
-  ) u_fifo_Quant_132_out0_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Quant_132_out0_f1_tdata),
-    .in_tvalid(Quant_132_out0_f1_tvalid),
-    .in_tready(Quant_132_out0_f1_tready),
-    .out_tdata(Quant_132_out0_f1_q_tdata),
-    .out_tvalid(Quant_132_out0_f1_q_tvalid),
-    .out_tready(Quant_132_out0_f1_q_tready)
+    .in_tdata(t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_tdata),
+    .in_tvalid(t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_tvalid),
+    .in_tready(t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_tready),
+    .out_tdata(t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_q_tdata),
+    .out_tvalid(t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_q_tvalid),
+    .out_tready(t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_q_tready)
   );
 
   bhpe_sign #(
     .Lanes(1),
     .InW(8)
-  ) u_BipolarQuant_37 (
+  ) u_t__blocks_blocks_3_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_132_out0_f0_q_tdata),
-    .in_tvalid(Quant_132_out0_f0_q_tvalid),
-    .in_tready(Quant_132_out0_f0_q_tready),
-    .out_tdata(BipolarQuant_37_out0_tdata),
-    .out_tvalid(BipolarQuant_37_out0_tvalid),
-    .out_tready(BipolarQuant_37_out0_tready)
+    .in_tdata(t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_q_tdata),
+    .in_tvalid(t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_q_tvalid),
+    .in_tready(t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f00_q_tready),
+    .out_tdata(t__blocks_blocks_3_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tready)
   );
 
   bhpe_dwc #(
     .ElemW(1),
     .InLanes(1),
     .OutLanes(8)
-  ) u_dwc_BipolarQuant_37_out0 (
+  ) u_dwc__blocks_blocks_3_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(BipolarQuant_37_out0_tdata),
-    .in_tvalid(BipolarQuant_37_out0_tvalid),
-    .in_tready(BipolarQuant_37_out0_tready),
-    .out_tdata(BipolarQuant_37_out0_l8_tdata),
-    .out_tvalid(BipolarQuant_37_out0_l8_tvalid),
-    .out_tready(BipolarQuant_37_out0_l8_tready)
+    .in_tdata(t__blocks_blocks_3_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l8_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l8_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l8_tready)
   );
 
   bhpe_swg #(
@@ -5901,16 +5887,16 @@ module bhpe_top (
     .K(3),
     .S(1),
     .Pad(1)
-  ) u_Conv_19_swg (
+  ) u_t__blocks_blocks_3_convs_1_branches_0_conv_hw_Conv_swg (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(BipolarQuant_37_out0_l8_tdata),
-    .in_tvalid(BipolarQuant_37_out0_l8_tvalid),
-    .in_tready(BipolarQuant_37_out0_l8_tready),
-    .out_tdata(Conv_19_windows_tdata),
-    .out_tvalid(Conv_19_windows_tvalid),
-    .out_tready(Conv_19_windows_tready),
-    .out_tmask(Conv_19_windows_tmask)
+    .in_tdata(t__blocks_blocks_3_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l8_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l8_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l8_tready),
+    .out_tdata(t__blocks_blocks_3_convs_1_branches_0_conv_hw_Conv_windows_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_1_branches_0_conv_hw_Conv_windows_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_1_branches_0_conv_hw_Conv_windows_tready),
+    .out_tmask(t__blocks_blocks_3_convs_1_branches_0_conv_hw_Conv_windows_tmask)
   );
 
   bhpe_xnor_mvu #(
@@ -5919,17 +5905,17 @@ module bhpe_top (
     .Pe(4),
     .Simd(8),
     .AccW(8),
-    .InitFile("mem/Conv_19_InitFile.hex")
-  ) u_Conv_19 (
+    .InitFile("mem/t__blocks_blocks_3_convs_1_branches_0_conv_hw_Conv_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_1_branches_0_conv_hw_Conv (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_19_windows_tdata),
-    .in_tvalid(Conv_19_windows_tvalid),
-    .in_tready(Conv_19_windows_tready),
-    .in_tmask(Conv_19_windows_tmask),
-    .out_tdata(Conv_19_acc_tdata),
-    .out_tvalid(Conv_19_acc_tvalid),
-    .out_tready(Conv_19_acc_tready)
+    .in_tdata(t__blocks_blocks_3_convs_1_branches_0_conv_hw_Conv_windows_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_1_branches_0_conv_hw_Conv_windows_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_1_branches_0_conv_hw_Conv_windows_tready),
+    .in_tmask(t__blocks_blocks_3_convs_1_branches_0_conv_hw_Conv_windows_tmask),
+    .out_tdata(t__blocks_blocks_3_convs_1_branches_0_conv_hw_Conv_acc_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_1_branches_0_conv_hw_Conv_acc_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_1_branches_0_conv_hw_Conv_acc_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -5939,16 +5925,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(-2),
-    .InitFile("mem/Mul_31_InitFile.hex")
-  ) u_Mul_31 (
+    .InitFile("mem/t__blocks_blocks_3_convs_1_branches_0_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_1_branches_0_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_19_acc_tdata),
-    .in_tvalid(Conv_19_acc_tvalid),
-    .in_tready(Conv_19_acc_tready),
-    .out_tdata(Quant_133_out0_tdata),
-    .out_tvalid(Quant_133_out0_tvalid),
-    .out_tready(Quant_133_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_1_branches_0_conv_hw_Conv_acc_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_1_branches_0_conv_hw_Conv_acc_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_1_branches_0_conv_hw_Conv_acc_tready),
+    .out_tdata(t__blocks_blocks_3_convs_1_branches_0_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_1_branches_0_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_1_branches_0_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -5957,16 +5943,16 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Sub_16_InitFile.hex")
-  ) u_Sub_16 (
+    .InitFile("mem/t__blocks_blocks_3_convs_1_branches_0_rprelu_Sub_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_1_branches_0_rprelu_Sub (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_133_out0_tdata),
-    .in_tvalid(Quant_133_out0_tvalid),
-    .in_tready(Quant_133_out0_tready),
-    .out_tdata(Quant_134_out0_tdata),
-    .out_tvalid(Quant_134_out0_tvalid),
-    .out_tready(Quant_134_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_1_branches_0_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_1_branches_0_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_1_branches_0_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_1_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_1_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_1_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_prelu #(
@@ -5976,16 +5962,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(8),
-    .InitFile("mem/PRelu_16_InitFile.hex")
-  ) u_PRelu_16 (
+    .InitFile("mem/t__blocks_blocks_3_convs_1_branches_0_rprelu_PRelu_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_1_branches_0_rprelu_PRelu (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_134_out0_tdata),
-    .in_tvalid(Quant_134_out0_tvalid),
-    .in_tready(Quant_134_out0_tready),
-    .out_tdata(Quant_135_out0_tdata),
-    .out_tvalid(Quant_135_out0_tvalid),
-    .out_tready(Quant_135_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_1_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_1_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_1_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_1_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_1_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_1_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -5994,31 +5980,45 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Add_54_InitFile.hex")
-  ) u_Add_54 (
+    .InitFile("mem/t__blocks_blocks_3_convs_1_branches_0_rprelu_Add_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_1_branches_0_rprelu_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_135_out0_tdata),
-    .in_tvalid(Quant_135_out0_tvalid),
-    .in_tready(Quant_135_out0_tready),
-    .out_tdata(Quant_136_out0_tdata),
-    .out_tvalid(Quant_136_out0_tvalid),
-    .out_tready(Quant_136_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_1_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_1_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_1_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready)
   );
 
   bhpe_dwc #(
     .ElemW(16),
     .InLanes(4),
     .OutLanes(1)
-  ) u_dwc_Quant_136_out0 (
+  ) u_dwc__blocks_blocks_3_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_136_out0_tdata),
-    .in_tvalid(Quant_136_out0_tvalid),
-    .in_tready(Quant_136_out0_tready),
-    .out_tdata(Quant_136_out0_l1_tdata),
-    .out_tvalid(Quant_136_out0_l1_tvalid),
-    .out_tready(Quant_136_out0_l1_tready)
+    .in_tdata(t__blocks_blocks_3_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_l1_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_l1_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_l1_tready)
+  );
+
+  bhpe_fifo #(
+    .Width(8),
+    .Depth(432)
+  ) u_fifo__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f01 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_tdata),
+    .in_tvalid(t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_tvalid),
+    .in_tready(t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_tready),
+    .out_tdata(t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_q_tdata),
+    .out_tvalid(t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_q_tvalid),
+    .out_tready(t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_q_tready)
   );
 
   bhpe_epi_joinadd #(
@@ -6028,18 +6028,18 @@ module bhpe_top (
     .OutW(16),
     .ShiftA(0),
     .ShiftB(3)
-  ) u_Add_55 (
+  ) u_t__blocks_blocks_3_convs_1_branches_0_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .a_tdata(Quant_136_out0_l1_tdata),
-    .a_tvalid(Quant_136_out0_l1_tvalid),
-    .a_tready(Quant_136_out0_l1_tready),
-    .b_tdata(Quant_132_out0_f1_q_tdata),
-    .b_tvalid(Quant_132_out0_f1_q_tvalid),
-    .b_tready(Quant_132_out0_f1_q_tready),
-    .out_tdata(Quant_137_out0_tdata),
-    .out_tvalid(Quant_137_out0_tvalid),
-    .out_tready(Quant_137_out0_tready)
+    .a_tdata(t__blocks_blocks_3_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_l1_tdata),
+    .a_tvalid(t__blocks_blocks_3_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_l1_tvalid),
+    .a_tready(t__blocks_blocks_3_convs_1_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_l1_tready),
+    .b_tdata(t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_q_tdata),
+    .b_tvalid(t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_q_tvalid),
+    .b_tready(t__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f01_q_tready),
+    .out_tdata(t__blocks_blocks_3_convs_1_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_1_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_1_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -6049,16 +6049,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(6),
-    .InitFile("mem/Mul_32_InitFile.hex")
-  ) u_Mul_32 (
+    .InitFile("mem/t__blocks_blocks_3_convs_1_branches_0_bn_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_1_branches_0_bn_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_137_out0_tdata),
-    .in_tvalid(Quant_137_out0_tvalid),
-    .in_tready(Quant_137_out0_tready),
-    .out_tdata(Quant_138_out0_tdata),
-    .out_tvalid(Quant_138_out0_tvalid),
-    .out_tready(Quant_138_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_1_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_1_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_1_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_1_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_1_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_1_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -6067,16 +6067,16 @@ module bhpe_top (
     .InW(16),
     .ConstW(10),
     .OutW(16),
-    .InitFile("mem/Add_56_InitFile.hex")
-  ) u_Add_56 (
+    .InitFile("mem/t__blocks_blocks_3_convs_1_branches_0_bn_Add_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_1_branches_0_bn_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_138_out0_tdata),
-    .in_tvalid(Quant_138_out0_tvalid),
-    .in_tready(Quant_138_out0_tready),
-    .out_tdata(Quant_139_out0_tdata),
-    .out_tvalid(Quant_139_out0_tvalid),
-    .out_tready(Quant_139_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_1_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_1_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_1_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_requant #(
@@ -6085,104 +6085,74 @@ module bhpe_top (
     .OutW(8),
     .Shift(3),
     .Relu(0)
-  ) u_Quant_140 (
+  ) u_t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_139_out0_tdata),
-    .in_tvalid(Quant_139_out0_tvalid),
-    .in_tready(Quant_139_out0_tready),
-    .out_tdata(Quant_140_out0_tdata),
-    .out_tvalid(Quant_140_out0_tvalid),
-    .out_tready(Quant_140_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_1_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_fork #(
     .Width(8)
-  ) u_fork_Quant_140_out0 (
+  ) u_fork__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_140_out0_tdata),
-    .in_tvalid(Quant_140_out0_tvalid),
-    .in_tready(Quant_140_out0_tready),
-    .a_tdata(Quant_140_out0_f0_tdata),
-    .a_tvalid(Quant_140_out0_f0_tvalid),
-    .a_tready(Quant_140_out0_f0_tready),
-    .b_tdata(Quant_140_out0_f1_tdata),
-    .b_tvalid(Quant_140_out0_f1_tvalid),
-    .b_tready(Quant_140_out0_f1_tready)
+    .in_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_tready),
+    .a_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f00_tdata),
+    .a_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f00_tvalid),
+    .a_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f00_tready),
+    .b_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f01_tdata),
+    .b_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f01_tvalid),
+    .b_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f01_tready)
   );
 
   bhpe_fifo #(
     .Width(8),
     .Depth(14)
-  ) u_fifo_Quant_140_out0_f0 (
+  ) u_fifo__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f00 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_140_out0_f0_tdata),
-    .in_tvalid(Quant_140_out0_f0_tvalid),
-    .in_tready(Quant_140_out0_f0_tready),
-    .out_tdata(Quant_140_out0_f0_q_tdata),
-    .out_tvalid(Quant_140_out0_f0_q_tvalid),
-    .out_tready(Quant_140_out0_f0_q_tready)
-  );
-
-  bhpe_fifo #(
-    .Width(8),
-    .Depth(186)
-  ) u_fifo_Quant_140_out0_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Quant_140_out0_f1_tdata),
-    .in_tvalid(Quant_140_out0_f1_tvalid),
-    .in_tready(Quant_140_out0_f1_tready),
-    .out_tdata(Quant_140_out0_f1_q_tdata),
-    .out_tvalid(Quant_140_out0_f1_q_tvalid),
-    .out_tready(Quant_140_out0_f1_q_tready)
+    .in_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f00_tdata),
+    .in_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f00_tvalid),
+    .in_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f00_tready),
+    .out_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f00_q_tdata),
+    .out_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f00_q_tvalid),
+    .out_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f00_q_tready)
   );
 
   bhpe_sign #(
     .Lanes(1),
     .InW(8)
-  ) u_BipolarQuant_38 (
+  ) u_t__blocks_blocks_3_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_140_out0_f0_q_tdata),
-    .in_tvalid(Quant_140_out0_f0_q_tvalid),
-    .in_tready(Quant_140_out0_f0_q_tready),
-    .out_tdata(BipolarQuant_38_out0_tdata),
-    .out_tvalid(BipolarQuant_38_out0_tvalid),
-    .out_tready(BipolarQuant_38_out0_tready)
-  );
-
-  bhpe_fork #(
-    .Width(8)
-  ) u_fork_Quant_140_out0_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Quant_140_out0_f1_q_tdata),
-    .in_tvalid(Quant_140_out0_f1_q_tvalid),
-    .in_tready(Quant_140_out0_f1_q_tready),
-    .a_tdata(Quant_140_out0_f1_f0_tdata),
-    .a_tvalid(Quant_140_out0_f1_f0_tvalid),
-    .a_tready(Quant_140_out0_f1_f0_tready),
-    .b_tdata(Quant_140_out0_f1_f1_tdata),
-    .b_tvalid(Quant_140_out0_f1_f1_tvalid),
-    .b_tready(Quant_140_out0_f1_f1_tready)
+    .in_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f00_q_tdata),
+    .in_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f00_q_tvalid),
+    .in_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f00_q_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tready)
   );
 
   bhpe_dwc #(
     .ElemW(1),
     .InLanes(1),
     .OutLanes(2)
-  ) u_dwc_BipolarQuant_38_out0 (
+  ) u_dwc__blocks_blocks_3_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(BipolarQuant_38_out0_tdata),
-    .in_tvalid(BipolarQuant_38_out0_tvalid),
-    .in_tready(BipolarQuant_38_out0_tready),
-    .out_tdata(BipolarQuant_38_out0_l2_tdata),
-    .out_tvalid(BipolarQuant_38_out0_l2_tvalid),
-    .out_tready(BipolarQuant_38_out0_l2_tready)
+    .in_tdata(t__blocks_blocks_3_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready)
   );
 
   bhpe_swg #(
@@ -6194,16 +6164,16 @@ module bhpe_top (
     .K(1),
     .S(1),
     .Pad(0)
-  ) u_Conv_20_swg (
+  ) u_t__blocks_blocks_3_convs_2_branches_0_conv_hw_Conv_swg (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(BipolarQuant_38_out0_l2_tdata),
-    .in_tvalid(BipolarQuant_38_out0_l2_tvalid),
-    .in_tready(BipolarQuant_38_out0_l2_tready),
-    .out_tdata(Conv_20_windows_tdata),
-    .out_tvalid(Conv_20_windows_tvalid),
-    .out_tready(Conv_20_windows_tready),
-    .out_tmask(Conv_20_windows_tmask)
+    .in_tdata(t__blocks_blocks_3_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_0_conv_hw_Conv_windows_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_0_conv_hw_Conv_windows_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_0_conv_hw_Conv_windows_tready),
+    .out_tmask(t__blocks_blocks_3_convs_2_branches_0_conv_hw_Conv_windows_tmask)
   );
 
   bhpe_xnor_mvu #(
@@ -6212,17 +6182,17 @@ module bhpe_top (
     .Pe(1),
     .Simd(2),
     .AccW(5),
-    .InitFile("mem/Conv_20_InitFile.hex")
-  ) u_Conv_20 (
+    .InitFile("mem/t__blocks_blocks_3_convs_2_branches_0_conv_hw_Conv_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_2_branches_0_conv_hw_Conv (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_20_windows_tdata),
-    .in_tvalid(Conv_20_windows_tvalid),
-    .in_tready(Conv_20_windows_tready),
-    .in_tmask(Conv_20_windows_tmask),
-    .out_tdata(Conv_20_acc_tdata),
-    .out_tvalid(Conv_20_acc_tvalid),
-    .out_tready(Conv_20_acc_tready)
+    .in_tdata(t__blocks_blocks_3_convs_2_branches_0_conv_hw_Conv_windows_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_2_branches_0_conv_hw_Conv_windows_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_2_branches_0_conv_hw_Conv_windows_tready),
+    .in_tmask(t__blocks_blocks_3_convs_2_branches_0_conv_hw_Conv_windows_tmask),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_0_conv_hw_Conv_acc_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_0_conv_hw_Conv_acc_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_0_conv_hw_Conv_acc_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -6232,16 +6202,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(-3),
-    .InitFile("mem/Mul_33_InitFile.hex")
-  ) u_Mul_33 (
+    .InitFile("mem/t__blocks_blocks_3_convs_2_branches_0_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_2_branches_0_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_20_acc_tdata),
-    .in_tvalid(Conv_20_acc_tvalid),
-    .in_tready(Conv_20_acc_tready),
-    .out_tdata(Quant_141_out0_tdata),
-    .out_tvalid(Quant_141_out0_tvalid),
-    .out_tready(Quant_141_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_2_branches_0_conv_hw_Conv_acc_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_2_branches_0_conv_hw_Conv_acc_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_2_branches_0_conv_hw_Conv_acc_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_0_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_0_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_0_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -6250,16 +6220,16 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Sub_17_InitFile.hex")
-  ) u_Sub_17 (
+    .InitFile("mem/t__blocks_blocks_3_convs_2_branches_0_rprelu_Sub_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_2_branches_0_rprelu_Sub (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_141_out0_tdata),
-    .in_tvalid(Quant_141_out0_tvalid),
-    .in_tready(Quant_141_out0_tready),
-    .out_tdata(Quant_145_out0_tdata),
-    .out_tvalid(Quant_145_out0_tvalid),
-    .out_tready(Quant_145_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_2_branches_0_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_2_branches_0_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_2_branches_0_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_prelu #(
@@ -6269,16 +6239,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(8),
-    .InitFile("mem/PRelu_17_InitFile.hex")
-  ) u_PRelu_17 (
+    .InitFile("mem/t__blocks_blocks_3_convs_2_branches_0_rprelu_PRelu_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_2_branches_0_rprelu_PRelu (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_145_out0_tdata),
-    .in_tvalid(Quant_145_out0_tvalid),
-    .in_tready(Quant_145_out0_tready),
-    .out_tdata(Quant_149_out0_tdata),
-    .out_tvalid(Quant_149_out0_tvalid),
-    .out_tready(Quant_149_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_2_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_2_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_2_branches_0_rprelu_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -6287,89 +6257,89 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Add_57_InitFile.hex")
-  ) u_Add_57 (
+    .InitFile("mem/t__blocks_blocks_3_convs_2_branches_0_rprelu_Add_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_2_branches_0_rprelu_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_149_out0_tdata),
-    .in_tvalid(Quant_149_out0_tvalid),
-    .in_tready(Quant_149_out0_tready),
-    .out_tdata(Quant_153_out0_tdata),
-    .out_tvalid(Quant_153_out0_tvalid),
-    .out_tready(Quant_153_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_2_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_2_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_2_branches_0_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready)
+  );
+
+  bhpe_fifo #(
+    .Width(8),
+    .Depth(186)
+  ) u_fifo__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f01 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f01_tdata),
+    .in_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f01_tvalid),
+    .in_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f01_tready),
+    .out_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f01_q_tdata),
+    .out_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f01_q_tvalid),
+    .out_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f01_q_tready)
+  );
+
+  bhpe_fork #(
+    .Width(8)
+  ) u_fork__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_1 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f01_q_tdata),
+    .in_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f01_q_tvalid),
+    .in_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f01_q_tready),
+    .a_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f10_tdata),
+    .a_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f10_tvalid),
+    .a_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f10_tready),
+    .b_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f11_tdata),
+    .b_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f11_tvalid),
+    .b_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f11_tready)
   );
 
   bhpe_fifo #(
     .Width(8),
     .Depth(10)
-  ) u_fifo_Quant_140_out0_f1_f0 (
+  ) u_fifo__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f10 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_140_out0_f1_f0_tdata),
-    .in_tvalid(Quant_140_out0_f1_f0_tvalid),
-    .in_tready(Quant_140_out0_f1_f0_tready),
-    .out_tdata(Quant_140_out0_f1_f0_q_tdata),
-    .out_tvalid(Quant_140_out0_f1_f0_q_tvalid),
-    .out_tready(Quant_140_out0_f1_f0_q_tready)
-  );
-
-  bhpe_fifo #(
-    .Width(8),
-    .Depth(186)
-  ) u_fifo_Quant_140_out0_f1_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Quant_140_out0_f1_f1_tdata),
-    .in_tvalid(Quant_140_out0_f1_f1_tvalid),
-    .in_tready(Quant_140_out0_f1_f1_tready),
-    .out_tdata(Quant_140_out0_f1_f1_q_tdata),
-    .out_tvalid(Quant_140_out0_f1_f1_q_tvalid),
-    .out_tready(Quant_140_out0_f1_f1_q_tready)
+    .in_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f10_tdata),
+    .in_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f10_tvalid),
+    .in_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f10_tready),
+    .out_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f10_q_tdata),
+    .out_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f10_q_tvalid),
+    .out_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f10_q_tready)
   );
 
   bhpe_sign #(
     .Lanes(1),
     .InW(8)
-  ) u_BipolarQuant_39 (
+  ) u_t__blocks_blocks_3_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_140_out0_f1_f0_q_tdata),
-    .in_tvalid(Quant_140_out0_f1_f0_q_tvalid),
-    .in_tready(Quant_140_out0_f1_f0_q_tready),
-    .out_tdata(BipolarQuant_39_out0_tdata),
-    .out_tvalid(BipolarQuant_39_out0_tvalid),
-    .out_tready(BipolarQuant_39_out0_tready)
-  );
-
-  bhpe_fork #(
-    .Width(8)
-  ) u_fork_Quant_140_out0_f1_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Quant_140_out0_f1_f1_q_tdata),
-    .in_tvalid(Quant_140_out0_f1_f1_q_tvalid),
-    .in_tready(Quant_140_out0_f1_f1_q_tready),
-    .a_tdata(Quant_140_out0_f1_f1_f0_tdata),
-    .a_tvalid(Quant_140_out0_f1_f1_f0_tvalid),
-    .a_tready(Quant_140_out0_f1_f1_f0_tready),
-    .b_tdata(Quant_140_out0_f1_f1_f1_tdata),
-    .b_tvalid(Quant_140_out0_f1_f1_f1_tvalid),
-    .b_tready(Quant_140_out0_f1_f1_f1_tready)
+    .in_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f10_q_tdata),
+    .in_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f10_q_tvalid),
+    .in_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f10_q_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tready)
   );
 
   bhpe_dwc #(
     .ElemW(1),
     .InLanes(1),
     .OutLanes(2)
-  ) u_dwc_BipolarQuant_39_out0 (
+  ) u_dwc__blocks_blocks_3_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(BipolarQuant_39_out0_tdata),
-    .in_tvalid(BipolarQuant_39_out0_tvalid),
-    .in_tready(BipolarQuant_39_out0_tready),
-    .out_tdata(BipolarQuant_39_out0_l2_tdata),
-    .out_tvalid(BipolarQuant_39_out0_l2_tvalid),
-    .out_tready(BipolarQuant_39_out0_l2_tready)
+    .in_tdata(t__blocks_blocks_3_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready)
   );
 
   bhpe_swg #(
@@ -6381,16 +6351,16 @@ module bhpe_top (
     .K(1),
     .S(1),
     .Pad(0)
-  ) u_Conv_21_swg (
+  ) u_t__blocks_blocks_3_convs_2_branches_1_conv_hw_Conv_swg (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(BipolarQuant_39_out0_l2_tdata),
-    .in_tvalid(BipolarQuant_39_out0_l2_tvalid),
-    .in_tready(BipolarQuant_39_out0_l2_tready),
-    .out_tdata(Conv_21_windows_tdata),
-    .out_tvalid(Conv_21_windows_tvalid),
-    .out_tready(Conv_21_windows_tready),
-    .out_tmask(Conv_21_windows_tmask)
+    .in_tdata(t__blocks_blocks_3_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_1_conv_hw_Conv_windows_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_1_conv_hw_Conv_windows_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_1_conv_hw_Conv_windows_tready),
+    .out_tmask(t__blocks_blocks_3_convs_2_branches_1_conv_hw_Conv_windows_tmask)
   );
 
   bhpe_xnor_mvu #(
@@ -6399,17 +6369,17 @@ module bhpe_top (
     .Pe(1),
     .Simd(2),
     .AccW(5),
-    .InitFile("mem/Conv_21_InitFile.hex")
-  ) u_Conv_21 (
+    .InitFile("mem/t__blocks_blocks_3_convs_2_branches_1_conv_hw_Conv_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_2_branches_1_conv_hw_Conv (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_21_windows_tdata),
-    .in_tvalid(Conv_21_windows_tvalid),
-    .in_tready(Conv_21_windows_tready),
-    .in_tmask(Conv_21_windows_tmask),
-    .out_tdata(Conv_21_acc_tdata),
-    .out_tvalid(Conv_21_acc_tvalid),
-    .out_tready(Conv_21_acc_tready)
+    .in_tdata(t__blocks_blocks_3_convs_2_branches_1_conv_hw_Conv_windows_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_2_branches_1_conv_hw_Conv_windows_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_2_branches_1_conv_hw_Conv_windows_tready),
+    .in_tmask(t__blocks_blocks_3_convs_2_branches_1_conv_hw_Conv_windows_tmask),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_1_conv_hw_Conv_acc_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_1_conv_hw_Conv_acc_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_1_conv_hw_Conv_acc_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -6419,16 +6389,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(-3),
-    .InitFile("mem/Mul_34_InitFile.hex")
-  ) u_Mul_34 (
+    .InitFile("mem/t__blocks_blocks_3_convs_2_branches_1_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_2_branches_1_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_21_acc_tdata),
-    .in_tvalid(Conv_21_acc_tvalid),
-    .in_tready(Conv_21_acc_tready),
-    .out_tdata(Quant_142_out0_tdata),
-    .out_tvalid(Quant_142_out0_tvalid),
-    .out_tready(Quant_142_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_2_branches_1_conv_hw_Conv_acc_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_2_branches_1_conv_hw_Conv_acc_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_2_branches_1_conv_hw_Conv_acc_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_1_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_1_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_1_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -6437,16 +6407,16 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Sub_18_InitFile.hex")
-  ) u_Sub_18 (
+    .InitFile("mem/t__blocks_blocks_3_convs_2_branches_1_rprelu_Sub_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_2_branches_1_rprelu_Sub (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_142_out0_tdata),
-    .in_tvalid(Quant_142_out0_tvalid),
-    .in_tready(Quant_142_out0_tready),
-    .out_tdata(Quant_146_out0_tdata),
-    .out_tvalid(Quant_146_out0_tvalid),
-    .out_tready(Quant_146_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_2_branches_1_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_2_branches_1_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_2_branches_1_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_prelu #(
@@ -6456,16 +6426,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(8),
-    .InitFile("mem/PRelu_18_InitFile.hex")
-  ) u_PRelu_18 (
+    .InitFile("mem/t__blocks_blocks_3_convs_2_branches_1_rprelu_PRelu_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_2_branches_1_rprelu_PRelu (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_146_out0_tdata),
-    .in_tvalid(Quant_146_out0_tvalid),
-    .in_tready(Quant_146_out0_tready),
-    .out_tdata(Quant_150_out0_tdata),
-    .out_tvalid(Quant_150_out0_tvalid),
-    .out_tready(Quant_150_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_2_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_2_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_2_branches_1_rprelu_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -6474,89 +6444,89 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Add_58_InitFile.hex")
-  ) u_Add_58 (
+    .InitFile("mem/t__blocks_blocks_3_convs_2_branches_1_rprelu_Add_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_2_branches_1_rprelu_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_150_out0_tdata),
-    .in_tvalid(Quant_150_out0_tvalid),
-    .in_tready(Quant_150_out0_tready),
-    .out_tdata(Quant_154_out0_tdata),
-    .out_tvalid(Quant_154_out0_tvalid),
-    .out_tready(Quant_154_out0_tready)
-  );
-
-  bhpe_fifo #(
-    .Width(8),
-    .Depth(8)
-  ) u_fifo_Quant_140_out0_f1_f1_f0 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Quant_140_out0_f1_f1_f0_tdata),
-    .in_tvalid(Quant_140_out0_f1_f1_f0_tvalid),
-    .in_tready(Quant_140_out0_f1_f1_f0_tready),
-    .out_tdata(Quant_140_out0_f1_f1_f0_q_tdata),
-    .out_tvalid(Quant_140_out0_f1_f1_f0_q_tvalid),
-    .out_tready(Quant_140_out0_f1_f1_f0_q_tready)
+    .in_tdata(t__blocks_blocks_3_convs_2_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_2_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_2_branches_1_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready)
   );
 
   bhpe_fifo #(
     .Width(8),
     .Depth(186)
-  ) u_fifo_Quant_140_out0_f1_f1_f1 (
+  ) u_fifo__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f11 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_140_out0_f1_f1_f1_tdata),
-    .in_tvalid(Quant_140_out0_f1_f1_f1_tvalid),
-    .in_tready(Quant_140_out0_f1_f1_f1_tready),
-    .out_tdata(Quant_140_out0_f1_f1_f1_q_tdata),
-    .out_tvalid(Quant_140_out0_f1_f1_f1_q_tvalid),
-    .out_tready(Quant_140_out0_f1_f1_f1_q_tready)
+    .in_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f11_tdata),
+    .in_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f11_tvalid),
+    .in_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f11_tready),
+    .out_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f11_q_tdata),
+    .out_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f11_q_tvalid),
+    .out_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f11_q_tready)
+  );
+
+  bhpe_fork #(
+    .Width(8)
+  ) u_fork__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_2 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f11_q_tdata),
+    .in_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f11_q_tvalid),
+    .in_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f11_q_tready),
+    .a_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f20_tdata),
+    .a_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f20_tvalid),
+    .a_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f20_tready),
+    .b_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f21_tdata),
+    .b_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f21_tvalid),
+    .b_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f21_tready)
+  );
+
+  bhpe_fifo #(
+    .Width(8),
+    .Depth(8)
+  ) u_fifo__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f20 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f20_tdata),
+    .in_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f20_tvalid),
+    .in_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f20_tready),
+    .out_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f20_q_tdata),
+    .out_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f20_q_tvalid),
+    .out_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f20_q_tready)
   );
 
   bhpe_sign #(
     .Lanes(1),
     .InW(8)
-  ) u_BipolarQuant_40 (
+  ) u_t__blocks_blocks_3_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_140_out0_f1_f1_f0_q_tdata),
-    .in_tvalid(Quant_140_out0_f1_f1_f0_q_tvalid),
-    .in_tready(Quant_140_out0_f1_f1_f0_q_tready),
-    .out_tdata(BipolarQuant_40_out0_tdata),
-    .out_tvalid(BipolarQuant_40_out0_tvalid),
-    .out_tready(BipolarQuant_40_out0_tready)
-  );
-
-  bhpe_fork #(
-    .Width(8)
-  ) u_fork_Quant_140_out0_f1_f1_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Quant_140_out0_f1_f1_f1_q_tdata),
-    .in_tvalid(Quant_140_out0_f1_f1_f1_q_tvalid),
-    .in_tready(Quant_140_out0_f1_f1_f1_q_tready),
-    .a_tdata(Quant_140_out0_f1_f1_f1_f0_tdata),
-    .a_tvalid(Quant_140_out0_f1_f1_f1_f0_tvalid),
-    .a_tready(Quant_140_out0_f1_f1_f1_f0_tready),
-    .b_tdata(Quant_140_out0_f1_f1_f1_f1_tdata),
-    .b_tvalid(Quant_140_out0_f1_f1_f1_f1_tvalid),
-    .b_tready(Quant_140_out0_f1_f1_f1_f1_tready)
+    .in_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f20_q_tdata),
+    .in_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f20_q_tvalid),
+    .in_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f20_q_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_tready)
   );
 
   bhpe_dwc #(
     .ElemW(1),
     .InLanes(1),
     .OutLanes(2)
-  ) u_dwc_BipolarQuant_40_out0 (
+  ) u_dwc__blocks_blocks_3_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(BipolarQuant_40_out0_tdata),
-    .in_tvalid(BipolarQuant_40_out0_tvalid),
-    .in_tready(BipolarQuant_40_out0_tready),
-    .out_tdata(BipolarQuant_40_out0_l2_tdata),
-    .out_tvalid(BipolarQuant_40_out0_l2_tvalid),
-    .out_tready(BipolarQuant_40_out0_l2_tready)
+    .in_tdata(t__blocks_blocks_3_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready)
   );
 
   bhpe_swg #(
@@ -6568,16 +6538,16 @@ module bhpe_top (
     .K(1),
     .S(1),
     .Pad(0)
-  ) u_Conv_22_swg (
+  ) u_t__blocks_blocks_3_convs_2_branches_2_conv_hw_Conv_swg (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(BipolarQuant_40_out0_l2_tdata),
-    .in_tvalid(BipolarQuant_40_out0_l2_tvalid),
-    .in_tready(BipolarQuant_40_out0_l2_tready),
-    .out_tdata(Conv_22_windows_tdata),
-    .out_tvalid(Conv_22_windows_tvalid),
-    .out_tready(Conv_22_windows_tready),
-    .out_tmask(Conv_22_windows_tmask)
+    .in_tdata(t__blocks_blocks_3_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_2_conv_hw_Conv_windows_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_2_conv_hw_Conv_windows_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_2_conv_hw_Conv_windows_tready),
+    .out_tmask(t__blocks_blocks_3_convs_2_branches_2_conv_hw_Conv_windows_tmask)
   );
 
   bhpe_xnor_mvu #(
@@ -6586,17 +6556,17 @@ module bhpe_top (
     .Pe(1),
     .Simd(2),
     .AccW(5),
-    .InitFile("mem/Conv_22_InitFile.hex")
-  ) u_Conv_22 (
+    .InitFile("mem/t__blocks_blocks_3_convs_2_branches_2_conv_hw_Conv_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_2_branches_2_conv_hw_Conv (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_22_windows_tdata),
-    .in_tvalid(Conv_22_windows_tvalid),
-    .in_tready(Conv_22_windows_tready),
-    .in_tmask(Conv_22_windows_tmask),
-    .out_tdata(Conv_22_acc_tdata),
-    .out_tvalid(Conv_22_acc_tvalid),
-    .out_tready(Conv_22_acc_tready)
+    .in_tdata(t__blocks_blocks_3_convs_2_branches_2_conv_hw_Conv_windows_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_2_branches_2_conv_hw_Conv_windows_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_2_branches_2_conv_hw_Conv_windows_tready),
+    .in_tmask(t__blocks_blocks_3_convs_2_branches_2_conv_hw_Conv_windows_tmask),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_2_conv_hw_Conv_acc_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_2_conv_hw_Conv_acc_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_2_conv_hw_Conv_acc_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -6606,16 +6576,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(-4),
-    .InitFile("mem/Mul_35_InitFile.hex")
-  ) u_Mul_35 (
+    .InitFile("mem/t__blocks_blocks_3_convs_2_branches_2_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_2_branches_2_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_22_acc_tdata),
-    .in_tvalid(Conv_22_acc_tvalid),
-    .in_tready(Conv_22_acc_tready),
-    .out_tdata(Quant_143_out0_tdata),
-    .out_tvalid(Quant_143_out0_tvalid),
-    .out_tready(Quant_143_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_2_branches_2_conv_hw_Conv_acc_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_2_branches_2_conv_hw_Conv_acc_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_2_branches_2_conv_hw_Conv_acc_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_2_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_2_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_2_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -6624,16 +6594,16 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Sub_19_InitFile.hex")
-  ) u_Sub_19 (
+    .InitFile("mem/t__blocks_blocks_3_convs_2_branches_2_rprelu_Sub_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_2_branches_2_rprelu_Sub (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_143_out0_tdata),
-    .in_tvalid(Quant_143_out0_tvalid),
-    .in_tready(Quant_143_out0_tready),
-    .out_tdata(Quant_147_out0_tdata),
-    .out_tvalid(Quant_147_out0_tvalid),
-    .out_tready(Quant_147_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_2_branches_2_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_2_branches_2_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_2_branches_2_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_2_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_2_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_2_rprelu_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_prelu #(
@@ -6643,16 +6613,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(8),
-    .InitFile("mem/PRelu_19_InitFile.hex")
-  ) u_PRelu_19 (
+    .InitFile("mem/t__blocks_blocks_3_convs_2_branches_2_rprelu_PRelu_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_2_branches_2_rprelu_PRelu (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_147_out0_tdata),
-    .in_tvalid(Quant_147_out0_tvalid),
-    .in_tready(Quant_147_out0_tready),
-    .out_tdata(Quant_151_out0_tdata),
-    .out_tvalid(Quant_151_out0_tvalid),
-    .out_tready(Quant_151_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_2_branches_2_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_2_branches_2_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_2_branches_2_rprelu_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_2_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_2_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_2_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -6661,89 +6631,89 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Add_59_InitFile.hex")
-  ) u_Add_59 (
+    .InitFile("mem/t__blocks_blocks_3_convs_2_branches_2_rprelu_Add_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_2_branches_2_rprelu_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_151_out0_tdata),
-    .in_tvalid(Quant_151_out0_tvalid),
-    .in_tready(Quant_151_out0_tready),
-    .out_tdata(Quant_155_out0_tdata),
-    .out_tvalid(Quant_155_out0_tvalid),
-    .out_tready(Quant_155_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_2_branches_2_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_2_branches_2_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_2_branches_2_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_2_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_2_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_2_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready)
+  );
+
+  bhpe_fifo #(
+    .Width(8),
+    .Depth(186)
+  ) u_fifo__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f21 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f21_tdata),
+    .in_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f21_tvalid),
+    .in_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f21_tready),
+    .out_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f21_q_tdata),
+    .out_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f21_q_tvalid),
+    .out_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f21_q_tready)
+  );
+
+  bhpe_fork #(
+    .Width(8)
+  ) u_fork__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_3 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f21_q_tdata),
+    .in_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f21_q_tvalid),
+    .in_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f21_q_tready),
+    .a_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f30_tdata),
+    .a_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f30_tvalid),
+    .a_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f30_tready),
+    .b_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f31_tdata),
+    .b_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f31_tvalid),
+    .b_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f31_tready)
   );
 
   bhpe_fifo #(
     .Width(8),
     .Depth(8)
-  ) u_fifo_Quant_140_out0_f1_f1_f1_f0 (
+  ) u_fifo__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f30 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_140_out0_f1_f1_f1_f0_tdata),
-    .in_tvalid(Quant_140_out0_f1_f1_f1_f0_tvalid),
-    .in_tready(Quant_140_out0_f1_f1_f1_f0_tready),
-    .out_tdata(Quant_140_out0_f1_f1_f1_f0_q_tdata),
-    .out_tvalid(Quant_140_out0_f1_f1_f1_f0_q_tvalid),
-    .out_tready(Quant_140_out0_f1_f1_f1_f0_q_tready)
-  );
-
-  bhpe_fifo #(
-    .Width(8),
-    .Depth(190)
-  ) u_fifo_Quant_140_out0_f1_f1_f1_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Quant_140_out0_f1_f1_f1_f1_tdata),
-    .in_tvalid(Quant_140_out0_f1_f1_f1_f1_tvalid),
-    .in_tready(Quant_140_out0_f1_f1_f1_f1_tready),
-    .out_tdata(Quant_140_out0_f1_f1_f1_f1_q_tdata),
-    .out_tvalid(Quant_140_out0_f1_f1_f1_f1_q_tvalid),
-    .out_tready(Quant_140_out0_f1_f1_f1_f1_q_tready)
+    .in_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f30_tdata),
+    .in_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f30_tvalid),
+    .in_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f30_tready),
+    .out_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f30_q_tdata),
+    .out_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f30_q_tvalid),
+    .out_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f30_q_tready)
   );
 
   bhpe_sign #(
     .Lanes(1),
     .InW(8)
-  ) u_BipolarQuant_41 (
+  ) u_t__blocks_blocks_3_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_140_out0_f1_f1_f1_f0_q_tdata),
-    .in_tvalid(Quant_140_out0_f1_f1_f1_f0_q_tvalid),
-    .in_tready(Quant_140_out0_f1_f1_f1_f0_q_tready),
-    .out_tdata(BipolarQuant_41_out0_tdata),
-    .out_tvalid(BipolarQuant_41_out0_tvalid),
-    .out_tready(BipolarQuant_41_out0_tready)
-  );
-
-  bhpe_fork #(
-    .Width(8)
-  ) u_fork_Quant_140_out0_f1_f1_f1_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Quant_140_out0_f1_f1_f1_f1_q_tdata),
-    .in_tvalid(Quant_140_out0_f1_f1_f1_f1_q_tvalid),
-    .in_tready(Quant_140_out0_f1_f1_f1_f1_q_tready),
-    .a_tdata(Quant_140_out0_f1_f1_f1_f1_f0_tdata),
-    .a_tvalid(Quant_140_out0_f1_f1_f1_f1_f0_tvalid),
-    .a_tready(Quant_140_out0_f1_f1_f1_f1_f0_tready),
-    .b_tdata(Quant_140_out0_f1_f1_f1_f1_f1_tdata),
-    .b_tvalid(Quant_140_out0_f1_f1_f1_f1_f1_tvalid),
-    .b_tready(Quant_140_out0_f1_f1_f1_f1_f1_tready)
+    .in_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f30_q_tdata),
+    .in_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f30_q_tvalid),
+    .in_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f30_q_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_tready)
   );
 
   bhpe_dwc #(
     .ElemW(1),
     .InLanes(1),
     .OutLanes(2)
-  ) u_dwc_BipolarQuant_41_out0 (
+  ) u_dwc__blocks_blocks_3_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(BipolarQuant_41_out0_tdata),
-    .in_tvalid(BipolarQuant_41_out0_tvalid),
-    .in_tready(BipolarQuant_41_out0_tready),
-    .out_tdata(BipolarQuant_41_out0_l2_tdata),
-    .out_tvalid(BipolarQuant_41_out0_l2_tvalid),
-    .out_tready(BipolarQuant_41_out0_l2_tready)
+    .in_tdata(t__blocks_blocks_3_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready)
   );
 
   bhpe_swg #(
@@ -6755,16 +6725,16 @@ module bhpe_top (
     .K(1),
     .S(1),
     .Pad(0)
-  ) u_Conv_23_swg (
+  ) u_t__blocks_blocks_3_convs_2_branches_3_conv_hw_Conv_swg (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(BipolarQuant_41_out0_l2_tdata),
-    .in_tvalid(BipolarQuant_41_out0_l2_tvalid),
-    .in_tready(BipolarQuant_41_out0_l2_tready),
-    .out_tdata(Conv_23_windows_tdata),
-    .out_tvalid(Conv_23_windows_tvalid),
-    .out_tready(Conv_23_windows_tready),
-    .out_tmask(Conv_23_windows_tmask)
+    .in_tdata(t__blocks_blocks_3_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_output_0_l2_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_3_conv_hw_Conv_windows_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_3_conv_hw_Conv_windows_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_3_conv_hw_Conv_windows_tready),
+    .out_tmask(t__blocks_blocks_3_convs_2_branches_3_conv_hw_Conv_windows_tmask)
   );
 
   bhpe_xnor_mvu #(
@@ -6773,17 +6743,17 @@ module bhpe_top (
     .Pe(1),
     .Simd(2),
     .AccW(5),
-    .InitFile("mem/Conv_23_InitFile.hex")
-  ) u_Conv_23 (
+    .InitFile("mem/t__blocks_blocks_3_convs_2_branches_3_conv_hw_Conv_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_2_branches_3_conv_hw_Conv (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_23_windows_tdata),
-    .in_tvalid(Conv_23_windows_tvalid),
-    .in_tready(Conv_23_windows_tready),
-    .in_tmask(Conv_23_windows_tmask),
-    .out_tdata(Conv_23_acc_tdata),
-    .out_tvalid(Conv_23_acc_tvalid),
-    .out_tready(Conv_23_acc_tready)
+    .in_tdata(t__blocks_blocks_3_convs_2_branches_3_conv_hw_Conv_windows_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_2_branches_3_conv_hw_Conv_windows_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_2_branches_3_conv_hw_Conv_windows_tready),
+    .in_tmask(t__blocks_blocks_3_convs_2_branches_3_conv_hw_Conv_windows_tmask),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_3_conv_hw_Conv_acc_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_3_conv_hw_Conv_acc_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_3_conv_hw_Conv_acc_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -6793,16 +6763,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(-4),
-    .InitFile("mem/Mul_36_InitFile.hex")
-  ) u_Mul_36 (
+    .InitFile("mem/t__blocks_blocks_3_convs_2_branches_3_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_2_branches_3_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Conv_23_acc_tdata),
-    .in_tvalid(Conv_23_acc_tvalid),
-    .in_tready(Conv_23_acc_tready),
-    .out_tdata(Quant_144_out0_tdata),
-    .out_tvalid(Quant_144_out0_tvalid),
-    .out_tready(Quant_144_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_2_branches_3_conv_hw_Conv_acc_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_2_branches_3_conv_hw_Conv_acc_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_2_branches_3_conv_hw_Conv_acc_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_3_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_3_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_3_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -6811,16 +6781,16 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Sub_20_InitFile.hex")
-  ) u_Sub_20 (
+    .InitFile("mem/t__blocks_blocks_3_convs_2_branches_3_rprelu_Sub_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_2_branches_3_rprelu_Sub (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_144_out0_tdata),
-    .in_tvalid(Quant_144_out0_tvalid),
-    .in_tready(Quant_144_out0_tready),
-    .out_tdata(Quant_148_out0_tdata),
-    .out_tvalid(Quant_148_out0_tvalid),
-    .out_tready(Quant_148_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_2_branches_3_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_2_branches_3_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_2_branches_3_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_3_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_3_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_3_rprelu_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_prelu #(
@@ -6830,16 +6800,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(7),
-    .InitFile("mem/PRelu_20_InitFile.hex")
-  ) u_PRelu_20 (
+    .InitFile("mem/t__blocks_blocks_3_convs_2_branches_3_rprelu_PRelu_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_2_branches_3_rprelu_PRelu (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_148_out0_tdata),
-    .in_tvalid(Quant_148_out0_tvalid),
-    .in_tready(Quant_148_out0_tready),
-    .out_tdata(Quant_152_out0_tdata),
-    .out_tvalid(Quant_152_out0_tvalid),
-    .out_tready(Quant_152_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_2_branches_3_rprelu_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_2_branches_3_rprelu_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_2_branches_3_rprelu_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_3_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_3_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_3_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -6848,60 +6818,60 @@ module bhpe_top (
     .InW(16),
     .ConstW(9),
     .OutW(16),
-    .InitFile("mem/Add_60_InitFile.hex")
-  ) u_Add_60 (
+    .InitFile("mem/t__blocks_blocks_3_convs_2_branches_3_rprelu_Add_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_2_branches_3_rprelu_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_152_out0_tdata),
-    .in_tvalid(Quant_152_out0_tvalid),
-    .in_tready(Quant_152_out0_tready),
-    .out_tdata(Quant_156_out0_tdata),
-    .out_tvalid(Quant_156_out0_tvalid),
-    .out_tready(Quant_156_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_2_branches_3_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_2_branches_3_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_2_branches_3_rprelu_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_3_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_3_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_3_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready)
+  );
+
+  bhpe_fifo #(
+    .Width(8),
+    .Depth(190)
+  ) u_fifo__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f31 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f31_tdata),
+    .in_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f31_tvalid),
+    .in_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f31_tready),
+    .out_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f31_q_tdata),
+    .out_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f31_q_tvalid),
+    .out_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f31_q_tready)
+  );
+
+  bhpe_fork #(
+    .Width(8)
+  ) u_fork__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_4 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f31_q_tdata),
+    .in_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f31_q_tvalid),
+    .in_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f31_q_tready),
+    .a_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f40_tdata),
+    .a_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f40_tvalid),
+    .a_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f40_tready),
+    .b_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f41_tdata),
+    .b_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f41_tvalid),
+    .b_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f41_tready)
   );
 
   bhpe_fifo #(
     .Width(8),
     .Depth(12)
-  ) u_fifo_Quant_140_out0_f1_f1_f1_f1_f0 (
+  ) u_fifo__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f40 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_140_out0_f1_f1_f1_f1_f0_tdata),
-    .in_tvalid(Quant_140_out0_f1_f1_f1_f1_f0_tvalid),
-    .in_tready(Quant_140_out0_f1_f1_f1_f1_f0_tready),
-    .out_tdata(Quant_140_out0_f1_f1_f1_f1_f0_q_tdata),
-    .out_tvalid(Quant_140_out0_f1_f1_f1_f1_f0_q_tvalid),
-    .out_tready(Quant_140_out0_f1_f1_f1_f1_f0_q_tready)
-  );
-
-  bhpe_fifo #(
-    .Width(8),
-    .Depth(8)
-  ) u_fifo_Quant_140_out0_f1_f1_f1_f1_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Quant_140_out0_f1_f1_f1_f1_f1_tdata),
-    .in_tvalid(Quant_140_out0_f1_f1_f1_f1_f1_tvalid),
-    .in_tready(Quant_140_out0_f1_f1_f1_f1_f1_tready),
-    .out_tdata(Quant_140_out0_f1_f1_f1_f1_f1_q_tdata),
-    .out_tvalid(Quant_140_out0_f1_f1_f1_f1_f1_q_tvalid),
-    .out_tready(Quant_140_out0_f1_f1_f1_f1_f1_q_tready)
-  );
-
-  bhpe_fork #(
-    .Width(8)
-  ) u_fork_Quant_140_out0_f1_f1_f1_f1_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Quant_140_out0_f1_f1_f1_f1_f1_q_tdata),
-    .in_tvalid(Quant_140_out0_f1_f1_f1_f1_f1_q_tvalid),
-    .in_tready(Quant_140_out0_f1_f1_f1_f1_f1_q_tready),
-    .a_tdata(Quant_140_out0_f1_f1_f1_f1_f1_f0_tdata),
-    .a_tvalid(Quant_140_out0_f1_f1_f1_f1_f1_f0_tvalid),
-    .a_tready(Quant_140_out0_f1_f1_f1_f1_f1_f0_tready),
-    .b_tdata(Quant_140_out0_f1_f1_f1_f1_f1_f1_tdata),
-    .b_tvalid(Quant_140_out0_f1_f1_f1_f1_f1_f1_tvalid),
-    .b_tready(Quant_140_out0_f1_f1_f1_f1_f1_f1_tready)
+    .in_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f40_tdata),
+    .in_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f40_tvalid),
+    .in_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f40_tready),
+    .out_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f40_q_tdata),
+    .out_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f40_q_tvalid),
+    .out_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f40_q_tready)
   );
 
   bhpe_epi_joinadd #(
@@ -6911,18 +6881,18 @@ module bhpe_top (
     .OutW(16),
     .ShiftA(0),
     .ShiftB(3)
-  ) u_Add_61 (
+  ) u_t__blocks_blocks_3_convs_2_branches_0_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .a_tdata(Quant_153_out0_tdata),
-    .a_tvalid(Quant_153_out0_tvalid),
-    .a_tready(Quant_153_out0_tready),
-    .b_tdata(Quant_140_out0_f1_f1_f1_f1_f0_q_tdata),
-    .b_tvalid(Quant_140_out0_f1_f1_f1_f1_f0_q_tvalid),
-    .b_tready(Quant_140_out0_f1_f1_f1_f1_f0_q_tready),
-    .out_tdata(Quant_157_out0_tdata),
-    .out_tvalid(Quant_157_out0_tvalid),
-    .out_tready(Quant_157_out0_tready)
+    .a_tdata(t__blocks_blocks_3_convs_2_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .a_tvalid(t__blocks_blocks_3_convs_2_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .a_tready(t__blocks_blocks_3_convs_2_branches_0_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready),
+    .b_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f40_q_tdata),
+    .b_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f40_q_tvalid),
+    .b_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f40_q_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -6932,16 +6902,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(6),
-    .InitFile("mem/Mul_37_InitFile.hex")
-  ) u_Mul_37 (
+    .InitFile("mem/t__blocks_blocks_3_convs_2_branches_0_bn_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_2_branches_0_bn_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_157_out0_tdata),
-    .in_tvalid(Quant_157_out0_tvalid),
-    .in_tready(Quant_157_out0_tready),
-    .out_tdata(Quant_161_out0_tdata),
-    .out_tvalid(Quant_161_out0_tvalid),
-    .out_tready(Quant_161_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_2_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_2_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_2_branches_0_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -6950,60 +6920,60 @@ module bhpe_top (
     .InW(16),
     .ConstW(10),
     .OutW(16),
-    .InitFile("mem/Add_65_InitFile.hex")
-  ) u_Add_65 (
+    .InitFile("mem/t__blocks_blocks_3_convs_2_branches_0_bn_Add_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_2_branches_0_bn_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_161_out0_tdata),
-    .in_tvalid(Quant_161_out0_tvalid),
-    .in_tready(Quant_161_out0_tready),
-    .out_tdata(Quant_165_out0_tdata),
-    .out_tvalid(Quant_165_out0_tvalid),
-    .out_tready(Quant_165_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_2_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_2_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_2_branches_0_bn_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tready)
+  );
+
+  bhpe_fifo #(
+    .Width(8),
+    .Depth(8)
+  ) u_fifo__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f41 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f41_tdata),
+    .in_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f41_tvalid),
+    .in_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f41_tready),
+    .out_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f41_q_tdata),
+    .out_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f41_q_tvalid),
+    .out_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f41_q_tready)
+  );
+
+  bhpe_fork #(
+    .Width(8)
+  ) u_fork__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_5 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f41_q_tdata),
+    .in_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f41_q_tvalid),
+    .in_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f41_q_tready),
+    .a_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f50_tdata),
+    .a_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f50_tvalid),
+    .a_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f50_tready),
+    .b_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f51_tdata),
+    .b_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f51_tvalid),
+    .b_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f51_tready)
   );
 
   bhpe_fifo #(
     .Width(8),
     .Depth(10)
-  ) u_fifo_Quant_140_out0_f1_f1_f1_f1_f1_f0 (
+  ) u_fifo__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f50 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_140_out0_f1_f1_f1_f1_f1_f0_tdata),
-    .in_tvalid(Quant_140_out0_f1_f1_f1_f1_f1_f0_tvalid),
-    .in_tready(Quant_140_out0_f1_f1_f1_f1_f1_f0_tready),
-    .out_tdata(Quant_140_out0_f1_f1_f1_f1_f1_f0_q_tdata),
-    .out_tvalid(Quant_140_out0_f1_f1_f1_f1_f1_f0_q_tvalid),
-    .out_tready(Quant_140_out0_f1_f1_f1_f1_f1_f0_q_tready)
-  );
-
-  bhpe_fifo #(
-    .Width(8),
-    .Depth(8)
-  ) u_fifo_Quant_140_out0_f1_f1_f1_f1_f1_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Quant_140_out0_f1_f1_f1_f1_f1_f1_tdata),
-    .in_tvalid(Quant_140_out0_f1_f1_f1_f1_f1_f1_tvalid),
-    .in_tready(Quant_140_out0_f1_f1_f1_f1_f1_f1_tready),
-    .out_tdata(Quant_140_out0_f1_f1_f1_f1_f1_f1_q_tdata),
-    .out_tvalid(Quant_140_out0_f1_f1_f1_f1_f1_f1_q_tvalid),
-    .out_tready(Quant_140_out0_f1_f1_f1_f1_f1_f1_q_tready)
-  );
-
-  bhpe_fork #(
-    .Width(8)
-  ) u_fork_Quant_140_out0_f1_f1_f1_f1_f1_f1 (
-    .clk_i(clk_i),
-    .rst_ni(rst_ni),
-    .in_tdata(Quant_140_out0_f1_f1_f1_f1_f1_f1_q_tdata),
-    .in_tvalid(Quant_140_out0_f1_f1_f1_f1_f1_f1_q_tvalid),
-    .in_tready(Quant_140_out0_f1_f1_f1_f1_f1_f1_q_tready),
-    .a_tdata(Quant_140_out0_f1_f1_f1_f1_f1_f1_f0_tdata),
-    .a_tvalid(Quant_140_out0_f1_f1_f1_f1_f1_f1_f0_tvalid),
-    .a_tready(Quant_140_out0_f1_f1_f1_f1_f1_f1_f0_tready),
-    .b_tdata(Quant_140_out0_f1_f1_f1_f1_f1_f1_f1_tdata),
-    .b_tvalid(Quant_140_out0_f1_f1_f1_f1_f1_f1_f1_tvalid),
-    .b_tready(Quant_140_out0_f1_f1_f1_f1_f1_f1_f1_tready)
+    .in_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f50_tdata),
+    .in_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f50_tvalid),
+    .in_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f50_tready),
+    .out_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f50_q_tdata),
+    .out_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f50_q_tvalid),
+    .out_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f50_q_tready)
   );
 
   bhpe_epi_joinadd #(
@@ -7013,18 +6983,18 @@ module bhpe_top (
     .OutW(16),
     .ShiftA(0),
     .ShiftB(3)
-  ) u_Add_62 (
+  ) u_t__blocks_blocks_3_convs_2_branches_1_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .a_tdata(Quant_154_out0_tdata),
-    .a_tvalid(Quant_154_out0_tvalid),
-    .a_tready(Quant_154_out0_tready),
-    .b_tdata(Quant_140_out0_f1_f1_f1_f1_f1_f0_q_tdata),
-    .b_tvalid(Quant_140_out0_f1_f1_f1_f1_f1_f0_q_tvalid),
-    .b_tready(Quant_140_out0_f1_f1_f1_f1_f1_f0_q_tready),
-    .out_tdata(Quant_158_out0_tdata),
-    .out_tvalid(Quant_158_out0_tvalid),
-    .out_tready(Quant_158_out0_tready)
+    .a_tdata(t__blocks_blocks_3_convs_2_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .a_tvalid(t__blocks_blocks_3_convs_2_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .a_tready(t__blocks_blocks_3_convs_2_branches_1_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready),
+    .b_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f50_q_tdata),
+    .b_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f50_q_tvalid),
+    .b_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f50_q_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -7034,16 +7004,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(6),
-    .InitFile("mem/Mul_38_InitFile.hex")
-  ) u_Mul_38 (
+    .InitFile("mem/t__blocks_blocks_3_convs_2_branches_1_bn_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_2_branches_1_bn_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_158_out0_tdata),
-    .in_tvalid(Quant_158_out0_tvalid),
-    .in_tready(Quant_158_out0_tready),
-    .out_tdata(Quant_162_out0_tdata),
-    .out_tvalid(Quant_162_out0_tvalid),
-    .out_tready(Quant_162_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_2_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_2_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_2_branches_1_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_1_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_1_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_1_bn_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -7052,16 +7022,16 @@ module bhpe_top (
     .InW(16),
     .ConstW(10),
     .OutW(16),
-    .InitFile("mem/Add_66_InitFile.hex")
-  ) u_Add_66 (
+    .InitFile("mem/t__blocks_blocks_3_convs_2_branches_1_bn_Add_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_2_branches_1_bn_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_162_out0_tdata),
-    .in_tvalid(Quant_162_out0_tvalid),
-    .in_tready(Quant_162_out0_tready),
-    .out_tdata(Quant_166_out0_tdata),
-    .out_tvalid(Quant_166_out0_tvalid),
-    .out_tready(Quant_166_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_2_branches_1_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_2_branches_1_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_2_branches_1_bn_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_1_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_1_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_1_bn_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_concat #(
@@ -7069,46 +7039,62 @@ module bhpe_top (
     .Lanes(1),
     .C1(8),
     .C2(8)
-  ) u_Concat_2 (
+  ) u_t__blocks_blocks_3_convs_2_Concat (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .a_tdata(Quant_165_out0_tdata),
-    .a_tvalid(Quant_165_out0_tvalid),
-    .a_tready(Quant_165_out0_tready),
-    .b_tdata(Quant_166_out0_tdata),
-    .b_tvalid(Quant_166_out0_tvalid),
-    .b_tready(Quant_166_out0_tready),
-    .out_tdata(Concat_2_part1_tdata),
-    .out_tvalid(Concat_2_part1_tvalid),
-    .out_tready(Concat_2_part1_tready)
+    .a_tdata(t__blocks_blocks_3_convs_2_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .a_tvalid(t__blocks_blocks_3_convs_2_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .a_tready(t__blocks_blocks_3_convs_2_branches_0_bn_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .b_tdata(t__blocks_blocks_3_convs_2_branches_1_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .b_tvalid(t__blocks_blocks_3_convs_2_branches_1_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .b_tready(t__blocks_blocks_3_convs_2_branches_1_bn_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_Concat_part1_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_Concat_part1_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_Concat_part1_tready)
   );
 
   bhpe_fifo #(
     .Width(8),
     .Depth(8)
-  ) u_fifo_Quant_140_out0_f1_f1_f1_f1_f1_f1_f0 (
+  ) u_fifo__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f51 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_140_out0_f1_f1_f1_f1_f1_f1_f0_tdata),
-    .in_tvalid(Quant_140_out0_f1_f1_f1_f1_f1_f1_f0_tvalid),
-    .in_tready(Quant_140_out0_f1_f1_f1_f1_f1_f1_f0_tready),
-    .out_tdata(Quant_140_out0_f1_f1_f1_f1_f1_f1_f0_q_tdata),
-    .out_tvalid(Quant_140_out0_f1_f1_f1_f1_f1_f1_f0_q_tvalid),
-    .out_tready(Quant_140_out0_f1_f1_f1_f1_f1_f1_f0_q_tready)
+    .in_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f51_tdata),
+    .in_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f51_tvalid),
+    .in_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f51_tready),
+    .out_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f51_q_tdata),
+    .out_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f51_q_tvalid),
+    .out_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f51_q_tready)
+  );
+
+  bhpe_fork #(
+    .Width(8)
+  ) u_fork__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_6 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f51_q_tdata),
+    .in_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f51_q_tvalid),
+    .in_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f51_q_tready),
+    .a_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f60_tdata),
+    .a_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f60_tvalid),
+    .a_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f60_tready),
+    .b_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f61_tdata),
+    .b_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f61_tvalid),
+    .b_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f61_tready)
   );
 
   bhpe_fifo #(
     .Width(8),
-    .Depth(12)
-  ) u_fifo_Quant_140_out0_f1_f1_f1_f1_f1_f1_f1 (
+    .Depth(8)
+  ) u_fifo__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f60 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_140_out0_f1_f1_f1_f1_f1_f1_f1_tdata),
-    .in_tvalid(Quant_140_out0_f1_f1_f1_f1_f1_f1_f1_tvalid),
-    .in_tready(Quant_140_out0_f1_f1_f1_f1_f1_f1_f1_tready),
-    .out_tdata(Quant_140_out0_f1_f1_f1_f1_f1_f1_f1_q_tdata),
-    .out_tvalid(Quant_140_out0_f1_f1_f1_f1_f1_f1_f1_q_tvalid),
-    .out_tready(Quant_140_out0_f1_f1_f1_f1_f1_f1_f1_q_tready)
+    .in_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f60_tdata),
+    .in_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f60_tvalid),
+    .in_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f60_tready),
+    .out_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f60_q_tdata),
+    .out_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f60_q_tvalid),
+    .out_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f60_q_tready)
   );
 
   bhpe_epi_joinadd #(
@@ -7118,18 +7104,18 @@ module bhpe_top (
     .OutW(16),
     .ShiftA(0),
     .ShiftB(3)
-  ) u_Add_63 (
+  ) u_t__blocks_blocks_3_convs_2_branches_2_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .a_tdata(Quant_155_out0_tdata),
-    .a_tvalid(Quant_155_out0_tvalid),
-    .a_tready(Quant_155_out0_tready),
-    .b_tdata(Quant_140_out0_f1_f1_f1_f1_f1_f1_f0_q_tdata),
-    .b_tvalid(Quant_140_out0_f1_f1_f1_f1_f1_f1_f0_q_tvalid),
-    .b_tready(Quant_140_out0_f1_f1_f1_f1_f1_f1_f0_q_tready),
-    .out_tdata(Quant_159_out0_tdata),
-    .out_tvalid(Quant_159_out0_tvalid),
-    .out_tready(Quant_159_out0_tready)
+    .a_tdata(t__blocks_blocks_3_convs_2_branches_2_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .a_tvalid(t__blocks_blocks_3_convs_2_branches_2_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .a_tready(t__blocks_blocks_3_convs_2_branches_2_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready),
+    .b_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f60_q_tdata),
+    .b_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f60_q_tvalid),
+    .b_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f60_q_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_2_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_2_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_2_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -7139,16 +7125,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(6),
-    .InitFile("mem/Mul_39_InitFile.hex")
-  ) u_Mul_39 (
+    .InitFile("mem/t__blocks_blocks_3_convs_2_branches_2_bn_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_2_branches_2_bn_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_159_out0_tdata),
-    .in_tvalid(Quant_159_out0_tvalid),
-    .in_tready(Quant_159_out0_tready),
-    .out_tdata(Quant_163_out0_tdata),
-    .out_tvalid(Quant_163_out0_tvalid),
-    .out_tready(Quant_163_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_2_branches_2_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_2_branches_2_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_2_branches_2_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_2_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_2_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_2_bn_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -7157,16 +7143,16 @@ module bhpe_top (
     .InW(16),
     .ConstW(10),
     .OutW(16),
-    .InitFile("mem/Add_67_InitFile.hex")
-  ) u_Add_67 (
+    .InitFile("mem/t__blocks_blocks_3_convs_2_branches_2_bn_Add_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_2_branches_2_bn_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_163_out0_tdata),
-    .in_tvalid(Quant_163_out0_tvalid),
-    .in_tready(Quant_163_out0_tready),
-    .out_tdata(Quant_167_out0_tdata),
-    .out_tvalid(Quant_167_out0_tvalid),
-    .out_tready(Quant_167_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_2_branches_2_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_2_branches_2_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_2_branches_2_bn_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_2_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_2_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_2_bn_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_concat #(
@@ -7174,18 +7160,32 @@ module bhpe_top (
     .Lanes(1),
     .C1(16),
     .C2(8)
-  ) u_Concat_2_1 (
+  ) u_t__blocks_blocks_3_convs_2_Concat_1 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .a_tdata(Concat_2_part1_tdata),
-    .a_tvalid(Concat_2_part1_tvalid),
-    .a_tready(Concat_2_part1_tready),
-    .b_tdata(Quant_167_out0_tdata),
-    .b_tvalid(Quant_167_out0_tvalid),
-    .b_tready(Quant_167_out0_tready),
-    .out_tdata(Concat_2_part2_tdata),
-    .out_tvalid(Concat_2_part2_tvalid),
-    .out_tready(Concat_2_part2_tready)
+    .a_tdata(t__blocks_blocks_3_convs_2_Concat_part1_tdata),
+    .a_tvalid(t__blocks_blocks_3_convs_2_Concat_part1_tvalid),
+    .a_tready(t__blocks_blocks_3_convs_2_Concat_part1_tready),
+    .b_tdata(t__blocks_blocks_3_convs_2_branches_2_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .b_tvalid(t__blocks_blocks_3_convs_2_branches_2_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .b_tready(t__blocks_blocks_3_convs_2_branches_2_bn_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_Concat_part2_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_Concat_part2_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_Concat_part2_tready)
+  );
+
+  bhpe_fifo #(
+    .Width(8),
+    .Depth(12)
+  ) u_fifo__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f61 (
+    .clk_i(clk_i),
+    .rst_ni(rst_ni),
+    .in_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f61_tdata),
+    .in_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f61_tvalid),
+    .in_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f61_tready),
+    .out_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f61_q_tdata),
+    .out_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f61_q_tvalid),
+    .out_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f61_q_tready)
   );
 
   bhpe_epi_joinadd #(
@@ -7195,18 +7195,18 @@ module bhpe_top (
     .OutW(16),
     .ShiftA(0),
     .ShiftB(3)
-  ) u_Add_64 (
+  ) u_t__blocks_blocks_3_convs_2_branches_3_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .a_tdata(Quant_156_out0_tdata),
-    .a_tvalid(Quant_156_out0_tvalid),
-    .a_tready(Quant_156_out0_tready),
-    .b_tdata(Quant_140_out0_f1_f1_f1_f1_f1_f1_f1_q_tdata),
-    .b_tvalid(Quant_140_out0_f1_f1_f1_f1_f1_f1_f1_q_tvalid),
-    .b_tready(Quant_140_out0_f1_f1_f1_f1_f1_f1_f1_q_tready),
-    .out_tdata(Quant_160_out0_tdata),
-    .out_tvalid(Quant_160_out0_tvalid),
-    .out_tready(Quant_160_out0_tready)
+    .a_tdata(t__blocks_blocks_3_convs_2_branches_3_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tdata),
+    .a_tvalid(t__blocks_blocks_3_convs_2_branches_3_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tvalid),
+    .a_tready(t__blocks_blocks_3_convs_2_branches_3_rprelu_qx_act_quant_export_handler_2_Quant_output_0_tready),
+    .b_tdata(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f61_q_tdata),
+    .b_tvalid(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f61_q_tvalid),
+    .b_tready(t__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f61_q_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_3_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_3_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_3_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_epi_mulshift #(
@@ -7216,16 +7216,16 @@ module bhpe_top (
     .ConstW(8),
     .OutW(16),
     .Shift(6),
-    .InitFile("mem/Mul_40_InitFile.hex")
-  ) u_Mul_40 (
+    .InitFile("mem/t__blocks_blocks_3_convs_2_branches_3_bn_Mul_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_2_branches_3_bn_Mul (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_160_out0_tdata),
-    .in_tvalid(Quant_160_out0_tvalid),
-    .in_tready(Quant_160_out0_tready),
-    .out_tdata(Quant_164_out0_tdata),
-    .out_tvalid(Quant_164_out0_tvalid),
-    .out_tready(Quant_164_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_2_branches_3_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_2_branches_3_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_2_branches_3_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_3_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_3_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_3_bn_qx_act_quant_export_handler_Quant_output_0_tready)
   );
 
   bhpe_epi_addconst #(
@@ -7234,16 +7234,16 @@ module bhpe_top (
     .InW(16),
     .ConstW(10),
     .OutW(16),
-    .InitFile("mem/Add_68_InitFile.hex")
-  ) u_Add_68 (
+    .InitFile("mem/t__blocks_blocks_3_convs_2_branches_3_bn_Add_InitFile.hex")
+  ) u_t__blocks_blocks_3_convs_2_branches_3_bn_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .in_tdata(Quant_164_out0_tdata),
-    .in_tvalid(Quant_164_out0_tvalid),
-    .in_tready(Quant_164_out0_tready),
-    .out_tdata(Quant_168_out0_tdata),
-    .out_tvalid(Quant_168_out0_tvalid),
-    .out_tready(Quant_168_out0_tready)
+    .in_tdata(t__blocks_blocks_3_convs_2_branches_3_bn_qx_act_quant_export_handler_Quant_output_0_tdata),
+    .in_tvalid(t__blocks_blocks_3_convs_2_branches_3_bn_qx_act_quant_export_handler_Quant_output_0_tvalid),
+    .in_tready(t__blocks_blocks_3_convs_2_branches_3_bn_qx_act_quant_export_handler_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_branches_3_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_branches_3_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_branches_3_bn_qx_act_quant_export_handler_1_Quant_output_0_tready)
   );
 
   bhpe_concat #(
@@ -7251,18 +7251,18 @@ module bhpe_top (
     .Lanes(1),
     .C1(24),
     .C2(8)
-  ) u_Concat_2_2 (
+  ) u_t__blocks_blocks_3_convs_2_Concat_2 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .a_tdata(Concat_2_part2_tdata),
-    .a_tvalid(Concat_2_part2_tvalid),
-    .a_tready(Concat_2_part2_tready),
-    .b_tdata(Quant_168_out0_tdata),
-    .b_tvalid(Quant_168_out0_tvalid),
-    .b_tready(Quant_168_out0_tready),
-    .out_tdata(Concat_2_out0_tdata),
-    .out_tvalid(Concat_2_out0_tvalid),
-    .out_tready(Concat_2_out0_tready)
+    .a_tdata(t__blocks_blocks_3_convs_2_Concat_part2_tdata),
+    .a_tvalid(t__blocks_blocks_3_convs_2_Concat_part2_tvalid),
+    .a_tready(t__blocks_blocks_3_convs_2_Concat_part2_tready),
+    .b_tdata(t__blocks_blocks_3_convs_2_branches_3_bn_qx_act_quant_export_handler_1_Quant_output_0_tdata),
+    .b_tvalid(t__blocks_blocks_3_convs_2_branches_3_bn_qx_act_quant_export_handler_1_Quant_output_0_tvalid),
+    .b_tready(t__blocks_blocks_3_convs_2_branches_3_bn_qx_act_quant_export_handler_1_Quant_output_0_tready),
+    .out_tdata(t__blocks_blocks_3_convs_2_Concat_output_0_tdata),
+    .out_tvalid(t__blocks_blocks_3_convs_2_Concat_output_0_tvalid),
+    .out_tready(t__blocks_blocks_3_convs_2_Concat_output_0_tready)
   );
 
   bhpe_epi_joinadd #(
@@ -7272,18 +7272,18 @@ module bhpe_top (
     .OutW(16),
     .ShiftA(0),
     .ShiftB(3)
-  ) u_Add_69 (
+  ) u_t__blocks_blocks_3_Add (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
-    .a_tdata(Concat_2_out0_tdata),
-    .a_tvalid(Concat_2_out0_tvalid),
-    .a_tready(Concat_2_out0_tready),
-    .b_tdata(Quant_106_out0_f1_q_tdata),
-    .b_tvalid(Quant_106_out0_f1_q_tvalid),
-    .b_tready(Quant_106_out0_f1_q_tready),
-    .out_tdata(global_out_tdata),
-    .out_tvalid(global_out_tvalid),
-    .out_tready(global_out_tready)
+    .a_tdata(t__blocks_blocks_3_convs_2_Concat_output_0_tdata),
+    .a_tvalid(t__blocks_blocks_3_convs_2_Concat_output_0_tvalid),
+    .a_tready(t__blocks_blocks_3_convs_2_Concat_output_0_tready),
+    .b_tdata(t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tdata),
+    .b_tvalid(t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tvalid),
+    .b_tready(t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tready),
+    .out_tdata(t_807_tdata),
+    .out_tvalid(t_807_tvalid),
+    .out_tready(t_807_tready)
   );
 
 endmodule
