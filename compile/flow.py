@@ -22,6 +22,15 @@ def _log(msg: str) -> None:
     print(f"[build] {msg}", flush=True)
 
 
+def step_params_ops(net, x, name: str) -> dict:
+    """Params / OPs of the (float-mode) model by the paper's convention, printed as a table."""
+    from binaryhpe.train.opcount import count, format_table
+
+    rep = count(net, (x,))
+    print(format_table(f"Params / OPs of {name} (Params_b/32 + Params_f, OPs_b/64 + OPs_f)", rep), flush=True)
+    return {"params_m": rep.params_m, "ops_g": rep.ops_g}
+
+
 def step_model_to_qonnx(model: str, out: pathlib.Path, seed: int) -> tuple[pathlib.Path, dict | None]:
     """A QONNX file given by path is used as is; a built-in name is built, frozen and exported."""
     p = pathlib.Path(model)
@@ -37,9 +46,11 @@ def step_model_to_qonnx(model: str, out: pathlib.Path, seed: int) -> tuple[pathl
     from binaryhpe.train.models import build_model
 
     net, x = build_model(model, seed=seed)
+    params_ops = step_params_ops(net, x, model)
     to_hardware(net)
     path = export_qonnx(net, x, out / "model.onnx")
     check = check_export(net, path, x)
+    check["params_ops"] = params_ops
     _log(f"QONNX check vs PyTorch hardware mode: {check['mismatches']} mismatches in {check['elements']} elements")
     if check["mismatches"]:
         raise BinaryHPEError(f"{path}: QONNX execution differs from PyTorch on {check['mismatches']} elements")
