@@ -68,12 +68,6 @@ def setup_verilator() -> str:
 
 
 def rtl_dir() -> pathlib.Path:
-    """The folder of the hand-written RTL library (shipped as package data)."""
-    return pathlib.Path(__file__).resolve().parent.parent / "hw" / "rtl" if (
-        pathlib.Path(__file__).resolve().parent.parent / "hw" / "rtl").is_dir() else _installed_rtl()
-
-
-def _installed_rtl() -> pathlib.Path:
-    import binaryhpe.hw
-
-    return pathlib.Path(binaryhpe.hw.__file__).parent / "rtl"
+    """The folder of the hand-written RTL library: ``hw/rtl`` beside ``sim/`` in the repository and in an
+    installed package alike (``binaryhpe/hw/rtl``)."""
+    return pathlib.Path(__file__).resolve().parent.parent / "hw" / "rtl"
