@@ -58,6 +58,9 @@ def main(argv=None) -> int:
     pb.add_argument("--target-cycles", type=int, default=None, help="cycles per frame the folding aims at")
     pb.add_argument("--waves", action="store_true", help="write an FST waveform of the simulation")
     pb.add_argument("--seed", type=int, default=0)
+    pb.add_argument("--target", default="fpga",
+                    help="fpga (default: RTL) or mcu:NAME (C for a microcontroller: stm32f4, stm32h7, mps2-an505, "
+                         "mps3-an547, or a target JSON file)")
     pb.set_defaults(func=_cmd_build)
 
     args = p.parse_args(argv)

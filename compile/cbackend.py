@@ -37,7 +37,6 @@ Concat and Split copy channels; Pool max/sum runs over the valid taps of its win
 
 from __future__ import annotations
 
-import math
 import pathlib
 from dataclasses import dataclass, field
 
@@ -677,5 +676,4 @@ def largest(cm: CModel) -> dict:
             "weights": ws[0], "weight_bytes": ws[1]}
 
 
-__all__ = ["CBackendError", "CModel", "analyze", "generate", "write", "layer_memory", "largest", "ctype_for",
-           "math"]
+__all__ = ["CBackendError", "CModel", "analyze", "generate", "write", "layer_memory", "largest", "ctype_for"]

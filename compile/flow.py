@@ -196,7 +196,27 @@ def build(model: str, out, sim: bool = False, seed: int = 0, folding_file=None, 
     return report
 
 
+def build_mcu_target(model: str, out, target: str, sim: bool, seed: int = 0) -> dict:
+    """``--target mcu:NAME``: the same hardware graph, as C for a microcontroller (sim/mcu.py)."""
+    from binaryhpe.sim.mcu import build_mcu
+
+    out = pathlib.Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _log(f"model {model} -> {out} for {target}")
+    qonnx, _ = step_model_to_qonnx(model, out, seed)
+    g, _ = step_lower(qonnx)
+    rep = build_mcu(g, out, target, sim=sim)
+    _log(f"{rep['target']}: flash {rep['flash_bytes']} B, RAM {rep['ram_bytes']} B, predicted cycles/frame "
+         f"{rep['predicted_cycles_per_frame']}" + (f", bit-exact: {rep['bit_exact']}" if sim else ""))
+    return rep
+
+
 def build_command(args) -> int:
+    if args.target and args.target != "fpga":
+        if not args.target.startswith("mcu:"):
+            raise BinaryHPEError(f"--target {args.target!r}: expected 'fpga' or 'mcu:NAME'")
+        rep = build_mcu_target(args.model, args.output, args.target, args.sim, args.seed)
+        return 1 if (args.sim and not rep["bit_exact"]) else 0
     rep = build(args.model, args.output, sim=args.sim, seed=args.seed, folding_file=args.folding,
                 target_cycles=args.target_cycles, waves=args.waves)
     if args.sim and not rep["bit_exact"]:
