@@ -164,7 +164,7 @@ def build(model: str, out, sim: bool = False, seed: int = 0, folding_file=None, 
           waves: bool = False) -> dict:
     from binaryhpe.compile.passes import load_folding
 
-    out = pathlib.Path(out)
+    out = pathlib.Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     folding = load_folding(folding_file) if folding_file else None

@@ -21,7 +21,7 @@ def build(rtl_dir, lib: list[pathlib.Path], waves: bool = False, verbose: bool =
     """Verilate and compile ``rtl_dir/bhpe_top.sv`` with the RTL library; cached by content hash."""
     setup_verilator()
     rtl_dir = pathlib.Path(rtl_dir).resolve()
-    srcs = [rtl_dir / "bhpe_top.sv", *lib]
+    srcs = [rtl_dir / "bhpe_top.sv", *(pathlib.Path(f).resolve() for f in lib)]
     harness = pathlib.Path(__file__).with_name("harness.cpp")
     h = hashlib.sha1()
     for s in [*srcs, harness]:
