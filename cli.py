@@ -58,6 +58,11 @@ def main(argv=None) -> int:
     pb.add_argument("--target-cycles", type=int, default=None, help="cycles per frame the folding aims at")
     pb.add_argument("--waves", action="store_true", help="write an FST waveform of the simulation")
     pb.add_argument("--seed", type=int, default=0)
+    pb.add_argument("--device", help="FPGA device name (ecp5-25f, ecp5-85f, zynq-7020, zu3eg, zu7ev, alveo-u250) "
+                                      "or a device JSON file: device-aware folding and estimates")
+    pb.add_argument("--fps", type=float, help="target frames/s for the device-aware folding (default: as fast as fits)")
+    pb.add_argument("--bitstream", action="store_true", help="Yosys + nextpnr-ecp5 + ecppack bitstream (ECP5)")
+    pb.add_argument("--synth", action="store_true", help="synthesize the design with Yosys for the report")
     pb.add_argument("--target", default="fpga",
                     help="fpga (default: RTL) or mcu:NAME (C for a microcontroller: stm32f4, stm32h7, mps2-an505, "
                          "mps3-an547, or a target JSON file)")

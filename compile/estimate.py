@@ -464,8 +464,41 @@ def _json_safe(o):
     return o
 
 
+#: the device of ``binaryhpe build --bitstream`` without ``--device``
+DEFAULT_BITSTREAM_DEVICE = "ecp5-85f"
+
+
+def build_device(device=None, bitstream: bool = False):
+    """The device a build targets: ``device``; with ``bitstream`` and no device, ECP5-85F; a bitstream for
+    a Xilinx device is an error (those get a Vivado project)."""
+    dev = load_device(device) if device is not None else None
+    if bitstream:
+        if dev is None:
+            dev = load_device(DEFAULT_BITSTREAM_DEVICE)
+        elif dev.family != "ecp5":
+            raise BinaryHPEError(f"--bitstream runs the open ECP5 flow; {dev.name} is a {dev.family} part (its "
+                                 "build writes a Vivado project instead: drop --bitstream, or use --device "
+                                 "ecp5-25f / ecp5-85f)")
+    return dev
+
+
+def build_folding(qonnx, device=None, fps=None, bitstream: bool = False, folding: dict | None = None):
+    """The folding overrides ``binaryhpe build`` passes to ``step_lower``: None without a device (the
+    build's default folding, or the user's ``--folding`` file as is); with ``--device``/``--bitstream`` the
+    device-aware folding for ``fps`` (default: as fast as fits), the user's per-layer overrides winning."""
+    dev = build_device(device, bitstream)
+    if dev is None:
+        if fps is not None:
+            raise BinaryHPEError("--fps needs --device (the frame rate is counted at the device's clock)")
+        return folding
+    fold, est = device_folding(qonnx, dev, "max" if fps is None else fps, overrides=folding)
+    _log(f"{dev.name}: folded for {'as fast as fits' if fps is None else f'{fps:g} fps'}: "
+         f"{est['fps']:.1f} fps estimated ({est['bound']} bound)")
+    return fold
+
+
 def apply_device_options(report: dict, g: HwGraph, out_dir, device=None, fps=None, bitstream=False,
-                         synth: bool = False) -> dict:
+                         synth=False) -> dict:
     """Add the device keys of the ``binaryhpe build`` contract to ``report`` and write the readable reports.
 
     - ``device``: the device description (None without ``--device``: the estimate is then device-free);
@@ -473,11 +506,13 @@ def apply_device_options(report: dict, g: HwGraph, out_dir, device=None, fps=Non
     - ``fps``: estimated frames/s at the device clock (None without a device), ``fps_target``;
     - ``estimate``: per-layer rows, utilisation, roofline;
     - ``synth``: Yosys counts of the whole design (``synth=True``, or from the ECP5 run with ``bitstream``);
+      ``synth="layers"`` also synthesizes each distinct layer configuration (``synth_layers``: the
+      per-layer "synthesized" columns of the report; minutes for a whole BiDRN);
     - ``bitstream``, ``fmax_mhz``, ``pnr``: with ``bitstream=True`` (ECP5 devices; default ecp5-85f).
     Writes ``OUT/report.json``, ``OUT/report.md`` and ``OUT/report.html``. ``g`` is the graph the RTL was
     generated from (``OUT/rtl``)."""
     out = pathlib.Path(out_dir)
-    dev = load_device(device) if device is not None else None
+    dev = build_device(device, bitstream)
     storage = plan_storage(g, dev) if dev else {}
     est = estimate(g, dev, storage)
     report["device"] = dev.to_dict() if dev else None
@@ -490,15 +525,16 @@ def apply_device_options(report: dict, g: HwGraph, out_dir, device=None, fps=Non
                                    "weight-stream interface yet (estimated only)")
     rtl = out / "rtl"
     if synth:
-        from binaryhpe.compile.synth import synth_design
+        from binaryhpe.compile.synth import synth_design, synth_distinct_layers
 
         fam = "ecp5" if (dev and dev.vendor == "lattice") else "xilinx"
         report["synth"] = synth_design(rtl, family=fam)
+        if synth == "layers":
+            report["synth_layers"] = synth_distinct_layers(g, fam, out / "synth_layers")
     if bitstream:
         from binaryhpe.compile.bitstream import build_bitstream
 
-        bdev = dev if (dev and dev.family == "ecp5") else load_device("ecp5-85f")
-        b = build_bitstream(rtl, out / "bitstream", device=bdev)
+        b = build_bitstream(rtl, out / "bitstream", device=dev)
         report["bitstream"] = b["bitstream"]
         report["fmax_mhz"] = b["fmax_mhz"]
         report["pnr"] = b

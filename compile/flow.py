@@ -161,7 +161,8 @@ def step_simulate(g: HwGraph, mw, rtl: pathlib.Path, seed: int, frames: int = 3,
 
 
 def build(model: str, out, sim: bool = False, seed: int = 0, folding_file=None, target_cycles=None,
-          waves: bool = False) -> dict:
+          waves: bool = False, device=None, fps=None, bitstream: bool = False, synth=False) -> dict:
+    from binaryhpe.compile.estimate import apply_device_options, build_folding
     from binaryhpe.compile.passes import load_folding
 
     out = pathlib.Path(out).resolve()
@@ -170,6 +171,7 @@ def build(model: str, out, sim: bool = False, seed: int = 0, folding_file=None, 
     folding = load_folding(folding_file) if folding_file else None
     _log(f"model {model} -> {out}")
     qonnx, check = step_model_to_qonnx(model, out, seed)
+    folding = build_folding(qonnx, device, fps, bitstream, folding)
     g, mw = step_lower(qonnx, target_cycles, folding)
     (out / "hwgraph.json").write_text(g.to_json())
     _log(f"hardware graph: {len(g.layers)} layers")
@@ -189,6 +191,8 @@ def build(model: str, out, sim: bool = False, seed: int = 0, folding_file=None, 
         report["simulation"] = s
     report["wall_s"] = round(time.time() - t0, 1)
     (out / "report.json").write_text(json.dumps(report, indent=1))
+    # device keys (device, resources, fps, synth, bitstream, fmax_mhz) and report.md / report.html
+    report = apply_device_options(report, g, out, device=device, fps=fps, bitstream=bitstream, synth=synth)
     print(format_table(rows, limit=40))
     print(f"predicted cycles/frame {pred['ii']}, latency {pred['latency']}"
           + (f"; measured cycles/frame {report['cycles_per_frame']}, latency {report.get('latency_cycles')}, "
@@ -218,7 +222,8 @@ def build_command(args) -> int:
         rep = build_mcu_target(args.model, args.output, args.target, args.sim, args.seed)
         return 1 if (args.sim and not rep["bit_exact"]) else 0
     rep = build(args.model, args.output, sim=args.sim, seed=args.seed, folding_file=args.folding,
-                target_cycles=args.target_cycles, waves=args.waves)
+                target_cycles=args.target_cycles, waves=args.waves, device=args.device, fps=args.fps,
+                bitstream=args.bitstream, synth=args.synth)
     if args.sim and not rep["bit_exact"]:
         print("binaryhpe: simulation is NOT bit-exact", flush=True)
         return 1

@@ -102,7 +102,7 @@ def parse_stat(text: str, family: str) -> dict:
 
 
 def run_yosys(sources: list, top: str, family: str, cwd, extra: str = "", json_out=None,
-              timeout: int = 3600, log_name: str = "yosys.log") -> dict:
+              timeout: int = 7200, log_name: str = "yosys.log", progress: bool = False) -> dict:
     """Read ``sources`` with slang, synthesize ``top`` for ``family`` ('xilinx' or 'ecp5'), return counts.
 
     ``json_out``: also write the mapped netlist as JSON (for nextpnr)."""
@@ -132,8 +132,20 @@ def run_yosys(sources: list, top: str, family: str, cwd, extra: str = "", json_o
     script += "tee -q -o stat.txt stat"
     t0 = time.time()
     with open(cwd / log_name, "w") as log:
-        p = subprocess.run(yosys_cmd() + ["-q", "-p", script], cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-                           timeout=timeout)
+        # without -q Yosys logs every pass: the progress lines show the one it is in
+        p = subprocess.Popen(yosys_cmd() + (["-p", script] if progress else ["-q", "-p", script]), cwd=cwd,
+                             stdout=log, stderr=subprocess.STDOUT)
+        while p.poll() is None:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                if time.time() - t0 > timeout:
+                    p.kill()
+                    raise BinaryHPEError(f"Yosys timed out after {timeout} s ({cwd / log_name})") from None
+                if progress:
+                    passes = re.findall(r"^\d+(?:\.\d+)*\. Executing ([^\n]*)", (cwd / log_name).read_text(
+                        errors="replace"), re.M)
+                    _log(f"Yosys {time.time() - t0:.0f} s ... {passes[-1][:90] if passes else ''}")
     if p.returncode != 0:
         tail = (cwd / log_name).read_text()[-2000:]
         raise BinaryHPEError(f"Yosys failed on {top} ({family}); log {cwd / log_name}:\n{tail}")
@@ -223,7 +235,8 @@ def synth_design(rtl, family: str = "xilinx", top: str = "bhpe_top", json_out=No
     _log(f"Yosys {ECP5_SYNTH if family == 'ecp5' else XILINX_SYNTH} of {rtl / (top + '.sv')} "
          f"(this can take minutes; log {rtl / 'yosys.log'})")
     t0 = time.time()
-    r = run_yosys([rtl / f"{top}.sv"] + lib, top, family, rtl, json_out=json_out, log_name="yosys.log")
+    r = run_yosys([rtl / f"{top}.sv"] + lib, top, family, rtl, json_out=json_out, log_name="yosys.log",
+                  progress=True)
     _log(f"done in {time.time() - t0:.0f} s: {r['lut']} LUT, {r['ff']} FF, {r['bram18']} BRAM18, {r['dsp']} DSP")
     return {k: r[k] for k in ("lut", "ff", "bram18", "dsp", "uram", "lutram", "family", "options", "wall_s")}
 
@@ -243,4 +256,27 @@ def synth_layers(g, family: str = "xilinx", work=None, kinds=None, limit: int | 
             _log(f"[{i + 1}/{len(todo)}] {lay.name} ({type(lay).__name__}): {r['lut']} LUT {r['ff']} FF "
                  f"{r['bram18']} BRAM18 {r['dsp']} DSP ({time.time() - t0:.0f} s)")
     (work / "synth_layers.json").write_text(json.dumps(res, indent=1))
+    return res
+
+
+def synth_distinct_layers(g, family: str = "xilinx", work=None, progress: bool = True) -> dict:
+    """Yosys counts per layer, one run per distinct (module, parameters) configuration (layers that differ
+    only in their ROM contents share the run of the first): ``{layer name: counts}``."""
+    work = pathlib.Path(work or tempfile.mkdtemp(prefix="bhpe_synth_"))
+    groups: dict[str, list] = {}
+    for lay in g.layers:
+        mod, params = module_and_params(lay)
+        key = mod + json.dumps({k: v for k, v in sorted(params.items()) if not isinstance(v, str)})
+        groups.setdefault(key, []).append(lay)
+    res = {}
+    t0 = time.time()
+    for i, lays in enumerate(groups.values()):
+        lay = lays[0]
+        r = synth_layer(lay, family, work / re.sub(r"[^A-Za-z0-9_]", "_", lay.name))
+        counts = {k: r[k] for k in ("lut", "ff", "bram18", "dsp", "uram", "lutram")}
+        for x in lays:
+            res[x.name] = counts
+        if progress:
+            _log(f"[{i + 1}/{len(groups)}] {lay.name} ({type(lay).__name__}, {len(lays)} alike): {r['lut']} LUT "
+                 f"{r['ff']} FF {r['bram18']} BRAM18 {r['dsp']} DSP ({time.time() - t0:.0f} s)")
     return res

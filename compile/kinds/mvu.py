@@ -161,23 +161,24 @@ class XnorMvu(_MvuBase):
 
     def resources(self) -> dict:
         """LUT/FF model calibrated against Yosys ``synth_xilinx -family xc7 -flatten -noiopad`` of this RTL
-        (benchmarks/estimates_vs_yosys.py, 10-point PE/SIMD sweep, max |error| 7%; docs/estimates.md):
+        (benchmarks/estimates_vs_yosys.py: 12 units, PE 1-16, SIMD 2-72, max |error| 13.6%; docs/estimates.md):
 
-        ``lut = 87 + 3.47*PE*SIMD - 0.5*PE*AccW + 2.68*width*ceil(depth/64) (ROM in logic) + input buffer``
+        ``lut = 27 + 2.26*PE*SIMD + 2.40*PE*AccW + 3.35*width*ceil(depth/64) (ROM in logic) + input buffer``
+        (half the ROM term up to 32 words: two 32-word bits share a LUT6)
 
-        with 1.95 LUT per synapse instead of 3.47 when the whole matrix is one word (NF = SF = 1: the
+        with 1.75 LUT per synapse instead of 2.26 when the whole matrix is one word (NF = SF = 1: the
         weights are constants and each XNOR folds into the popcount). The weight ROM (``depth = NF*SF``
         words of ``width = PE*SIMD`` bits) goes to block RAM from XNOR_ROM_BRAM_DEPTH words on (as Yosys
-        maps it), else into logic. FINN's published MVAU model (300 + 1.1*PE*(...)) over-estimates this RTL
-        by 30-190% (the benchmark prints both)."""
+        maps it), else into logic. FINN's published MVAU model (300 + 1.1*PE*(...)) is off by 134% on average
+        on the same units (up to 609%; the benchmark prints both)."""
         pe, simd, acc = self.pe, self.simd, self.acc_w
         depth, width = self.nf * self.sf, pe * simd
         const = depth == 1
         bram = xnor_rom_bram18(width, depth)
         lut = XNOR_LUT_BASE + (XNOR_LUT_PER_SYNAPSE_CONST if const else XNOR_LUT_PER_SYNAPSE) * pe * simd
         lut += XNOR_LUT_PER_ACC_BIT * pe * acc
-        if not const and bram == 0:
-            lut += XNOR_LUT_PER_ROM_COLUMN * width * math.ceil(depth / 64)
+        if not const and bram == 0:  # a LUT6 holds 64 words of one bit, or 32 words of two (LUT5 pair)
+            lut += XNOR_LUT_PER_ROM_COLUMN * width * (0.5 if depth <= 32 else math.ceil(depth / 64))
         if self.nf > 1:
             lut += _lutram(2 * simd, self.sf)  # input buffer (data + mask)
         ff = 2 * simd + pe * (clog2(simd + 1) + 2 * acc) + clog2(simd + 1) + 3 * clog2(depth + 1) + 8
@@ -187,11 +188,11 @@ class XnorMvu(_MvuBase):
 
 
 #: XnorMvu LUT model constants (fit to Yosys synth_xilinx, see XnorMvu.resources)
-XNOR_LUT_BASE = 87
-XNOR_LUT_PER_SYNAPSE = 3.47
-XNOR_LUT_PER_SYNAPSE_CONST = 1.95
-XNOR_LUT_PER_ACC_BIT = -0.5
-XNOR_LUT_PER_ROM_COLUMN = 2.68
+XNOR_LUT_BASE = 27.2
+XNOR_LUT_PER_SYNAPSE = 2.26
+XNOR_LUT_PER_SYNAPSE_CONST = 1.75
+XNOR_LUT_PER_ACC_BIT = 2.40
+XNOR_LUT_PER_ROM_COLUMN = 3.35
 #: weight ROMs of at least this many words go to block RAM (Yosys's choice for this RTL; shallower in logic)
 XNOR_ROM_BRAM_DEPTH = 256
 
