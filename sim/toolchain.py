@@ -71,3 +71,15 @@ def rtl_dir() -> pathlib.Path:
     """The folder of the hand-written RTL library: ``hw/rtl`` beside ``sim/`` in the repository and in an
     installed package alike (``binaryhpe/hw/rtl``)."""
     return pathlib.Path(__file__).resolve().parent.parent / "hw" / "rtl"
+
+
+def find_tool(*names: str) -> str | None:
+    """The first of ``names`` on PATH or beside this interpreter (a venv's console scripts, such as the YoWASP
+    tools, are there even when the venv is not activated)."""
+    import sys
+
+    for n in names:
+        exe = shutil.which(n) or shutil.which(n, path=str(pathlib.Path(sys.executable).parent))
+        if exe:
+            return exe
+    return None
