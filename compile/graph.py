@@ -66,6 +66,8 @@ class HwGraph:
     source: str = ""  # the QONNX file it came from
     #: QONNX tensor name -> hardware tensor name, for the comparisons with execute_onnx
     onnx_names: dict[str, str] = field(default_factory=dict)
+    #: how the host turns a float input into the integers the hardware receives (the input quantizer)
+    input_quant: dict = field(default_factory=dict)
 
     # --- structure ---------------------------------------------------------------------------------
     def producer(self, tensor: str) -> HwLayer | None:

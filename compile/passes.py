@@ -157,10 +157,6 @@ def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def mvu_cycles(lay) -> int:
-    return lay.pixels * (lay.cout // lay.pe) * (lay.n // lay.simd)
-
-
 def stream_beats(g: HwGraph) -> int:
     """Beats of the largest activation tensor at one lane: the rate the elementwise layers set."""
     return max(math.prod(t.shape) for t in g.tensors.values() if not t.windowed)
@@ -309,11 +305,6 @@ def stream_capacity(g: HwGraph, lay) -> int:
     if isinstance(lay, Dwc):
         return max(lay.in_lanes, lay.out_lanes) // min(lay.in_lanes, lay.out_lanes) + 4
     return 4  # a registered pipeline stage or two (plus skid)
-
-
-def _pixel_beats(g: HwGraph, t: str) -> int:
-    info = g.tensors[t]
-    return info.shape[2] // max(1, info.lanes)
 
 
 class InsertFifos(Pass):

@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 
 from binaryhpe.train.bidrn import BiDRB, BiDRN, randomize
-from binaryhpe.train.config import TINY, BiDRNConfig, NumericsConfig, StageConfig
+from binaryhpe.train.config import TINY, BiDRNConfig, NumericsConfig
 from binaryhpe.train.export import check_export, execute_qonnx, export_qonnx
 from binaryhpe.train.hardware import is_hardware, to_hardware
 from binaryhpe.train.layers import BlockResidual, LCRModule, PreAct, Stem

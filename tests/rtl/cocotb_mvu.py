@@ -6,7 +6,7 @@ tests/test_rtl_mvu.py; the expected outputs come from the kind's ``execute``. ``
 """
 
 import os
-import random
+
 
 import cocotb
 import numpy as np
