@@ -137,7 +137,7 @@ class Lowerer:
         self.g.onnx_names[onnx_name] = name
         return name
 
-    def add(self, layer, out_onnx: str | None, shape=None, fmt: Fmt | None = None) -> None:
+    def add(self, layer) -> None:
         self.g.layers.append(layer)
 
     def single_consumer(self, node, op_type: str | None = None):
@@ -273,7 +273,7 @@ def _quant(L: Lowerer, node):
     name = L.new_tensor(node.output[0], shape, out_fmt)
     L.add(Requant(name=L.g.unique(node.name), inputs=[src.name], outputs=[name], c=shape[2],
                   pixels=shape[0] * shape[1], in_w=src.fmt.bits, out_w=out_w, shift=shift,
-                  relu=not signed), None)
+                  relu=not signed))
     if not signed:
         L.g.tensors[name].fmt = Fmt(out_w, f, signed=True)
 
@@ -293,7 +293,7 @@ def _bipolar(L: Lowerer, node):
     src = L.info(node.input[0])
     name = L.new_tensor(node.output[0], shape, Fmt(1, 0, signed=False, bipolar=True))
     L.add(Sign(name=L.g.unique(node.name), inputs=[src.name], outputs=[name], c=shape[2],
-               pixels=shape[0] * shape[1], in_w=src.fmt.bits), None)
+               pixels=shape[0] * shape[1], in_w=src.fmt.bits))
 
 
 def _swg(L: Lowerer, node, src: TensorInfo, k: int, s: int, pad: int) -> str:
@@ -306,7 +306,7 @@ def _swg(L: Lowerer, node, src: TensorInfo, k: int, s: int, pad: int) -> str:
     except ValueError as e:
         raise _err(node, str(e)) from None
     L.g.tensors[win_name] = TensorInfo(win_name, (swg.oh, swg.ow, k * k * c), src.fmt, windowed=True)
-    L.add(swg, None)
+    L.add(swg)
     return win_name
 
 
@@ -342,7 +342,7 @@ def _scale_epilogue(L: Lowerer, node, acc_name: str, scale, cout: int) -> str:
     L.g.tensors[out] = TensorInfo(out, acc.shape, Fmt(acc.fmt.bits + mbits, acc.fmt.frac + frac))
     L.add(MulShift(name=L.g.unique(f"{node.name}_scale"), inputs=[acc_name], outputs=[out], c=cout,
                    pixels=acc.shape[0] * acc.shape[1], in_w=acc.fmt.bits, out_w=acc.fmt.bits + mbits,
-                   const_w=mbits, m=m, shift=0), None)
+                   const_w=mbits, m=m, shift=0))
     return out
 
 
@@ -365,7 +365,7 @@ def _conv(L: Lowerer, node):
         mvu = XnorMvu(name=L.g.unique(node.name), inputs=[win], outputs=[acc_name], n=n, cout=cout,
                       weights=wmat, pixels=oh * ow)
         L.g.tensors[acc_name] = TensorInfo(acc_name, out_shape, Fmt(mvu.acc_w, 0))
-        L.add(mvu, None)
+        L.add(mvu)
         out = _scale_epilogue(L, node, acc_name, wscale, cout)
     elif not src.fmt.bipolar and not bipolar_w:
         wq, wfrac, wb = fixed_point(np.asarray(q, dtype=np.float64), MAX_CONST_BITS)
@@ -375,7 +375,7 @@ def _conv(L: Lowerer, node):
         if mvu.acc_w > MAX_WIDTH:
             raise _err(node, f"accumulator needs {mvu.acc_w} bits (> {MAX_WIDTH})")
         L.g.tensors[acc_name] = TensorInfo(acc_name, out_shape, Fmt(mvu.acc_w, src.fmt.frac + wfrac))
-        L.add(mvu, None)
+        L.add(mvu)
         out = acc_name
     elif not src.fmt.bipolar and bipolar_w:
         # fixed-point input, binary weights (an 8-bit first layer of a BNN-PYNQ CNV): +-1 as 2-bit integers
@@ -384,7 +384,7 @@ def _conv(L: Lowerer, node):
         if mvu.acc_w > MAX_WIDTH:
             raise _err(node, f"accumulator needs {mvu.acc_w} bits (> {MAX_WIDTH})")
         L.g.tensors[acc_name] = TensorInfo(acc_name, out_shape, Fmt(mvu.acc_w, src.fmt.frac))
-        L.add(mvu, None)
+        L.add(mvu)
         out = _scale_epilogue(L, node, acc_name, wscale, cout)
     else:
         raise _err(node, "binary (BipolarQuant) inputs need binary weights")
@@ -410,7 +410,7 @@ def _align_up(L: Lowerer, node, src: TensorInfo, frac: int) -> TensorInfo:
     name = L.g.unique(f"{node.name}_align")
     L.g.tensors[name] = TensorInfo(name, src.shape, Fmt(src.fmt.bits + d, frac))
     L.add(Requant(name=L.g.unique(f"{node.name}_align"), inputs=[src.name], outputs=[name], c=src.shape[2],
-                  pixels=src.shape[0] * src.shape[1], in_w=src.fmt.bits, out_w=src.fmt.bits + d, shift=-d), None)
+                  pixels=src.shape[0] * src.shape[1], in_w=src.fmt.bits, out_w=src.fmt.bits + d, shift=-d))
     return L.g.tensors[name]
 
 
@@ -440,7 +440,7 @@ def _mul(L: Lowerer, node):
         new = L.g.unique(node.output[0])
         L.g.tensors[new] = TensorInfo(new, src.shape, Fmt(src.fmt.bits, src.fmt.frac - int(round(math.log2(v[0])))))
         L.add(Requant(name=L.g.unique(node.name), inputs=[src.name], outputs=[new], c=cout,
-                      pixels=src.shape[0] * src.shape[1], in_w=src.fmt.bits, out_w=src.fmt.bits, shift=0), None)
+                      pixels=src.shape[0] * src.shape[1], in_w=src.fmt.bits, out_w=src.fmt.bits, shift=0))
         L.env[node.output[0]] = new
         L.g.onnx_names[node.output[0]] = new
         return
@@ -454,7 +454,7 @@ def _mul(L: Lowerer, node):
     name = L.new_tensor(node.output[0], src.shape, Fmt(out_w, src.fmt.frac + frac))
     L.add(MulShift(name=L.g.unique(node.name), inputs=[src.name], outputs=[name], c=cout,
                    pixels=src.shape[0] * src.shape[1], in_w=src.fmt.bits, out_w=out_w, const_w=mbits, m=m,
-                   shift=0), None)
+                   shift=0))
 
 
 @lowers("Add", "Sub")
@@ -474,7 +474,7 @@ def _add(L: Lowerer, node):
         name = L.new_tensor(node.output[0], a.shape, Fmt(out_w, frac))
         L.add(JoinAdd(name=L.g.unique(node.name), inputs=[a.name, b.name], outputs=[name], c=a.shape[2],
                       pixels=a.shape[0] * a.shape[1], in_w=a.fmt.bits, in_b_w=b.fmt.bits, out_w=out_w,
-                      shift_a=sa, shift_b=sb), None)
+                      shift_a=sa, shift_b=sb))
         return
     cout = src.shape[2]
     v = _per_channel(node, c, cout)
@@ -492,7 +492,7 @@ def _add(L: Lowerer, node):
     out_w = max(src.fmt.bits, cbits) + 1
     name = L.new_tensor(node.output[0], src.shape, Fmt(out_w, src.fmt.frac))
     L.add(AddConst(name=L.g.unique(node.name), inputs=[src.name], outputs=[name], c=cout,
-                   pixels=src.shape[0] * src.shape[1], in_w=src.fmt.bits, out_w=out_w, const_w=cbits, b=q), None)
+                   pixels=src.shape[0] * src.shape[1], in_w=src.fmt.bits, out_w=out_w, const_w=cbits, b=q))
 
 
 @lowers("PRelu")
@@ -518,7 +518,7 @@ def _prelu(L: Lowerer, node):
     L.skip.add(q.name)
     L.add(Prelu(name=L.g.unique(node.name), inputs=[src.name], outputs=[name], c=cout,
                 pixels=src.shape[0] * src.shape[1], in_w=src.fmt.bits, out_w=qbits, const_w=mbits, beta=m,
-                shift=frac), None)
+                shift=frac))
 
 
 @lowers("Relu")
@@ -526,7 +526,7 @@ def _relu(L: Lowerer, node):
     src = L.info(node.input[0])
     name = L.new_tensor(node.output[0], src.shape, src.fmt)
     L.add(Requant(name=L.g.unique(node.name), inputs=[src.name], outputs=[name], c=src.shape[2],
-                  pixels=src.shape[0] * src.shape[1], in_w=src.fmt.bits, out_w=src.fmt.bits, shift=0, relu=True), None)
+                  pixels=src.shape[0] * src.shape[1], in_w=src.fmt.bits, out_w=src.fmt.bits, shift=0, relu=True))
 
 
 @lowers("MaxPool", "AveragePool")
@@ -555,7 +555,7 @@ def _pool(L: Lowerer, node):
         fmt = Fmt(pool.out_w if pool.out_w else elem_w + clog2(k * k), src.fmt.frac + sh)
     name = L.new_tensor(node.output[0], L.shape_hwc(node.output[0]), fmt)
     pool.outputs = [name]
-    L.add(pool, None)
+    L.add(pool)
 
 
 @lowers("Concat")
@@ -576,7 +576,7 @@ def _concat(L: Lowerer, node):
         if not last:
             L.g.tensors[name] = TensorInfo(name, shape, fmt)
         L.add(Concat(name=L.g.unique(node.name), inputs=[cur.name, p.name], outputs=[name], h=shape[0],
-                     w=shape[1], c1=cur.shape[2], c2=p.shape[2], elem_w=elem_w, signed=not fmt.bipolar), None)
+                     w=shape[1], c1=cur.shape[2], c2=p.shape[2], elem_w=elem_w, signed=not fmt.bipolar))
         cur = L.g.tensors[name]
 
 
@@ -600,7 +600,7 @@ def _split(L: Lowerer, node):
             b_name = L.g.unique(f"{node.name}_rest{i}")
             L.g.tensors[b_name] = TensorInfo(b_name, (src.shape[0], src.shape[1], rest), fmt)
         L.add(Split(name=L.g.unique(node.name), inputs=[cur.name], outputs=[a_name, b_name], h=src.shape[0],
-                    w=src.shape[1], c1=sizes[i], c2=rest, elem_w=elem_w, signed=not fmt.bipolar), None)
+                    w=src.shape[1], c1=sizes[i], c2=rest, elem_w=elem_w, signed=not fmt.bipolar))
         cur = L.g.tensors[b_name]
 
 

@@ -157,7 +157,7 @@ def _batchnorm(L: Lowerer, node):
     out = L.new_tensor(bq.output[0], (h, w, c), Fmt(1, 0, signed=False, bipolar=True))
     L.skip.add(bq.name)
     L.add(Threshold(name=L.g.unique(node.name), inputs=[src.name], outputs=[out], c=c, pixels=h * w,
-                    in_w=src.fmt.bits, thr_w=thr_w, thresholds=thr, neg=neg), None)
+                    in_w=src.fmt.bits, thr_w=thr_w, thresholds=thr, neg=neg))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -247,7 +247,7 @@ def _fc(L: Lowerer, node):
         mvu = xnor_kind(name=L.g.unique(node.name), inputs=[mvu_in], outputs=[acc_name], n=n, cout=cout,
                         weights=wmat.astype(np.int64), pixels=1)
         L.g.tensors[acc_name] = TensorInfo(acc_name, (1, 1, cout), Fmt(mvu.acc_w, 0))
-        L.add(mvu, None)
+        L.add(mvu)
         out = _scale_epilogue(L, node, acc_name, wscale, cout)
     elif not src.fmt.bipolar:
         if bipolar_w:
@@ -263,7 +263,7 @@ def _fc(L: Lowerer, node):
         if mvu.acc_w > MAX_WIDTH:
             raise _err(node, f"accumulator needs {mvu.acc_w} bits (> {MAX_WIDTH})")
         L.g.tensors[acc_name] = TensorInfo(acc_name, (1, 1, cout), Fmt(mvu.acc_w, src.fmt.frac + wfrac))
-        L.add(mvu, None)
+        L.add(mvu)
         out = _scale_epilogue(L, node, acc_name, wscale, cout) if bipolar_w else acc_name
     else:
         raise _err(node, "binary (bipolar) inputs need binary (BipolarQuant) weights")
@@ -299,5 +299,5 @@ def _fc_bias(L: Lowerer, node, acc: str, cout: int) -> str:
     name = L.g.unique(f"{node.name}_biased")
     L.g.tensors[name] = TensorInfo(name, info.shape, Fmt(out_w, info.fmt.frac))
     L.add(AddConst(name=L.g.unique(f"{node.name}_bias"), inputs=[acc], outputs=[name], c=cout, pixels=1,
-                   in_w=info.fmt.bits, out_w=out_w, const_w=cbits, b=q), None)
+                   in_w=info.fmt.bits, out_w=out_w, const_w=cbits, b=q))
     return name
