@@ -179,8 +179,9 @@ class Dwc(HwLayer):
 
 
 @dataclass
-class Concat(HwLayer):
-    """``bhpe_concat``: per pixel, the ``c1`` channels of input 0 then the ``c2`` channels of input 1."""
+class _ChannelPair(HwLayer):
+    """Shared by Concat and Split: a (h, w, c1 + c2) tensor whose channels are two parts, passed on
+    combinationally (output beats = input beats, no register)."""
 
     h: int = 1
     w: int = 1
@@ -190,10 +191,31 @@ class Concat(HwLayer):
     lanes: int = 1
     signed: bool = True
 
-    def __post_init__(self):
-        self.rtl_module = "bhpe_concat"
+    def _check(self) -> None:
         _check_lanes(self.name, self.c1, self.lanes, "C1")
         _check_lanes(self.name, self.c2, self.lanes, "C2")
+
+    def _stream(self) -> StreamSpec:
+        return StreamSpec(self.lanes, self.elem_w, self.signed)
+
+    def cycles(self) -> dict:
+        n = self.h * self.w * (self.c1 + self.c2) // self.lanes
+        return {"ii": n, "latency": n - 1}
+
+    def rtl_params(self) -> dict:
+        return {"ElemW": self.elem_w, "Lanes": self.lanes, "C1": self.c1, "C2": self.c2}
+
+    def _counter_w(self) -> int:
+        return max(1, clog2((self.c1 + self.c2) // self.lanes))
+
+
+@dataclass
+class Concat(_ChannelPair):
+    """``bhpe_concat``: per pixel, the ``c1`` channels of input 0 then the ``c2`` channels of input 1."""
+
+    def __post_init__(self):
+        self.rtl_module = "bhpe_concat"
+        self._check()
 
     def execute(self, ins):
         a, b = (np.asarray(x, dtype=np.int64) for x in ins)
@@ -202,42 +224,25 @@ class Concat(HwLayer):
                              f"({self.h},{self.w},{self.c2}), got {a.shape} and {b.shape}")
         return [np.concatenate([a, b], axis=2)]
 
-    def cycles(self) -> dict:
-        # combinational: output beats = input beats, no register
-        n = self.h * self.w * (self.c1 + self.c2) // self.lanes
-        return {"ii": n, "latency": n - 1}
-
     def in_streams(self):
-        return [StreamSpec(self.lanes, self.elem_w, self.signed)] * 2
+        return [self._stream()] * 2
 
     def out_streams(self):
-        return [StreamSpec(self.lanes, self.elem_w, self.signed)]
-
-    def rtl_params(self) -> dict:
-        return {"ElemW": self.elem_w, "Lanes": self.lanes, "C1": self.c1, "C2": self.c2}
+        return [self._stream()]
 
     def resources(self) -> dict:
         """First-order model: a 2:1 beat multiplexer and a beat counter."""
-        cw = max(1, clog2((self.c1 + self.c2) // self.lanes))
+        cw = self._counter_w()
         return {"lut": (self.lanes * self.elem_w + 1) // 2 + 2 * cw, "ff": cw, "bram18": 0, "dsp": 0}
 
 
 @dataclass
-class Split(HwLayer):
+class Split(_ChannelPair):
     """``bhpe_split``: per pixel, the first ``c1`` channels to output 0 (``a``), the next ``c2`` to output 1."""
-
-    h: int = 1
-    w: int = 1
-    c1: int = 1
-    c2: int = 1
-    elem_w: int = 8
-    lanes: int = 1
-    signed: bool = True
 
     def __post_init__(self):
         self.rtl_module = "bhpe_split"
-        _check_lanes(self.name, self.c1, self.lanes, "C1")
-        _check_lanes(self.name, self.c2, self.lanes, "C2")
+        self._check()
 
     def execute(self, ins):
         x = np.asarray(ins[0], dtype=np.int64)
@@ -245,20 +250,13 @@ class Split(HwLayer):
             raise ValueError(f"{self.name}: Split expects ({self.h},{self.w},{self.c1 + self.c2}), got {x.shape}")
         return [x[:, :, : self.c1].copy(), x[:, :, self.c1:].copy()]
 
-    def cycles(self) -> dict:
-        n = self.h * self.w * (self.c1 + self.c2) // self.lanes
-        return {"ii": n, "latency": n - 1}
-
     def in_streams(self):
-        return [StreamSpec(self.lanes, self.elem_w, self.signed)]
+        return [self._stream()]
 
     def out_streams(self):
-        return [StreamSpec(self.lanes, self.elem_w, self.signed)] * 2
-
-    def rtl_params(self) -> dict:
-        return {"ElemW": self.elem_w, "Lanes": self.lanes, "C1": self.c1, "C2": self.c2}
+        return [self._stream()] * 2
 
     def resources(self) -> dict:
         """First-order model: a beat counter and the valid/ready steering."""
-        cw = max(1, clog2((self.c1 + self.c2) // self.lanes))
+        cw = self._counter_w()
         return {"lut": 2 * cw + 3, "ff": cw, "bram18": 0, "dsp": 0}
