@@ -35,6 +35,12 @@ def _cmd_build(args) -> int:
     return build_command(args)
 
 
+def _cmd_train(args) -> int:
+    from binaryhpe.train.loop import train_command
+
+    return train_command(args)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="binaryhpe", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -66,7 +72,18 @@ def main(argv=None) -> int:
     pb.add_argument("--target", default="fpga",
                     help="fpga (default: RTL) or mcu:NAME (C for a microcontroller: stm32f4, stm32h7, mps2-an505, "
                          "mps3-an547, or a target JSON file)")
+    pb.add_argument("--backend", default="rtl", choices=["rtl", "hls4ml", "finn"],
+                    help="rtl (default: our RTL), hls4ml (an hls4ml project under OUT/hls4ml/) or finn (FINN ONNX "
+                         "and build configuration under OUT/finn/); with --sim each is checked against our reference")
     pb.set_defaults(func=_cmd_build)
+
+    pt = sub.add_parser("train", help="train a whole-body model (generated proxy data by default)")
+    pt.add_argument("--config", default=None, help="a built-in configuration name or a JSON file (default: the tiny "
+                                                   "whole-body configuration)")
+    pt.add_argument("--steps", type=int, default=None, help="optimizer steps (default: from the configuration)")
+    pt.add_argument("-o", "--output", required=True, help="output folder (checkpoint.pt, metrics.json)")
+    pt.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    pt.set_defaults(func=_cmd_train)
 
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore", message="fast_hadamard_transform")  # brevitas import-time notice

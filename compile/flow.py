@@ -215,7 +215,43 @@ def build_mcu_target(model: str, out, target: str, sim: bool, seed: int = 0) -> 
     return rep
 
 
+def build_backend(model: str, out, backend: str, sim: bool = False, seed: int = 0, folding_file=None,
+                  target_cycles=None) -> dict:
+    """``--backend hls4ml|finn``: the same QONNX and hardware graph (its folding included), handed to that tool;
+    its project goes under ``OUT/<backend>/`` and ``OUT/report.json`` holds ``backend`` and ``bit_exact``."""
+    from binaryhpe.compile.backends import run_backend
+    from binaryhpe.compile.passes import load_folding
+
+    out = pathlib.Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    _log(f"model {model} -> {out} (backend {backend})")
+    qonnx, check = step_model_to_qonnx(model, out, seed)
+    g, _ = step_lower(qonnx, target_cycles, load_folding(folding_file) if folding_file else None)
+    (out / "hwgraph.json").write_text(g.to_json())
+    _log(f"hardware graph: {len(g.layers)} layers")
+    rep = run_backend(backend, qonnx, g, out, sim=sim, seed=seed)
+    report = {"model": model, "qonnx": str(qonnx), "export_check": check, "backend": backend, "bit_exact": None,
+              **rep, "wall_s": round(time.time() - t0, 1)}
+    (out / "report.json").write_text(json.dumps(report, indent=1, default=str))
+    _log(f"{backend}: report {out / 'report.json'}" + (f", bit-exact: {report['bit_exact']}" if sim else ""))
+    return report
+
+
 def build_command(args) -> int:
+    backend = getattr(args, "backend", "rtl") or "rtl"
+    if backend != "rtl":
+        if args.target and args.target != "fpga":
+            raise BinaryHPEError(f"--backend {backend} builds for an FPGA; it cannot be combined with --target {args.target}")
+        for flag in ("device", "fps", "bitstream", "synth", "waves"):
+            if getattr(args, flag, None):
+                raise BinaryHPEError(f"--{flag} belongs to the rtl backend; --backend {backend} does not take it")
+        rep = build_backend(args.model, args.output, backend, sim=args.sim, seed=args.seed,
+                            folding_file=args.folding, target_cycles=args.target_cycles)
+        if args.sim and not rep["bit_exact"]:
+            print(f"binaryhpe: the {backend} execution is NOT bit-exact against the reference", flush=True)
+            return 1
+        return 0
     if args.target and args.target != "fpga":
         if not args.target.startswith("mcu:"):
             raise BinaryHPEError(f"--target {args.target!r}: expected 'fpga' or 'mcu:NAME'")
