@@ -176,3 +176,17 @@ def test_bad_parameter_shape(layer):
         layer({"body_pose": torch.zeros(2, 62)})
     with pytest.raises(BinaryHPEError, match="batch size"):
         layer({"body_pose": torch.zeros(2, 63), "shape": torch.zeros(3, 10)})
+
+
+def test_template_is_mirror_symmetric():
+    """x -> -x maps the template's vertex set onto itself, one to one (horizontal-flip augmentation)."""
+    for n in (600, 1000, 1500):
+        v = sm.synthetic_layout(n)[0]
+        assert len(v) == n
+        m = v * np.array([-1, 1, 1])
+        d = np.linalg.norm(m[:, None] - v[None], axis=-1)
+        nn_ = d.argmin(1)
+        assert d[np.arange(n), nn_].max() < 1e-9
+        assert len(set(nn_.tolist())) == n  # a permutation: no two vertices share a mirror image
+    with pytest.raises(BinaryHPEError, match="too small"):
+        sm.synthetic_layout(300)

@@ -13,8 +13,8 @@ missing or wrong in one error.
 / ``hands_mean`` / ``hands_coeffs`` (l, r), ``lmk_faces_idx`` / ``lmk_bary_coords``, ``dynamic_lmk_*``, ``vt``
 / ``ft``) but few vertices: a skeleton-shaped T-pose figure (a prism around every bone of the real 55-joint
 SMPL-X kinematic tree, one vertex at every joint centre) so that body, hand and jaw poses move it and it
-renders as a human figure. The official model picks 21 extra keypoints (nose, eyes, ears, toes, heels,
-fingertips) at fixed vertex indices of the 10,475-vertex mesh; the synthetic file carries its own indices in
+renders as a human figure; the template is exactly left/right symmetric (x -> -x maps vertices onto
+vertices). The official model picks 21 extra keypoints (nose, eyes, ears, toes, heels, fingertips) at fixed vertex indices of the 10,475-vertex mesh; the synthetic file carries its own indices in
 the one extra key ``binaryhpe_extra_vertex_ids`` (21,), in ``smplx``'s ``VertexJointSelector`` order.
 """
 
@@ -136,12 +136,13 @@ def synthetic_layout(n_verts: int = 1000):
     extra keypoint vertex ids). Only the blend shapes depend on the seed."""
     joints = _tpose_joints()
     segs = _segments(joints)
-    per_ring_min = 3
+    per_ring_min = 4
     base = NUM_JOINTS
     if n_verts < base + 2 * per_ring_min * len(segs):
         raise BinaryHPEError(f"write_synthetic_smplx: n_verts = {n_verts} is too small: the skeleton figure needs "
                              f"at least {base + 2 * per_ring_min * len(segs)} vertices")
     s = min(16, (n_verts - base) // (2 * len(segs)))
+    s -= s % 2  # an even ring is its own mirror image: the template stays left/right symmetric
     verts, weights, faces = [], [], []
     # one vertex at every joint centre (the joint regressor reads them), skinned to that joint
     for k in range(NUM_JOINTS):
@@ -169,14 +170,16 @@ def synthetic_layout(n_verts: int = 1000):
         for i in range(1, s - 1):  # caps
             faces.append((start, start + i + 1, start + i))
             faces.append((start + s, start + s + i, start + s + i + 1))
-    pad = 0
-    while len(verts) < n_verts:  # exact vertex count: extra vertices at joint centres
-        k = pad % NUM_JOINTS
-        verts.append(joints[k])
+    # exact vertex count: extra vertices inside the torso, on the centre line at distinct heights (so that
+    # the template stays mirror-symmetric without duplicate points), skinned to the nearest spine joint
+    n_pad = n_verts - len(verts)
+    spine = np.array([PELVIS, 3, 6, 9, NECK])
+    for y in np.linspace(joints[PELVIS, 1] + 0.01, joints[NECK, 1] - 0.01, n_pad):
+        k = spine[np.argmin(np.abs(joints[spine, 1] - y))]
+        verts.append(np.array([0.0, y, joints[k, 2]]))
         w = np.zeros(NUM_JOINTS)
         w[k] = 1.0
         weights.append(w)
-        pad += 1
     v_template = np.asarray(verts, dtype=np.float64)
     weights = np.asarray(weights, dtype=np.float64)
     j_reg = np.zeros((NUM_JOINTS, n_verts))
