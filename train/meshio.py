@@ -71,7 +71,8 @@ def _camera(cam):
         return fx, fy, cx, cy, trans
     K = _arr(cam, "cam")
     if K.shape != (3, 3):
-        raise BinaryHPEError(f"overlay: cam has shape {K.shape}: give a dict with 'focal' and 'princpt' or a 3x3 matrix")
+        raise BinaryHPEError(f"overlay: cam has shape {K.shape}: give a dict with 'focal' and 'princpt' or a "
+                             "3x3 matrix")
     return K[0, 0], K[1, 1], K[0, 2], K[1, 2], np.zeros(3)
 
 

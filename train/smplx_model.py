@@ -14,8 +14,9 @@ missing or wrong in one error.
 / ``ft``) but few vertices: a skeleton-shaped T-pose figure (a prism around every bone of the real 55-joint
 SMPL-X kinematic tree, one vertex at every joint centre) so that body, hand and jaw poses move it and it
 renders as a human figure; the template is exactly left/right symmetric (x -> -x maps vertices onto
-vertices). The official model picks 21 extra keypoints (nose, eyes, ears, toes, heels, fingertips) at fixed vertex indices of the 10,475-vertex mesh; the synthetic file carries its own indices in
-the one extra key ``binaryhpe_extra_vertex_ids`` (21,), in ``smplx``'s ``VertexJointSelector`` order.
+vertices). The official model picks 21 extra keypoints (nose, eyes, ears, toes, heels, fingertips) at
+fixed vertex indices of the 10,475-vertex mesh; the synthetic file carries its own indices in the one extra
+key ``binaryhpe_extra_vertex_ids`` (21,), in ``smplx``'s ``VertexJointSelector`` order.
 """
 
 from __future__ import annotations
