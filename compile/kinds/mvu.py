@@ -12,6 +12,13 @@ output channel ``nf*pe + p`` for window element ``sf*simd + s``.
 
 Numerics: ``docs/numerics.md`` (binary conv: ``p = 2*popcount(xnor & valid) - popcount(valid)``; fixed-point
 conv: ``acc = sum w*a`` with padding taps contributing 0).
+
+Streamed weights (``weight_source = "stream"``, for matrices that do not fit on chip): the unit is
+``bhpe_mvu_wstream`` (both kinds, ``Binary`` parameter), which has no ROM but a weight AXI-Stream input
+(:meth:`_MvuBase.wstream_spec`) carrying the ROM words above, one a beat, address order ``nf*SF + sf``,
+the whole matrix again for every output pixel: ``pixels*NF*SF`` words a frame
+(:meth:`_MvuBase.wstream_frame_words`). A DMA replays the ``NF*SF``-word image
+(:meth:`_MvuBase.wstream_matrix_words`) ``pixels`` times a frame.
 """
 
 from __future__ import annotations
@@ -21,11 +28,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fractions import Fraction
+
 from binaryhpe.compile.kinds.base import HwLayer, StreamSpec, clog2
 from binaryhpe.compile.kinds.plumbing import _bram18, _lutram
 
 #: register stages between an accepted input beat and the output register (fetch, dot/popcount, acc)
 MVU_PIPELINE = 3
+#: the RTL module of an MVU whose weights are streamed in (both kinds)
+WSTREAM_MODULE = "bhpe_mvu_wstream"
+WEIGHT_SOURCES = ("rom", "stream")
 
 
 @dataclass
@@ -36,6 +48,23 @@ class _MvuBase(HwLayer):
     simd: int = 1
     weights: np.ndarray = field(default_factory=lambda: np.zeros((1, 1), dtype=np.int64), repr=False)
     pixels: int = 1  # output pixels per frame (OH*OW), for the cycle model
+    #: "rom": weights in an on-chip ROM (``bhpe_xnor_mvu`` / ``bhpe_fxp_mvu``); "stream": weights arrive on
+    #: a weight stream (``bhpe_mvu_wstream``, fed from DRAM); see the module doc
+    weight_source: str = "rom"
+    #: weight-stream words the source delivers a clock cycle (cycle model of "stream"; above 1 counts as 1)
+    wstream_rate: float = 1.0
+
+    #: RTL module of the kind with its weights in a ROM (class attribute, set by each kind)
+    ROM_MODULE = ""
+
+    def __setattr__(self, name, value):
+        super().__setattr__(name, value)
+        if name == "weight_source":  # the RTL module follows the weight source
+            super().__setattr__("rtl_module", WSTREAM_MODULE if value == "stream" else self.ROM_MODULE)
+
+    @property
+    def streamed(self) -> bool:
+        return self.weight_source == "stream"
 
     @property
     def N(self) -> int:  # noqa: N802 - the brief's name for the synapse count
@@ -62,6 +91,11 @@ class _MvuBase(HwLayer):
             raise ValueError(f"{kind} '{self.name}': pe = {self.pe} does not divide cout = {self.cout}")
         if self.n % self.simd:
             raise ValueError(f"{kind} '{self.name}': simd = {self.simd} does not divide N = {self.n}")
+        if self.weight_source not in WEIGHT_SOURCES:
+            raise ValueError(f"{kind} '{self.name}': weight_source = {self.weight_source!r} is not one of "
+                             f"{', '.join(WEIGHT_SOURCES)}")
+        if not self.wstream_rate > 0:
+            raise ValueError(f"{kind} '{self.name}': wstream_rate = {self.wstream_rate} must be > 0")
         w = np.asarray(self.weights)
         if w.shape != (self.cout, self.n):
             raise ValueError(
@@ -94,9 +128,71 @@ class _MvuBase(HwLayer):
 
     def cycles(self) -> dict:
         """``ii`` = pixels*NF*SF (one weight-matrix step a cycle); ``latency`` = cycles from the first input
-        beat's handshake to the last output beat's handshake, both counted, = ii + MVU_PIPELINE."""
-        ii = self.pixels * self.nf * self.sf
-        return {"ii": ii, "latency": ii + MVU_PIPELINE}
+        beat's handshake to the last output beat's handshake, both counted, = ii + MVU_PIPELINE.
+
+        Streamed weights: a step also needs a weight word; with the stream delivering ``r = wstream_rate``
+        words a cycle (r < 1: bandwidth bound) the ``K = pixels*NF*SF`` steps of a frame take
+        ``ii = ceil(K / r)`` cycles and ``latency = ceil((K - 1) / r) + 1 + MVU_PIPELINE`` (the first step at
+        the first weight word, one more every 1/r cycles); at r >= 1 both equal the ROM unit's."""
+        k = self.pixels * self.nf * self.sf
+        if not self.streamed or self.wstream_rate >= 1:
+            return {"ii": k, "latency": k + MVU_PIPELINE}
+        r = Fraction(self.wstream_rate).limit_denominator(1 << 20)
+        return {"ii": math.ceil(k / r), "latency": math.ceil((k - 1) / r) + 1 + MVU_PIPELINE}
+
+    # --- the weight stream (weight_source = "stream") -------------------------------------------------
+    def _w_elem_w(self) -> int:
+        raise NotImplementedError
+
+    def wstream_spec(self) -> StreamSpec:
+        """The weight stream's beat: one ROM word, ``pe*simd`` weights of 1 bit (XNOR, 1 = +1) or ``w_w``
+        bits (fixed point, two's complement); the top-level port pads it to whole bytes (``wstream_port_bits``)."""
+        return StreamSpec(self.pe * self.simd, self._w_elem_w(), signed=self._w_elem_w() > 1)
+
+    @property
+    def wstream_word_bits(self) -> int:
+        return self.pe * self.simd * self._w_elem_w()
+
+    @property
+    def wstream_port_bits(self) -> int:
+        """Width of the top-level ``w_<layer>_tdata`` port: the word rounded up to whole bytes (AXI-Stream
+        TDATA is a whole number of bytes); the word sits in the low bits, the padding is ignored."""
+        return 8 * -(-self.wstream_word_bits // 8)
+
+    @property
+    def wstream_words_per_frame(self) -> int:
+        """Weight-stream beats a frame: the whole matrix (NF*SF words) for each of the ``pixels`` pixels."""
+        return self.pixels * self.nf * self.sf
+
+    @property
+    def wstream_bytes_per_frame(self) -> int:
+        """DRAM bytes a frame a DMA moves into the weight port (``words * port_bits / 8``)."""
+        return self.wstream_words_per_frame * self.wstream_port_bits // 8
+
+    def wstream_matrix_words(self) -> list[int]:
+        """One pass over the matrix, in the order the RTL consumes it: word ``nf*SF + sf`` (the ROM image)."""
+        return self._matrix_words()
+
+    def wstream_frame_words(self) -> list[int]:
+        """Every weight-stream beat of one frame: the matrix pass repeated for each output pixel."""
+        return self._matrix_words() * self.pixels
+
+    def _matrix_words(self) -> list[int]:
+        raise NotImplementedError
+
+    def rtl_params(self) -> dict:
+        if self.streamed:
+            xnor = self._w_elem_w() == 1 and self._in_width() == 1 and not self._in_signed()
+            return {"Binary": xnor, "N": self.n, "Cout": self.cout, "Pe": self.pe, "Simd": self.simd,
+                    "InW": self._in_width(), "WW": self._w_elem_w(), "AccW": self.acc_w}
+        return self._rom_params()
+
+    def rtl_memories(self) -> dict[str, list[int]]:
+        """``InitFile`` (the weight ROM, see the module doc); none when the weights are streamed."""
+        return {} if self.streamed else {"InitFile": self._matrix_words()}
+
+    def _rom_params(self) -> dict:
+        raise NotImplementedError
 
     def in_streams(self) -> list[StreamSpec]:
         """One stream, the SWG's window elements; its mask bits (one a lane) travel in the same beat as the
@@ -124,8 +220,10 @@ class XnorMvu(_MvuBase):
     ``weights``: (cout, n) of +1/-1; input windows are bits (1 = +1, 0 = -1).
     """
 
+    ROM_MODULE = "bhpe_xnor_mvu"
+
     def __post_init__(self) -> None:
-        self.rtl_module = "bhpe_xnor_mvu"
+        self.weight_source = self.weight_source  # sets rtl_module
         self.weights = np.asarray(self.weights, dtype=np.int64)
         self._check()
         if np.any(np.abs(self.weights) != 1):
@@ -151,13 +249,16 @@ class XnorMvu(_MvuBase):
         acc = np.einsum("hwn,cn->hwc", a * mask, self.weights)
         return [acc.astype(np.int64)]
 
-    def rtl_params(self) -> dict:
+    def _w_elem_w(self) -> int:
+        return 1
+
+    def _rom_params(self) -> dict:
         return {"N": self.n, "Cout": self.cout, "Pe": self.pe, "Simd": self.simd, "AccW": self.acc_w}
 
-    def rtl_memories(self) -> dict[str, list[int]]:
-        """``InitFile``: NF*SF words of pe*simd bits, bit p*simd+s = weight of channel nf*pe+p, element
-        sf*simd+s (1 = +1)."""
-        return {"InitFile": self._rom_words((self.weights > 0).astype(np.int64), 1)}
+    def _matrix_words(self) -> list[int]:
+        """NF*SF words of pe*simd bits, bit p*simd+s = weight of channel nf*pe+p, element sf*simd+s
+        (1 = +1)."""
+        return self._rom_words((self.weights > 0).astype(np.int64), 1)
 
     def resources(self) -> dict:
         """LUT/FF model calibrated against Yosys ``synth_xilinx -family xc7 -flatten -noiopad`` of this RTL
@@ -170,9 +271,19 @@ class XnorMvu(_MvuBase):
         weights are constants and each XNOR folds into the popcount). The weight ROM (``depth = NF*SF``
         words of ``width = PE*SIMD`` bits) goes to block RAM from XNOR_ROM_BRAM_DEPTH words on (as Yosys
         maps it), else into logic. FINN's published MVAU model (300 + 1.1*PE*(...)) is off by 134% on average
-        on the same units (up to 609%; the benchmark prints both)."""
+        on the same units (up to 609%; the benchmark prints both).
+
+        Streamed weights (``bhpe_mvu_wstream``): no ROM (no ROM LUTs, no BRAM), the weights are never
+        constants (2.26 LUT a synapse), the weight word is registered (``width`` FFs) and the address counter
+        is gone; the same datapath otherwise."""
         pe, simd, acc = self.pe, self.simd, self.acc_w
         depth, width = self.nf * self.sf, pe * simd
+        if self.streamed:
+            lut = XNOR_LUT_BASE + XNOR_LUT_PER_SYNAPSE * pe * simd + XNOR_LUT_PER_ACC_BIT * pe * acc
+            if self.nf > 1:
+                lut += _lutram(2 * simd, self.sf)
+            ff = 2 * simd + pe * (clog2(simd + 1) + 2 * acc) + clog2(simd + 1) + 2 * clog2(depth + 1) + 8 + width
+            return {"lut": int(round(lut)), "ff": int(ff), "bram18": 0, "dsp": 0}
         const = depth == 1
         bram = xnor_rom_bram18(width, depth)
         lut = XNOR_LUT_BASE + (XNOR_LUT_PER_SYNAPSE_CONST if const else XNOR_LUT_PER_SYNAPSE) * pe * simd
@@ -212,8 +323,10 @@ class FxpMvu(_MvuBase):
     in_w: int = 8
     w_w: int = 8
 
+    ROM_MODULE = "bhpe_fxp_mvu"
+
     def __post_init__(self) -> None:
-        self.rtl_module = "bhpe_fxp_mvu"
+        self.weight_source = self.weight_source  # sets rtl_module
         self.weights = np.asarray(self.weights, dtype=np.int64)
         self._check()
         lo, hi = -(1 << (self.w_w - 1)), (1 << (self.w_w - 1)) - 1
@@ -241,26 +354,30 @@ class FxpMvu(_MvuBase):
         acc = np.einsum("hwn,cn->hwc", win * mask, self.weights)
         return [acc.astype(np.int64)]
 
-    def rtl_params(self) -> dict:
+    def _w_elem_w(self) -> int:
+        return self.w_w
+
+    def _rom_params(self) -> dict:
         return {"N": self.n, "Cout": self.cout, "Pe": self.pe, "Simd": self.simd,
                 "InW": self.in_w, "WW": self.w_w, "AccW": self.acc_w}
 
-    def rtl_memories(self) -> dict[str, list[int]]:
-        """``InitFile``: NF*SF words of pe*simd*w_w bits, slot p*simd+s = two's-complement weight of channel
-        nf*pe+p, element sf*simd+s."""
+    def _matrix_words(self) -> list[int]:
+        """NF*SF words of pe*simd*w_w bits, slot p*simd+s = two's-complement weight of channel nf*pe+p,
+        element sf*simd+s."""
         slots = self.weights & ((1 << self.w_w) - 1)
-        return {"InitFile": self._rom_words(slots, self.w_w)}
+        return self._rom_words(slots, self.w_w)
 
     def resources(self) -> dict:
         """FINN's MVAU first-order model with the multipliers in DSPs (LUT 300 + 1.1*PE*(adder tree + acc),
-        DSP PE*SIMD*ceil((W+A)/48)); weight ROM and input buffer by the project's BRAM18 / LUT-RAM rule."""
+        DSP PE*SIMD*ceil((W+A)/48)); weight ROM and input buffer by the project's BRAM18 / LUT-RAM rule.
+        Streamed weights (``bhpe_mvu_wstream``): the same without the ROM (the weight word register stays)."""
         pe, simd, acc = self.pe, self.simd, self.acc_w
         wa = self.w_w + self.in_w
         tree = wa * (2 * simd - 1)
         lut = 300 + 1.1 * pe * (tree + acc) + simd  # + mask gating
         depth, width = self.nf * self.sf, pe * simd * self.w_w
-        bram = _bram18(width, depth)
-        if bram == 0:
+        bram = 0 if self.streamed else _bram18(width, depth)
+        if bram == 0 and not self.streamed:
             lut += _lutram(width, depth)
         if self.nf > 1:
             lut += _lutram(simd * (self.in_w + 1), self.sf)  # input buffer (data + mask)
