@@ -431,17 +431,20 @@ class Human36M(WholeBodyDataset):
                 j3 = np.zeros((NJ, 3)), np.zeros(NJ)
                 for i, n in H36M_TO_SX.items():
                     j3[0][SX[n]], j3[1][SX[n]] = jc[i], 1.0
-                params = {}
+                params, parts = {}, (False, False, False)
                 sp = smplx.get(act, {}).get(sub, {}).get(fr)
-                if sp is not None:  # world frame; hands and face are not fitted on Human3.6M
+                if sp is not None:  # world frame; hands and face are valid only where the fit says so
                     params = _params_from(sp, {k: k for k in SMPLX_DIMS}, where)
+                    parts = tuple(bool(sp.get(k, False)) and p in params
+                                  for k, p in (("lhand_valid", "lhand_pose"), ("rhand_valid", "rhand_pose"),
+                                               ("face_valid", "jaw_pose")))
                     if "root_pose" in params:  # world -> camera frame
                         params["root_pose"] = rotmat_to_aa(R @ rodrigues(params["root_pose"]))
                     for k in ("lhand_pose", "rhand_pose", "jaw_pose", "expr"):
                         params.setdefault(k, np.zeros(SMPLX_DIMS[k]))
                 self.items.append(self.record(
                     L.root / "images" / im["file_name"], a["bbox"], j3d_cam=j3, params=params, cam=(f, cc),
-                    parts=(False, False, False)))
+                    parts=parts))
 
 
 class MSCOCO(WholeBodyDataset):
