@@ -1,0 +1,177 @@
+"""The FINN backend (``binaryhpe build --backend finn``): the cleaned QONNX and our hardware graph's folding,
+handed to FINN (PyPI ``finn-plus`` 1.6.1) in its own environment ``.venv-finn`` (made by ``.ci/setup-finn``).
+
+This module runs in the main environment; ``finn_job.py`` runs FINN in a subprocess (paths and JSON in,
+``result.json`` and ``.npy`` out). It writes ``OUT/finn/``: the FINN ONNX at every stage (tidy, streamlined,
+HW layers, the dataflow parent and the folded dataflow partition), ``folding_config.json`` (our PE/SIMD on
+FINN's node names), ``dataflow_build_config.json`` and ``build.py`` that take the partition to a bitstream
+with Vivado. With ``sim`` it executes FINN's graph (python mode of FINN's HW layers, no vendor tool) on random
+and extreme frames and compares every output element with our integer reference (``HwGraph.execute``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from binaryhpe import BinaryHPEError
+from binaryhpe.compile.graph import HwGraph
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+JOB = pathlib.Path(__file__).resolve().with_name("finn_job.py")
+#: the board and part the build configuration targets (BNN-PYNQ's board), and its clock
+BOARD, FPGA_PART, CLK_NS = "Pynq-Z1", "xc7z020clg400-1", 10.0
+JOB_TIMEOUT_S = 1800
+
+
+def finn_python() -> pathlib.Path:
+    """The interpreter of FINN's environment (``BINARYHPE_FINN_PYTHON`` overrides ``.venv-finn``)."""
+    p = pathlib.Path(os.environ.get("BINARYHPE_FINN_PYTHON", REPO / ".venv-finn" / "bin" / "python"))
+    if not p.is_file():
+        raise BinaryHPEError(f"finn: FINN's environment is missing ({p} not found): run .ci/setup-finn")
+    return p
+
+
+def folding_of(g: HwGraph) -> list[dict]:
+    """Our layers that FINN's layers correspond to, in graph order, with their folding: every MVU (with the
+    Threshold it feeds through single-consumer requant/bias/width-converter layers, which FINN absorbs into
+    its MVAU), window generators, thresholds and pools."""
+    from binaryhpe.compile.kinds.elementwise import AddConst, MulShift, Requant, Threshold
+    from binaryhpe.compile.kinds.mvu import FxpMvu, XnorMvu
+    from binaryhpe.compile.kinds.plumbing import Dwc, Fifo
+    from binaryhpe.compile.kinds.pool import Pool
+    from binaryhpe.compile.kinds.swg import SlidingWindow
+
+    cons = g.consumer_map()
+    rows = []
+    for lay in g.layers:
+        if isinstance(lay, (XnorMvu, FxpMvu)):
+            row = {"kind": "mvu", "name": lay.name, "n": lay.n, "cout": lay.cout, "pe": lay.pe, "simd": lay.simd,
+                   "between": []}
+            t = lay.outputs[0]
+            while len(cons.get(t, [])) == 1:
+                nxt = cons[t][0]
+                if isinstance(nxt, Threshold):
+                    row["threshold"] = nxt.name
+                    break
+                if not isinstance(nxt, (Requant, AddConst, MulShift, Dwc, Fifo)):
+                    break
+                row["between"].append(nxt.name)
+                t = nxt.outputs[0]
+            rows.append(row)
+        elif isinstance(lay, SlidingWindow):
+            rows.append({"kind": "swg", "name": lay.name, "lanes": lay.lanes,
+                         "pool": any(isinstance(c, Pool) for c in cons.get(lay.outputs[0], []))})
+        elif isinstance(lay, Threshold):
+            rows.append({"kind": "threshold", "name": lay.name, "lanes": lay.lanes})
+        elif isinstance(lay, Pool):
+            rows.append({"kind": "pool", "name": lay.name, "lanes": lay.lanes})
+    return rows
+
+
+def test_frames(shape, seed: int, n_random: int = 3) -> np.ndarray:
+    """Random frames on [-1, 1) and the extremes: all +1, all -1, saturating (|x| = 8, random signs), zeros."""
+    rng = np.random.default_rng(seed)
+    xs = [rng.uniform(-1, 1, size=shape) for _ in range(n_random)]
+    xs += [np.ones(shape), -np.ones(shape), np.where(rng.random(shape) < 0.5, -8.0, 8.0), np.zeros(shape)]
+    return np.stack(xs).astype(np.float32)
+
+
+def _layer_of(g: HwGraph, info: dict) -> str | None:
+    """Our layer that a QONNX node's output tensors became (None when the node has no layer of its own)."""
+    for t in info.get("qonnx_outputs", []):
+        hw = g.onnx_names.get(t)
+        lay = g.producer(hw) if hw else None
+        if lay is not None:
+            return lay.name
+    return None
+
+
+def _our_estimates(g: HwGraph, names: list[str]) -> dict:
+    out = {}
+    for name in names:
+        lay = g.layer(name)
+        d = {"kind": type(lay).__name__, "cycles": int(lay.cycles()["ii"])}
+        if hasattr(lay, "resources"):
+            d.update(lay.resources())
+        out[name] = d
+    return out
+
+
+def build(qonnx: pathlib.Path, g: HwGraph, out: pathlib.Path, sim: bool, seed: int = 0) -> dict:
+    py = finn_python()
+    qonnx = pathlib.Path(qonnx).resolve()
+    proj = pathlib.Path(out).resolve() / "finn"
+    proj.mkdir(parents=True, exist_ok=True)
+    for stale in ("result.json", "finn_outputs.npy"):
+        (proj / stale).unlink(missing_ok=True)
+    job = {"qonnx": str(qonnx), "out": str(proj), "folding": folding_of(g), "fpga_part": FPGA_PART,
+           "board": BOARD, "clk_ns": CLK_NS, "inputs": None}
+    refs = None
+    if sim:
+        from binaryhpe.compile.lower import load_qonnx
+        from binaryhpe.compile.reference import hw_input, onnx_context
+
+        mw = load_qonnx(qonnx)
+        xs = test_frames(mw.get_tensor_shape(mw.graph.input[0].name), seed)
+        np.save(proj / "inputs.npy", xs)
+        job["inputs"] = str(proj / "inputs.npy")
+        fmt = g.tensors[g.output].fmt
+        refs = [fmt.to_real(g.execute(hw_input(g, onnx_context(mw, x)), keep_all=False)[g.output]) for x in xs]
+    (proj / "job.json").write_text(json.dumps(job, indent=1))
+    t0 = time.time()
+    with open(proj / "finn_job.log", "w") as log:
+        try:
+            subprocess.run([str(py), str(JOB), str(proj / "job.json")], stdout=log, stderr=subprocess.STDOUT,
+                           cwd=proj, timeout=JOB_TIMEOUT_S, check=False)
+        except subprocess.TimeoutExpired:
+            raise BinaryHPEError(f"finn: FINN's job ran past {JOB_TIMEOUT_S} s (log: {proj / 'finn_job.log'})") from None
+    rfile = proj / "result.json"
+    if not rfile.is_file():
+        tail = (proj / "finn_job.log").read_text()[-1500:]
+        raise BinaryHPEError(f"finn: FINN's job wrote no result (log: {proj / 'finn_job.log'}):\n{tail}")
+    res = json.loads(rfile.read_text())
+    if "unsupported" in res:
+        u = res["unsupported"]
+        layer = _layer_of(g, u)
+        what = f"layer {layer!r} (QONNX node {u.get('qonnx_node')!r}, op type {u.get('qonnx_op_type')})" if layer \
+            else f"QONNX node {u.get('qonnx_node')!r} (op type {u.get('qonnx_op_type')})"
+        raise BinaryHPEError(f"finn cannot take {what}: {u['reason']} (FINN node {u.get('finn_node')!r}, "
+                             f"{u.get('finn_op_type')}, after {u['stage']})")
+    if not res.get("ok"):
+        raise BinaryHPEError(f"finn: {res.get('error')} (log: {proj / 'finn_job.log'})")
+    report = {"backend": "finn", "project": str(proj), "bit_exact": None, "mismatches": None,
+              "compared_elements": None, "finn_stages": res["stages"], "finn_wall_s": round(time.time() - t0, 1),
+              "build_config": str(proj / "dataflow_build_config.json"),
+              "folding_config": str(proj / "folding_config.json"), "fpga_part": FPGA_PART, "board": BOARD}
+    if sim:
+        got = np.load(res["outputs"])
+        bad = total = 0
+        for y, ref in zip(got, refs):
+            y = np.asarray(y, dtype=np.float64)
+            y = y.reshape(ref.shape) if y.ndim == 2 else y[0].transpose(1, 2, 0)
+            bad += int(np.count_nonzero(y != ref))
+            total += ref.size
+        report.update({"bit_exact": bad == 0 and total > 0, "mismatches": bad, "compared_elements": total,
+                       "frames": len(refs)})
+    finn_est, ours_est, rows = {}, {}, []
+    for p in res["pairs"]:
+        f = res["estimates"].get(p["finn_node"], {})
+        finn_est[p["finn_node"]] = {"op_type": p["op_type"], **f}
+        o = _our_estimates(g, p["ours"])
+        ours_est.update(o)
+        fold = p["folding"]
+        rows.append({"finn_node": p["finn_node"], "ours": p["ours"], "folding": fold,
+                     "finn_cycles": f.get("cycles"), "our_cycles": max((v["cycles"] for v in o.values()), default=None),
+                     "finn_lut": f.get("lut"), "our_lut": sum(v.get("lut", 0) for v in o.values()),
+                     "finn_bram18": f.get("bram_18k"), "our_bram18": sum(v.get("bram18", 0) for v in o.values())})
+    for name, f in res["estimates"].items():  # FINN layers with no counterpart of ours (none expected)
+        finn_est.setdefault(name, f)
+    report["estimates"] = {"finn": finn_est, "ours": ours_est, "layers": rows}
+    return report

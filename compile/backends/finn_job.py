@@ -1,0 +1,445 @@
+"""FINN side of the FINN backend: run by ``.venv-finn/bin/python finn_job.py JOB.json`` in a subprocess.
+
+It must not import binaryhpe (FINN lives in its own environment, .ci/setup-finn): everything comes in as
+paths and JSON and goes back as ``result.json`` plus ``.npy`` files in the job's output folder.
+
+Job keys: ``qonnx`` (the cleaned QONNX the main environment exported), ``out`` (OUT/finn), ``inputs`` (an .npy
+of float input frames, NCHW, one per row; absent without simulation), ``folding`` (our MVU / window / threshold
+/ pool layers in graph order with their PE/SIMD/lanes), ``fpga_part``, ``board``, ``clk_ns``.
+
+The lowering is FINN's own, in the order of its BNN-PYNQ end-to-end flow: qonnx cleanup,
+ConvertQONNXtoFINN, tidy-up, streamlining (Streamline = ConvertSignToThres, the move/absorb/collapse passes;
+LowerConvsToMatMul, MakeMaxPoolNHWC, AbsorbTransposeIntoMultiThreshold, ConvertBipolarMatMulToXnorPopcount,
+Streamline again, RoundAndClipThresholds), conversion to HW layers (InferBinaryMatrixVectorActivation,
+InferQuantizedMatrixVectorActivation, InferThresholdingLayer, InferConvInpGen, InferPool,
+RemoveCNVtoFCFlatten), CreateDataflowPartition. Every node carries its QONNX origin in ``doc_string`` so
+that a node FINN cannot take is reported by the name the user's file has.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import sys
+import time
+import traceback
+import warnings
+
+import numpy as np
+
+HW_DOMAIN = "finn.custom_op.fpgadataflow"
+#: FINN HW op types that carry a folding, and the attribute(s) our layers set
+MVU_OPS = ("MVAU", "VVAU")
+
+
+class Unsupported(Exception):
+    def __init__(self, node, stage: str, reason: str):
+        super().__init__(reason)
+        self.node, self.stage, self.reason = node, stage, reason
+
+
+def origin(node) -> dict:
+    try:
+        return json.loads(node.doc_string) if node.doc_string else {}
+    except ValueError:
+        return {}
+
+
+def tag_origins(model) -> None:
+    for n in model.graph.node:
+        n.doc_string = json.dumps({"qonnx_node": n.name, "op_type": n.op_type, "outputs": list(n.output)})
+
+
+def is_hw(node) -> bool:
+    return node.domain.startswith(HW_DOMAIN)
+
+
+def node_info(node) -> dict:
+    o = origin(node)
+    return {"finn_node": node.name, "finn_op_type": node.op_type, "qonnx_node": o.get("qonnx_node"),
+            "qonnx_op_type": o.get("op_type"), "qonnx_outputs": o.get("outputs", [])}
+
+
+def run_stage(model, name: str, transforms, log: list):
+    t0 = time.time()
+    for tr in transforms:
+        try:
+            model = model.transform(tr)
+        except Exception as e:  # noqa: BLE001 - a FINN pass that fails names no node: report the pass
+            raise RuntimeError(f"FINN pass {type(tr).__name__} (stage {name}) failed: "
+                               f"{type(e).__name__}: {e}") from e
+    log.append({"stage": name, "nodes": len(model.graph.node), "s": round(time.time() - t0, 2)})
+    return model
+
+
+#: the shift that pins a zero-scale BatchNorm channel to its constant decision (beyond any accumulator here)
+PIN = float(1 << 22)
+
+
+class PinZeroScaleBatchNorm:
+    """Our one rewrite of what FINN is handed (a qonnx Transformation): a BatchNormalization channel with
+    scale 0 outputs its shift ``B_c`` for every input, so the MultiThreshold after it makes a constant
+    decision. FINN's streamlining mishandles it: FactorOutMulSignMagnitude labels ``sign(0) = 0`` BIPOLAR,
+    Absorb1BitMulIntoMatMul then refuses the (-1, 0, +1) sign vector and leaves a Mul between the MVAUs (and
+    AbsorbMulIntoMultiThreshold divides the threshold by 0). Such a channel is given scale 1, mean 0, variance
+    1 - eps and shift ``+-PIN``: the same decision for every accumulator ``|x| < PIN``. Only when every
+    threshold of the channel decides the same way (always, for a sign activation)."""
+
+    def apply(self, model):
+        modified = False
+        for n in model.graph.node:
+            if n.op_type != "BatchNormalization":
+                continue
+            cons = model.find_consumers(n.output[0])
+            if len(cons) != 1 or cons[0].op_type != "MultiThreshold":
+                continue
+            scale, bias, mean, var = (model.get_initializer(i) for i in n.input[1:5])
+            thr = model.get_initializer(cons[0].input[1])
+            if any(v is None for v in (scale, bias, mean, var, thr)) or not np.any(scale == 0):
+                continue
+            eps = next((a.f for a in n.attribute if a.name == "epsilon"), 1e-5)
+            scale, bias, mean, var = (np.array(v, dtype=np.float32) for v in (scale, bias, mean, var))
+            for c in np.flatnonzero(scale == 0):
+                t = thr[c] if thr.shape[0] > 1 else thr[0]
+                decide = bias[c] >= t
+                if not (np.all(decide) or not np.any(decide)):
+                    continue
+                scale[c], mean[c], var[c] = 1.0, 0.0, np.float32(1.0 - eps)
+                bias[c] = PIN if np.all(decide) else -PIN
+                modified = True
+            for i, v in zip(n.input[1:5], (scale, bias, mean, var)):
+                model.set_initializer(i, v)
+        return model, False
+
+    def applies_to(self, model) -> int:
+        return sum(1 for n in model.graph.node if n.op_type == "BatchNormalization"
+                   and model.get_initializer(n.input[1]) is not None and np.any(model.get_initializer(n.input[1]) == 0))
+
+
+def lower(model, log: list, out: pathlib.Path):
+    from finn.transformation.fpgadataflow.convert_to_hw.binary_matrix_vector_activation import (
+        InferBinaryMatrixVectorActivation,
+    )
+    from finn.transformation.fpgadataflow.convert_to_hw.conv_inp_gen import InferConvInpGen
+    from finn.transformation.fpgadataflow.convert_to_hw.pool import InferPool
+    from finn.transformation.fpgadataflow.convert_to_hw.quantized_matrix_vector_activation import (
+        InferQuantizedMatrixVectorActivation,
+    )
+    from finn.transformation.fpgadataflow.convert_to_hw.thresholding import InferThresholdingLayer
+    from finn.transformation.move_reshape import RemoveCNVtoFCFlatten
+    from finn.transformation.qonnx.convert_qonnx_to_finn import ConvertQONNXtoFINN
+    from finn.transformation.streamline import Streamline
+    from finn.transformation.streamline import absorb
+    from finn.transformation.streamline.reorder import MakeMaxPoolNHWC
+    from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
+    from finn.transformation.streamline.sign_to_thres import ConvertSignToThres
+    from qonnx.transformation.bipolar_to_xnor import ConvertBipolarMatMulToXnorPopcount
+    from qonnx.transformation.fold_constants import FoldConstants
+    from qonnx.transformation.general import (
+        GiveReadableTensorNames,
+        GiveUniqueNodeNames,
+        RemoveStaticGraphInputs,
+        RemoveUnusedTensors,
+        SortGraph,
+    )
+    from qonnx.transformation.infer_data_layouts import InferDataLayouts
+    from qonnx.transformation.infer_datatypes import InferDataTypes
+    from qonnx.transformation.infer_shapes import InferShapes
+    from qonnx.transformation.lower_convs_to_matmul import LowerConvsToMatMul
+    from qonnx.util.cleanup import cleanup_model
+
+    t0 = time.time()
+    model = cleanup_model(model)
+    log.append({"stage": "qonnx_cleanup", "nodes": len(model.graph.node), "s": round(time.time() - t0, 2)})
+    tidy = [InferShapes(), FoldConstants(), GiveUniqueNodeNames(), GiveReadableTensorNames(), InferDataTypes(),
+            RemoveStaticGraphInputs()]
+    model = run_stage(model, "qonnx_to_finn", [ConvertQONNXtoFINN()] + tidy, log)
+    pinned = PinZeroScaleBatchNorm().applies_to(model)
+    model = model.transform(PinZeroScaleBatchNorm())
+    log.append({"stage": "pin_zero_scale_batchnorm", "batchnorms": pinned})
+    model.save(str(out / "finn_tidy.onnx"))
+    streamline = [absorb.AbsorbScalarBiasIntoMultiThreshold(), ConvertSignToThres(), Streamline(), LowerConvsToMatMul(),
+                  MakeMaxPoolNHWC(), absorb.AbsorbTransposeIntoMultiThreshold(), MakeMaxPoolNHWC(),
+                  absorb.AbsorbConsecutiveTransposes(), ConvertBipolarMatMulToXnorPopcount(), Streamline(),
+                  RoundAndClipThresholds(), InferDataLayouts(), RemoveUnusedTensors()]
+    model = run_stage(model, "streamline", streamline, log)
+    model.save(str(out / "finn_streamlined.onnx"))
+    to_hw = [InferBinaryMatrixVectorActivation(), InferQuantizedMatrixVectorActivation(),
+             InferThresholdingLayer(), InferPool(), InferConvInpGen(), RemoveCNVtoFCFlatten(),
+             absorb.AbsorbConsecutiveTransposes(), SortGraph(), GiveUniqueNodeNames(), InferDataLayouts(),
+             InferDataTypes(), InferShapes()]
+    model = run_stage(model, "convert_to_hw", to_hw, log)
+    model.save(str(out / "finn_hw.onnx"))
+    return model
+
+
+#: what FINN may leave outside its HW layers, at the graph's ends only: layout changes at the input, the
+#: final scale/bias of the accumulator at the output
+HOST_GLUE = {"Transpose", "Reshape", "Flatten", "Mul", "Add", "Identity", "Squeeze", "Unsqueeze"}
+
+
+def check_supported(model) -> None:
+    """Raise Unsupported for the first node (in graph order) FINN did not turn into a HW layer that either
+    lies between HW layers (FINN's dataflow partition must be one contiguous piece) or is not host-side glue.
+    FINN's own ``unsupported_layers`` analysis must agree."""
+    from finn.analysis.fpgadataflow.unsupported_layers import unsupported_layers
+
+    nodes = list(model.graph.node)
+    if not any(is_hw(n) for n in nodes):
+        raise Unsupported(nodes[0] if nodes else None, "convert_to_hw", "FINN turned no node into a HW layer")
+    prod = {t: n for n in nodes for t in n.output}
+    cons: dict[str, list] = {}
+    for n in nodes:
+        for t in n.input:
+            cons.setdefault(t, []).append(n)
+    hw_above: dict[str, bool] = {}
+    for n in nodes:  # graph order is topological (SortGraph)
+        hw_above[n.name] = any(t in prod and (is_hw(prod[t]) or hw_above[prod[t].name]) for t in n.input)
+    hw_below: dict[str, bool] = {}
+    for n in reversed(nodes):
+        hw_below[n.name] = any(is_hw(c) or hw_below[c.name] for t in n.output for c in cons.get(t, []))
+    for n in nodes:
+        if is_hw(n):
+            continue
+        if hw_above[n.name] and hw_below[n.name]:
+            raise Unsupported(n, "convert_to_hw", "FINN has no HW layer for it and it lies between FINN HW layers "
+                              "(a dataflow partition must be one contiguous piece)")
+        if n.op_type not in HOST_GLUE:
+            raise Unsupported(n, "convert_to_hw", "FINN has no HW layer for it")
+    ok, bad = model.analysis(unsupported_layers)
+    if not ok:
+        raise Unsupported(bad, "create_dataflow_partition", "FINN's unsupported_layers analysis rejects it")
+
+
+def partition(model, log: list, out: pathlib.Path):
+    from finn.transformation.fpgadataflow.create_dataflow_partition import CreateDataflowPartition
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+
+    t0 = time.time()
+    parent = model.transform(CreateDataflowPartition(partition_model_dir=str(out / "partitions")))
+    sdp = [n for n in parent.graph.node if n.op_type == "StreamingDataflowPartition"]
+    if len(sdp) != 1:
+        raise RuntimeError(f"CreateDataflowPartition made {len(sdp)} partitions, expected 1")
+    child_path = getCustomOp(sdp[0]).get_nodeattr("model")
+    log.append({"stage": "create_dataflow_partition", "nodes": len(parent.graph.node), "s": round(time.time() - t0, 2)})
+    return parent, ModelWrapper(child_path), child_path
+
+
+def apply_folding(child, folding: list) -> list:
+    """Set PE/SIMD on FINN's layers from our layers of the same kind, matched in graph order (and checked on
+    their shapes): MVAU <- our MVU (PE, SIMD; with the Threshold FINN absorbed into it), a window generator
+    <- our window generator (SIMD = lanes) or, when it feeds a pool, our Pool (FINN builds a max pool as
+    window generator + Pool), Thresholding / Pool <- our Threshold / Pool (PE = lanes). Returns the pairs
+    [FINN node, our layer names, folding]."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    queue = {k: [f for f in folding if f["kind"] == k] for k in ("mvu", "swg", "threshold", "pool")}
+    absorbed = {f.get("threshold") for f in queue["mvu"]}
+    pairs = []
+
+    def take(kind, node):
+        if not queue[kind]:
+            raise RuntimeError(f"FINN's {node.op_type} {node.name} has no counterpart among our {kind} layers")
+        return queue[kind].pop(0)
+
+    for n in child.graph.node:
+        inst = getCustomOp(n)
+        if n.op_type in MVU_OPS:
+            f = take("mvu", n)
+            mw, mh = inst.get_nodeattr("MW"), inst.get_nodeattr("MH")
+            if (mw, mh) != (f["n"], f["cout"]):
+                raise RuntimeError(f"FINN {n.name} is MW={mw} x MH={mh}, our {f['name']} is N={f['n']} x "
+                                   f"Cout={f['cout']}: the graphs do not line up")
+            fold = {"PE": f["pe"], "SIMD": f["simd"]}
+            names = [f["name"]] + f.get("between", [])
+            if inst.get_nodeattr("noActivation") == 0 and f.get("threshold"):
+                names.append(f["threshold"])
+        elif n.op_type == "ConvolutionInputGenerator":
+            cons = child.find_consumers(n.output[0]) or []
+            if any(c.op_type == "Pool" for c in cons):
+                if not queue["pool"]:
+                    raise RuntimeError(f"FINN's {n.name} feeds a Pool that has no counterpart among ours")
+                f, names = queue["pool"][0], []
+            else:
+                f = take("swg", n)
+                names = [f["name"]]
+            fold = {"SIMD": f["lanes"]}
+        elif n.op_type in ("Thresholding", "Pool"):
+            kind = "pool" if n.op_type == "Pool" else "threshold"
+            while kind == "threshold" and queue[kind] and queue[kind][0]["name"] in absorbed:
+                queue[kind].pop(0)
+            if kind == "threshold" and not queue[kind]:
+                pairs.append({"finn_node": n.name, "op_type": n.op_type, "ours": [], "folding": {}})
+                continue  # the input quantizer: the host does it in our flow
+            f = take(kind, n)
+            fold, names = {"PE": f["lanes"]}, [f["name"]]
+        else:
+            pairs.append({"finn_node": n.name, "op_type": n.op_type, "ours": [], "folding": {}})
+            continue
+        for k, v in fold.items():
+            inst.set_nodeattr(k, int(v))
+        pairs.append({"finn_node": n.name, "op_type": n.op_type, "ours": names, "folding": fold})
+    return pairs
+
+
+def specialize(child, fpga_part: str):
+    """FINN's specialize-layers step (HLS or RTL variant of each HW layer for the part; the first step of the
+    build), on a copy: its node names are the ones the folding file must use, and FINN's cycle and resource
+    estimates exist only for specialized layers. Returns (model, {HW node name: specialized name})."""
+    import copy
+
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+    from qonnx.transformation.general import GiveUniqueNodeNames
+
+    spec = copy.deepcopy(child).transform(SpecializeLayers(fpga_part)).transform(GiveUniqueNodeNames())
+    a, b = list(child.graph.node), list(spec.graph.node)
+    if len(a) != len(b) or any(not y.op_type.startswith(x.op_type) for x, y in zip(a, b)):
+        raise RuntimeError("SpecializeLayers changed the layer sequence: "
+                           f"{[n.op_type for n in a]} -> {[n.op_type for n in b]}")
+    return spec, {x.name: y.name for x, y in zip(a, b)}
+
+
+def estimates(spec, fpga_part: str) -> dict:
+    """FINN's own estimates per (specialized) layer: ``exp_cycles_per_layer`` and ``res_estimation``."""
+    from finn.analysis.fpgadataflow.exp_cycles_per_layer import exp_cycles_per_layer
+    from finn.analysis.fpgadataflow.res_estimation import res_estimation
+
+    cyc = spec.analysis(exp_cycles_per_layer)
+    res = res_estimation(spec, fpga_part)
+    est = {}
+    for n in spec.graph.node:
+        d = {"op_type": n.op_type, "cycles": int(cyc[n.name]) if n.name in cyc else None}
+        for k, v in (res.get(n.name) or {}).items():
+            d[k.lower()] = float(v) if isinstance(v, (float, np.floating)) else v
+        est[n.name] = d
+    return est
+
+
+def write_build_config(spec, job: dict, out: pathlib.Path) -> dict:
+    """The build a FINN user with Vivado runs: from the dataflow partition (already converted to HW layers
+    and folded) to a bitstream. The folding file names FINN's specialized layers (the build specializes
+    first, with the same part, so the names agree)."""
+    from finn.builder.build_dataflow_config import DataflowBuildConfig, DataflowOutputType, ShellFlowType
+    from qonnx.custom_op.registry import getCustomOp
+
+    folding = {"Defaults": {}}
+    for n in spec.graph.node:
+        inst = getCustomOp(n)
+        attrs = {}
+        for a in ("PE", "SIMD"):
+            try:
+                attrs[a] = int(inst.get_nodeattr(a))
+            except Exception:  # noqa: BLE001 - not every layer has both (FINN raises AttributeError)
+                pass
+        if attrs:
+            folding[n.name] = attrs
+    (out / "folding_config.json").write_text(json.dumps(folding, indent=1))
+    steps = ["step_specialize_layers", "step_apply_folding_config", "step_minimize_bit_width",
+             "step_generate_estimate_reports", "step_generate_hardware", "step_create_stitched_ip",
+             "step_measure_rtlsim_performance", "step_out_of_context_synthesis", "step_prepare_synthesis",
+             "step_synthesize_bitfile", "step_make_driver", "step_deployment_package"]
+    cfg = {"output_dir": "build_output", "synth_clk_period_ns": job["clk_ns"], "board": job["board"],
+           "fpga_part": job["fpga_part"], "shell_flow_type": "vivado_zynq",
+           "folding_config_file": "folding_config.json", "auto_fifo_depths": True,
+           "generate_outputs": ["estimate_reports", "stitched_ip", "bitfile", "pynq_driver",
+                                "deployment_package"],
+           "steps": steps}
+    # validate against FINN's own config class (raises on a bad key or value)
+    DataflowBuildConfig(**{**cfg, "shell_flow_type": ShellFlowType(cfg["shell_flow_type"]),
+                           "generate_outputs": [DataflowOutputType(x) for x in cfg["generate_outputs"]]})
+    (out / "dataflow_build_config.json").write_text(json.dumps(cfg, indent=1))
+    (out / "build.py").write_text(BUILD_PY)
+    return {"folding_config": folding, "build_config": cfg}
+
+
+BUILD_PY = '''"""Build the FINN dataflow partition in this folder to a bitstream (needs FINN with Vivado/Vitis HLS).
+
+Written by binaryhpe's FINN backend: finn_dataflow_partition.onnx is already lowered to FINN's HW layers
+(streamlined, XNOR-popcount MVAUs, thresholds, sliding-window generators) and folded; the steps start at
+step_specialize_layers. finn_dataflow_parent.onnx holds the host-side nodes around it.
+
+    python build.py        (or: finn build dataflow_build_config.json finn_dataflow_partition.onnx)
+"""
+import json
+import pathlib
+
+from finn.builder.build_dataflow import build_dataflow_cfg
+from finn.builder.build_dataflow_config import DataflowBuildConfig, DataflowOutputType, ShellFlowType
+
+here = pathlib.Path(__file__).resolve().parent
+cfg = json.loads((here / "dataflow_build_config.json").read_text())
+cfg["shell_flow_type"] = ShellFlowType(cfg["shell_flow_type"])
+cfg["generate_outputs"] = [DataflowOutputType(x) for x in cfg["generate_outputs"]]
+cfg["output_dir"] = str(here / cfg["output_dir"])
+cfg["folding_config_file"] = str(here / cfg["folding_config_file"])
+build_dataflow_cfg(str(here / "finn_dataflow_partition.onnx"), DataflowBuildConfig(**cfg))
+'''
+
+
+def execute(parent, xs: np.ndarray) -> list[np.ndarray]:
+    """FINN's own node execution (python mode of its HW layers; no vendor tool) of the parent graph, whose
+    StreamingDataflowPartition node runs the folded child model."""
+    from finn.core.onnx_exec import execute_onnx
+
+    iname, oname = parent.graph.input[0].name, parent.graph.output[0].name
+    return [np.asarray(execute_onnx(parent, {iname: np.asarray(x, dtype=np.float32)})[oname]) for x in xs]
+
+
+def main(job_path: str) -> int:
+    job = json.loads(pathlib.Path(job_path).read_text())
+    out = pathlib.Path(job["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    res: dict = {"ok": False, "stages": []}
+    t0 = time.time()
+    try:
+        warnings.filterwarnings("ignore")
+        from qonnx.core.modelwrapper import ModelWrapper
+        from qonnx.custom_op.registry import getCustomOp
+
+        model = ModelWrapper(job["qonnx"])
+        for n in model.graph.node:
+            if n.op_type in ("Quant", "BipolarQuant", "Trunc"):
+                n.domain = "qonnx.custom_op.general"
+        tag_origins(model)
+        model = lower(model, res["stages"], out)
+        check_supported(model)
+        parent, child, child_path = partition(model, res["stages"], out)
+        res["pairs"] = apply_folding(child, job.get("folding", []))
+        child.save(child_path)
+        child.save(str(out / "finn_dataflow_partition.onnx"))
+        for n in parent.graph.node:
+            if n.op_type == "StreamingDataflowPartition":
+                getCustomOp(n).set_nodeattr("model", str(out / "finn_dataflow_partition.onnx"))
+        parent.save(str(out / "finn_dataflow_parent.onnx"))
+        res["nodes"] = [{"name": n.name, "op_type": n.op_type, "hw": is_hw(n)} for n in child.graph.node]
+        res["host_nodes"] = [{"name": n.name, "op_type": n.op_type} for n in parent.graph.node
+                             if n.op_type != "StreamingDataflowPartition"]
+        spec, names = specialize(child, job["fpga_part"])
+        for p in res["pairs"]:
+            p["finn_hw_node"], p["finn_node"] = p["finn_node"], names[p["finn_node"]]
+        res["estimates"] = estimates(spec, job["fpga_part"])
+        res.update(write_build_config(spec, job, out))
+        if job.get("inputs"):
+            t1 = time.time()
+            xs = np.load(job["inputs"])
+            ys = execute(parent, xs)
+            np.save(out / "finn_outputs.npy", np.stack(ys))
+            res["outputs"] = str(out / "finn_outputs.npy")
+            res["stages"].append({"stage": "execute", "frames": len(xs), "s": round(time.time() - t1, 2)})
+        res["ok"] = True
+    except Unsupported as e:
+        res["unsupported"] = {"stage": e.stage, "reason": e.reason,
+                              **(node_info(e.node) if e.node is not None else {})}
+    except Exception as e:  # noqa: BLE001 - everything else goes back to the main process as text
+        res["error"] = f"{type(e).__name__}: {e}"
+        res["traceback"] = traceback.format_exc()[-4000:]
+    res["wall_s"] = round(time.time() - t0, 1)
+    (out / "result.json").write_text(json.dumps(res, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("FINN_BUILD_DIR", str(pathlib.Path(sys.argv[1]).resolve().parent / "finn_tmp"))
+    sys.exit(main(sys.argv[1]))
