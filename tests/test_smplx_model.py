@@ -190,3 +190,13 @@ def test_template_is_mirror_symmetric():
         assert len(set(nn_.tolist())) == n  # a permutation: no two vertices share a mirror image
     with pytest.raises(BinaryHPEError, match="too small"):
         sm.synthetic_layout(300)
+
+
+def test_gradients_reach_every_parameter(layer):
+    """Training regresses these parameters through the layer: each gets a gradient from the vertices."""
+    p = {k: torch.full((2, n), 0.1, requires_grad=True) for k, n in
+         (("root_pose", 3), ("body_pose", 63), ("lhand_pose", 45), ("rhand_pose", 45), ("jaw_pose", 3),
+          ("expr", 10), ("shape", 10))}
+    layer(p, root_relative=True)["vertices"].square().sum().backward()
+    for k, v in p.items():
+        assert v.grad is not None and v.grad.abs().sum() > 0, k
