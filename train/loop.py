@@ -391,12 +391,19 @@ def _train(cfg, out, ckpt_path, steps, state, seed, info, log, n_test, ProxyConf
                                        on_step=on_step)
     step = max(start, total)
     metrics = {}
+    if info.world_size > 1:
+        # BatchNorm running statistics: each rank's last forward updated its own (DDP broadcasts rank 0's at
+        # the start of each forward); end with rank 0's everywhere, as the checkpoint has them
+        for b in _unwrap(model).buffers():
+            dist.broadcast(b, 0)
+    identical = ranks_identical(model, info) if info.world_size > 1 else None
     if info.main:
         save_checkpoint(ckpt_path, model, optimizer, step, cfg_dict, {"seed": seed, "world_size": info.world_size})
         test_ds = ProxyDataset(n_test, seed=seed, split="test", cfg=pcfg, layer=layer)
         metrics = evaluate(model, test_ds, layer, info.device)
         metrics = {"step": step, **metrics, "config": cfg.name, "binarizer": cfg.binarizer,
                    "held_out_samples": n_test, "world_size": info.world_size, "device": str(info.device),
+                   **({"ranks_identical": identical} if identical is not None else {}),
                    "train_seconds": round(time.time() - t0, 2), **({"loss": losses} if losses else {})}
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         _write_mesh(model, test_ds, layer, out, info.device, say)
@@ -406,6 +413,18 @@ def _train(cfg, out, ckpt_path, steps, state, seed, info, log, n_test, ProxyConf
     if info.world_size > 1:
         dist.barrier()
     return metrics
+
+
+@torch.no_grad()
+def ranks_identical(model, info: DistInfo) -> bool:
+    """Whether every rank holds bit-identical weights (all-gathered float64 checksums of every tensor)."""
+    sd = _unwrap(model).state_dict()
+    sums = torch.stack([v.detach().double().sum() + 1e-3 * (v.detach().double().flatten() *
+                        torch.arange(v.numel(), device=v.device, dtype=torch.float64).remainder(7)).sum()
+                        for v in sd.values()]).to(info.device)
+    gathered = [torch.empty_like(sums) for _ in range(info.world_size)]
+    dist.all_gather(gathered, sums)
+    return all(torch.equal(g, gathered[0]) for g in gathered)
 
 
 @torch.no_grad()
