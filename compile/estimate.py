@@ -13,10 +13,12 @@ next to each kind's numerics and RTL); this module only adds them up, places the
   (``{layer: {"pe": .., "simd": ..}}``) for :func:`binaryhpe.compile.flow.step_lower`.
 - :func:`apply_device_options` -- the ``report.json`` keys of ``binaryhpe build --device/--fps/--bitstream``.
 
-Weights that do not fit on chip are *marked* streamed from DRAM and their bandwidth is part of the estimate
-(the MVU re-reads its whole weight matrix for every output pixel, so a streamed layer costs
-``pixels * N * Cout * w_bits`` DRAM bits a frame). The RTL has no weight-stream interface yet: a design
-with streamed weights is **estimated only**; the generated RTL keeps every weight in a ROM.
+Weights that do not fit on chip are streamed from DRAM and their bandwidth is part of the estimate: the
+streamed MVU (``bhpe_mvu_wstream``) re-reads its whole weight matrix for every output pixel, so it costs
+exactly its weight port's beats, ``pixels * NF * SF`` words of ``PE * SIMD * w_bits`` bits padded to whole
+bytes (= ``pixels * N * Cout * w_bits`` bits when the word is a whole number of bytes), a frame
+(``XnorMvu/FxpMvu.wstream_bytes_per_frame``). :func:`apply_storage` turns a placement's ``"dram"`` layers into
+streamed MVUs (``weight_source = "stream"``) so that the generated RTL has their ``w_<layer>`` ports.
 """
 
 from __future__ import annotations
@@ -39,8 +41,6 @@ from binaryhpe.compile.kinds.plumbing import _bram18
 RES_KEYS = ("lut", "ff", "bram18", "dsp")
 #: fraction of each device resource a design may use and still be called "fits" (routing headroom)
 UTIL_LIMIT = {"lut": 0.85, "ff": 0.85, "bram18": 0.95, "uram": 0.95, "dsp": 0.95}
-#: LUTs of a (estimated only) weight-stream input buffer, per bit of the weight word
-STREAM_LUT_PER_BIT = 1.5
 
 
 def _log(msg: str) -> None:
@@ -67,11 +67,44 @@ def _rom_shape(lay) -> tuple[int, int]:
 
 
 def _rom_bram(lay) -> int:
-    """BRAM18 of an MVU's weight ROM as its kind's resource model places it (0: in logic / LUT RAM)."""
+    """BRAM18 of an MVU's weight ROM as its kind's resource model places it (0: in logic / LUT RAM, or no
+    ROM: streamed weights)."""
     from binaryhpe.compile.kinds.mvu import xnor_rom_bram18
 
+    if lay.streamed:
+        return 0
     width, depth = _rom_shape(lay)
     return xnor_rom_bram18(width, depth) if isinstance(lay, XnorMvu) else _bram18(width, depth)
+
+
+def _streamed_resources(lay) -> dict:
+    """Resources of ``lay`` as a streamed-weight MVU (its kind's model with ``weight_source = "stream"``)."""
+    if lay.streamed:
+        return lay.resources()
+    s = copy.copy(lay)  # shallow: the weights are shared, not copied
+    s.weight_source = "stream"
+    return s.resources()
+
+
+def _wstream_bytes(lay) -> int:
+    """DRAM bytes a frame of a streamed MVU: the beats of its weight port (words padded to whole bytes)."""
+    if lay.streamed:
+        return lay.wstream_bytes_per_frame
+    s = copy.copy(lay)
+    s.weight_source = "stream"
+    return s.wstream_bytes_per_frame
+
+
+def apply_storage(g: HwGraph, storage: dict) -> list[str]:
+    """Make every MVU that ``storage`` places in ``"dram"`` a streamed-weight MVU (``weight_source =
+    "stream"``: RTL ``bhpe_mvu_wstream`` with a top-level ``w_<layer>`` weight port); returns their names.
+    Call it on the graph before the RTL is generated (``uram`` placements keep their ROM)."""
+    names = []
+    for lay in g.layers:
+        if _is_mvu(lay) and storage.get(lay.name) == "dram":
+            lay.weight_source = "stream"
+            names.append(lay.name)
+    return names
 
 
 def _uram(width: int, depth: int) -> int:
@@ -132,24 +165,27 @@ def estimate(g: HwGraph, device=None, storage: dict | None = None) -> dict:
     rows = []
     tot = {"lut": 0, "ff": 0, "bram18": 0, "uram": 0, "dsp": 0}
     ops = {"binary": 0, "fixed": 0}
-    stream_bits = 0
+    stream_bytes = 0
     for lay in g.layers:
         r = {k: int(v) for k, v in lay.resources().items()}
         r.setdefault("uram", 0)
         c = lay.cycles()
         where = "-"
+        wport = None
         if _is_mvu(lay):
             width, depth = _rom_shape(lay)
-            rom_b = _rom_bram(lay)
+            s = "dram" if lay.streamed else storage.get(lay.name)
+            rom_b = 0 if lay.streamed else _rom_bram(lay)
             where = "bram" if rom_b else "lutram"
-            s = storage.get(lay.name)
-            if s in ("uram", "dram") and rom_b:
+            if s == "dram":  # the streamed unit (no ROM) and its weight port's beats
+                r = {k: int(v) for k, v in _streamed_resources(lay).items()}
+                r.setdefault("uram", 0)
+                stream_bytes += _wstream_bytes(lay)
+                wport = {"words_per_frame": lay.pixels * lay.nf * lay.sf, "bytes_per_frame": _wstream_bytes(lay)}
+                where = s
+            elif s == "uram" and rom_b:
                 r["bram18"] -= rom_b
-                if s == "uram":
-                    r["uram"] += _uram(width, depth)
-                else:
-                    r["lut"] += int(STREAM_LUT_PER_BIT * width)
-                    stream_bits += weight_bits(lay) * lay.pixels
+                r["uram"] += _uram(width, depth)
                 where = s
         r["lut"] = int(round(r["lut"] * scale))
         o = layer_ops(lay)
@@ -160,17 +196,19 @@ def estimate(g: HwGraph, device=None, storage: dict | None = None) -> dict:
         out = g.tensors[lay.outputs[0]]
         rows.append({"name": lay.name, "kind": type(lay).__name__, "shape": list(out.shape), "folding": _fold(lay),
                      "ii": int(c["ii"]), "latency": int(c["latency"]), **{k: r[k] for k in tot},
-                     "weights": where, "weight_bits": weight_bits(lay), "ops": o["binary"] + o["fixed"]})
+                     "weights": where, "weight_bits": weight_bits(lay), "ops": o["binary"] + o["fixed"],
+                     **({"weight_stream": wport} if wport else {})})
     pred = predicted_cycles(g)
     inp, outp = g.tensors[g.input], g.tensors[g.output]
     io_bits = (math.prod(inp.shape) * (1 if inp.fmt.bipolar else inp.fmt.bits)
                + math.prod(outp.shape) * (1 if outp.fmt.bipolar else outp.fmt.bits))
-    dram_bytes = (io_bits + stream_bits) / 8
+    dram_bytes = io_bits / 8 + stream_bytes
     res = {"layers": rows, "totals": tot, "ii_cycles": pred["ii"], "latency_cycles": pred["latency"],
            "ops_per_frame": ops["binary"] + ops["fixed"], "binary_ops_per_frame": ops["binary"],
            "fixed_ops_per_frame": ops["fixed"], "dram_bytes_per_frame": dram_bytes,
            "weight_bits": sum(r["weight_bits"] for r in rows),
            "streamed_weight_bits": sum(r["weight_bits"] for r in rows if r["weights"] == "dram"),
+           "weight_stream_bytes_per_frame": stream_bytes,
            "storage": storage, "lut_scale": scale}
     slowest = max(rows, key=lambda r: r["ii"])
     res["slowest_layer"] = slowest["name"]
@@ -520,9 +558,12 @@ def apply_device_options(report: dict, g: HwGraph, out_dir, device=None, fps=Non
     report["fps"] = est.get("fps")
     report["fps_target"] = fps
     report["estimate"] = est
-    if est.get("streamed_weight_bits"):
-        report["estimate_note"] = ("weights of some layers are streamed from DRAM in this estimate; the RTL has no "
-                                   "weight-stream interface yet (estimated only)")
+    rom_in_rtl = [r["name"] for r in est["layers"] if r["weights"] == "dram" and not g.layer(r["name"]).streamed]
+    if rom_in_rtl:
+        report["estimate_note"] = (f"{len(rom_in_rtl)} layer(s) ({', '.join(rom_in_rtl[:3])}"
+                                   f"{', ...' if len(rom_in_rtl) > 3 else ''}) stream their weights from DRAM in this "
+                                   "estimate but keep a ROM in the generated RTL (estimate.apply_storage before "
+                                   "the RTL is generated gives them weight ports)")
     rtl = out / "rtl"
     if synth:
         from binaryhpe.compile.synth import synth_design, synth_distinct_layers

@@ -3,6 +3,15 @@
 Only the thin top level and the memory files are generated; every layer is an instance of a hand-written,
 parameterized module of ``hw/rtl`` named by its kind (``HwLayer.rtl_module``). Streams between layers are
 ``<tensor>_tdata/_tvalid/_tready`` wires (plus ``_tmask`` for sliding-window outputs).
+
+Weight streams: every matrix-vector unit whose weights are streamed from DRAM (``weight_source = "stream"``,
+module ``bhpe_mvu_wstream``) gets a top-level AXI-Stream input ``w_<layer>_tdata/_tvalid/_tready``. Its
+TDATA is the unit's weight word rounded up to whole bytes (the word in the low bits, the padding ignored);
+per output pixel the unit takes its whole folded matrix, ``NF*SF`` words in the order ``nf*SF + sf`` (the ROM
+image of the other MVUs), pixels in raster order, frames back to back: ``pixels*NF*SF`` beats a frame. The
+generator writes that matrix image once as ``wstream/<layer>.bin`` (little-endian, ``port_bits/8`` bytes a
+word) for a DMA to replay ``pixels`` times a frame, and lists every weight port in the manifest
+(``weight_streams``).
 """
 
 from __future__ import annotations
@@ -69,6 +78,16 @@ def generate(g: HwGraph, out_dir, top: str = TOP) -> dict:
         "  input  logic out_tready",
         ");",
     ]
+    wstreams = [lay for lay in g.layers if getattr(lay, "streamed", False)]
+    if wstreams:  # one AXI-Stream weight input per streamed MVU, after the data ports
+        lines[-2] = lines[-2] + ","
+        ports = []
+        for lay in wstreams:
+            w = f"w_{_ident(lay.name)}"
+            ports += [f"  input  logic [{lay.wstream_port_bits - 1}:0] {w}_tdata,", f"  input  logic {w}_tvalid,",
+                      f"  output logic {w}_tready,"]
+        ports[-1] = ports[-1].rstrip(",")
+        lines[-1:-1] = ports
     for t, info in g.tensors.items():
         if not any(t in lay.inputs or t in lay.outputs for lay in g.layers) and t != g.input:
             continue
@@ -79,6 +98,10 @@ def generate(g: HwGraph, out_dir, top: str = TOP) -> dict:
         if info.windowed:
             lines.append(f"  logic [{info.lanes - 1}:0] {n}_tmask;")
     inp, outp = _ident(g.input), _ident(g.output)
+    for lay in wstreams:
+        w, word, port = f"w_{_ident(lay.name)}", lay.wstream_word_bits, lay.wstream_port_bits
+        if port > word:  # byte padding of the weight port (named unused_* for lint)
+            lines += [f"  logic unused_{w}_pad;", f"  assign unused_{w}_pad = ^{w}_tdata[{port - 1}:{word}];"]
     lines += [
         f"  assign {inp}_tdata = in_tdata;",
         f"  assign {inp}_tvalid = in_tvalid;",
@@ -110,15 +133,43 @@ def generate(g: HwGraph, out_dir, top: str = TOP) -> dict:
                       f"    .{port}_tready({n}_tready)"]
             if g.tensors[t].windowed:
                 conns.append(f"    .{port}_tmask({n}_tmask)")
-        if mod in ("bhpe_xnor_mvu", "bhpe_fxp_mvu") and not g.tensors[lay.inputs[0]].windowed:
+        if mod in ("bhpe_xnor_mvu", "bhpe_fxp_mvu", "bhpe_mvu_wstream") and not g.tensors[lay.inputs[0]].windowed:
             conns.append(f"    .in_tmask({{{lay.simd}{{1'b1}}}})")
+        if getattr(lay, "streamed", False):
+            w = f"w_{_ident(lay.name)}"
+            conns += [f"    .w_tdata({w}_tdata[{lay.wstream_word_bits - 1}:0])", f"    .w_tvalid({w}_tvalid)",
+                      f"    .w_tready({w}_tready)"]
         lines.append(f"  {mod} #(\n{plist}\n  ) u_{_ident(lay.name)} (\n" + ",\n".join(conns) + "\n  );\n")
         manifest["instances"].append({"name": lay.name, "module": mod, "params": params})
     lines.append("endmodule")
     (out / f"{top}.sv").write_text("\n".join(lines) + "\n")
     manifest["in_width"], manifest["out_width"] = _width(g, g.input), _width(g, g.output)
+    if wstreams:
+        manifest["weight_streams"] = write_weight_streams(wstreams, out)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return manifest
+
+
+def write_weight_streams(layers, out: pathlib.Path) -> list[dict]:
+    """Write ``wstream/<layer>.bin`` (one pass over each streamed MVU's matrix, the words in the order the
+    RTL consumes them, ``port_bits/8`` little-endian bytes a word) and describe each weight port."""
+    d = out / "wstream"
+    d.mkdir(exist_ok=True)
+    for old in d.glob("*.bin"):
+        old.unlink()
+    rows = []
+    for lay in layers:
+        nbytes = lay.wstream_port_bits // 8
+        fname = f"wstream/{_ident(lay.name)}.bin"
+        (out / fname).write_bytes(b"".join(int(w).to_bytes(nbytes, "little") for w in lay.wstream_matrix_words()))
+        rows.append({"layer": lay.name, "port": f"w_{_ident(lay.name)}", "word_bits": lay.wstream_word_bits,
+                     "port_bits": lay.wstream_port_bits, "words_per_pixel": lay.nf * lay.sf, "pixels": lay.pixels,
+                     "words_per_frame": lay.wstream_words_per_frame,
+                     "bytes_per_frame": lay.wstream_bytes_per_frame, "image": fname,
+                     "order": "per output pixel (raster order), words nf*SF + sf for nf < NF, sf < SF: slot p*Simd+s "
+                              "= weight of channel nf*Pe+p, window element sf*Simd+s; the image once per pixel",
+                     "pe": lay.pe, "simd": lay.simd, "nf": lay.nf, "sf": lay.sf})
+    return rows
 
 
 def rtl_library() -> list[pathlib.Path]:

@@ -12,8 +12,13 @@ import tempfile
 import numpy as np
 import pytest
 
+from binaryhpe.compile import estimate as E
+from binaryhpe.compile.flow import predicted_cycles
 from binaryhpe.compile.kinds.mvu import FcXnorMvu, FxpMvu, XnorMvu
+from binaryhpe.compile.rtlgen import generate, rtl_library
 from binaryhpe.sim.runner import run_cocotb
+from binaryhpe.sim.streams import pack
+from binaryhpe.sim.toolchain import setup_verilator
 
 HERE = pathlib.Path(__file__).parent
 sys.path.insert(0, str(HERE / "rtl"))
@@ -40,12 +45,13 @@ def run_layer(layer, oh, ow, seed, w_period, extra_spec):
              oh=oh, ow=ow, **extra_spec)
     params = {k: int(v) for k, v in layer.rtl_params().items()}  # Binary: bool -> 0/1 for -G
     run_cocotb(layer.rtl_module, "cocotb_mvu_wstream", params, sources=SOURCES, test_dir=HERE / "rtl",
-               extra_env={"MVU_SPEC": spec, "SEED": seed, "STALL": 0.4, "W_PERIOD": w_period})
+               extra_env={"MVU_SPEC": spec, "SEED": seed, "STALL": 0.4, "W_PERIOD": w_period,
+                          "COCOTB_TEST_FILTER": "wstream_"})
 
 
-# (n, cout, pe, simd, oh, ow, w_period): Pe=Simd=1 (NF=4, SF=9); Pe=Cout (NF=1); Simd=N, odd N (SF=1);
-# the whole matrix in one word (NF=SF=1: a new weight word every cycle all the same)
-XNOR_CASES = [(9, 4, 1, 1, 2, 3, 3), (27, 6, 6, 9, 2, 2, 4), (45, 4, 2, 45, 3, 3, 2), (16, 8, 8, 16, 2, 2, 5)]
+# (n, cout, pe, simd, oh, ow, w_period): Pe=Simd=1 (NF=4, SF=9); Pe=Cout (NF=1, SF=3); Simd=N, odd N (SF=1,
+# NF=2); the generated top level below adds NF=4, SF=18 with a padded weight port
+XNOR_CASES = [(9, 4, 1, 1, 2, 3, 3), (27, 6, 6, 9, 2, 2, 4), (45, 4, 2, 45, 3, 3, 2)]
 
 
 @pytest.mark.parametrize("n,cout,pe,simd,oh,ow,w_period", XNOR_CASES)
@@ -121,3 +127,56 @@ def test_streamed_resources_drop_the_rom():
         XnorMvu(name="bad", n=4, cout=2, weights=np.ones((2, 4)), weight_source="dram")
     with pytest.raises(ValueError, match="'bad2'.*wstream_rate"):
         XnorMvu(name="bad2", n=4, cout=2, weights=np.ones((2, 4)), weight_source="stream", wstream_rate=0)
+
+
+def test_generated_top_with_weight_port(tmp_path):
+    """A 3x3 binary conv (window generator -> XNOR MVU -> requantizer) whose MVU estimate.apply_storage puts
+    in DRAM: the generated top level has a w_mvu AXI-Stream port (6-bit words padded to a byte), lints clean,
+    its manifest and weight image describe the beats, the estimate's DRAM bytes equal them, and the whole
+    design fed from the image (as a DMA would: once per output pixel) is bit-exact against the graph's
+    execute with random stalls on all three streams; with one weight beat every 3 cycles the frame interval
+    is the one the cycle model predicts."""
+    g = E.example_graph(h=4, w=4, c=6, cout=8, pe=2, simd=3, seed=3)
+    assert E.apply_storage(g, {"mvu": "dram"}) == ["mvu"]
+    rtl = tmp_path / "rtl"
+    m = generate(g, rtl)
+    (ws,) = m["weight_streams"]
+    mvu = g.layer("mvu")
+    assert (ws["port"], ws["word_bits"], ws["port_bits"]) == ("w_mvu", 6, 8)
+    assert ws["words_per_pixel"] == (8 // 2) * (54 // 3) and ws["pixels"] == 16
+    assert ws["words_per_frame"] == 16 * 72 and ws["bytes_per_frame"] == 16 * 72
+    assert len((rtl / ws["image"]).read_bytes()) == 72  # one pass over the matrix, a byte a word
+    assert m["instances"][1]["module"] == "bhpe_mvu_wstream" and not list((rtl / "mem").glob("*.hex"))
+    est = E.estimate(g, None)
+    row = next(r for r in est["layers"] if r["name"] == "mvu")
+    assert row["weights"] == "dram" and row["weight_stream"]["bytes_per_frame"] == ws["bytes_per_frame"]
+    io = (4 * 4 * 6 + 4 * 4 * 8 * 4) / 8
+    assert est["dram_bytes_per_frame"] == io + ws["bytes_per_frame"]
+    assert est["totals"]["bram18"] == 0
+
+    setup_verilator()
+    import subprocess
+
+    r = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", "bhpe_top", str(rtl / "bhpe_top.sv"),
+                        *map(str, rtl_library())], capture_output=True, text=True)
+    assert r.returncode == 0 and "%Warning" not in r.stderr, r.stderr
+
+    rng = np.random.default_rng(5)
+    xs = [rng.integers(0, 2, (4, 4, 6)), np.ones((4, 4, 6), np.int64), np.zeros((4, 4, 6), np.int64),
+          rng.integers(0, 2, (4, 4, 6))]
+    yt, xt = g.tensors["y"], g.tensors["x"]
+    in_beats, out_beats = [], []
+    for x in xs:
+        y = g.execute(x)["y"].reshape(-1)
+        assert y.min() < 0 < y.max() or np.all(x == x.flat[0])
+        in_beats.append([pack(c, 1) for c in x.reshape(-1, xt.lanes)])
+        out_beats.append([pack(c, 4) for c in y.reshape(-1, yt.lanes)])
+    mvu.wstream_rate = 1 / 3
+    ii = predicted_cycles(g)["ii"]
+    assert ii == 3 * ws["words_per_frame"]  # the MVU, bandwidth bound, sets the rate
+    spec = tmp_path / "top.npz"
+    np.savez(spec, rtl=str(rtl), in_beats=np.array(in_beats), out_beats=np.array(out_beats), ii=ii)
+    srcs = [rtl / "bhpe_top.sv"] + rtl_library()
+    run_cocotb("bhpe_top", "cocotb_mvu_wstream", {}, sources=srcs, test_dir=HERE / "rtl",
+               build_root=tmp_path / "build",
+               extra_env={"TOP_SPEC": spec, "SEED": 9, "STALL": 0.3, "W_PERIOD": 3, "COCOTB_TEST_FILTER": "top_"})
