@@ -104,7 +104,10 @@ def _our_estimates(g: HwGraph, names: list[str]) -> dict:
     return out
 
 
-def build(qonnx: pathlib.Path, g: HwGraph, out: pathlib.Path, sim: bool, seed: int = 0) -> dict:
+def build(qonnx: pathlib.Path, g: HwGraph, out: pathlib.Path, sim: bool, seed: int = 0,
+          int2_padding: bool = True) -> dict:
+    """Run FINN on ``qonnx`` with ``g``'s folding; see the module doc. ``int2_padding=False`` hands FINN the
+    zero-padded binary convolutions unchanged (to measure FINN's -1 padding; see finn_job.ZeroPadBipolarAsInt2)."""
     py = finn_python()
     qonnx = pathlib.Path(qonnx).resolve()
     proj = pathlib.Path(out).resolve() / "finn"
@@ -112,18 +115,14 @@ def build(qonnx: pathlib.Path, g: HwGraph, out: pathlib.Path, sim: bool, seed: i
     for stale in ("result.json", "finn_outputs.npy"):
         (proj / stale).unlink(missing_ok=True)
     job = {"qonnx": str(qonnx), "out": str(proj), "folding": folding_of(g), "fpga_part": FPGA_PART,
-           "board": BOARD, "clk_ns": CLK_NS, "inputs": None}
-    refs = None
+           "board": BOARD, "clk_ns": CLK_NS, "inputs": None, "int2_padding": int2_padding}
     if sim:
         from binaryhpe.compile.lower import load_qonnx
-        from binaryhpe.compile.reference import hw_input, onnx_context
 
         mw = load_qonnx(qonnx)
         xs = test_frames(mw.get_tensor_shape(mw.graph.input[0].name), seed)
         np.save(proj / "inputs.npy", xs)
         job["inputs"] = str(proj / "inputs.npy")
-        fmt = g.tensors[g.output].fmt
-        refs = [fmt.to_real(g.execute(hw_input(g, onnx_context(mw, x)), keep_all=False)[g.output]) for x in xs]
     (proj / "job.json").write_text(json.dumps(job, indent=1))
     t0 = time.time()
     with open(proj / "finn_job.log", "w") as log:
@@ -140,8 +139,9 @@ def build(qonnx: pathlib.Path, g: HwGraph, out: pathlib.Path, sim: bool, seed: i
     if "unsupported" in res:
         u = res["unsupported"]
         layer = _layer_of(g, u)
-        what = f"layer {layer!r} (QONNX node {u.get('qonnx_node')!r}, op type {u.get('qonnx_op_type')})" if layer \
-            else f"QONNX node {u.get('qonnx_node')!r} (op type {u.get('qonnx_op_type')})"
+        src = "a node FINN made after QONNX node" if u.get("qonnx_origin_of_ancestor") else "QONNX node"
+        what = (f"layer {layer!r} ({src} {u.get('qonnx_node')!r}, op type {u.get('qonnx_op_type')})"
+                if layer else f"{src} {u.get('qonnx_node')!r} (op type {u.get('qonnx_op_type')})")
         raise BinaryHPEError(f"finn cannot take {what}: {u['reason']} (FINN node {u.get('finn_node')!r}, "
                              f"{u.get('finn_op_type')}, after {u['stage']})")
     if not res.get("ok"):
@@ -150,7 +150,11 @@ def build(qonnx: pathlib.Path, g: HwGraph, out: pathlib.Path, sim: bool, seed: i
               "compared_elements": None, "finn_stages": res["stages"], "finn_wall_s": round(time.time() - t0, 1),
               "build_config": str(proj / "dataflow_build_config.json"),
               "folding_config": str(proj / "folding_config.json"), "fpga_part": FPGA_PART, "board": BOARD}
-    if sim:
+    if sim:  # our reference, only now that FINN took the whole network
+        from binaryhpe.compile.reference import hw_input, onnx_context
+
+        fmt = g.tensors[g.output].fmt
+        refs = [fmt.to_real(g.execute(hw_input(g, onnx_context(mw, x)), keep_all=False)[g.output]) for x in xs]
         got = np.load(res["outputs"])
         bad = total = 0
         for y, ref in zip(got, refs):
@@ -159,7 +163,7 @@ def build(qonnx: pathlib.Path, g: HwGraph, out: pathlib.Path, sim: bool, seed: i
             bad += int(np.count_nonzero(y != ref))
             total += ref.size
         report.update({"bit_exact": bad == 0 and total > 0, "mismatches": bad, "compared_elements": total,
-                       "frames": len(refs)})
+                       "frames": len(refs), "finn_stage_checks_vs_qonnx": res.get("stage_checks")})
     finn_est, ours_est, rows = {}, {}, []
     for p in res["pairs"]:
         f = res["estimates"].get(p["finn_node"], {})

@@ -18,6 +18,7 @@ that a node FINN cannot take is reported by the name the user's file has.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import pathlib
@@ -34,9 +35,23 @@ MVU_OPS = ("MVAU", "VVAU")
 
 
 class Unsupported(Exception):
-    def __init__(self, node, stage: str, reason: str):
+    def __init__(self, node, stage: str, reason: str, model=None):
         super().__init__(reason)
-        self.node, self.stage, self.reason = node, stage, reason
+        self.node, self.stage, self.reason, self.model = node, stage, reason, model
+
+
+class TrackingFilter:
+    """ConvertQONNXtoFINN's filter (FINN's default: Quant nodes up to 8 bits become MultiThresholds) that
+    remembers the last node it let through: the one being converted when a handler raises."""
+
+    def __init__(self, base):
+        self.base, self.last = base, None
+
+    def __call__(self, model, node):
+        ok = self.base(model, node)
+        if ok:
+            self.last = node
+        return ok
 
 
 def origin(node) -> dict:
@@ -51,13 +66,46 @@ def tag_origins(model) -> None:
         n.doc_string = json.dumps({"qonnx_node": n.name, "op_type": n.op_type, "outputs": list(n.output)})
 
 
+def retag_converted(model, orig_out: dict) -> None:
+    """Tag the nodes ConvertQONNXtoFINN made (MultiThreshold, scale Mul, bias Add of a quantizer) with the QONNX
+    node whose output tensor they lead to (the conversion keeps the quantizer's output tensor name)."""
+    cons: dict[str, list] = {}
+    for n in model.graph.node:
+        for t in n.input:
+            cons.setdefault(t, []).append(n)
+    for n in model.graph.node:
+        if n.doc_string:
+            continue
+        todo, seen = list(n.output), set()
+        while todo:
+            t = todo.pop(0)
+            if t in orig_out:
+                n.doc_string = orig_out[t]
+                break
+            for c in cons.get(t, []):
+                if c.name not in seen and not c.doc_string:
+                    seen.add(c.name)
+                    todo.extend(c.output)
+
+
 def is_hw(node) -> bool:
     return node.domain.startswith(HW_DOMAIN)
 
 
-def node_info(node) -> dict:
-    o = origin(node)
-    return {"finn_node": node.name, "finn_op_type": node.op_type, "qonnx_node": o.get("qonnx_node"),
+def node_info(node, model=None) -> dict:
+    """FINN node -> its QONNX origin; a node FINN made itself borrows the origin of its nearest tagged
+    ancestor (``qonnx_origin_of_ancestor``)."""
+    o, near = origin(node), False
+    if not o and model is not None:
+        seen, todo = set(), list(node.input)
+        while todo and not o:
+            p = model.find_producer(todo.pop(0))
+            if p is None or p.name in seen:
+                continue
+            seen.add(p.name)
+            o, near = origin(p), True
+            todo.extend(p.input)
+    return {"qonnx_origin_of_ancestor": near and bool(o), "finn_node": node.name, "finn_op_type": node.op_type, "qonnx_node": o.get("qonnx_node"),
             "qonnx_op_type": o.get("op_type"), "qonnx_outputs": o.get("outputs", [])}
 
 
@@ -117,7 +165,51 @@ class PinZeroScaleBatchNorm:
                    and model.get_initializer(n.input[1]) is not None and np.any(model.get_initializer(n.input[1]) == 0))
 
 
-def lower(model, log: list, out: pathlib.Path):
+class ZeroPadBipolarAsInt2:
+    """Our second rewrite of what FINN is handed, for zero-padded binary convolutions: FINN streams a BIPOLAR
+    tensor as one bit a value (0 <-> -1), so the zeros its padding (Im2Col ``pad_amount`` / FMPadding) inserts
+    read as -1 once ConvertBipolarMatMulToXnorPopcount has turned the MatMul into XNOR-popcount: every border
+    window then sums -w over its padded taps instead of 0 (the mismatch this backend measures without the
+    rewrite). Zero padding has no +-1 code. The MultiThreshold that makes the activation is rewritten to give
+    INT2 values -1/+1 (thresholds [LOW, T, T] with out_bias -2, FINN's ActVal = INT2's min): the same values,
+    a real 0 in the padding, and the MatMul becomes a quantized MVAU (INT2 x bipolar weights) instead of an
+    XNOR one. Run after LowerConvsToMatMul, before ConvertBipolarMatMulToXnorPopcount."""
+
+    LOW = -float(1 << 30)
+
+    def __init__(self):
+        self.rewritten = []
+
+    def apply(self, model):
+        from qonnx.core.datatype import DataType
+        from qonnx.custom_op.registry import getCustomOp
+
+        for n in list(model.graph.node):
+            if n.op_type != "Im2Col" or not any(getCustomOp(n).get_nodeattr("pad_amount")):
+                continue
+            t = n.input[0]
+            if model.get_tensor_datatype(t) != DataType["BIPOLAR"]:
+                continue
+            prod = model.find_producer(t)
+            while prod is not None and prod.op_type in ("MaxPoolNHWC", "MaxPool", "Transpose", "Reshape"):
+                prod = model.find_producer(prod.input[0])
+            if prod is None or prod.op_type != "MultiThreshold":
+                continue
+            mt = getCustomOp(prod)
+            thr = model.get_initializer(prod.input[1])
+            if thr is None or thr.shape[-1] != 1 or mt.get_nodeattr("out_dtype") != "BIPOLAR":
+                continue
+            new = np.concatenate([np.full_like(thr, self.LOW), thr, thr], axis=-1)
+            model.set_initializer(prod.input[1], new.astype(np.float32))
+            mt.set_nodeattr("out_dtype", "INT2")
+            mt.set_nodeattr("out_scale", 1.0)
+            mt.set_nodeattr("out_bias", -2.0)
+            model.set_tensor_datatype(prod.output[0], DataType["INT2"])
+            self.rewritten.append(prod.name)
+        return model, False
+
+
+def lower(model, log: list, out: pathlib.Path, int2_padding: bool = True):
     from finn.transformation.fpgadataflow.convert_to_hw.binary_matrix_vector_activation import (
         InferBinaryMatrixVectorActivation,
     )
@@ -129,6 +221,7 @@ def lower(model, log: list, out: pathlib.Path):
     from finn.transformation.fpgadataflow.convert_to_hw.thresholding import InferThresholdingLayer
     from finn.transformation.move_reshape import RemoveCNVtoFCFlatten
     from finn.transformation.qonnx.convert_qonnx_to_finn import ConvertQONNXtoFINN
+    from finn.transformation.qonnx.quant_act_to_multithreshold import default_filter_function_generator
     from finn.transformation.streamline import Streamline
     from finn.transformation.streamline import absorb
     from finn.transformation.streamline.reorder import MakeMaxPoolNHWC
@@ -154,16 +247,34 @@ def lower(model, log: list, out: pathlib.Path):
     log.append({"stage": "qonnx_cleanup", "nodes": len(model.graph.node), "s": round(time.time() - t0, 2)})
     tidy = [InferShapes(), FoldConstants(), GiveUniqueNodeNames(), GiveReadableTensorNames(), InferDataTypes(),
             RemoveStaticGraphInputs()]
-    model = run_stage(model, "qonnx_to_finn", [ConvertQONNXtoFINN()] + tidy, log)
+    orig_out = {t: n.doc_string for n in model.graph.node for t in n.output}
+    flt = TrackingFilter(default_filter_function_generator(max_multithreshold_bit_width=8))
+    try:
+        model = model.transform(ConvertQONNXtoFINN(filter_function=flt))
+    except (ValueError, RuntimeError, AssertionError, KeyError) as e:
+        if flt.last is None:
+            raise RuntimeError(f"FINN pass ConvertQONNXtoFINN failed: {type(e).__name__}: {e}") from e
+        pred = model.find_producer(flt.last.input[0])
+        after = f" (its input comes from a {pred.op_type} node)" if pred is not None else ""
+        raise Unsupported(flt.last, "qonnx_to_finn", f"FINN's ConvertQONNXtoFINN cannot turn this quantizer{after} "
+                          f"into a MultiThreshold: {e}", model) from None
+    retag_converted(model, orig_out)
+    model = run_stage(model, "qonnx_to_finn", tidy, log)
     pinned = PinZeroScaleBatchNorm().applies_to(model)
     model = model.transform(PinZeroScaleBatchNorm())
     log.append({"stage": "pin_zero_scale_batchnorm", "batchnorms": pinned})
     model.save(str(out / "finn_tidy.onnx"))
     streamline = [absorb.AbsorbScalarBiasIntoMultiThreshold(), ConvertSignToThres(), Streamline(), LowerConvsToMatMul(),
                   MakeMaxPoolNHWC(), absorb.AbsorbTransposeIntoMultiThreshold(), MakeMaxPoolNHWC(),
-                  absorb.AbsorbConsecutiveTransposes(), ConvertBipolarMatMulToXnorPopcount(), Streamline(),
-                  RoundAndClipThresholds(), InferDataLayouts(), RemoveUnusedTensors()]
+                  absorb.AbsorbConsecutiveTransposes()]
     model = run_stage(model, "streamline", streamline, log)
+    if int2_padding:
+        zp = ZeroPadBipolarAsInt2()
+        model = model.transform(zp).transform(InferDataTypes())
+        log.append({"stage": "zero_pad_bipolar_as_int2", "multithresholds": zp.rewritten})
+    streamline2 = [ConvertBipolarMatMulToXnorPopcount(), Streamline(), RoundAndClipThresholds(), InferDataLayouts(),
+                   RemoveUnusedTensors()]
+    model = run_stage(model, "streamline_xnor", streamline2, log)
     model.save(str(out / "finn_streamlined.onnx"))
     to_hw = [InferBinaryMatrixVectorActivation(), InferQuantizedMatrixVectorActivation(),
              InferThresholdingLayer(), InferPool(), InferConvInpGen(), RemoveCNVtoFCFlatten(),
@@ -177,6 +288,7 @@ def lower(model, log: list, out: pathlib.Path):
 #: what FINN may leave outside its HW layers, at the graph's ends only: layout changes at the input, the
 #: final scale/bias of the accumulator at the output
 HOST_GLUE = {"Transpose", "Reshape", "Flatten", "Mul", "Add", "Identity", "Squeeze", "Unsqueeze"}
+LAYOUT = {"Transpose", "Reshape", "Flatten", "Identity", "Squeeze", "Unsqueeze"}
 
 
 def check_supported(model) -> None:
@@ -199,17 +311,18 @@ def check_supported(model) -> None:
     hw_below: dict[str, bool] = {}
     for n in reversed(nodes):
         hw_below[n.name] = any(is_hw(c) or hw_below[c.name] for t in n.output for c in cons.get(t, []))
-    for n in nodes:
-        if is_hw(n):
-            continue
-        if hw_above[n.name] and hw_below[n.name]:
-            raise Unsupported(n, "convert_to_hw", "FINN has no HW layer for it and it lies between FINN HW layers "
-                              "(a dataflow partition must be one contiguous piece)")
-        if n.op_type not in HOST_GLUE:
-            raise Unsupported(n, "convert_to_hw", "FINN has no HW layer for it")
+    bad = [n for n in nodes if not is_hw(n) and ((hw_above[n.name] and hw_below[n.name]) or n.op_type not in HOST_GLUE)]
+    if bad:  # the first one that computes something (a layout Transpose FINN inserted says little)
+        n = next((b for b in bad if b.op_type not in LAYOUT), bad[0])
+        feeds = sorted({f"{c.name} ({c.op_type}{', QONNX ' + origin(c)['qonnx_node'] if origin(c) else ''})"
+                        for t in n.output for c in cons.get(t, [])})
+        where = ("it lies between FINN HW layers (a dataflow partition must be one contiguous piece)"
+                 if hw_above[n.name] and hw_below[n.name] else "it is not host-side glue at the graph's ends")
+        raise Unsupported(n, "convert_to_hw", f"FINN has no HW layer for it and {where}; it feeds "
+                          f"{', '.join(feeds) or 'the graph output'}", model)
     ok, bad = model.analysis(unsupported_layers)
     if not ok:
-        raise Unsupported(bad, "create_dataflow_partition", "FINN's unsupported_layers analysis rejects it")
+        raise Unsupported(bad, "create_dataflow_partition", "FINN's unsupported_layers analysis rejects it", model)
 
 
 def partition(model, log: list, out: pathlib.Path):
@@ -288,7 +401,6 @@ def specialize(child, fpga_part: str):
     """FINN's specialize-layers step (HLS or RTL variant of each HW layer for the part; the first step of the
     build), on a copy: its node names are the ones the folding file must use, and FINN's cycle and resource
     estimates exist only for specialized layers. Returns (model, {HW node name: specialized name})."""
-    import copy
 
     from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
     from qonnx.transformation.general import GiveUniqueNodeNames
@@ -387,6 +499,23 @@ def execute(parent, xs: np.ndarray) -> list[np.ndarray]:
     return [np.asarray(execute_onnx(parent, {iname: np.asarray(x, dtype=np.float32)})[oname]) for x in xs]
 
 
+def stage_checks(qonnx_model, out: pathlib.Path, xs: np.ndarray) -> dict:
+    """Where FINN departs from the QONNX: each saved stage's output vs qonnx's execution of the QONNX
+    (mismatching elements over ``xs``), to tell a FINN lowering step apart from the rest."""
+    from finn.core.onnx_exec import execute_onnx
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    def run(m, x):
+        return np.asarray(execute_onnx(m, {m.graph.input[0].name: np.asarray(x, np.float32)})[m.graph.output[0].name])
+
+    refs = [run(qonnx_model, x) for x in xs]
+    checks = {}
+    for stage in ("finn_tidy", "finn_streamlined", "finn_hw"):
+        m = ModelWrapper(str(out / f"{stage}.onnx"))
+        checks[stage] = int(sum(np.count_nonzero(run(m, x).reshape(r.shape) != r) for x, r in zip(xs, refs)))
+    return checks
+
+
 def main(job_path: str) -> int:
     job = json.loads(pathlib.Path(job_path).read_text())
     out = pathlib.Path(job["out"])
@@ -403,7 +532,8 @@ def main(job_path: str) -> int:
             if n.op_type in ("Quant", "BipolarQuant", "Trunc"):
                 n.domain = "qonnx.custom_op.general"
         tag_origins(model)
-        model = lower(model, res["stages"], out)
+        qonnx_model = copy.deepcopy(model)
+        model = lower(model, res["stages"], out, int2_padding=job.get("int2_padding", True))
         check_supported(model)
         parent, child, child_path = partition(model, res["stages"], out)
         res["pairs"] = apply_folding(child, job.get("folding", []))
@@ -425,13 +555,14 @@ def main(job_path: str) -> int:
             t1 = time.time()
             xs = np.load(job["inputs"])
             ys = execute(parent, xs)
+            res["stage_checks"] = stage_checks(qonnx_model, out, xs[:2])
             np.save(out / "finn_outputs.npy", np.stack(ys))
             res["outputs"] = str(out / "finn_outputs.npy")
             res["stages"].append({"stage": "execute", "frames": len(xs), "s": round(time.time() - t1, 2)})
         res["ok"] = True
     except Unsupported as e:
         res["unsupported"] = {"stage": e.stage, "reason": e.reason,
-                              **(node_info(e.node) if e.node is not None else {})}
+                              **(node_info(e.node, e.model) if e.node is not None else {})}
     except Exception as e:  # noqa: BLE001 - everything else goes back to the main process as text
         res["error"] = f"{type(e).__name__}: {e}"
         res["traceback"] = traceback.format_exc()[-4000:]
