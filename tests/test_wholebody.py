@@ -107,6 +107,17 @@ def test_roi_align_crops_the_requested_box():
     assert np.allclose(crop[0, 0].numpy(), ref, atol=1e-3)
 
 
+def test_crop_box_aspect_and_scale():
+    # image 64x48 (H, W); a box 12 px wide, 4 px high -> hand crop 16x16 (square): 12x12 px, times 2 = 24x24 px
+    b = torch.tensor([[0.5, 0.25, 12 / 48, 4 / 64]])
+    out = W.crop_box(b, (64, 48), (16, 16), 2.0)
+    assert torch.allclose(out, torch.tensor([[0.5, 0.25, 24 / 48, 24 / 64]]))
+    # a tall box 6 px wide, 20 px high, crop 20x10 (aspect w/h = 0.5): width grows to 10 px; scale 1.5
+    b = torch.tensor([[0.3, 0.6, 6 / 48, 20 / 64]])
+    out = W.crop_box(b, (64, 48), (20, 10), 1.5)
+    assert torch.allclose(out, torch.tensor([[0.3, 0.6, 15 / 48, 30 / 64]]))
+
+
 def test_soft_argmax_peaks_and_uniform():
     hm = torch.full((1, 2, 4, 6), -1e4)
     hm[0, 0, 1, 4] = 0.0

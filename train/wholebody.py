@@ -8,7 +8,8 @@ Data flow of ``WholeBodyModel.forward(img)``, img (B, 3, H, W) in [0, 1] (docs/w
 2. body position net: 1x1 conv C -> J*D, 3D soft-argmax -> ``joint_img`` (B, J, 3) in [0, 1]^3.
 3. BoxNet (``binaryhpe.train.boxnet``, binarized as Figure 6 or full precision): [F, heatmaps] -> ``boxes``
    (B, 3, 4) = (cx, cy, w, h) of left hand, right hand, face in [0, 1] image units.
-4. RoI align of the *input* image at the (detached) predicted boxes: the hands at ``hand_size`` (the left
+4. RoI align of the *input* image at the (detached) predicted boxes, widened to the crop's aspect ratio and
+   enlarged (x2 hands, x1.5 face: Hand4Whole's ``restore_bbox``): the hands at ``hand_size`` (the left
    crop flipped horizontally, both hands through one shared hand encoder as one batch), the face at
    ``face_size``.
 5. heads (the layer shapes of ``binaryhpe.train.hand4whole``): hand position net (3D soft-argmax of the
@@ -82,6 +83,8 @@ class WholeBodyConfig:
     boxnet_hidden: int = 16  # BoxNet size-MLP width (Hand4Whole: 256)
     num_betas: int = 10
     num_expression: int = 10
+    hand_box_scale: float = 2.0  # crops: the predicted box made square-ish (crop aspect) and enlarged (Hand4Whole)
+    face_box_scale: float = 1.5
     focal: float = 2.0  # in image heights (the proxy data's camera)
     camera_3d_size: float = 2.5  # metres (Hand4Whole)
     smplx_path: str | None = None
@@ -128,7 +131,7 @@ class WholeBodyConfig:
         if not self.hand_mcp or any(not isinstance(i, int) or not 0 <= i < self.hand_joints for i in self.hand_mcp):
             raise BinaryHPEError(f"wholebody.hand_mcp = {self.hand_mcp!r}: expected indices in [0, "
                                  f"hand_joints = {self.hand_joints})")
-        for key in ("focal", "camera_3d_size", "lr"):
+        for key in ("focal", "camera_3d_size", "lr", "hand_box_scale", "face_box_scale"):
             v = getattr(self, key)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
                 raise BinaryHPEError(f"wholebody.{key} = {v!r}: expected a positive number")
@@ -231,6 +234,18 @@ def matrix_to_axis_angle(R: torch.Tensor) -> torch.Tensor:
 
 def rot6d_to_axis_angle(x: torch.Tensor) -> torch.Tensor:
     return matrix_to_axis_angle(rot6d_to_matrix(x))
+
+
+def crop_box(boxes: torch.Tensor, image_size, crop_size, scale: float) -> torch.Tensor:
+    """Hand4Whole's ``restore_bbox``: the (cx, cy, w, h) box (normalised units of an image of ``image_size``)
+    widened to the crop's aspect ratio (the shorter side grows), then both sides times ``scale``."""
+    H, W = image_size
+    ch, cw = crop_size
+    aspect = cw / ch
+    w_px, h_px = boxes[..., 2] * W, boxes[..., 3] * H
+    w_new = torch.maximum(w_px, h_px * aspect)
+    h_new = torch.maximum(h_px, w_px / aspect)
+    return torch.stack([boxes[..., 0], boxes[..., 1], w_new * scale / W, h_new * scale / H], dim=-1)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -369,10 +384,12 @@ class WholeBodyModel(nn.Module):
         body_feat = self.body_encoder(body_img * 2 - 1)
         body_hm, joint_img = self.body_position_net(body_feat)
         boxes = self.boxnet(body_feat, body_hm.detach())
-        crop_boxes = boxes.detach()
-        lhand = roi_align(img, crop_boxes[:, 0], cfg.hand_size)
-        rhand = roi_align(img, crop_boxes[:, 1], cfg.hand_size)
-        face = roi_align(img, crop_boxes[:, 2], cfg.face_size)
+        size = tuple(img.shape[2:])
+        hand_boxes = crop_box(boxes[:, :2].detach(), size, cfg.hand_size, cfg.hand_box_scale)
+        face_box = crop_box(boxes[:, 2].detach(), size, cfg.face_size, cfg.face_box_scale)
+        lhand = roi_align(img, hand_boxes[:, 0], cfg.hand_size)
+        rhand = roi_align(img, hand_boxes[:, 1], cfg.hand_size)
+        face = roi_align(img, face_box, cfg.face_size)
         hand_feat = self.hand_encoder(torch.cat([torch.flip(lhand, [3]), rhand], dim=0) * 2 - 1)
         _, hand_joint_img = self.hand_position_net(hand_feat)
         hand_pose = rot6d_to_axis_angle(
@@ -539,6 +556,6 @@ def export_wholebody(model: WholeBodyModel, out_dir, check: bool = True, verbose
     return manifest
 
 
-__all__ = ["SMPLX_KEYS", "WHOLEBODY_NAMES", "WholeBodyConfig", "WholeBodyModel", "build_wholebody",
+__all__ = ["SMPLX_KEYS", "WHOLEBODY_NAMES", "WholeBodyConfig", "WholeBodyModel", "build_wholebody", "crop_box",
            "export_wholebody", "matrix_to_axis_angle", "rot6d_to_axis_angle", "rot6d_to_matrix",
            "wholebody_config", "wholebody_loss"]
