@@ -146,12 +146,18 @@ def load_checkpoint(path) -> dict:
     return state
 
 
-def restore(state: dict, model, optimizer, where) -> None:
+def restore_model(state: dict, model, where) -> None:
     try:
         _unwrap(model).load_state_dict(state["model"], strict=True)
     except RuntimeError as e:
         first = " ".join(str(e).split())[:300]
         raise BinaryHPEError(f"checkpoint {where}: its weights do not fit this model ({first})") from None
+
+
+def restore_optimizer(state: dict, optimizer, where) -> None:
+    """Load the optimizer state and the RNG states. Build the optimizer *after* ``restore_model``: Brevitas
+    re-creates its weight quantizers (and their scale parameters) when a state dict is loaded, so an
+    optimizer built before would hold the old parameter objects."""
     try:
         optimizer.load_state_dict(state["optimizer"])
     except (ValueError, KeyError) as e:
@@ -354,10 +360,12 @@ def _train(cfg, out, ckpt_path, steps, state, seed, info, log, n_test, ProxyConf
     model = build_wholebody(cfg, smplx_layer=layer).to(info.device)
     if os.environ.get("BINARYHPE_SYNC_BN") == "1" and info.world_size > 1 and info.device.type == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if state is not None:
+        restore_model(state, model, ckpt_path)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start = 0
     if state is not None:
-        restore(state, model, optimizer, ckpt_path)
+        restore_optimizer(state, optimizer, ckpt_path)
         start = int(state["step"])
         say(f"resuming from {ckpt_path} at step {start}")
     nparams = sum(p.numel() for p in model.parameters())
