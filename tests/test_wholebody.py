@@ -40,6 +40,8 @@ def test_every_binarizer_output_keys_and_shapes(binarizer):
     out = m(_img())
     _check_out(out, 2)
     sum(v.abs().mean() for v in out.values()).backward()
+    # every parameter takes part (DDP without find_unused_parameters needs it)
+    assert [n for n, p in m.named_parameters() if p.grad is None] == []
     enc = [p.grad for n, p in m.named_parameters() if n.startswith(("body_encoder.blocks", "face_encoder.blocks"))]
     assert any(g is not None and float(g.abs().sum()) > 0 for g in enc)
 
