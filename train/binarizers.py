@@ -8,17 +8,20 @@ written as a ``torch.autograd.Function``. They are selected by name through ``BI
 "the same backbone" as BiDRN (Section 4.2: the ResNet convs are replaced by the method's binary conv, the rest
 of the model unchanged).
 
-Forward / backward of each method (x: conv input, w: weights, g: incoming gradient, n = Cin K K):
-
-| name | activation forward | activation backward | weight forward | weight backward |
-|---|---|---|---|---|
-| ``bnn`` (Hubara 2016) | sign(x) | g 1{abs(x) <= 1} | sign(w) | g 1{abs(w) <= 1} |
-| ``xnor`` (Rastegari 2016) | sign(x), times K = box-filtered channel mean of abs(x) | g 1{abs(x) <= 1} (K by autograd) | alpha sign(w), alpha = mean abs(w) per out channel | alpha g 1{abs(w) <= 1} + sign(w) sum(g sign(w)) / n |
-| ``dorefa`` (Zhou 2016) | round(clip(x, 0, 1)) in {0, 1} | g 1{0 <= x <= 1} | E(abs(w)) sign(w), per layer | g (straight through) |
-| ``bireal`` (Liu 2018) | sign(x) | g (2 - 2 abs(x)) on [-1, 1] (ApproxSign) | alpha sign(w), alpha per out channel | alpha g 1{abs(w) < 1} (magnitude-aware) |
-| ``reactnet`` (Liu 2020) | sign(x - t), t learnable per in channel (RSign) | ApproxSign; dt = -sum | alpha sign(w) (alpha detached) | g 1{abs(w) < 1} |
-| ``recu`` (Xu 2021b) | sign(x) (x / std(x) in training) | ApproxSign | sign(clamp(w~, -Q(tau), Q(tau))), w~ recentred and normalised, Q the Laplace tau-quantile; output times a learnable alpha | g straight through sign, zero outside the clamp |
-| ``fda`` (Xu 2021a) | sign(x + eta(x)), eta the noise adaptation MLP | g (4 omega / pi) sum_i cos((2i+1) omega x), zero outside [-1, 1] | alpha sign(w) | the same Fourier gradient |
+Forward / backward of each method (docs/wholebody.md has them as a table; each class docstring states its own):
+- ``bnn`` (Hubara 2016): sign of inputs and weights, STE clipped to [-1, 1] for both.
+- ``xnor`` (Rastegari 2016): sign(x) times K (box-filtered channel mean of abs(x)); weights alpha sign(w), alpha
+  the mean abs(w) per output channel, gradient alpha g 1{abs(w) <= 1} + sign(w) sum(g sign(w)) / n.
+- ``dorefa`` (Zhou 2016): 1-bit activations round(clip(x, 0, 1)) in {0, 1}; weights E(abs(w)) sign(w) (one
+  scale per layer); straight-through gradients.
+- ``bireal`` (Liu 2018): ApproxSign (piecewise-polynomial gradient 2 - 2 abs(x)); weights alpha sign(w) with
+  the magnitude-aware gradient alpha g 1{abs(w) < 1}; a real shortcut around every conv.
+- ``reactnet`` (Liu 2020): RSign sign(x - t) with a learnable threshold per input channel, RPReLU, weights
+  alpha sign(w) with gradient g 1{abs(w) < 1}; a real shortcut around every conv.
+- ``recu`` (Xu 2021b): weights recentred, normalised, clamped at the Laplace tau-quantile, signed with an
+  identity STE; learnable output scale; ApproxSign activations.
+- ``fda`` (Xu 2021a): the Fourier-series gradient of sign for weights and activations, and a noise
+  adaptation module.
 
 Block structure (``BinaryBlock``): the convs of a ResNet basic / bottleneck block, each followed by BatchNorm;
 between convs and at the block output a Hardtanh (the BNN activation: a ReLU before a sign would make every
