@@ -546,7 +546,8 @@ def apply_device_options(report: dict, g: HwGraph, out_dir, device=None, fps=Non
     - ``synth``: Yosys counts of the whole design (``synth=True``, or from the ECP5 run with ``bitstream``);
       ``synth="layers"`` also synthesizes each distinct layer configuration (``synth_layers``: the
       per-layer "synthesized" columns of the report; minutes for a whole BiDRN);
-    - ``bitstream``, ``fmax_mhz``, ``pnr``: with ``bitstream=True`` (ECP5 devices; default ecp5-85f).
+    - ``bitstream``, ``fmax_mhz``, ``pnr``, ``fps_at_fmax``, ``timing_met``: with ``bitstream=True`` (ECP5
+      devices; default ecp5-85f); ``fps_at_fmax`` is the estimate at min(fmax, device clock).
     Writes ``OUT/report.json``, ``OUT/report.md`` and ``OUT/report.html``. ``g`` is the graph the RTL was
     generated from (``OUT/rtl``)."""
     out = pathlib.Path(out_dir)
@@ -579,6 +580,11 @@ def apply_device_options(report: dict, g: HwGraph, out_dir, device=None, fps=Non
         report["bitstream"] = b["bitstream"]
         report["fmax_mhz"] = b["fmax_mhz"]
         report["pnr"] = b
+        if b["fmax_mhz"] and est.get("fps_compute"):
+            # the placed design's own rate: the compute bound scales with the clock it reaches, DRAM does not
+            clk = min(b["fmax_mhz"], b["clock_mhz"])
+            report["fps_at_fmax"] = min(est["fps_compute"] * clk / b["clock_mhz"], est["fps_memory"])
+            report["timing_met"] = b["fmax_mhz"] >= b["clock_mhz"]
         report.setdefault("synth", b.get("synth"))
     if dev is not None and dev.vendor == "xilinx" and rtl.is_dir():
         from binaryhpe.compile.vivado import write_vivado_project

@@ -193,6 +193,9 @@ def _summary_rows(report: dict) -> list[tuple[str, str]]:
         rows.append(("fps target", str(report["fps_target"])))
     if report.get("bitstream"):
         rows.append(("bitstream", f"{report['bitstream']} (nextpnr fmax {report.get('fmax_mhz')} MHz)"))
+        if report.get("fps_at_fmax") is not None:
+            met = "met" if report.get("timing_met") else "NOT met: the fps above assumes a clock the placed design misses"
+            rows.append(("fps at fmax", f"{report['fps_at_fmax']:,.1f} (timing at the device clock {met})"))
     if report.get("vivado"):
         rows.append(("Vivado project script", str(report["vivado"])))
     rows.append(("simulation", _verdict(report)))

@@ -50,3 +50,9 @@ def test_ecp5_bitstream_of_a_small_design(tmp_path):
     on_disk = json.loads((out / "report.json").read_text())
     assert on_disk["bitstream"] == str(bit) and on_disk["fmax_mhz"] == rep["fmax_mhz"]
     assert "fmax" in (out / "report.md").read_text()
+    # the placed design's rate: the compute-bound estimate at min(fmax, device clock)
+    clk = min(rep["fmax_mhz"], rep["pnr"]["clock_mhz"])
+    assert rep["timing_met"] == (rep["fmax_mhz"] >= rep["pnr"]["clock_mhz"])
+    assert abs(rep["fps_at_fmax"] - min(rep["estimate"]["fps_compute"] * clk / rep["pnr"]["clock_mhz"],
+                                        rep["estimate"]["fps_memory"])) < 1e-6 * rep["fps_at_fmax"]
+    assert on_disk["fps_at_fmax"] == rep["fps_at_fmax"] and "fps at fmax" in (out / "report.md").read_text()
