@@ -70,14 +70,17 @@ def main(quick: bool) -> None:
             st_y = run_yosys([top] + rtl_library(), "wrap", "xilinx", pathlib.Path(tmp) / "stream")
             st_m = lay.resources()
         e = st_m["lut"] / st_y["lut"] - 1 if st_y["lut"] else float("nan")
-        errs.append(abs(e))
+        errs.append((type(lay).__name__, abs(e)))
 
         def f(r):
             return f"{r['lut']} / {r['ff']} / {r['bram18']} / {r['dsp']}"
         print(f"| {type(lay).__name__} | {lay.n} | {lay.cout} | {lay.pe} | {lay.simd} | {f(rom_y)} | {f(rom_m)} | "
               f"{f(st_y)} | {f(st_m)} | {e:+.1%} |", flush=True)
         print(f"  ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
-    print(f"\nstreamed-unit LUT model: mean |error| {np.mean(errs):.1%}, max {np.max(errs):.1%}\n")
+    for kind in sorted({k for k, _ in errs}):
+        ek = [e for k, e in errs if k == kind]
+        print(f"\nstreamed {kind} LUT model: mean |error| {np.mean(ek):.1%}, max {np.max(ek):.1%}")
+    print()
 
     print("## 2. Estimate DRAM bytes vs the RTL's weight-port beats (example 3x3 conv, 64 -> 64 ch, 4x4 px)")
     g = E.example_graph(h=4, w=4, c=64, cout=64, pe=2, simd=4)
