@@ -12,7 +12,6 @@ Needs FINN's environment .venv-finn (made by .ci/setup-finn); without it every t
 """
 
 import json
-import pathlib
 
 import numpy as np
 import pytest

@@ -45,12 +45,14 @@ class TrackingFilter:
     remembers the last node it let through: the one being converted when a handler raises."""
 
     def __init__(self, base):
-        self.base, self.last = base, None
+        self.base, self.last, self.rejected = base, None, []
 
     def __call__(self, model, node):
         ok = self.base(model, node)
         if ok:
             self.last = node
+        else:
+            self.rejected.append(node)
         return ok
 
 
@@ -135,7 +137,6 @@ class PinZeroScaleBatchNorm:
     threshold of the channel decides the same way (always, for a sign activation)."""
 
     def apply(self, model):
-        modified = False
         for n in model.graph.node:
             if n.op_type != "BatchNormalization":
                 continue
@@ -155,7 +156,6 @@ class PinZeroScaleBatchNorm:
                     continue
                 scale[c], mean[c], var[c] = 1.0, 0.0, np.float32(1.0 - eps)
                 bias[c] = PIN if np.all(decide) else -PIN
-                modified = True
             for i, v in zip(n.input[1:5], (scale, bias, mean, var)):
                 model.set_initializer(i, v)
         return model, False
@@ -256,8 +256,13 @@ def lower(model, log: list, out: pathlib.Path, int2_padding: bool = True):
             raise RuntimeError(f"FINN pass ConvertQONNXtoFINN failed: {type(e).__name__}: {e}") from e
         pred = model.find_producer(flt.last.input[0])
         after = f" (its input comes from a {pred.op_type} node)" if pred is not None else ""
-        raise Unsupported(flt.last, "qonnx_to_finn", f"FINN's ConvertQONNXtoFINN cannot turn this quantizer{after} "
-                          f"into a MultiThreshold: {e}", model) from None
+        why = f"FINN's ConvertQONNXtoFINN cannot turn this quantizer{after} into a MultiThreshold: {e}"
+        order = {n.name: i for i, n in enumerate(model.graph.node)}
+        first = min([flt.last] + flt.rejected, key=lambda n: order.get(n.name, len(order)))
+        if first is not flt.last:  # an earlier quantizer FINN keeps as a Quant node: no HW layer takes it
+            why = (f"a quantizer over 8 bits, which ConvertQONNXtoFINN keeps as a Quant node that no FINN HW "
+                   f"layer takes (the conversion then fails at {origin(flt.last).get('qonnx_node')!r}: {why})")
+        raise Unsupported(first, "qonnx_to_finn", why, model) from None
     retag_converted(model, orig_out)
     model = run_stage(model, "qonnx_to_finn", tidy, log)
     pinned = PinZeroScaleBatchNorm().applies_to(model)
