@@ -162,7 +162,7 @@ def step_simulate(g: HwGraph, mw, rtl: pathlib.Path, seed: int, frames: int = 3,
 
 def build(model: str, out, sim: bool = False, seed: int = 0, folding_file=None, target_cycles=None,
           waves: bool = False, device=None, fps=None, bitstream: bool = False, synth=False) -> dict:
-    from binaryhpe.compile.estimate import apply_device_options, build_folding
+    from binaryhpe.compile.estimate import apply_device_options, apply_storage, build_device, build_folding, plan_storage
     from binaryhpe.compile.passes import load_folding
 
     out = pathlib.Path(out).resolve()
@@ -173,6 +173,16 @@ def build(model: str, out, sim: bool = False, seed: int = 0, folding_file=None, 
     qonnx, check = step_model_to_qonnx(model, out, seed)
     folding = build_folding(qonnx, device, fps, bitstream, folding)
     g, mw = step_lower(qonnx, target_cycles, folding)
+    dev = build_device(device, bitstream)
+    if dev is not None:  # MVUs whose weights the device's block RAM cannot hold get a weight-stream port
+        streamed = apply_storage(g, plan_storage(g, dev))
+        if streamed:
+            _log(f"{len(streamed)} MVU(s) stream their weights from DRAM on {dev.name}: " + ", ".join(streamed[:4])
+                 + (" ..." if len(streamed) > 4 else ""))
+            if sim:
+                raise BinaryHPEError(f"--sim: the whole-network simulation cannot feed weight-stream ports yet "
+                                     f"({len(streamed)} streamed MVUs on {dev.name}, first {streamed[0]}); "
+                                     "tests/test_rtl_mvu_wstream.py simulates them per layer")
     (out / "hwgraph.json").write_text(g.to_json())
     _log(f"hardware graph: {len(g.layers)} layers")
     rtl = step_rtl(g, out)

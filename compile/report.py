@@ -187,8 +187,8 @@ def _summary_rows(report: dict) -> list[tuple[str, str]]:
                                  f"peak {_si(rf['peak_ops'])} ops/s"))
     rows.append(("ops / frame", _si(est.get("ops_per_frame", 0))))
     if est.get("streamed_weight_bits"):
-        rows.append(("streamed weights", f"{est['streamed_weight_bits']:,} bits from DRAM (estimated only: the RTL "
-                                         "has no weight-stream interface)"))
+        rows.append(("streamed weights", f"{est['streamed_weight_bits']:,} bits from DRAM through the weight-stream "
+                                         "ports w_<layer> of their MVUs (rtl/manifest.json: weight_streams)"))
     if report.get("fps_target") is not None:
         rows.append(("fps target", str(report["fps_target"])))
     if report.get("bitstream"):

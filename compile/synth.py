@@ -182,9 +182,12 @@ def wrap_layer(lay, work) -> tuple[pathlib.Path, str]:
         ports += [f"input logic [{s.bits - 1}:0] {name}_tdata", f"input logic {name}_tvalid",
                   f"output logic {name}_tready"]
         conns += [f".{name}_tdata({name}_tdata)", f".{name}_tvalid({name}_tvalid)", f".{name}_tready({name}_tready)"]
-        if mod in ("bhpe_xnor_mvu", "bhpe_fxp_mvu"):
+        if mod in ("bhpe_xnor_mvu", "bhpe_fxp_mvu", "bhpe_mvu_wstream"):
             ports.append(f"input logic [{s.lanes - 1}:0] {name}_tmask")
             conns.append(f".{name}_tmask({name}_tmask)")
+    if getattr(lay, "streamed", False):  # the weight AXI-Stream of an MVU without ROM
+        ports += [f"input logic [{lay.wstream_word_bits - 1}:0] w_tdata", "input logic w_tvalid", "output logic w_tready"]
+        conns += [".w_tdata(w_tdata)", ".w_tvalid(w_tvalid)", ".w_tready(w_tready)"]
     for name, s in zip(_port_names(len(outs), True), outs):
         ports += [f"output logic [{s.bits - 1}:0] {name}_tdata", f"output logic {name}_tvalid",
                   f"input logic {name}_tready"]

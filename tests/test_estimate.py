@@ -253,6 +253,32 @@ def test_vivado_project_is_complete_and_consistent(tmp_path):
         write_vivado_project(out / "rtl", out / "viv2", "ecp5-25f", g)
 
 
+def test_vivado_project_exposes_weight_stream_ports(tmp_path):
+    """An MVU placed in DRAM becomes a weight-stream port of the top level; the Vivado wrapper makes it an
+    AXI-Stream slave (byte-wide TDATA) on ap_clk, and the wrapper with the top and library lints clean."""
+    import subprocess
+
+    from binaryhpe.compile.vivado import write_vivado_project
+    from binaryhpe.sim.toolchain import setup_verilator
+
+    g = E.example_graph(h=4, w=4, c=6, cout=8, pe=2, simd=3, seed=3)
+    assert E.apply_storage(g, {"mvu": "dram"}) == ["mvu"]
+    rtl = tmp_path / "rtl"
+    m = generate(g, rtl)
+    v = write_vivado_project(rtl, tmp_path / "viv", "zu7ev", g)
+    (ws,) = m["weight_streams"]
+    assert v["weight_ports"] == [{"port": "s_axis_w_mvu", "width": ws["port_bits"], "layer": "mvu",
+                                  "image": ws["image"]}]
+    wrap = (tmp_path / "viv" / "src" / "bhpe_axis_top.sv").read_text()
+    assert f"[{ws['port_bits'] - 1}:0] s_axis_w_mvu_tdata" in wrap and ".w_mvu_tready(s_axis_w_mvu_tready)" in wrap
+    assert "ipx::associate_bus_interfaces -busif s_axis_w_mvu -clock ap_clk" in (tmp_path / "viv" / "project.tcl").read_text()
+    setup_verilator()
+    r = subprocess.run(["verilator", "--lint-only", "-Wall", "-Wno-UNUSEDSIGNAL", "--top-module", "bhpe_axis_top",
+                        str(tmp_path / "viv" / "src" / "bhpe_axis_top.sv"), str(rtl / "bhpe_top.sv"),
+                        *map(str, rtl_library())], capture_output=True, text=True, cwd=rtl)
+    assert r.returncode == 0, r.stderr
+
+
 def test_build_device_rules():
     assert E.build_device(None) is None
     assert E.build_device(None, bitstream=True).name == "ecp5-85f"
