@@ -15,7 +15,8 @@ counter (``binaryhpe.train.variants.measure``): the table's fps is for the encod
 how much of the model's OPs / MACs is left out.
 
 ``--markdown FILE`` writes the caption and the table (what the README and docs/paper-scale.md show);
-``--json FILE`` the full results, which ``--from-json FILE`` renders again without recomputing.
+``--json FILE`` the full results, which ``--from-json FILE`` renders again without recomputing. ``--alone`` adds
+a second table: each encoder alone on each device. Lowered graphs are cached as pickles beside the QONNX files.
 
 Exporting a BiDRN-50 to QONNX takes several minutes; the QONNX files are cached in ``--cache``.
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import pickle
 import sys
 import time
 
@@ -118,17 +120,27 @@ def main(argv=None) -> int:
     ap.add_argument("--markdown", help="also write the table to this file")
     ap.add_argument("--json", help="write the full results to this file")
     ap.add_argument("--from-json", help="render the table of results saved by --json (no lowering, no search)")
+    ap.add_argument("--alone", action="store_true", help="also fold each encoder alone on each device (second table)")
     a = ap.parse_args(argv)
     if a.from_json:
-        return render(json.loads(pathlib.Path(a.from_json).read_text()), a.markdown)
+        fj = pathlib.Path(a.from_json)
+        aj = fj.with_suffix(".alone.json")
+        return render(json.loads(fj.read_text()), a.markdown, json.loads(aj.read_text()) if aj.exists() else None)
+    alone: dict = {}
     cache = pathlib.Path(a.cache)
     parts = []
-    for label, name, n in PARTS:
-        q = qonnx_of(name, cache)
-        t = time.time()
-        g0 = prepare(q)
-        print(f"{label}: {len(g0.layers)} layers lowered in {time.time() - t:.0f} s", flush=True)
-        parts.append((label, g0, n))
+    for label, name, n in sorted(PARTS, key=lambda p: p[1] != "bidrn-18-face"):  # the small face encoder first
+        parts.append((label, lowered(name, cache), n))
+        if a.alone:  # each encoder alone on each device, as soon as it is lowered
+            for dname in a.devices.split(","):
+                t = time.time()
+                e = fold_system([parts[-1]], load_device(dname), "max", progress=False)
+                alone.setdefault(dname, {})[label] = e
+                print(f"alone {label} on {dname}: {'fits' if e['fits'] else 'does not fit'}, {e['fps']:.2f} fps "
+                      f"({time.time() - t:.0f} s search)", flush=True)
+                if a.json:
+                    pathlib.Path(a.json).with_suffix(".alone.json").write_text(json.dumps(alone, indent=1, default=str))
+    parts.sort(key=lambda p: [x[0] for x in PARTS].index(p[0]))
     res = {}
     for name in a.devices.split(","):
         dev = load_device(name)
@@ -139,18 +151,55 @@ def main(argv=None) -> int:
         res[dev.name] = e
     if a.json:
         pathlib.Path(a.json).write_text(json.dumps(res, indent=1, default=str))
-    return render(json.loads(json.dumps(res, default=str)), a.markdown)
+    return render(json.loads(json.dumps(res, default=str)), a.markdown,
+                  json.loads(json.dumps(alone, default=str)) if alone else None)
 
 
-def render(res: dict, markdown=None) -> int:
-    """Print (and with ``markdown`` write) the caption and the table of ``{device name: fold_system result}``."""
+def lowered(name: str, cache: pathlib.Path):
+    """The unfolded hardware graph of a built-in model (:func:`prepare`), cached as a pickle beside its QONNX."""
+    q = qonnx_of(name, cache)
+    pkl = cache / f"{name}.hwgraph.pkl"
+    t = time.time()
+    if pkl.exists() and pkl.stat().st_mtime >= q.stat().st_mtime:
+        with open(pkl, "rb") as f:
+            g0 = pickle.load(f)
+        print(f"{name}: {len(g0.layers)} layers, lowered graph read from {pkl}", flush=True)
+        return g0
+    g0 = prepare(q)
+    print(f"{name}: {len(g0.layers)} layers lowered in {time.time() - t:.0f} s", flush=True)
+    with open(pkl.with_suffix(".tmp"), "wb") as f:
+        pickle.dump(g0, f, protocol=pickle.HIGHEST_PROTOCOL)
+    pkl.with_suffix(".tmp").rename(pkl)
+    return g0
+
+
+ALONE_HEAD = ("| device | encoder | fps | fits | latency (ms) | LUT | BRAM18 | DSP | weights streamed |\n"
+              "|---|---|---|---|---|---|---|---|---|")
+
+
+def fmt_alone(dev, label, e) -> str:
+    if not e["fits"]:
+        u = ", ".join(f"{k} {100 * e['utilisation'][k]:.0f}%" for k in e["over"])
+        return f"| {dev.name} | {label} | - | no (slowest folding needs {u}) | | | | | |"
+    t, ut = e["totals"], e["utilisation"]
+    stream = f"{e['streamed_weight_bits'] / 8e6:.1f} MB" if e["streamed_weight_bits"] else "-"
+    return (f"| {dev.name} | {label} | **{e['fps']:.1f}** | yes ({e['bound']} bound) | {e['latency_ms']:.1f} | "
+            f"{t['lut']:,} ({100 * ut['lut']:.0f}%) | {t['bram18']:,} ({100 * ut['bram18']:.0f}%)"
+            f"{' + ' + str(t['uram']) + ' URAM' if t['uram'] else ''} | {t['dsp']:,} ({100 * ut['dsp']:.0f}%) | {stream} |")
+
+
+def render(res: dict, markdown=None, alone: dict | None = None) -> int:
+    """Print (and with ``markdown`` write) the caption and the table of ``{device name: fold_system result}``,
+    and with ``alone`` (``{device: {encoder label: result}}``) the table of each encoder alone."""
     rows = [fmt_row(load_device(name), e) for name, e in res.items()]
-    table = "\n".join([HEAD] + rows)
-    cap = caption(not_lowered(), res)
-    print("\n" + cap + "\n")
-    print(table)
+    text = caption(not_lowered(), res) + "\n\n" + "\n".join([HEAD] + rows) + "\n"
+    if alone:
+        arows = [fmt_alone(load_device(d), lab, e) for d, per in alone.items() for lab, e in per.items()]
+        text += ("\nEach encoder alone on the device (the same search with one part; the hand encoder's rate counts "
+                 "its two passes a frame):\n\n" + "\n".join([ALONE_HEAD] + arows) + "\n")
+    print("\n" + text)
     if markdown:
-        pathlib.Path(markdown).write_text(cap + "\n\n" + table + "\n")
+        pathlib.Path(markdown).write_text(text)
     return 0
 
 
