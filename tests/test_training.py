@@ -28,7 +28,10 @@ def test_train_writes_checkpoint_metrics_and_mesh(trained, capsys):
     for k in ("mpvpe", "pa_mpvpe", "pa_mpjpe"):
         assert isinstance(m[k], float) and 0 < m[k] < 5000, k  # millimetres
     assert m["pa_mpvpe"] <= m["mpvpe"] + 1e-6  # Procrustes alignment can only reduce the error
-    assert ck["config"]["name"] == "tiny-wholebody" and ck["config"]["batch_size"] == 24
+    from binaryhpe.train.wholebody import wholebody_config
+
+    assert ck["config"]["name"] == "tiny-wholebody"
+    assert ck["config"]["batch_size"] == wholebody_config("tiny-wholebody").batch_size
     assert {"model", "optimizer", "rng"} <= set(ck)
     assert (out / "mesh_test0.obj").read_text().startswith("v ")
     assert (out / "overlay_test0.png").read_bytes()[:4] == b"\x89PNG"
