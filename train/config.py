@@ -16,7 +16,19 @@ from binaryhpe import BinaryHPEError
 LCR_MODULES = ("dscr", "fur", "fdr", "dsar")
 
 
-def _from_dict(cls, d: dict, where: str):
+def read_json_config(path) -> dict:
+    """The mapping in a JSON config file (one clear error for a missing file or bad JSON)."""
+    p = pathlib.Path(path)
+    if not p.is_file():
+        raise BinaryHPEError(f"config file not found: {p}")
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise BinaryHPEError(f"{p}: not valid JSON ({e})") from None
+
+
+def config_from_dict(cls, d: dict, where: str):
+    """``cls(**d)`` for a config dataclass, naming the first unknown key and the known ones."""
     if not isinstance(d, dict):
         raise BinaryHPEError(f"{where}: expected a mapping, got {type(d).__name__}")
     names = {f.name for f in dataclasses.fields(cls)}
@@ -63,7 +75,7 @@ class NumericsConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "NumericsConfig":
-        return _from_dict(cls, d, "numerics")
+        return config_from_dict(cls, d, "numerics")
 
 
 @dataclass(frozen=True)
@@ -106,7 +118,7 @@ class BiDRNConfig:
     numerics: NumericsConfig = field(default_factory=NumericsConfig)
 
     def __post_init__(self):
-        stages = tuple(s if isinstance(s, StageConfig) else _from_dict(StageConfig, s, "stages[]") for s in self.stages)
+        stages = tuple(s if isinstance(s, StageConfig) else config_from_dict(StageConfig, s, "stages[]") for s in self.stages)
         object.__setattr__(self, "stages", stages)
         if isinstance(self.numerics, dict):
             object.__setattr__(self, "numerics", NumericsConfig.from_dict(self.numerics))
@@ -145,18 +157,11 @@ class BiDRNConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "BiDRNConfig":
-        return _from_dict(cls, d, "bidrn")
+        return config_from_dict(cls, d, "bidrn")
 
     @classmethod
     def from_file(cls, path) -> "BiDRNConfig":
-        p = pathlib.Path(path)
-        if not p.is_file():
-            raise BinaryHPEError(f"config file not found: {p}")
-        try:
-            data = json.loads(p.read_text())
-        except json.JSONDecodeError as e:
-            raise BinaryHPEError(f"{p}: not valid JSON ({e})") from None
-        return cls.from_dict(data)
+        return cls.from_dict(read_json_config(path))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -41,7 +41,8 @@ import torch.nn.functional as F
 from binaryhpe import BinaryHPEError
 from binaryhpe.train.binarizers import build_backbone, check_binarizer, make_binary_conv
 from binaryhpe.train.boxnet import BoxNet, roi_align, sample_features, soft_argmax_3d
-from binaryhpe.train.config import LCR_MODULES, BiDRNConfig, StageConfig, bidrn_config
+from binaryhpe.train.config import (LCR_MODULES, BiDRNConfig, StageConfig, bidrn_config, config_from_dict,
+                                    read_json_config)
 
 SMPLX_KEYS = ("root_pose", "body_pose", "lhand_pose", "rhand_pose", "jaw_pose", "expr", "shape", "cam_trans")
 PARTS = ("body", "hand", "face", "heads")
@@ -138,25 +139,11 @@ class WholeBodyConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "WholeBodyConfig":
-        if not isinstance(d, dict):
-            raise BinaryHPEError(f"wholebody config: expected a mapping, got {type(d).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise BinaryHPEError(f"wholebody: unknown config key {unknown[0]!r} (known keys: "
-                                 f"{', '.join(sorted(names))})")
-        return cls(**d)
+        return config_from_dict(cls, d, "wholebody")
 
     @classmethod
     def from_file(cls, path) -> "WholeBodyConfig":
-        p = pathlib.Path(path)
-        if not p.is_file():
-            raise BinaryHPEError(f"config file not found: {p}")
-        try:
-            data = json.loads(p.read_text())
-        except json.JSONDecodeError as e:
-            raise BinaryHPEError(f"{p}: not valid JSON ({e})") from None
-        return cls.from_dict(data)
+        return cls.from_dict(read_json_config(path))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
