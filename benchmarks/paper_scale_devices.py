@@ -7,7 +7,7 @@ The system: the body encoder BiDRN-50 at 256x192, the hand encoder BiDRN-50 at 2
 (two hand crops), the face encoder BiDRN-18 at 192x192 (built-in models bidrn-50-body, bidrn-50-hand,
 bidrn-18-face), side by side on one device. For each device :func:`binaryhpe.compile.estimate.fold_system`
 finds the highest common frame rate at which all three fit (PE/SIMD per MVU; weights in BRAM, URAM, or
-streamed from DRAM, estimated only), with the roofline figures.
+streamed from DRAM through the MVUs' weight ports), with the roofline figures.
 
 Not in the hardware graph: the binarized BoxNet and the heads (position / rotation nets, face regressor).
 There is no lowering for them yet; :func:`not_lowered` measures their share with ``binaryhpe params binaryhpe``'s
@@ -85,8 +85,8 @@ def caption(nl: dict, res: dict) -> str:
         "rate at which all three fit (estimate: each layer kind's resource and cycle model, at most 85% of the "
         "LUTs/FFs and 95% of the BRAM/URAM/DSPs; weights in BRAM, URAM or streamed from DRAM). "
         "*body / hand / face alone*: the rate each encoder's own folding reaches (the hand's counts its two "
-        "passes). *Weights streamed*: bytes a frame read from DRAM, estimated only (the RTL has no weight-stream "
-        "interface yet). **Not included**: the binarized BoxNet and the heads "
+        "passes). *Weights streamed*: size of the weight matrices placed in DRAM and read through the "
+        "MVUs' weight-stream ports (once per output pixel). **Not included**: the binarized BoxNet and the heads "
         f"({', '.join(nl['parts'])}) have no lowering to the hardware graph yet; they are "
         f"{nl['ops_g']:.2f} G of the model's {nl['total_ops_g']:.2f} G OPs by the paper's convention "
         f"({100 * nl['ops_g'] / nl['total_ops_g']:.0f}%; OPs_b/64 + OPs_f), {nl['macs_g']:.2f} G of its "
