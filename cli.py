@@ -21,6 +21,13 @@ def _cmd_export(args) -> int:
     from binaryhpe.train.export import check_export, export_qonnx
     from binaryhpe.train.hardware import to_hardware
 
+    if args.checkpoint:  # a trained whole-body model: its BiDRN encoders, each checked against execute_onnx
+        from binaryhpe.train.loop import export_checkpoint
+
+        out = args.output if args.output != "out/model.onnx" else "out/qonnx"
+        man = export_checkpoint(args.checkpoint, out)
+        print(json.dumps({"export": str(out), "step": man["step"], "encoders": man["encoders"]}, default=str))
+        return 0
     model, x = build_model(args.model, seed=args.seed)
     to_hardware(model)
     path = export_qonnx(model, x, args.output)
@@ -54,6 +61,8 @@ def main(argv=None) -> int:
     pe.add_argument("model", nargs="?", default="tiny-bidrn")
     pe.add_argument("-o", "--output", default="out/model.onnx")
     pe.add_argument("--seed", type=int, default=0)
+    pe.add_argument("--checkpoint", help="export a trained whole-body model (binaryhpe train's OUT/checkpoint.pt): "
+                                         "its BiDRN encoders to QONNX files in the -o folder")
     pe.set_defaults(func=_cmd_export)
 
     pb = sub.add_parser("build", help="QONNX -> hardware graph -> RTL (-> simulation) into one folder")

@@ -118,3 +118,34 @@ def test_config_mismatch_and_step_validation():
 
     with pytest.raises(BinaryHPEError, match="--steps"):
         train_command(A())
+
+
+def test_trained_checkpoint_exports_exact_qonnx(tmp_path, capsys):
+    """Train one step from a configuration file (one-block encoders, for speed), then `binaryhpe export
+    --checkpoint`: every binarized encoder of the restored (trained) model is written as QONNX that qonnx's
+    execution reproduces exactly; a missing checkpoint is one clear error."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from binaryhpe.train.loop import load_checkpoint
+
+    enc = {"stem_channels": 8, "stem_stride": 2, "stages": [{"block": "basic", "channels": 16, "blocks": 1,
+                                                               "stride": 2}]}
+    cfg = tmp_path / "one_block.json"
+    cfg.write_text(json.dumps({"batch_size": 2, "lr": 1e-3, "body_encoder": enc, "hand_encoder": enc,
+                               "face_encoder": enc}))
+    run = tmp_path / "run"
+    assert main(["train", "--config", str(cfg), "--steps", "1", "-o", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["export", "--checkpoint", str(run / "checkpoint.pt"), "-o", str(tmp_path / "q")]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed["step"] == 1
+    man = json.loads((tmp_path / "q" / "export.json").read_text())
+    assert man["step"] == 1 and man["checkpoint"] == str(run / "checkpoint.pt")
+    state = load_checkpoint(run / "checkpoint.pt")
+    for part in ("body", "hand", "face"):
+        e = man["encoders"][f"{part}_encoder"]
+        assert e["exported"] and e["check"]["mismatches"] == 0 and e["check"]["elements"] > 0
+        assert ModelWrapper(e["path"]).graph.node  # a loadable QONNX graph
+    assert state["step"] == 1
+    assert main(["export", "--checkpoint", str(tmp_path / "nope.pt"), "-o", str(tmp_path / "q2")]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err

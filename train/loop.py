@@ -453,6 +453,25 @@ def _write_mesh(model, ds, layer, out, device, say):
     meshio.save_overlay(out / "overlay_test0.png", s["img"], v, layer.faces, cam)
 
 
+def export_checkpoint(ckpt, out_dir, verbose: bool = False) -> dict:
+    """The trained whole-body model of a checkpoint: its BiDRN encoders in hardware mode to QONNX
+    (``binaryhpe export --checkpoint OUT/checkpoint.pt -o DIR``; see ``wholebody.export_wholebody``)."""
+    from binaryhpe.train.wholebody import WholeBodyConfig, build_wholebody, export_wholebody
+
+    state = load_checkpoint(ckpt)
+    try:
+        cfg = WholeBodyConfig.from_dict(state["config"])
+    except (BinaryHPEError, TypeError) as e:
+        raise BinaryHPEError(f"checkpoint {ckpt}: its configuration is not valid ({e})") from None
+    model = build_wholebody(cfg)
+    restore_model(state, model, ckpt)
+    model.eval()
+    man = export_wholebody(model, out_dir, check=True, verbose=verbose)
+    man["checkpoint"], man["step"] = str(ckpt), int(state["step"])
+    (pathlib.Path(out_dir) / "export.json").write_text(json.dumps(man, indent=2, default=str))
+    return man
+
+
 def train_command(args) -> int:
     """``binaryhpe train``: args.config, args.steps, args.output, args.resume (cli.py)."""
     if args.steps is not None and args.steps < 0:
