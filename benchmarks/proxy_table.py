@@ -221,7 +221,7 @@ def main(argv=None) -> int:
         fl = next(r for r in rows if r["binarizer"] == "bidrn")
         print()
         print("BiDRN, fixed-point hardware mode (to_hardware) vs float mode, same trained weights:")
-        print(f"| mode | MPVPE | PA-MPVPE | PA-MPJPE |")
+        print("| mode | MPVPE | PA-MPVPE | PA-MPJPE |")
         print("|---|---:|---:|---:|")
         print(f"| float | {fl['mpvpe']:.1f} | {fl['pa_mpvpe']:.1f} | {fl['pa_mpjpe']:.1f} |")
         print(f"| hardware | {err_hw['mpvpe']:.1f} | {err_hw['pa_mpvpe']:.1f} | {err_hw['pa_mpjpe']:.1f} |")

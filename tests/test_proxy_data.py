@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from binaryhpe.train.data.augment import Augment, affine_sample, color_jitter, flip_sample
-from binaryhpe.train.data.proxy import (SMPLX_KEYS, ProxyConfig, ProxyDataset, axis_angle_to_matrix, default_layer,
+from binaryhpe.train.data.proxy import (ProxyConfig, ProxyDataset, axis_angle_to_matrix, default_layer,
                                         flip_permutation, matrix_to_axis_angle)
 
 torch.set_num_threads(1)
