@@ -41,9 +41,7 @@ module bhpe_fxp_mvu #(
     $error("bhpe_fxp_mvu: Simd must divide N");
   end
 
-  logic en;  // the whole pipeline advances
-  logic out_valid_q;
-  assign en = ~out_valid_q | out_tready;
+  logic en;  // the whole pipeline advances (bhpe_mvu_core: the output slot is free or draining)
 
   // ---- stage 1: operand and weights ----------------------------------------------------------------
   logic [Simd*InW-1:0]   act1;
@@ -58,63 +56,11 @@ module bhpe_fxp_mvu #(
     .act_o(act1), .mask_o(mask1), .wgt_o(wgt1), .valid_o(valid1), .first_o(first1), .last_o(last1)
   );
 
-  // ---- stage 2: Simd products and their sum per PE (balanced adder tree, registered) ----------------
-  // Products are sign-extended and summed in AccW bits: two's-complement wrap-around is exact because the final
-  // accumulator fits in AccW bits.
-  logic signed [AccW-1:0] dot [Pe];
-  logic signed [AccW-1:0] dot_q [Pe];
-  logic                   valid2_q, first2_q, last2_q;
-
-  for (genvar p = 0; p < Pe; p++) begin : gen_pe_dot
-    logic [Simd*AccW-1:0] prods;
-    for (genvar s = 0; s < Simd; s++) begin : gen_simd_mul
-      logic signed [InW-1:0] a;
-      logic signed [WW-1:0]  w;
-      logic signed [InW+WW-1:0] prod;  // InW x WW multiplier (one DSP for 8x8 .. 18x25)
-      assign a = mask1[s] ? act1[s*InW +: InW] : '0;
-      assign w = wgt1[(p*Simd + s)*WW +: WW];
-      assign prod = a * w;
-      assign prods[s*AccW +: AccW] = AccW'(prod);
-    end
-    bhpe_adder_tree #(.Count(Simd), .Width(AccW)) u_sum (.terms_i(prods), .sum_o(dot[p]));
-  end
-
-  always_ff @(posedge clk_i) begin
-    if (!rst_ni) valid2_q <= 1'b0;
-    else if (en) valid2_q <= valid1;
-  end
-  always_ff @(posedge clk_i) begin
-    if (en && valid1) begin
-      dot_q    <= dot;
-      first2_q <= first1;
-      last2_q  <= last1;
-    end
-  end
-
-  // ---- stage 3: accumulate, hand a beat to the output register on the last synapse fold ------------
-  logic [AccW-1:0] acc_q [Pe];
-  logic [AccW-1:0] acc_d [Pe];
-  logic [AccW-1:0] out_q [Pe];
-
-  always_comb begin
-    for (int p = 0; p < Pe; p++) begin
-      acc_d[p] = (first2_q ? '0 : acc_q[p]) + dot_q[p];
-    end
-  end
-
-  always_ff @(posedge clk_i) begin
-    if (!rst_ni) out_valid_q <= 1'b0;
-    else if (en) out_valid_q <= valid2_q & last2_q;
-  end
-  always_ff @(posedge clk_i) begin
-    if (en && valid2_q) begin
-      acc_q <= acc_d;
-      if (last2_q) out_q <= acc_d;
-    end
-  end
-
-  assign out_tvalid = out_valid_q;
-  for (genvar p = 0; p < Pe; p++) begin : gen_out_lane
-    assign out_tdata[p*AccW +: AccW] = out_q[p];
-  end
+  // ---- stages 2 and 3: Simd products and their sum per PE, accumulate over the synapse folds --------
+  bhpe_mvu_core #(
+    .Binary(1'b0), .Pe(Pe), .Simd(Simd), .InW(InW), .WW(WW), .AccW(AccW)
+  ) u_core (
+    .clk_i, .rst_ni, .act_i(act1), .mask_i(mask1), .wgt_i(wgt1), .valid_i(valid1), .first_i(first1),
+    .last_i(last1), .en_o(en), .out_tdata, .out_tvalid, .out_tready
+  );
 endmodule

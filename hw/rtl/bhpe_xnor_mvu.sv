@@ -29,7 +29,6 @@ module bhpe_xnor_mvu #(
 );
   localparam int unsigned NF   = Cout / Pe;
   localparam int unsigned SF   = N / Simd;
-  localparam int unsigned CntW = $clog2(Simd + 1);
 
   if (Cout % Pe != 0) begin : gen_bad_pe
     $error("bhpe_xnor_mvu: Pe must divide Cout");
@@ -38,9 +37,7 @@ module bhpe_xnor_mvu #(
     $error("bhpe_xnor_mvu: Simd must divide N");
   end
 
-  logic en;  // the whole pipeline advances
-  logic out_valid_q;
-  assign en = ~out_valid_q | out_tready;
+  logic en;  // the whole pipeline advances (bhpe_mvu_core: the output slot is free or draining)
 
   // ---- stage 1: operand and weights ----------------------------------------------------------------
   logic [Simd-1:0]    act1, mask1;
@@ -54,56 +51,11 @@ module bhpe_xnor_mvu #(
     .act_o(act1), .mask_o(mask1), .wgt_o(wgt1), .valid_o(valid1), .first_o(first1), .last_o(last1)
   );
 
-  // ---- stage 2: XNOR + popcount per PE (registered) ------------------------------------------------
-  logic [CntW-1:0] pc [Pe];
-  logic [CntW-1:0] pc_q [Pe];
-  logic [CntW-1:0] pcm, pcm_q;
-  logic            valid2_q, first2_q, last2_q;
-
-  for (genvar p = 0; p < Pe; p++) begin : gen_pe_popcount
-    logic [Simd-1:0] agree;
-    assign agree = ~(act1 ^ wgt1[p*Simd +: Simd]) & mask1;
-    bhpe_popcount #(.Width(Simd)) u_pc (.bits_i(agree), .count_o(pc[p]));
-  end
-  bhpe_popcount #(.Width(Simd)) u_pcm (.bits_i(mask1), .count_o(pcm));
-
-  always_ff @(posedge clk_i) begin
-    if (!rst_ni) valid2_q <= 1'b0;
-    else if (en) valid2_q <= valid1;
-  end
-  always_ff @(posedge clk_i) begin
-    if (en && valid1) begin
-      pc_q     <= pc;
-      pcm_q    <= pcm;
-      first2_q <= first1;
-      last2_q  <= last1;
-    end
-  end
-
-  // ---- stage 3: accumulate, hand a beat to the output register on the last synapse fold ------------
-  logic [AccW-1:0] acc_q [Pe];
-  logic [AccW-1:0] acc_d [Pe];
-  logic [AccW-1:0] out_q [Pe];
-
-  always_comb begin
-    for (int p = 0; p < Pe; p++) begin
-      acc_d[p] = (first2_q ? '0 : acc_q[p]) + (AccW'(pc_q[p]) << 1) - AccW'(pcm_q);
-    end
-  end
-
-  always_ff @(posedge clk_i) begin
-    if (!rst_ni) out_valid_q <= 1'b0;
-    else if (en) out_valid_q <= valid2_q & last2_q;
-  end
-  always_ff @(posedge clk_i) begin
-    if (en && valid2_q) begin
-      acc_q <= acc_d;
-      if (last2_q) out_q <= acc_d;
-    end
-  end
-
-  assign out_tvalid = out_valid_q;
-  for (genvar p = 0; p < Pe; p++) begin : gen_out_lane
-    assign out_tdata[p*AccW +: AccW] = out_q[p];
-  end
+  // ---- stages 2 and 3: XNOR + popcount per PE, accumulate over the synapse folds -------------------
+  bhpe_mvu_core #(
+    .Binary(1'b1), .Pe(Pe), .Simd(Simd), .InW(1), .WW(1), .AccW(AccW)
+  ) u_core (
+    .clk_i, .rst_ni, .act_i(act1), .mask_i(mask1), .wgt_i(wgt1), .valid_i(valid1), .first_i(first1),
+    .last_i(last1), .en_o(en), .out_tdata, .out_tvalid, .out_tready
+  );
 endmodule
