@@ -439,15 +439,17 @@ class _Emitter:
             return f"if ({val}) {o.cname}[({pix}) * {o.cw} + (({ch}) >> 5)] |= 1u << (({ch}) & 31);"
         return f"{o.cname}[({pix}) * {o.c} + ({ch})] = ({o.ctype})({val});"
 
-    def _pix_loop(self, o: Storage, pixels: int) -> list[str]:
+    def _pix_loop(self, pixels: int, *outs: Storage) -> list[str]:
+        """Open the loop over pixels ``p``, clearing each packed output's words of the pixel first."""
         L = [f"  for (int32_t p = 0; p < {pixels}; p++) {{"]
-        if o.packed:
-            L.append(f"    for (int k = 0; k < {o.cw}; k++) {o.cname}[p * {o.cw} + k] = 0u;")
+        for o in outs:
+            if o.packed:
+                L.append(f"    for (int k = 0; k < {o.cw}; k++) {o.cname}[p * {o.cw} + k] = 0u;")
         return L
 
     def concat(self, lay: Concat) -> str:
         a, b, o = self.st(lay.inputs[0]), self.st(lay.inputs[1]), self.st(lay.outputs[0])
-        L = self._pix_loop(o, lay.h * lay.w)
+        L = self._pix_loop(lay.h * lay.w, o)
         L += [f"    for (int c = 0; c < {lay.c1}; c++) {{ const int32_t v = {a.rd('p', 'c')}; "
               f"{self._store(o, 'p', 'c', 'v')} }}",
               f"    for (int c = 0; c < {lay.c2}; c++) {{ const int32_t v = {b.rd('p', 'c')}; "
@@ -456,10 +458,7 @@ class _Emitter:
 
     def split(self, lay: Split) -> str:
         x, a, b = self.st(lay.inputs[0]), self.st(lay.outputs[0]), self.st(lay.outputs[1])
-        L = [f"  for (int32_t p = 0; p < {lay.h * lay.w}; p++) {{"]
-        for o in (a, b):
-            if o.packed:
-                L.append(f"    for (int k = 0; k < {o.cw}; k++) {o.cname}[p * {o.cw} + k] = 0u;")
+        L = self._pix_loop(lay.h * lay.w, a, b)
         L += [f"    for (int c = 0; c < {lay.c1}; c++) {{ const int32_t v = {x.rd('p', 'c')}; "
               f"{self._store(a, 'p', 'c', 'v')} }}",
               f"    for (int c = 0; c < {lay.c2}; c++) {{ const int32_t v = {x.rd('p', f'c + {lay.c1}')}; "
@@ -471,7 +470,7 @@ class _Emitter:
         wide = _wide(max(lay.in_w + lay.shift_a, lay.in_b_w + lay.shift_b) + 1)
         ea, eb = f"({wide}){a.rd('p', 'c')}", f"({wide}){b.rd('p', 'c')}"
         expr = f"{_shift(ea, -lay.shift_a, wide)} + {_shift(eb, -lay.shift_b, wide)}"
-        L = self._pix_loop(o, a.h * a.w)
+        L = self._pix_loop(a.h * a.w, o)
         L += [f"    for (int c = 0; c < {lay.c}; c++) {{",
               f"      const {wide} v = {expr};",
               f"      {self._store(o, 'p', 'c', _sat('v', lay.out_w, wide))}",
@@ -521,7 +520,7 @@ class _Emitter:
                     f"for (int i = 0; i < {nthr}; i++) y += v >= ({wide})tc[i];", self._store(o, "p", "c", "y")]
         else:  # pragma: no cover - analyze() rejects unknown kinds
             raise CBackendError(f"layer {lay.name!r}: no C implementation for {type(lay).__name__}")
-        L = self._pix_loop(o, x.h * x.w)
+        L = self._pix_loop(x.h * x.w, o)
         L += [f"    for (int c = 0; c < {lay.c}; c++) {{", f"      const {wide} v = ({wide}){x.rd('p', 'c')};"]
         L += [f"      {s}" for s in body]
         L += ["    }", "  }"]
@@ -582,7 +581,7 @@ def generate(g: HwGraph) -> CModel:
     calls = []
     if cm.raw_input is not None:
         p = cm.storage[g.input]
-        code = "\n".join(em._pix_loop(p, p.h * p.w) + [
+        code = "\n".join(em._pix_loop(p.h * p.w, p) + [
             f"    for (int c = 0; c < {p.c}; c++) {{ const int32_t v = {cm.raw_input.rd('p', 'c')}; "
             f"{em._store(p, 'p', 'c', 'v != 0')} }}", "  }"])
         body.append(f"/* 0: pack the bipolar input (0/1 bytes) into 32 channels a word */\n"
