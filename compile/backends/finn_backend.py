@@ -1,6 +1,12 @@
 """The FINN backend (``binaryhpe build --backend finn``): the cleaned QONNX and our hardware graph's folding,
 handed to FINN (PyPI ``finn-plus`` 1.6.1) in its own environment ``.venv-finn`` (made by ``.ci/setup-finn``).
 
+Two flows (``report.json``: ``finn_flow``). ``streamline``: FINN's own transformations take the QONNX to HW
+layers (the BNN-PYNQ nets). ``hw_graph``: for residual networks (RPReLU, residual adds, concat/split, forks),
+which FINN's streamlining cannot absorb into thresholds, ``finn_graph.py`` writes FINN's HW layers from our
+hardware graph, one exact mapping a kind; FINN partitions, specializes, estimates and executes them.
+``auto`` picks ``hw_graph`` when the graph holds a residual kind.
+
 This module runs in the main environment; ``finn_job.py`` runs FINN in a subprocess (paths and JSON in,
 ``result.json`` and ``.npy`` out). It writes ``OUT/finn/``: the FINN ONNX at every stage (tidy, streamlined,
 HW layers, the dataflow parent and the folded dataflow partition), ``folding_config.json`` (our PE/SIMD on
@@ -74,6 +80,19 @@ def folding_of(g: HwGraph) -> list[dict]:
     return rows
 
 
+#: kinds FINN's streamlining cannot take (docs/backends.md): with any of them, ``auto`` uses the hw_graph flow
+RESIDUAL_KINDS = ("Prelu", "JoinAdd", "Concat", "Split", "Fork")
+FLOWS = ("auto", "streamline", "hw_graph")
+
+
+def choose_flow(g: HwGraph, flow: str = "auto") -> str:
+    if flow not in FLOWS:
+        raise BinaryHPEError(f"finn: unknown flow {flow!r}: choose one of {', '.join(FLOWS)}")
+    if flow != "auto":
+        return flow
+    return "hw_graph" if any(type(lay).__name__ in RESIDUAL_KINDS for lay in g.layers) else "streamline"
+
+
 def test_frames(shape, seed: int, n_random: int = 3) -> np.ndarray:
     """Random frames on [-1, 1) and the extremes: all +1, all -1, saturating (|x| = 8, random signs), zeros."""
     rng = np.random.default_rng(seed)
@@ -104,23 +123,36 @@ def _our_estimates(g: HwGraph, names: list[str]) -> dict:
 
 
 def build(qonnx: pathlib.Path, g: HwGraph, out: pathlib.Path, sim: bool, seed: int = 0,
-          int2_padding: bool = True) -> dict:
+          int2_padding: bool = True, flow: str = "auto") -> dict:
     """Run FINN on ``qonnx`` with ``g``'s folding; see the module doc. ``int2_padding=False`` hands FINN the
-    zero-padded binary convolutions unchanged (to measure FINN's -1 padding; see finn_job.ZeroPadBipolarAsInt2)."""
+    zero-padded binary convolutions unchanged (to measure FINN's -1 padding; see finn_job.ZeroPadBipolarAsInt2).
+    ``flow``: ``auto``, ``streamline`` or ``hw_graph`` (module doc)."""
     py = finn_python()
+    flow = choose_flow(g, flow)
     qonnx = pathlib.Path(qonnx).resolve()
     proj = pathlib.Path(out).resolve() / "finn"
     proj.mkdir(parents=True, exist_ok=True)
-    for stale in ("result.json", "finn_outputs.npy"):
+    for stale in ("result.json", "finn_outputs.npy", "finn_hw.onnx", "finn_tidy.onnx", "finn_streamlined.onnx"):
         (proj / stale).unlink(missing_ok=True)
     job = {"qonnx": str(qonnx), "out": str(proj), "folding": folding_of(g), "fpga_part": FPGA_PART,
            "board": BOARD, "clk_ns": CLK_NS, "inputs": None, "int2_padding": int2_padding}
+    if flow == "hw_graph":
+        from binaryhpe.compile.backends import finn_graph
+
+        model, job["pairs"] = finn_graph.build_model(g)
+        model.save(str(proj / "finn_hw.onnx"))
+        job["hw_onnx"] = str(proj / "finn_hw.onnx")
     if sim:
         from binaryhpe.compile.lower import load_qonnx
+        from binaryhpe.compile.reference import hw_input, onnx_context
 
         mw = load_qonnx(qonnx)
         xs = test_frames(mw.get_tensor_shape(mw.graph.input[0].name), seed)
-        np.save(proj / "inputs.npy", xs)
+        if flow == "hw_graph":  # FINN's graph starts at our integers (the host quantizes the input)
+            ints = [hw_input(g, onnx_context(mw, x)) for x in xs]
+            np.save(proj / "inputs.npy", np.stack(ints)[:, None].astype(np.float32))
+        else:
+            np.save(proj / "inputs.npy", xs)
         job["inputs"] = str(proj / "inputs.npy")
     (proj / "job.json").write_text(json.dumps(job, indent=1))
     t0 = time.time()
@@ -145,35 +177,53 @@ def build(qonnx: pathlib.Path, g: HwGraph, out: pathlib.Path, sim: bool, seed: i
                              f"{u.get('finn_op_type')}, after {u['stage']})")
     if not res.get("ok"):
         raise BinaryHPEError(f"finn: {res.get('error')} (log: {proj / 'finn_job.log'})")
-    report = {"backend": "finn", "project": str(proj), "bit_exact": None, "mismatches": None,
+    report = {"backend": "finn", "finn_flow": flow, "project": str(proj), "bit_exact": None, "mismatches": None,
               "compared_elements": None, "finn_stages": res["stages"], "finn_wall_s": round(time.time() - t0, 1),
+              "finn_layers": len(res.get("nodes", [])),
               "build_config": str(proj / "dataflow_build_config.json"),
               "folding_config": str(proj / "folding_config.json"), "fpga_part": FPGA_PART, "board": BOARD}
+    if "requant_impl" in res:
+        report["finn_requant_impl"] = res["requant_impl"]
+        report["finn_requant_hls_reasons"] = res["requant_hls_reasons"]
     if sim:  # our reference, only now that FINN took the whole network
-        from binaryhpe.compile.reference import hw_input, onnx_context
-
         fmt = g.tensors[g.output].fmt
-        refs = [fmt.to_real(g.execute(hw_input(g, onnx_context(mw, x)), keep_all=False)[g.output]) for x in xs]
+        refs = [g.execute(hw_input(g, onnx_context(mw, x)), keep_all=False)[g.output] for x in xs]
+        if flow == "streamline":  # FINN's graph ends in the QONNX's real values
+            refs = [fmt.to_real(r) for r in refs]
         got = np.load(res["outputs"])
         bad = total = 0
         for y, ref in zip(got, refs):
             y = np.asarray(y, dtype=np.float64)
-            y = y.reshape(ref.shape) if y.ndim == 2 else y[0].transpose(1, 2, 0)
+            if flow == "hw_graph":
+                y = y.reshape(ref.shape)
+            else:
+                y = y.reshape(ref.shape) if y.ndim == 2 else y[0].transpose(1, 2, 0)
             bad += int(np.count_nonzero(y != ref))
             total += ref.size
         report.update({"bit_exact": bad == 0 and total > 0, "mismatches": bad, "compared_elements": total,
                        "frames": len(refs), "finn_stage_checks_vs_qonnx": res.get("stage_checks")})
-    finn_est, ours_est, rows = {}, {}, []
-    for p in res["pairs"]:
+    finn_est, ours_est, rows, row_of = {}, {}, [], {}
+    for p in res["pairs"]:  # one row per layer (or layers) of ours; FINN nodes standing for it are summed
         f = res["estimates"].get(p["finn_node"], {})
         finn_est[p["finn_node"]] = {"op_type": p["op_type"], **f}
-        o = _our_estimates(g, p["ours"])
-        ours_est.update(o)
-        fold = p["folding"]
-        rows.append({"finn_node": p["finn_node"], "ours": p["ours"], "folding": fold,
-                     "finn_cycles": f.get("cycles"), "our_cycles": max((v["cycles"] for v in o.values()), default=None),
-                     "finn_lut": f.get("lut"), "our_lut": sum(v.get("lut", 0) for v in o.values()),
-                     "finn_bram18": f.get("bram_18k"), "our_bram18": sum(v.get("bram18", 0) for v in o.values())})
+        key = tuple(p["ours"]) or (p["finn_node"],)
+        if key not in row_of:
+            o = _our_estimates(g, p["ours"])
+            ours_est.update(o)
+            row_of[key] = {"finn_nodes": [], "op_types": [], "ours": p["ours"], "folding": p["folding"],
+                           "finn_cycles": None, "our_cycles": max((v["cycles"] for v in o.values()), default=None),
+                           "finn_lut": 0.0, "our_lut": sum(v.get("lut", 0) for v in o.values()),
+                           "finn_bram18": 0.0, "our_bram18": sum(v.get("bram18", 0) for v in o.values())}
+            rows.append(row_of[key])
+        r = row_of[key]
+        r["finn_nodes"].append(p["finn_node"])
+        r["op_types"].append(p["op_type"])
+        if f.get("cycles") is not None:
+            r["finn_cycles"] = max(r["finn_cycles"] or 0, f["cycles"])
+        r["finn_lut"] += float(f.get("lut") or 0)
+        r["finn_bram18"] += float(f.get("bram_18k") or 0)
+    for r in rows:
+        r["finn_node"] = r["finn_nodes"][0]
     for name, f in res["estimates"].items():  # FINN layers with no counterpart of ours (none expected)
         finn_est.setdefault(name, f)
     report["estimates"] = {"finn": finn_est, "ours": ours_est, "layers": rows}

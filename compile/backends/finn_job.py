@@ -14,6 +14,11 @@ Streamline again, RoundAndClipThresholds), conversion to HW layers (InferBinaryM
 InferQuantizedMatrixVectorActivation, InferThresholdingLayer, InferConvInpGen, InferPool,
 RemoveCNVtoFCFlatten), CreateDataflowPartition. Every node carries its QONNX origin in ``doc_string`` so
 that a node FINN cannot take is reported by the name the user's file has.
+
+With ``hw_onnx`` instead (the ``hw_graph`` flow, for residual networks FINN's streamlining cannot take), the
+main environment has already written FINN's HW layers, folded (``finn_graph.py``); the job starts at
+CreateDataflowPartition. ``pairs`` then names our layer behind every FINN node, and ``inputs`` holds our
+integer input frames, NHWC.
 """
 
 from __future__ import annotations
@@ -402,6 +407,31 @@ def apply_folding(child, folding: list) -> list:
     return pairs
 
 
+def choose_requant_impl(child, fpga_part: str) -> dict:
+    """FINN's RTL Requant derives fixed-point parameters from the float scale and bias and refuses ranges it
+    cannot hold ("Bias ... overflows the output range", "Scale ... too small"), but only when it generates
+    hardware. Run that derivation (FINN's own ``decompose_params``) now, and give the Requants it refuses
+    ``preferred_impl_style = "hls"``, so that the build a user runs does not stop there. Returns the counts
+    and the first refusals."""
+    from finn.custom_op.fpgadataflow.rtl.requant_rtl import Requant_rtl
+    from qonnx.custom_op.registry import getCustomOp
+
+    counts, reasons = {"rtl": 0, "hls": 0}, {}
+    for n in child.graph.node:
+        if n.op_type != "Requant":
+            continue
+        probe = Requant_rtl(n)
+        try:
+            probe.decompose_params(child, probe._resolve_dsp_version(fpga_part))
+            counts["rtl"] += 1
+        except ValueError as e:
+            getCustomOp(n).set_nodeattr("preferred_impl_style", "hls")
+            counts["hls"] += 1
+            if len(reasons) < 5:
+                reasons[n.name] = str(e)
+    return {"requant_impl": counts, "requant_hls_reasons": reasons}
+
+
 def specialize(child, fpga_part: str):
     """FINN's specialize-layers step (HLS or RTL variant of each HW layer for the part; the first step of the
     build), on a copy: its node names are the ones the folding file must use, and FINN's cycle and resource
@@ -532,16 +562,23 @@ def main(job_path: str) -> int:
         from qonnx.core.modelwrapper import ModelWrapper
         from qonnx.custom_op.registry import getCustomOp
 
-        model = ModelWrapper(job["qonnx"])
-        for n in model.graph.node:
-            if n.op_type in ("Quant", "BipolarQuant", "Trunc"):
-                n.domain = "qonnx.custom_op.general"
-        tag_origins(model)
-        qonnx_model = copy.deepcopy(model)
-        model = lower(model, res["stages"], out, int2_padding=job.get("int2_padding", True))
-        check_supported(model)
-        parent, child, child_path = partition(model, res["stages"], out)
-        res["pairs"] = apply_folding(child, job.get("folding", []))
+        if job.get("hw_onnx"):  # the hw_graph flow: FINN's HW layers, folded, from our hardware graph
+            model, qonnx_model = ModelWrapper(job["hw_onnx"]), None
+            check_supported(model)
+            parent, child, child_path = partition(model, res["stages"], out)
+            res["pairs"] = job["pairs"]
+            res.update(choose_requant_impl(child, job["fpga_part"]))
+        else:
+            model = ModelWrapper(job["qonnx"])
+            for n in model.graph.node:
+                if n.op_type in ("Quant", "BipolarQuant", "Trunc"):
+                    n.domain = "qonnx.custom_op.general"
+            tag_origins(model)
+            qonnx_model = copy.deepcopy(model)
+            model = lower(model, res["stages"], out, int2_padding=job.get("int2_padding", True))
+            check_supported(model)
+            parent, child, child_path = partition(model, res["stages"], out)
+            res["pairs"] = apply_folding(child, job.get("folding", []))
         child.save(child_path)
         child.save(str(out / "finn_dataflow_partition.onnx"))
         for n in parent.graph.node:
@@ -560,7 +597,8 @@ def main(job_path: str) -> int:
             t1 = time.time()
             xs = np.load(job["inputs"])
             ys = execute(parent, xs)
-            res["stage_checks"] = stage_checks(qonnx_model, out, xs[:2])
+            if qonnx_model is not None:
+                res["stage_checks"] = stage_checks(qonnx_model, out, xs[:2])
             np.save(out / "finn_outputs.npy", np.stack(ys))
             res["outputs"] = str(out / "finn_outputs.npy")
             res["stages"].append({"stage": "execute", "frames": len(xs), "s": round(time.time() - t1, 2)})

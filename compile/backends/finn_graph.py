@@ -1,0 +1,363 @@
+"""Our hardware graph as FINN HW layers: the FINN backend's lowering for residual networks.
+
+FINN's own flow (streamlining, in ``finn_job.lower``) absorbs scales and biases into thresholds. That works for
+the BNN-PYNQ nets. It cannot absorb the full-precision residual datapath of a BiDRN: RPReLU, residual adds, and
+the 16-bit X format, whose requantizers would become 65,535 thresholds a channel. Here each layer of our
+hardware graph becomes FINN HW layers (the abstract ``finn.custom_op.fpgadataflow`` ops that FINN's
+``SpecializeLayers`` turns into HLS or RTL), with one exactness argument a kind. The mapping lives in
+``_Builder``, one method a kind, listed in ``KINDS``.
+
+Tensors hold our integers (``Fmt`` mantissas), channels last, ``(1, H, W, C)``. FINN's python execution keeps
+them in float32, so every node's arithmetic is checked to stay below 2^24 (``_f32_exact``). Binary
+activations travel as INT2 values -1/+1, not as BIPOLAR bits: FINN's ``FMPadding`` then pads with a real
+0, as zero padding must (docs/backends.md, rewrite 2). So a binary convolution is an INT2 x bipolar MVAU.
+
+==============  ==========================================================================================
+our kind        FINN HW layers, and why they compute the contract's integers
+==============  ==========================================================================================
+SlidingWindow   ``FMPadding`` (zeros, when ``pad``) + ``ConvolutionInputGenerator``: the same (ky, kx, c)
+                window order as ours
+XnorMvu         ``MVAU`` (INT2 x BIPOLAR, ``noActivation``): sum of +-1 products over the real taps = p
+FxpMvu          ``MVAU`` (INT x INT, ``noActivation``): the exact accumulator
+Sign            ``Thresholding``: thresholds (0, 0), ``ActVal`` -1: x >= 0 -> +1, else -1 (INT2)
+Threshold       ``Thresholding``: (T, T), ``ActVal`` -1 (only ``x >= T`` channels: FINN's thresholds rise)
+Requant         ``Requant``, scale 2^-shift, bias -(1/2 - 2^-(shift+1)): FINN rounds x*scale + bias to the
+                nearest integer (python: floor(v + 1/2); its HLS variant: ``lrint``, ties to even; its RTL:
+                a rounding constant). x*scale is a multiple of 2^-shift, so v is never a tie and its
+                nearest integer is floor(x*scale) under every tie rule. ``relu`` clips to UINT(out_w - 1)
+MulShift        ``Requant``, scale m_c * 2^-shift per channel, the same bias
+AddConst        ``Requant``, scale 1, bias b_c (the sum is an integer: rounding does nothing)
+Prelu           ``DuplicateStreams`` -> ``Requant`` (beta_c * 2^-shift, the negative side) and
+                ``ElementwiseMax`` with x: max(x, floor(beta x)) is x for x > 0 and floor(beta x) for
+                x <= 0 exactly when every beta_c * 2^-shift <= 1 (checked; RPReLU slopes are); then a
+                saturating ``Requant`` where x is wider than the output
+JoinAdd         ``Requant`` (scale 2^shift) on a shifted input, ``ElementwiseAdd``, a saturating
+                ``Requant``
+Concat / Split  ``StreamingConcat`` / ``StreamingSplit`` (channel order, no arithmetic)
+Fork            ``DuplicateStreams``
+Pool            ``ConvolutionInputGenerator`` (depthwise) + ``Pool`` (``AccPool`` for sum, ``MaxPool``);
+                max pooling with padding only on unsigned values, where FMPadding's 0 never wins
+Fifo, Dwc       nothing: FINN's build inserts its own (``InsertFIFO``, ``InsertDWC``)
+==============  ==========================================================================================
+
+Folding is ours: every FINN layer gets the PE/SIMD of the layer of ours it stands for.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from binaryhpe import BinaryHPEError
+from binaryhpe.compile.graph import Fmt, HwGraph
+
+DOMAIN = "finn.custom_op.fpgadataflow"
+#: float32 holds every integer below 2^24 exactly
+F32_BITS = 24
+
+
+def _int_dt(bits: int, signed: bool = True) -> str:
+    return f"{'INT' if signed else 'UINT'}{bits}"
+
+
+def _dt_range(dt: str) -> tuple[int, int]:
+    m = re.fullmatch(r"(U?)INT(\d+)", dt)
+    if not m:
+        raise ValueError(dt)
+    b = int(m.group(2))
+    return (0, (1 << b) - 1) if m.group(1) else (-(1 << (b - 1)), (1 << (b - 1)) - 1)
+
+
+def _max_abs(dt: str) -> int:
+    lo, hi = _dt_range(dt)
+    return max(-lo, hi)
+
+
+def _fit_dt(lo: int, hi: int) -> str:
+    """The narrowest INT/UINT datatype holding [lo, hi]."""
+    if lo >= 0:
+        return _int_dt(max(1, int(hi).bit_length()), signed=False)
+    b = max(int(-lo - 1).bit_length(), int(hi).bit_length()) + 1
+    return _int_dt(b)
+
+
+class _Builder:
+    """Walks our graph in order and emits FINN nodes; ``t`` maps our tensor names to (FINN name, datatype)."""
+
+    def __init__(self, g: HwGraph):
+        self.g = g
+        self.nodes: list = []
+        self.inits: dict[str, np.ndarray] = {}
+        self.shapes: dict[str, list[int]] = {}
+        self.dtypes: dict[str, str] = {}
+        self.t: dict[str, str] = {}  # our tensor -> FINN tensor
+        self.layers: list[dict] = []  # FINN node -> our layer, folding
+        self._cur = None
+
+    # --- helpers -----------------------------------------------------------------------------------
+    def err(self, msg: str) -> BinaryHPEError:
+        lay = self._cur
+        return BinaryHPEError(f"finn cannot take layer {lay.name!r} ({type(lay).__name__}): {msg}")
+
+    def tensor(self, base: str, shape, dt: str) -> str:
+        name = f"{base}_{len(self.shapes)}"
+        self.shapes[name] = [int(s) for s in shape]
+        self.dtypes[name] = dt
+        return name
+
+    def src(self, ours: str) -> str:
+        return self.t[ours]
+
+    def node(self, op: str, inputs: list[str], outputs: list[str], fold: dict, **attrs) -> None:
+        from onnx import helper
+
+        name = f"{op}_{len(self.nodes)}"
+        self.nodes.append(helper.make_node(op, inputs, outputs, name=name, domain=DOMAIN, backend="fpgadataflow",
+                                           **fold, **attrs))
+        self.layers.append({"finn_node": name, "op_type": op, "ours": [self._cur.name], "folding": fold})
+
+    def init(self, base: str, value: np.ndarray) -> str:
+        name = f"{base}_{len(self.inits)}"
+        self.inits[name] = np.asarray(value, dtype=np.float32)
+        return name
+
+    def hw(self, t: str) -> tuple[int, int, int]:
+        return tuple(self.shapes[t][1:])
+
+    def _f32_exact(self, bound: int, what: str) -> None:
+        if bound >= 1 << F32_BITS:
+            raise self.err(f"{what} reaches {bound} >= 2^{F32_BITS}, which FINN's float32 python execution "
+                           "cannot hold exactly")
+
+    def requant(self, x: str, out_dt: str, lanes: int, m=1, shift: int = 0, b=0) -> str:
+        """``clip(floor(x * m_c * 2^-shift) + b_c)`` to ``out_dt`` as one FINN Requant (see the module doc)."""
+        h, w, c = self.hw(x)
+        m = np.broadcast_to(np.asarray(m, dtype=np.int64), (c,))
+        b = np.broadcast_to(np.asarray(b, dtype=np.int64), (c,))
+        u = shift + 1 if shift > 0 else 1  # every value below is a multiple of 2^-u
+        self._f32_exact(_max_abs(self.dtypes[x]) * int(np.abs(m).max()) * (1 << (u - shift))
+                        + int(np.abs(b).max()) * (1 << u) + (1 << u), "a requantizer's x*scale + bias + 1/2")
+        scale = m.astype(np.float64) * 2.0 ** (-shift)
+        bias = b.astype(np.float64) - ((0.5 - 2.0 ** (-shift - 1)) if shift > 0 else 0.0)
+        if not (np.array_equal(scale.astype(np.float32), scale) and np.array_equal(bias.astype(np.float32), bias)):
+            raise self.err("a requantizer constant is not exact in float32")
+        y = self.tensor("requant", [1, h, w, c], out_dt)
+        self.node("Requant", [x, self.init("scale", scale), self.init("bias", bias)], [y], {"PE": lanes},
+                  NumChannels=c, inputDataType=self.dtypes[x], outputDataType=out_dt, numInputVectors=[1, h, w],
+                  narrow=0)
+        return y
+
+    def dup(self, x: str, n: int, lanes: int) -> list[str]:
+        h, w, c = self.hw(x)
+        ys = [self.tensor("dup", [1, h, w, c], self.dtypes[x]) for _ in range(n)]
+        self.node("DuplicateStreams", [x], ys, {"PE": lanes}, NumChannels=c, NumOutputStreams=n,
+                  inputDataType=self.dtypes[x], numInputVectors=[1, h, w])
+        return ys
+
+    def binop(self, op: str, a: str, b: str, out_dt: str, lanes: int) -> str:
+        shape = self.shapes[a]
+        y = self.tensor(op.lower(), shape, out_dt)
+        self.node(op, [a, b], [y], {"PE": lanes}, lhs_dtype=self.dtypes[a], rhs_dtype=self.dtypes[b],
+                  out_dtype=out_dt, lhs_shape=shape, rhs_shape=shape, out_shape=shape)
+        return y
+
+    def saturate(self, x: str, out_w: int, lanes: int) -> str:
+        """Where ``x``'s datatype is wider than ``out_w`` signed bits, a saturating Requant (scale 1)."""
+        lo, hi = _dt_range(self.dtypes[x])
+        olo, ohi = _dt_range(_int_dt(out_w))
+        return x if (lo >= olo and hi <= ohi) else self.requant(x, _int_dt(out_w), lanes)
+
+    def windows(self, x: str, k: int, s: int, pad: int, lanes: int, depthwise: int) -> str:
+        h, w, c = self.hw(x)
+        dt = self.dtypes[x]
+        if pad:
+            xp = self.tensor("padded", [1, h + 2 * pad, w + 2 * pad, c], dt)
+            self.node("FMPadding", [x], [xp], {"SIMD": lanes}, ImgDim=[h, w], Padding=[pad] * 4, NumChannels=c,
+                      inputDataType=dt, numInputVectors=1)
+            x, h, w = xp, h + 2 * pad, w + 2 * pad
+        oh, ow = (h - k) // s + 1, (w - k) // s + 1
+        y = self.tensor("windows", [1, oh, ow, k * k * c], dt)
+        self.node("ConvolutionInputGenerator", [x], [y], {"SIMD": lanes}, ConvKernelDim=[k, k], IFMChannels=c,
+                  IFMDim=[h, w], OFMDim=[oh, ow], Stride=[s, s], Dilation=[1, 1], inputDataType=dt,
+                  outputDataType=dt, depthwise=depthwise)
+        return y
+
+    # --- one method a kind -------------------------------------------------------------------------
+    def SlidingWindow(self, lay):  # noqa: N802 - named after the kind
+        return [self.windows(self.src(lay.inputs[0]), lay.k, lay.s, lay.pad, lay.lanes, depthwise=0)]
+
+    def _mvu(self, lay, wdt: str):
+        x = self.src(lay.inputs[0])
+        oh, ow, n = self.hw(x)
+        if n != lay.n:
+            raise self.err(f"its input windows have {n} elements, the layer {lay.n}")
+        acc = _int_dt(lay.acc_w)
+        y = self.tensor("acc", [1, oh, ow, lay.cout], acc)
+        wname = self.init("weights", np.asarray(lay.weights).T)
+        extra = {"mem_mode": "external"} if getattr(lay, "streamed", False) else {}
+        self.node("MVAU", [x, wname], [y], {"PE": lay.pe, "SIMD": lay.simd}, MW=lay.n, MH=lay.cout,
+                  inputDataType=self.dtypes[x], weightDataType=wdt, outputDataType=acc, accDataType=acc,
+                  noActivation=1, binaryXnorMode=0, numInputVectors=[1, oh, ow], **extra)
+        self._f32_exact(_max_abs(self.dtypes[x]) * _max_abs(wdt if wdt != "BIPOLAR" else "INT2") * lay.n,
+                        "the accumulator")
+        return [y]
+
+    def XnorMvu(self, lay):  # noqa: N802
+        return self._mvu(lay, "BIPOLAR")
+
+    def FxpMvu(self, lay):  # noqa: N802
+        return self._mvu(lay, _int_dt(lay.w_w))
+
+    def FcXnorMvu(self, lay):  # noqa: N802
+        raise self.err("fully connected layers are taken only by FINN's own streamlining flow (flow='streamline')")
+
+    FcFxpMvu = FcXnorMvu
+
+    def _thresholds(self, lay, t: np.ndarray) -> list[str]:
+        x = self.src(lay.inputs[0])
+        h, w, c = self.hw(x)
+        thr = self.init("thresholds", np.repeat(np.asarray(t, dtype=np.int64)[:, None], 2, axis=1))
+        lo, hi = _dt_range(self.dtypes[x])
+        tdt = _fit_dt(min(lo, int(np.min(t))), max(hi, int(np.max(t))))
+        y = self.tensor("pm1", [1, h, w, c], "INT2")
+        self.node("Thresholding", [x, thr], [y], {"PE": lay.lanes}, NumChannels=c, numSteps=2,
+                  inputDataType=self.dtypes[x], weightDataType=tdt, outputDataType="INT2", ActVal=-1,
+                  numInputVectors=[1, h, w])
+        return [y]
+
+    def Sign(self, lay):  # noqa: N802
+        return self._thresholds(lay, np.zeros(lay.c, dtype=np.int64))
+
+    def Threshold(self, lay):  # noqa: N802
+        if np.any(lay.neg):
+            raise self.err("a channel with a negative BatchNorm scale (x <= T) has no rising FINN threshold")
+        return self._thresholds(lay, lay.thresholds)
+
+    def Requant(self, lay):  # noqa: N802
+        out = _int_dt(lay.out_w - 1, signed=False) if lay.relu else _int_dt(lay.out_w)
+        return [self.requant(self.src(lay.inputs[0]), out, lay.lanes, shift=int(lay.shift))]
+
+    def MulShift(self, lay):  # noqa: N802
+        return [self.requant(self.src(lay.inputs[0]), _int_dt(lay.out_w), lay.lanes, m=lay.m, shift=int(lay.shift))]
+
+    def AddConst(self, lay):  # noqa: N802
+        return [self.requant(self.src(lay.inputs[0]), _int_dt(lay.out_w), lay.lanes, b=lay.b)]
+
+    def Prelu(self, lay):  # noqa: N802
+        slope = np.asarray(lay.beta, dtype=np.float64) * 2.0 ** (-int(lay.shift))
+        if np.any(slope > 1):
+            c = int(np.argmax(slope > 1))
+            raise self.err(f"channel {c} has slope {slope[c]} > 1, and max(x, beta x) is the PReLU only for "
+                           "slopes <= 1")
+        x = self.src(lay.inputs[0])
+        pos, neg = self.dup(x, 2, lay.lanes)
+        nq = self.requant(neg, _int_dt(lay.out_w), lay.lanes, m=lay.beta, shift=int(lay.shift))
+        lo = min(_dt_range(self.dtypes[pos])[0], _dt_range(self.dtypes[nq])[0])
+        hi = max(_dt_range(self.dtypes[pos])[1], _dt_range(self.dtypes[nq])[1])
+        y = self.binop("ElementwiseMax", pos, nq, _fit_dt(lo, hi), lay.lanes)
+        return [self.saturate(y, lay.out_w, lay.lanes)]
+
+    def JoinAdd(self, lay):  # noqa: N802
+        ins = []
+        for t, sh in zip(lay.inputs, (lay.shift_a, lay.shift_b)):
+            x = self.src(t)
+            if sh:
+                lo, hi = _dt_range(self.dtypes[x])
+                x = self.requant(x, _fit_dt(lo << sh, hi << sh), lay.lanes, shift=-int(sh))
+            ins.append(x)
+        (alo, ahi), (blo, bhi) = (_dt_range(self.dtypes[v]) for v in ins)
+        y = self.binop("ElementwiseAdd", ins[0], ins[1], _fit_dt(alo + blo, ahi + bhi), lay.lanes)
+        return [self.saturate(y, lay.out_w, lay.lanes)]
+
+    def Concat(self, lay):  # noqa: N802
+        a, b = (self.src(t) for t in lay.inputs)
+        h, w, _ = self.hw(a)
+        probe = [_dt_range(self.dtypes[a]), _dt_range(self.dtypes[b])]
+        y = self.tensor("concat", [1, h, w, lay.c1 + lay.c2],
+                        _fit_dt(min(p[0] for p in probe), max(p[1] for p in probe)))
+        self.node("StreamingConcat", [a, b], [y], {"SIMD": lay.lanes}, ChannelsPerStream=[lay.c1, lay.c2],
+                  inputDataTypes=[self.dtypes[a], self.dtypes[b]], numInputVectors=[1, h, w])
+        return [y]
+
+    def Split(self, lay):  # noqa: N802
+        x = self.src(lay.inputs[0])
+        h, w, _ = self.hw(x)
+        ys = [self.tensor("split", [1, h, w, c], self.dtypes[x]) for c in (lay.c1, lay.c2)]
+        self.node("StreamingSplit", [x], ys, {"SIMD": lay.lanes}, ChannelsPerStream=[lay.c1, lay.c2],
+                  inputDataType=self.dtypes[x], numInputVectors=[1, h, w])
+        return ys
+
+    def Fork(self, lay):  # noqa: N802
+        return self.dup(self.src(lay.inputs[0]), len(lay.outputs), lay.lanes)
+
+    def Pool(self, lay):  # noqa: N802
+        x = self.src(lay.inputs[0])
+        dt = self.dtypes[x]
+        if lay.mode == "max" and lay.pad and _dt_range(dt)[0] < 0:
+            raise self.err("max pooling with padding of signed values: FINN pads with 0, which would win over "
+                           "negative values where our padding never wins")
+        win = self.windows(x, lay.k, lay.s, lay.pad, lay.lanes, depthwise=1)
+        oh, ow, _ = self.hw(win)
+        if lay.mode == "sum":
+            lo, hi = _dt_range(dt)
+            odt = _fit_dt(lo * lay.k * lay.k, hi * lay.k * lay.k)
+        else:
+            odt = dt
+        y = self.tensor("pool", [1, oh, ow, lay.c], odt)
+        self.node("Pool", [win], [y], {"PE": lay.lanes}, Channels=lay.c, KernelSize=[lay.k, lay.k],
+                  Function="AccPool" if lay.mode == "sum" else "MaxPool", OutImgDims=[oh, ow], InputDataType=dt,
+                  OutputDataType=odt, BatchSize=1)
+        return [y]
+
+    def Fifo(self, lay):  # noqa: N802
+        return [self.src(lay.inputs[0])]
+
+    Dwc = Fifo
+
+
+def in_dtype(fmt: Fmt) -> str:
+    if fmt.bipolar:
+        return "INT2"
+    return _int_dt(fmt.bits, fmt.signed)
+
+
+def build_model(g: HwGraph):
+    """FINN's HW-layer ONNX for ``g`` (a qonnx ``ModelWrapper``) and the rows [FINN node, our layer, folding]."""
+    from onnx import TensorProto, helper
+    from qonnx.core.datatype import DataType
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.basic import qonnx_make_model
+
+    b = _Builder(g)
+    fin = g.tensors[g.input]
+    if fin.fmt.bipolar:
+        raise BinaryHPEError("finn: a network with a binary input is taken only by FINN's streamlining flow")
+    x = b.tensor("input", [1, *fin.shape], in_dtype(fin.fmt))
+    b.t[g.input] = x
+    for lay in g.layers:
+        kind = type(lay).__name__
+        fn = getattr(b, kind, None) if kind[0].isupper() else None
+        b._cur = lay
+        if fn is None:
+            raise b.err("no FINN mapping for this kind")
+        outs = fn(lay)
+        for ours, theirs in zip(lay.outputs, outs):
+            b.t[ours] = theirs
+    y = b.t[g.output]
+
+    def vi(name):
+        return helper.make_tensor_value_info(name, TensorProto.FLOAT, b.shapes[name])
+
+    graph = helper.make_graph(b.nodes, "binaryhpe_finn", [vi(x)], [vi(y)],
+                              value_info=[vi(n) for n in b.shapes if n not in (x, y)])
+    mw = ModelWrapper(qonnx_make_model(graph, producer_name="binaryhpe"))
+    for name, v in b.inits.items():
+        mw.set_initializer(name, v)
+    for name, dt in b.dtypes.items():
+        mw.set_tensor_datatype(name, DataType[dt])
+    return mw, b.layers
+
+
+#: our kinds this lowering takes (the others raise an error naming the layer)
+KINDS = sorted(k for k in vars(_Builder) if k[0].isupper())
