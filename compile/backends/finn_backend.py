@@ -122,35 +122,67 @@ def _our_estimates(g: HwGraph, names: list[str]) -> dict:
     return out
 
 
+def _compare_traced(g: HwGraph, tmap: dict, names: list[str], npz, ints: list) -> dict:
+    """Our reference's every (non-window) tensor against the FINN tensor that stands for it."""
+    idx = {n: i for i, n in enumerate(names)}
+    envs = [g.execute(x) for x in ints]
+    bad = total = 0
+    first, layers_bad = None, []
+    for ours, theirs in tmap.items():
+        got = npz[f"t{idx[theirs]}"]
+        fmt = g.tensors[ours].fmt
+        for f, env in enumerate(envs):
+            ref = np.asarray(env[ours], dtype=np.int64)
+            ref = 2 * ref - 1 if fmt.bipolar else ref  # FINN's binary activations are -1/+1 (INT2)
+            y = np.asarray(got[f], dtype=np.float64).reshape(ref.shape)
+            n = int(np.count_nonzero(y != ref))
+            bad, total = bad + n, total + ref.size
+            if n and first is None:
+                first = {"tensor": ours, "finn_tensor": theirs, "frame": f}
+            if n and ours not in layers_bad:
+                layers_bad.append(ours)
+    return {"traced_mismatches": bad, "traced_elements": total, "first_mismatch": first,
+            "tensors_with_mismatches": layers_bad[:20]}
+
+
 def build(qonnx: pathlib.Path, g: HwGraph, out: pathlib.Path, sim: bool, seed: int = 0,
-          int2_padding: bool = True, flow: str = "auto") -> dict:
+          int2_padding: bool = True, flow: str = "auto", frames: list | None = None) -> dict:
     """Run FINN on ``qonnx`` with ``g``'s folding; see the module doc. ``int2_padding=False`` hands FINN the
     zero-padded binary convolutions unchanged (to measure FINN's -1 padding; see finn_job.ZeroPadBipolarAsInt2).
-    ``flow``: ``auto``, ``streamline`` or ``hw_graph`` (module doc)."""
+    ``flow``: ``auto``, ``streamline`` or ``hw_graph`` (module doc). ``frames``: the hw_graph flow's integer
+    input frames (H, W, C) instead of the QONNX's test frames (``qonnx`` may then be None: a hand-built graph)."""
     py = finn_python()
     flow = choose_flow(g, flow)
-    qonnx = pathlib.Path(qonnx).resolve()
+    if frames is not None and flow != "hw_graph":
+        raise BinaryHPEError("finn: integer frames are for the hw_graph flow; the streamline flow runs the QONNX")
+    qonnx = pathlib.Path(qonnx).resolve() if qonnx is not None else None
     proj = pathlib.Path(out).resolve() / "finn"
     proj.mkdir(parents=True, exist_ok=True)
     for stale in ("result.json", "finn_outputs.npy", "finn_hw.onnx", "finn_tidy.onnx", "finn_streamlined.onnx"):
         (proj / stale).unlink(missing_ok=True)
-    job = {"qonnx": str(qonnx), "out": str(proj), "folding": folding_of(g), "fpga_part": FPGA_PART,
+    job = {"qonnx": str(qonnx) if qonnx else None, "out": str(proj), "folding": folding_of(g), "fpga_part": FPGA_PART,
            "board": BOARD, "clk_ns": CLK_NS, "inputs": None, "int2_padding": int2_padding}
     if flow == "hw_graph":
         from binaryhpe.compile.backends import finn_graph
 
-        model, job["pairs"] = finn_graph.build_model(g)
+        model, job["pairs"], tmap = finn_graph.build_model(g)
         model.save(str(proj / "finn_hw.onnx"))
         job["hw_onnx"] = str(proj / "finn_hw.onnx")
     if sim:
         from binaryhpe.compile.lower import load_qonnx
         from binaryhpe.compile.reference import hw_input, onnx_context
 
-        mw = load_qonnx(qonnx)
-        xs = test_frames(mw.get_tensor_shape(mw.graph.input[0].name), seed)
+        if frames is None:
+            mw = load_qonnx(qonnx)
+            xs = test_frames(mw.get_tensor_shape(mw.graph.input[0].name), seed)
         if flow == "hw_graph":  # FINN's graph starts at our integers (the host quantizes the input)
-            ints = [hw_input(g, onnx_context(mw, x)) for x in xs]
-            np.save(proj / "inputs.npy", np.stack(ints)[:, None].astype(np.float32))
+            ints = ([np.asarray(f, dtype=np.int64) for f in frames] if frames is not None
+                    else [hw_input(g, onnx_context(mw, x)) for x in xs])
+            fin = np.stack(ints)[:, None]
+            if g.tensors[g.input].fmt.bipolar:  # binary values reach FINN as -1/+1 (INT2)
+                fin = 2 * fin - 1
+            np.save(proj / "inputs.npy", fin.astype(np.float32))
+            job["trace"] = sorted(set(tmap.values()))
         else:
             np.save(proj / "inputs.npy", xs)
         job["inputs"] = str(proj / "inputs.npy")
@@ -187,9 +219,11 @@ def build(qonnx: pathlib.Path, g: HwGraph, out: pathlib.Path, sim: bool, seed: i
         report["finn_requant_hls_reasons"] = res["requant_hls_reasons"]
     if sim:  # our reference, only now that FINN took the whole network
         fmt = g.tensors[g.output].fmt
-        refs = [g.execute(hw_input(g, onnx_context(mw, x)), keep_all=False)[g.output] for x in xs]
-        if flow == "streamline":  # FINN's graph ends in the QONNX's real values
-            refs = [fmt.to_real(r) for r in refs]
+        if flow == "hw_graph":
+            refs = [g.execute(x, keep_all=False)[g.output] for x in ints]
+            refs = [2 * r - 1 for r in refs] if fmt.bipolar else refs
+        else:  # FINN's graph ends in the QONNX's real values
+            refs = [fmt.to_real(g.execute(hw_input(g, onnx_context(mw, x)), keep_all=False)[g.output]) for x in xs]
         got = np.load(res["outputs"])
         bad = total = 0
         for y, ref in zip(got, refs):
@@ -200,7 +234,10 @@ def build(qonnx: pathlib.Path, g: HwGraph, out: pathlib.Path, sim: bool, seed: i
                 y = y.reshape(ref.shape) if y.ndim == 2 else y[0].transpose(1, 2, 0)
             bad += int(np.count_nonzero(y != ref))
             total += ref.size
-        report.update({"bit_exact": bad == 0 and total > 0, "mismatches": bad, "compared_elements": total,
+        if res.get("traced"):  # every FINN tensor standing for one of ours, on every frame
+            report.update(_compare_traced(g, tmap, job["trace"], np.load(res["traced"]), ints))
+        report.update({"bit_exact": bad == 0 and total > 0 and not report.get("traced_mismatches"),
+                       "mismatches": bad, "compared_elements": total,
                        "frames": len(refs), "finn_stage_checks_vs_qonnx": res.get("stage_checks")})
     finn_est, ours_est, rows, row_of = {}, {}, [], {}
     for p in res["pairs"]:  # one row per layer (or layers) of ours; FINN nodes standing for it are summed

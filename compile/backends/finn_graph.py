@@ -20,7 +20,9 @@ SlidingWindow   ``FMPadding`` (zeros, when ``pad``) + ``ConvolutionInputGenerato
 XnorMvu         ``MVAU`` (INT2 x BIPOLAR, ``noActivation``): sum of +-1 products over the real taps = p
 FxpMvu          ``MVAU`` (INT x INT, ``noActivation``): the exact accumulator
 Sign            ``Thresholding``: thresholds (0, 0), ``ActVal`` -1: x >= 0 -> +1, else -1 (INT2)
-Threshold       ``Thresholding``: (T, T), ``ActVal`` -1 (only ``x >= T`` channels: FINN's thresholds rise)
+Threshold       ``Thresholding``: (T, T), ``ActVal`` -1; FINN's thresholds only rise, so channels with
+                ``x <= T`` are negated first (``Requant``, scale -1 on them): ``-x >= -T``
+MultiThreshold  ``Thresholding`` with our thresholds, ``ActVal`` 0: the same count of thresholds passed
 Requant         ``Requant``, scale 2^-shift, bias -(1/2 - 2^-(shift+1)): FINN rounds x*scale + bias to the
                 nearest integer (python: floor(v + 1/2); its HLS variant: ``lrint``, ties to even; its RTL:
                 a rounding constant). x*scale is a multiple of 2^-shift, so v is never a tie and its
@@ -29,14 +31,19 @@ MulShift        ``Requant``, scale m_c * 2^-shift per channel, the same bias
 AddConst        ``Requant``, scale 1, bias b_c (the sum is an integer: rounding does nothing)
 Prelu           ``DuplicateStreams`` -> ``Requant`` (beta_c * 2^-shift, the negative side) and
                 ``ElementwiseMax`` with x: max(x, floor(beta x)) is x for x > 0 and floor(beta x) for
-                x <= 0 exactly when every beta_c * 2^-shift <= 1 (checked; RPReLU slopes are); then a
-                saturating ``Requant`` where x is wider than the output
+                x <= 0 exactly when every beta_c * 2^-shift <= 1 (RPReLU slopes are); then a saturating
+                ``Requant`` where x is wider than the output. With a slope above 1:
+                relu(x) + floor(beta * (x - relu(x))), relu being a ``Requant`` that clips to UINT, with
+                ``ElementwiseSub`` / ``ElementwiseAdd`` (one term is always 0)
 JoinAdd         ``Requant`` (scale 2^shift) on a shifted input, ``ElementwiseAdd``, a saturating
                 ``Requant``
 Concat / Split  ``StreamingConcat`` / ``StreamingSplit`` (channel order, no arithmetic)
 Fork            ``DuplicateStreams``
 Pool            ``ConvolutionInputGenerator`` (depthwise) + ``Pool`` (``AccPool`` for sum, ``MaxPool``);
-                max pooling with padding only on unsigned values, where FMPadding's 0 never wins
+                FMPadding's 0 must never win a max, so a padded max pool of signed values pools x - min
+                (>= 0, a ``Requant`` adding -min) and adds min back
+FcXnorMvu,      ``MVAU`` over one pixel: the flattened (H, W, C) frame is the stream's raster order
+FcFxpMvu
 Fifo, Dwc       nothing: FINN's build inserts its own (``InsertFIFO``, ``InsertDWC``)
 ==============  ==========================================================================================
 
@@ -209,10 +216,27 @@ class _Builder:
     def FxpMvu(self, lay):  # noqa: N802
         return self._mvu(lay, _int_dt(lay.w_w))
 
-    def FcXnorMvu(self, lay):  # noqa: N802
-        raise self.err("fully connected layers are taken only by FINN's own streamlining flow (flow='streamline')")
+    def _fc(self, lay, wdt: str):
+        """A fully connected layer reads the whole (H, W, C) frame as one vector in raster order, which is the
+        stream order: an MVAU over one pixel (FINN's python execution reshapes its input to (1, N))."""
+        x = self.src(lay.inputs[0])
+        if int(np.prod(self.hw(x))) != lay.n:
+            raise self.err(f"its input holds {int(np.prod(self.hw(x)))} values, the layer takes {lay.n}")
+        acc = _int_dt(lay.acc_w)
+        y = self.tensor("fc", [1, 1, 1, lay.cout], acc)
+        self.node("MVAU", [x, self.init("weights", np.asarray(lay.weights).T)], [y],
+                  {"PE": lay.pe, "SIMD": lay.simd}, MW=lay.n, MH=lay.cout, inputDataType=self.dtypes[x],
+                  weightDataType=wdt, outputDataType=acc, accDataType=acc, noActivation=1, binaryXnorMode=0,
+                  numInputVectors=[1, 1, 1])
+        self._f32_exact(_max_abs(self.dtypes[x]) * _max_abs(wdt if wdt != "BIPOLAR" else "INT2") * lay.n,
+                        "the accumulator")
+        return [y]
 
-    FcFxpMvu = FcXnorMvu
+    def FcXnorMvu(self, lay):  # noqa: N802
+        return self._fc(lay, "BIPOLAR")
+
+    def FcFxpMvu(self, lay):  # noqa: N802
+        return self._fc(lay, _int_dt(lay.w_w))
 
     def _thresholds(self, lay, t: np.ndarray) -> list[str]:
         x = self.src(lay.inputs[0])
@@ -230,9 +254,32 @@ class _Builder:
         return self._thresholds(lay, np.zeros(lay.c, dtype=np.int64))
 
     def Threshold(self, lay):  # noqa: N802
-        if np.any(lay.neg):
-            raise self.err("a channel with a negative BatchNorm scale (x <= T) has no rising FINN threshold")
-        return self._thresholds(lay, lay.thresholds)
+        if not np.any(lay.neg):
+            return self._thresholds(lay, lay.thresholds)
+        # x <= T  <=>  -x >= -T: FINN's thresholds only rise, so the channels with a negative BatchNorm scale
+        # are negated first (an exact Requant with scale -1 on them, +1 on the others)
+        x = self.src(lay.inputs[0])
+        lo, hi = _dt_range(self.dtypes[x])
+        sign = np.where(lay.neg.astype(bool), -1, 1)
+        nx = self.requant(x, _fit_dt(min(lo, -hi), max(hi, -lo)), lay.lanes, m=sign)
+        saved, self.t[lay.inputs[0]] = self.t[lay.inputs[0]], nx
+        try:
+            return self._thresholds(lay, sign * np.asarray(lay.thresholds, dtype=np.int64))
+        finally:
+            self.t[lay.inputs[0]] = saved
+
+    def MultiThreshold(self, lay):  # noqa: N802
+        x = self.src(lay.inputs[0])
+        h, w, c = self.hw(x)
+        t = np.asarray(lay.thresholds, dtype=np.int64)
+        lo, hi = _dt_range(self.dtypes[x])
+        out = _int_dt(lay.out_w, signed=False)
+        y = self.tensor("mt", [1, h, w, c], out)
+        self.node("Thresholding", [x, self.init("thresholds", t)], [y], {"PE": lay.lanes}, NumChannels=c,
+                  numSteps=t.shape[1], inputDataType=self.dtypes[x],
+                  weightDataType=_fit_dt(min(lo, int(t.min())), max(hi, int(t.max()))), outputDataType=out,
+                  ActVal=0, numInputVectors=[1, h, w])
+        return [y]
 
     def Requant(self, lay):  # noqa: N802
         out = _int_dt(lay.out_w - 1, signed=False) if lay.relu else _int_dt(lay.out_w)
@@ -245,17 +292,24 @@ class _Builder:
         return [self.requant(self.src(lay.inputs[0]), _int_dt(lay.out_w), lay.lanes, b=lay.b)]
 
     def Prelu(self, lay):  # noqa: N802
-        slope = np.asarray(lay.beta, dtype=np.float64) * 2.0 ** (-int(lay.shift))
-        if np.any(slope > 1):
-            c = int(np.argmax(slope > 1))
-            raise self.err(f"channel {c} has slope {slope[c]} > 1, and max(x, beta x) is the PReLU only for "
-                           "slopes <= 1")
         x = self.src(lay.inputs[0])
-        pos, neg = self.dup(x, 2, lay.lanes)
-        nq = self.requant(neg, _int_dt(lay.out_w), lay.lanes, m=lay.beta, shift=int(lay.shift))
-        lo = min(_dt_range(self.dtypes[pos])[0], _dt_range(self.dtypes[nq])[0])
-        hi = max(_dt_range(self.dtypes[pos])[1], _dt_range(self.dtypes[nq])[1])
-        y = self.binop("ElementwiseMax", pos, nq, _fit_dt(lo, hi), lay.lanes)
+        out = _int_dt(lay.out_w)
+        slope = np.asarray(lay.beta, dtype=np.float64) * 2.0 ** (-int(lay.shift))
+        if np.all(slope <= 1):  # max(x, floor(beta x)): x for x > 0, floor(beta x) for x <= 0 (module doc)
+            pos, neg = self.dup(x, 2, lay.lanes)
+            nq = self.requant(neg, out, lay.lanes, m=lay.beta, shift=int(lay.shift))
+            (alo, ahi), (blo, bhi) = _dt_range(self.dtypes[pos]), _dt_range(self.dtypes[nq])
+            y = self.binop("ElementwiseMax", pos, nq, _fit_dt(min(alo, blo), max(ahi, bhi)), lay.lanes)
+            return [self.saturate(y, lay.out_w, lay.lanes)]
+        # any slope: relu(x) + floor(beta * min(x, 0)), one term always 0; relu is a Requant clipping to
+        # UINT, min(x, 0) = x - relu(x)
+        lo, hi = _dt_range(self.dtypes[x])
+        a, b = self.dup(x, 2, lay.lanes)
+        r1, r2 = self.dup(self.requant(a, _fit_dt(0, hi), lay.lanes), 2, lay.lanes)
+        n = self.binop("ElementwiseSub", b, r1, _fit_dt(lo, 0), lay.lanes)
+        nq = self.requant(n, out, lay.lanes, m=lay.beta, shift=int(lay.shift))
+        olo, ohi = _dt_range(out)
+        y = self.binop("ElementwiseAdd", r2, nq, _fit_dt(olo, hi + ohi), lay.lanes)
         return [self.saturate(y, lay.out_w, lay.lanes)]
 
     def JoinAdd(self, lay):  # noqa: N802
@@ -294,9 +348,11 @@ class _Builder:
     def Pool(self, lay):  # noqa: N802
         x = self.src(lay.inputs[0])
         dt = self.dtypes[x]
-        if lay.mode == "max" and lay.pad and _dt_range(dt)[0] < 0:
-            raise self.err("max pooling with padding of signed values: FINN pads with 0, which would win over "
-                           "negative values where our padding never wins")
+        lo, hi = _dt_range(dt)
+        offset = -lo if (lay.mode == "max" and lay.pad and lo < 0) else 0
+        if offset:  # FMPadding's 0 must never beat a real tap: pool x - lo >= 0, then add lo back
+            x = self.requant(x, _fit_dt(0, hi - lo), lay.lanes, b=offset)
+            dt = self.dtypes[x]
         win = self.windows(x, lay.k, lay.s, lay.pad, lay.lanes, depthwise=1)
         oh, ow, _ = self.hw(win)
         if lay.mode == "sum":
@@ -308,7 +364,7 @@ class _Builder:
         self.node("Pool", [win], [y], {"PE": lay.lanes}, Channels=lay.c, KernelSize=[lay.k, lay.k],
                   Function="AccPool" if lay.mode == "sum" else "MaxPool", OutImgDims=[oh, ow], InputDataType=dt,
                   OutputDataType=odt, BatchSize=1)
-        return [y]
+        return [self.requant(y, _int_dt(lay.elem_w, lay.signed), lay.lanes, b=-offset) if offset else y]
 
     def Fifo(self, lay):  # noqa: N802
         return [self.src(lay.inputs[0])]
@@ -323,7 +379,8 @@ def in_dtype(fmt: Fmt) -> str:
 
 
 def build_model(g: HwGraph):
-    """FINN's HW-layer ONNX for ``g`` (a qonnx ``ModelWrapper``) and the rows [FINN node, our layer, folding]."""
+    """FINN's HW-layer ONNX for ``g`` (a qonnx ``ModelWrapper``), the rows [FINN node, our layer, folding], and
+    our tensor -> the FINN tensor holding the same integers (window tensors left out: ours carry a mask)."""
     from onnx import TensorProto, helper
     from qonnx.core.datatype import DataType
     from qonnx.core.modelwrapper import ModelWrapper
@@ -331,8 +388,6 @@ def build_model(g: HwGraph):
 
     b = _Builder(g)
     fin = g.tensors[g.input]
-    if fin.fmt.bipolar:
-        raise BinaryHPEError("finn: a network with a binary input is taken only by FINN's streamlining flow")
     x = b.tensor("input", [1, *fin.shape], in_dtype(fin.fmt))
     b.t[g.input] = x
     for lay in g.layers:
@@ -356,7 +411,8 @@ def build_model(g: HwGraph):
         mw.set_initializer(name, v)
     for name, dt in b.dtypes.items():
         mw.set_tensor_datatype(name, DataType[dt])
-    return mw, b.layers
+    tmap = {ours: theirs for ours, theirs in b.t.items() if not g.tensors[ours].windowed}
+    return mw, b.layers, tmap
 
 
 #: our kinds this lowering takes (the others raise an error naming the layer)

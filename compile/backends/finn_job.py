@@ -534,6 +534,21 @@ def execute(parent, xs: np.ndarray) -> list[np.ndarray]:
     return [np.asarray(execute_onnx(parent, {iname: np.asarray(x, dtype=np.float32)})[oname]) for x in xs]
 
 
+def execute_traced(child, xs: np.ndarray, names: list[str]) -> tuple[list[np.ndarray], dict]:
+    """The hw_graph flow: the dataflow partition is the whole graph, so run it directly (same python node
+    execution) with FINN's full execution context, and keep the tensors ``names`` (ours' counterparts)."""
+    from finn.core.onnx_exec import execute_onnx
+
+    iname, oname = child.graph.input[0].name, child.graph.output[0].name
+    ys, traced = [], {n: [] for n in names}
+    for x in xs:
+        ctx = execute_onnx(child, {iname: np.asarray(x, dtype=np.float32)}, return_full_exec_context=True)
+        ys.append(np.asarray(ctx[oname]))
+        for n in names:
+            traced[n].append(np.asarray(ctx[n]))
+    return ys, {n: np.stack(v) for n, v in traced.items()}
+
+
 def stage_checks(qonnx_model, out: pathlib.Path, xs: np.ndarray) -> dict:
     """Where FINN departs from the QONNX: each saved stage's output vs qonnx's execution of the QONNX
     (mismatching elements over ``xs``), to tell a FINN lowering step apart from the rest."""
@@ -596,7 +611,12 @@ def main(job_path: str) -> int:
         if job.get("inputs"):
             t1 = time.time()
             xs = np.load(job["inputs"])
-            ys = execute(parent, xs)
+            if job.get("trace"):
+                ys, traced = execute_traced(child, xs, job["trace"])
+                np.savez(out / "finn_traced.npz", **{f"t{i}": traced[n] for i, n in enumerate(job["trace"])})
+                res["traced"] = str(out / "finn_traced.npz")
+            else:
+                ys = execute(parent, xs)
             if qonnx_model is not None:
                 res["stage_checks"] = stage_checks(qonnx_model, out, xs[:2])
             np.save(out / "finn_outputs.npy", np.stack(ys))
