@@ -7,8 +7,11 @@ Needs FINN's environment .venv-finn (made by .ci/setup-finn); without it every t
     the same folding equal our MVU cycle model where both count the same thing (PE/SIMD folding);
 (2) the comparison can fail: zero-padded binary convolutions handed to FINN unchanged come out wrong (FINN's
     one-bit streams pad with -1), and the per-stage check pins it on the XNOR conversion;
-(3) a layer FINN cannot take (a BiDRN module's full-precision residual datapath) gets one error naming the
-    layer and "finn"; a missing .venv-finn says to run .ci/setup-finn.
+(3) a layer FINN's streamlining cannot take (a BiDRN module's full-precision residual datapath) gets one
+    error naming the layer and "finn"; a missing .venv-finn says to run .ci/setup-finn;
+(4) the hw_graph flow (FINN HW layers written from our graph, finn_graph.py): a hand-built graph with every
+    kind, the BNN-PYNQ nets and a BiDRN module execute in FINN equal to our reference on every output and
+    every intermediate tensor, and a wrong mapping is caught. The tiny BiDRN: test_backend_finn_tiny.py.
 """
 
 import json
@@ -146,7 +149,7 @@ def test_finn_unsupported_layer_is_named(tmp_path):
     path = export_qonnx(m, torch.rand(1, c, hw, hw) * 2 - 1, tmp_path / "lcr.onnx", verbose=False)
     g = optimize(lower(load_qonnx(path)))
     with pytest.raises(BinaryHPEError) as ei:
-        run_backend("finn", path, g, tmp_path / "out", sim=False)
+        finn_backend.build(path, g, tmp_path / "out", sim=False, flow="streamline")
     msg = str(ei.value)
     assert msg.startswith("finn cannot take ") and msg.count("finn cannot take") == 1, msg
     # it names a node of the user's QONNX file: the activation quantizer whose output feeds both the binary
@@ -159,6 +162,10 @@ def test_finn_unsupported_layer_is_named(tmp_path):
     add = next(n for n in onnx.load(str(path)).graph.node if n.op_type == "Add" and len(
         [i for i in n.input if not i.startswith("mod.")]) == 2)  # the residual add: two activation inputs
     assert add.name in msg, msg
+    # the default flow sees the residual kinds and writes FINN's HW layers from our graph instead: exact
+    rep = run_backend("finn", path, g, tmp_path / "out_auto", sim=True)
+    assert rep["finn_flow"] == "hw_graph" and rep["bit_exact"] is True, rep
+    assert rep["traced_mismatches"] == 0 and rep["traced_elements"] > 10 * rep["compared_elements"]
 
 
 def test_finn_missing_environment_says_how_to_fix(tmp_path, monkeypatch):
@@ -166,3 +173,71 @@ def test_finn_missing_environment_says_how_to_fix(tmp_path, monkeypatch):
     with pytest.raises(BinaryHPEError) as ei:
         run_backend("finn", tmp_path / "m.onnx", None, tmp_path, sim=False)
     assert "finn" in str(ei.value) and ".ci/setup-finn" in str(ei.value)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# (4) the hw_graph flow
+
+def test_every_kind_hw_graph_flow_equals_reference(tmp_path):
+    """The hls4ml suite's hand-built graph (saturation, PReLU slopes of both signs and above 1, joins with
+    shifts, both threshold directions, padded max pool of signed values, sum pool, concat/split, binary FC),
+    executed by FINN layer by layer."""
+    _need_finn()
+    from test_backend_hls4ml import _frames, _kinds_graph
+
+    g = _kinds_graph()
+    frames = _frames(g)
+    rep = finn_backend.build(None, g, tmp_path, sim=True, frames=frames)
+    assert rep["finn_flow"] == "hw_graph"
+    assert rep["bit_exact"] is True and rep["mismatches"] == 0, rep.get("first_mismatch")
+    assert rep["compared_elements"] == 5 * len(frames)
+    # every tensor of ours but the windows was compared, on every frame
+    plain = [t for t, info in g.tensors.items() if not info.windowed]
+    assert rep["traced_mismatches"] == 0
+    assert rep["traced_elements"] == sum(int(np.prod(g.tensors[t].shape)) for t in plain) * len(frames)
+    ops = {op for row in rep["estimates"]["layers"] for op in row["op_types"]}
+    assert {"MVAU", "Requant", "Thresholding", "ElementwiseAdd", "ElementwiseSub", "DuplicateStreams",
+            "StreamingConcat", "StreamingSplit", "Pool", "FMPadding", "ConvolutionInputGenerator"} <= ops, ops
+    impl = rep["finn_requant_impl"]
+    assert impl["rtl"] + impl["hls"] == sum(row["op_types"].count("Requant") for row in rep["estimates"]["layers"])
+
+
+def test_hw_graph_flow_catches_a_wrong_mapping(tmp_path, monkeypatch):
+    """Round half up instead of floor (the bias FINN's Requant would need without our -1/2 correction): the
+    comparison fails, and the traced check names the first tensor that differs."""
+    _need_finn()
+    from test_backend_hls4ml import _frames, _kinds_graph
+
+    from binaryhpe.compile.backends import finn_graph
+
+    real = finn_graph._Builder.requant
+
+    def round_half_up(self, x, out_dt, lanes, m=1, shift=0, b=0):
+        y = real(self, x, out_dt, lanes, m=m, shift=shift, b=b)
+        bias = self.nodes[-1].input[2]
+        self.inits[bias] = np.round(self.inits[bias])  # drops the -(1/2 - 2^-(shift+1)) correction
+        return y
+
+    monkeypatch.setattr(finn_graph._Builder, "requant", round_half_up)
+    g = _kinds_graph()
+    rep = finn_backend.build(None, g, tmp_path, sim=True, frames=_frames(g))
+    assert rep["bit_exact"] is False and rep["traced_mismatches"] > 0
+    assert rep["first_mismatch"]["tensor"] == "r0", rep["first_mismatch"]  # conv0's requant, shift 4
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_bnn_pynq_hw_graph_flow_equals_reference(exported, name, tmp_path):
+    """The same nets through the other flow: FINN's layers from our graph instead of its streamlining."""
+    _need_finn()
+    path, g = exported(name)
+    rep = finn_backend.build(path, g, tmp_path, sim=True, flow="hw_graph")
+    assert rep["bit_exact"] is True and rep["compared_elements"] == 7 * 10, rep
+    assert rep["traced_mismatches"] == 0 and rep["traced_elements"] > 100 * rep["compared_elements"]
+    from binaryhpe.compile.kinds.mvu import FxpMvu, XnorMvu
+
+    mvus = [lay for lay in g.layers if isinstance(lay, (XnorMvu, FxpMvu))]
+    rows = [r for r in rep["estimates"]["layers"] if "MVAU" in r["op_types"]]
+    assert [r["ours"] for r in rows] == [[lay.name] for lay in mvus]
+    for r, lay in zip(rows, mvus):
+        assert r["folding"] == {"PE": lay.pe, "SIMD": lay.simd}
+        assert r["finn_cycles"] == r["our_cycles"] == lay.cycles()["ii"], r
