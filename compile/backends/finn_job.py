@@ -504,8 +504,9 @@ def write_build_config(spec, job: dict, out: pathlib.Path) -> dict:
 BUILD_PY = '''"""Build the FINN dataflow partition in this folder to a bitstream (needs FINN with Vivado/Vitis HLS).
 
 Written by binaryhpe's FINN backend: finn_dataflow_partition.onnx is already lowered to FINN's HW layers
-(streamlined, XNOR-popcount MVAUs, thresholds, sliding-window generators) and folded; the steps start at
-step_specialize_layers. finn_dataflow_parent.onnx holds the host-side nodes around it.
+(by FINN's streamlining, or for residual networks written from binaryhpe's hardware graph: see report.json's
+finn_flow) and folded; the steps start at step_specialize_layers. finn_dataflow_parent.onnx holds the
+host-side nodes around it.
 
     python build.py        (or: finn build dataflow_build_config.json finn_dataflow_partition.onnx)
 """
