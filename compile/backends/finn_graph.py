@@ -194,18 +194,22 @@ class _Builder:
     def SlidingWindow(self, lay):  # noqa: N802 - named after the kind
         return [self.windows(self.src(lay.inputs[0]), lay.k, lay.s, lay.pad, lay.lanes, depthwise=0)]
 
-    def _mvu(self, lay, wdt: str):
+    def _mvu(self, lay, wdt: str, fc: bool = False):
+        """An MVAU without activation: its output is our accumulator. A fully connected layer (``fc``) reads the
+        whole (H, W, C) frame as one vector in raster order, which is the stream order: an MVAU over one pixel
+        (FINN's python execution reshapes its input to (1, N))."""
         x = self.src(lay.inputs[0])
-        oh, ow, n = self.hw(x)
+        n = int(np.prod(self.hw(x))) if fc else self.hw(x)[2]
         if n != lay.n:
-            raise self.err(f"its input windows have {n} elements, the layer {lay.n}")
+            raise self.err(f"its input has {n} elements a pixel, the layer takes {lay.n}")
+        oh, ow = (1, 1) if fc else self.hw(x)[:2]
         acc = _int_dt(lay.acc_w)
         y = self.tensor("acc", [1, oh, ow, lay.cout], acc)
-        wname = self.init("weights", np.asarray(lay.weights).T)
         extra = {"mem_mode": "external"} if getattr(lay, "streamed", False) else {}
-        self.node("MVAU", [x, wname], [y], {"PE": lay.pe, "SIMD": lay.simd}, MW=lay.n, MH=lay.cout,
-                  inputDataType=self.dtypes[x], weightDataType=wdt, outputDataType=acc, accDataType=acc,
-                  noActivation=1, binaryXnorMode=0, numInputVectors=[1, oh, ow], **extra)
+        self.node("MVAU", [x, self.init("weights", np.asarray(lay.weights).T)], [y],
+                  {"PE": lay.pe, "SIMD": lay.simd}, MW=lay.n, MH=lay.cout, inputDataType=self.dtypes[x],
+                  weightDataType=wdt, outputDataType=acc, accDataType=acc, noActivation=1, binaryXnorMode=0,
+                  numInputVectors=[1, oh, ow], **extra)
         self._f32_exact(_max_abs(self.dtypes[x]) * _max_abs(wdt if wdt != "BIPOLAR" else "INT2") * lay.n,
                         "the accumulator")
         return [y]
@@ -216,27 +220,11 @@ class _Builder:
     def FxpMvu(self, lay):  # noqa: N802
         return self._mvu(lay, _int_dt(lay.w_w))
 
-    def _fc(self, lay, wdt: str):
-        """A fully connected layer reads the whole (H, W, C) frame as one vector in raster order, which is the
-        stream order: an MVAU over one pixel (FINN's python execution reshapes its input to (1, N))."""
-        x = self.src(lay.inputs[0])
-        if int(np.prod(self.hw(x))) != lay.n:
-            raise self.err(f"its input holds {int(np.prod(self.hw(x)))} values, the layer takes {lay.n}")
-        acc = _int_dt(lay.acc_w)
-        y = self.tensor("fc", [1, 1, 1, lay.cout], acc)
-        self.node("MVAU", [x, self.init("weights", np.asarray(lay.weights).T)], [y],
-                  {"PE": lay.pe, "SIMD": lay.simd}, MW=lay.n, MH=lay.cout, inputDataType=self.dtypes[x],
-                  weightDataType=wdt, outputDataType=acc, accDataType=acc, noActivation=1, binaryXnorMode=0,
-                  numInputVectors=[1, 1, 1])
-        self._f32_exact(_max_abs(self.dtypes[x]) * _max_abs(wdt if wdt != "BIPOLAR" else "INT2") * lay.n,
-                        "the accumulator")
-        return [y]
-
     def FcXnorMvu(self, lay):  # noqa: N802
-        return self._fc(lay, "BIPOLAR")
+        return self._mvu(lay, "BIPOLAR", fc=True)
 
     def FcFxpMvu(self, lay):  # noqa: N802
-        return self._fc(lay, _int_dt(lay.w_w))
+        return self._mvu(lay, _int_dt(lay.w_w), fc=True)
 
     def _thresholds(self, lay, t: np.ndarray) -> list[str]:
         x = self.src(lay.inputs[0])
