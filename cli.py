@@ -84,6 +84,10 @@ def main(argv=None) -> int:
     pb.add_argument("--backend", default="rtl", choices=["rtl", "hls4ml", "finn"],
                     help="rtl (default: our RTL), hls4ml (an hls4ml project under OUT/hls4ml/) or finn (FINN ONNX "
                          "and build configuration under OUT/finn/); with --sim each is checked against our reference")
+    pb.add_argument("--finn-flow", default="auto", choices=["auto", "streamline", "hw_graph"],
+                    help="--backend finn: FINN's own streamlining of the QONNX (streamline), FINN's HW layers written "
+                         "from our hardware graph (hw_graph, for residual networks), or auto (hw_graph when the graph "
+                         "holds a residual kind)")
     pb.set_defaults(func=_cmd_build)
 
     pt = sub.add_parser("train", help="train a whole-body model (generated proxy data by default)")

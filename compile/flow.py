@@ -226,7 +226,7 @@ def build_mcu_target(model: str, out, target: str, sim: bool, seed: int = 0) -> 
 
 
 def build_backend(model: str, out, backend: str, sim: bool = False, seed: int = 0, folding_file=None,
-                  target_cycles=None) -> dict:
+                  target_cycles=None, **backend_options) -> dict:
     """``--backend hls4ml|finn``: the same QONNX and hardware graph (its folding included), handed to that tool;
     its project goes under ``OUT/<backend>/`` and ``OUT/report.json`` holds ``backend`` and ``bit_exact``."""
     from binaryhpe.compile.backends import run_backend
@@ -240,7 +240,7 @@ def build_backend(model: str, out, backend: str, sim: bool = False, seed: int = 
     g, _ = step_lower(qonnx, target_cycles, load_folding(folding_file) if folding_file else None)
     (out / "hwgraph.json").write_text(g.to_json())
     _log(f"hardware graph: {len(g.layers)} layers")
-    rep = run_backend(backend, qonnx, g, out, sim=sim, seed=seed)
+    rep = run_backend(backend, qonnx, g, out, sim=sim, seed=seed, **backend_options)
     report = {"model": model, "qonnx": str(qonnx), "export_check": check, "backend": backend, "bit_exact": None,
               **rep, "wall_s": round(time.time() - t0, 1)}
     (out / "report.json").write_text(json.dumps(report, indent=1, default=str))
@@ -256,8 +256,13 @@ def build_command(args) -> int:
         for flag in ("device", "fps", "bitstream", "synth", "waves"):
             if getattr(args, flag, None):
                 raise BinaryHPEError(f"--{flag} belongs to the rtl backend; --backend {backend} does not take it")
+        opts = {}
+        if getattr(args, "finn_flow", "auto") != "auto":
+            if backend != "finn":
+                raise BinaryHPEError(f"--finn-flow belongs to --backend finn, not --backend {backend}")
+            opts["flow"] = args.finn_flow
         rep = build_backend(args.model, args.output, backend, sim=args.sim, seed=args.seed,
-                            folding_file=args.folding, target_cycles=args.target_cycles)
+                            folding_file=args.folding, target_cycles=args.target_cycles, **opts)
         if args.sim and not rep["bit_exact"]:
             print(f"binaryhpe: the {backend} execution is NOT bit-exact against the reference", flush=True)
             return 1

@@ -241,3 +241,22 @@ def test_bnn_pynq_hw_graph_flow_equals_reference(exported, name, tmp_path):
     for r, lay in zip(rows, mvus):
         assert r["folding"] == {"PE": lay.pe, "SIMD": lay.simd}
         assert r["finn_cycles"] == r["our_cycles"] == lay.cycles()["ii"], r
+
+
+def test_cli_finn_flow_option(exported, tmp_path, capsys):
+    """``binaryhpe build QONNX --backend finn --finn-flow hw_graph --sim``: the flow a user forces is the one
+    run (auto would take FINN's streamlining for this net), and report.json says so; the option belongs to the
+    FINN backend only."""
+    _need_finn()
+    from binaryhpe.cli import main
+
+    path, _ = exported("cnv8")
+    out = tmp_path / "out"
+    assert main(["build", str(path), "--backend", "finn", "--finn-flow", "hw_graph", "--sim", "-o", str(out)]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["backend"] == "finn" and rep["finn_flow"] == "hw_graph" and rep["bit_exact"] is True
+    assert (out / "finn" / "finn_hw.onnx").is_file() and not (out / "finn" / "finn_streamlined.onnx").exists()
+    capsys.readouterr()
+    assert main(["build", str(path), "--backend", "hls4ml", "--finn-flow", "hw_graph", "-o", str(tmp_path / "o2")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--finn-flow" in err[0] and "hls4ml" in err[0], err

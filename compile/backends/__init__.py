@@ -18,11 +18,12 @@ BACKENDS = {"rtl": None, "hls4ml": "binaryhpe.compile.backends.hls4ml_backend",
             "finn": "binaryhpe.compile.backends.finn_backend"}
 
 
-def run_backend(name: str, qonnx: pathlib.Path, g, out: pathlib.Path, sim: bool, seed: int = 0) -> dict:
-    """Run the external backend ``name`` (not ``rtl``, which is the flow itself)."""
+def run_backend(name: str, qonnx: pathlib.Path, g, out: pathlib.Path, sim: bool, seed: int = 0, **options) -> dict:
+    """Run the external backend ``name`` (not ``rtl``, which is the flow itself); ``options`` go to its ``build``
+    (the FINN backend's ``flow``)."""
     if name not in BACKENDS:
         raise BinaryHPEError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}")
     if BACKENDS[name] is None:
         raise BinaryHPEError("the rtl backend is the default flow, not an external backend")
     mod = importlib.import_module(BACKENDS[name])
-    return mod.build(pathlib.Path(qonnx), g, pathlib.Path(out), sim=sim, seed=seed)
+    return mod.build(pathlib.Path(qonnx), g, pathlib.Path(out), sim=sim, seed=seed, **options)
