@@ -179,10 +179,6 @@ def build(model: str, out, sim: bool = False, seed: int = 0, folding_file=None, 
         if streamed:
             _log(f"{len(streamed)} MVU(s) stream their weights from DRAM on {dev.name}: " + ", ".join(streamed[:4])
                  + (" ..." if len(streamed) > 4 else ""))
-            if sim:
-                raise BinaryHPEError(f"--sim: the whole-network simulation cannot feed weight-stream ports yet "
-                                     f"({len(streamed)} streamed MVUs on {dev.name}, first {streamed[0]}); "
-                                     "tests/test_rtl_mvu_wstream.py simulates them per layer")
     (out / "hwgraph.json").write_text(g.to_json())
     _log(f"hardware graph: {len(g.layers)} layers")
     rtl = step_rtl(g, out)

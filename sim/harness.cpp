@@ -5,15 +5,29 @@
 // usage: Vsim IN OUT FRAMES IN_BEATS OUT_BEATS STALL_IN_PERMILLE STALL_OUT_PERMILLE SEED TIMEOUT [WAVES.fst]
 // IN: one hex word a line (FRAMES * IN_BEATS lines). OUT: "cycle hexword" a line.
 // Exit 0 when every output beat arrived; 3 when no beat moved for TIMEOUT cycles (deadlock).
+//
+// Weight streams (MVUs whose weights come from DRAM): built with -DBHPE_WPORTS, the generated wports.inc
+// (sim/netsim.py) names each top-level w_<layer> port. The harness plays the DMA: it replays each port's
+// matrix image (wstream/<layer>.bin, rtlgen) word after word, endlessly, with the input's stall probability.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
 #include "Vbhpe_top.h"
 #include "verilated.h"
+#ifdef BHPE_WPORTS
+#include "wports.inc"  // BHPE_NUM_WPORTS, bhpe_wport_{image,bits,drive,ready}
+#else
+#define BHPE_NUM_WPORTS 0
+static const char* bhpe_wport_image[1] = {nullptr};
+static const int bhpe_wport_bits[1] = {0};
+static void bhpe_wport_drive(Vbhpe_top&, int, bool, const uint32_t*) {}
+static bool bhpe_wport_ready(Vbhpe_top&, int) { return false; }
+#endif
 #if VM_TRACE
 #include "verilated_fst_c.h"
 #endif
@@ -45,6 +59,25 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "input has %zu beats, expected %ld\n", in.size(), frames * in_beats);
     return 2;
   }
+  // weight images: port i's words, each (bits + 31) / 32 little-endian 32-bit chunks
+  std::vector<std::vector<uint32_t>> wimg(BHPE_NUM_WPORTS);
+  std::vector<size_t> wchunks(BHPE_NUM_WPORTS), wpos(BHPE_NUM_WPORTS, 0), wwords(BHPE_NUM_WPORTS);
+  for (int i = 0; i < BHPE_NUM_WPORTS; i++) {
+    const size_t nbytes = bhpe_wport_bits[i] / 8;
+    wchunks[i] = (bhpe_wport_bits[i] + 31) / 32;
+    std::ifstream f(bhpe_wport_image[i], std::ios::binary);
+    if (!f) { std::fprintf(stderr, "cannot read %s\n", bhpe_wport_image[i]); return 2; }
+    std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    if (bytes.empty() || bytes.size() % nbytes) {
+      std::fprintf(stderr, "%s: %zu bytes is not a whole number of %zu-byte words\n", bhpe_wport_image[i],
+                   bytes.size(), nbytes);
+      return 2;
+    }
+    wwords[i] = bytes.size() / nbytes;
+    wimg[i].assign(wwords[i] * wchunks[i], 0);
+    for (size_t w = 0; w < wwords[i]; w++)
+      for (size_t b = 0; b < nbytes; b++) wimg[i][w * wchunks[i] + b / 4] |= (uint32_t)bytes[w * nbytes + b] << (8 * (b % 4));
+  }
   VerilatedContext ctx;
   ctx.commandArgs(argc, argv);
   Vbhpe_top top(&ctx);
@@ -75,6 +108,7 @@ int main(int argc, char** argv) {
   top.rst_ni = 0;
   top.in_tvalid = 0;
   top.out_tready = 0;
+  for (int i = 0; i < BHPE_NUM_WPORTS; i++) bhpe_wport_drive(top, i, false, wimg[i].data());
   top.eval();
   for (int i = 0; i < 4; i++) tick();
   top.rst_ni = 1;
@@ -91,9 +125,17 @@ int main(int argc, char** argv) {
     top.in_tvalid = (ip < in.size() && !in_idle) ? 1 : 0;
     top.in_tdata = ip < in.size() ? in[ip] : 0;
     top.out_tready = out_stall ? 0 : 1;
+    std::vector<bool> wvalid(BHPE_NUM_WPORTS);
+    for (int i = 0; i < BHPE_NUM_WPORTS; i++) {
+      wvalid[i] = !(stall_in && (rnd() % 1000) < stall_in);
+      bhpe_wport_drive(top, i, wvalid[i], &wimg[i][(wpos[i] % wwords[i]) * wchunks[i]]);
+    }
     top.eval();
     const bool in_fire = top.in_tvalid && top.in_tready;
     const bool out_fire = top.out_tvalid && top.out_tready;
+    bool w_fire = false;
+    for (int i = 0; i < BHPE_NUM_WPORTS; i++)
+      if (wvalid[i] && bhpe_wport_ready(top, i)) { wpos[i]++; w_fire = true; }
     if (out_fire) {
       std::fprintf(out, "%llu %llx\n", (unsigned long long)(t - t0), (unsigned long long)top.out_tdata);
       got++;
@@ -102,7 +144,7 @@ int main(int argc, char** argv) {
       if (ip % in_beats == 0) std::fprintf(out, "# frame_in %llu\n", (unsigned long long)(t - t0));
       ip++;
     }
-    idle = (in_fire || out_fire) ? 0 : idle + 1;
+    idle = (in_fire || out_fire || w_fire) ? 0 : idle + 1;
     tick();
     if (idle > timeout) {
       std::fprintf(out, "# deadlock %llu\n", (unsigned long long)(t - t0));
@@ -115,6 +157,8 @@ int main(int argc, char** argv) {
       return 3;
     }
   }
+  for (int i = 0; i < BHPE_NUM_WPORTS; i++)
+    std::fprintf(out, "# wport %d %llu\n", i, (unsigned long long)wpos[i]);
   std::fprintf(out, "# done %llu\n", (unsigned long long)(t - t0));
   std::fclose(out);
 #if VM_TRACE
