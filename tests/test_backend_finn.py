@@ -105,6 +105,8 @@ def test_finn_end_to_end_equals_reference(built, name):
         assert (proj / f).is_file(), f
     cfg = json.loads((proj / "dataflow_build_config.json").read_text())
     assert cfg["fpga_part"] == finn_backend.FPGA_PART and cfg["steps"][0] == "step_specialize_layers"
+    # FINN's own code generation (HLS C++ / RTL) ran for every layer of the partition
+    assert rep["finn_codegen"]["layers"] == rep["finn_codegen"]["of"] == rep["finn_layers"] > 0
     assert "step_synthesize_bitfile" in cfg["steps"]
     folding = json.loads((proj / "folding_config.json").read_text())
     # our folding went to FINN: every MVU's PE/SIMD appears on one of FINN's MVAUs, in order
@@ -200,6 +202,7 @@ def test_every_kind_hw_graph_flow_equals_reference(tmp_path):
             "StreamingConcat", "StreamingSplit", "Pool", "FMPadding", "ConvolutionInputGenerator"} <= ops, ops
     impl = rep["finn_requant_impl"]
     assert impl["rtl"] + impl["hls"] == sum(row["op_types"].count("Requant") for row in rep["estimates"]["layers"])
+    assert rep["finn_codegen"]["layers"] == rep["finn_codegen"]["of"] == rep["finn_layers"]
 
 
 def test_hw_graph_flow_catches_a_wrong_mapping(tmp_path, monkeypatch):

@@ -211,7 +211,7 @@ def build(qonnx: pathlib.Path, g: HwGraph, out: pathlib.Path, sim: bool, seed: i
         raise BinaryHPEError(f"finn: {res.get('error')} (log: {proj / 'finn_job.log'})")
     report = {"backend": "finn", "finn_flow": flow, "project": str(proj), "bit_exact": None, "mismatches": None,
               "compared_elements": None, "finn_stages": res["stages"], "finn_wall_s": round(time.time() - t0, 1),
-              "finn_layers": len(res.get("nodes", [])),
+              "finn_layers": len(res.get("nodes", [])), "finn_codegen": res.get("codegen"),
               "build_config": str(proj / "dataflow_build_config.json"),
               "folding_config": str(proj / "folding_config.json"), "fpga_part": FPGA_PART, "board": BOARD}
     if "requant_impl" in res:

@@ -464,6 +464,20 @@ def estimates(spec, fpga_part: str) -> dict:
     return est
 
 
+def codegen(spec, fpga_part: str, clk_ns: float) -> dict:
+    """FINN's code generation for every specialized layer (``PrepareIP``: the HLS C++ and tcl, or the RTL, that
+    the build's ``step_hw_codegen`` writes), on a copy. It needs no vendor tool, so a layer FINN cannot
+    generate fails here rather than in the user's Vivado build. Synthesizing the code needs Vitis HLS."""
+    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+    from qonnx.custom_op.registry import getCustomOp
+
+    t0 = time.time()
+    gen = copy.deepcopy(spec).transform(PrepareIP(fpga_part, clk_ns))
+    done = [n.name for n in gen.graph.node
+            if any(pathlib.Path(getCustomOp(n).get_nodeattr("code_gen_dir_ipgen") or "/nonexistent").glob("*"))]
+    return {"layers": len(done), "of": len(gen.graph.node), "s": round(time.time() - t0, 2)}
+
+
 def write_build_config(spec, job: dict, out: pathlib.Path) -> dict:
     """The build a FINN user with Vivado runs: from the dataflow partition (already converted to HW layers
     and folded) to a bitstream. The folding file names FINN's specialized layers (the build specializes
@@ -608,6 +622,7 @@ def main(job_path: str) -> int:
         for p in res["pairs"]:
             p["finn_hw_node"], p["finn_node"] = p["finn_node"], names[p["finn_node"]]
         res["estimates"] = estimates(spec, job["fpga_part"])
+        res["codegen"] = codegen(spec, job["fpga_part"], job["clk_ns"])
         res.update(write_build_config(spec, job, out))
         if job.get("inputs"):
             t1 = time.time()
@@ -637,4 +652,5 @@ def main(job_path: str) -> int:
 
 if __name__ == "__main__":
     os.environ.setdefault("FINN_BUILD_DIR", str(pathlib.Path(sys.argv[1]).resolve().parent / "finn_tmp"))
+    os.makedirs(os.environ["FINN_BUILD_DIR"], exist_ok=True)
     sys.exit(main(sys.argv[1]))
