@@ -160,7 +160,8 @@ def build(qonnx: pathlib.Path, g: HwGraph, out: pathlib.Path, sim: bool, seed: i
     proj.mkdir(parents=True, exist_ok=True)
     for stale in ("result.json", "finn_outputs.npy", "finn_hw.onnx", "finn_tidy.onnx", "finn_streamlined.onnx"):
         (proj / stale).unlink(missing_ok=True)
-    job = {"qonnx": str(qonnx) if qonnx else None, "out": str(proj), "folding": folding_of(g), "fpga_part": FPGA_PART,
+    job = {"qonnx": str(qonnx) if qonnx else None, "out": str(proj),
+           "folding": folding_of(g) if flow == "streamline" else [], "fpga_part": FPGA_PART,
            "board": BOARD, "clk_ns": CLK_NS, "inputs": None, "int2_padding": int2_padding}
     if flow == "hw_graph":
         from binaryhpe.compile.backends import finn_graph

@@ -90,7 +90,8 @@ def _fit_dt(lo: int, hi: int) -> str:
 
 
 class _Builder:
-    """Walks our graph in order and emits FINN nodes; ``t`` maps our tensor names to (FINN name, datatype)."""
+    """Walks our graph in order and emits FINN nodes. ``t`` maps our tensor names to FINN tensor names,
+    ``dtypes`` a FINN tensor to its FINN datatype name, ``layers`` each FINN node to our layer and folding."""
 
     def __init__(self, g: HwGraph):
         self.g = g
