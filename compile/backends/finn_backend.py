@@ -122,10 +122,10 @@ def _our_estimates(g: HwGraph, names: list[str]) -> dict:
     return out
 
 
-def _compare_traced(g: HwGraph, tmap: dict, names: list[str], npz, ints: list) -> dict:
-    """Our reference's every (non-window) tensor against the FINN tensor that stands for it."""
+def _compare_traced(g: HwGraph, tmap: dict, names: list[str], npz, envs: list[dict]) -> dict:
+    """Our reference's every (non-window) tensor (``envs``: ``HwGraph.execute`` of each frame) against the FINN
+    tensor that stands for it."""
     idx = {n: i for i, n in enumerate(names)}
-    envs = [g.execute(x) for x in ints]
     bad = total = 0
     first, layers_bad = None, []
     for ours, theirs in tmap.items():
@@ -221,8 +221,8 @@ def build(qonnx: pathlib.Path, g: HwGraph, out: pathlib.Path, sim: bool, seed: i
     if sim:  # our reference, only now that FINN took the whole network
         fmt = g.tensors[g.output].fmt
         if flow == "hw_graph":
-            refs = [g.execute(x, keep_all=False)[g.output] for x in ints]
-            refs = [2 * r - 1 for r in refs] if fmt.bipolar else refs
+            envs = [g.execute(x) for x in ints]
+            refs = [2 * e[g.output] - 1 if fmt.bipolar else e[g.output] for e in envs]
         else:  # FINN's graph ends in the QONNX's real values
             refs = [fmt.to_real(g.execute(hw_input(g, onnx_context(mw, x)), keep_all=False)[g.output]) for x in xs]
         got = np.load(res["outputs"])
@@ -236,7 +236,7 @@ def build(qonnx: pathlib.Path, g: HwGraph, out: pathlib.Path, sim: bool, seed: i
             bad += int(np.count_nonzero(y != ref))
             total += ref.size
         if res.get("traced"):  # every FINN tensor standing for one of ours, on every frame
-            report.update(_compare_traced(g, tmap, job["trace"], np.load(res["traced"]), ints))
+            report.update(_compare_traced(g, tmap, job["trace"], np.load(res["traced"]), envs))
         report.update({"bit_exact": bad == 0 and total > 0 and not report.get("traced_mismatches"),
                        "mismatches": bad, "compared_elements": total,
                        "frames": len(refs), "finn_stage_checks_vs_qonnx": res.get("stage_checks")})
