@@ -188,6 +188,11 @@ def build(qonnx: pathlib.Path, g: HwGraph, out: pathlib.Path, sim: bool, seed: i
             np.save(proj / "inputs.npy", xs)
         job["inputs"] = str(proj / "inputs.npy")
     (proj / "job.json").write_text(json.dumps(job, indent=1))
+    what = (f"{len(job['pairs'])} FINN HW layers written from the hardware graph" if flow == "hw_graph"
+            else "FINN's streamlining of the QONNX")
+    print(f"[finn] {flow} flow: {what}; running FINN in {py.parent.parent.name} (partition, specialize, "
+          f"estimates, code generation{', python execution of ' + str(len(np.load(job['inputs']))) + ' frames' if sim else ''})"
+          f", log {proj / 'finn_job.log'}", flush=True)
     t0 = time.time()
     with open(proj / "finn_job.log", "w") as log:
         try:
@@ -210,6 +215,8 @@ def build(qonnx: pathlib.Path, g: HwGraph, out: pathlib.Path, sim: bool, seed: i
                              f"{u.get('finn_op_type')}, after {u['stage']})")
     if not res.get("ok"):
         raise BinaryHPEError(f"finn: {res.get('error')} (log: {proj / 'finn_job.log'})")
+    print(f"[finn] FINN took the network in {time.time() - t0:.0f} s: {len(res.get('nodes', []))} layers in its "
+          f"dataflow partition, code generated for {(res.get('codegen') or {}).get('layers')}", flush=True)
     report = {"backend": "finn", "finn_flow": flow, "project": str(proj), "bit_exact": None, "mismatches": None,
               "compared_elements": None, "finn_stages": res["stages"], "finn_wall_s": round(time.time() - t0, 1),
               "finn_layers": len(res.get("nodes", [])), "finn_codegen": res.get("codegen"),
