@@ -24,13 +24,13 @@ def _cmd_export(args) -> int:
     if args.checkpoint:  # a trained whole-body model: its BiDRN encoders, each checked against execute_onnx
         from binaryhpe.train.loop import export_checkpoint
 
-        out = args.output if args.output != "out/model.onnx" else "out/qonnx"
+        out = args.output or "out/qonnx"
         man = export_checkpoint(args.checkpoint, out)
         print(json.dumps({"export": str(out), "step": man["step"], "encoders": man["encoders"]}, default=str))
         return 0
     model, x = build_model(args.model, seed=args.seed)
     to_hardware(model)
-    path = export_qonnx(model, x, args.output)
+    path = export_qonnx(model, x, args.output or "out/model.onnx")
     res = check_export(model, path, x)
     print(json.dumps({"qonnx": str(path), **res}))
     return 0 if res["mismatches"] == 0 else 1
@@ -59,7 +59,8 @@ def main(argv=None) -> int:
 
     pe = sub.add_parser("export", help="export a built-in model (hardware mode) to QONNX and check it")
     pe.add_argument("model", nargs="?", default="tiny-bidrn")
-    pe.add_argument("-o", "--output", default="out/model.onnx")
+    pe.add_argument("-o", "--output", default=None, help="the QONNX file (default out/model.onnx), or with "
+                                                          "--checkpoint the folder (default out/qonnx)")
     pe.add_argument("--seed", type=int, default=0)
     pe.add_argument("--checkpoint", help="export a trained whole-body model (binaryhpe train's OUT/checkpoint.pt): "
                                          "its BiDRN encoders to QONNX files in the -o folder")

@@ -183,15 +183,17 @@ def build(qonnx: pathlib.Path, g: HwGraph, out: pathlib.Path, sim: bool, seed: i
             if g.tensors[g.input].fmt.bipolar:  # binary values reach FINN as -1/+1 (INT2)
                 fin = 2 * fin - 1
             np.save(proj / "inputs.npy", fin.astype(np.float32))
+            n_frames = len(ints)
             job["trace"] = sorted(set(tmap.values()))
         else:
             np.save(proj / "inputs.npy", xs)
+            n_frames = len(xs)
         job["inputs"] = str(proj / "inputs.npy")
     (proj / "job.json").write_text(json.dumps(job, indent=1))
     what = (f"{len(job['pairs'])} FINN HW layers written from the hardware graph" if flow == "hw_graph"
             else "FINN's streamlining of the QONNX")
     print(f"[finn] {flow} flow: {what}; running FINN in {py.parent.parent.name} (partition, specialize, "
-          f"estimates, code generation{', python execution of ' + str(len(np.load(job['inputs']))) + ' frames' if sim else ''})"
+          f"estimates, code generation{f', python execution of {n_frames} frames' if sim else ''})"
           f", log {proj / 'finn_job.log'}", flush=True)
     t0 = time.time()
     with open(proj / "finn_job.log", "w") as log:

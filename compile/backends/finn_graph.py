@@ -227,48 +227,39 @@ class _Builder:
     def FcFxpMvu(self, lay):  # noqa: N802
         return self._mvu(lay, _int_dt(lay.w_w), fc=True)
 
-    def _thresholds(self, lay, t: np.ndarray) -> list[str]:
-        x = self.src(lay.inputs[0])
+    def thresholding(self, x: str, t: np.ndarray, out_dt: str, act_val: int, lanes: int) -> str:
+        """FINN's Thresholding: ``act_val + sum_i (x >= t[c, i])`` per channel ``c`` (``t``: (C, steps))."""
         h, w, c = self.hw(x)
-        thr = self.init("thresholds", np.repeat(np.asarray(t, dtype=np.int64)[:, None], 2, axis=1))
+        t = np.asarray(t, dtype=np.int64)
         lo, hi = _dt_range(self.dtypes[x])
-        tdt = _fit_dt(min(lo, int(np.min(t))), max(hi, int(np.max(t))))
-        y = self.tensor("pm1", [1, h, w, c], "INT2")
-        self.node("Thresholding", [x, thr], [y], {"PE": lay.lanes}, NumChannels=c, numSteps=2,
-                  inputDataType=self.dtypes[x], weightDataType=tdt, outputDataType="INT2", ActVal=-1,
-                  numInputVectors=[1, h, w])
-        return [y]
+        y = self.tensor("thr", [1, h, w, c], out_dt)
+        self.node("Thresholding", [x, self.init("thresholds", t)], [y], {"PE": lanes}, NumChannels=c,
+                  numSteps=t.shape[1], inputDataType=self.dtypes[x],
+                  weightDataType=_fit_dt(min(lo, int(t.min())), max(hi, int(t.max()))), outputDataType=out_dt,
+                  ActVal=act_val, numInputVectors=[1, h, w])
+        return y
+
+    def _pm1(self, x: str, t: np.ndarray, lanes: int) -> list[str]:
+        """+1 where ``x >= t_c``, else -1 (INT2): thresholds (t_c, t_c) and ``ActVal`` -1."""
+        return [self.thresholding(x, np.repeat(np.asarray(t, dtype=np.int64)[:, None], 2, axis=1), "INT2", -1, lanes)]
 
     def Sign(self, lay):  # noqa: N802
-        return self._thresholds(lay, np.zeros(lay.c, dtype=np.int64))
+        return self._pm1(self.src(lay.inputs[0]), np.zeros(lay.c, dtype=np.int64), lay.lanes)
 
     def Threshold(self, lay):  # noqa: N802
+        x = self.src(lay.inputs[0])
         if not np.any(lay.neg):
-            return self._thresholds(lay, lay.thresholds)
+            return self._pm1(x, lay.thresholds, lay.lanes)
         # x <= T  <=>  -x >= -T: FINN's thresholds only rise, so the channels with a negative BatchNorm scale
         # are negated first (an exact Requant with scale -1 on them, +1 on the others)
-        x = self.src(lay.inputs[0])
         lo, hi = _dt_range(self.dtypes[x])
         sign = np.where(lay.neg.astype(bool), -1, 1)
         nx = self.requant(x, _fit_dt(min(lo, -hi), max(hi, -lo)), lay.lanes, m=sign)
-        saved, self.t[lay.inputs[0]] = self.t[lay.inputs[0]], nx
-        try:
-            return self._thresholds(lay, sign * np.asarray(lay.thresholds, dtype=np.int64))
-        finally:
-            self.t[lay.inputs[0]] = saved
+        return self._pm1(nx, sign * np.asarray(lay.thresholds, dtype=np.int64), lay.lanes)
 
     def MultiThreshold(self, lay):  # noqa: N802
-        x = self.src(lay.inputs[0])
-        h, w, c = self.hw(x)
-        t = np.asarray(lay.thresholds, dtype=np.int64)
-        lo, hi = _dt_range(self.dtypes[x])
-        out = _int_dt(lay.out_w, signed=False)
-        y = self.tensor("mt", [1, h, w, c], out)
-        self.node("Thresholding", [x, self.init("thresholds", t)], [y], {"PE": lay.lanes}, NumChannels=c,
-                  numSteps=t.shape[1], inputDataType=self.dtypes[x],
-                  weightDataType=_fit_dt(min(lo, int(t.min())), max(hi, int(t.max()))), outputDataType=out,
-                  ActVal=0, numInputVectors=[1, h, w])
-        return [y]
+        return [self.thresholding(self.src(lay.inputs[0]), lay.thresholds, _int_dt(lay.out_w, signed=False), 0,
+                                  lay.lanes)]
 
     def Requant(self, lay):  # noqa: N802
         out = _int_dt(lay.out_w - 1, signed=False) if lay.relu else _int_dt(lay.out_w)
