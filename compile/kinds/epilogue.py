@@ -1,0 +1,283 @@
+"""The fused epilogue: a chain of per-channel operations as one hardware layer (``bhpe_epilogue``).
+
+An ``Epilogue`` holds, in order, instances of the elementwise kinds of ``elementwise.py`` (Requant, MulShift,
+AddConst, Prelu, JoinAdd, Sign, Threshold, MultiThreshold), unchanged and keeping their layer names. Their
+``execute`` is the integer semantics: the epilogue runs them one after the other (every intermediate
+saturation as in the stand-alone layer) and never re-implements the arithmetic. Op ``i``'s input width is op
+``i-1``'s output width. At most one op is a JoinAdd; its ``a`` operand is the chain value and its ``b``
+operand the epilogue's second input (``inputs[1]``).
+
+RTL contract (``hw/rtl/bhpe_epilogue.sv``, see its header):
+
+- one input stream ``in_*`` (``Lanes`` elements of ``InW`` bits a beat), with a JoinAdd a second stream
+  ``b_*`` (``InBW`` bits an element) taken in the same cycle as the chain value reaches the JoinAdd's stage;
+  one output stream ``out_*``;
+- one constant ROM of ``C / Lanes`` words for all ops: op-major, op ``i``'s constants (its stand-alone ROM
+  word, lane 0 in the LSBs) at bit ``Lanes * COff_i`` of the word;
+- a register after every multiplying op (MulShift, Prelu) and after the last op, nowhere else: the latency
+  is the number of registers, one beat a cycle.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .base import HwLayer, StreamSpec, clog2
+from .elementwise import (AddConst, JoinAdd, MulShift, MultiThreshold, Prelu, Requant, Sign, Threshold,
+                          _Elementwise)
+
+#: op kind codes of the RTL (parameter ``OpKind``), one per elementwise kind
+OP_CODES = {Requant: 0, MulShift: 1, AddConst: 2, Prelu: 3, JoinAdd: 4, Sign: 5, Threshold: 6, MultiThreshold: 7}
+#: kinds after which the RTL registers the value (a multiplier's output is the timing-critical path)
+REGISTERED_AFTER = (MulShift, Prelu)
+#: bits of one field of the packed per-op parameter vectors
+FIELD_W = 16
+#: most ops one unit holds (the packed vectors are ``MAX_OPS * FIELD_W`` bits)
+MAX_OPS = 16
+
+
+def op_out_w(op: _Elementwise) -> int:
+    """Element width of an op's output stream."""
+    return op.out_streams()[0].width
+
+
+def op_const_bits(op: _Elementwise) -> int:
+    """Bits of per-channel constants one lane of ``op`` needs (0 for ops without constants)."""
+    if isinstance(op, (MulShift, AddConst, Prelu)):
+        return op.const_w
+    if isinstance(op, Threshold):
+        return op.thr_w + 1
+    if isinstance(op, MultiThreshold):
+        return ((1 << op.out_w) - 1) * op.thr_w
+    return 0
+
+
+def _op_memory(op: _Elementwise) -> list[int]:
+    mems = op.rtl_memories()
+    return mems.get("InitFile", [0] * (op.c // op.lanes))
+
+
+@dataclass(kw_only=True)
+class Epilogue(HwLayer):
+    """A fused chain of elementwise ops (``ops``, in order) with the intermediate tensors that fusion removed
+    (``mids``: op ``i``'s output for ``i < len(ops) - 1``, kept so that ``unfuse`` restores them)."""
+
+    ops: list
+    mids: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.rtl_module = "bhpe_epilogue"
+        if not self.ops:
+            raise self._err("needs at least one op")
+        if len(self.ops) > MAX_OPS:
+            raise self._err(f"holds {len(self.ops)} ops, at most {MAX_OPS}")
+        for op in self.ops:
+            if type(op) not in OP_CODES:
+                raise self._err(f"op {getattr(op, 'name', op)!r} is a {type(op).__name__}, not an elementwise kind")
+        first = self.ops[0]
+        for op in self.ops[1:]:
+            if (op.c, op.pixels, op.lanes) != (first.c, first.pixels, first.lanes):
+                raise self._err(f"op {op.name} has c/pixels/lanes {op.c}/{op.pixels}/{op.lanes}, "
+                                f"op {first.name} {first.c}/{first.pixels}/{first.lanes}")
+        for prev, op in zip(self.ops, self.ops[1:]):
+            if not prev.out_streams()[0].signed:
+                raise self._err(f"op {prev.name} has an unsigned output; no op can follow it in a chain")
+            if op.in_w != op_out_w(prev):
+                raise self._err(f"op {op.name} takes {op.in_w} bits, op {prev.name} gives {op_out_w(prev)}")
+        joins = [op for op in self.ops if isinstance(op, JoinAdd)]
+        if len(joins) > 1:
+            raise self._err(f"holds {len(joins)} JoinAdd ops, at most one")
+        if len(self.mids) not in (0, len(self.ops) - 1):
+            raise self._err(f"has {len(self.mids)} intermediate tensors for {len(self.ops)} ops")
+
+    def _err(self, msg: str) -> ValueError:
+        return ValueError(f"Epilogue layer '{self.name}': {msg}")
+
+    # --- shape ---------------------------------------------------------------------------------------
+    @property
+    def c(self) -> int:
+        return self.ops[0].c
+
+    @property
+    def pixels(self) -> int:
+        return self.ops[0].pixels
+
+    @property
+    def lanes(self) -> int:
+        return self.ops[0].lanes
+
+    @lanes.setter
+    def lanes(self, value: int) -> None:
+        if self.c % value:
+            raise self._err(f"lanes={value} does not divide c={self.c}")
+        for op in self.ops:
+            op.lanes = value
+
+    @property
+    def in_w(self) -> int:
+        return self.ops[0].in_w
+
+    @property
+    def out_w(self) -> int:
+        return op_out_w(self.ops[-1])
+
+    @property
+    def join(self) -> JoinAdd | None:
+        """The JoinAdd op, if any."""
+        return next((op for op in self.ops if isinstance(op, JoinAdd)), None)
+
+    @property
+    def beats(self) -> int:
+        return self.pixels * (self.c // self.lanes)
+
+    # --- numerics ------------------------------------------------------------------------------------
+    def execute(self, ins: list[np.ndarray]) -> list[np.ndarray]:
+        want = 2 if self.join is not None else 1
+        if len(ins) != want:
+            raise self._err(f"takes {want} input(s), got {len(ins)}")
+        x = ins[0]
+        for op in self.ops:
+            x = op.execute([x, ins[1]] if isinstance(op, JoinAdd) else [x])[0]
+        return [x]
+
+    # --- pipeline ------------------------------------------------------------------------------------
+    def registered(self) -> list[bool]:
+        """Per op: whether the RTL registers its output (after every multiplying op and after the last)."""
+        n = len(self.ops)
+        return [isinstance(op, REGISTERED_AFTER) or i == n - 1 for i, op in enumerate(self.ops)]
+
+    def stages(self) -> int:
+        """Registered stages between an accepted input beat and its output beat."""
+        return sum(self.registered())
+
+    def cycles(self) -> dict:
+        """One beat a cycle; ``latency`` = first input beat accepted to last output beat accepted
+        = (beats - 1) + stages."""
+        s = self.stages()
+        return {"ii": self.beats, "latency": self.beats - 1 + s, "pipeline": s}
+
+    # --- interfaces / RTL ----------------------------------------------------------------------------
+    def in_streams(self) -> list[StreamSpec]:
+        s = [StreamSpec(self.lanes, self.in_w)]
+        if self.join is not None:
+            s.append(StreamSpec(self.lanes, self.join.in_b_w))
+        return s
+
+    def out_streams(self) -> list[StreamSpec]:
+        return self.ops[-1].out_streams()
+
+    def const_offsets(self) -> list[int]:
+        """Per op: bit offset (per lane) of its constants in a ROM word (times ``lanes`` in the word)."""
+        offs, acc = [], 0
+        for op in self.ops:
+            offs.append(acc)
+            acc += op_const_bits(op)
+        return offs
+
+    def const_bits(self) -> int:
+        """Constant bits a lane (the ROM word is ``lanes`` times this)."""
+        return sum(op_const_bits(op) for op in self.ops)
+
+    def _aux(self, op) -> int:
+        if isinstance(op, Requant):
+            return int(bool(op.relu))
+        if isinstance(op, JoinAdd):
+            return int(op.shift_b)
+        if isinstance(op, MultiThreshold):
+            return int(op.thr_w)
+        if isinstance(op, Threshold):
+            return int(op.thr_w)
+        return 0
+
+    def _shift(self, op) -> int:
+        if isinstance(op, JoinAdd):
+            return int(op.shift_a)
+        return int(getattr(op, "shift", 0))
+
+    def rtl_params(self) -> dict:
+        """Per-op fields packed ``FIELD_W`` bits each, op 0 in the LSBs (two's complement for shifts)."""
+        def pack(vals) -> int:
+            return sum((int(v) & ((1 << FIELD_W) - 1)) << (i * FIELD_W) for i, v in enumerate(vals))
+
+        ops = self.ops
+        j = self.join
+        return {
+            "Lanes": self.lanes, "C": self.c, "NumOps": len(ops), "InW": self.in_w,
+            "InBW": j.in_b_w if j is not None else 1, "OutW": self.out_w, "HasB": int(j is not None),
+            "OpKind": pack(OP_CODES[type(op)] for op in ops),
+            "OpOutW": pack(op_out_w(op) for op in ops),
+            "OpShift": pack(self._shift(op) for op in ops),
+            "OpAux": pack(self._aux(op) for op in ops),
+            "OpCW": pack(op_const_bits(op) for op in ops),
+            "OpCOff": pack(self.const_offsets()),
+            "OpReg": sum(int(r) << i for i, r in enumerate(self.registered())),
+        }
+
+    def rtl_memories(self) -> dict[str, list[int]]:
+        """One ROM for the unit: word g = op i's stand-alone word g at bit ``lanes * COff_i``."""
+        if not self.const_bits():
+            return {}
+        word = [0] * (self.c // self.lanes)
+        for op, off in zip(self.ops, self.const_offsets()):
+            if op_const_bits(op):
+                for g, w in enumerate(_op_memory(op)):
+                    word[g] |= int(w) << (self.lanes * off)
+        return {"InitFile": word}
+
+    def resources(self) -> dict:
+        """First-order model of the fused unit: each op's datapath LUTs (the op's own model less its ROM and
+        stage overhead), one shared ROM, one channel-group counter, one handshake, and registers only where
+        stages are (value, the constants later stages need, valid)."""
+        depth = self.c // self.lanes
+        cbits = self.const_bits()
+        counter_w = clog2(depth) if cbits else 0
+        lut, dsp = 0, 0
+        for op in self.ops:
+            r = op.resources()
+            own_cw = op_const_bits(op)
+            overhead = 2 + 2 * (clog2(depth) if own_cw else 0)
+            if own_cw:
+                overhead += op._rom_resources(own_cw * self.lanes)["lut"]
+            lut += r["lut"] - overhead
+            dsp += r.get("dsp", 0)
+        ff = counter_w
+        offs = self.const_offsets()
+        for i, (op, reg) in enumerate(zip(self.ops, self.registered())):
+            if reg:
+                carried = (cbits - offs[i + 1]) if i + 1 < len(self.ops) else 0
+                ff += self.lanes * (op_out_w(op) + carried) + 1
+        bram = 0
+        if cbits:
+            width = cbits * self.lanes
+            ff += width  # the ROM's read register
+            if depth <= 64:
+                lut += width * math.ceil(depth / 64)
+            else:
+                bram = math.ceil(width / 36) * math.ceil(depth / 512)
+        lut += 2 * self.stages() + 2 * counter_w + (2 if self.join is not None else 0)
+        return {"lut": lut, "ff": ff, "bram18": bram, "dsp": dsp}
+
+    def describe(self) -> dict:
+        return {"name": self.name, "kind": "Epilogue", "c": self.c, "lanes": self.lanes, "pixels": self.pixels,
+                "in_w": self.in_w, "out_w": self.out_w,
+                "ops": [{k: v for k, v in op.describe().items() if k not in ("c", "lanes", "pixels")}
+                        for op in self.ops]}
+
+    # --- graph ---------------------------------------------------------------------------------------
+    def unfuse(self) -> list[HwLayer]:
+        """The ops as stand-alone layers wired through ``mids``: the first reads ``inputs[0]``, the JoinAdd
+        also ``inputs[1]``, the last writes ``outputs[0]``."""
+        if len(self.mids) != len(self.ops) - 1:
+            raise self._err("has no intermediate tensors to unfuse through")
+        names = [self.inputs[0]] + [m.name for m in self.mids] + [self.outputs[0]]
+        out = []
+        for i, op in enumerate(self.ops):
+            op = copy.copy(op)
+            op.inputs = [names[i], self.inputs[1]] if isinstance(op, JoinAdd) else [names[i]]
+            op.outputs = [names[i + 1]]
+            out.append(op)
+        return out
