@@ -1,22 +1,336 @@
-"""Compare the hardware graph's integer reference with qonnx's ``execute_onnx``, tensor by tensor."""
+"""The exact reference of a QONNX graph, and the comparisons of the hardware graph against it.
+
+Reference semantics (docs/numerics.md, "The reference"): the meaning of a QONNX graph is the real-number
+value of each node applied to exact inputs. Every value of a graph that obeys the numerics contract is an
+integer times a power of two, so that meaning is computed exactly by a **float64** execution of the graph
+as long as every value, and every partial sum inside a Conv / MatMul / Gemm, needs at most 53 significant
+bits. ``exact_reference`` (and ``onnx_context``, which the comparisons use) runs that execution:
+
+- ``ToFloat64`` makes a copy of the graph in which every FLOAT initializer, value_info, graph input and
+  output, ``Constant`` and ``Cast`` is DOUBLE;
+- the graph is executed node by node (qonnx's per-node execution): qonnx's custom ops (``Quant``,
+  ``BipolarQuant``, ``Trunc``) are numpy code and keep float64 (Quant through qonnx's ``int_quant``: its
+  ``execute_node`` casts to float32); ``Conv``, ``MatMul``, ``Gemm``, ``PRelu``,
+  ``AveragePool`` and ``GlobalAveragePool`` run in this module's numpy kernels in float64 (onnxruntime has no
+  double kernel for Conv, PRelu or the average pools); every other standard op runs in onnxruntime on DOUBLE
+  tensors, or, where onnxruntime has no double kernel, in ``onnx.reference``;
+- the execution measures, for every tensor and every Conv/MatMul/Gemm partial sum, how many significant bits
+  it needs (``ExactRun.widths``): above 53 it raises (float64 would round), above 24 it records that a float32
+  execution (PyTorch, onnxruntime, qonnx ``execute_onnx``) cannot hold that frame (``ExactRun.float32_exact``
+  is False); such float32 executions are reported as such, never used as the reference.
+
+qonnx's float32 ``execute_onnx`` stays available as ``onnx_context(..., exact=False)`` (what a user of qonnx
+gets) and ``float32_context``.
+"""
 
 from __future__ import annotations
 
+import copy
+import math
+from dataclasses import dataclass, field
+
 import numpy as np
 
+from binaryhpe import BinaryHPEError
 from binaryhpe.compile.graph import HwGraph
 
-
-def nchw_to_hwc(v: np.ndarray) -> np.ndarray:
-    v = np.asarray(v)
-    if v.ndim == 4:
-        return v[0].transpose(1, 2, 0)
-    if v.ndim == 2:
-        return v.reshape(1, 1, -1)
-    raise ValueError(f"unsupported rank {v.ndim}")
+#: significant bits a float32 / float64 holds exactly
+FLOAT32_BITS = 24
+FLOAT64_BITS = 53
+#: the name of this reference in reports (report.json ``simulation.reference``)
+REFERENCE_NAME = "qonnx graph in float64 (binaryhpe.compile.reference.exact_reference)"
 
 
-def onnx_context(mw, x: np.ndarray) -> dict:
+# --- the float64 copy of a graph ------------------------------------------------------------------
+class ToFloat64:
+    """A qonnx-style transformation (``model.transform(ToFloat64())`` or ``ToFloat64().apply(model)``): every
+    FLOAT tensor of the graph becomes DOUBLE (initializers, value_info, inputs, outputs, ``Constant`` values,
+    ``Cast`` targets). Integer tensors (shapes, indices) are left alone. Returns ``(model, False)``."""
+
+    def apply(self, model):
+        from onnx import TensorProto, numpy_helper
+
+        g = model.graph
+        for init in g.initializer:
+            if init.data_type == TensorProto.FLOAT:
+                init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float64), init.name))
+        for vi in list(g.value_info) + list(g.input) + list(g.output):
+            if vi.type.tensor_type.elem_type == TensorProto.FLOAT:
+                vi.type.tensor_type.elem_type = TensorProto.DOUBLE
+        for node in g.node:
+            for a in node.attribute:
+                if node.op_type == "Constant" and a.name == "value" and a.t.data_type == TensorProto.FLOAT:
+                    a.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(a.t).astype(np.float64), a.t.name))
+                if node.op_type == "Cast" and a.name == "to" and a.i == TensorProto.FLOAT:
+                    a.i = TensorProto.DOUBLE
+        return model, False
+
+
+def float64_model(mw):
+    """A float64 copy of a qonnx ModelWrapper (cached on the wrapper: the graph is not expected to change)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    cached = getattr(mw, "_bhpe_float64", None)
+    if cached is not None:
+        return cached
+    m64 = ModelWrapper(copy.deepcopy(mw.model))
+    ToFloat64().apply(m64)
+    try:
+        mw._bhpe_float64 = m64
+    except AttributeError:
+        pass
+    return m64
+
+
+# --- bit widths of float values --------------------------------------------------------------------
+def lsb_exponent(v: np.ndarray) -> int | None:
+    """The exponent of the largest power of two that divides every value of ``v`` (None if all are 0)."""
+    v = np.asarray(v, dtype=np.float64).reshape(-1)
+    v = v[v != 0]
+    if v.size == 0:
+        return None
+    if not np.all(np.isfinite(v)):
+        raise BinaryHPEError("non-finite value in the float64 execution")
+    m, e = np.frexp(np.abs(v))
+    mi = (m * 2.0**FLOAT64_BITS).astype(np.int64)
+    low = mi & -mi
+    tz = np.log2(low.astype(np.float64)).astype(np.int64)
+    return int(np.min(e.astype(np.int64) - FLOAT64_BITS + tz))
+
+
+def significant_bits(v: np.ndarray, lsb_exp: int | None = None) -> int:
+    """Bits of the largest magnitude of ``v`` counted in units of its grid (``2^lsb_exp``, by default the
+    finest power of two that divides every value): the width a float needs to hold ``v`` exactly."""
+    v = np.asarray(v, dtype=np.float64)
+    if lsb_exp is None:
+        lsb_exp = lsb_exponent(v)
+    if lsb_exp is None:
+        return 0
+    mx = float(np.max(np.abs(v)))
+    return 0 if mx == 0 else math.frexp(mx)[1] - lsb_exp
+
+
+# --- numpy kernels in float64 --------------------------------------------------------------------------
+def _attrs(node) -> dict:
+    from onnx import helper
+
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _conv(x, w, b, at, absolute=False):
+    """ONNX Conv (2-D, NCHW, groups, pads, strides, dilations) in float64 as one matrix product per tap."""
+    if x.ndim != 4:
+        raise BinaryHPEError(f"Conv: only 2-D convolutions are supported by the exact reference, got rank {x.ndim}")
+    if at.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+        raise BinaryHPEError("Conv: auto_pad is not supported by the exact reference")
+    if absolute:
+        x, w = np.abs(x), np.abs(w)
+        b = None if b is None else np.abs(b)
+    n, c, h, wd = x.shape
+    m, cg, kh, kw = w.shape
+    grp = int(at.get("group", 1))
+    sh, sw = at.get("strides", [1, 1])
+    dh, dw = at.get("dilations", [1, 1])
+    pt, pl, pb, pr = at.get("pads", [0, 0, 0, 0])
+    xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
+    ow = (wd + pl + pr - dw * (kw - 1) - 1) // sw + 1
+    out = np.zeros((n, m, oh, ow), dtype=np.float64)
+    mg = m // grp
+    for i in range(kh):
+        for j in range(kw):
+            xs = xp[:, :, i * dh: i * dh + sh * (oh - 1) + 1: sh, j * dw: j * dw + sw * (ow - 1) + 1: sw]
+            for gi in range(grp):
+                xg = xs[:, gi * cg:(gi + 1) * cg]
+                wg = w[gi * mg:(gi + 1) * mg, :, i, j]
+                out[:, gi * mg:(gi + 1) * mg] += np.einsum("nchw,mc->nmhw", xg, wg, optimize=True)
+    if b is not None:
+        out += b.reshape(1, -1, 1, 1)
+    return out
+
+
+def _gemm(a, b, c, at, absolute=False):
+    if at.get("transA", 0):
+        a = a.T
+    if at.get("transB", 0):
+        b = b.T
+    alpha, beta = float(at.get("alpha", 1.0)), float(at.get("beta", 1.0))
+    if absolute:
+        a, b, c, alpha, beta = np.abs(a), np.abs(b), None if c is None else np.abs(c), abs(alpha), abs(beta)
+    y = alpha * (a @ b)
+    return y if c is None else y + beta * c
+
+
+def _avgpool(x, at, global_pool=False):
+    if global_pool:
+        return x.sum(axis=(2, 3), keepdims=True) / (x.shape[2] * x.shape[3])
+    kh, kw = at["kernel_shape"]
+    sh, sw = at.get("strides", [1, 1])
+    pt, pl, pb, pr = at.get("pads", [0, 0, 0, 0])
+    if at.get("ceil_mode", 0) or at.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+        raise BinaryHPEError("AveragePool: ceil_mode / auto_pad are not supported by the exact reference")
+    xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    ones = np.pad(np.ones(x.shape[2:]), ((pt, pb), (pl, pr)))
+    n, c, h, w = x.shape
+    oh, ow = (h + pt + pb - kh) // sh + 1, (w + pl + pr - kw) // sw + 1
+    s = np.zeros((n, c, oh, ow))
+    cnt = np.zeros((oh, ow))
+    for i in range(kh):
+        for j in range(kw):
+            s += xp[:, :, i: i + sh * (oh - 1) + 1: sh, j: j + sw * (ow - 1) + 1: sw]
+            cnt += ones[i: i + sh * (oh - 1) + 1: sh, j: j + sw * (ow - 1) + 1: sw]
+    if at.get("count_include_pad", 0):
+        cnt = np.full_like(cnt, kh * kw)
+    return s / cnt
+
+
+def _quant(node, ctx) -> np.ndarray:
+    """qonnx's ``Quant`` function (``int_quant``) on float64 tensors: qonnx's ``execute_node`` of Quant casts
+    its result to float32, which would round an output wider than 24 bits."""
+    from qonnx.custom_op.general.intquant import int_quant
+
+    at = _attrs(node)
+    mode = at.get("rounding_mode", b"ROUND")
+    x, scale, zp, bw = (ctx[i] for i in node.input[:4])
+    y = int_quant(x, scale, zp, bw, int(at.get("signed", 1)), int(at.get("narrow", 0)),
+                  mode.decode() if isinstance(mode, bytes) else mode)
+    return np.asarray(y, dtype=np.float64)
+
+
+def _prelu(x, slope):
+    return np.where(x < 0, x * slope, x)
+
+
+# --- the exact execution -----------------------------------------------------------------------------
+@dataclass
+class ExactRun:
+    """One frame through the float64 execution of a QONNX graph."""
+
+    context: dict
+    output: np.ndarray
+    #: per node: {"node", "op", "bits"}: the significant bits its outputs (and, for Conv/MatMul/Gemm, its
+    #: partial sums) need, measured on this frame
+    widths: list = field(default_factory=list)
+
+    @property
+    def max_bits(self) -> int:
+        return max((w["bits"] for w in self.widths), default=0)
+
+    @property
+    def float32_exact(self) -> bool:
+        """True when a float32 execution holds every value and partial sum of this frame exactly."""
+        return self.max_bits <= FLOAT32_BITS
+
+    def wide_nodes(self, limit: int = FLOAT32_BITS) -> list[dict]:
+        """The nodes whose values or partial sums need more than ``limit`` bits on this frame."""
+        return [w for w in self.widths if w["bits"] > limit]
+
+
+_KERNELS = {"Conv", "MatMul", "Gemm", "PRelu", "AveragePool", "GlobalAveragePool"}
+
+
+def _run_node_numpy(node, ctx) -> tuple[list[np.ndarray], int | None]:
+    """Execute one of ``_KERNELS`` in float64; returns (outputs, partial-sum bits or None)."""
+    ins = [ctx[i] if i else None for i in node.input]
+    at = _attrs(node)
+    op = node.op_type
+    if op == "Conv":
+        x, w = ins[0], ins[1]
+        b = ins[2] if len(ins) > 2 else None
+        y = _conv(x, w, b, at)
+        bound = _conv(x, w, b, at, absolute=True)
+        grid = [lsb_exponent(x), lsb_exponent(w)]
+    elif op in ("MatMul", "Gemm"):
+        a, b = ins[0], ins[1]
+        c = ins[2] if len(ins) > 2 else None
+        at = at if op == "Gemm" else {}
+        y = _gemm(a, b, c, at)
+        bound = _gemm(a, b, c, at, absolute=True)
+        grid = [lsb_exponent(a), lsb_exponent(b)]
+    elif op == "PRelu":
+        return [_prelu(ins[0], ins[1])], None
+    else:
+        return [_avgpool(ins[0], at, global_pool=(op == "GlobalAveragePool"))], None
+    if None in grid:  # an all-zero operand: every partial sum is the bias
+        return [y], None
+    lsb = grid[0] + grid[1]
+    if len(ins) > 2 and ins[2] is not None:
+        lb = lsb_exponent(ins[2])
+        lsb = lsb if lb is None else min(lsb, lb)
+    return [y], significant_bits(bound, lsb)
+
+
+def _run_node_standard(node, ctx, graph, opset) -> None:
+    from qonnx.core.onnx_exec import execute_node
+
+    try:
+        execute_node(node, ctx, graph, opset)
+    except Exception as e:  # onnxruntime has no double kernel for this op: onnx's own numpy reference
+        if "NOT_IMPLEMENTED" not in str(e):
+            raise BinaryHPEError(f"node {node.name} ({node.op_type}): float64 execution failed: {e}") from None
+        from onnx import helper
+        from onnx.reference import ReferenceEvaluator
+
+        outs = ReferenceEvaluator(helper.make_model(helper.make_graph(
+            [node], "n", [helper.make_tensor_value_info(i, 11, None) for i in node.input if i],
+            [helper.make_tensor_value_info(o, 11, None) for o in node.output]),
+            opset_imports=[helper.make_opsetid("", opset)])).run(None, {i: ctx[i] for i in node.input if i})
+        for o, v in zip(node.output, outs):
+            ctx[o] = v
+
+
+def exact_reference(mw, x: np.ndarray) -> ExactRun:
+    """The exact value of the QONNX graph ``mw`` (a qonnx ModelWrapper) on one input ``x`` (the graph input's
+    own layout and scale): a float64 execution, node by node, that checks it stays exact (see module doc).
+    Raises a one-line error naming the node where float64 itself would round."""
+    import qonnx.core.execute_custom_node as ex_cu_node
+    from qonnx.custom_op.registry import is_custom_op
+    from qonnx.util.basic import get_preferred_qonnx_opset
+
+    from binaryhpe.train.export import _quiet
+
+    m64 = float64_model(mw)
+    graph = m64.graph
+    ctx = m64.make_empty_exec_context()
+    iname = graph.input[0].name
+    x = np.asarray(x, dtype=np.float64)
+    if tuple(ctx[iname].shape) != x.shape:
+        raise BinaryHPEError(f"input {iname!r}: frame shape {x.shape} differs from the graph's "
+                             f"{tuple(ctx[iname].shape)}")
+    ctx[iname] = x
+    opsets = m64.get_opset_imports()
+    widths = []
+    with _quiet():
+        for node in graph.node:
+            opset = opsets.get(node.domain, get_preferred_qonnx_opset())
+            psum = None
+            if node.op_type == "Quant" and is_custom_op(node.domain, node.op_type):
+                ctx[node.output[0]] = _quant(node, ctx)
+            elif is_custom_op(node.domain, node.op_type):
+                ex_cu_node.execute_custom_node(node, ctx, graph, onnx_opset_version=opset)
+            elif node.op_type in _KERNELS and node.domain in ("", "ai.onnx"):
+                outs, psum = _run_node_numpy(node, ctx)
+                for o, v in zip(node.output, outs):
+                    ctx[o] = v
+            else:
+                _run_node_standard(node, ctx, graph, opset)
+            bits = psum or 0
+            for o in node.output:
+                v = ctx[o]
+                if isinstance(v, np.ndarray) and v.dtype.kind == "f":
+                    if v.dtype != np.float64:
+                        raise BinaryHPEError(f"node {node.name} ({node.op_type}) produced {v.dtype}, not float64")
+                    bits = max(bits, significant_bits(v))
+            if bits > FLOAT64_BITS:
+                raise BinaryHPEError(f"node {node.name} ({node.op_type}): values need {bits} significant bits; "
+                                     f"float64 holds {FLOAT64_BITS}, the exact reference cannot be computed")
+            widths.append({"node": node.name, "op": node.op_type, "bits": int(bits)})
+    return ExactRun(context=ctx, output=ctx[graph.output[0].name], widths=widths)
+
+
+def float32_context(mw, x: np.ndarray) -> dict:
+    """qonnx's own ``execute_onnx`` in float32 (what PyTorch and onnxruntime compute): not a reference where
+    ``exact_reference(...).float32_exact`` is False."""
     from qonnx.core.onnx_exec import execute_onnx
 
     from binaryhpe.train.export import _quiet
@@ -26,6 +340,22 @@ def onnx_context(mw, x: np.ndarray) -> dict:
                             return_full_exec_context=True)
 
 
+# --- comparisons with the hardware graph ----------------------------------------------------------------
+def nchw_to_hwc(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v)
+    if v.ndim == 4:
+        return v[0].transpose(1, 2, 0)
+    if v.ndim == 2:
+        return v.reshape(1, 1, -1)
+    raise ValueError(f"unsupported rank {v.ndim}")
+
+
+def onnx_context(mw, x: np.ndarray, exact: bool = True) -> dict:
+    """Every tensor of the QONNX graph on input ``x``: the exact (float64) execution by default,
+    qonnx's float32 ``execute_onnx`` with ``exact=False``."""
+    return exact_reference(mw, x).context if exact else float32_context(mw, x)
+
+
 def hw_input(g: HwGraph, ctx: dict) -> np.ndarray:
     """The integers the hardware receives: the input quantizer's output in the QONNX execution."""
     onnx_in = next(k for k, v in g.onnx_names.items() if v == g.input)
@@ -33,8 +363,11 @@ def hw_input(g: HwGraph, ctx: dict) -> np.ndarray:
 
 
 def compare_with_onnx(g: HwGraph, mw, x: np.ndarray) -> dict:
-    """Run both; return per-tensor mismatch counts and the first tensor that differs (None if exact)."""
-    ctx = onnx_context(mw, x)
+    """Run the compiler's integer reference and the exact reference of the QONNX graph on one frame; return
+    per-tensor mismatch counts, the first tensor that differs (None if exact), and whether float32 executions
+    hold this frame (``float32_exact``; ``wide_nodes`` lists the nodes past 24 bits)."""
+    run = exact_reference(mw, x)
+    ctx = run.context
     env = g.execute(hw_input(g, ctx))
     checked, first_bad, total = 0, None, 0
     for onnx_name, hw_name in g.onnx_names.items():
@@ -52,4 +385,23 @@ def compare_with_onnx(g: HwGraph, mw, x: np.ndarray) -> dict:
     out_ref = nchw_to_hwc(ctx[mw.graph.output[0].name])
     out_got = g.tensors[g.output].fmt.to_real(env[g.output])
     return {"tensors_checked": checked, "elements_checked": total, "first_mismatch": first_bad,
-            "output_exact": bool(np.array_equal(out_ref, out_got)), "env": env, "ctx": ctx}
+            "output_exact": bool(np.array_equal(out_ref, out_got)), "reference": REFERENCE_NAME,
+            "max_bits": run.max_bits, "float32_exact": run.float32_exact,
+            "wide_nodes": [w["node"] for w in run.wide_nodes()][:8], "env": env, "ctx": ctx}
+
+
+def check_frames(g: HwGraph, mw, frames) -> dict:
+    """``compare_with_onnx`` on every frame (float arrays in the QONNX input's layout): the number of frames
+    checked, the frames that differ, and how many need more than float32 holds. Returns also the hardware
+    input integers and reference outputs of every frame (``inputs``, ``outputs``) for the simulations."""
+    bad, wide, ins, outs, max_bits = [], 0, [], [], 0
+    for i, x in enumerate(frames):
+        r = compare_with_onnx(g, mw, x)
+        if r["first_mismatch"] is not None or not r["output_exact"]:
+            bad.append({"frame": i, **{k: v for k, v in r.items() if k in ("first_mismatch", "output_exact")}})
+        wide += int(not r["float32_exact"])
+        max_bits = max(max_bits, r["max_bits"])
+        ins.append(hw_input(g, r["ctx"]))
+        outs.append(r["env"][g.output])
+    return {"reference": REFERENCE_NAME, "frames_checked": len(ins), "mismatching_frames": bad,
+            "frames_beyond_float32": wide, "max_bits": max_bits, "inputs": ins, "outputs": outs}
