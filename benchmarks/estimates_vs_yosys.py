@@ -107,13 +107,12 @@ def per_kind(g, work: pathlib.Path, per: int = 2, ecp5: bool = True) -> dict:
 
 def tiny_pnr(qonnx: pathlib.Path, work: pathlib.Path, device: str = "ecp5-85f") -> dict:
     from binaryhpe.compile.bitstream import build_bitstream
-    from binaryhpe.compile.estimate import device_folding, estimate
+    from binaryhpe.compile.estimate import estimate
     from binaryhpe.compile.flow import step_lower, step_rtl
 
     print(f"\n== tiny BiDRN on {device}: fold, Yosys, nextpnr-ecp5, ecppack ==")
     t0 = time.time()
-    fold, est = device_folding(qonnx, device, "max")
-    g, _ = step_lower(qonnx, folding=fold)
+    g, _ = step_lower(qonnx, device=device)  # the build's lower / optimize / fold steps, device-aware
     rtl = step_rtl(g, work / "tiny")
     e = estimate(g, device)
     print(f"folding for {device}: ii {e['ii_cycles']} cycles, estimate {e['totals']} ({time.time() - t0:.0f} s)")

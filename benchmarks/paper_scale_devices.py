@@ -5,7 +5,7 @@
 
 The system: the body encoder BiDRN-50 at 256x192, the hand encoder BiDRN-50 at 256x256 run twice a frame
 (two hand crops), the face encoder BiDRN-18 at 192x192 (built-in models bidrn-50-body, bidrn-50-hand,
-bidrn-18-face), side by side on one device. For each device :func:`binaryhpe.compile.estimate.fold_system`
+bidrn-18-face), side by side on one device. For each device :func:`binaryhpe.compile.folding.fold_system`
 finds the highest common frame rate at which all three fit (PE/SIMD per MVU; weights in BRAM, URAM, or
 streamed from DRAM through the MVUs' weight ports), with the roofline figures.
 
@@ -31,7 +31,7 @@ import sys
 import time
 
 from binaryhpe.compile.devices import device_names, load_device
-from binaryhpe.compile.estimate import fold_system, prepare
+from binaryhpe.compile.folding import fold_system, prepare
 
 PARTS = [("body BiDRN-50 256x192", "bidrn-50-body", 1), ("hand BiDRN-50 256x256 (x2)", "bidrn-50-hand", 2),
          ("face BiDRN-18 192x192", "bidrn-18-face", 1)]

@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from binaryhpe.compile import estimate as E
+from binaryhpe.compile.storage import apply_storage
 from binaryhpe.compile.kinds.mvu import FxpMvu, XnorMvu
 from binaryhpe.compile.synth import rtl_library, run_yosys, synth_layer
 
@@ -83,9 +84,12 @@ def main(quick: bool) -> None:
     print()
 
     print("## 2. Estimate DRAM bytes vs the RTL's weight-port beats (example 3x3 conv, 64 -> 64 ch, 4x4 px)")
-    g = E.example_graph(h=4, w=4, c=64, cout=64, pe=2, simd=4)
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
+    from example_graphs import example_graph
+
+    g = example_graph(h=4, w=4, c=64, cout=64, pe=2, simd=4)
     est0 = E.estimate(g, None, {"mvu": "dram"})
-    E.apply_storage(g, {"mvu": "dram"})
+    apply_storage(g, {"mvu": "dram"})
     lay = g.layer("mvu")
     est = E.estimate(g, None)
     assert est["dram_bytes_per_frame"] == est0["dram_bytes_per_frame"]

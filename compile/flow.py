@@ -1,25 +1,110 @@
-"""The build flow, a named list of steps over one output folder (FINN's builder idea):
+"""The build flow: a named list of steps over one build state (FINN's builder idea).
 
-model -> QONNX (export + check) -> hardware graph (lower, optimize) -> RTL (generate) -> simulation -> report.
-``binaryhpe build [MODEL] -o OUT [--sim]`` runs it.
+Each step is a function ``(BuildState) -> BuildState`` with a name; :func:`run_flow` runs a list of them,
+prints ``[build] step i/n name ...`` and records each step's time (``report.json`` key ``steps``). The flows:
+
+- ``binaryhpe build`` (RTL, :data:`FPGA_STEPS`): export -> lower -> optimize -> fold -> storage -> hwgraph ->
+  rtl -> [simulate] -> report -> device;
+- ``--target mcu:NAME`` (:data:`MCU_STEPS`): export -> lower -> optimize -> fold -> mcu;
+- ``--backend hls4ml|finn`` (:data:`BACKEND_STEPS`): export -> lower -> optimize -> fold -> hwgraph -> backend.
+
+The QONNX file is lowered once per build (``lower``); ``optimize`` runs the standard pass list
+(``compile.passes.standard_passes``) up to folding, and ``fold`` runs the rest of it, either at the build's
+target or, with a device, inside the device-aware folding search (``compile.folding``) on the same graph.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import pathlib
 import shutil
 import time
+from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
 from binaryhpe import BinaryHPEError
+from binaryhpe.compile.devices import load_device
+from binaryhpe.compile.estimate import estimate, predicted_cycles  # noqa: F401 - predicted_cycles: public here too
+from binaryhpe.compile.folding import fold_for_device
 from binaryhpe.compile.graph import HwGraph
+from binaryhpe.compile.passes import folding_passes, load_folding, prepare_passes
+from binaryhpe.compile.report import write_reports
+from binaryhpe.compile.storage import apply_storage, plan_storage
 
 
 def _log(msg: str) -> None:
     print(f"[build] {msg}", flush=True)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the build state and the step runner
+
+
+@dataclass
+class BuildOptions:
+    """What ``binaryhpe build`` was asked for (the command-line flags)."""
+
+    sim: bool = False
+    seed: int = 0
+    folding_file: str | None = None
+    target_cycles: int | None = None
+    waves: bool = False
+    device: object = None
+    fps: object = None
+    bitstream: bool = False
+    synth: object = False
+    target: str = "fpga"
+    backend: str = "rtl"
+    backend_options: dict = field(default_factory=dict)
+
+
+@dataclass
+class BuildState:
+    """Everything a build knows, handed from step to step."""
+
+    model: str
+    out: pathlib.Path
+    opts: BuildOptions = field(default_factory=BuildOptions)
+    qonnx: pathlib.Path | None = None
+    export_check: dict | None = None
+    mw: object = None  # the QONNX ModelWrapper (lowered once)
+    g: HwGraph | None = None  # the hardware graph: unfolded after "optimize", folded after "fold"
+    dev: object = None  # the target Device (None: device-free)
+    folding: dict | None = None  # the user's --folding overrides
+    fold_estimate: dict | None = None  # the device-aware folding's estimate
+    streamed: list = field(default_factory=list)  # MVUs whose weights stream from DRAM
+    rtl: pathlib.Path | None = None
+    simulation: dict | None = None
+    report: dict = field(default_factory=dict)
+    steps: list = field(default_factory=list)  # [{"name", "seconds"}] of the steps run so far
+    t0: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    run: Callable[[BuildState], BuildState]
+    #: the step runs only when this holds for the state (None: always)
+    when: Callable[[BuildState], bool] | None = None
+
+
+def run_flow(steps: list[Step], state: BuildState) -> BuildState:
+    """Run the steps that apply to ``state`` in order, with a progress line and the time of each."""
+    todo = [s for s in steps if s.when is None or s.when(state)]
+    for i, step in enumerate(todo, 1):
+        _log(f"step {i}/{len(todo)} {step.name} ...")
+        t = time.time()
+        state = step.run(state)
+        state.steps.append({"name": step.name, "seconds": round(time.time() - t, 2)})
+    return state
+
+
+# ---------------------------------------------------------------------------------------------------------
+# helpers the steps use (public: tests, benchmarks and the notebook call them too)
 
 
 def step_params_ops(net, x, name: str) -> dict:
@@ -57,39 +142,30 @@ def step_model_to_qonnx(model: str, out: pathlib.Path, seed: int) -> tuple[pathl
     return path, check
 
 
-def step_lower(qonnx: pathlib.Path, target_cycles=None, folding=None) -> tuple[HwGraph, object]:
+def lower_once(qonnx: pathlib.Path) -> tuple[HwGraph, object]:
+    """Load and lower a QONNX file (the one lowering of a build) and run the passes before folding."""
     from binaryhpe.compile.lower import load_qonnx, lower
-    from binaryhpe.compile.passes import optimize
 
     mw = load_qonnx(qonnx)
-    g = optimize(lower(mw, source=str(qonnx.name)), target_cycles=target_cycles, folding=folding)
-    return g, mw
+    return prepare_passes(lower(mw, source=str(qonnx.name))), mw
 
 
-def predicted_cycles(g: HwGraph) -> dict:
-    """Frame interval = the slowest layer's ii (from the per-layer cycle models).
+def step_lower(qonnx: pathlib.Path, target_cycles=None, folding=None, device=None, fps=None) -> tuple[HwGraph, object]:
+    """The build's ``lower``, ``optimize`` and ``fold`` steps (the device-aware folding with ``device``): the
+    folded hardware graph and the QONNX model."""
+    q = pathlib.Path(qonnx)
+    s = BuildState(model=str(q), out=q.parent, opts=BuildOptions(target_cycles=target_cycles, fps=fps), qonnx=q,
+                   folding=folding, dev=load_device(device) if device is not None else None)
+    s = run_steps_quiet([LOWER, OPTIMIZE, FOLD], s)
+    return s.g, s.mw
 
-    Latency, a streaming estimate: every tensor has a start time (its first beat) and a duration (first to
-    last beat, the slowest ii upstream). A layer starts ``latency - ii`` after its input starts (its pipeline),
-    except a window generator, which must first receive the input rows of its first window: it starts
-    ``(K - Pad) / H`` of its input's duration later. Latency = output start + output duration."""
-    from binaryhpe.compile.kinds.pool import Pool
-    from binaryhpe.compile.kinds.swg import SlidingWindow
 
-    ii = max(lay.cycles()["ii"] for lay in g.layers)
-    start: dict[str, float] = {g.input: 0.0}
-    dur: dict[str, float] = {g.input: float(math.prod(g.tensors[g.input].shape) // g.tensors[g.input].lanes)}
-    for lay in g.layers:
-        c = lay.cycles()
-        s0 = max(start[t] for t in lay.inputs)
-        d0 = max(dur[t] for t in lay.inputs)
-        lead = max(0, c["latency"] - c["ii"])
-        if isinstance(lay, (SlidingWindow, Pool)):
-            lead += d0 * min(1.0, (lay.k - lay.pad) / lay.h)
-        for t in lay.outputs:
-            start[t] = s0 + lead
-            dur[t] = max(d0, float(c["ii"]))
-    return {"ii": int(ii), "latency": int(round(start[g.output] + dur[g.output]))}
+def run_steps_quiet(steps: list[Step], state: BuildState) -> BuildState:
+    """Run ``steps`` without progress lines (a helper inside another flow)."""
+    for step in steps:
+        if step.when is None or step.when(state):
+            state = step.run(state)
+    return state
 
 
 def layer_table(g: HwGraph) -> list[dict]:
@@ -160,62 +236,294 @@ def step_simulate(g: HwGraph, mw, rtl: pathlib.Path, seed: int, frames: int = 3,
             "runs": runs, "frames": len(ins)}
 
 
+# ---------------------------------------------------------------------------------------------------------
+# device options (the report keys of --device / --fps / --bitstream / --synth)
+
+
+def _json_safe(o):
+    if isinstance(o, dict):
+        return {k: _json_safe(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_json_safe(v) for v in o]
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    return o
+
+
+#: the device of ``binaryhpe build --bitstream`` without ``--device``
+DEFAULT_BITSTREAM_DEVICE = "ecp5-85f"
+
+
+def build_device(device=None, bitstream: bool = False):
+    """The device a build targets: ``device``; with ``bitstream`` and no device, ECP5-85F; a bitstream for
+    a Xilinx device is an error (those get a Vivado project)."""
+    dev = load_device(device) if device is not None else None
+    if bitstream:
+        if dev is None:
+            dev = load_device(DEFAULT_BITSTREAM_DEVICE)
+        elif dev.family != "ecp5":
+            raise BinaryHPEError(f"--bitstream runs the open ECP5 flow; {dev.name} is a {dev.family} part (its "
+                                 "build writes a Vivado project instead: drop --bitstream, or use --device "
+                                 "ecp5-25f / ecp5-85f)")
+    return dev
+
+
+def build_folding(qonnx, device=None, fps=None, bitstream: bool = False, folding: dict | None = None):
+    """The folding overrides a build with these options uses (for callers outside the flow): None without a
+    device (the default folding, or ``folding`` as is); with a device the device-aware folding for ``fps``
+    (default: as fast as fits), the user's per-layer overrides winning."""
+    from binaryhpe.compile.folding import folding_of
+
+    dev = build_device(device, bitstream)
+    if dev is None:
+        if fps is not None:
+            raise BinaryHPEError("--fps needs --device (the frame rate is counted at the device's clock)")
+        return folding
+    g0, _ = lower_once(pathlib.Path(qonnx))
+    g, _ = _device_fold(g0, dev, fps, folding)
+    return folding_of(g)
+
+
+def _device_fold(g0: HwGraph, dev, fps, overrides):
+    g, est = fold_for_device(g0, dev, "max" if fps is None else fps, overrides)
+    if not est["fits"]:
+        over = ", ".join(f"{k} {est['utilisation'][k]:.0%}" for k in est["over"])
+        raise BinaryHPEError(f"the design does not fit {dev.name} even at the slowest folding: {over}")
+    _log(f"{dev.name}: folded for {'as fast as fits' if fps is None else f'{fps:g} fps'}: "
+         f"{est['fps']:.1f} fps estimated ({est['bound']} bound)")
+    return g, est
+
+
+def apply_device_options(report: dict, g: HwGraph, out_dir, device=None, fps=None, bitstream=False,
+                         synth=False) -> dict:
+    """Add the device keys of the ``binaryhpe build`` contract to ``report`` and write the readable reports.
+
+    - ``device``: the device description (None without ``--device``: the estimate is then device-free);
+    - ``resources``: estimated ``lut``, ``ff``, ``bram18``, ``dsp`` (``uram`` too) of ``g`` as built;
+    - ``fps``: estimated frames/s at the device clock (None without a device), ``fps_target``;
+    - ``estimate``: per-layer rows, utilisation, roofline;
+    - ``synth``: Yosys counts of the whole design (``synth=True``, or from the ECP5 run with ``bitstream``);
+      ``synth="layers"`` also synthesizes each distinct layer configuration (``synth_layers``: the
+      per-layer "synthesized" columns of the report; minutes for a whole BiDRN);
+    - ``bitstream``, ``fmax_mhz``, ``pnr``, ``fps_at_fmax``, ``timing_met``: with ``bitstream=True`` (ECP5
+      devices; default ecp5-85f); ``fps_at_fmax`` is the estimate at min(fmax, device clock).
+    Writes ``OUT/report.json``, ``OUT/report.md`` and ``OUT/report.html``. ``g`` is the graph the RTL was
+    generated from (``OUT/rtl``)."""
+    out = pathlib.Path(out_dir)
+    dev = build_device(device, bitstream)
+    storage = plan_storage(g, dev) if dev else {}
+    est = estimate(g, dev, storage)
+    report["device"] = dev.to_dict() if dev else None
+    report["resources"] = {k: est["totals"][k] for k in ("lut", "ff", "bram18", "dsp", "uram")}
+    report["fps"] = est.get("fps")
+    report["fps_target"] = fps
+    report["estimate"] = est
+    rom_in_rtl = [r["name"] for r in est["layers"] if r["weights"] == "dram" and not g.layer(r["name"]).streamed]
+    if rom_in_rtl:
+        report["estimate_note"] = (f"{len(rom_in_rtl)} layer(s) ({', '.join(rom_in_rtl[:3])}"
+                                   f"{', ...' if len(rom_in_rtl) > 3 else ''}) stream their weights from DRAM in this "
+                                   "estimate but keep a ROM in the generated RTL (estimate.apply_storage before "
+                                   "the RTL is generated gives them weight ports)")
+    rtl = out / "rtl"
+    if synth:
+        from binaryhpe.compile.synth import synth_design, synth_distinct_layers
+
+        fam = "ecp5" if (dev and dev.vendor == "lattice") else "xilinx"
+        report["synth"] = synth_design(rtl, family=fam)
+        if synth == "layers":
+            report["synth_layers"] = synth_distinct_layers(g, fam, out / "synth_layers")
+    if bitstream:
+        from binaryhpe.compile.bitstream import build_bitstream
+
+        b = build_bitstream(rtl, out / "bitstream", device=dev)
+        report["bitstream"] = b["bitstream"]
+        report["fmax_mhz"] = b["fmax_mhz"]
+        report["pnr"] = b
+        if b["fmax_mhz"] and est.get("fps_compute"):
+            # the placed design's own rate: the compute bound scales with the clock it reaches, DRAM does not
+            clk = min(b["fmax_mhz"], b["clock_mhz"])
+            report["fps_at_fmax"] = min(est["fps_compute"] * clk / b["clock_mhz"], est["fps_memory"])
+            report["timing_met"] = b["fmax_mhz"] >= b["clock_mhz"]
+        report.setdefault("synth", b.get("synth"))
+    if dev is not None and dev.vendor == "xilinx" and rtl.is_dir():
+        from binaryhpe.compile.vivado import write_vivado_project
+
+        report["vivado"] = write_vivado_project(rtl, out / "vivado", dev, g)["tcl"]
+    report = _json_safe(report)
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    write_reports(report, out)
+    return report
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the steps
+
+
+def _export(s: BuildState) -> BuildState:
+    s.qonnx, s.export_check = step_model_to_qonnx(s.model, s.out, s.opts.seed)
+    return s
+
+
+def _lower(s: BuildState) -> BuildState:
+    from binaryhpe.compile.lower import load_qonnx, lower
+
+    s.mw = load_qonnx(s.qonnx)
+    s.g = lower(s.mw, source=str(s.qonnx.name))
+    return s
+
+
+def _optimize(s: BuildState) -> BuildState:
+    prepare_passes(s.g)
+    return s
+
+
+def _fold(s: BuildState) -> BuildState:
+    if s.dev is not None:  # the device-aware search over trial foldings of this graph
+        s.g, s.fold_estimate = _device_fold(s.g, s.dev, s.opts.fps, s.folding)
+    else:
+        folding_passes(s.g, s.opts.target_cycles, s.folding)
+    return s
+
+
+def _storage(s: BuildState) -> BuildState:
+    """MVUs whose weights the device's block RAM cannot hold get a weight-stream port."""
+    s.streamed = apply_storage(s.g, plan_storage(s.g, s.dev))
+    if s.streamed:
+        _log(f"{len(s.streamed)} MVU(s) stream their weights from DRAM on {s.dev.name}: "
+             + ", ".join(s.streamed[:4]) + (" ..." if len(s.streamed) > 4 else ""))
+    return s
+
+
+def _hwgraph(s: BuildState) -> BuildState:
+    (s.out / "hwgraph.json").write_text(s.g.to_json())
+    _log(f"hardware graph: {len(s.g.layers)} layers")
+    return s
+
+
+def _rtl(s: BuildState) -> BuildState:
+    s.rtl = step_rtl(s.g, s.out)
+    _log(f"RTL: {s.rtl / 'bhpe_top.sv'}")
+    return s
+
+
+def _simulate(s: BuildState) -> BuildState:
+    s.simulation = step_simulate(s.g, s.mw, s.rtl, s.opts.seed, waves=s.opts.waves)
+    return s
+
+
+def _report(s: BuildState) -> BuildState:
+    pred = predicted_cycles(s.g)
+    rows = layer_table(s.g)
+    s.report = {"model": s.model, "qonnx": str(s.qonnx), "export_check": s.export_check, "bit_exact": None,
+                "cycles_per_frame": None, "predicted_cycles_per_frame": pred["ii"],
+                "predicted_latency_cycles": pred["latency"], "layers": rows}
+    if s.simulation is not None:
+        sim = s.simulation
+        s.report["bit_exact"] = sim["bit_exact"]
+        steady = sim["runs"][0]
+        s.report["cycles_per_frame"] = steady["ii_cycles"]
+        s.report["latency_cycles"] = steady["latency_cycles"]
+        s.report["simulation"] = sim
+    s.report["wall_s"] = round(time.time() - s.t0, 1)
+    (s.out / "report.json").write_text(json.dumps(s.report, indent=1))
+    return s
+
+
+def _device(s: BuildState) -> BuildState:
+    """The device keys (device, resources, fps, synth, bitstream, fmax_mhz) and report.md / report.html."""
+    o = s.opts
+    s.report = apply_device_options(s.report, s.g, s.out, device=o.device, fps=o.fps, bitstream=o.bitstream,
+                                    synth=o.synth)
+    return s
+
+
+def _mcu(s: BuildState) -> BuildState:
+    """``--target mcu:NAME``: the same hardware graph, as C for a microcontroller (sim/mcu.py)."""
+    from binaryhpe.sim.mcu import build_mcu
+
+    s.report = build_mcu(s.g, s.out, s.opts.target, sim=s.opts.sim)
+    return s
+
+
+def _backend(s: BuildState) -> BuildState:
+    """``--backend hls4ml|finn``: the same QONNX and hardware graph (its folding included), handed to that tool;
+    its project goes under ``OUT/<backend>/``."""
+    from binaryhpe.compile.backends import run_backend
+
+    rep = run_backend(s.opts.backend, s.qonnx, s.g, s.out, sim=s.opts.sim, seed=s.opts.seed,
+                      **s.opts.backend_options)
+    s.report = {"model": s.model, "qonnx": str(s.qonnx), "export_check": s.export_check,
+                "backend": s.opts.backend, "bit_exact": None, **rep, "wall_s": round(time.time() - s.t0, 1)}
+    return s
+
+
+EXPORT = Step("export", _export)
+LOWER = Step("lower", _lower)
+OPTIMIZE = Step("optimize", _optimize)
+FOLD = Step("fold", _fold)
+STORAGE = Step("storage", _storage, when=lambda s: s.dev is not None)
+HWGRAPH = Step("hwgraph", _hwgraph)
+RTL = Step("rtl", _rtl)
+SIMULATE = Step("simulate", _simulate, when=lambda s: s.opts.sim)
+REPORT = Step("report", _report)
+DEVICE = Step("device", _device)
+MCU = Step("mcu", _mcu)
+BACKEND = Step("backend", _backend)
+
+#: ``binaryhpe build`` (the RTL backend)
+FPGA_STEPS = [EXPORT, LOWER, OPTIMIZE, FOLD, STORAGE, HWGRAPH, RTL, SIMULATE, REPORT, DEVICE]
+#: ``binaryhpe build --target mcu:NAME``
+MCU_STEPS = [EXPORT, LOWER, OPTIMIZE, FOLD, MCU]
+#: ``binaryhpe build --backend hls4ml|finn``
+BACKEND_STEPS = [EXPORT, LOWER, OPTIMIZE, FOLD, HWGRAPH, BACKEND]
+
+
+def _finish(s: BuildState) -> dict:
+    """Add the step times to the report and write it once more."""
+    s.report["steps"] = s.steps
+    s.report["wall_s"] = round(time.time() - s.t0, 1)
+    (s.out / "report.json").write_text(json.dumps(_json_safe(s.report), indent=1, default=str))
+    return s.report
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the builds
+
+
 def build(model: str, out, sim: bool = False, seed: int = 0, folding_file=None, target_cycles=None,
           waves: bool = False, device=None, fps=None, bitstream: bool = False, synth=False) -> dict:
-    from binaryhpe.compile.estimate import apply_device_options, apply_storage, build_device, build_folding, plan_storage
-    from binaryhpe.compile.passes import load_folding
-
+    """``binaryhpe build MODEL -o OUT``: :data:`FPGA_STEPS`; returns the report (``OUT/report.json``)."""
     out = pathlib.Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
-    folding = load_folding(folding_file) if folding_file else None
-    _log(f"model {model} -> {out}")
-    qonnx, check = step_model_to_qonnx(model, out, seed)
-    folding = build_folding(qonnx, device, fps, bitstream, folding)
-    g, mw = step_lower(qonnx, target_cycles, folding)
+    opts = BuildOptions(sim=sim, seed=seed, folding_file=folding_file, target_cycles=target_cycles, waves=waves,
+                        device=device, fps=fps, bitstream=bitstream, synth=synth)
     dev = build_device(device, bitstream)
-    if dev is not None:  # MVUs whose weights the device's block RAM cannot hold get a weight-stream port
-        streamed = apply_storage(g, plan_storage(g, dev))
-        if streamed:
-            _log(f"{len(streamed)} MVU(s) stream their weights from DRAM on {dev.name}: " + ", ".join(streamed[:4])
-                 + (" ..." if len(streamed) > 4 else ""))
-    (out / "hwgraph.json").write_text(g.to_json())
-    _log(f"hardware graph: {len(g.layers)} layers")
-    rtl = step_rtl(g, out)
-    _log(f"RTL: {rtl / 'bhpe_top.sv'}")
-    pred = predicted_cycles(g)
-    rows = layer_table(g)
-    report = {"model": model, "qonnx": str(qonnx), "export_check": check, "bit_exact": None,
-              "cycles_per_frame": None, "predicted_cycles_per_frame": pred["ii"],
-              "predicted_latency_cycles": pred["latency"], "layers": rows}
-    if sim:
-        s = step_simulate(g, mw, rtl, seed, waves=waves)
-        report["bit_exact"] = s["bit_exact"]
-        steady = s["runs"][0]
-        report["cycles_per_frame"] = steady["ii_cycles"]
-        report["latency_cycles"] = steady["latency_cycles"]
-        report["simulation"] = s
-    report["wall_s"] = round(time.time() - t0, 1)
-    (out / "report.json").write_text(json.dumps(report, indent=1))
-    # device keys (device, resources, fps, synth, bitstream, fmax_mhz) and report.md / report.html
-    report = apply_device_options(report, g, out, device=device, fps=fps, bitstream=bitstream, synth=synth)
-    print(format_table(rows, limit=40))
-    print(f"predicted cycles/frame {pred['ii']}, latency {pred['latency']}"
+    if dev is None and fps is not None:
+        raise BinaryHPEError("--fps needs --device (the frame rate is counted at the device's clock)")
+    s = BuildState(model=model, out=out, opts=opts, dev=dev,
+                   folding=load_folding(folding_file) if folding_file else None)
+    _log(f"model {model} -> {out}")
+    s = run_flow(FPGA_STEPS, s)
+    report = _finish(s)
+    pred_ii, pred_lat = report["predicted_cycles_per_frame"], report["predicted_latency_cycles"]
+    print(format_table(report["layers"], limit=40))
+    print(f"predicted cycles/frame {pred_ii}, latency {pred_lat}"
           + (f"; measured cycles/frame {report['cycles_per_frame']}, latency {report.get('latency_cycles')}, "
              f"bit-exact: {report['bit_exact']}" if sim else ""))
     return report
 
 
 def build_mcu_target(model: str, out, target: str, sim: bool, seed: int = 0) -> dict:
-    """``--target mcu:NAME``: the same hardware graph, as C for a microcontroller (sim/mcu.py)."""
-    from binaryhpe.sim.mcu import build_mcu
-
+    """``--target mcu:NAME``: :data:`MCU_STEPS`, the same hardware graph as C for a microcontroller."""
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
     _log(f"model {model} -> {out} for {target}")
-    qonnx, _ = step_model_to_qonnx(model, out, seed)
-    g, _ = step_lower(qonnx)
-    rep = build_mcu(g, out, target, sim=sim)
+    s = run_flow(MCU_STEPS, BuildState(model=model, out=out, opts=BuildOptions(sim=sim, seed=seed, target=target)))
+    rep = s.report
     _log(f"{rep['target']}: flash {rep['flash_bytes']} B, RAM {rep['ram_bytes']} B, predicted cycles/frame "
          f"{rep['predicted_cycles_per_frame']}" + (f", bit-exact: {rep['bit_exact']}" if sim else ""))
     return rep
@@ -223,23 +531,15 @@ def build_mcu_target(model: str, out, target: str, sim: bool, seed: int = 0) -> 
 
 def build_backend(model: str, out, backend: str, sim: bool = False, seed: int = 0, folding_file=None,
                   target_cycles=None, **backend_options) -> dict:
-    """``--backend hls4ml|finn``: the same QONNX and hardware graph (its folding included), handed to that tool;
-    its project goes under ``OUT/<backend>/`` and ``OUT/report.json`` holds ``backend`` and ``bit_exact``."""
-    from binaryhpe.compile.backends import run_backend
-    from binaryhpe.compile.passes import load_folding
-
+    """``--backend hls4ml|finn``: :data:`BACKEND_STEPS`; ``OUT/report.json`` holds ``backend`` and ``bit_exact``."""
     out = pathlib.Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
     _log(f"model {model} -> {out} (backend {backend})")
-    qonnx, check = step_model_to_qonnx(model, out, seed)
-    g, _ = step_lower(qonnx, target_cycles, load_folding(folding_file) if folding_file else None)
-    (out / "hwgraph.json").write_text(g.to_json())
-    _log(f"hardware graph: {len(g.layers)} layers")
-    rep = run_backend(backend, qonnx, g, out, sim=sim, seed=seed, **backend_options)
-    report = {"model": model, "qonnx": str(qonnx), "export_check": check, "backend": backend, "bit_exact": None,
-              **rep, "wall_s": round(time.time() - t0, 1)}
-    (out / "report.json").write_text(json.dumps(report, indent=1, default=str))
+    opts = BuildOptions(sim=sim, seed=seed, folding_file=folding_file, target_cycles=target_cycles,
+                        backend=backend, backend_options=backend_options)
+    s = BuildState(model=model, out=out, opts=opts, folding=load_folding(folding_file) if folding_file else None)
+    s = run_flow(BACKEND_STEPS, s)
+    report = _finish(s)
     _log(f"{backend}: report {out / 'report.json'}" + (f", bit-exact: {report['bit_exact']}" if sim else ""))
     return report
 

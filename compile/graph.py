@@ -29,6 +29,11 @@ class Fmt:
     signed: bool = True
     bipolar: bool = False
 
+    @property
+    def width(self) -> int:
+        """Bits of one element on a stream (1 for bipolar)."""
+        return 1 if self.bipolar else self.bits
+
     def __str__(self) -> str:
         if self.bipolar:
             return "bipolar"
@@ -94,6 +99,66 @@ class HwGraph:
             name = f"{base}_{i}"
         used.add(name)
         return name
+
+    # --- edits (the passes change the graph through these, not by hand) -------------------------------
+    def rewire(self, tensor_old: str, tensor_new: str, consumers=None) -> None:
+        """Layers reading ``tensor_old`` (all of them, or those in ``consumers``) read ``tensor_new`` instead.
+        When all are rewired and ``tensor_old`` is the graph output, the output moves too."""
+        targets = self.consumers(tensor_old) if consumers is None else list(consumers)
+        for lay in targets:
+            if tensor_old not in lay.inputs:
+                raise BinaryHPEError(f"hardware graph: layer {lay.name} does not read {tensor_old!r}")
+            lay.inputs = [tensor_new if t == tensor_old else t for t in lay.inputs]
+        if consumers is None and self.output == tensor_old:
+            self.output = tensor_new
+
+    def insert_after(self, tensor: str, layer: HwLayer, consumers=None) -> HwLayer:
+        """Add ``layer`` (which reads ``tensor``) between ``tensor`` and its consumers (all others, or those in
+        ``consumers``), which then read ``layer``'s first output. The layer is appended: call ``toposort``
+        when the edits are done."""
+        if tensor not in layer.inputs:
+            raise BinaryHPEError(f"hardware graph: layer {layer.name} inserted after {tensor!r} does not read it")
+        for t in layer.outputs:
+            if t not in self.tensors:
+                raise BinaryHPEError(f"hardware graph: layer {layer.name} writes {t!r}, which has no TensorInfo")
+        targets = [c for c in self.consumers(tensor)] if consumers is None else list(consumers)
+        self.rewire(tensor, layer.outputs[0], [c for c in targets if c is not layer])
+        self.layers.append(layer)
+        return layer
+
+    def remove_layer(self, layer: HwLayer, drop_outputs: bool = False) -> None:
+        """Take ``layer`` out of the graph (its readers must have been rewired first); with ``drop_outputs``
+        its output tensors leave ``tensors`` and ``onnx_names`` too."""
+        self.layers = [lay for lay in self.layers if lay is not layer]
+        if drop_outputs:
+            for t in layer.outputs:
+                self.drop_tensor(t)
+
+    def drop_tensor(self, name: str) -> None:
+        """Forget tensor ``name`` (its format and its QONNX name)."""
+        self.tensors.pop(name, None)
+        for k in [k for k, v in self.onnx_names.items() if v == name]:
+            del self.onnx_names[k]
+
+    def copy(self) -> "HwGraph":
+        """A deep copy whose layers share their constant arrays with this graph's (a folding trial)."""
+        import copy as _copy
+
+        memo: dict = {}
+
+        def share(v):
+            if isinstance(v, np.ndarray):
+                memo[id(v)] = v
+            elif isinstance(v, (list, tuple)):
+                for x in v:
+                    share(x)
+            elif dataclasses.is_dataclass(v) and not isinstance(v, type):
+                for f in dataclasses.fields(v):
+                    share(getattr(v, f.name))
+
+        for lay in self.layers:
+            share(lay)
+        return _copy.deepcopy(self, memo)
 
     def consumer_map(self) -> dict[str, list[HwLayer]]:
         """tensor -> layers reading it (build once per pass; ``consumers`` is the one-off version)."""

@@ -4,8 +4,15 @@
   becomes a format change and leaves one behind) is removed.
 - ``FuseRequant``: an exact-width producer (MulShift, AddConst, JoinAdd, Requant) followed by its only
   consumer, a Requant, becomes one layer (floor shifts compose; the producer never saturated).
+- ``FuseEpilogue``: every chain of elementwise layers becomes one ``Epilogue`` (``UnfuseEpilogues`` undoes it).
 - ``InsertForks``: a tensor read by several layers gets a tree of 1->2 forks.
 - ``SetFolding`` / ``LegalizeLanes`` / ``InsertFifos``: folding, lane widths with converters, FIFO depths.
+
+Every per-kind fact comes from the kind (``compile/kinds/base.py``: ``exact``, ``fuse_requant``, ``foldable``,
+``steps_at``, ``assign_lanes``, ``out_lanes``, ``stream_capacity``); a kind that lacks one is an error naming
+the layer and kind. The passes edit the graph through ``HwGraph.rewire`` / ``insert_after`` /
+``remove_layer``. Each pass declares ``idempotent``: a second run over its own result changes nothing.
+:func:`standard_passes` is the one pass list (optimisation and device folding both run it).
 """
 
 from __future__ import annotations
@@ -17,14 +24,18 @@ import pathlib
 
 from binaryhpe import BinaryHPEError
 from binaryhpe.compile.graph import HwGraph, TensorInfo
-from binaryhpe.compile.kinds.elementwise import AddConst, JoinAdd, MulShift, Requant
-from binaryhpe.compile.kinds.mvu import FxpMvu, XnorMvu
-from binaryhpe.compile.kinds.plumbing import Concat, Dwc, Fifo, Fork, Split
-from binaryhpe.compile.kinds.pool import Pool
-from binaryhpe.compile.kinds.swg import SlidingWindow
+from binaryhpe.compile.kinds.elementwise import KINDS as ELEMENTWISE_KINDS
+from binaryhpe.compile.kinds.elementwise import JoinAdd, Requant
+from binaryhpe.compile.kinds.epilogue import Epilogue, op_out_w
+from binaryhpe.compile.kinds.plumbing import Dwc, Fifo, Fork
 
 
 class Pass:
+    """``apply(g)`` changes ``g`` in place and returns whether it changed anything."""
+
+    #: True when running the pass again over its own result changes nothing (tests/test_compile.py checks it)
+    idempotent: bool
+
     def apply(self, g: HwGraph) -> bool:  # pragma: no cover - interface
         raise NotImplementedError
 
@@ -41,27 +52,14 @@ def run_to_fixpoint(g: HwGraph, passes) -> HwGraph:
 
 
 def _drop_tensor(g: HwGraph, name: str) -> None:
-    g.tensors.pop(name, None)
-    for k in [k for k, v in g.onnx_names.items() if v == name]:
-        del g.onnx_names[k]
-
-
-def _is_exact(lay) -> bool:
-    """True when the layer's output width holds every result without saturating."""
-    if isinstance(lay, MulShift):
-        return lay.shift == 0 and lay.out_w >= lay.in_w + lay.const_w
-    if isinstance(lay, AddConst):
-        return lay.out_w >= max(lay.in_w, lay.const_w) + 1
-    if isinstance(lay, JoinAdd):
-        return lay.out_w >= max(lay.in_w + lay.shift_a, lay.in_b_w + lay.shift_b) + 1
-    if isinstance(lay, Requant):
-        return not lay.relu and lay.out_w >= lay.in_w - lay.shift
-    return False
+    g.drop_tensor(name)
 
 
 class RemoveIdentityRequant(Pass):
     """Drop Requants that neither shift nor saturate nor clamp; a power-of-two scale leaves one behind that
     only changes the format, which moves onto the source tensor when nobody else reads it."""
+
+    idempotent = True
 
     def apply(self, g: HwGraph) -> bool:
         cmap = g.consumer_map()
@@ -77,50 +75,135 @@ class RemoveIdentityRequant(Pass):
                 if len(cmap.get(src, [])) != 1 or src == g.input:
                     continue
                 g.tensors[src] = dataclasses.replace(g.tensors[src], fmt=dataclasses.replace(df, bits=sf.bits))
-            for c in cmap.get(dst, []):
-                c.inputs = [src if t == dst else t for t in c.inputs]
+            g.rewire(dst, src, cmap.get(dst, []))
             cmap[src] = [c for c in cmap.get(src, []) if c is not lay] + cmap.pop(dst, [])
             for k, v in list(g.onnx_names.items()):
                 if v == dst:
                     g.onnx_names[k] = src
             g.tensors.pop(dst, None)
-            g.layers.remove(lay)
+            g.remove_layer(lay)
             changed = True
         return changed
 
 
 class FuseRequant(Pass):
+    """An exact layer (``kind.exact``) whose only consumer is a Requant absorbs it where its kind can
+    (``kind.fuse_requant``: the output width, and the shift where the kind has one)."""
+
+    idempotent = True
+
     def apply(self, g: HwGraph) -> bool:
         cmap = g.consumer_map()
-        removed = set()
-        for lay in g.layers:
-            if id(lay) in removed or not _is_exact(lay) or lay.outputs[0] == g.output:
+        removed = []
+        for lay in list(g.layers):
+            if any(lay is r for r in removed) or not lay.exact or lay.outputs[0] == g.output:
                 continue
             cons = cmap.get(lay.outputs[0], [])
-            if len(cons) != 1 or not isinstance(cons[0], Requant) or cons[0].relu or id(cons[0]) in removed:
+            if len(cons) != 1 or not isinstance(cons[0], Requant) or cons[0].relu or any(cons[0] is r for r in removed):
                 continue
             rq = cons[0]
-            if isinstance(lay, MulShift):
-                lay.shift = rq.shift
-            elif isinstance(lay, Requant):
-                lay.shift = lay.shift + rq.shift
-            elif rq.shift != 0:
-                continue  # AddConst / JoinAdd have no output shift
-            lay.out_w = rq.out_w
+            if not lay.fuse_requant(rq):
+                continue
             _drop_tensor(g, lay.outputs[0])
             lay.outputs = list(rq.outputs)
-            removed.add(id(rq))
-        if removed:
-            g.layers = [lay for lay in g.layers if id(lay) not in removed]
+            removed.append(rq)
+        for rq in removed:
+            g.remove_layer(rq)
         return bool(removed)
 
 
+class FuseEpilogue(Pass):
+    """Every maximal chain of elementwise layers becomes one ``Epilogue`` (a lone one a one-op Epilogue), so
+    that no bare elementwise kind is left. A chain goes on from a layer to the only consumer of its output,
+    never through the graph output, a tensor with several consumers, an unsigned (Sign, Threshold,
+    MultiThreshold) output, a width mismatch, or into a second JoinAdd; a JoinAdd joined through its ``b``
+    operand gets its operands swapped (addition commutes: exact). Removed intermediate tensors leave
+    ``g.tensors`` and ``g.onnx_names`` and are kept in ``Epilogue.mids``."""
+
+    idempotent = True
+
+    ELEMENTWISE = tuple(ELEMENTWISE_KINDS.values())
+
+    def _next(self, g: HwGraph, cmap, cur, chain, taken):
+        t = cur.outputs[0]
+        cons = cmap.get(t, [])
+        if t == g.output or len(cons) != 1 or not cur.out_streams()[0].signed:
+            return None
+        nxt = cons[0]
+        if not isinstance(nxt, self.ELEMENTWISE) or id(nxt) in taken or nxt.in_w != op_out_w(cur):
+            return None
+        if (nxt.c, nxt.pixels, nxt.lanes) != (cur.c, cur.pixels, cur.lanes):
+            return None
+        if isinstance(nxt, JoinAdd):
+            if nxt.inputs[0] == nxt.inputs[1] or any(isinstance(op, JoinAdd) for op in chain):
+                return None
+            if nxt.inputs[1] == t:  # normalise: the chain value is operand a
+                if nxt.in_b_w != op_out_w(cur):
+                    return None
+                nxt.inputs = [nxt.inputs[1], nxt.inputs[0]]
+                nxt.in_w, nxt.in_b_w = nxt.in_b_w, nxt.in_w
+                nxt.shift_a, nxt.shift_b = nxt.shift_b, nxt.shift_a
+        return nxt
+
+    def apply(self, g: HwGraph) -> bool:
+        g.toposort()
+        cmap = g.consumer_map()
+        taken: set[int] = set()
+        fused = []
+        for lay in g.layers:
+            if not isinstance(lay, self.ELEMENTWISE) or id(lay) in taken:
+                continue
+            chain = [lay]
+            taken.add(id(lay))
+            while (nxt := self._next(g, cmap, chain[-1], chain, taken)) is not None:
+                chain.append(nxt)
+                taken.add(id(nxt))
+            fused.append(chain)
+        if not fused:
+            return False
+        replace = {}
+        for chain in fused:
+            mids = [g.tensors[op.outputs[0]] for op in chain[:-1]]
+            join = next((op for op in chain if isinstance(op, JoinAdd)), None)
+            inputs = [chain[0].inputs[0]] + ([join.inputs[1]] if join is not None else [])
+            epi = Epilogue(name=g.unique(f"{chain[0].name}_epi"), inputs=inputs, outputs=list(chain[-1].outputs),
+                           ops=chain, mids=mids)
+            for m in mids:
+                _drop_tensor(g, m.name)
+            replace[id(chain[0])] = epi
+        g.layers = [replace.get(id(lay), lay) for lay in g.layers if id(lay) not in taken or id(lay) in replace]
+        g.toposort()
+        return True
+
+
+class UnfuseEpilogues(Pass):
+    """The inverse of ``FuseEpilogue``: every Epilogue becomes its ops again, the intermediate tensors
+    restored from ``mids`` (for backends that need one node an operation, on a copy of the graph)."""
+
+    idempotent = True
+
+    def apply(self, g: HwGraph) -> bool:
+        out, changed = [], False
+        for lay in g.layers:
+            if isinstance(lay, Epilogue):
+                for m in lay.mids:
+                    g.tensors[m.name] = dataclasses.replace(m, lanes=lay.lanes)
+                out.extend(lay.unfuse())
+                changed = True
+            else:
+                out.append(lay)
+        g.layers = out
+        return changed
+
+
 def _elem_w(info: TensorInfo) -> int:
-    return 1 if info.fmt.bipolar else info.fmt.bits
+    return info.fmt.width
 
 
 class InsertForks(Pass):
     """A tensor read by n > 1 layers gets a chain of n - 1 two-way forks (one sweep)."""
+
+    idempotent = True
 
     def apply(self, g: HwGraph) -> bool:
         cmap = g.consumer_map()
@@ -139,10 +222,9 @@ class InsertForks(Pass):
                     outs.append(t)
                 g.layers.append(Fork(name=g.unique(f"fork_{name}_{i}"), inputs=[cur], outputs=outs, h=h, w=w,
                                      c=c, elem_w=_elem_w(info), lanes=info.lanes, signed=not info.fmt.bipolar))
-                first.inputs = [outs[0] if t == name else t for t in first.inputs]
+                g.rewire(name, outs[0], [first])
                 cur = outs[1]
-            last = cons[-1]
-            last.inputs = [cur if t == name else t for t in last.inputs]
+            g.rewire(name, cur, [cons[-1]])
             changed = True
         if changed:
             g.toposort()
@@ -163,11 +245,12 @@ def stream_beats(g: HwGraph) -> int:
 
 
 def choose_folding(lay, cin: int, target: int) -> tuple[int, int]:
-    """Smallest PE*SIMD with cycles <= target (SIMD | Cin so windows split on channel boundaries)."""
+    """Smallest PE*SIMD with cycles (``kind.steps_at``) <= target (SIMD | Cin so windows split on channel
+    boundaries)."""
     best = None
     for pe in _divisors(lay.cout):
         for simd in _divisors(cin):
-            cyc = lay.pixels * (lay.cout // pe) * (lay.n // simd)
+            cyc = lay.steps_at(pe, simd)
             cost = pe * simd
             if cyc <= target and (best is None or cost < best[0] or (cost == best[0] and cyc < best[1])):
                 best = (cost, cyc, pe, simd)
@@ -180,17 +263,20 @@ class SetFolding(Pass):
     """PE/SIMD per matrix-vector unit for a cycles-per-frame target (default: the largest tensor's beat
     count, so that no MVU is slower than the elementwise stream); a user override file wins."""
 
+    idempotent = True
+
     def __init__(self, target: int | None = None, overrides: dict | None = None):
         self.target, self.overrides = target, overrides or {}
 
     def apply(self, g: HwGraph) -> bool:
         target = self.target or stream_beats(g)
         for lay in g.layers:
-            if not isinstance(lay, (XnorMvu, FxpMvu)):
+            if not lay.foldable:
                 continue
-            swg = g.producer(lay.inputs[0])
             # SIMD splits windows on channel boundaries; a fully connected layer reads its producer's stream
-            cin = swg.c if isinstance(swg, SlidingWindow) else g.tensors[lay.inputs[0]].shape[2]
+            windowed = g.tensors[lay.inputs[0]].windowed
+            swg = g.producer(lay.inputs[0]) if windowed else None
+            cin = g.tensors[swg.inputs[0]].shape[2] if windowed else g.tensors[lay.inputs[0]].shape[2]
             if lay.name in self.overrides:
                 o = self.overrides[lay.name]
                 pe, simd = int(o.get("pe", 1)), int(o.get("simd", 1))
@@ -200,10 +286,10 @@ class SetFolding(Pass):
             else:
                 pe, simd = choose_folding(lay, cin, target)
             lay.pe, lay.simd = pe, simd
-            if isinstance(swg, SlidingWindow):
+            if windowed:  # the window generator delivers SIMD elements a beat
                 swg.lanes = simd
             g.tensors[lay.outputs[0]].lanes = pe
-            if isinstance(swg, SlidingWindow):
+            if windowed:
                 g.tensors[lay.inputs[0]].lanes = simd
         unknown = set(self.overrides) - {lay.name for lay in g.layers}
         if unknown:
@@ -224,53 +310,25 @@ def load_folding(path) -> dict:
     return d
 
 
-def _out_lanes(lay, g: HwGraph) -> int:
-    if isinstance(lay, (XnorMvu, FxpMvu)):
-        return lay.pe
-    if isinstance(lay, Dwc):
-        return lay.out_lanes
-    return getattr(lay, "lanes", 1)
-
-
 class LegalizeLanes(Pass):
-    """Every layer takes the lanes its input stream has where it can (gcd with its channel count); a
-    data-width converter goes where producer and consumer disagree."""
+    """Every layer takes the lanes its kind can run at given its inputs' lanes (``kind.assign_lanes``: the
+    gcd with its channel count for most); a data-width converter goes where producer and consumer disagree."""
+
+    idempotent = True
 
     def apply(self, g: HwGraph) -> bool:
         g.toposort()
         for lay in list(g.layers):
-            if isinstance(lay, (XnorMvu, FxpMvu)):
-                info = g.tensors[lay.inputs[0]]
-                if not info.windowed and info.lanes != lay.simd:  # a fully connected layer on a plain stream
-                    self._dwc(g, lay, info.name, lay.simd)
-                g.tensors[lay.outputs[0]].lanes = lay.pe
-                continue
-            if isinstance(lay, Dwc):
-                continue
-            ins = [g.tensors[t] for t in lay.inputs]
-            if isinstance(lay, SlidingWindow):
-                want = [lay.lanes]
-            elif isinstance(lay, (Concat,)):
-                lanes = math.gcd(ins[0].lanes, lay.c1, lay.c2)
-                lay.lanes, want = lanes, [lanes, lanes]
-            elif isinstance(lay, (Split,)):
-                lanes = math.gcd(ins[0].lanes, lay.c1, lay.c2)
-                lay.lanes, want = lanes, [lanes]
-            elif isinstance(lay, JoinAdd):
-                lanes = math.gcd(ins[0].lanes, ins[1].lanes, lay.c)
-                lay.lanes, want = lanes, [lanes, lanes]
-            elif isinstance(lay, (Fork, Fifo)):
-                lay.lanes, want = ins[0].lanes, [ins[0].lanes]
-            else:
-                c = getattr(lay, "c")
-                lanes = math.gcd(ins[0].lanes, c)
-                lay.lanes, want = lanes, [lanes]
+            want = lay.assign_lanes([g.tensors[t].lanes for t in lay.inputs])
             for t, wl in zip(list(lay.inputs), want):
                 info = g.tensors[t]
                 if info.lanes != wl:
+                    if info.windowed:
+                        raise BinaryHPEError(f"layer {lay.name} ({type(lay).__name__}) wants {wl} lanes of the "
+                                             f"window stream {t}, which has {info.lanes}")
                     self._dwc(g, lay, t, wl)
             for t in lay.outputs:
-                g.tensors[t].lanes = lay.lanes
+                g.tensors[t].lanes = lay.out_lanes
         return False
 
     @staticmethod
@@ -288,23 +346,14 @@ class LegalizeLanes(Pass):
             t, a = mid, 1
         g.layers.append(Dwc(name=g.unique(f"dwc_{t}"), inputs=[t], outputs=[new], h=h, w=w, c=c,
                             elem_w=_elem_w(info), in_lanes=a, out_lanes=lanes, signed=not info.fmt.bipolar))
-        lay.inputs = [new if x == info.name else x for x in lay.inputs]
+        g.rewire(info.name, new, [lay])
         g.toposort()
 
 
 def stream_capacity(g: HwGraph, lay) -> int:
-    """Beats (counted on the layer's input stream) a layer can take in before it must emit: its buffers."""
-    if isinstance(lay, SlidingWindow):
-        return lay.rows * lay.w * (lay.c // lay.lanes) + 4
-    if isinstance(lay, Pool):
-        return (lay.k + lay.s) * lay.w * (lay.c // lay.lanes) + 4
-    if isinstance(lay, (XnorMvu, FxpMvu)):
-        return 2 * (lay.n // lay.simd) + 8
-    if isinstance(lay, Fifo):
-        return lay.depth
-    if isinstance(lay, Dwc):
-        return max(lay.in_lanes, lay.out_lanes) // min(lay.in_lanes, lay.out_lanes) + 4
-    return 4  # a registered pipeline stage or two (plus skid)
+    """Beats (counted on the layer's input stream) a layer can take in before it must emit: its buffers
+    (``kind.stream_capacity``; a kind without one is an error naming it)."""
+    return lay.stream_capacity()
 
 
 class InsertFifos(Pass):
@@ -317,8 +366,10 @@ class InsertFifos(Pass):
     (a reconvergence point, possibly several blocks on), the shorter branch must buffer the difference of
     the two accumulated capacities. This is a worst-case bound from the buffer model, not from
     simulation; the whole-network simulation with random stalls checks it, and a too-shallow FIFO shows
-    as a deadlock failure there.
+    as a deadlock failure there. Not idempotent: a second run puts a second FIFO on every fork output.
     """
+
+    idempotent = False
 
     def __init__(self, margin: int = 8, scale: float = 1.0):
         self.margin, self.scale = margin, scale
@@ -363,20 +414,58 @@ class InsertFifos(Pass):
             g.tensors[new] = dataclasses.replace(info, name=new)
             fifo = Fifo(name=g.unique(f"fifo_{o}"), inputs=[o], outputs=[new], elem_w=_elem_w(info),
                         lanes=info.lanes, depth=depth, beats=h * w * c // info.lanes, signed=not info.fmt.bipolar)
-            for c_ in cons:
-                c_.inputs = [new if x == o else x for x in c_.inputs]
-            g.layers.append(fifo)
+            g.insert_after(o, fifo, cons)
         g.toposort()
         return False
 
 
-def optimize(g: HwGraph, target_cycles: int | None = None, folding: dict | None = None,
-             fifo_scale: float = 1.0) -> HwGraph:
-    """The standard pass list after lowering."""
-    run_to_fixpoint(g, [RemoveIdentityRequant(), FuseRequant()])
-    run_to_fixpoint(g, [InsertForks()])
-    SetFolding(target_cycles, folding).apply(g)
-    LegalizeLanes().apply(g)
-    InsertFifos(scale=fifo_scale).apply(g)
+#: the stage at which folding starts: ``prepare`` runs the stages before it once per build, the device-folding
+#: search runs it and the stages after it on a copy for each trial folding
+FOLDING_STAGE = "folding"
+
+
+def standard_passes(target_cycles: int | None = None, folding: dict | None = None,
+                    fifo_scale: float = 1.0) -> list[tuple[str, list[Pass]]]:
+    """THE pass list after lowering, in order, as ``(stage, passes)``: the passes of a stage run together to a
+    fixpoint. :func:`optimize` runs all of it; device folding (``compile.folding``) runs the stages before
+    ``FOLDING_STAGE`` once and the rest for each trial. A new pass is one line here."""
+    return [
+        ("requant", [RemoveIdentityRequant(), FuseRequant()]),
+        ("forks", [InsertForks()]),
+        (FOLDING_STAGE, [SetFolding(target_cycles, folding)]),
+        ("lanes", [LegalizeLanes()]),
+        ("fifos", [InsertFifos(scale=fifo_scale)]),
+    ]
+
+
+def run_passes(g: HwGraph, stages: list[tuple[str, list[Pass]]], start: str | None = None,
+               stop: str | None = None) -> HwGraph:
+    """Run ``stages`` (from :func:`standard_passes`) from stage ``start`` (default: the first) up to but not
+    including stage ``stop`` (default: to the end); the graph ends topologically sorted."""
+    names = [n for n, _ in stages]
+    for n in (start, stop):
+        if n is not None and n not in names:
+            raise BinaryHPEError(f"no pass stage {n!r} (stages: {', '.join(names)})")
+    i0 = names.index(start) if start else 0
+    i1 = names.index(stop) if stop else len(stages)
+    for _, passes in stages[i0:i1]:
+        run_to_fixpoint(g, passes)
     g.toposort()
     return g
+
+
+def optimize(g: HwGraph, target_cycles: int | None = None, folding: dict | None = None,
+             fifo_scale: float = 1.0) -> HwGraph:
+    """The standard pass list (:func:`standard_passes`) after lowering."""
+    return run_passes(g, standard_passes(target_cycles, folding, fifo_scale))
+
+
+def prepare_passes(g: HwGraph) -> HwGraph:
+    """The stages before folding (the start of every folding: requantizers fused, forks inserted)."""
+    return run_passes(g, standard_passes(), stop=FOLDING_STAGE)
+
+
+def folding_passes(g: HwGraph, target_cycles: int | None = None, folding: dict | None = None,
+                   fifo_scale: float = 1.0) -> HwGraph:
+    """The stages from folding on (folding, lanes, FIFOs) of the standard pass list."""
+    return run_passes(g, standard_passes(target_cycles, folding, fifo_scale), start=FOLDING_STAGE)

@@ -154,7 +154,8 @@ Each layer kind's `resources()` gives LUT / FF / BRAM18 / DSP as a function of i
 clock and the roofline (compute roof from the LUTs spent on XNOR-popcount lanes and the DSPs, memory roof from the
 DRAM bandwidth). `apply_device_options` is what `binaryhpe build --device` calls: it writes `report.json`,
 `report.md` and a self-contained `report.html` (and, for a Xilinx part, a Vivado project script)."""),
-    ("code", """from binaryhpe.compile.estimate import apply_device_options, fold_for_device, prepare
+    ("code", """from binaryhpe.compile.flow import apply_device_options
+from binaryhpe.compile.folding import fold_for_device, prepare
 from binaryhpe.compile.report import breakdown_svg, roofline_svg
 
 DEVICE = "zynq-7020"

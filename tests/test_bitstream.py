@@ -11,7 +11,8 @@ import pytest
 from binaryhpe import BinaryHPEError
 from binaryhpe.compile.bitstream import parse_nextpnr_report, part_options
 from binaryhpe.compile.devices import load_device
-from binaryhpe.compile.estimate import apply_device_options, example_graph
+from binaryhpe.compile.flow import apply_device_options
+from example_graphs import example_graph
 from binaryhpe.compile.rtlgen import generate, rtl_library
 
 

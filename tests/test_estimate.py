@@ -16,9 +16,13 @@ import pytest
 
 from binaryhpe import BinaryHPEError
 from binaryhpe.compile import estimate as E
+from binaryhpe.compile import flow as F
+from binaryhpe.compile import folding as FD
+from binaryhpe.compile import storage as ST
 from binaryhpe.compile.devices import LUT4_PER_LUT6, device_names, load_device
 from binaryhpe.compile.kinds.mvu import XnorMvu
 from binaryhpe.compile.rtlgen import generate, rtl_library
+from example_graphs import example_graph
 
 LISTED = {"ecp5-25f", "ecp5-85f", "zynq-7020", "zu3eg", "zu7ev", "alveo-u250"}
 
@@ -77,7 +81,7 @@ def _device(tmp_path, **kw) -> str:
 
 
 def test_estimate_sums_layers_and_rates(tmp_path):
-    g = E.example_graph()
+    g = example_graph()
     dev = load_device("zynq-7020")
     est = E.estimate(g, dev)
     for k in ("lut", "ff", "bram18", "dsp"):
@@ -103,12 +107,12 @@ def test_estimate_sums_layers_and_rates(tmp_path):
 
 def test_weights_streamed_from_dram_when_bram_runs_out(tmp_path):
     # a layer with a block-RAM weight ROM: N = 9*64, Cout 64 at PE 2, SIMD 4 -> 32*144 words of 8 bits
-    g = E.example_graph(h=4, w=4, c=64, cout=64, pe=2, simd=4)
+    g = example_graph(h=4, w=4, c=64, cout=64, pe=2, simd=4)
     assert g.layer("mvu").resources()["bram18"] > 0
     big = _device(tmp_path)
     small = _device(tmp_path, bram18=1, dram_gbps=0.01)
-    assert E.plan_storage(g, big) == {}
-    st = E.plan_storage(g, small)
+    assert ST.plan_storage(g, big) == {}
+    st = ST.plan_storage(g, small)
     assert st == {"mvu": "dram"}
     est = E.estimate(g, small, st)
     lay = g.layer("mvu")
@@ -121,18 +125,18 @@ def test_weights_streamed_from_dram_when_bram_runs_out(tmp_path):
     assert est["bound"] == "memory" and est["fps"] == est["fps_memory"]
     # a device with UltraRAM takes the ROM there instead
     ur = _device(tmp_path, bram18=1, uram=4)
-    assert E.plan_storage(g, ur) == {"mvu": "uram"}
+    assert ST.plan_storage(g, ur) == {"mvu": "uram"}
 
 
 def _unfolded():
-    g = E.example_graph(h=8, w=8, c=16, cout=32, pe=1, simd=1)
+    g = example_graph(h=8, w=8, c=16, cout=32, pe=1, simd=1)
     return g
 
 
 def test_fold_for_target_fps_is_cheapest_that_reaches_it(tmp_path):
     g0 = _unfolded()
     dev = load_device("zynq-7020")
-    g, est = E.fold_for_device(g0, dev, fps=20000, progress=False)
+    g, est = FD.fold_for_device(g0, dev, fps=20000, progress=False)
     assert est["fits"] and est["fps"] >= 20000
     assert est["ii_cycles"] <= 100e6 / 20000
     mvu = g.layer("mvu")
@@ -143,11 +147,11 @@ def test_fold_for_target_fps_is_cheapest_that_reaches_it(tmp_path):
             if pe * simd < mvu.pe * mvu.simd:
                 assert 64 * (32 // pe) * (144 // simd) > 100e6 / 20000
     # a faster target costs at least as much
-    g2, est2 = E.fold_for_device(g0, dev, fps=80000, progress=False)
+    g2, est2 = FD.fold_for_device(g0, dev, fps=80000, progress=False)
     assert est2["totals"]["lut"] >= est["totals"]["lut"] and est2["fps"] > est["fps"]
     # beyond the rate of the stream layers (8*8*16 one-lane input beats) no folding helps: a clear error
     with pytest.raises(BinaryHPEError, match=r"200000 fps does not fit zynq-7020: the slowest layer \(.*\) reaches"):
-        E.fold_for_device(g0, dev, fps=200000, progress=False)
+        FD.fold_for_device(g0, dev, fps=200000, progress=False)
     # the unfolded graph is untouched
     assert g0.layer("mvu").pe == 1 and g0.layer("mvu").simd == 1
 
@@ -155,23 +159,23 @@ def test_fold_for_target_fps_is_cheapest_that_reaches_it(tmp_path):
 def test_fold_max_fits_and_is_limited_by_the_device(tmp_path):
     g0 = _unfolded()
     roomy = load_device("zu7ev")
-    g, est = E.fold_for_device(g0, roomy, "max", progress=False)
+    g, est = FD.fold_for_device(g0, roomy, "max", progress=False)
     assert est["fits"]
     # a device just big enough for the slowest folding: max is slower than on the roomy part
-    slow = E.fold_at(g0, 10**9)
+    slow = FD.fold_at(g0, 10**9)
     need = E.estimate(slow, None)["totals"]
     tight = _device(tmp_path, lut=int(need["lut"] * 1.3 / E.UTIL_LIMIT["lut"]) + 1, ff=10**6, clock_mhz=200.0)
-    gt, et = E.fold_for_device(g0, tight, "max", progress=False)
+    gt, et = FD.fold_for_device(g0, tight, "max", progress=False)
     assert et["fits"] and et["fps"] < est["fps"] * 2  # (roomy runs at 200 MHz too)
     assert et["totals"]["lut"] <= load_device(tight).lut * E.UTIL_LIMIT["lut"]
     # the slowest layer sets the rate
     assert et["fps_compute"] == pytest.approx(200e6 / max(x.cycles()["ii"] for x in gt.layers))
     # a target that cannot fit: one clear error naming the device and the reachable rate
     with pytest.raises(BinaryHPEError, match=r"does not fit .*fastest folding that fits reaches"):
-        E.fold_for_device(g0, tight, fps=et["fps"] * 50, progress=False)
+        FD.fold_for_device(g0, tight, fps=et["fps"] * 50, progress=False)
     # nothing fits at all
     tiny = _device(tmp_path, lut=100, ff=100)
-    g3, e3 = E.fold_for_device(g0, tiny, "max", progress=False)
+    g3, e3 = FD.fold_for_device(g0, tiny, "max", progress=False)
     assert not e3["fits"] and "lut" in e3["over"]
 
 
@@ -190,7 +194,7 @@ def test_binary_lut_per_mac_is_the_model_slope():
 
 
 def _design(tmp_path) -> tuple:
-    g = E.example_graph()
+    g = example_graph()
     out = tmp_path / "out"
     rtl = out / "rtl"
     generate(g, rtl)
@@ -204,7 +208,7 @@ def test_apply_device_options_writes_contract_keys_and_reports(tmp_path):
     g, out = _design(tmp_path)
     rep = {"model": "example", "bit_exact": True, "cycles_per_frame": 4608, "latency_cycles": 5000,
            "simulation": {"frames": 6, "runs": [{"stall": 0.0, "mismatches": 0, "total_cycles": 30000}]}}
-    r = E.apply_device_options(rep, g, out, device="zu3eg", fps=None)
+    r = F.apply_device_options(rep, g, out, device="zu3eg", fps=None)
     assert r["device"]["name"] == "zu3eg"
     assert set(r["resources"]) >= {"lut", "ff", "bram18", "dsp"}
     assert r["resources"]["lut"] == sum(int(lay.resources()["lut"]) for lay in g.layers)
@@ -261,8 +265,8 @@ def test_vivado_project_exposes_weight_stream_ports(tmp_path):
     from binaryhpe.compile.vivado import write_vivado_project
     from binaryhpe.sim.toolchain import setup_verilator
 
-    g = E.example_graph(h=4, w=4, c=6, cout=8, pe=2, simd=3, seed=3)
-    assert E.apply_storage(g, {"mvu": "dram"}) == ["mvu"]
+    g = example_graph(h=4, w=4, c=6, cout=8, pe=2, simd=3, seed=3)
+    assert ST.apply_storage(g, {"mvu": "dram"}) == ["mvu"]
     rtl = tmp_path / "rtl"
     m = generate(g, rtl)
     v = write_vivado_project(rtl, tmp_path / "viv", "zu7ev", g)
@@ -280,11 +284,11 @@ def test_vivado_project_exposes_weight_stream_ports(tmp_path):
 
 
 def test_build_device_rules():
-    assert E.build_device(None) is None
-    assert E.build_device(None, bitstream=True).name == "ecp5-85f"
-    assert E.build_device("ecp5-25f", bitstream=True).name == "ecp5-25f"
+    assert F.build_device(None) is None
+    assert F.build_device(None, bitstream=True).name == "ecp5-85f"
+    assert F.build_device("ecp5-25f", bitstream=True).name == "ecp5-25f"
     with pytest.raises(BinaryHPEError, match="Vivado project"):
-        E.build_device("zu3eg", bitstream=True)
+        F.build_device("zu3eg", bitstream=True)
     with pytest.raises(BinaryHPEError, match="--fps needs --device"):
-        E.build_folding("unused.onnx", None, fps=30)
-    assert E.build_folding("unused.onnx", None, folding={"a": {"pe": 2}}) == {"a": {"pe": 2}}
+        F.build_folding("unused.onnx", None, fps=30)
+    assert F.build_folding("unused.onnx", None, folding={"a": {"pe": 2}}) == {"a": {"pe": 2}}

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from binaryhpe.compile import estimate as E
+from binaryhpe.compile.storage import apply_storage
 from binaryhpe.compile.flow import predicted_cycles
 from binaryhpe.compile.kinds.mvu import FcXnorMvu, FxpMvu, XnorMvu
 from binaryhpe.compile.rtlgen import generate, rtl_library
@@ -130,14 +131,16 @@ def test_streamed_resources_drop_the_rom():
 
 
 def test_generated_top_with_weight_port(tmp_path):
-    """A 3x3 binary conv (window generator -> XNOR MVU -> requantizer) whose MVU estimate.apply_storage puts
+    """A 3x3 binary conv (window generator -> XNOR MVU -> requantizer) whose MVU storage.apply_storage puts
     in DRAM: the generated top level has a w_mvu AXI-Stream port (6-bit words padded to a byte), lints clean,
     its manifest and weight image describe the beats, the estimate's DRAM bytes equal them, and the whole
     design fed from the image (as a DMA would: once per output pixel) is bit-exact against the graph's
     execute with random stalls on all three streams; with one weight beat every 3 cycles the frame interval
     is the one the cycle model predicts."""
-    g = E.example_graph(h=4, w=4, c=6, cout=8, pe=2, simd=3, seed=3)
-    assert E.apply_storage(g, {"mvu": "dram"}) == ["mvu"]
+    from example_graphs import example_graph
+
+    g = example_graph(h=4, w=4, c=6, cout=8, pe=2, simd=3, seed=3)
+    assert apply_storage(g, {"mvu": "dram"}) == ["mvu"]
     rtl = tmp_path / "rtl"
     m = generate(g, rtl)
     (ws,) = m["weight_streams"]

@@ -97,7 +97,8 @@ def test_requant_synth_ecp5(tmp_path):
 def test_report_with_whole_design_and_per_layer_synthesis(tmp_path):
     import shutil
 
-    from binaryhpe.compile.estimate import apply_device_options, example_graph
+    from binaryhpe.compile.flow import apply_device_options
+    from example_graphs import example_graph
     from binaryhpe.compile.rtlgen import generate, rtl_library
 
     g = example_graph(h=4, w=4, c=4, cout=4, pe=2, simd=4)

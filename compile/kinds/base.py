@@ -5,6 +5,12 @@ Following FINN's HWCustomOp idea, each kind is one backend-independent class tha
 parameters of its RTL module in ``hw/rtl``. The RTL generator, the C backend and the estimators read these
 classes; nothing about a kind's numerics lives anywhere else.
 
+The compiler asks a kind, never re-derives: every fact a pass, estimator or backend needs is a method or
+property below (:class:`HwLayer`). The base class implements none of them: a kind that lacks one fails with
+an error naming the layer and the kind (:class:`KindContractError`), never with a silent default. The
+families (``_Elementwise``, ``_MvuBase``, the plumbing kinds, ``SlidingWindow``, ``Pool``) implement them, so
+a new kind that subclasses a family inherits the family's answers and overrides what differs.
+
 Tensors in the reference are numpy ``int64`` arrays of shape ``(H, W, C)`` (one frame, channels last),
 holding the integer mantissas of the numerics contract (``docs/numerics.md``). Streams carry them in raster
 order, ``lanes`` channels a beat, lane 0 in the least significant bits.
@@ -16,6 +22,12 @@ import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from binaryhpe import BinaryHPEError
+
+
+class KindContractError(BinaryHPEError, NotImplementedError):
+    """A kind does not implement a method of the kind interface (raised naming the layer and the kind)."""
 
 
 @dataclass
@@ -29,6 +41,21 @@ class StreamSpec:
     @property
     def bits(self) -> int:
         return self.lanes * self.width
+
+
+@dataclass(frozen=True)
+class WeightMemory:
+    """A kind's weight memory as the storage planner sees it.
+
+    ``width`` x ``depth``: the ROM words (bits x words); ``bits``: the weight bits of the matrix; ``bram18``:
+    block RAMs as the kind's resource model places the ROM (0: in logic / LUT RAM); ``placements``: where the
+    planner may move it besides (``"uram"``, ``"dram"``: streamed into a weight port)."""
+
+    width: int
+    depth: int
+    bits: int
+    bram18: int
+    placements: tuple[str, ...] = ()
 
 
 @dataclass
@@ -70,6 +97,74 @@ class HwLayer:
     def rtl_memories(self) -> dict[str, list[int]]:
         """ROM contents (``$readmemh`` words, unsigned) keyed by the parameter naming the file."""
         return {}
+
+    # --- what the compiler asks of every kind (no defaults here: see KindContractError) -----------------
+    def _missing(self, what: str) -> KindContractError:
+        return KindContractError(f"layer {self.name}: kind {type(self).__name__} does not implement {what} "
+                                 "(compile/kinds/base.py lists the kind interface)")
+
+    @property
+    def exact(self) -> bool:
+        """True when the output width holds every result without saturating (a following Requant may fold
+        into it)."""
+        raise self._missing("exact")
+
+    def fuse_requant(self, rq) -> bool:
+        """Absorb ``rq``, a Requant that is this layer's only consumer, if the result is exact operation by
+        operation; return whether it did (the pass then drops ``rq``)."""
+        raise self._missing("fuse_requant")
+
+    @property
+    def foldable(self) -> bool:
+        """True for a kind with PE/SIMD folding (a matrix-vector unit): ``SetFolding`` chooses it."""
+        raise self._missing("foldable")
+
+    def steps_at(self, pe: int, simd: int) -> int:
+        """Cycles a frame at folding ``pe`` x ``simd`` (foldable kinds only)."""
+        raise self._missing("steps_at")
+
+    def assign_lanes(self, in_lanes: list[int]) -> list[int]:
+        """Take the lanes this layer can run at given its inputs' lanes (sets ``lanes`` where it has them)
+        and return the lanes it wants on each input (a width converter goes where they differ)."""
+        raise self._missing("assign_lanes")
+
+    @property
+    def out_lanes(self) -> int:
+        """Lanes of the output stream(s)."""
+        raise self._missing("out_lanes")
+
+    def stream_capacity(self) -> int:
+        """Beats (of the input stream) the layer takes in before it must emit: its buffers (FIFO sizing)."""
+        raise self._missing("stream_capacity")
+
+    def weight_memory(self) -> WeightMemory | None:
+        """The weight memory the storage planner may place, or None (constants, if any, stay in the unit)."""
+        raise self._missing("weight_memory")
+
+    def op_counts(self) -> dict:
+        """Operations a frame (a multiply-accumulate counts 2): ``{"binary": .., "fixed": ..}``."""
+        raise self._missing("op_counts")
+
+    @property
+    def mask_in(self) -> bool:
+        """True when the RTL module has an ``in_tmask`` sideband (the window validity mask)."""
+        raise self._missing("mask_in")
+
+    @property
+    def mask_out(self) -> bool:
+        """True when the RTL module drives an ``out_tmask`` sideband."""
+        raise self._missing("mask_out")
+
+    def value_range(self, in_ranges: list[tuple[int, int]]) -> tuple[int, int] | None:
+        """A bound ``(lo, hi)`` on the output integers given bounds on the inputs', or None when the kind
+        knows nothing tighter than its output format."""
+        raise self._missing("value_range")
+
+    @property
+    def start_fraction(self) -> float:
+        """Fraction of its input frame a layer must receive before its first output (a window generator:
+        the rows of its first window); 0 for a pipeline (the streaming latency estimate)."""
+        raise self._missing("start_fraction")
 
     def describe(self) -> dict:
         """A JSON-able summary for reports: kind, shapes, folding."""

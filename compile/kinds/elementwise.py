@@ -97,6 +97,52 @@ class _Elementwise(HwLayer):
         beat accepted to last output beat accepted = (beats - 1) + PIPELINE_DEPTH."""
         return {"ii": self.beats, "latency": self.beats - 1 + PIPELINE_DEPTH, "pipeline": PIPELINE_DEPTH}
 
+    # --- the kind interface (compile/kinds/base.py), shared by every elementwise kind ---------------------
+    @property
+    def exact(self) -> bool:
+        return False  # a kind whose output may saturate or quantize (the exact ones override)
+
+    def fuse_requant(self, rq) -> bool:
+        """An exact layer takes a following Requant's output width, and its shift where it has one."""
+        if not self.exact or not self._absorb_shift(rq.shift):
+            return False
+        self.out_w = rq.out_w
+        return True
+
+    def _absorb_shift(self, shift: int) -> bool:
+        return shift == 0  # no output shift of its own: only a width change folds in
+
+    foldable = False
+
+    def steps_at(self, pe: int, simd: int) -> int:
+        raise self._missing("steps_at (not a foldable kind)")
+
+    def assign_lanes(self, in_lanes: list[int]) -> list[int]:
+        """gcd of the input lanes and the channel count, on every input."""
+        self.lanes = math.gcd(self.c, *in_lanes)
+        return [self.lanes] * len(in_lanes)
+
+    @property
+    def out_lanes(self) -> int:
+        return self.lanes
+
+    def stream_capacity(self) -> int:
+        return PIPELINE_DEPTH + 3  # the registered stage plus skid
+
+    def weight_memory(self):
+        return None  # per-channel constants stay in the unit's own ROM
+
+    def op_counts(self) -> dict:
+        return {"binary": 0, "fixed": 0}  # the roofline counts multiply-accumulates only
+
+    mask_in = False
+    mask_out = False
+
+    def value_range(self, in_ranges):
+        return None
+
+    start_fraction = 0.0
+
     # --- helpers for rtl_memories / resources -------------------------------------------------------
     def _rom_words(self, entries: np.ndarray, entry_w: int) -> list[int]:
         """Pack per-channel entries (unsigned ``entry_w``-bit) into c/lanes words, lane 0 in the LSBs."""
@@ -146,6 +192,14 @@ class Requant(_Elementwise):
         self._check_width("out_w", self.out_w)
         _shift_ok(self, self.shift)
 
+    @property
+    def exact(self) -> bool:
+        return not self.relu and self.out_w >= self.in_w - self.shift
+
+    def _absorb_shift(self, shift: int) -> bool:
+        self.shift = self.shift + shift  # floor shifts compose
+        return True
+
     def execute(self, ins: list[np.ndarray]) -> list[np.ndarray]:
         x = self._input(ins[0], self.in_w)
         y = sat(shift_floor(x, self.shift), self.out_w)
@@ -187,6 +241,10 @@ class JoinAdd(_Elementwise):
             v = getattr(self, f)
             if not isinstance(v, (int, np.integer)) or not 0 <= v <= 62:
                 raise self._err(f"{f} must be a non-negative left shift in [0, 62], got {v!r}")
+
+    @property
+    def exact(self) -> bool:
+        return self.out_w >= max(self.in_w + self.shift_a, self.in_b_w + self.shift_b) + 1
 
     def execute(self, ins: list[np.ndarray]) -> list[np.ndarray]:
         if len(ins) != 2:
@@ -230,6 +288,23 @@ class MulShift(_Elementwise):
         _shift_ok(self, self.shift)
         self.m = self._const("m", self.const_w)
 
+    @property
+    def exact(self) -> bool:
+        return self.shift == 0 and self.out_w >= self.in_w + self.const_w
+
+    def _absorb_shift(self, shift: int) -> bool:
+        self.shift = shift
+        return True
+
+    def value_range(self, in_ranges):
+        """Without a shift the products of the input bounds and the multipliers' extremes."""
+        if self.shift != 0:
+            return None
+        a, b = in_ranges[0]
+        m = np.asarray(self.m)
+        cands = [a * int(m.min()), a * int(m.max()), b * int(m.min()), b * int(m.max())]
+        return min(cands), max(cands)
+
     def execute(self, ins: list[np.ndarray]) -> list[np.ndarray]:
         x = self._input(ins[0], self.in_w)
         return [sat(shift_floor(x * self.m, self.shift), self.out_w)]
@@ -268,6 +343,14 @@ class AddConst(_Elementwise):
         self._check_width("out_w", self.out_w)
         self._check_width("const_w", self.const_w)
         self.b = self._const("b", self.const_w)
+
+    @property
+    def exact(self) -> bool:
+        return self.out_w >= max(self.in_w, self.const_w) + 1
+
+    def value_range(self, in_ranges):
+        a, b = in_ranges[0]
+        return a + int(np.min(self.b)), b + int(np.max(self.b))
 
     def execute(self, ins: list[np.ndarray]) -> list[np.ndarray]:
         x = self._input(ins[0], self.in_w)

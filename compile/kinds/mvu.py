@@ -30,7 +30,7 @@ import numpy as np
 
 from fractions import Fraction
 
-from binaryhpe.compile.kinds.base import HwLayer, StreamSpec, clog2
+from binaryhpe.compile.kinds.base import HwLayer, StreamSpec, WeightMemory, clog2
 from binaryhpe.compile.kinds.plumbing import _bram18, _lutram
 
 #: register stages between an accepted input beat and the output register (fetch, dot/popcount, acc)
@@ -140,6 +140,56 @@ class _MvuBase(HwLayer):
         r = Fraction(self.wstream_rate).limit_denominator(1 << 20)
         return {"ii": math.ceil(k / r), "latency": math.ceil((k - 1) / r) + 1 + MVU_PIPELINE}
 
+    # --- the kind interface (compile/kinds/base.py) ---------------------------------------------------
+    exact = True  # acc_w holds every accumulator
+    foldable = True
+    mask_in = True  # the window validity mask beside the window elements (tied to ones without an SWG)
+    mask_out = False
+    start_fraction = 0.0
+
+    def fuse_requant(self, rq) -> bool:
+        return False  # the accumulator goes to a Requant of its own
+
+    def steps_at(self, pe: int, simd: int) -> int:
+        """Weight-matrix steps a frame at folding ``pe`` x ``simd``: pixels * (cout/pe) * (n/simd)."""
+        return self.pixels * (self.cout // pe) * (self.n // simd)
+
+    def assign_lanes(self, in_lanes: list[int]) -> list[int]:
+        return [self.simd]  # SIMD window elements a beat in, PE accumulators out
+
+    @property
+    def out_lanes(self) -> int:
+        return self.pe
+
+    def stream_capacity(self) -> int:
+        return 2 * self.sf + 8  # the input buffer of a pixel's SF beats (twice: double buffered) + pipeline
+
+    def weight_memory(self) -> WeightMemory:
+        """The ROM of NF*SF words of PE*SIMD weights (none, ``bram18`` 0, when streamed); it may move to
+        UltraRAM or be streamed from DRAM (``weight_source = "stream"``)."""
+        w = self._w_elem_w()
+        width, depth = self.pe * self.simd * w, self.nf * self.sf
+        bram = 0 if self.streamed else self._rom_bram18(width, depth)
+        return WeightMemory(width=width, depth=depth, bits=self.n * self.cout * w, bram18=bram,
+                            placements=("uram", "dram"))
+
+    def _rom_bram18(self, width: int, depth: int) -> int:
+        raise self._missing("_rom_bram18")
+
+    def as_streamed(self) -> "_MvuBase":
+        """This unit with its weights streamed (a shallow copy sharing the weights; itself if it is)."""
+        if self.streamed:
+            return self
+        import copy
+
+        s = copy.copy(self)
+        s.weight_source = "stream"
+        return s
+
+    def op_counts(self) -> dict:
+        macs = 2 * self.n * self.cout * self.pixels
+        return {"binary": macs, "fixed": 0} if self.BINARY else {"binary": 0, "fixed": macs}
+
     # --- the weight stream (weight_source = "stream") -------------------------------------------------
     def _w_elem_w(self) -> int:
         raise NotImplementedError
@@ -221,6 +271,7 @@ class XnorMvu(_MvuBase):
     """
 
     ROM_MODULE = "bhpe_xnor_mvu"
+    BINARY = True  # XNOR-popcount operations (the roofline's binary ops)
 
     def __post_init__(self) -> None:
         self.weight_source = self.weight_source  # sets rtl_module
@@ -232,6 +283,12 @@ class XnorMvu(_MvuBase):
     @property
     def acc_w(self) -> int:
         return clog2(self.n + 1) + 1
+
+    def value_range(self, in_ranges):
+        return -self.n, self.n  # a sum of n products of +-1 (padding taps count 0)
+
+    def _rom_bram18(self, width: int, depth: int) -> int:
+        return xnor_rom_bram18(width, depth)
 
     def _in_width(self) -> int:
         return 1
@@ -324,6 +381,7 @@ class FxpMvu(_MvuBase):
     w_w: int = 8
 
     ROM_MODULE = "bhpe_fxp_mvu"
+    BINARY = False
 
     def __post_init__(self) -> None:
         self.weight_source = self.weight_source  # sets rtl_module
@@ -336,6 +394,13 @@ class FxpMvu(_MvuBase):
     @property
     def acc_w(self) -> int:
         return self.w_w + self.in_w + clog2(self.n)
+
+    def value_range(self, in_ranges):
+        s = int(np.max(np.sum(np.abs(self.weights), axis=1))) * (1 << (self.in_w - 1))
+        return -s, s
+
+    def _rom_bram18(self, width: int, depth: int) -> int:
+        return _bram18(width, depth)
 
     def _in_width(self) -> int:
         return self.in_w

@@ -10,6 +10,7 @@ first output beats of consecutive frames when the input arrives back to back and
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,8 +40,45 @@ def _check_lanes(name: str, c: int, lanes: int, what: str = "C") -> None:
         raise ValueError(f"{name}: Lanes={lanes} must divide {what}={c} (both >= 1)")
 
 
+class StreamKind:
+    """The kind-interface answers of a layer that only moves, buffers or windows a stream (no arithmetic,
+    no weights): exact, nothing to fold or to fuse, no value change. Mixed in before ``HwLayer`` by the
+    plumbing kinds, ``SlidingWindow`` and ``Pool``; each still says how it takes lanes and what it buffers."""
+
+    exact = True
+    foldable = False
+    mask_in = False
+    mask_out = False
+    start_fraction = 0.0
+
+    def fuse_requant(self, rq) -> bool:
+        return False
+
+    def steps_at(self, pe: int, simd: int) -> int:
+        raise self._missing("steps_at (not a foldable kind)")
+
+    def weight_memory(self):
+        return None
+
+    def op_counts(self) -> dict:
+        return {"binary": 0, "fixed": 0}
+
+    def value_range(self, in_ranges):
+        return None
+
+    @property
+    def out_lanes(self) -> int:
+        return self.lanes
+
+
+def _same_lanes(lay, in_lanes: list[int]) -> list[int]:
+    """A layer that runs at its input's lanes (a FIFO, a fork)."""
+    lay.lanes = in_lanes[0]
+    return [lay.lanes]
+
+
 @dataclass
-class Fifo(HwLayer):
+class Fifo(StreamKind, HwLayer):
     """``bhpe_fifo``: a first-in first-out buffer of ``depth`` beats of ``width`` bits.
 
     ``beats`` is the number of beats of one frame (for the cycle model only); ``lanes``/``elem_w`` describe
@@ -65,6 +103,12 @@ class Fifo(HwLayer):
     def execute(self, ins):
         return [np.asarray(ins[0], dtype=np.int64)]
 
+    def assign_lanes(self, in_lanes: list[int]) -> list[int]:
+        return _same_lanes(self, in_lanes)
+
+    def stream_capacity(self) -> int:
+        return self.depth
+
     def cycles(self) -> dict:
         # a beat pushed at cycle t is visible at the output at t + 1; one beat a cycle
         return {"ii": self.beats, "latency": self.beats}
@@ -88,7 +132,7 @@ class Fifo(HwLayer):
 
 
 @dataclass
-class Fork(HwLayer):
+class Fork(StreamKind, HwLayer):
     """``bhpe_fork``: one stream broadcast to two (``a`` and ``b``), each may stall independently."""
 
     h: int = 1
@@ -108,6 +152,12 @@ class Fork(HwLayer):
     def execute(self, ins):
         x = np.asarray(ins[0], dtype=np.int64)
         return [x, x.copy()]
+
+    def assign_lanes(self, in_lanes: list[int]) -> list[int]:
+        return _same_lanes(self, in_lanes)
+
+    def stream_capacity(self) -> int:
+        return 4  # the output registers plus skid
 
     def cycles(self) -> dict:
         # registered output: the last beat is out one cycle after it was accepted
@@ -129,7 +179,7 @@ class Fork(HwLayer):
 
 
 @dataclass
-class Dwc(HwLayer):
+class Dwc(StreamKind, HwLayer):
     """``bhpe_dwc``: re-beats a stream of ``in_lanes`` elements a beat into ``out_lanes`` elements a beat."""
 
     h: int = 1
@@ -150,6 +200,12 @@ class Dwc(HwLayer):
 
     def execute(self, ins):
         return [np.asarray(ins[0], dtype=np.int64)]
+
+    def assign_lanes(self, in_lanes: list[int]) -> list[int]:
+        return [self.in_lanes]  # placed by LegalizeLanes between two lane counts
+
+    def stream_capacity(self) -> int:
+        return max(self.in_lanes, self.out_lanes) // min(self.in_lanes, self.out_lanes) + 4
 
     def cycles(self) -> dict:
         n = self.h * self.w * self.c
@@ -179,7 +235,7 @@ class Dwc(HwLayer):
 
 
 @dataclass
-class _ChannelPair(HwLayer):
+class _ChannelPair(StreamKind, HwLayer):
     """Shared by Concat and Split: a (h, w, c1 + c2) tensor whose channels are two parts, passed on
     combinationally (output beats = input beats, no register)."""
 
@@ -197,6 +253,14 @@ class _ChannelPair(HwLayer):
 
     def _stream(self) -> StreamSpec:
         return StreamSpec(self.lanes, self.elem_w, self.signed)
+
+    def assign_lanes(self, in_lanes: list[int]) -> list[int]:
+        """gcd of the first input's lanes and both channel parts, on every input."""
+        self.lanes = math.gcd(in_lanes[0], self.c1, self.c2)
+        return [self.lanes] * len(in_lanes)
+
+    def stream_capacity(self) -> int:
+        return 4  # combinational: what the neighbours' registers hold
 
     def cycles(self) -> dict:
         n = self.h * self.w * (self.c1 + self.c2) // self.lanes

@@ -15,19 +15,20 @@ activations 0/1 standing for -1/+1) make the max an OR.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from binaryhpe.compile.kinds.base import HwLayer, StreamSpec, clog2
-from binaryhpe.compile.kinds.plumbing import _check_lanes, _lutram
+from binaryhpe.compile.kinds.plumbing import StreamKind, _check_lanes, _lutram
 from binaryhpe.compile.kinds.swg import SlidingWindow
 
 MODES = {"max": 0, "sum": 1}
 
 
 @dataclass
-class Pool(HwLayer):
+class Pool(StreamKind, HwLayer):
     """Max (``mode="max"``) or sum (``mode="sum"``) pooling; SWG + ``bhpe_pool`` in hardware."""
 
     h: int = 1
@@ -89,6 +90,18 @@ class Pool(HwLayer):
         """``bhpe_pool`` alone fed at one window beat a cycle: input bound, output registered (+1)."""
         n = self.oh * self.ow * self.k * self.k * self.c // self.lanes
         return {"ii": n, "latency": n}
+
+    # --- the kind interface (compile/kinds/base.py; the rest from StreamKind) ----------------------------
+    def assign_lanes(self, in_lanes: list[int]) -> list[int]:
+        self.lanes = math.gcd(in_lanes[0], self.c)
+        return [self.lanes]
+
+    def stream_capacity(self) -> int:
+        return (self.k + self.s) * self.w * (self.c // self.lanes) + 4  # its window generator's line buffer
+
+    @property
+    def start_fraction(self) -> float:
+        return min(1.0, (self.k - self.pad) / self.h)
 
     def cycles(self) -> dict:
         """SWG + reducer: the reducer never slows the SWG down and adds one cycle of latency."""

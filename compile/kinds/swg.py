@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from binaryhpe.compile.kinds.base import HwLayer, StreamSpec, clog2
-from binaryhpe.compile.kinds.plumbing import _bram18, _check_lanes, _lutram
+from binaryhpe.compile.kinds.plumbing import StreamKind, _bram18, _check_lanes, _lutram
 
 
 @dataclass
-class SlidingWindow(HwLayer):
+class SlidingWindow(StreamKind, HwLayer):
     """``bhpe_swg``: windows of a ``k x k``, stride ``s``, zero-padding ``pad`` convolution or pool."""
 
     h: int = 1
@@ -141,6 +141,19 @@ class SlidingWindow(HwLayer):
         first_out = [rs[f * oh] + 2 for f in range(frames)]
         last_out = [re[f * oh + oh - 1] + 2 for f in range(frames)]
         return {"first_out": first_out, "last_out": last_out}
+
+    # --- the kind interface (compile/kinds/base.py; the rest from StreamKind) ----------------------------
+    mask_out = True  # the validity mask of each window element (0 = a padding tap)
+
+    def assign_lanes(self, in_lanes: list[int]) -> list[int]:
+        return [self.lanes]  # its consumer's SIMD, set with the consumer's folding
+
+    def stream_capacity(self) -> int:
+        return self.rows * self.w * (self.c // self.lanes) + 4  # the line buffer ring
+
+    @property
+    def start_fraction(self) -> float:
+        return min(1.0, (self.k - self.pad) / self.h)  # the input rows of the first window
 
     def cycles(self) -> dict:
         """``ii``: steady state (frames 2 -> 3) of :meth:`schedule`; ``latency``: frame 0, first input beat
