@@ -205,21 +205,19 @@ def step_rtl(g: HwGraph, out: pathlib.Path) -> pathlib.Path:
 
 
 def step_simulate(g: HwGraph, mw, rtl: pathlib.Path, seed: int, frames: int = 3, waves: bool = False) -> dict:
-    """Whole-network simulation: random and extreme frames, without and with random stalls; every output
-    integer must equal the integer reference (which equals execute_onnx, checked first)."""
-    from binaryhpe.compile.reference import compare_with_onnx, hw_input, onnx_context
+    """Whole-network simulation: random frames and the worst-case frames of ``compile.worstcase`` (truly
+    saturating, accumulator extremes), without and with random stalls. Every frame is checked first: the
+    compiler's integer reference must equal the exact reference of the QONNX graph (``compile.reference``,
+    float64) on every tensor; then every simulated output integer must equal the integer reference."""
+    from binaryhpe.compile.reference import check_frames
+    from binaryhpe.compile.worstcase import simulation_frames
     from binaryhpe.sim import netsim
 
-    shape = mw.get_tensor_shape(mw.graph.input[0].name)
-    rng = np.random.default_rng(seed)
-    xs = [rng.uniform(-1, 1, size=shape).astype(np.float32) for _ in range(frames)]
-    xs += [np.ones(shape, np.float32), -np.ones(shape, np.float32), np.full(shape, 4.0, np.float32)]
-    cmp = compare_with_onnx(g, mw, xs[0])
-    ins, refs = [], []
-    for x in xs:
-        xi = hw_input(g, onnx_context(mw, x))
-        ins.append(xi)
-        refs.append(g.execute(xi)[g.output])
+    named = simulation_frames(g, seed=seed, random=frames)
+    chk = check_frames(g, mw, list(named.values()))
+    ins, refs = chk["inputs"], chk["outputs"]
+    _log(f"reference: {chk['frames_checked']} frames, compiler reference vs exact QONNX reference: "
+         f"{len(chk['mismatching_frames'])} frames differ ({chk['frames_beyond_float32']} beyond float32)")
     exe = netsim.build(rtl, sorted((rtl / "lib").glob("*.sv")), waves=waves)
     runs = []
     for stall in (0.0, 0.3):
@@ -231,9 +229,14 @@ def step_simulate(g: HwGraph, mw, rtl: pathlib.Path, seed: int, frames: int = 3,
                      "sim_cycles_per_s": round(r["cycles_per_second"])})
         _log(f"simulation, stall probability {stall}: {len(ins)} frames, {bad} mismatching integers, "
              f"{r['total_cycles']} cycles ({r['cycles_per_second'] / 1e3:.0f}k cycles/s)")
-    return {"bit_exact": all(r["mismatches"] == 0 for r in runs) and cmp["first_mismatch"] is None
-            and cmp["output_exact"], "reference_vs_qonnx": {k: v for k, v in cmp.items() if k not in ("env", "ctx")},
-            "runs": runs, "frames": len(ins)}
+    ref_ok = not chk["mismatching_frames"]
+    return {"bit_exact": all(r["mismatches"] == 0 for r in runs) and ref_ok,
+            "reference": chk["reference"], "frames_checked": chk["frames_checked"],
+            "reference_vs_qonnx": {"frames_checked": chk["frames_checked"], "exact": ref_ok,
+                                   "mismatching_frames": chk["mismatching_frames"],
+                                   "frames_beyond_float32": chk["frames_beyond_float32"],
+                                   "max_bits": chk["max_bits"]},
+            "runs": runs, "frames": len(ins), "frame_names": list(named)}
 
 
 # ---------------------------------------------------------------------------------------------------------
