@@ -316,3 +316,15 @@ def cancelling_weights(signs: np.ndarray, cout: int, w_bits: int = 8, rng=None, 
         mag = rng.integers(top - 8, top + 1, size=n) | 1
         out[c] = signs * np.where(np.arange(n) < p, mag, -mag)
     return out
+
+
+def simulation_frames(g: HwGraph, seed: int = 0, random: int = 3) -> dict[str, np.ndarray]:
+    """The frames a whole-network simulation runs (``binaryhpe build --sim``): ``random`` frames uniform on
+    the input's real range (``random_<i>``), then the worst-case frames (``worst_case_frames`` with one
+    ``random_sat`` frame). Float (1, C, H, W) arrays in the QONNX input's layout and scale, by name."""
+    rng = np.random.default_rng(seed)
+    h, w, c = g.tensors[g.input].shape
+    rlo, rhi = input_real_range(g)
+    out = {f"random_{i}": rng.uniform(rlo, rhi, size=(1, c, h, w)).astype(np.float32) for i in range(random)}
+    out.update(worst_case_frames(g, seed=seed, random_frames=1))
+    return out
