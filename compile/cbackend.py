@@ -44,16 +44,21 @@ import numpy as np
 
 from binaryhpe import BinaryHPEError
 from binaryhpe.compile import memplan
+from binaryhpe.compile.backends.registry import Registry
 from binaryhpe.compile.graph import HwGraph, TensorInfo
 from binaryhpe.compile.kinds.elementwise import (AddConst, JoinAdd, MulShift, MultiThreshold, Prelu, Requant,
                                                  Sign, Threshold)
-from binaryhpe.compile.kinds.mvu import FxpMvu, XnorMvu
+from binaryhpe.compile.kinds.epilogue import Epilogue
+from binaryhpe.compile.kinds.mvu import FcFxpMvu, FcXnorMvu, FxpMvu, XnorMvu
 from binaryhpe.compile.kinds.plumbing import Concat, Dwc, Fifo, Fork, Split
 from binaryhpe.compile.kinds.pool import Pool
 from binaryhpe.compile.kinds.swg import SlidingWindow
 
-ALIAS_KINDS = (Fork, Fifo, Dwc)
 PACK_INPUT = "<pack bipolar input>"
+
+#: kind -> C emitter (roles: "layer" a function of its own, "op" an elementwise operation, "alias" no code, the
+#: outputs alias the input buffer, "window" fused into the convolution or pool that reads it)
+EMITTERS = Registry("c")
 
 
 class CBackendError(BinaryHPEError):
@@ -184,20 +189,18 @@ def analyze(g: HwGraph) -> CModel:
         cm.steps.append(PACK_INPUT)
         step = 1
     for lay in g.layers:
-        if isinstance(lay, ALIAS_KINDS):
+        role = EMITTERS.entry(lay).role  # raises, naming the layer, for a kind C neither maps nor refuses
+        if role == "alias":
             for o in lay.outputs:
                 cm.root[o] = cm.root[lay.inputs[0]]
                 if lay.inputs[0] in cm.windows:
                     cm.windows[o] = cm.windows[lay.inputs[0]]
             continue
-        if isinstance(lay, SlidingWindow):
+        if role == "window":
             o = lay.outputs[0]
             cm.windows[o] = Window(cm.root[lay.inputs[0]], lay.h, lay.w, lay.c, lay.k, lay.k, lay.s, lay.pad)
             cm.root[o] = cm.root[lay.inputs[0]]
             continue
-        if not isinstance(lay, (XnorMvu, FxpMvu, Pool, Concat, Split, Requant, JoinAdd, MulShift, AddConst,
-                                Prelu, Sign, Threshold, MultiThreshold)):
-            raise CBackendError(f"layer {lay.name!r}: kind {type(lay).__name__} has no C implementation")
         for t in lay.inputs:
             if t not in cm.root:
                 raise CBackendError(f"layer {lay.name!r}: input {t!r} is not produced before it")
@@ -298,6 +301,7 @@ class _Emitter:
         self.weights: list[str] = []  # definitions for weights.c
         self.decls: list[str] = []  # extern declarations
         self.funcs: list[str] = []
+        self.owner: str | None = None  # the layer whose flash a constant counts to (an Epilogue's, for its ops)
 
     def const(self, lay, suffix: str, values, ctype: str | None = None) -> str:
         name = f"W_{_ident(lay.name)}_{suffix}"
@@ -308,19 +312,31 @@ class _Emitter:
         self.decls.append(f"extern const {ctype} {name}[{max(n, 1)}];")
         nbytes = max(n, 1) * {"int8_t": 1, "int16_t": 2, "int32_t": 4, "uint32_t": 4, "int64_t": 8}[ctype]
         self.cm.weight_sets[name] = nbytes
-        self.cm.layer_flash[lay.name] = self.cm.layer_flash.get(lay.name, 0) + nbytes
+        key = self.owner or lay.name
+        self.cm.layer_flash[key] = self.cm.layer_flash.get(key, 0) + nbytes
         return name
 
     def st(self, tensor: str) -> Storage:
         return self.cm.storage[self.cm.root[tensor]]
 
-    # --- per kind ------------------------------------------------------------------------------------
+    # --- per kind: the emitters, registered in EMITTERS -----------------------------------------------
     def layer(self, lay) -> str:
-        for kind, fn in ((XnorMvu, self.xnor), (FxpMvu, self.fxp), (Pool, self.pool), (Concat, self.concat),
-                         (Split, self.split), (JoinAdd, self.joinadd)):
-            if isinstance(lay, kind):
-                return fn(lay)
-        return self.elementwise(lay)
+        e = EMITTERS.entry(lay)
+        if e.role == "op":
+            return self.elementwise(lay, e.fn)
+        if e.role != "layer":
+            raise CBackendError(f"layer {lay.name!r}: a {type(lay).__name__} emits no code of its own ({e.role})")
+        return e.fn(self, lay)
+
+    @EMITTERS.emits(Fork, Fifo, Dwc, role="alias", note="nothing (aliases its input buffer)")
+    def alias(self, lay) -> str:
+        """no code: the outputs alias the input buffer"""
+        return ""
+
+    @EMITTERS.emits(SlidingWindow, role="window", note="fused into its convolution / pool")
+    def window(self, lay) -> str:
+        """no code: fused into the convolution or pool that reads it (which walks the window)"""
+        return ""
 
     def _window(self, lay) -> Window:
         t = lay.inputs[0]
@@ -349,7 +365,9 @@ class _Emitter:
             f"          if (ix < 0 || ix >= {win.w}) continue;",
         ]
 
+    @EMITTERS.emits(XnorMvu, FcXnorMvu, note="XOR + popcount loop")
     def xnor(self, lay: XnorMvu) -> str:
+        """packed words, XOR + popcount over the valid taps"""
         win = self._window(lay)
         src = self.cm.storage[win.src]
         if not src.packed:
@@ -377,7 +395,9 @@ class _Emitter:
               "      }", "    }", "  }"]
         return "\n".join(L)
 
+    @EMITTERS.emits(FxpMvu, FcFxpMvu, note="multiply-accumulate loop")
     def fxp(self, lay: FxpMvu) -> str:
+        """int32 multiply-accumulate over the valid taps"""
         win = self._window(lay)
         src = self.cm.storage[win.src]
         if src.packed:
@@ -409,7 +429,9 @@ class _Emitter:
                 return d.split()[2]
         raise KeyError(name)
 
+    @EMITTERS.emits(Pool, note="max / sum loop")
     def pool(self, lay: Pool) -> str:
+        """max / sum over the valid taps of each window"""
         src = self.st(lay.inputs[0])
         o = self.st(lay.outputs[0])
         win = Window(self.cm.root[lay.inputs[0]], lay.h, lay.w, lay.c, lay.k, lay.k, lay.s, lay.pad)
@@ -447,7 +469,9 @@ class _Emitter:
                 L.append(f"    for (int k = 0; k < {o.cw}; k++) {o.cname}[p * {o.cw} + k] = 0u;")
         return L
 
+    @EMITTERS.emits(Concat, note="channel copy")
     def concat(self, lay: Concat) -> str:
+        """channel copy"""
         a, b, o = self.st(lay.inputs[0]), self.st(lay.inputs[1]), self.st(lay.outputs[0])
         L = self._pix_loop(lay.h * lay.w, o)
         L += [f"    for (int c = 0; c < {lay.c1}; c++) {{ const int32_t v = {a.rd('p', 'c')}; "
@@ -456,7 +480,9 @@ class _Emitter:
               f"{self._store(o, 'p', f'c + {lay.c1}', 'v')} }}", "  }"]
         return "\n".join(L)
 
+    @EMITTERS.emits(Split, note="channel copy")
     def split(self, lay: Split) -> str:
+        """channel copy"""
         x, a, b = self.st(lay.inputs[0]), self.st(lay.outputs[0]), self.st(lay.outputs[1])
         L = self._pix_loop(lay.h * lay.w, a, b)
         L += [f"    for (int c = 0; c < {lay.c1}; c++) {{ const int32_t v = {x.rd('p', 'c')}; "
@@ -465,66 +491,119 @@ class _Emitter:
               f"{self._store(b, 'p', 'c', 'v')} }}", "  }"]
         return "\n".join(L)
 
-    def joinadd(self, lay: JoinAdd) -> str:
-        a, b, o = self.st(lay.inputs[0]), self.st(lay.inputs[1]), self.st(lay.outputs[0])
-        wide = _wide(max(lay.in_w + lay.shift_a, lay.in_b_w + lay.shift_b) + 1)
-        ea, eb = f"({wide}){a.rd('p', 'c')}", f"({wide}){b.rd('p', 'c')}"
-        expr = f"{_shift(ea, -lay.shift_a, wide)} + {_shift(eb, -lay.shift_b, wide)}"
-        L = self._pix_loop(a.h * a.w, o)
-        L += [f"    for (int c = 0; c < {lay.c}; c++) {{",
-              f"      const {wide} v = {expr};",
-              f"      {self._store(o, 'p', 'c', _sat('v', lay.out_w, wide))}",
-              "    }", "  }"]
+    # --- elementwise operations -------------------------------------------------------------------
+    # Each "op" emitter returns the C statements that compute one element of the operation from the value
+    # ``v`` (a C expression of its input, and ``vb`` of the second input of a JoinAdd) into locals suffixed
+    # ``i``, and the name of the local holding the result. A stand-alone layer loads, runs one op and stores;
+    # an Epilogue runs all its ops on one load (the arithmetic of each op, intermediate saturation included,
+    # is the same text either way).
+
+    def elementwise(self, lay, fn) -> str:
+        x, o = self.st(lay.inputs[0]), self.st(lay.outputs[0])
+        vb = self.st(lay.inputs[1]).rd("p", "c") if len(lay.inputs) > 1 else None
+        body, y = fn(self, lay, x.rd("p", "c"), vb, 0)
+        L = self._pix_loop(x.h * x.w, o)
+        L += [f"    for (int c = 0; c < {lay.c}; c++) {{"]
+        L += [f"      {s}" for s in body]
+        L += [f"      {self._store(o, 'p', 'c', y)}", "    }", "  }"]
         return "\n".join(L)
 
-    def elementwise(self, lay) -> str:
+    @EMITTERS.emits(Epilogue, note="one fused loop")
+    def epilogue(self, lay: Epilogue) -> str:
+        """one fused loop: one load, every op's arithmetic in locals, one store"""
         x, o = self.st(lay.inputs[0]), self.st(lay.outputs[0])
-        body: list[str]
-        if isinstance(lay, Requant):
-            wide = _wide(lay.in_w + max(0, -lay.shift) + 1)
-            body = [f"const {wide} y = {_sat(_shift('v', lay.shift, wide), lay.out_w, wide)};",
-                    self._store(o, "p", "c", "(y < 0 ? 0 : y)" if lay.relu else "y")]
-        elif isinstance(lay, MulShift):
-            wide = _wide(lay.in_w + lay.const_w + max(0, -lay.shift))
-            m = self.const(lay, "m", lay.m)
-            body = [f"const {wide} y = {_shift(f'v * ({wide}){m}[c]', lay.shift, wide)};",
-                    self._store(o, "p", "c", _sat("y", lay.out_w, wide))]
-        elif isinstance(lay, AddConst):
-            wide = _wide(max(lay.in_w, lay.const_w) + 1)
-            bn = self.const(lay, "b", lay.b)
-            body = [f"const {wide} y = v + ({wide}){bn}[c];", self._store(o, "p", "c", _sat("y", lay.out_w, wide))]
-        elif isinstance(lay, Prelu):
-            wide = _wide(max(lay.in_w + lay.const_w + max(0, -lay.shift), lay.in_w + 1))
-            bn = self.const(lay, "beta", lay.beta)
-            neg = _sat(_shift(f"v * ({wide}){bn}[c]", lay.shift, wide), lay.out_w, wide)
-            body = [f"const {wide} y = v > 0 ? {_sat('v', lay.out_w, wide)} : {neg};", self._store(o, "p", "c", "y")]
-        elif isinstance(lay, Sign):
-            wide = "int32_t"
-            body = [self._store(o, "p", "c", "v >= 0")]
-        elif isinstance(lay, Threshold):
-            wide = _wide(max(lay.in_w, lay.thr_w))
-            tn = self.const(lay, "t", lay.thresholds)
-            ng = np.asarray(lay.neg)
-            if ng.any():
-                nn = self.const(lay, "neg", ng, "int8_t")
-                cond = f"({nn}[c] ? v <= ({wide}){tn}[c] : v >= ({wide}){tn}[c])"
-            else:
-                cond = f"(v >= ({wide}){tn}[c])"
-            body = [self._store(o, "p", "c", cond)]
-        elif isinstance(lay, MultiThreshold):
-            wide = _wide(max(lay.in_w, lay.thr_w))
-            nthr = (1 << lay.out_w) - 1
-            ctype = "int64_t" if wide == "int64_t" else None
-            tn = self.const(lay, "t", lay.thresholds, ctype)
-            body = [f"const {self._wtype(tn)} *tc = &{tn}[c * {nthr}];", "int32_t y = 0;",
-                    f"for (int i = 0; i < {nthr}; i++) y += v >= ({wide})tc[i];", self._store(o, "p", "c", "y")]
-        else:  # pragma: no cover - analyze() rejects unknown kinds
-            raise CBackendError(f"layer {lay.name!r}: no C implementation for {type(lay).__name__}")
+        vb = self.st(lay.inputs[1]).rd("p", "c") if len(lay.inputs) > 1 else None
+        body, v = [], x.rd("p", "c")
+        self.owner = lay.name
+        try:
+            for i, op in enumerate(lay.ops):
+                e = EMITTERS.entry(op)
+                if e.role != "op":
+                    raise CBackendError(f"layer {lay.name!r}: op {op.name!r} ({type(op).__name__}) is not an "
+                                        "elementwise operation of the C backend")
+                lines, v = e.fn(self, op, v, vb if isinstance(op, JoinAdd) else None, i)
+                body += [f"/* {type(op).__name__} {op.name} */", *lines]
+        finally:
+            self.owner = None
         L = self._pix_loop(x.h * x.w, o)
-        L += [f"    for (int c = 0; c < {lay.c}; c++) {{", f"      const {wide} v = ({wide}){x.rd('p', 'c')};"]
+        L += [f"    for (int c = 0; c < {lay.c}; c++) {{"]
         L += [f"      {s}" for s in body]
-        L += ["    }", "  }"]
+        L += [f"      {self._store(o, 'p', 'c', v)}", "    }", "  }"]
         return "\n".join(L)
+
+    @EMITTERS.emits(Requant, role="op", note="elementwise loop")
+    def requant(self, lay: Requant, v: str, vb, i: int):
+        """shift, saturate (relu)"""
+        wide = _wide(lay.in_w + max(0, -lay.shift) + 1)
+        return [f"const {wide} x{i} = ({wide})({v});",
+                f"const {wide} s{i} = {_sat(_shift(f'x{i}', lay.shift, wide), lay.out_w, wide)};",
+                f"const {wide} y{i} = {f'(s{i} < 0 ? 0 : s{i})' if lay.relu else f's{i}'};"], f"y{i}"
+
+    @EMITTERS.emits(MulShift, role="op", note="elementwise loop")
+    def mulshift(self, lay: MulShift, v: str, vb, i: int):
+        """multiply by the channel's constant, shift, saturate"""
+        wide = _wide(lay.in_w + lay.const_w + max(0, -lay.shift))
+        m = self.const(lay, "m", lay.m)
+        return [f"const {wide} x{i} = ({wide})({v});",
+                f"const {wide} s{i} = {_shift(f'x{i} * ({wide}){m}[c]', lay.shift, wide)};",
+                f"const {wide} y{i} = {_sat(f's{i}', lay.out_w, wide)};"], f"y{i}"
+
+    @EMITTERS.emits(AddConst, role="op", note="elementwise loop")
+    def addconst(self, lay: AddConst, v: str, vb, i: int):
+        """add the channel's constant, saturate"""
+        wide = _wide(max(lay.in_w, lay.const_w) + 1)
+        bn = self.const(lay, "b", lay.b)
+        return [f"const {wide} x{i} = ({wide})({v});",
+                f"const {wide} s{i} = x{i} + ({wide}){bn}[c];",
+                f"const {wide} y{i} = {_sat(f's{i}', lay.out_w, wide)};"], f"y{i}"
+
+    @EMITTERS.emits(Prelu, role="op", note="elementwise loop")
+    def prelu(self, lay: Prelu, v: str, vb, i: int):
+        """x > 0 ? saturate(x) : saturate(shift(beta_c x))"""
+        wide = _wide(max(lay.in_w + lay.const_w + max(0, -lay.shift), lay.in_w + 1))
+        bn = self.const(lay, "beta", lay.beta)
+        neg = _sat(_shift(f"x{i} * ({wide}){bn}[c]", lay.shift, wide), lay.out_w, wide)
+        return [f"const {wide} x{i} = ({wide})({v});",
+                f"const {wide} y{i} = x{i} > 0 ? {_sat(f'x{i}', lay.out_w, wide)} : {neg};"], f"y{i}"
+
+    @EMITTERS.emits(JoinAdd, role="op", note="elementwise loop")
+    def joinadd(self, lay: JoinAdd, v: str, vb: str, i: int):
+        """two shifted inputs added, saturate"""
+        if vb is None:
+            raise CBackendError(f"layer {lay.name!r}: a JoinAdd needs its second input")
+        wide = _wide(max(lay.in_w + lay.shift_a, lay.in_b_w + lay.shift_b) + 1)
+        ea, eb = f"({wide})({v})", f"({wide})({vb})"
+        return [f"const {wide} s{i} = {_shift(ea, -lay.shift_a, wide)} + {_shift(eb, -lay.shift_b, wide)};",
+                f"const {wide} y{i} = {_sat(f's{i}', lay.out_w, wide)};"], f"y{i}"
+
+    @EMITTERS.emits(Sign, role="op", note="elementwise loop")
+    def sign(self, lay: Sign, v: str, vb, i: int):
+        """x >= 0"""
+        wide = _wide(lay.in_w)
+        return [f"const {wide} x{i} = ({wide})({v});", f"const int32_t y{i} = x{i} >= 0;"], f"y{i}"
+
+    @EMITTERS.emits(Threshold, role="op", note="elementwise loop")
+    def threshold(self, lay: Threshold, v: str, vb, i: int):
+        """x >= T_c (x <= T_c where neg_c)"""
+        wide = _wide(max(lay.in_w, lay.thr_w))
+        tn = self.const(lay, "t", lay.thresholds)
+        ng = np.asarray(lay.neg)
+        if ng.any():
+            nn = self.const(lay, "neg", ng, "int8_t")
+            cond = f"({nn}[c] ? x{i} <= ({wide}){tn}[c] : x{i} >= ({wide}){tn}[c])"
+        else:
+            cond = f"(x{i} >= ({wide}){tn}[c])"
+        return [f"const {wide} x{i} = ({wide})({v});", f"const int32_t y{i} = {cond};"], f"y{i}"
+
+    @EMITTERS.emits(MultiThreshold, role="op", note="elementwise loop")
+    def multithreshold(self, lay: MultiThreshold, v: str, vb, i: int):
+        """count of the channel's thresholds passed"""
+        wide = _wide(max(lay.in_w, lay.thr_w))
+        nthr = (1 << lay.out_w) - 1
+        ctype = "int64_t" if wide == "int64_t" else None
+        tn = self.const(lay, "t", lay.thresholds, ctype)
+        return [f"const {wide} x{i} = ({wide})({v});", f"const {self._wtype(tn)} *tc{i} = &{tn}[c * {nthr}];",
+                f"int32_t y{i} = 0;", f"for (int j = 0; j < {nthr}; j++) y{i} += x{i} >= ({wide})tc{i}[j];"], f"y{i}"
 
 
 def _ident(name: str) -> str:

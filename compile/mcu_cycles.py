@@ -23,10 +23,14 @@ the model).
 
 from __future__ import annotations
 
-from binaryhpe.compile.kinds.elementwise import MultiThreshold
-from binaryhpe.compile.kinds.mvu import FxpMvu, XnorMvu
-from binaryhpe.compile.kinds.plumbing import Concat, Split
+from binaryhpe.compile.backends.registry import Registry
+from binaryhpe.compile.kinds.elementwise import (AddConst, JoinAdd, MulShift, MultiThreshold, Prelu, Requant,
+                                                 Sign, Threshold)
+from binaryhpe.compile.kinds.epilogue import Epilogue
+from binaryhpe.compile.kinds.mvu import FcFxpMvu, FcXnorMvu, FxpMvu, XnorMvu
+from binaryhpe.compile.kinds.plumbing import Concat, Dwc, Fifo, Fork, Split
 from binaryhpe.compile.kinds.pool import Pool
+from binaryhpe.compile.kinds.swg import SlidingWindow
 
 CPI = {"cortex-m4": 1.25, "cortex-m7": 0.80, "cortex-m33": 1.20, "cortex-m55": 0.95}
 
@@ -45,39 +49,81 @@ INSTR = {
     "mt_thr": 4,            # per threshold of a MultiThreshold
     "pool_tap": 9,          # per (element, tap)
     "copy": 8,              # per element of Concat/Split
+    "epi_elem": 6,          # per element of a fused Epilogue: load, store, loop
+    "epi_op": 4,            # per element and op of an Epilogue: the op's arithmetic and saturation in registers
+    "epi_join": 2,          # per element of an Epilogue's JoinAdd: the second operand's load
 }
 
 
-def layer_instructions(cm, lay) -> int:
-    from binaryhpe.compile.cbackend import Window
+#: kind -> instruction count of its generated C (``fn(cm, lay, pixels, extra)``); kinds that emit no code are
+#: refused here (the C backend never schedules them)
+MODEL = Registry("mcu cycle model")
+for _k in (Fork, Fifo, Dwc, SlidingWindow):
+    MODEL.refuse(_k, "emits no C code (an alias of its input buffer, or fused into its consumer)")
 
+
+def layer_instructions(cm, lay) -> int:
+    """Predicted instructions of ``lay``'s generated C function; an unknown kind is an error naming it."""
+    e = MODEL.entry(lay)
     st = cm.storage
     out = st[cm.root[lay.outputs[0]]]
-    pixels = out.h * out.w
-    if isinstance(lay, (XnorMvu, FxpMvu)):
-        t = lay.inputs[0]
-        if t in cm.windows:
-            win = cm.windows[t]
-        else:
-            s = st[cm.root[t]]
-            win = Window(cm.root[t], s.h, s.w, s.c, s.h, s.w, 1, 0)
-        vt = win.valid_taps()
-        n = pixels * (INSTR["pixel"] + INSTR["window_tap"] * win.kh * win.kw)
-        if isinstance(lay, XnorMvu):
-            cw = -(-win.c // 32)
-            return n + lay.cout * (vt * (INSTR["xnor_tap"] + cw * INSTR["xnor_word"]) + pixels * INSTR["xnor_out"])
-        return n + lay.cout * (vt * (INSTR["fxp_tap"] + win.c * INSTR["fxp_mac"]) + pixels * INSTR["fxp_out"])
-    if isinstance(lay, Pool):
-        win = Window("", lay.h, lay.w, lay.c, lay.k, lay.k, lay.s, lay.pad)
-        return pixels * INSTR["pixel"] + lay.c * win.valid_taps() * INSTR["pool_tap"]
     packed = any(st[cm.root[t]].packed for t in list(lay.inputs) + list(lay.outputs))
-    extra = INSTR["elem_packed"] if packed else 0
-    if isinstance(lay, (Concat, Split)):
-        return pixels * INSTR["pixel"] + pixels * (lay.c1 + lay.c2) * (INSTR["copy"] + extra)
+    return int(e.fn(cm, lay, out.h * out.w, INSTR["elem_packed"] if packed else 0))
+
+
+@MODEL.emits(XnorMvu, FcXnorMvu, FxpMvu, FcFxpMvu)
+def _mvu(cm, lay, pixels: int, extra: int) -> int:
+    """tap gathering, then per output channel the valid taps' words / MACs"""
+    from binaryhpe.compile.cbackend import Window
+
+    t = lay.inputs[0]
+    if t in cm.windows:
+        win = cm.windows[t]
+    else:
+        s = cm.storage[cm.root[t]]
+        win = Window(cm.root[t], s.h, s.w, s.c, s.h, s.w, 1, 0)
+    vt = win.valid_taps()
+    n = pixels * (INSTR["pixel"] + INSTR["window_tap"] * win.kh * win.kw)
+    if isinstance(lay, XnorMvu):
+        cw = -(-win.c // 32)
+        return n + lay.cout * (vt * (INSTR["xnor_tap"] + cw * INSTR["xnor_word"]) + pixels * INSTR["xnor_out"])
+    return n + lay.cout * (vt * (INSTR["fxp_tap"] + win.c * INSTR["fxp_mac"]) + pixels * INSTR["fxp_out"])
+
+
+@MODEL.emits(Pool)
+def _pool(cm, lay, pixels: int, extra: int) -> int:
+    """per (element, valid tap)"""
+    from binaryhpe.compile.cbackend import Window
+
+    win = Window("", lay.h, lay.w, lay.c, lay.k, lay.k, lay.s, lay.pad)
+    return pixels * INSTR["pixel"] + lay.c * win.valid_taps() * INSTR["pool_tap"]
+
+
+@MODEL.emits(Concat, Split)
+def _copy(cm, lay, pixels: int, extra: int) -> int:
+    """per copied element"""
+    return pixels * INSTR["pixel"] + pixels * (lay.c1 + lay.c2) * (INSTR["copy"] + extra)
+
+
+@MODEL.emits(Requant, JoinAdd, MulShift, AddConst, Prelu, Sign, Threshold, MultiThreshold)
+def _elementwise(cm, lay, pixels: int, extra: int) -> int:
+    """per element: load, operation, saturation, store"""
     per = INSTR["elem"] + extra
     if isinstance(lay, MultiThreshold):
         per += INSTR["mt_thr"] * ((1 << lay.out_w) - 1)
-    return pixels * INSTR["pixel"] + pixels * out.c * per
+    return pixels * INSTR["pixel"] + pixels * lay.c * per
+
+
+@MODEL.emits(Epilogue)
+def _epilogue(cm, lay, pixels: int, extra: int) -> int:
+    """per element one load and store, per op its arithmetic in registers"""
+    per = INSTR["epi_elem"] + extra + INSTR["epi_op"] * len(lay.ops)
+    for op in lay.ops:
+        if isinstance(op, JoinAdd):
+            per += INSTR["epi_join"]
+        if isinstance(op, MultiThreshold):
+            per += INSTR["mt_thr"] * ((1 << op.out_w) - 1)
+    return pixels * INSTR["pixel"] + pixels * lay.c * per
 
 
 def predict(cm, target: dict) -> dict:
@@ -90,12 +136,12 @@ def predict(cm, target: dict) -> dict:
         if name == PACK_INPUT:
             p = cm.storage[cm.g.input]
             n = p.h * p.w * (INSTR["pixel"] + p.c * (INSTR["elem"] + INSTR["elem_packed"]))
-            rows.append({"kind": "PackInput", "predicted_instructions": int(n),
+            rows.append({"layer": name, "kind": "PackInput", "predicted_instructions": int(n),
                          "predicted_cycles": int(round(n * cpi))})
             continue
         lay = by_name[name]
         n = layer_instructions(cm, lay)
-        rows.append({"kind": type(lay).__name__, "predicted_instructions": int(n),
+        rows.append({"layer": name, "kind": type(lay).__name__, "predicted_instructions": int(n),
                      "predicted_cycles": int(round(n * cpi))})
     tot = sum(r["predicted_instructions"] for r in rows)
     return {"instructions": int(tot), "cycles": int(round(tot * cpi)), "layers": rows,

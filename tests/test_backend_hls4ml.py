@@ -178,7 +178,19 @@ def _frames(g, n=5, seed=1):
     return fr + [np.full(shape, 127), np.full(shape, -128), np.zeros(shape, dtype=np.int64)]
 
 
-def test_every_kind_csim_equals_reference(tmp_path):
+def _fuse(g: HwGraph) -> HwGraph:
+    """``g`` with its elementwise chains fused into Epilogues (as the standard passes leave a graph)."""
+    from binaryhpe.compile.kinds.epilogue import Epilogue
+    from binaryhpe.compile.passes import FuseEpilogue
+
+    FuseEpilogue().apply(g)
+    epis = [lay for lay in g.layers if isinstance(lay, Epilogue)]
+    assert len(epis) >= 4 and max(len(e.ops) for e in epis) >= 4, epis
+    return g
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["per_op", "epilogues"])
+def test_every_kind_csim_equals_reference(tmp_path, fused):
     g = _kinds_graph()
     frames = _frames(g)
     env = [g.execute(f) for f in frames]
@@ -186,6 +198,8 @@ def test_every_kind_csim_equals_reference(tmp_path):
     assert np.any(np.abs(env[0]["r0"]) == 127) or np.any(env[0]["r0"] == -128)
     assert np.any(env[0]["b1"] < 0) and np.any(env[0]["b1"] > 0)
     assert any(np.any(e["j1"] == 2 ** 15 - 1) or np.any(e["j1"] == -2 ** 15) for e in env)  # the join saturates
+    if fused:  # hls4ml maps each Epilogue through its ops; the traced comparison still covers m1, b1, p1, j1
+        g = _fuse(g)
     model, outv, b = H.to_hls4ml(g, tmp_path / "hls4ml")
     rep = H.compare(g, model, outv, b, frames)
     assert rep["bit_exact"], (rep["first_mismatch"], rep["layers_with_mismatches"])
@@ -196,7 +210,8 @@ def test_every_kind_csim_equals_reference(tmp_path):
     # every hls4ml tensor standing for one of ours was traced and compared: all of them except the
     # plumbing aliases
     ours = ("a0", "r0", "s0", "a1", "m1", "b1", "p1", "j1", "r1", "r2", "c1", "sa", "sb", "pm", "ps", "c2", "q2")
-    assert rep["traced_elements"] >= sum(int(np.prod(g.tensors[t].shape)) for t in ours) * len(frames)
+    assert rep["traced_elements"] >= sum(int(np.prod(b.g.tensors[t].shape)) for t in ours) * len(frames)
+    assert set(ours) <= set(b.g.tensors)  # (fused: the builder mapped the graph with its Epilogues unfused)
     # hand check of one element, independent of both: the first output channel of the first pixel of conv0
     x = frames[0]
     xp = np.zeros((8, 8, 4), dtype=np.int64)

@@ -103,7 +103,8 @@ def test_kind_without_mapping_is_named():
     g.layers.append(Mystery("odd_one", ["y"], ["z"]))
     g.tensors["z"] = TensorInfo("z", (1, 1, 2), Fmt(8, 0))
     g.output = "z"
-    with pytest.raises(BinaryHPEError, match=r"finn cannot take layer 'odd_one' \(Mystery\): no FINN mapping"):
+    with pytest.raises(BinaryHPEError, match=r"finn backend: layer 'odd_one' is of kind Mystery, which the finn "
+                                             r"backend neither maps nor refuses"):
         finn_graph.build_model(g)
 
 

@@ -83,7 +83,8 @@ def tiny(tmp_path_factory):
 
 def test_tiny_bidrn_host_bit_exact(tiny, tmp_path):
     g, mw = tiny["g"], tiny["mw"]
-    kinds = {type(lay).__name__ for lay in g.layers}
+    kinds = {type(lay).__name__ for lay in g.layers} | {type(op).__name__ for lay in g.layers
+                                                         for op in getattr(lay, "ops", [])}
     assert {"XnorMvu", "FxpMvu", "Prelu", "JoinAdd", "Concat", "Split", "Pool", "Fork"} <= kinds, kinds
     # a frame through QONNX: the reference equals execute_onnx there, so the C output equals it too
     r = compare_with_onnx(g, mw, tiny["x"])
@@ -186,7 +187,7 @@ def test_bnn_pynq_host_bit_exact(name, tmp_path):
     path = export_qonnx(model, torch.from_numpy(_inputs(shape)["rand0"]), tmp_path / "m.onnx", verbose=False)
     mw = load_qonnx(path)
     g = optimize(lower(mw))
-    assert any(isinstance(lay, Threshold) for lay in g.layers)
+    assert any(isinstance(op, Threshold) for lay in g.layers for op in getattr(lay, "ops", [lay]))
     frames = [hw_input(g, onnx_context(mw, v)) for v in _inputs(shape).values()] + _frames(g)
     bad, _ = _host_mismatches(g, frames, tmp_path)
     assert bad == 0
@@ -283,6 +284,35 @@ def test_every_epilogue_kind_bit_exact(seed, tmp_path):
         refs = [g.execute(x)[out] for x in frames]
         assert len({r.tobytes() for r in refs}) > 1, out  # the frames exercise the layers
     assert len({type(lay).__name__ for lay in g.layers}) == 15
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_every_epilogue_kind_fused_bit_exact(seed, tmp_path):
+    """The same graph with its elementwise chains fused into Epilogues (``passes.FuseEpilogue``): one C loop an
+    Epilogue, every op's arithmetic in locals, equal to the per-op reference computed before fusing."""
+    from binaryhpe.compile.kinds.epilogue import Epilogue
+    from binaryhpe.compile.passes import FuseEpilogue
+
+    g, outs = _every_kind_graph(seed)
+    frames = _frames(g, seed=seed)
+    refs = {out: [g.execute(x)[out] for x in frames] for out in outs}
+    mids = ("rq", "ms", "ms2", "ac", "pr")
+    FuseEpilogue().apply(g)
+    epis = [lay for lay in g.layers if isinstance(lay, Epilogue)]
+    assert [type(op).__name__ for op in max(epis, key=lambda e: len(e.ops)).ops] == \
+        ["Requant", "MulShift", "MulShift", "AddConst", "Prelu", "JoinAdd"]
+    assert not any(type(lay).__name__ in ("Requant", "MulShift", "Sign", "Threshold", "MultiThreshold")
+                   for lay in g.layers)
+    for out in outs:
+        g.output = out
+        cm = cbackend.generate(g)
+        assert not set(mids) & set(cm.storage)  # no per-stage buffer
+        exe = mcu.host_build(cbackend.write(cm, tmp_path / out / "c"))
+        got = mcu.host_run(exe, frames, g.tensors[out].shape)
+        assert sum(int(np.count_nonzero(a != b)) for a, b in zip(got, refs[out])) == 0, out
+        assert len({r.tobytes() for r in refs[out]}) > 1, out
+    src = (tmp_path / "fo" / "c" / "model.c").read_text()
+    assert src.count(": Epilogue ") == len(epis) and "/* JoinAdd l7_JoinAdd */" in src
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -18,6 +18,20 @@ BACKENDS = {"rtl": None, "hls4ml": "binaryhpe.compile.backends.hls4ml_backend",
             "finn": "binaryhpe.compile.backends.finn_backend"}
 
 
+def unfused(g):
+    """``g`` itself when it holds no ``Epilogue``, else a copy with every Epilogue expanded into its ops again
+    (``passes.UnfuseEpilogues``, the intermediate tensors restored): hls4ml and FINN map one operation at a
+    time, and their traced comparisons then cover every intermediate tensor too."""
+    from binaryhpe.compile.kinds.epilogue import Epilogue
+    from binaryhpe.compile.passes import UnfuseEpilogues
+
+    if not any(isinstance(lay, Epilogue) for lay in g.layers):
+        return g
+    g = g.copy()
+    UnfuseEpilogues().apply(g)
+    return g
+
+
 def run_backend(name: str, qonnx: pathlib.Path, g, out: pathlib.Path, sim: bool, seed: int = 0, **options) -> dict:
     """Run the external backend ``name`` (not ``rtl``, which is the flow itself); ``options`` go to its ``build``
     (the FINN backend's ``flow``)."""

@@ -146,11 +146,18 @@ def _compare_traced(g: HwGraph, tmap: dict, names: list[str], npz, envs: list[di
 
 
 def build(qonnx: pathlib.Path, g: HwGraph, out: pathlib.Path, sim: bool, seed: int = 0,
-          int2_padding: bool = True, flow: str = "auto", frames: list | None = None) -> dict:
+          int2_padding: bool = True, flow: str = "auto", frames: list | None = None, extra_frames=None) -> dict:
     """Run FINN on ``qonnx`` with ``g``'s folding; see the module doc. ``int2_padding=False`` hands FINN the
     zero-padded binary convolutions unchanged (to measure FINN's -1 padding; see finn_job.ZeroPadBipolarAsInt2).
     ``flow``: ``auto``, ``streamline`` or ``hw_graph`` (module doc). ``frames``: the hw_graph flow's integer
-    input frames (H, W, C) instead of the QONNX's test frames (``qonnx`` may then be None: a hand-built graph)."""
+    input frames (H, W, C) instead of the QONNX's test frames (``qonnx`` may then be None: a hand-built graph).
+    ``extra_frames``: a user's float frames (``--inputs``, the QONNX input's layout without the batch dimension),
+    run after the test frames; FINN's outputs of them come back as ``user_outputs`` (our integers, H x W x C).
+    FINN takes one node an operation: a graph with Epilogues is handled as a copy with them unfused
+    (``backends.unfused``), which the folding, the FINN nodes and the traced comparison all read."""
+    from binaryhpe.compile.backends import unfused
+
+    g = unfused(g)
     py = finn_python()
     flow = choose_flow(g, flow)
     if frames is not None and flow != "hw_graph":
@@ -173,12 +180,23 @@ def build(qonnx: pathlib.Path, g: HwGraph, out: pathlib.Path, sim: bool, seed: i
         from binaryhpe.compile.lower import load_qonnx
         from binaryhpe.compile.reference import hw_input, onnx_context
 
+        from binaryhpe.compile.frames import quantize
+
         if frames is None:
             mw = load_qonnx(qonnx)
             xs = test_frames(mw.get_tensor_shape(mw.graph.input[0].name), seed)
+            n_test = len(xs)
+            if extra_frames is not None:
+                xs = np.concatenate([xs, np.asarray(extra_frames, dtype=np.float32)[:, None]])
+        elif extra_frames is not None:
+            raise BinaryHPEError("finn: a user's float frames go with the QONNX's test frames, not integer frames")
+
+        def host_ints():  # test frames: the QONNX execution's input quantizer; a user's: g.input_quant
+            return ([hw_input(g, onnx_context(mw, x)) for x in xs[:n_test]]
+                    + [quantize(g, x[0]) for x in xs[n_test:]])
+
         if flow == "hw_graph":  # FINN's graph starts at our integers (the host quantizes the input)
-            ints = ([np.asarray(f, dtype=np.int64) for f in frames] if frames is not None
-                    else [hw_input(g, onnx_context(mw, x)) for x in xs])
+            ints = ([np.asarray(f, dtype=np.int64) for f in frames] if frames is not None else host_ints())
             fin = np.stack(ints)[:, None]
             if g.tensors[g.input].fmt.bipolar:  # binary values reach FINN as -1/+1 (INT2)
                 fin = 2 * fin - 1
@@ -233,9 +251,10 @@ def build(qonnx: pathlib.Path, g: HwGraph, out: pathlib.Path, sim: bool, seed: i
             envs = [g.execute(x) for x in ints]
             refs = [2 * e[g.output] - 1 if fmt.bipolar else e[g.output] for e in envs]
         else:  # FINN's graph ends in the QONNX's real values
-            refs = [fmt.to_real(g.execute(hw_input(g, onnx_context(mw, x)), keep_all=False)[g.output]) for x in xs]
+            refs = [fmt.to_real(g.execute(q, keep_all=False)[g.output]) for q in host_ints()]
         got = np.load(res["outputs"])
         bad = total = 0
+        ours = []  # FINN's outputs as our integers (bipolar 0/1), for a user's frames
         for y, ref in zip(got, refs):
             y = np.asarray(y, dtype=np.float64)
             if flow == "hw_graph":
@@ -244,6 +263,9 @@ def build(qonnx: pathlib.Path, g: HwGraph, out: pathlib.Path, sim: bool, seed: i
                 y = y.reshape(ref.shape) if y.ndim == 2 else y[0].transpose(1, 2, 0)
             bad += int(np.count_nonzero(y != ref))
             total += ref.size
+            ours.append((y + 1) / 2 if fmt.bipolar else y if flow == "hw_graph" else y * 2.0**fmt.frac)
+        if extra_frames is not None:
+            report["user_outputs"] = ours[n_test:]
         if res.get("traced"):  # every FINN tensor standing for one of ours, on every frame
             report.update(_compare_traced(g, tmap, job["trace"], np.load(res["traced"]), envs))
         report.update({"bit_exact": bad == 0 and total > 0 and not report.get("traced_mismatches"),

@@ -5,7 +5,8 @@ the BNN-PYNQ nets. It cannot absorb the full-precision residual datapath of a Bi
 the 16-bit X format, whose requantizers would become 65,535 thresholds a channel. Here each layer of our
 hardware graph becomes FINN HW layers (the abstract ``finn.custom_op.fpgadataflow`` ops that FINN's
 ``SpecializeLayers`` turns into HLS or RTL), with one exactness argument a kind. The mapping lives in
-``_Builder``, one method a kind, listed in ``KINDS``.
+``_Builder``, one method a kind, registered in ``EMITTERS`` (``@EMITTERS.emits(Kind)``). An ``Epilogue`` is
+mapped through its ops (``Epilogue.unfuse``), each as below.
 
 Tensors hold our integers (``Fmt`` mantissas), channels last, ``(1, H, W, C)``. FINN's python execution keeps
 them in float32, so every node's arithmetic is checked to stay below 2^24 (``_f32_exact``). Binary
@@ -57,9 +58,19 @@ import re
 import numpy as np
 
 from binaryhpe import BinaryHPEError
+from binaryhpe.compile.backends.registry import Registry
 from binaryhpe.compile.graph import Fmt, HwGraph
+from binaryhpe.compile.kinds.elementwise import (AddConst, JoinAdd, MulShift, MultiThreshold, Prelu, Requant,
+                                                 Sign, Threshold)
+from binaryhpe.compile.kinds.epilogue import Epilogue
+from binaryhpe.compile.kinds.mvu import FcFxpMvu, FcXnorMvu, FxpMvu, XnorMvu
+from binaryhpe.compile.kinds.plumbing import Concat, Dwc, Fifo, Fork, Split
+from binaryhpe.compile.kinds.pool import Pool
+from binaryhpe.compile.kinds.swg import SlidingWindow
 
 DOMAIN = "finn.custom_op.fpgadataflow"
+#: kind -> the _Builder method that writes its FINN HW layers (registered next to each method)
+EMITTERS = Registry("finn")
 #: float32 holds every integer below 2^24 exactly
 F32_BITS = 24
 
@@ -192,6 +203,7 @@ class _Builder:
         return y
 
     # --- one method a kind -------------------------------------------------------------------------
+    @EMITTERS.emits(SlidingWindow, note="`FMPadding` + `ConvolutionInputGenerator`")
     def SlidingWindow(self, lay):  # noqa: N802 - named after the kind
         return [self.windows(self.src(lay.inputs[0]), lay.k, lay.s, lay.pad, lay.lanes, depthwise=0)]
 
@@ -215,15 +227,19 @@ class _Builder:
                         "the accumulator")
         return [y]
 
+    @EMITTERS.emits(XnorMvu, note="`MVAU` (INT2 x BIPOLAR)")
     def XnorMvu(self, lay):  # noqa: N802
         return self._mvu(lay, "BIPOLAR")
 
+    @EMITTERS.emits(FxpMvu, note="`MVAU` (INT x INT)")
     def FxpMvu(self, lay):  # noqa: N802
         return self._mvu(lay, _int_dt(lay.w_w))
 
+    @EMITTERS.emits(FcXnorMvu, note="`MVAU` over one pixel")
     def FcXnorMvu(self, lay):  # noqa: N802
         return self._mvu(lay, "BIPOLAR", fc=True)
 
+    @EMITTERS.emits(FcFxpMvu, note="`MVAU` over one pixel")
     def FcFxpMvu(self, lay):  # noqa: N802
         return self._mvu(lay, _int_dt(lay.w_w), fc=True)
 
@@ -243,9 +259,11 @@ class _Builder:
         """+1 where ``x >= t_c``, else -1 (INT2): thresholds (t_c, t_c) and ``ActVal`` -1."""
         return [self.thresholding(x, np.repeat(np.asarray(t, dtype=np.int64)[:, None], 2, axis=1), "INT2", -1, lanes)]
 
+    @EMITTERS.emits(Sign, note="`Thresholding`")
     def Sign(self, lay):  # noqa: N802
         return self._pm1(self.src(lay.inputs[0]), np.zeros(lay.c, dtype=np.int64), lay.lanes)
 
+    @EMITTERS.emits(Threshold, note="`Thresholding` (+ `Requant` -1)")
     def Threshold(self, lay):  # noqa: N802
         x = self.src(lay.inputs[0])
         if not np.any(lay.neg):
@@ -257,20 +275,25 @@ class _Builder:
         nx = self.requant(x, _fit_dt(min(lo, -hi), max(hi, -lo)), lay.lanes, m=sign)
         return self._pm1(nx, sign * np.asarray(lay.thresholds, dtype=np.int64), lay.lanes)
 
+    @EMITTERS.emits(MultiThreshold, note="`Thresholding`")
     def MultiThreshold(self, lay):  # noqa: N802
         return [self.thresholding(self.src(lay.inputs[0]), lay.thresholds, _int_dt(lay.out_w, signed=False), 0,
                                   lay.lanes)]
 
+    @EMITTERS.emits(Requant, note="`Requant`")
     def Requant(self, lay):  # noqa: N802
         out = _int_dt(lay.out_w - 1, signed=False) if lay.relu else _int_dt(lay.out_w)
         return [self.requant(self.src(lay.inputs[0]), out, lay.lanes, shift=int(lay.shift))]
 
+    @EMITTERS.emits(MulShift, note="`Requant`")
     def MulShift(self, lay):  # noqa: N802
         return [self.requant(self.src(lay.inputs[0]), _int_dt(lay.out_w), lay.lanes, m=lay.m, shift=int(lay.shift))]
 
+    @EMITTERS.emits(AddConst, note="`Requant`")
     def AddConst(self, lay):  # noqa: N802
         return [self.requant(self.src(lay.inputs[0]), _int_dt(lay.out_w), lay.lanes, b=lay.b)]
 
+    @EMITTERS.emits(Prelu, note="`DuplicateStreams`, `Requant`, `ElementwiseMax`")
     def Prelu(self, lay):  # noqa: N802
         x = self.src(lay.inputs[0])
         out = _int_dt(lay.out_w)
@@ -292,6 +315,7 @@ class _Builder:
         y = self.binop("ElementwiseAdd", r2, nq, _fit_dt(olo, hi + ohi), lay.lanes)
         return [self.saturate(y, lay.out_w, lay.lanes)]
 
+    @EMITTERS.emits(JoinAdd, note="`Requant`, `ElementwiseAdd`")
     def JoinAdd(self, lay):  # noqa: N802
         ins = []
         for t, sh in zip(lay.inputs, (lay.shift_a, lay.shift_b)):
@@ -304,6 +328,7 @@ class _Builder:
         y = self.binop("ElementwiseAdd", ins[0], ins[1], _fit_dt(alo + blo, ahi + bhi), lay.lanes)
         return [self.saturate(y, lay.out_w, lay.lanes)]
 
+    @EMITTERS.emits(Concat, note="`StreamingConcat`")
     def Concat(self, lay):  # noqa: N802
         a, b = (self.src(t) for t in lay.inputs)
         h, w, _ = self.hw(a)
@@ -314,6 +339,7 @@ class _Builder:
                   inputDataTypes=[self.dtypes[a], self.dtypes[b]], numInputVectors=[1, h, w])
         return [y]
 
+    @EMITTERS.emits(Split, note="`StreamingSplit`")
     def Split(self, lay):  # noqa: N802
         x = self.src(lay.inputs[0])
         h, w, _ = self.hw(x)
@@ -322,9 +348,11 @@ class _Builder:
                   inputDataType=self.dtypes[x], numInputVectors=[1, h, w])
         return ys
 
+    @EMITTERS.emits(Fork, note="`DuplicateStreams`")
     def Fork(self, lay):  # noqa: N802
         return self.dup(self.src(lay.inputs[0]), len(lay.outputs), lay.lanes)
 
+    @EMITTERS.emits(Pool, note="`ConvolutionInputGenerator` + `Pool`")
     def Pool(self, lay):  # noqa: N802
         x = self.src(lay.inputs[0])
         dt = self.dtypes[x]
@@ -346,10 +374,29 @@ class _Builder:
                   OutputDataType=odt, BatchSize=1)
         return [self.requant(y, _int_dt(lay.elem_w, lay.signed), lay.lanes, b=-offset) if offset else y]
 
+    @EMITTERS.emits(Fifo, Dwc, note="nothing (FINN inserts its own)")
     def Fifo(self, lay):  # noqa: N802
         return [self.src(lay.inputs[0])]
 
-    Dwc = Fifo
+    @EMITTERS.emits(Epilogue, note="its ops, each as above")
+    def Epilogue(self, lay):  # noqa: N802
+        """its ops one after the other (``Epilogue.unfuse``), each through its own exact mapping"""
+        outs = None
+        for op in lay.unfuse():
+            outs = self.emit(op)
+        return outs
+
+    def emit(self, lay) -> list[str]:
+        """FINN nodes for our layer ``lay``; maps its output tensors (an error names a kind FINN does not take)."""
+        prev, self._cur = self._cur, lay
+        try:
+            fn = EMITTERS.entry(lay).fn
+            outs = fn(self, lay)
+            for ours, theirs in zip(lay.outputs, outs):
+                self.t[ours] = theirs
+        finally:
+            self._cur = prev
+        return outs
 
 
 def in_dtype(fmt: Fmt) -> str:
@@ -371,14 +418,7 @@ def build_model(g: HwGraph):
     x = b.tensor("input", [1, *fin.shape], in_dtype(fin.fmt))
     b.t[g.input] = x
     for lay in g.layers:
-        kind = type(lay).__name__
-        fn = getattr(b, kind, None) if kind[0].isupper() else None
-        b._cur = lay
-        if fn is None:
-            raise b.err("no FINN mapping for this kind")
-        outs = fn(lay)
-        for ours, theirs in zip(lay.outputs, outs):
-            b.t[ours] = theirs
+        b.emit(lay)
     y = b.t[g.output]
 
     def vi(name):
@@ -391,9 +431,10 @@ def build_model(g: HwGraph):
         mw.set_initializer(name, v)
     for name, dt in b.dtypes.items():
         mw.set_tensor_datatype(name, DataType[dt])
-    tmap = {ours: theirs for ours, theirs in b.t.items() if not g.tensors[ours].windowed}
+    # (an Epilogue's intermediate tensors are not ours to compare unless the graph was unfused first)
+    tmap = {ours: theirs for ours, theirs in b.t.items() if ours in g.tensors and not g.tensors[ours].windowed}
     return mw, b.layers, tmap
 
 
 #: our kinds this lowering takes (the others raise an error naming the layer)
-KINDS = sorted(k for k in vars(_Builder) if k[0].isupper())
+KINDS = sorted(k.__name__ for k in EMITTERS.entries)

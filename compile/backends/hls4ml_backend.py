@@ -51,9 +51,12 @@ import numpy as np
 
 from binaryhpe import BinaryHPEError
 from binaryhpe.compile.graph import HwGraph
-from binaryhpe.compile.kinds.elementwise import AddConst, JoinAdd, MulShift, Prelu, Requant, Sign, Threshold
-from binaryhpe.compile.kinds.mvu import FcFxpMvu, FcXnorMvu
-from binaryhpe.compile.kinds.plumbing import Concat, Split
+from binaryhpe.compile.backends.registry import Registry
+from binaryhpe.compile.kinds.elementwise import (AddConst, JoinAdd, MulShift, MultiThreshold, Prelu, Requant,
+                                                 Sign, Threshold)
+from binaryhpe.compile.kinds.epilogue import Epilogue
+from binaryhpe.compile.kinds.mvu import FcFxpMvu, FcXnorMvu, FxpMvu, XnorMvu
+from binaryhpe.compile.kinds.plumbing import Concat, Dwc, Fifo, Fork, Split
 from binaryhpe.compile.kinds.pool import Pool
 from binaryhpe.compile.kinds.swg import SlidingWindow
 
@@ -64,9 +67,11 @@ CSIM_OPT = "-O0"
 HLS4ML_VERSION = "1.3.0"
 #: the QONNX front end is tried (convert only) on files of at most this many nodes
 QONNX_FRONTEND_MAX_NODES = 150
-#: kinds the backend takes (docs/backends.md's table)
-SUPPORTED = ("SlidingWindow", "XnorMvu", "FxpMvu", "FcXnorMvu", "FcFxpMvu", "Sign", "Threshold", "Requant",
-             "MulShift", "AddConst", "Prelu", "JoinAdd", "Concat", "Split", "Pool", "Fifo", "Fork", "Dwc")
+#: kind -> the _Builder method that hands it to hls4ml (registered next to each method; docs/backends.md's
+#: table is generated from it)
+EMITTERS = Registry("hls4ml")
+EMITTERS.refuse(MultiThreshold, "not implemented: hls4ml 1.3.0 has no multi-threshold layer, and no exact "
+                                "composition of its layers is written here")
 #: hls4ml passes that rewrite numerics we set exactly (BN+tanh -> float threshold and XNOR types, BN folding
 #: into convolutions, removal of the casting ``linear`` activations, precision rewrites)
 SKIP_OPTIMIZERS = (
@@ -174,28 +179,23 @@ class _Builder:
         self.cfg[name] = {"Precision": {"result": inp.prec()}, "Trace": True}
         self.vars[g.input] = inp
         for lay in g.layers:
-            kind = type(lay).__name__
-            fn = getattr(self, f"_k_{kind}", None)
-            if fn is None:
-                raise BinaryHPEError(
-                    f"hls4ml backend: layer {lay.name!r} is of kind {kind}, which hls4ml cannot take "
-                    f"(hls4ml takes {', '.join(SUPPORTED)}; see docs/backends.md)")
-            fn(lay)
+            EMITTERS.entry(lay).fn(self, lay)  # raises, naming the layer, for a kind hls4ml does not take
         out = self.vars[g.output]
         if not isinstance(out, _Var):
             raise BinaryHPEError(f"hls4ml backend: the graph output {g.output!r} is a window stream")
         return name, out
 
     # plumbing
+    @EMITTERS.emits(Fifo, Dwc, note="nothing (io_parallel arrays)")
     def _k_Fifo(self, lay):
         self.vars[lay.outputs[0]] = self.vars[lay.inputs[0]]
 
-    _k_Dwc = _k_Fifo
-
+    @EMITTERS.emits(Fork, note="nothing (a tensor may feed several layers)")
     def _k_Fork(self, lay):
         for t in lay.outputs:
             self.vars[t] = self.vars[lay.inputs[0]]
 
+    @EMITTERS.emits(SlidingWindow, note="the window of the Conv2D that reads it")
     def _k_SlidingWindow(self, lay: SlidingWindow):
         self.vars[lay.outputs[0]] = ("window", lay, self.src(lay))
 
@@ -255,15 +255,13 @@ class _Builder:
         o = (n + 2 * swg.pad - swg.k) // swg.s + 1
         return max(0, (o - 1) * swg.s + swg.k - n - swg.pad)
 
+    @EMITTERS.emits(XnorMvu, FcXnorMvu, note="Conv2D / Dense, +-1 in `ap_fixed<2,2>`")
     def _k_XnorMvu(self, lay):
         self._mvu(lay, True)
 
-    _k_FcXnorMvu = _k_XnorMvu
-
+    @EMITTERS.emits(FxpMvu, FcFxpMvu, note="Conv2D / Dense, exact accumulator")
     def _k_FxpMvu(self, lay):
         self._mvu(lay, False)
-
-    _k_FcFxpMvu = _k_FxpMvu
 
     # elementwise
     def _act(self, lay, x: _Var, activation: str, out: _Var):
@@ -280,12 +278,14 @@ class _Builder:
         self.add(lay, d, {"scale": sprec, "bias": bprec, "result": out.prec()}, out=out)
         self.vars[lay.outputs[0]] = out
 
+    @EMITTERS.emits(Sign, note="Activation `binary_tanh`")
     def _k_Sign(self, lay: Sign):
         x = self.src(lay)
         if x.bipolar:
             raise _err(lay, "takes a binary tensor")
         self._act(lay, x, "binary_tanh", _Var(self.name(lay.name), 0, 1, False, True, x.shape))
 
+    @EMITTERS.emits(Threshold, note="BatchNormalization +-1 + `binary_tanh`")
     def _k_Threshold(self, lay: Threshold):
         x = self.src(lay)
         if x.bipolar:
@@ -298,22 +298,26 @@ class _Builder:
         self._bn(lay, x, s, -s * t * 2.0 ** (-x.e), "fixed<2,2>", _fixed(lay.thr_w + 1, x.e), mid)
         self._act(lay, mid, "binary_tanh", _Var(self.name(lay.name), 0, 1, False, True, x.shape))
 
+    @EMITTERS.emits(Requant, note="Activation `linear` / `relu`, floor + saturate")
     def _k_Requant(self, lay: Requant):
         x = self.src(lay)
         out = _Var(self.name(lay.name), x.e - lay.shift, lay.out_w, True, False, x.shape)
         self._act(lay, x, "relu" if lay.relu else "linear", out)
 
+    @EMITTERS.emits(MulShift, note="BatchNormalization (scale m)")
     def _k_MulShift(self, lay: MulShift):
         x = self.src(lay)
         out = _Var(self.name(lay.name), x.e - lay.shift, lay.out_w, True, False, x.shape)
         self._bn(lay, x, lay.m, np.zeros(lay.c), f"fixed<{lay.const_w},{lay.const_w}>", "fixed<2,2>", out)
 
+    @EMITTERS.emits(AddConst, note="BatchNormalization (bias b)")
     def _k_AddConst(self, lay: AddConst):
         x = self.src(lay)
         out = _Var(self.name(lay.name), x.e, lay.out_w, True, False, x.shape)
         self._bn(lay, x, np.ones(lay.c), np.asarray(lay.b) * 2.0 ** (-x.e), "fixed<2,2>",
                  _fixed(lay.const_w, x.e), out)
 
+    @EMITTERS.emits(Prelu, note="PReLU")
     def _k_Prelu(self, lay: Prelu):
         x = self.src(lay)
         out = _Var(self.name(lay.name), x.e, lay.out_w, True, False, x.shape)
@@ -324,6 +328,7 @@ class _Builder:
         self.add(lay, d, {"param": _fixed(lay.const_w, lay.shift), "result": out.prec()}, out=out)
         self.vars[lay.outputs[0]] = out
 
+    @EMITTERS.emits(JoinAdd, note="Merge `add`")
     def _k_JoinAdd(self, lay: JoinAdd):
         a, b = self.src(lay, 0), self.src(lay, 1)
         if a.bipolar or b.bipolar:
@@ -337,6 +342,13 @@ class _Builder:
         self.add(lay, d, {"result": out.prec()}, out=out)
         self.vars[lay.outputs[0]] = out
 
+    @EMITTERS.emits(Epilogue, note="its ops, each as above")
+    def _k_Epilogue(self, lay: Epilogue):
+        """its ops one after the other (``Epilogue.unfuse``), each as its own hls4ml layers"""
+        for op in lay.unfuse():
+            EMITTERS.entry(op).fn(self, op)
+
+    @EMITTERS.emits(Concat, note="Concatenate")
     def _k_Concat(self, lay: Concat):
         a, b = self.src(lay, 0), self.src(lay, 1)
         if a.bipolar != b.bipolar:
@@ -353,6 +365,7 @@ class _Builder:
         self.add(lay, d, {"result": out.prec()}, out=out)
         self.vars[lay.outputs[0]] = out
 
+    @EMITTERS.emits(Split, note="two 1x1 Conv2D selections")
     def _k_Split(self, lay: Split):
         x = self.src(lay)
         c = lay.c1 + lay.c2
@@ -371,6 +384,7 @@ class _Builder:
                      out=out)
             self.vars[t] = out
 
+    @EMITTERS.emits(Pool, note="MaxPooling2D / AveragePooling2D")
     def _k_Pool(self, lay: Pool):
         x = self.src(lay)
         taps = lay.k * lay.k
@@ -401,7 +415,9 @@ def to_hls4ml(g: HwGraph, out_dir: pathlib.Path, part: str = "xczu3eg-sbva484-1-
 
     Returns ``(hls_model, output _Var, builder)`` (``builder.table``: the layer table of the report); raises
     BinaryHPEError for a kind hls4ml cannot take, naming the layer."""
-    b = _Builder(g)
+    from binaryhpe.compile.backends import unfused
+
+    b = _Builder(unfused(g))  # one hls4ml layer (or a few) an operation: every Epilogue through its ops
     inp, outv = b.run()  # raises before hls4ml is imported, so that the error does not need it
     try:
         import hls4ml
@@ -505,7 +521,10 @@ def compile_csim(model, trace: bool = True, opt: str = CSIM_OPT) -> None:
 def compare(g: HwGraph, model, outv: _Var, b: _Builder, frames: list[np.ndarray], trace: bool = True,
             opt: str = CSIM_OPT) -> dict:
     """Compile hls4ml's C simulation (g++) and compare it with ``g.execute`` element for element: the output,
-    and (``trace``) every hls4ml layer that stands for one of our tensors."""
+    and (``trace``) every hls4ml layer that stands for one of our tensors. The reference is the graph the
+    builder mapped (``b.g``: ``g`` with its Epilogues unfused), so the epilogues' intermediate tensors are
+    compared as well."""
+    g = b.g
     inv = b.vars[g.input]
     x = np.ascontiguousarray(np.stack([inv.to_hls(f) for f in frames]).astype(np.float64))
     t0 = time.time()
@@ -544,7 +563,10 @@ def compare(g: HwGraph, model, outv: _Var, b: _Builder, frames: list[np.ndarray]
     return {"bit_exact": bad == 0 and layer_bad == 0, "mismatches": bad, "compared_elements": int(exp.size),
             "first_mismatch": first, "frames": len(frames), "traced_elements": layer_el,
             "traced_mismatches": layer_bad, "layers_with_mismatches": per_layer[:20],
-            "csim_compile_and_run_s": round(sim_s, 1)}
+            "csim_compile_and_run_s": round(sim_s, 1),
+            # hls4ml's output of every frame as our integers (H, W, C; bipolar 0/1), for --inputs
+            "outputs": [((r + 1) / 2 if outv.bipolar else r * 2.0**outv.e).reshape(g.tensors[g.output].shape)
+                        for r in y]}
 
 
 def qonnx_frontend_attempt(qonnx: pathlib.Path, out_dir: pathlib.Path) -> dict:
@@ -582,9 +604,11 @@ def qonnx_frontend_attempt(qonnx: pathlib.Path, out_dir: pathlib.Path) -> dict:
 
 
 def build(qonnx: pathlib.Path, g: HwGraph, out: pathlib.Path, sim: bool, seed: int = 0,
-          qonnx_frontend: bool = True) -> dict:
+          qonnx_frontend: bool = True, extra_frames=None) -> dict:
     """Write ``OUT/hls4ml/`` (the Vitis HLS project) and, with ``sim``, compare hls4ml's C simulation with the
-    integer reference. Returns the report keys of the hls4ml backend."""
+    integer reference. Returns the report keys of the hls4ml backend. ``extra_frames``: a user's float frames
+    (``--inputs``, the QONNX input's layout without the batch dimension), simulated after the test frames;
+    hls4ml's outputs of them come back as ``user_outputs`` (our integers, H x W x C)."""
     out = pathlib.Path(out)
     prj = out / "hls4ml"
     if prj.exists():
@@ -609,7 +633,15 @@ def build(qonnx: pathlib.Path, g: HwGraph, out: pathlib.Path, sim: bool, seed: i
         from binaryhpe.compile.lower import load_qonnx
 
         frames = _frames(g, load_qonnx(pathlib.Path(qonnx)), seed)
+        n_test = len(frames)
+        if extra_frames is not None:  # a user's --inputs: float frames through the graph's input quantizer
+            from binaryhpe.compile.frames import quantize
+
+            frames += [quantize(g, x) for x in extra_frames]
         rep.update(compare(g, model, outv, b, frames))
+        outs = rep.pop("outputs")
+        if extra_frames is not None:
+            rep["user_outputs"] = outs[n_test:]
     return rep
 
 
