@@ -11,7 +11,7 @@ from binaryhpe import BinaryHPEError
 
 
 def _cmd_params(args) -> int:
-    from binaryhpe.train.variants import params_command
+    from binaryhpe.train.opcount import params_command
 
     return params_command(args.name, args.json)
 
@@ -73,6 +73,10 @@ def main(argv=None) -> int:
     pb.add_argument("--folding", help="JSON file of per-layer PE/SIMD overrides")
     pb.add_argument("--target-cycles", type=int, default=None, help="cycles per frame the folding aims at")
     pb.add_argument("--waves", action="store_true", help="write an FST waveform of the simulation")
+    pb.add_argument("--inputs", metavar="FRAMES.npy",
+                    help="with --sim: also simulate these frames (N x the QONNX input shape without its batch "
+                         "dimension, float32, the values the QONNX graph takes) and write their outputs to "
+                         "OUT/outputs.npy (N x the QONNX output shape without its batch dimension)")
     pb.add_argument("--seed", type=int, default=0)
     pb.add_argument("--device", help="FPGA device name (ecp5-25f, ecp5-85f, zynq-7020, zu3eg, zu7ev, alveo-u250) "
                                       "or a device JSON file: device-aware folding and estimates")

@@ -3,10 +3,14 @@
 Each step is a function ``(BuildState) -> BuildState`` with a name; :func:`run_flow` runs a list of them,
 prints ``[build] step i/n name ...`` and records each step's time (``report.json`` key ``steps``). The flows:
 
-- ``binaryhpe build`` (RTL, :data:`FPGA_STEPS`): export -> lower -> optimize -> fold -> storage -> hwgraph ->
-  rtl -> [simulate] -> report -> device;
-- ``--target mcu:NAME`` (:data:`MCU_STEPS`): export -> lower -> optimize -> fold -> mcu;
-- ``--backend hls4ml|finn`` (:data:`BACKEND_STEPS`): export -> lower -> optimize -> fold -> hwgraph -> backend.
+- ``binaryhpe build`` (RTL, :data:`FPGA_STEPS`): export -> lower -> [frames] -> optimize -> fold -> storage ->
+  hwgraph -> rtl -> [simulate] -> report -> device;
+- ``--target mcu:NAME`` (:data:`MCU_STEPS`): export -> lower -> [frames] -> optimize -> fold -> mcu;
+- ``--backend hls4ml|finn`` (:data:`BACKEND_STEPS`): export -> lower -> [frames] -> optimize -> fold -> hwgraph
+  -> backend.
+
+``frames`` runs with ``--inputs FRAMES.npy`` (a user's frames, checked against the QONNX input first); each flow
+then simulates them after its own frames and writes their outputs to ``OUT/outputs.npy`` (compile/frames.py).
 
 The QONNX file is lowered once per build (``lower``); ``optimize`` runs the standard pass list
 (``compile.passes.standard_passes``) up to folding, and ``fold`` runs the rest of it, either at the build's
@@ -60,6 +64,7 @@ class BuildOptions:
     target: str = "fpga"
     backend: str = "rtl"
     backend_options: dict = field(default_factory=dict)
+    inputs: str | None = None  # --inputs FRAMES.npy: a user's frames to simulate too (compile/frames.py)
 
 
 @dataclass
@@ -79,6 +84,7 @@ class BuildState:
     streamed: list = field(default_factory=list)  # MVUs whose weights stream from DRAM
     rtl: pathlib.Path | None = None
     simulation: dict | None = None
+    user_frames: np.ndarray | None = None  # the --inputs frames (float32, N x the QONNX input without batch)
     report: dict = field(default_factory=dict)
     steps: list = field(default_factory=list)  # [{"name", "seconds"}] of the steps run so far
     t0: float = field(default_factory=time.time)
@@ -204,25 +210,41 @@ def step_rtl(g: HwGraph, out: pathlib.Path) -> pathlib.Path:
     return rtl
 
 
-def step_simulate(g: HwGraph, mw, rtl: pathlib.Path, seed: int, frames: int = 3, waves: bool = False) -> dict:
+def step_simulate(g: HwGraph, mw, rtl: pathlib.Path, seed: int, frames: int = 3, waves: bool = False,
+                  user_frames=None) -> dict:
     """Whole-network simulation: random frames and the worst-case frames of ``compile.worstcase`` (truly
     saturating, accumulator extremes), without and with random stalls. Every frame is checked first: the
     compiler's integer reference must equal the exact reference of the QONNX graph (``compile.reference``,
-    float64) on every tensor; then every simulated output integer must equal the integer reference."""
+    float64) on every tensor; then every simulated output integer must equal the integer reference.
+
+    ``user_frames`` (``--inputs``: float frames in the QONNX input's layout without the batch dimension) are
+    checked and simulated after those; their integers come from the graph's own input quantizer
+    (``compile.frames.quantize``, which must equal the QONNX Quant's output) and the simulated outputs of them
+    (no stalls) are returned as ``user_outputs``."""
+    from binaryhpe.compile.frames import quantize
     from binaryhpe.compile.reference import check_frames
     from binaryhpe.compile.worstcase import simulation_frames
     from binaryhpe.sim import netsim
 
     named = simulation_frames(g, seed=seed, random=frames)
-    chk = check_frames(g, mw, list(named.values()))
+    xs = list(named.values()) + [np.asarray(x)[None] for x in (user_frames if user_frames is not None else [])]
+    chk = check_frames(g, mw, xs)
     ins, refs = chk["inputs"], chk["outputs"]
+    for i, x in enumerate(user_frames if user_frames is not None else [], len(named)):
+        q = quantize(g, x)
+        if not np.array_equal(q, ins[i]):
+            raise BinaryHPEError(f"--inputs frame {i - len(named)}: the input quantizer {g.input_quant} gives "
+                                 f"other integers than the QONNX graph's Quant node")
+        ins[i] = q
     _log(f"reference: {chk['frames_checked']} frames, compiler reference vs exact QONNX reference: "
          f"{len(chk['mismatching_frames'])} frames differ ({chk['frames_beyond_float32']} beyond float32)")
     exe = netsim.build(rtl, sorted((rtl / "lib").glob("*.sv")), waves=waves)
-    runs = []
+    runs, user_outputs = [], None
     for stall in (0.0, 0.3):
         r = netsim.simulate(g, exe, rtl, ins, stall_in=stall, stall_out=stall, seed=seed + 1,
                             waves=str(rtl / "waves.fst") if (waves and stall == 0.0) else None)
+        if user_outputs is None:
+            user_outputs = r["outputs"][len(named):]
         bad = sum(int(np.count_nonzero(a != b)) for a, b in zip(r["outputs"], refs))
         runs.append({"stall": stall, "mismatches": bad, "total_cycles": r["total_cycles"],
                      "latency_cycles": r["latency_cycles"], "ii_cycles": r.get("ii_cycles"),
@@ -236,7 +258,8 @@ def step_simulate(g: HwGraph, mw, rtl: pathlib.Path, seed: int, frames: int = 3,
                                    "mismatching_frames": chk["mismatching_frames"],
                                    "frames_beyond_float32": chk["frames_beyond_float32"],
                                    "max_bits": chk["max_bits"]},
-            "runs": runs, "frames": len(ins), "frame_names": list(named)}
+            "runs": runs, "frames": len(ins), "frame_names": list(named),
+            **({"user_outputs": user_outputs} if user_frames is not None else {})}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -379,6 +402,41 @@ def _lower(s: BuildState) -> BuildState:
     return s
 
 
+def _user_frames(s: BuildState) -> BuildState:
+    """``--inputs FRAMES.npy``: read the user's frames and check them against the QONNX input (compile/frames.py),
+    before anything slow runs."""
+    from binaryhpe.compile.frames import io_shapes, load_frames
+
+    if not s.opts.sim:
+        raise BinaryHPEError(f"--inputs {s.opts.inputs}: the frames are simulated; add --sim")
+    s.user_frames = load_frames(s.opts.inputs, io_shapes(s.mw)[0])
+    _log(f"--inputs {s.opts.inputs}: {len(s.user_frames)} frames of shape {s.user_frames.shape[1:]}")
+    return s
+
+
+def _user_outputs(s: BuildState, ints: list) -> dict:
+    """Write ``OUT/outputs.npy``: the simulated outputs ``ints`` (the hardware output's integers, one frame
+    each) of the user's frames, in the QONNX output's layout and scale (compile/frames.py)."""
+    from binaryhpe.compile.frames import io_shapes, to_qonnx_output, write_outputs
+
+    if len(ints) != len(s.user_frames):
+        raise BinaryHPEError(f"--inputs {s.opts.inputs}: {len(ints)} simulated output frames for "
+                             f"{len(s.user_frames)} input frames")
+    out_shape = io_shapes(s.mw)[1]
+    path = write_outputs(s.out / "outputs.npy", [to_qonnx_output(s.g, q, out_shape) for q in ints])
+    _log(f"outputs of the {len(ints)} --inputs frames: {path} (shape {(len(ints), *out_shape[1:])})")
+    return {"file": str(s.opts.inputs), "frames": len(ints), "outputs": str(path)}
+
+
+def _check_user_frames(s: BuildState) -> dict:
+    """The user's frames through the exact reference (compile/reference.check_frames): the compiler's reference
+    must equal the QONNX graph on each (the MCU and backend flows; the RTL flow checks them in simulate)."""
+    from binaryhpe.compile.reference import check_frames
+
+    chk = check_frames(s.g, s.mw, [x[None] for x in s.user_frames])
+    return {k: chk[k] for k in ("reference", "frames_checked", "mismatching_frames", "frames_beyond_float32")}
+
+
 def _optimize(s: BuildState) -> BuildState:
     prepare_passes(s.g)
     return s
@@ -414,7 +472,9 @@ def _rtl(s: BuildState) -> BuildState:
 
 
 def _simulate(s: BuildState) -> BuildState:
-    s.simulation = step_simulate(s.g, s.mw, s.rtl, s.opts.seed, waves=s.opts.waves)
+    s.simulation = step_simulate(s.g, s.mw, s.rtl, s.opts.seed, waves=s.opts.waves, user_frames=s.user_frames)
+    if s.user_frames is not None:  # OUT/outputs.npy: the RTL's outputs of the user's frames
+        s.simulation["user_frames"] = _user_outputs(s, s.simulation.pop("user_outputs"))
     return s
 
 
@@ -446,9 +506,17 @@ def _device(s: BuildState) -> BuildState:
 
 def _mcu(s: BuildState) -> BuildState:
     """``--target mcu:NAME``: the same hardware graph, as C for a microcontroller (sim/mcu.py)."""
+    from binaryhpe.compile.frames import quantize
     from binaryhpe.sim.mcu import build_mcu
 
-    s.report = build_mcu(s.g, s.out, s.opts.target, sim=s.opts.sim)
+    extra = None if s.user_frames is None else [quantize(s.g, x) for x in s.user_frames]
+    s.report = build_mcu(s.g, s.out, s.opts.target, sim=s.opts.sim, extra_frames=extra)
+    if extra is not None:  # the C outputs (QEMU) of the user's frames, and the frames against the reference
+        sim = _check_user_frames(s)
+        sim["user_frames"] = _user_outputs(s, s.report.pop("user_outputs"))
+        s.report["simulation"] = sim
+        s.report["bit_exact"] = bool(s.report["bit_exact"]) and not sim["mismatching_frames"]
+        (s.out / "report.json").write_text(json.dumps(_json_safe(s.report), indent=1))
     return s
 
 
@@ -457,15 +525,22 @@ def _backend(s: BuildState) -> BuildState:
     its project goes under ``OUT/<backend>/``."""
     from binaryhpe.compile.backends import run_backend
 
+    extra = {} if s.user_frames is None else {"extra_frames": s.user_frames}
     rep = run_backend(s.opts.backend, s.qonnx, s.g, s.out, sim=s.opts.sim, seed=s.opts.seed,
-                      **s.opts.backend_options)
+                      **s.opts.backend_options, **extra)
     s.report = {"model": s.model, "qonnx": str(s.qonnx), "export_check": s.export_check,
                 "backend": s.opts.backend, "bit_exact": None, **rep, "wall_s": round(time.time() - s.t0, 1)}
+    if extra:  # the backend's outputs of the user's frames, and the frames against the reference
+        sim = _check_user_frames(s)
+        sim["user_frames"] = _user_outputs(s, s.report.pop("user_outputs"))
+        s.report["simulation"] = sim
+        s.report["bit_exact"] = bool(s.report["bit_exact"]) and not sim["mismatching_frames"]
     return s
 
 
 EXPORT = Step("export", _export)
 LOWER = Step("lower", _lower)
+FRAMES = Step("frames", _user_frames, when=lambda s: s.opts.inputs is not None)
 OPTIMIZE = Step("optimize", _optimize)
 FOLD = Step("fold", _fold)
 STORAGE = Step("storage", _storage, when=lambda s: s.dev is not None)
@@ -478,11 +553,11 @@ MCU = Step("mcu", _mcu)
 BACKEND = Step("backend", _backend)
 
 #: ``binaryhpe build`` (the RTL backend)
-FPGA_STEPS = [EXPORT, LOWER, OPTIMIZE, FOLD, STORAGE, HWGRAPH, RTL, SIMULATE, REPORT, DEVICE]
+FPGA_STEPS = [EXPORT, LOWER, FRAMES, OPTIMIZE, FOLD, STORAGE, HWGRAPH, RTL, SIMULATE, REPORT, DEVICE]
 #: ``binaryhpe build --target mcu:NAME``
-MCU_STEPS = [EXPORT, LOWER, OPTIMIZE, FOLD, MCU]
+MCU_STEPS = [EXPORT, LOWER, FRAMES, OPTIMIZE, FOLD, MCU]
 #: ``binaryhpe build --backend hls4ml|finn``
-BACKEND_STEPS = [EXPORT, LOWER, OPTIMIZE, FOLD, HWGRAPH, BACKEND]
+BACKEND_STEPS = [EXPORT, LOWER, FRAMES, OPTIMIZE, FOLD, HWGRAPH, BACKEND]
 
 
 def _finish(s: BuildState) -> dict:
@@ -498,12 +573,13 @@ def _finish(s: BuildState) -> dict:
 
 
 def build(model: str, out, sim: bool = False, seed: int = 0, folding_file=None, target_cycles=None,
-          waves: bool = False, device=None, fps=None, bitstream: bool = False, synth=False) -> dict:
-    """``binaryhpe build MODEL -o OUT``: :data:`FPGA_STEPS`; returns the report (``OUT/report.json``)."""
+          waves: bool = False, device=None, fps=None, bitstream: bool = False, synth=False, inputs=None) -> dict:
+    """``binaryhpe build MODEL -o OUT``: :data:`FPGA_STEPS`; returns the report (``OUT/report.json``).
+    ``inputs``: a .npy file of the user's frames (``--inputs``; with ``sim``), outputs to ``OUT/outputs.npy``."""
     out = pathlib.Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     opts = BuildOptions(sim=sim, seed=seed, folding_file=folding_file, target_cycles=target_cycles, waves=waves,
-                        device=device, fps=fps, bitstream=bitstream, synth=synth)
+                        device=device, fps=fps, bitstream=bitstream, synth=synth, inputs=inputs)
     dev = build_device(device, bitstream)
     if dev is None and fps is not None:
         raise BinaryHPEError("--fps needs --device (the frame rate is counted at the device's clock)")
@@ -520,12 +596,14 @@ def build(model: str, out, sim: bool = False, seed: int = 0, folding_file=None, 
     return report
 
 
-def build_mcu_target(model: str, out, target: str, sim: bool, seed: int = 0) -> dict:
-    """``--target mcu:NAME``: :data:`MCU_STEPS`, the same hardware graph as C for a microcontroller."""
+def build_mcu_target(model: str, out, target: str, sim: bool, seed: int = 0, inputs=None) -> dict:
+    """``--target mcu:NAME``: :data:`MCU_STEPS`, the same hardware graph as C for a microcontroller; ``inputs``
+    as for :func:`build` (the C outputs, under QEMU)."""
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
     _log(f"model {model} -> {out} for {target}")
-    s = run_flow(MCU_STEPS, BuildState(model=model, out=out, opts=BuildOptions(sim=sim, seed=seed, target=target)))
+    s = run_flow(MCU_STEPS, BuildState(model=model, out=out,
+                                       opts=BuildOptions(sim=sim, seed=seed, target=target, inputs=inputs)))
     rep = s.report
     _log(f"{rep['target']}: flash {rep['flash_bytes']} B, RAM {rep['ram_bytes']} B, predicted cycles/frame "
          f"{rep['predicted_cycles_per_frame']}" + (f", bit-exact: {rep['bit_exact']}" if sim else ""))
@@ -533,13 +611,14 @@ def build_mcu_target(model: str, out, target: str, sim: bool, seed: int = 0) -> 
 
 
 def build_backend(model: str, out, backend: str, sim: bool = False, seed: int = 0, folding_file=None,
-                  target_cycles=None, **backend_options) -> dict:
-    """``--backend hls4ml|finn``: :data:`BACKEND_STEPS`; ``OUT/report.json`` holds ``backend`` and ``bit_exact``."""
+                  target_cycles=None, inputs=None, **backend_options) -> dict:
+    """``--backend hls4ml|finn``: :data:`BACKEND_STEPS`; ``OUT/report.json`` holds ``backend`` and ``bit_exact``;
+    ``inputs`` as for :func:`build` (the backend's own execution)."""
     out = pathlib.Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     _log(f"model {model} -> {out} (backend {backend})")
     opts = BuildOptions(sim=sim, seed=seed, folding_file=folding_file, target_cycles=target_cycles,
-                        backend=backend, backend_options=backend_options)
+                        backend=backend, backend_options=backend_options, inputs=inputs)
     s = BuildState(model=model, out=out, opts=opts, folding=load_folding(folding_file) if folding_file else None)
     s = run_flow(BACKEND_STEPS, s)
     report = _finish(s)
@@ -549,6 +628,9 @@ def build_backend(model: str, out, backend: str, sim: bool = False, seed: int = 
 
 def build_command(args) -> int:
     backend = getattr(args, "backend", "rtl") or "rtl"
+    inputs = getattr(args, "inputs", None)
+    if inputs and not args.sim:
+        raise BinaryHPEError(f"--inputs {inputs}: the frames are simulated; add --sim")
     if backend != "rtl":
         if args.target and args.target != "fpga":
             raise BinaryHPEError(f"--backend {backend} builds for an FPGA; it cannot be combined with --target {args.target}")
@@ -561,7 +643,7 @@ def build_command(args) -> int:
                 raise BinaryHPEError(f"--finn-flow belongs to --backend finn, not --backend {backend}")
             opts["flow"] = args.finn_flow
         rep = build_backend(args.model, args.output, backend, sim=args.sim, seed=args.seed,
-                            folding_file=args.folding, target_cycles=args.target_cycles, **opts)
+                            folding_file=args.folding, target_cycles=args.target_cycles, inputs=inputs, **opts)
         if args.sim and not rep["bit_exact"]:
             print(f"binaryhpe: the {backend} execution is NOT bit-exact against the reference", flush=True)
             return 1
@@ -569,11 +651,11 @@ def build_command(args) -> int:
     if args.target and args.target != "fpga":
         if not args.target.startswith("mcu:"):
             raise BinaryHPEError(f"--target {args.target!r}: expected 'fpga' or 'mcu:NAME'")
-        rep = build_mcu_target(args.model, args.output, args.target, args.sim, args.seed)
+        rep = build_mcu_target(args.model, args.output, args.target, args.sim, args.seed, inputs=inputs)
         return 1 if (args.sim and not rep["bit_exact"]) else 0
     rep = build(args.model, args.output, sim=args.sim, seed=args.seed, folding_file=args.folding,
                 target_cycles=args.target_cycles, waves=args.waves, device=args.device, fps=args.fps,
-                bitstream=args.bitstream, synth=args.synth)
+                bitstream=args.bitstream, synth=args.synth, inputs=inputs)
     if args.sim and not rep["bit_exact"]:
         print("binaryhpe: simulation is NOT bit-exact", flush=True)
         return 1

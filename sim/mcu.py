@@ -293,8 +293,12 @@ def test_frames(g, n_random: int = 2, seed: int = 0) -> list[np.ndarray]:
 
 
 def build_mcu(g, out_dir, target_name: str, sim: bool = False, frames: list[np.ndarray] | None = None,
-              seed: int = 0) -> dict:
+              seed: int = 0, extra_frames: list[np.ndarray] | None = None) -> dict:
     """``binaryhpe build [MODEL] --target mcu:NAME -o OUT [--sim]``: write OUT/c/ and return the report.
+
+    ``extra_frames`` (integer input frames, H x W x C: a user's ``--inputs``) run after the test frames and are
+    checked the same way; the target's (QEMU) outputs of them come back as ``report["user_outputs"]`` (integer
+    arrays; the caller takes them out before the report is written anywhere else).
 
     Raises ``BinaryHPEError`` (one clear message) for an unknown target, a network that does not fit the
     target, or (with ``sim``) a missing cross toolchain. The caller exits non-zero when ``sim`` and
@@ -321,7 +325,9 @@ def build_mcu(g, out_dir, target_name: str, sim: bool = False, frames: list[np.n
               "layers": [dict(m, **p) for m, p in zip(cbackend.layer_memory(cm), pred["layers"])],
               "bit_exact": None, "instructions_per_frame": None}
     if sim:
-        xs = frames if frames is not None else test_frames(g, seed=seed)
+        xs = list(frames if frames is not None else test_frames(g, seed=seed))
+        n_test = len(xs)
+        xs += [np.asarray(x, dtype=np.int64) for x in (extra_frames or [])]
         refs = [g.execute(x)[g.output] for x in xs]
         exe = host_build(c_dir, out_dir / "host_model")
         got = host_run(exe, xs, g.tensors[g.output].shape)
@@ -341,5 +347,8 @@ def build_mcu(g, out_dir, target_name: str, sim: bool = False, frames: list[np.n
         })
         for row, n in zip(report["layers"], qr["layer_instructions"][0]):
             row["measured_instructions"] = int(round(n))
-    (out_dir / "report.json").write_text(json.dumps(report, indent=1))
+        if extra_frames is not None:
+            report["user_outputs"] = qr["outputs"][n_test:]
+    (out_dir / "report.json").write_text(json.dumps({k: v for k, v in report.items() if k != "user_outputs"},
+                                                    indent=1))
     return report
