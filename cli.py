@@ -11,7 +11,7 @@ from binaryhpe import BinaryHPEError
 
 
 def _cmd_params(args) -> int:
-    from binaryhpe.train.opcount import params_command
+    from binaryhpe.train.variants import params_command
 
     return params_command(args.name, args.json)
 

@@ -21,9 +21,9 @@ import numpy as np
 
 from binaryhpe.compile.graph import Fmt, TensorInfo
 from binaryhpe.compile.kinds.base import clog2
-from binaryhpe.compile.kinds.elementwise import AddConst, MulShift, Threshold
-from binaryhpe.compile.kinds.mvu import FcFxpMvu, FcXnorMvu, FxpMvu, XnorMvu
-from binaryhpe.compile.lower import (
+from binaryhpe.compile.kinds.elementwise import AddConst, Threshold
+from binaryhpe.compile.kinds.mvu import FcFxpMvu, FcXnorMvu
+from binaryhpe.compile.lower_base import (
     MAX_WIDTH,
     Lowerer,
     _align_up,
@@ -46,26 +46,31 @@ MAX_THRESHOLD_SWEEP = 1 << 22
 # value ranges (for the threshold sweep)
 
 def _int_range(L: Lowerer, tensor: str) -> tuple[int, int]:
-    """A bound [lo, hi] on the integers a hardware tensor can hold: from the producer where it is an MVU
-    (an accumulator over n binary synapses lies in [-n, n]) or an AddConst, else the format's range."""
+    """A bound [lo, hi] on the integers a hardware tensor can hold: its producer's ``value_range`` (an
+    accumulator over n binary synapses lies in [-n, n]; an AddConst shifts its input's range; ...) given
+    its inputs' ranges, within the format's range; the format's range where the kind knows nothing tighter."""
     info = L.g.tensors[tensor]
-    prod = L.g.producer(tensor)
     lo, hi = -(1 << (info.fmt.bits - 1)), (1 << (info.fmt.bits - 1)) - 1
-    if isinstance(prod, XnorMvu):
-        return -prod.n, prod.n
-    if isinstance(prod, FxpMvu):
-        amax = 1 << (prod.in_w - 1)
-        s = int(np.max(np.sum(np.abs(prod.weights), axis=1))) * amax
-        return max(lo, -s), min(hi, s)
-    if isinstance(prod, AddConst):
-        a, b = _int_range(L, prod.inputs[0])
-        return max(lo, a + int(np.min(prod.b))), min(hi, b + int(np.max(prod.b)))
-    if isinstance(prod, MulShift) and prod.shift == 0:
-        a, b = _int_range(L, prod.inputs[0])
-        m = np.asarray(prod.m)
-        cands = [a * int(m.min()), a * int(m.max()), b * int(m.min()), b * int(m.max())]
-        return max(lo, min(cands)), min(hi, max(cands))
-    return lo, hi
+    prod = L.g.producer(tensor)
+    if prod is None:
+        return lo, hi
+    r = prod.value_range(_Ranges(L, prod.inputs))
+    if r is None:
+        return lo, hi
+    return max(lo, r[0]), min(hi, r[1])
+
+
+class _Ranges:
+    """The input ranges of a layer, computed when a kind asks for one (most kinds never do)."""
+
+    def __init__(self, L: Lowerer, inputs: list[str]):
+        self.L, self.inputs = L, inputs
+
+    def __getitem__(self, i: int) -> tuple[int, int]:
+        return _int_range(self.L, self.inputs[i])
+
+    def __len__(self) -> int:
+        return len(self.inputs)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -40,8 +40,7 @@ def _out_ports(n: int) -> list[str]:
 
 def _width(g: HwGraph, t: str) -> int:
     info = g.tensors[t]
-    elem = 1 if info.fmt.bipolar else info.fmt.bits
-    return info.lanes * elem
+    return info.lanes * info.fmt.width
 
 
 def _param(v) -> str:
@@ -133,7 +132,7 @@ def generate(g: HwGraph, out_dir, top: str = TOP) -> dict:
                       f"    .{port}_tready({n}_tready)"]
             if g.tensors[t].windowed:
                 conns.append(f"    .{port}_tmask({n}_tmask)")
-        if mod in ("bhpe_xnor_mvu", "bhpe_fxp_mvu", "bhpe_mvu_wstream") and not g.tensors[lay.inputs[0]].windowed:
+        if lay.mask_in and not g.tensors[lay.inputs[0]].windowed:  # no window generator: every tap is real
             conns.append(f"    .in_tmask({{{lay.simd}{{1'b1}}}})")
         if getattr(lay, "streamed", False):
             w = f"w_{_ident(lay.name)}"

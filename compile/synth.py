@@ -182,7 +182,7 @@ def wrap_layer(lay, work) -> tuple[pathlib.Path, str]:
         ports += [f"input logic [{s.bits - 1}:0] {name}_tdata", f"input logic {name}_tvalid",
                   f"output logic {name}_tready"]
         conns += [f".{name}_tdata({name}_tdata)", f".{name}_tvalid({name}_tvalid)", f".{name}_tready({name}_tready)"]
-        if mod in ("bhpe_xnor_mvu", "bhpe_fxp_mvu", "bhpe_mvu_wstream"):
+        if lay.mask_in:  # the window validity mask beside the data (kind.mask_in)
             ports.append(f"input logic [{s.lanes - 1}:0] {name}_tmask")
             conns.append(f".{name}_tmask({name}_tmask)")
     if getattr(lay, "streamed", False):  # the weight AXI-Stream of an MVU without ROM
@@ -192,7 +192,7 @@ def wrap_layer(lay, work) -> tuple[pathlib.Path, str]:
         ports += [f"output logic [{s.bits - 1}:0] {name}_tdata", f"output logic {name}_tvalid",
                   f"input logic {name}_tready"]
         conns += [f".{name}_tdata({name}_tdata)", f".{name}_tvalid({name}_tvalid)", f".{name}_tready({name}_tready)"]
-        if mod == "bhpe_swg":
+        if lay.mask_out:
             ports.append(f"output logic [{s.lanes - 1}:0] {name}_tmask")
             conns.append(f".{name}_tmask({name}_tmask)")
 

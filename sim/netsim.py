@@ -103,7 +103,7 @@ def build(rtl_dir, lib: list[pathlib.Path], waves: bool = False, verbose: bool =
 
 def _beats(g: HwGraph, t: str, frame: np.ndarray) -> list[int]:
     info = g.tensors[t]
-    elem = 1 if info.fmt.bipolar else info.fmt.bits
+    elem = info.fmt.width
     flat = np.asarray(frame, dtype=np.int64).reshape(-1)  # raster order, channels last
     return [pack(flat[i:i + info.lanes], elem) for i in range(0, flat.size, info.lanes)]
 
@@ -118,7 +118,7 @@ def simulate(g: HwGraph, exe: pathlib.Path, rtl_dir, frames: list[np.ndarray], s
     outs = g.tensors[g.output]
     in_words = [w for f in frames for w in _beats(g, g.input, f)]
     in_beats = len(in_words) // len(frames)
-    oelem = 1 if outs.fmt.bipolar else outs.fmt.bits
+    oelem = outs.fmt.width
     out_beats = int(np.prod(outs.shape)) // outs.lanes
     fin, fout = rtl_dir / "sim_in.hex", rtl_dir / "sim_out.txt"
     fin.write_text("".join(f"{w:x}\n" for w in in_words))

@@ -129,3 +129,139 @@ def test_missing_and_bad_files(tmp_path):
     bad.write_text("not onnx")
     with pytest.raises(BinaryHPEError, match="not a readable"):
         load_qonnx(bad)
+
+
+# --- the pass list, the kind interface, the graph-edit API ---------------------------------------------------
+
+
+def _graph_state(g) -> str:
+    """Everything a pass may change: the layers (kind, attributes, wiring, in order) and the tensors."""
+    return g.to_json() + json.dumps(sorted((k, v) for k, v in g.onnx_names.items()))
+
+
+def test_every_pass_declares_idempotence_and_idempotent_passes_change_nothing_twice(tiny_qonnx):
+    from binaryhpe.compile.passes import Pass, run_to_fixpoint, standard_passes
+
+    stages = standard_passes()
+    for _, passes in stages:
+        for p in passes:
+            assert isinstance(p, Pass) and isinstance(type(p).idempotent, bool), type(p).__name__
+    g = lower(load_qonnx(tiny_qonnx))
+    checked, not_idem = [], []
+    for stage, passes in stages:
+        run_to_fixpoint(g, passes)
+        for p in passes:
+            before = _graph_state(g)
+            changed = p.apply(g)
+            g.toposort()
+            after = _graph_state(g)
+            if type(p).idempotent:
+                assert not changed and after == before, f"{type(p).__name__} changed the graph on a second run"
+                checked.append(type(p).__name__)
+            else:  # a pass that says it is not idempotent really is not (else the flag is wrong)
+                assert after != before, f"{type(p).__name__} declares idempotent = False but changed nothing"
+                not_idem.append(type(p).__name__)
+    assert {"RemoveIdentityRequant", "FuseRequant", "InsertForks", "SetFolding", "LegalizeLanes"} <= set(checked)
+    assert not_idem == ["InsertFifos"]
+
+
+def test_one_pass_list_for_optimize_and_device_folding(tiny_qonnx):
+    """optimize = the stages before folding (prepare) + the rest (fold_at at the same target): same graph."""
+    from binaryhpe.compile.folding import fold_at, prepare
+    from binaryhpe.compile.passes import stream_beats
+
+    g1 = optimize(lower(load_qonnx(tiny_qonnx), source=tiny_qonnx.name))
+    g0 = prepare(tiny_qonnx)
+    g2 = fold_at(g0, stream_beats(g0))
+    assert _graph_state(g1) == _graph_state(g2)
+    assert not any(isinstance(lay, (Fork, Fifo)) and lay.name.startswith("fifo") for lay in g0.layers)
+
+
+def test_kinds_implement_the_interface_and_a_missing_method_names_layer_and_kind():
+    from dataclasses import dataclass
+
+    from binaryhpe.compile.kinds import KINDS
+    from binaryhpe.compile.kinds.base import HwLayer, KindContractError
+
+    interface = ["exact", "fuse_requant", "foldable", "steps_at", "assign_lanes", "out_lanes", "stream_capacity",
+                 "weight_memory", "op_counts", "mask_in", "mask_out", "value_range", "start_fraction"]
+    for name, cls in KINDS.items():
+        missing = [m for m in interface if getattr(cls, m) is getattr(HwLayer, m)]
+        assert not missing, f"kind {name} does not implement {missing}"
+
+    @dataclass
+    class Bare(HwLayer):
+        pass
+
+    lay = Bare(name="mystery")
+    for m in ("stream_capacity", "weight_memory", "op_counts"):
+        with pytest.raises(KindContractError, match=rf"layer mystery: kind Bare does not implement {m}"):
+            getattr(lay, m)()
+    with pytest.raises(KindContractError, match="layer mystery: kind Bare does not implement assign_lanes"):
+        lay.assign_lanes([1])
+    with pytest.raises(KindContractError, match="kind Bare does not implement exact"):
+        _ = lay.exact
+
+
+def test_a_kind_without_stream_capacity_is_an_error_in_fifo_sizing_not_a_default():
+    """InsertFifos asks every layer on a forked path for its buffers; a kind without an answer fails."""
+    from dataclasses import dataclass
+
+    from binaryhpe.compile.kinds.base import HwLayer, KindContractError
+    from binaryhpe.compile.passes import stream_capacity
+
+    @dataclass
+    class NoCapacity(HwLayer):
+        pass
+
+    with pytest.raises(KindContractError, match="layer odd: kind NoCapacity does not implement stream_capacity"):
+        stream_capacity(None, NoCapacity(name="odd"))
+
+
+def test_kind_facts_match_the_kinds_own_models():
+    """weight_memory / op_counts / steps_at of an MVU agree with its ROM, resource and cycle models."""
+    from binaryhpe.compile.kinds.mvu import FxpMvu
+
+    rng = np.random.default_rng(0)
+    x = XnorMvu(name="x", n=72, cout=16, pe=4, simd=8, pixels=9, weights=rng.choice([-1, 1], size=(16, 72)))
+    m = x.weight_memory()
+    assert (m.width, m.depth, m.bits) == (32, 4 * 9, 72 * 16) and len(x.rtl_memories()["InitFile"]) == m.depth
+    assert m.bram18 == x.resources()["bram18"] and set(m.placements) == {"uram", "dram"}
+    assert x.op_counts() == {"binary": 2 * 72 * 16 * 9, "fixed": 0}
+    assert x.steps_at(x.pe, x.simd) == x.cycles()["ii"] and x.stream_capacity() == 2 * 9 + 8
+    f = FxpMvu(name="f", n=8, cout=4, pe=2, simd=2, w_w=4, in_w=8, weights=rng.integers(-8, 8, size=(4, 8)))
+    mf = f.weight_memory()
+    assert (mf.width, mf.depth, mf.bits) == (16, 8, 8 * 4 * 4) and mf.bram18 == f.resources()["bram18"]
+    assert f.op_counts() == {"binary": 0, "fixed": 2 * 8 * 4}
+    s = max(np.sum(np.abs(f.weights), axis=1)) * 128
+    assert f.value_range([(-128, 127)]) == (-s, s) and x.value_range([(0, 1)]) == (-72, 72)
+    assert x.as_streamed().weight_memory().bram18 == 0 and not x.streamed
+
+
+def test_graph_edit_api():
+    from binaryhpe.compile.graph import HwGraph, TensorInfo
+    from binaryhpe.compile.kinds.elementwise import Requant
+
+    g = HwGraph(input="x", output="y")
+    for t in ("x", "a", "y", "q"):
+        g.tensors[t] = TensorInfo(t, (1, 1, 4), Fmt(8))
+    r1 = Requant(name="r1", inputs=["x"], outputs=["a"], c=4, in_w=8, out_w=8, shift=1)
+    r2 = Requant(name="r2", inputs=["a"], outputs=["y"], c=4, in_w=8, out_w=8, shift=1)
+    g.layers = [r1, r2]
+    fifo = Fifo(name="f", inputs=["a"], outputs=["q"], elem_w=8, lanes=1, depth=2, beats=4)
+    g.insert_after("a", fifo)
+    g.toposort()
+    assert r2.inputs == ["q"] and [lay.name for lay in g.layers] == ["r1", "f", "r2"]
+    g.rewire("q", "a", [r2])
+    g.remove_layer(fifo, drop_outputs=True)
+    assert r2.inputs == ["a"] and "q" not in g.tensors and len(g.layers) == 2
+    x = np.arange(4).reshape(1, 1, 4) * 8
+    assert np.array_equal(g.execute(x)["y"], x >> 2)
+    with pytest.raises(BinaryHPEError, match="layer r1 does not read 'nope'"):
+        g.rewire("nope", "a", [r1])
+    c = g.copy()
+    assert c.layers[0] is not g.layers[0] and c.layers[0].name == "r1"
+
+
+def test_fmt_width():
+    assert Fmt(1, bipolar=True).width == 1 and Fmt(9, 4).width == 9 and Fmt(5, 0, signed=False).width == 5

@@ -12,7 +12,7 @@ import json
 import pytest
 
 from binaryhpe import BinaryHPEError
-from binaryhpe.train.opcount import params_command
+from binaryhpe.train.variants import params_command
 from binaryhpe.train.variants import VARIANTS, measure
 
 # --- the paper's figures (Params M, OPs G), typed from ../shared/spec/binaryhpe-paper.txt -------------------

@@ -17,7 +17,6 @@ a full-precision parameter. Only the multiply-accumulates of the conv / deconv /
 from __future__ import annotations
 
 import contextlib
-import json
 from dataclasses import dataclass, field
 
 import torch
@@ -225,24 +224,3 @@ def format_table(title: str, rep: Report) -> str:
         out.append(f"{n:<{w}}  {c.params / 1e6:>10.3f}  {c.ops / 1e9:>8.3f}  {c.params_b:>13,}  {c.params_f:>11,}  "
                    f"{int(c.ops_b):>14,}  {int(c.ops_f):>14,}")
     return "\n".join(out)
-
-
-def params_command(name: str, as_json: bool) -> int:
-    """``binaryhpe params NAME [--json]``: the paper-convention Params / OPs of a named variant."""
-    from binaryhpe.train.variants import VARIANTS, measure
-
-    if name not in VARIANTS:
-        raise BinaryHPEError(f"unknown variant {name!r}: expected one of {', '.join(VARIANTS)}")
-    rep = measure(name)
-    v = VARIANTS[name]
-    if as_json:
-        obj = {"name": name, "params_m": round(rep.params_m, 6), "ops_g": round(rep.ops_g, 6),
-               "paper": {"params_m": v.paper_params_m, "ops_g": v.paper_ops_g, "where": v.where},
-               "parts": {n: {"params_m": round(c.params / 1e6, 6), "ops_g": round(c.ops / 1e9, 6)}
-                         for n, c in rep.parts.items()}}
-        print(json.dumps(obj))
-    else:
-        print(format_table(f"{name}: {v.description}", rep))
-        if v.paper_params_m is not None:
-            print(f"paper ({v.where}): {v.paper_params_m} M params, {v.paper_ops_g} G OPs")
-    return 0

@@ -10,6 +10,7 @@ numbers (tests/test_params.py checks it).
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass
 
 import torch
@@ -19,7 +20,7 @@ from binaryhpe import BinaryHPEError
 from binaryhpe.train.config import LCR_MODULES
 from binaryhpe.train.hand4whole import (BODY_JOINTS, BODY_SIZE, FACE_SIZE, HAND_SIZE, HM_DEPTH, BodyRotationNet,
                                         BoxNet, FaceRegressor, H4WSpec, HandRotationNet, PositionNet, make_encoder)
-from binaryhpe.train.opcount import PAPER, Convention, Count, Report, count
+from binaryhpe.train.opcount import PAPER, Convention, Count, Report, count, format_table
 
 BIN = dict(body="bidrn", hand="bidrn", face="bidrn", boxnet="binary")
 
@@ -152,3 +153,22 @@ def measure(name: str, conv: Convention = PAPER) -> Report:
     if name not in VARIANTS:
         raise BinaryHPEError(f"unknown variant {name!r}: expected one of {', '.join(VARIANTS)}")
     return measure_spec(VARIANTS[name].spec, conv)
+
+
+def params_command(name: str, as_json: bool) -> int:
+    """``binaryhpe params NAME [--json]``: the paper-convention Params / OPs of a named variant."""
+    if name not in VARIANTS:
+        raise BinaryHPEError(f"unknown variant {name!r}: expected one of {', '.join(VARIANTS)}")
+    rep = measure(name)
+    v = VARIANTS[name]
+    if as_json:
+        obj = {"name": name, "params_m": round(rep.params_m, 6), "ops_g": round(rep.ops_g, 6),
+               "paper": {"params_m": v.paper_params_m, "ops_g": v.paper_ops_g, "where": v.where},
+               "parts": {n: {"params_m": round(c.params / 1e6, 6), "ops_g": round(c.ops / 1e9, 6)}
+                         for n, c in rep.parts.items()}}
+        print(json.dumps(obj))
+    else:
+        print(format_table(f"{name}: {v.description}", rep))
+        if v.paper_params_m is not None:
+            print(f"paper ({v.where}): {v.paper_params_m} M params, {v.paper_ops_g} G OPs")
+    return 0

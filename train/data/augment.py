@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from binaryhpe.train.data.proxy import axis_angle_to_matrix, flip_permutation, matrix_to_axis_angle
+from binaryhpe.train.data.geometry import axis_angle_to_matrix, flip_permutation, matrix_to_axis_angle
 
 POSE_KEYS = ("root_pose", "body_pose", "lhand_pose", "rhand_pose", "jaw_pose")
 
