@@ -180,23 +180,28 @@ def test_finn_missing_environment_says_how_to_fix(tmp_path, monkeypatch):
 # ---------------------------------------------------------------------------------------------------------
 # (4) the hw_graph flow
 
-def test_every_kind_hw_graph_flow_equals_reference(tmp_path):
+@pytest.mark.parametrize("fused", [False, True], ids=["per_op", "epilogues"])
+def test_every_kind_hw_graph_flow_equals_reference(tmp_path, fused):
     """The hls4ml suite's hand-built graph (saturation, PReLU slopes of both signs and above 1, joins with
     shifts, both threshold directions, padded max pool of signed values, sum pool, concat/split, binary FC),
-    executed by FINN layer by layer."""
+    executed by FINN layer by layer; fused, FINN takes each Epilogue through its ops, and every intermediate
+    tensor that fusion removed is still compared."""
     _need_finn()
-    from test_backend_hls4ml import _frames, _kinds_graph
+    from test_backend_hls4ml import _frames, _fuse, _kinds_graph
 
     g = _kinds_graph()
     frames = _frames(g)
+    # every tensor of ours but the windows is compared, on every frame (of the per-op graph: fused as well)
+    plain = {t: int(np.prod(info.shape)) for t, info in g.tensors.items() if not info.windowed}
+    if fused:
+        g = _fuse(g)
+        assert len(g.tensors) < len(plain) + 3
     rep = finn_backend.build(None, g, tmp_path, sim=True, frames=frames)
     assert rep["finn_flow"] == "hw_graph"
     assert rep["bit_exact"] is True and rep["mismatches"] == 0, rep.get("first_mismatch")
     assert rep["compared_elements"] == 5 * len(frames)
-    # every tensor of ours but the windows was compared, on every frame
-    plain = [t for t, info in g.tensors.items() if not info.windowed]
     assert rep["traced_mismatches"] == 0
-    assert rep["traced_elements"] == sum(int(np.prod(g.tensors[t].shape)) for t in plain) * len(frames)
+    assert rep["traced_elements"] == sum(plain.values()) * len(frames)
     ops = {op for row in rep["estimates"]["layers"] for op in row["op_types"]}
     assert {"MVAU", "Requant", "Thresholding", "ElementwiseAdd", "ElementwiseSub", "DuplicateStreams",
             "StreamingConcat", "StreamingSplit", "Pool", "FMPadding", "ConvolutionInputGenerator"} <= ops, ops

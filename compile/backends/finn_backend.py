@@ -157,8 +157,8 @@ def build(qonnx: pathlib.Path, g: HwGraph, out: pathlib.Path, sim: bool, seed: i
     (``backends.unfused``), which the folding, the FINN nodes and the traced comparison all read."""
     from binaryhpe.compile.backends import unfused
 
-    g = unfused(g)
     py = finn_python()
+    g = unfused(g)
     flow = choose_flow(g, flow)
     if frames is not None and flow != "hw_graph":
         raise BinaryHPEError("finn: integer frames are for the hw_graph flow; the streamline flow runs the QONNX")
