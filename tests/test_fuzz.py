@@ -17,8 +17,9 @@ What a configuration draws:
 - a folding: for every matrix-vector unit a random PE | Cout and SIMD | Cin;
 - weights and BN/RPReLU constants from a drawn seed.
 
-The frames: uniform random in [-1, 1], all +1, all -1, the input format's two bounds and far beyond them
-(truly saturating: the stem's input quantizer clips them), and random values of magnitude up to 64.
+The frames: uniform random in [-1, 1], all +1, all -1 (the input format's lower bound), its upper bound
+1 - 2^-(in_bits-1), far beyond both (+-9: the stem's input quantizer clips them), and random values of
+magnitude up to 64.
 
 The reference is the exact execution of the QONNX graph (``binaryhpe.compile.reference.onnx_context``: a
 float64 copy run node by node). PyTorch's hardware mode is compared with it too; PyTorch computes in float32,
@@ -167,7 +168,7 @@ def frames(cfg: NetConfig) -> list[np.ndarray]:
     shape = (1, 3, cfg.size, cfg.size)
     rng = np.random.default_rng(cfg.seed)
     top = 1.0 - 2.0 ** -(cfg.numerics.in_bits - 1)  # the input format's largest value
-    xs = [rng.uniform(-1, 1, shape), np.ones(shape), -np.ones(shape), np.full(shape, top), np.full(shape, -1.0),
+    xs = [rng.uniform(-1, 1, shape), np.ones(shape), -np.ones(shape), np.full(shape, top),
           np.full(shape, 9.0), np.full(shape, -9.0), rng.uniform(-64, 64, shape)]
     return [x.astype(np.float32) for x in xs]
 
