@@ -6,8 +6,8 @@ QONNX input's own layout (1, C, H, W) and scale, named by what they target:
 - ``saturate_hi`` / ``saturate_lo`` / ``checker`` / ``random_sat_<i>``: every element *beyond* the input
   format's real range (4x its ends), so the input quantizer clamps each one to its top or bottom integer;
 - ``acc_max:<mvu>`` / ``acc_min:<mvu>``: for every matrix-vector unit whose input is a monotone elementwise
-  image of the network input (through ``Requant``, ``Sign``, ``Fork``, ``Fifo``, ``Dwc`` and at most one
-  ``SlidingWindow``), the weight-sign pattern of the output channel with the largest reachable sum (and of
+  image of the network input (through ``Requant``, ``Sign``, ``Fork``, ``Fifo``, ``Dwc``, epilogues of
+  nondecreasing ops, channel ``Split``s and at most one ``SlidingWindow``), the weight-sign pattern of the output channel with the largest reachable sum (and of
   the one with the smallest), written beyond the input range into non-overlapping windows. A monotone
   nondecreasing chain keeps the sign of each element, so that frame drives the accumulator of that channel
   to the largest (smallest) value any frame can give it: ``sum_{w>0} w*hi + sum_{w<0} w*lo``;
@@ -89,30 +89,39 @@ def _monotone(lay) -> bool:
 
 
 def _trace_to_input(g: HwGraph, tensor: str):
-    """Follow ``tensor`` back to the graph input through monotone one-input layers; returns the SlidingWindow
-    on the way (or None) and True, or (None, False) when the path leaves those layers."""
-    swg, t = None, tensor
+    """Follow ``tensor`` back to the graph input through monotone one-input layers and channel ``Split``s;
+    returns (the SlidingWindow on the way or None, True, the first input channel the tensor's channels start
+    at), or (None, False, 0) when the path leaves those layers."""
+    swg, t, off = None, tensor, 0
     while t != g.input:
         lay = g.producer(t)
         if lay is None:
-            return None, False
-        if type(lay).__name__ == "SlidingWindow" and swg is None:
+            return None, False, 0
+        kind = type(lay).__name__
+        if kind == "SlidingWindow" and swg is None:
             swg = lay
+        elif kind == "Split":
+            off += 0 if t == lay.outputs[0] else lay.c1
         elif not _monotone(lay) or len(lay.inputs) != 1:
-            return None, False
+            return None, False, 0
         t = lay.inputs[0]
-    return swg, True
+    return swg, True, off
 
 
 def first_level_mvus(g: HwGraph) -> list:
-    """(mvu, swg or None) for each matrix-vector unit whose input is a monotone image of the network input."""
+    """(mvu, swg or None) for each matrix-vector unit whose input is a monotone image of (a channel range of)
+    the network input."""
+    return [(lay, swg) for lay, swg, _ in _first_level(g)]
+
+
+def _first_level(g: HwGraph) -> list:
     out = []
     for lay in g.layers:
         if not hasattr(lay, "weights") or not hasattr(lay, "n"):
             continue
-        swg, ok = _trace_to_input(g, lay.inputs[0])
+        swg, ok, off = _trace_to_input(g, lay.inputs[0])
         if ok:
-            out.append((lay, swg))
+            out.append((lay, swg, off))
     return out
 
 
@@ -128,8 +137,9 @@ def mvu_bounds(lay) -> tuple[np.ndarray, np.ndarray]:
     return pos.sum(1) * lo + neg.sum(1) * hi, pos.sum(1) * hi + neg.sum(1) * lo
 
 
-def _pattern_frame(g: HwGraph, lay, swg, signs: np.ndarray) -> np.ndarray:
-    """Input integers (H, W, C) whose windows for ``lay`` carry ``signs`` (+1 -> top, -1 -> bottom)."""
+def _pattern_frame(g: HwGraph, lay, swg, signs: np.ndarray, off: int = 0) -> np.ndarray:
+    """Input integers (H, W, C) whose windows for ``lay`` carry ``signs`` (+1 -> top, -1 -> bottom) on the
+    input channels from ``off``; every other element at the top."""
     h, w, c = g.tensors[g.input].shape
     lo, hi = fmt_bounds(g.tensors[g.input].fmt)
     q = np.full((h, w, c), hi, dtype=np.int64)
@@ -138,10 +148,10 @@ def _pattern_frame(g: HwGraph, lay, swg, signs: np.ndarray) -> np.ndarray:
     if fc:
         return vals.reshape(h, w, c)
     if swg is None:  # a 1x1 layer on the frame: every pixel carries the pattern
-        q[:] = vals.reshape(1, 1, c)
+        q[:, :, off:off + vals.size] = vals.reshape(1, 1, -1)
         return q
     k, s, p = swg.k, swg.s, swg.pad
-    pat = vals.reshape(k, k, c)
+    pat = vals.reshape(k, k, swg.c)
     step = max(1, math.ceil(k / s))
     for oy in range(0, swg.oh, step):
         for ox in range(0, swg.ow, step):
@@ -150,7 +160,7 @@ def _pattern_frame(g: HwGraph, lay, swg, signs: np.ndarray) -> np.ndarray:
                 for kx in range(k):
                     y, x = y0 + ky, x0 + kx
                     if 0 <= y < h and 0 <= x < w:
-                        q[y, x] = pat[ky, kx]
+                        q[y, x, off:off + swg.c] = pat[ky, kx]
     return q
 
 
@@ -164,12 +174,12 @@ def worst_case_int_frames(g: HwGraph, seed: int = 0, random_frames: int = 2) -> 
               * np.ones((1, 1, c), np.int64)}
     for i in range(random_frames):
         frames[f"random_sat_{i}"] = np.where(rng.random((h, w, c)) < 0.5, hi, lo).astype(np.int64)
-    for lay, swg in first_level_mvus(g):
+    for lay, swg, off in _first_level(g):
         wts = np.asarray(lay.weights, dtype=np.int64)
         bmin, bmax = mvu_bounds(lay)
         cmax, cmin = int(np.argmax(bmax)), int(np.argmin(bmin))
-        frames[f"acc_max:{lay.name}"] = _pattern_frame(g, lay, swg, np.where(wts[cmax] >= 0, 1, -1))
-        frames[f"acc_min:{lay.name}"] = _pattern_frame(g, lay, swg, np.where(wts[cmin] >= 0, -1, 1))
+        frames[f"acc_max:{lay.name}"] = _pattern_frame(g, lay, swg, np.where(wts[cmax] >= 0, 1, -1), off)
+        frames[f"acc_min:{lay.name}"] = _pattern_frame(g, lay, swg, np.where(wts[cmin] >= 0, -1, 1), off)
     return frames
 
 
