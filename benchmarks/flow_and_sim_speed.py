@@ -1,5 +1,7 @@
 """Benchmark: wall time of the whole flow on the tiny BiDRN (export, compile, RTL, Verilator build,
-simulation) and the Verilator simulation speed in cycles per second. Prints its figures."""
+simulation) and the Verilator simulation speed in cycles per second; the time of each step of the flow
+(report.json ``steps``), and of a device-aware build (``--device ecp5-85f``: one lowering, then the folding
+search on that graph). Prints its figures."""
 
 import pathlib
 import tempfile
@@ -21,6 +23,12 @@ def main() -> None:
         print(f"stall {r['stall']:.2f}: {r['total_cycles']} cycles for {rep['simulation']['frames']} frames, "
               f"{r['sim_cycles_per_s']:,} cycles/s, frame interval {r['ii_cycles']}, latency {r['latency_cycles']}")
     print(f"predicted: frame interval {rep['predicted_cycles_per_frame']}, latency {rep['predicted_latency_cycles']}")
+    print("steps: " + ", ".join(f"{s['name']} {s['seconds']:.2f} s" for s in rep["steps"]))
+    t = time.time()
+    dev = build(str(out / "model.onnx"), out / "device", device="ecp5-85f")
+    print(f"\n== device-aware build (ecp5-85f, no simulation): {time.time() - t:.1f} s, "
+          f"{dev['fps']:.0f} fps estimated ==")
+    print("steps: " + ", ".join(f"{s['name']} {s['seconds']:.2f} s" for s in dev["steps"]))
 
 
 if __name__ == "__main__":
