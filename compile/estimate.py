@@ -49,7 +49,7 @@ def layer_ops(lay) -> dict:
 
 
 def _fold(lay) -> dict:
-    return {k: int(getattr(lay, k)) for k in ("pe", "simd", "lanes") if hasattr(lay, k)}
+    return {k: int(v) for k, v in lay.folding().items() if k != "depth"}
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -19,7 +19,6 @@ target or, with a device, inside the device-aware folding search (``compile.fold
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import pathlib
@@ -178,7 +177,7 @@ def layer_table(g: HwGraph) -> list[dict]:
     rows = []
     for lay in g.layers:
         info = g.tensors[lay.outputs[0]]
-        fold = {k: getattr(lay, k) for k in ("pe", "simd", "lanes", "depth") if hasattr(lay, k)}
+        fold = lay.folding()
         c = lay.cycles()
         rows.append({"name": lay.name, "kind": type(lay).__name__, "module": lay.rtl_module,
                      "shape": list(info.shape), "format": str(info.fmt), "folding": fold,

@@ -77,7 +77,7 @@ def generate(g: HwGraph, out_dir, top: str = TOP) -> dict:
         "  input  logic out_tready",
         ");",
     ]
-    wstreams = [lay for lay in g.layers if getattr(lay, "streamed", False)]
+    wstreams = [lay for lay in g.layers if lay.streamed]
     if wstreams:  # one AXI-Stream weight input per streamed MVU, after the data ports
         lines[-2] = lines[-2] + ","
         ports = []
@@ -134,7 +134,7 @@ def generate(g: HwGraph, out_dir, top: str = TOP) -> dict:
                 conns.append(f"    .{port}_tmask({n}_tmask)")
         if lay.mask_in and not g.tensors[lay.inputs[0]].windowed:  # no window generator: every tap is real
             conns.append(f"    .in_tmask({{{lay.simd}{{1'b1}}}})")
-        if getattr(lay, "streamed", False):
+        if lay.streamed:
             w = f"w_{_ident(lay.name)}"
             conns += [f"    .w_tdata({w}_tdata[{lay.wstream_word_bits - 1}:0])", f"    .w_tvalid({w}_tvalid)",
                       f"    .w_tready({w}_tready)"]

@@ -185,7 +185,7 @@ def wrap_layer(lay, work) -> tuple[pathlib.Path, str]:
         if lay.mask_in:  # the window validity mask beside the data (kind.mask_in)
             ports.append(f"input logic [{s.lanes - 1}:0] {name}_tmask")
             conns.append(f".{name}_tmask({name}_tmask)")
-    if getattr(lay, "streamed", False):  # the weight AXI-Stream of an MVU without ROM
+    if lay.streamed:  # the weight AXI-Stream of an MVU without ROM
         ports += [f"input logic [{lay.wstream_word_bits - 1}:0] w_tdata", "input logic w_tvalid", "output logic w_tready"]
         conns += [".w_tdata(w_tdata)", ".w_tvalid(w_tvalid)", ".w_tready(w_tready)"]
     for name, s in zip(_port_names(len(outs), True), outs):

@@ -2,16 +2,19 @@
 
 The addition is: the kind class (numerics, cycles, streams, resources; the rest of the kind interface comes
 from its family, ``_Elementwise``), one registration in the kind registry, one lowering registration
-(``@lowers("Abs")``), and one line per backend registry (C maps it with a four-line emitter, hls4ml and FINN
-refuse it with a reason, RTL refuses it by itself: the kind defines no RTL module). The tests show that a
-QONNX graph with an ``Abs`` node then lowers, runs through the standard pass list and the integer reference
-(equal to ``execute_onnx``), that every backend either maps it or refuses it with an error naming the
-layer, and that the generated C is bit-exact on the host.
+(``@lowers("Abs")``), and one line per backend registry (C maps it with a four-line emitter and the MCU cycle
+model charges it as an elementwise stage, hls4ml and FINN refuse it with a reason, RTL refuses it by itself:
+the kind defines no RTL module). The tests show that a QONNX graph with an ``Abs`` node then lowers, runs
+through the standard pass list and the integer reference (equal to ``execute_onnx``), that every backend
+either maps it or refuses it with an error naming the layer, and that the generated C is bit-exact on the
+host.
 
-In the repository a real ``Abs`` would touch four files: ``compile/kinds/elementwise.py`` (the class),
-``compile/kinds/__init__.py`` (one registry line), ``compile/lower.py`` (the lowering) and
-``compile/cbackend.py`` (the emitter; the hls4ml and FINN refusals are one line each in
-``compile/backends/hls4ml_backend.py`` and ``compile/backends/finn_graph.py``, six files with those).
+In the repository a real ``Abs`` would touch seven code files: ``compile/kinds/elementwise.py`` (the class),
+``compile/kinds/__init__.py`` (one registry line), ``compile/lower.py`` (the lowering),
+``compile/cbackend.py`` (the emitter), ``compile/mcu_cycles.py`` (one line), and one refusal line each in
+``compile/backends/hls4ml_backend.py`` and ``compile/backends/finn_graph.py``; the docs' backend table is
+generated from the registries. Not touched: the passes, the estimators, the storage planner, the folding,
+the RTL generator, the report (they ask the kind).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from binaryhpe.compile import cbackend
+from binaryhpe.compile import cbackend, mcu_cycles
 from binaryhpe.compile.backends import finn_graph, hls4ml_backend
 from binaryhpe.compile.backends.registry import RefusedKind, registries
 from binaryhpe.compile.graph import Fmt
@@ -87,6 +90,7 @@ def abs_kind():
     register(Abs)
     lowers("Abs")(_lower_abs)
     cbackend.EMITTERS.emits(Abs, role="op", note="elementwise loop")(_c_abs)
+    mcu_cycles.MODEL.emits(Abs)(mcu_cycles._elementwise)  # the C loop's cycle model: an elementwise stage's
     hls4ml_backend.EMITTERS.refuse(Abs, "no hls4ml layer for Abs in this toolkit")
     finn_graph.EMITTERS.refuse(Abs, "no FINN node for Abs in this toolkit")
     try:
@@ -95,6 +99,7 @@ def abs_kind():
         unregister(Abs)
         LOWERINGS.pop("Abs", None)
         cbackend.EMITTERS.entries.pop(Abs, None)
+        mcu_cycles.MODEL.entries.pop(Abs, None)
         hls4ml_backend.EMITTERS.refused.pop(Abs, None)
         finn_graph.EMITTERS.refused.pop(Abs, None)
 
@@ -172,3 +177,5 @@ def test_generated_c_of_the_new_kind_is_bit_exact(abs_kind, tmp_path):
     got = mcu.host_run(exe, frames, g.tensors[g.output].shape)
     for x, y in zip(frames, got):
         assert np.array_equal(y, g.execute(x)[g.output])
+    assert "x0 < 0 ? -x0 : x0" in (tmp_path / "c" / "model.c").read_text()  # the emitter's code
+    assert mcu_cycles.MODEL.entry(next(lay for lay in g.layers if isinstance(lay, Abs))).fn is mcu_cycles._elementwise

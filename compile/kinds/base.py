@@ -161,6 +161,20 @@ class HwLayer:
         raise self._missing("value_range")
 
     @property
+    def fold_fields(self) -> tuple[str, ...]:
+        """Names of the attributes that fold the layer (``pe``/``simd`` of an MVU, ``lanes``, a FIFO's ``depth``)."""
+        raise self._missing("fold_fields")
+
+    def folding(self) -> dict:
+        """The folding of the layer as reported (``{field: value}`` over ``fold_fields``)."""
+        return {k: getattr(self, k) for k in self.fold_fields}
+
+    @property
+    def streamed(self) -> bool:
+        """True when the layer's weights arrive on a weight stream (a top-level ``w_<layer>`` port)."""
+        raise self._missing("streamed")
+
+    @property
     def start_fraction(self) -> float:
         """Fraction of its input frame a layer must receive before its first output (a window generator:
         the rows of its first window); 0 for a pipeline (the streaming latency estimate)."""

@@ -137,6 +137,8 @@ class _Elementwise(HwLayer):
 
     mask_in = False
     mask_out = False
+    fold_fields = ("lanes",)
+    streamed = False
 
     def value_range(self, in_ranges):
         return None

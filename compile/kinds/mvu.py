@@ -143,6 +143,7 @@ class _MvuBase(HwLayer):
     # --- the kind interface (compile/kinds/base.py) ---------------------------------------------------
     exact = True  # acc_w holds every accumulator
     foldable = True
+    fold_fields = ("pe", "simd")
     mask_in = True  # the window validity mask beside the window elements (tied to ones without an SWG)
     mask_out = False
     start_fraction = 0.0

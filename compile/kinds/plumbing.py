@@ -50,6 +50,8 @@ class StreamKind:
     mask_in = False
     mask_out = False
     start_fraction = 0.0
+    fold_fields = ("lanes",)
+    streamed = False
 
     def fuse_requant(self, rq) -> bool:
         return False
@@ -102,6 +104,8 @@ class Fifo(StreamKind, HwLayer):
 
     def execute(self, ins):
         return [np.asarray(ins[0], dtype=np.int64)]
+
+    fold_fields = ("lanes", "depth")
 
     def assign_lanes(self, in_lanes: list[int]) -> list[int]:
         return _same_lanes(self, in_lanes)
@@ -200,6 +204,8 @@ class Dwc(StreamKind, HwLayer):
 
     def execute(self, ins):
         return [np.asarray(ins[0], dtype=np.int64)]
+
+    fold_fields = ()  # its lanes are its two streams' (in_lanes, out_lanes), set where it is placed
 
     def assign_lanes(self, in_lanes: list[int]) -> list[int]:
         return [self.in_lanes]  # placed by LegalizeLanes between two lane counts
