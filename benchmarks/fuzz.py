@@ -74,7 +74,8 @@ def main(argv=None) -> int:
           f"{time.time() - t_start:.0f} s")
     for r in results:
         if not r["bit_exact"]:
-            print(f"  FAILED: {r['config']}: {r.get('error') or {k: v for k, v in r.items() if k.endswith('_vs_qonnx')}}")
+            links = {k: v for k, v in r.items() if k.endswith("_vs_qonnx")}
+            print(f"  FAILED: {r['config']}: {r.get('error') or links}")
     return 0 if exact == len(results) else 1
 
 

@@ -317,7 +317,7 @@ def expect(kind, ins: list[np.ndarray]) -> list[np.ndarray]:
         return list(split(ins[0], kind.c1))
     if name == "Fork":
         return identity(ins[0], 2)
-    if name == "Dwc":
+    if name in ("Dwc", "Fifo"):
         return identity(ins[0], 1)
     if name in EW_KINDS:
         return [elementwise([kind], ins[0], ins[1] if name == "JoinAdd" else None)]
@@ -330,3 +330,22 @@ def expect_mask(kind, ins: list[np.ndarray]) -> np.ndarray:
     """The padding mask a SlidingWindow kind emits with its windows (Im2Col of an all-ones frame)."""
     x = np.asarray(ins[0], dtype=np.int64)
     return sliding_window(x, kind.k, kind.s, kind.pad, kind.elem_w, kind.signed)[1]
+
+
+def expect_graph(g, x: np.ndarray) -> dict:
+    """A whole hardware graph, layer by layer in its order, each layer's outputs from its anchor (never from a
+    kind's ``execute``): tensor name -> integers, window tensors as (windows, mask) pairs (as
+    ``HwGraph.execute`` returns them, which the caller may compare with this)."""
+    env: dict = {g.input: np.asarray(x, dtype=np.int64)}
+    for lay in g.layers:
+        ins = []
+        for t in lay.inputs:
+            v = env[t]
+            ins.extend(v if isinstance(v, tuple) else (v,))
+        outs = expect(lay, ins)
+        if g.tensors[lay.outputs[0]].windowed:
+            env[lay.outputs[0]] = (outs[0], expect_mask(lay, [env[lay.inputs[0]]]))
+        else:
+            for t, v in zip(lay.outputs, outs):
+                env[t] = v
+    return env

@@ -104,3 +104,21 @@ def test_rom_layout_and_errors():
         FxpMvu(name="bad2", n=4, cout=2, pe=1, simd=3, weights=w)
     assert XnorMvu(name="c", n=9, cout=4, pe=2, simd=3, weights=np.ones((4, 9)), pixels=5).cycles() == {
         "ii": 5 * 2 * 3, "latency": 30 + 3}
+
+
+def test_anchor_hand_values():
+    """The QONNX anchors the bench checks against (tests/anchors.py), on values worked out by hand."""
+    import anchors
+
+    # XNOR: bits [1, 1, 0] are +1, +1, -1; weights +1, -1, +1: 1 - 1 - 1 = -1; with tap 2 padding: 1 - 1 = 0
+    w = np.array([[1, -1, 1], [-1, -1, -1]])
+    win = np.array([1, 1, 0]).reshape(1, 1, 3)
+    assert anchors.xnor_mvu(w, win, np.ones_like(win)).ravel().tolist() == [-1, -1]
+    assert anchors.xnor_mvu(w, win, np.array([1, 1, 0]).reshape(1, 1, 3)).ravel().tolist() == [0, -2]
+    # fixed point: the input quantizer saturates to 4 bits (9 -> 7, -9 -> -8), padding taps count 0
+    x = np.array([9, -9, 3]).reshape(1, 1, 3)
+    got = anchors.fxp_mvu(np.array([[2, 1, -4]]), 4, 4, x, np.array([1, 1, 0]).reshape(1, 1, 3))
+    assert got.ravel().tolist() == [2 * 7 - 8]
+    # an accumulator far past 2^24 is exact: 64 taps of (-2^15) * (-2^7) = 2^28
+    big = anchors.fxp_mvu(np.full((1, 64), -128), 16, 8, np.full((1, 1, 64), -(1 << 15)), np.ones((1, 1, 64)))
+    assert big.item() == 1 << 28

@@ -44,3 +44,19 @@ def test_plumbing_kind_checks():
         Split(name="sp2", h=1, w=1, c1=4, c2=2, lanes=4)
     with pytest.raises(ValueError, match="must divide the other"):
         Dwc(name="d", c=12, in_lanes=4, out_lanes=6)
+
+
+def test_anchor_hand_values():
+    """The Concat / Split / Identity anchors the bench checks against (tests/anchors.py)."""
+    import numpy as np
+
+    import anchors
+
+    a = np.arange(6).reshape(1, 2, 3)
+    b = -np.arange(2).reshape(1, 2, 1) - 1
+    cat = anchors.concat(a, b)
+    assert cat.tolist() == [[[0, 1, 2, -1], [3, 4, 5, -2]]]
+    left, right = anchors.split(cat, 3)
+    assert (left == a).all() and (right == b).all()
+    f1, f2 = anchors.identity(a, 2)
+    assert (f1 == a).all() and (f2 == a).all()

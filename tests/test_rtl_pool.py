@@ -51,3 +51,20 @@ def test_pool_reference():
     assert (out == -5).all()
     with pytest.raises(ValueError, match="too narrow"):
         Pool(name="p", h=2, w=2, c=1, k=2, s=2, mode="sum", elem_w=8, out_w=9)
+
+
+def test_anchor_hand_values():
+    """The MaxPool / ReduceSum anchors the bench checks against (tests/anchors.py), worked out by hand."""
+    import anchors
+
+    x = np.array([[1, -3], [7, 2]], dtype=np.int64).reshape(2, 2, 1)
+    assert anchors.pool(x, 2, 2, 0, "sum", 8, True).item() == 7
+    assert anchors.pool(x, 2, 2, 0, "max", 8, True).item() == 7
+    y = np.full((3, 3, 1), -5, dtype=np.int64)  # padding never wins a max, and adds 0 to a sum
+    assert (anchors.pool(y, 3, 2, 1, "max", 8, True) == -5).all()
+    assert anchors.pool(y, 3, 2, 1, "sum", 8, True)[0, 0, 0] == -20
+    win = np.array([3, -1, 5, 2]).reshape(1, 1, 4)
+    m = np.array([1, 1, 0, 1]).reshape(1, 1, 4)
+    assert anchors.pool_reduce(win, m, 2, 1, "max", 4, True).item() == 3
+    assert anchors.pool_reduce(win, m, 2, 1, "sum", 4, True).item() == 4
+    assert anchors.pool_reduce(win, 0 * m, 2, 1, "max", 4, True).item() == -8  # no real tap: the lowest value

@@ -43,3 +43,19 @@ def test_swg_rejects_bad_shapes():
     assert (g.oh, g.ow) == (32, 24)
     with pytest.raises(ValueError, match="Lanes"):
         SlidingWindow(name="bad", h=4, w=4, c=3, k=3, s=1, pad=1, lanes=2)
+
+
+def test_anchor_hand_values():
+    """The Im2Col anchor the bench checks against (tests/anchors.py), on a frame worked out by hand."""
+    import numpy as np
+
+    import anchors
+
+    x = np.arange(1, 5).reshape(2, 2, 1)  # [[1, 2], [3, 4]]
+    win, mask = anchors.sliding_window(x, k=3, s=1, pad=1, elem_w=8, signed=True)
+    assert win.shape == (2, 2, 9) and mask.shape == (2, 2, 9)
+    # the top-left window (ky, kx order): padding row, then [pad, 1, 2], then [pad, 3, 4]
+    assert win[0, 0].tolist() == [0, 0, 0, 0, 1, 2, 0, 3, 4]
+    assert mask[0, 0].tolist() == [0, 0, 0, 0, 1, 1, 0, 1, 1]
+    win2, _ = anchors.sliding_window(np.arange(10).reshape(5, 2, 1), k=2, s=2, pad=0, elem_w=8, signed=True)
+    assert win2.shape == (2, 1, 4) and win2[1, 0].tolist() == [4, 5, 6, 7]  # the odd last row is dropped

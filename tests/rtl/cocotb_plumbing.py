@@ -2,13 +2,16 @@
 
 The pytest wrapper (tests/test_rtl_plumbing.py) builds the Python kind, compiles the RTL with the kind's
 ``rtl_params()`` and passes the kind's arguments here as JSON (``KIND``, ``KIND_ARGS``); every output integer
-is compared with the kind's ``execute``. Also holds the small helpers the SWG and pool benches import.
+is compared with the kind's QONNX anchor (tests/anchors.py: Concat / Split / Identity executed by qonnx), which
+the kind's ``execute`` must equal on every frame. Also holds the small helpers the SWG and pool benches import.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import pathlib
+import sys
 
 import cocotb
 import numpy as np
@@ -16,6 +19,9 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from binaryhpe.sim.streams import StreamSink, StreamSource, pack, random_pauses, reset, unpack
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # tests/: the anchors
+import anchors  # noqa: E402
 
 # cycle-model tolerance: the models are meant to be cycle exact; 2 cycles + 2 % absorbs a model that is
 # off by a register stage without hiding a wrong beat count (a missing row overhead would exceed it)
@@ -67,6 +73,15 @@ def check_cycles(dut, name: str, measured: dict, predicted: dict) -> None:
         m, p = measured[key], predicted[key]
         dut._log.info("%s %s: measured %d, model %d", name, key, m, p)
         assert abs(m - p) <= TOL_ABS + TOL_REL * p, f"{name} {key}: measured {m}, model {p}"
+
+
+def anchored(kind, ins) -> list[np.ndarray]:
+    """The expected outputs: the kind's QONNX anchor (tests/anchors.py); the kind's ``execute`` must equal it."""
+    want = anchors.expect(kind, ins)
+    got = kind.execute(list(ins))
+    assert len(got) == len(want) and all(np.array_equal(a, b) for a, b in zip(got, want)), \
+        f"{type(kind).__name__} '{kind.name}': execute differs from the QONNX anchor"
+    return want
 
 
 def kind_from_env():
@@ -126,7 +141,7 @@ async def run_frames(dut, kind, stall: float, seed: int, n_random: int):
     for fr in frames:
         for src, x, spec in zip(srcs, fr, in_specs):
             src.send(to_beats(x, spec.lanes, spec.width))
-        for j, y in enumerate(kind.execute(list(fr))):
+        for j, y in enumerate(anchored(kind, fr)):
             expected[j].append(y)
     for sink, exp, spec in zip(sinks, expected, out_specs):
         n = sum(e.size for e in exp) // spec.lanes

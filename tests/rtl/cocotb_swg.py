@@ -1,4 +1,5 @@
-"""cocotb bench for bhpe_swg: windows and padding mask against SlidingWindow.execute / execute_mask,
+"""cocotb bench for bhpe_swg: windows and padding mask against the QONNX anchor (tests/anchors.py: qonnx Im2Col
+of the frame and of an all-ones frame), which SlidingWindow.execute / execute_mask must equal,
 with and without random stalls on both streams, and the measured II / latency against SlidingWindow.cycles.
 """
 
@@ -11,7 +12,8 @@ import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from binaryhpe.sim.streams import StreamSink, StreamSource, random_pauses, reset
-from cocotb_plumbing import Monitor, check_cycles, frames_for, from_beats, kind_from_env, start, to_beats
+from cocotb_plumbing import (Monitor, anchored, anchors, check_cycles, frames_for, from_beats, kind_from_env, start,
+                             to_beats)
 
 
 class MaskRecorder:
@@ -41,8 +43,10 @@ async def run_frames(dut, kind, stall: float, seed: int, n_random: int):
     want, want_m = [], []
     for x in frames:
         src.send(to_beats(x, spec.lanes, spec.width))
-        want.append(kind.execute([x])[0].reshape(-1))
-        want_m.append(kind.execute_mask([x]).reshape(-1))
+        want.append(anchored(kind, [x])[0].reshape(-1))
+        m = anchors.expect_mask(kind, [x])
+        assert np.array_equal(kind.execute_mask([x]), m), f"{kind.name}: execute_mask differs from the anchor"
+        want_m.append(m.reshape(-1))
     want, want_m = np.concatenate(want), np.concatenate(want_m)
     n = want.size // kind.lanes
     await sink.wait_for(n, timeout_cycles=20 * n + 20 * len(frames) * kind.h * kind.w * kind.c + 500)
@@ -92,7 +96,7 @@ async def swg_exact_with_slow_input(dut):
     want = []
     for x in frames:
         src.send(to_beats(x, spec.lanes, spec.width))
-        want.append(kind.execute([x])[0].reshape(-1))
+        want.append(anchored(kind, [x])[0].reshape(-1))
     want = np.concatenate(want)
     n = want.size // kind.lanes
     await sink.wait_for(n, timeout_cycles=10 * n + 20 * kind.h * kind.w * kind.c + 500)
@@ -100,7 +104,7 @@ async def swg_exact_with_slow_input(dut):
     src.pauses = None
     for x in frames:
         src.send(to_beats(x, spec.lanes, spec.width))
-        want = np.concatenate([want, kind.execute([x])[0].reshape(-1)])
+        want = np.concatenate([want, anchored(kind, [x])[0].reshape(-1)])
     await sink.wait_for(2 * n, timeout_cycles=30 * n + 500)
     for _ in range(30):
         await RisingEdge(dut.clk_i)
