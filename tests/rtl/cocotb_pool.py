@@ -1,9 +1,12 @@
 """cocotb bench for pooling.
 
-TOP=pair:   bhpe_swg_pool (SWG + reducer) fed with (H, W, C) frames, compared with Pool.execute;
+Expected values come from the QONNX anchors (tests/anchors.py), which the kind's own numerics must equal:
+TOP=pair:   bhpe_swg_pool (SWG + reducer) fed with (H, W, C) frames, compared with ONNX MaxPool / Im2Col +
+            ReduceSum (and Pool.execute with them);
             measured II / latency against Pool.cycles().
 TOP=reduce: bhpe_pool alone fed with window beats and arbitrary (random, all-zero, all-one) masks,
-            compared with Pool.reduce; measured II / latency against Pool.reduce_cycles().
+            compared with ReduceMax / ReduceSum over the masked taps (and Pool.reduce with them);
+            measured II / latency against Pool.reduce_cycles().
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from binaryhpe.sim.streams import StreamSink, StreamSource, random_pauses, reset
-from cocotb_plumbing import Monitor, check_cycles, frames_for, from_beats, kind_from_env, start, to_beats
+from cocotb_plumbing import (Monitor, anchored, anchors, check_cycles, frames_for, from_beats, kind_from_env, start,
+                             to_beats)
 
 
 class MaskedSource(StreamSource):
@@ -59,14 +63,13 @@ async def run_frames(dut, kind, stall: float, seed: int, n_random: int):
     if top == "pair":
         for x in frames:
             src.send(to_beats(x, spec.lanes, spec.width))
-            want.append(kind.execute([x])[0].reshape(-1))
+            want.append(anchored(kind, [x])[0].reshape(-1))
     else:
-        g = kind.swg()
         for i, x in enumerate(frames):
-            win = g.execute([x])[0]
+            win, m0 = anchors.sliding_window(x, kind.k, kind.s, kind.pad, kind.elem_w, kind.signed)
             # the SWG's own mask, then random masks, an all-zero and an all-one mask
             if i == 0:
-                m = g.execute_mask([x])
+                m = m0
             elif i == len(frames) - 1:
                 m = np.zeros_like(win)
             elif i == len(frames) - 2:
@@ -78,7 +81,9 @@ async def run_frames(dut, kind, stall: float, seed: int, n_random: int):
             mb = m.reshape(-1, kind.lanes)
             masks = [int(r[0]) * ((1 << kind.lanes) - 1) for r in mb]
             src.send(zip(to_beats(win, spec.lanes, spec.width), masks))
-            want.append(kind.reduce(win, m).reshape(-1))
+            r = anchors.pool_reduce(win, m, kind.k, kind.c, kind.mode, kind.elem_w, kind.signed)
+            assert np.array_equal(kind.reduce(win, m), r), f"{kind.name}: reduce differs from the anchor"
+            want.append(r.reshape(-1))
     want = np.concatenate(want)
     n = want.size // kind.lanes
     await sink.wait_for(n, timeout_cycles=40 * kind.k * kind.k * n + 20 * len(frames) * kind.h * kind.w * kind.c + 500)
