@@ -10,7 +10,10 @@
    architecture), which gives the paper-scale figures per target and the largest square input that fits each
    target's RAM and runs at 1 frame/s by the cycle model.
 
-Usage: python benchmarks/mcu_figures.py [--qemu] [--paper 18 64 64 --paper-size 192 192] [--frames 50]
+With ``--unfused`` the C is generated from the graph with its Epilogues unfused (one loop and one buffer an
+elementwise operation, as before the fused epilogue), for the per-frame instruction comparison.
+
+Usage: python benchmarks/mcu_figures.py [--qemu] [--unfused] [--paper 18 64 64 --paper-size 192 192] [--frames 50]
 """
 
 from __future__ import annotations
@@ -60,15 +63,25 @@ def host_timing(net, x, g, mw, work: pathlib.Path, frames: int) -> dict:
     return {"c_ms_per_frame": 1e3 * c_s, "pytorch_hw_ms_per_frame": 1e3 * pt_s, "speedup": pt_s / c_s}
 
 
+def per_kind(layers: list[dict]) -> dict:
+    """Predicted and (under QEMU) measured instructions summed per layer kind."""
+    out: dict = {}
+    for row in layers:
+        k = out.setdefault(row["kind"], {"layers": 0, "predicted": 0, "measured": 0})
+        k["layers"] += 1
+        k["predicted"] += row["predicted_instructions"]
+        k["measured"] += row.get("measured_instructions") or 0
+    return out
+
+
 def per_target(g, work: pathlib.Path, qemu: bool) -> list[dict]:
     from binaryhpe import BinaryHPEError
-    from binaryhpe.compile import mcu_targets
-    from binaryhpe.sim import mcu
+    from binaryhpe.compile import mcu_build, mcu_targets
 
     rows = []
     for name in mcu_targets.builtin_targets():
         try:
-            r = mcu.build_mcu(g, work / name, name, sim=qemu)
+            r = mcu_build.build_mcu(g, work / name, name, sim=qemu)
             rows.append({"target": name, "core": r["core"], "fits": True, "flash_bytes": r["flash_bytes"],
                          "ram_bytes": r["ram_bytes"], "arena_bytes": r["arena_bytes"],
                          "naive_arena_bytes": r["naive_arena_bytes"],
@@ -76,7 +89,8 @@ def per_target(g, work: pathlib.Path, qemu: bool) -> list[dict]:
                          "predicted_ms": r["predicted_ms_per_frame"],
                          "predicted_instructions": r["predicted_instructions_per_frame"],
                          "qemu_instructions": r["instructions_per_frame"], "bit_exact": r["bit_exact"],
-                         "code_text_bytes": (r.get("target_code_size") or {}).get("text")})
+                         "code_text_bytes": (r.get("target_code_size") or {}).get("text"),
+                         "per_kind": per_kind(r["layers"])})
         except BinaryHPEError as e:
             rows.append({"target": name, "fits": False, "error": str(e)})
     return rows
@@ -123,10 +137,16 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=50)
     ap.add_argument("--paper", type=int, nargs=3, metavar=("DEPTH", "H", "W"))
     ap.add_argument("--paper-size", type=int, nargs=2, default=(192, 192))
+    ap.add_argument("--unfused", action="store_true",
+                    help="C of the graph with its Epilogues unfused (one loop an operation, for comparison)")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = pathlib.Path(tmp)
         net, x, g, mw = tiny_graph(work)
+        if a.unfused:
+            from binaryhpe.compile.passes import UnfuseEpilogues
+
+            UnfuseEpilogues().apply(g)
         res = {"host": host_timing(net, x, g, mw, work, a.frames), "targets": per_target(g, work, a.qemu)}
         h = res["host"]
         print(f"host, tiny BiDRN, one thread: generated C {h['c_ms_per_frame']:.3f} ms/frame, PyTorch hardware "
@@ -140,6 +160,8 @@ def main() -> None:
             print(f"{r['target']:12s} {r['core']:11s} {r['flash_bytes']:8d} {r['ram_bytes']:7d} {r['arena_bytes']:8d} "
                   f"{r['naive_arena_bytes']:8d} {r['predicted_cycles']:10d} {r['predicted_ms']:8.2f} "
                   f"{r['predicted_instructions']:10d} {str(r['qemu_instructions']):>10s} {str(r['bit_exact']):>5s}")
+            print("  per kind (layers, predicted / measured instructions): " + ", ".join(
+                f"{k} {v['layers']}: {v['predicted']} / {v['measured']}" for k, v in r["per_kind"].items()))
         if a.paper:
             p = paper_scale(*a.paper, tuple(a.paper_size), work)
             res["paper"] = p

@@ -44,7 +44,7 @@ import numpy as np
 
 from binaryhpe import BinaryHPEError
 from binaryhpe.compile import memplan
-from binaryhpe.compile.backends.registry import Registry
+from binaryhpe.compile.backends.emitters import Registry
 from binaryhpe.compile.graph import HwGraph, TensorInfo
 from binaryhpe.compile.kinds.elementwise import (AddConst, JoinAdd, MulShift, MultiThreshold, Prelu, Requant,
                                                  Sign, Threshold)

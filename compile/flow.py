@@ -506,7 +506,7 @@ def _device(s: BuildState) -> BuildState:
 def _mcu(s: BuildState) -> BuildState:
     """``--target mcu:NAME``: the same hardware graph, as C for a microcontroller (sim/mcu.py)."""
     from binaryhpe.compile.frames import quantize
-    from binaryhpe.sim.mcu import build_mcu
+    from binaryhpe.compile.mcu_build import build_mcu
 
     extra = None if s.user_frames is None else [quantize(s.g, x) for x in s.user_frames]
     s.report = build_mcu(s.g, s.out, s.opts.target, sim=s.opts.sim, extra_frames=extra)

@@ -23,7 +23,7 @@ the model).
 
 from __future__ import annotations
 
-from binaryhpe.compile.backends.registry import Registry
+from binaryhpe.compile.backends.emitters import Registry
 from binaryhpe.compile.kinds.elementwise import (AddConst, JoinAdd, MulShift, MultiThreshold, Prelu, Requant,
                                                  Sign, Threshold)
 from binaryhpe.compile.kinds.epilogue import Epilogue

@@ -9,13 +9,16 @@ import os
 import pathlib
 import subprocess
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from binaryhpe import BinaryHPEError
-from binaryhpe.compile.graph import HwGraph
 from binaryhpe.sim.streams import pack, unpack
 from binaryhpe.sim.toolchain import setup_verilator
+
+if TYPE_CHECKING:  # annotations only: sim/ imports nothing of compile/
+    from binaryhpe.compile.graph import HwGraph
 
 
 def verilated_name(name: str) -> str:

@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from binaryhpe import BinaryHPEError
-from binaryhpe.compile import cbackend, mcu_targets, memplan
+from binaryhpe.compile import cbackend, mcu_build, mcu_targets, memplan
 from binaryhpe.compile.flow import step_lower
 from binaryhpe.compile.graph import Fmt, HwGraph, TensorInfo
 from binaryhpe.compile.kinds.elementwise import (AddConst, JoinAdd, MulShift, MultiThreshold, Prelu, Requant,
@@ -107,7 +107,7 @@ def test_tiny_bidrn_host_bit_exact(tiny, tmp_path):
 def test_tiny_bidrn_qemu_bit_exact(tiny, tmp_path, target):
     g = tiny["g"]
     frames = _frames(g, seed=1, n=1)[:3]
-    rep = mcu.build_mcu(g, tmp_path, target, sim=True, frames=frames)
+    rep = mcu_build.build_mcu(g, tmp_path, target, sim=True, frames=frames)
     assert rep["bit_exact_host"] and rep["bit_exact_target"] and rep["bit_exact"], rep["mismatches"]
     assert rep["frames"] == 3
     assert json.loads((tmp_path / "report.json").read_text())["target"] == target
@@ -356,13 +356,13 @@ def test_does_not_fit_names_shortfall_and_largest(tmp_path):
     big_t = max(cm.plan.buffers.values(), key=lambda b: b.size)
     big_w = max(cm.weight_sets, key=cm.weight_sets.get)
     with pytest.raises(BinaryHPEError) as e:
-        mcu.build_mcu(g, tmp_path / "o", str(tmp_path / "tiny.json"), sim=False)
+        mcu_build.build_mcu(g, tmp_path / "o", str(tmp_path / "tiny.json"), sim=False)
     msg = str(e.value)
     ram = cm.plan.peak + cm.io_bytes + cm.stack_bytes
     assert f"short by {ram - 2048} B" in msg and big_t.name in msg and big_w in msg and "tiny-part" in msg
     assert msg.count("does not fit") == 1
     # it fits the real part
-    rep = mcu.build_mcu(g, tmp_path / "ok", "stm32f4", sim=False)
+    rep = mcu_build.build_mcu(g, tmp_path / "ok", "stm32f4", sim=False)
     assert rep["ram_bytes"] == ram and rep["bit_exact"] is None and target["clock_hz"] == rep["clock_hz"]
 
 
@@ -371,7 +371,7 @@ def test_missing_cross_compiler(tmp_path, monkeypatch):
     monkeypatch.setattr(mcu.shutil, "which", lambda n: None if "arm" in n else real(n))
     g, _ = _every_kind_graph(0)
     with pytest.raises(BinaryHPEError, match="missing arm-none-eabi-gcc.*apt-get install gcc-arm-none-eabi"):
-        mcu.build_mcu(g, tmp_path, "stm32h7", sim=True)
+        mcu_build.build_mcu(g, tmp_path, "stm32h7", sim=True)
 
 
 def test_generated_c_is_strict_c99(tmp_path):

@@ -58,7 +58,7 @@ import re
 import numpy as np
 
 from binaryhpe import BinaryHPEError
-from binaryhpe.compile.backends.registry import Registry
+from binaryhpe.compile.backends.emitters import Registry
 from binaryhpe.compile.graph import Fmt, HwGraph
 from binaryhpe.compile.kinds.elementwise import (AddConst, JoinAdd, MulShift, MultiThreshold, Prelu, Requant,
                                                  Sign, Threshold)

@@ -51,7 +51,7 @@ import numpy as np
 
 from binaryhpe import BinaryHPEError
 from binaryhpe.compile.graph import HwGraph
-from binaryhpe.compile.backends.registry import Registry
+from binaryhpe.compile.backends.emitters import Registry
 from binaryhpe.compile.kinds.elementwise import (AddConst, JoinAdd, MulShift, MultiThreshold, Prelu, Requant,
                                                  Sign, Threshold)
 from binaryhpe.compile.kinds.epilogue import Epilogue

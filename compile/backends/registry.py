@@ -4,7 +4,8 @@ Each backend holds one :class:`Registry` (hls4ml's per-layer templates are the m
 next to its code with ``@REG.emits(KindA, KindB)``, and a kind the backend cannot take is listed with
 ``REG.refuse(Kind, "why")``. Lookup is by the layer's exact class (a subclass is not silently handled by its
 parent's emitter), and a kind that is neither mapped nor refused is an error naming the layer, its kind and the
-backend. ``tests/test_coverage.py`` checks every kind of ``compile.kinds.KINDS`` against every backend, and
+backend. The class lives in ``compile/backends/emitters.py`` (the backends import it from there; this module,
+which imports the backends, only aggregates them). ``tests/test_coverage.py`` checks every kind of ``compile.kinds.KINDS`` against every backend, and
 the backend table of ``docs/backends.md`` is :func:`markdown_table` (``python -m
 binaryhpe.compile.backends.registry --write`` rewrites it; the test checks that it has not drifted).
 """
@@ -12,81 +13,15 @@ binaryhpe.compile.backends.registry --write`` rewrites it; the test checks that 
 from __future__ import annotations
 
 import pathlib
-from dataclasses import dataclass
 
 from binaryhpe import BinaryHPEError
-
-
-class UnmappedKind(BinaryHPEError):
-    """A layer whose kind a backend neither maps nor refuses (a missing registration)."""
-
-
-class RefusedKind(BinaryHPEError):
-    """A layer whose kind a backend refuses, with the reason."""
-
-
-@dataclass
-class Entry:
-    kind: type
-    fn: object
-    role: str = "layer"  # what the backend does with it ("layer", "alias", "window", "op", ...)
-    note: str = ""  # one line for the docs table
-
-
-class Registry:
-    """kind class -> emitter of one backend, plus the kinds it refuses and why."""
-
-    def __init__(self, backend: str):
-        self.backend = backend
-        self.entries: dict[type, Entry] = {}
-        self.refused: dict[type, str] = {}
-
-    def _new(self, kind: type) -> None:
-        if not isinstance(kind, type):
-            raise TypeError(f"{self.backend}: register a kind class, not {kind!r}")
-        if kind in self.entries or kind in self.refused:
-            raise ValueError(f"{self.backend}: kind {kind.__name__} registered twice")
-
-    def emits(self, *kinds: type, role: str = "layer", note: str = ""):
-        """Decorator: ``fn`` emits every kind of ``kinds``."""
-        def deco(fn):
-            for k in kinds:
-                self._new(k)
-                self.entries[k] = Entry(k, fn, role, note or _first_line(fn))
-            return fn
-        return deco
-
-    def refuse(self, kind: type, reason: str) -> None:
-        self._new(kind)
-        self.refused[kind] = reason
-
-    def entry(self, lay) -> Entry:
-        """The entry of ``lay``'s kind; raises :class:`RefusedKind` / :class:`UnmappedKind` naming the layer."""
-        k = type(lay)
-        if k in self.entries:
-            return self.entries[k]
-        name = getattr(lay, "name", "?")
-        if k in self.refused:
-            raise RefusedKind(f"{self.backend} backend: layer {name!r} (kind {k.__name__}) is not taken: "
-                              f"{self.refused[k]}")
-        raise UnmappedKind(f"{self.backend} backend: layer {name!r} is of kind {k.__name__}, which the "
-                           f"{self.backend} backend neither maps nor refuses (no emitter registered)")
-
-    def status(self, kind: type) -> tuple[str, str] | None:
-        """``("mapped", note)``, ``("refused", reason)``, or None (not covered)."""
-        if kind in self.entries:
-            return "mapped", self.entries[kind].note
-        if kind in self.refused:
-            return "refused", self.refused[kind]
-        return None
-
-    def kinds(self) -> list[type]:
-        return list(self.entries) + list(self.refused)
-
-
-def _first_line(fn) -> str:
-    doc = (getattr(fn, "__doc__", None) or "").strip()
-    return doc.split("\n\n")[0].replace("\n", " ").strip() if doc else ""
+from binaryhpe.compile.backends.emitters import (  # noqa: F401 - the registry class, public here as before
+    Entry,
+    RefusedKind,
+    Registry,
+    UnmappedKind,
+    _first_line,
+)
 
 
 def rtl_registry() -> Registry:
