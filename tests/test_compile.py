@@ -183,7 +183,7 @@ def test_kinds_implement_the_interface_and_a_missing_method_names_layer_and_kind
     from binaryhpe.compile.kinds import KINDS
     from binaryhpe.compile.kinds.base import HwLayer, KindContractError
 
-    interface = ["exact", "fuse_requant", "foldable", "steps_at", "assign_lanes", "out_lanes", "stream_capacity",
+    interface = ["execute", "cycles", "in_streams", "out_streams", "resources", "exact", "fuse_requant", "foldable", "steps_at", "assign_lanes", "out_lanes", "stream_capacity",
                  "weight_memory", "op_counts", "mask_in", "mask_out", "value_range", "start_fraction", "fold_fields",
                  "streamed"]
     for name, cls in KINDS.items():

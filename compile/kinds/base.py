@@ -76,23 +76,27 @@ class HwLayer:
     # --- numerics -----------------------------------------------------------------------------------
     def execute(self, ins: list[np.ndarray]) -> list[np.ndarray]:
         """Integer reference: inputs and outputs are int64 (H, W, C) arrays."""
-        raise NotImplementedError
+        raise self._missing("execute")
 
     # --- cycle model --------------------------------------------------------------------------------
     def cycles(self) -> dict:
         """``{"ii": cycles between frames at full rate, "latency": first-in to last-out for one frame}``."""
-        raise NotImplementedError
+        raise self._missing("cycles")
 
     # --- interfaces / RTL ---------------------------------------------------------------------------
     def in_streams(self) -> list[StreamSpec]:
-        raise NotImplementedError
+        raise self._missing("in_streams")
 
     def out_streams(self) -> list[StreamSpec]:
-        raise NotImplementedError
+        raise self._missing("out_streams")
 
     def rtl_params(self) -> dict:
-        """SystemVerilog parameter values for ``rtl_module``."""
-        raise NotImplementedError
+        """SystemVerilog parameter values for ``rtl_module`` (a kind without them is refused by the RTL backend)."""
+        raise self._missing("rtl_params")
+
+    def resources(self) -> dict:
+        """Estimated ``{"lut", "ff", "bram18", "dsp"}`` (``uram`` where it has any) of the kind's RTL module."""
+        raise self._missing("resources")
 
     def rtl_memories(self) -> dict[str, list[int]]:
         """ROM contents (``$readmemh`` words, unsigned) keyed by the parameter naming the file."""
