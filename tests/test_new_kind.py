@@ -1,7 +1,8 @@
 """What adding a layer kind takes: one new elementwise kind, ``Abs``, written here and nowhere else.
 
 The addition is: the kind class (numerics, cycles, streams, resources; the rest of the kind interface comes
-from its family, ``_Elementwise``), one registration in the kind registry, one lowering registration
+from its family, ``_Elementwise``), its registration in the kind registry (automatic for a class in a module of
+``compile/kinds``), one lowering registration
 (``@lowers("Abs")``), and one line per backend registry (C maps it with a four-line emitter and the MCU cycle
 model charges it as an elementwise stage, hls4ml and FINN refuse it with a reason, RTL refuses it by itself:
 the kind defines no RTL module). The tests show that a QONNX graph with an ``Abs`` node then lowers, runs
@@ -9,11 +10,11 @@ through the standard pass list and the integer reference (equal to ``execute_onn
 either maps it or refuses it with an error naming the layer, and that the generated C is bit-exact on the
 host.
 
-In the repository a real ``Abs`` would touch seven code files: ``compile/kinds/elementwise.py`` (the class),
-``compile/kinds/__init__.py`` (one registry line), ``compile/lower.py`` (the lowering),
-``compile/cbackend.py`` (the emitter), ``compile/mcu_cycles.py`` (one line), and one refusal line each in
-``compile/backends/hls4ml_backend.py`` and ``compile/backends/finn_graph.py``; the docs' backend table is
-generated from the registries. Not touched: the passes, the estimators, the storage planner, the folding,
+In the repository a real ``Abs`` would touch six code files: ``compile/kinds/elementwise.py`` (the class; a
+public ``HwLayer`` subclass there is in ``KINDS`` by being written, where this test calls ``register``),
+``compile/lower.py`` (the lowering), ``compile/cbackend.py`` (the emitter), ``compile/mcu_cycles.py`` (one
+line), and one refusal line each in ``compile/backends/hls4ml_backend.py`` and
+``compile/backends/finn_graph.py``; the docs' backend table is generated from the registries. Not touched: the passes, the estimators, the storage planner, the folding,
 the RTL generator, the report (they ask the kind).
 """
 

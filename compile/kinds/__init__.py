@@ -1,32 +1,31 @@
 """The registry of every hardware layer kind (one class a kind, see ``base.py`` for the interface).
 
-``KINDS`` maps a kind's name to its class: the backends' registries and their coverage test iterate it, and
-:func:`kind_of` turns a name into a class or fails naming it. A new kind is one class in this package and one
-line in ``_ALL`` below (or :func:`register` for a kind defined elsewhere, a test for instance).
+``KINDS`` maps a kind's name to its class: every public ``HwLayer`` subclass defined in the modules of this
+package (``_MODULES``, in that order), so a new kind in one of them is registered by being written; a kind
+defined elsewhere (a test, a plug-in) joins with :func:`register`. The backends' registries and their coverage
+test iterate ``KINDS``, and :func:`kind_of` turns a name into a class or fails naming it.
 """
 
 from __future__ import annotations
 
 from binaryhpe import BinaryHPEError
 
+from . import elementwise, epilogue, mvu, plumbing, pool, swg
 from .base import HwLayer
-from .elementwise import AddConst, JoinAdd, MulShift, MultiThreshold, Prelu, Requant, Sign, Threshold
-from .epilogue import Epilogue
-from .mvu import FcFxpMvu, FcXnorMvu, FxpMvu, XnorMvu
-from .plumbing import Concat, Dwc, Fifo, Fork, Split
-from .pool import Pool
-from .swg import SlidingWindow
 
-_ALL = (
-    # matrix-vector units
-    XnorMvu, FxpMvu, FcXnorMvu, FcFxpMvu,
-    # windows and pooling
-    SlidingWindow, Pool,
-    # elementwise (per-channel) operations and their fused unit
-    Requant, JoinAdd, MulShift, AddConst, Prelu, Sign, Threshold, MultiThreshold, Epilogue,
-    # stream plumbing
-    Fifo, Fork, Dwc, Concat, Split,
-)
+#: the modules whose public HwLayer subclasses are the kinds (matrix-vector units, windows and pooling,
+#: elementwise operations and their fused unit, stream plumbing)
+_MODULES = (mvu, swg, pool, elementwise, epilogue, plumbing)
+
+
+def _defined_kinds(module) -> list[type[HwLayer]]:
+    """The public HwLayer subclasses defined in ``module`` (not imported into it), in source order."""
+    return [v for k, v in vars(module).items()
+            if isinstance(v, type) and issubclass(v, HwLayer) and v.__module__ == module.__name__
+            and not k.startswith("_")]
+
+
+_ALL = tuple(cls for m in _MODULES for cls in _defined_kinds(m))
 
 #: kind name -> class, every hardware kind the compiler knows
 KINDS: dict[str, type[HwLayer]] = {cls.__name__: cls for cls in _ALL}
@@ -56,11 +55,3 @@ def unregister(cls: type[HwLayer]) -> None:
     """Remove a kind added with :func:`register`."""
     if KINDS.get(cls.__name__) is cls and cls not in _ALL:
         del KINDS[cls.__name__]
-
-
-def check_kind(lay: HwLayer) -> HwLayer:
-    """``lay`` itself when its kind is registered, else an error naming the layer and its kind."""
-    if KINDS.get(type(lay).__name__) is not type(lay):
-        raise BinaryHPEError(f"layer {lay.name}: kind {type(lay).__name__} is not a registered hardware kind "
-                             "(compile/kinds/__init__.py)")
-    return lay
