@@ -290,7 +290,12 @@ def _shift(expr: str, sh: int, wide: str) -> str:
 
 
 def _sat(expr: str, bits: int, wide: str, signed: bool = True) -> str:
+    """Saturate ``expr`` to ``bits`` (signed or unsigned). On 32-bit values to fewer than 32 signed bits this is
+    ``BHPE_SSAT``: one SSAT instruction where the compiler has ACLE's saturation intrinsic (``__ssat``, every
+    Cortex-M with the DSP extension), else the same compare as ``BHPE_SAT`` (identical results either way)."""
     lo, hi = _range(bits, signed)
+    if wide == "int32_t" and signed and bits < 32:
+        return f"BHPE_SSAT({expr}, {bits}, {_lit(lo, wide)}, {_lit(hi, wide)})"
     return f"BHPE_SAT({expr}, {_lit(lo, wide)}, {_lit(hi, wide)})"
 
 
@@ -502,11 +507,22 @@ class _Emitter:
         x, o = self.st(lay.inputs[0]), self.st(lay.outputs[0])
         vb = self.st(lay.inputs[1]).rd("p", "c") if len(lay.inputs) > 1 else None
         body, y = fn(self, lay, x.rd("p", "c"), vb, 0)
-        L = self._pix_loop(x.h * x.w, o)
-        L += [f"    for (int c = 0; c < {lay.c}; c++) {{"]
-        L += [f"      {s}" for s in body]
-        L += [f"      {self._store(o, 'p', 'c', y)}", "    }", "  }"]
-        return "\n".join(L)
+        return "\n".join(self._elem_loop(x.h * x.w, lay.c, o, body, y))
+
+    def _elem_loop(self, pixels: int, c: int, o: Storage, body: list[str], y: str) -> list[str]:
+        """Per pixel and channel ``body`` (computing ``y``), then one store of ``y``; a bit-packed output is
+        built in a register word and stored once per 32 channels."""
+        L = [f"  for (int32_t p = 0; p < {pixels}; p++) {{"]
+        if not o.packed:
+            L += [f"    for (int c = 0; c < {c}; c++) {{", *[f"      {s}" for s in body],
+                  f"      {self._store(o, 'p', 'c', y)}", "    }", "  }"]
+            return L
+        L += [f"    for (int k = 0; k < {o.cw}; k++) {{", "      uint32_t word = 0u;",
+              f"      const int cend = k * 32 + 32 < {c} ? k * 32 + 32 : {c};",
+              "      for (int c = k * 32; c < cend; c++) {", *[f"        {s}" for s in body],
+              f"        word |= (uint32_t)({y} != 0) << (c & 31);", "      }",
+              f"      {o.cname}[p * {o.cw} + k] = word;", "    }", "  }"]
+        return L
 
     @EMITTERS.emits(Epilogue, note="one fused loop")
     def epilogue(self, lay: Epilogue) -> str:
@@ -525,11 +541,7 @@ class _Emitter:
                 body += [f"/* {type(op).__name__} {op.name} */", *lines]
         finally:
             self.owner = None
-        L = self._pix_loop(x.h * x.w, o)
-        L += [f"    for (int c = 0; c < {lay.c}; c++) {{"]
-        L += [f"      {s}" for s in body]
-        L += [f"      {self._store(o, 'p', 'c', v)}", "    }", "  }"]
-        return "\n".join(L)
+        return "\n".join(self._elem_loop(x.h * x.w, lay.c, o, body, v))
 
     @EMITTERS.emits(Requant, role="op", note="elementwise loop")
     def requant(self, lay: Requant, v: str, vb, i: int):
@@ -695,6 +707,14 @@ def generate(g: HwGraph) -> CModel:
         " * (implementation-defined in C99; arithmetic on gcc, clang and arm-none-eabi-gcc). Checked here: */",
         "typedef char bhpe_arithmetic_shift_check[(((int32_t)-3) >> 1) == -2 ? 1 : -1];",
         "#define BHPE_SAT(x, lo, hi) ((x) < (lo) ? (lo) : ((x) > (hi) ? (hi) : (x)))",
+        "/* BHPE_SSAT(x, n, lo, hi): x (int32_t) saturated to n signed bits = [lo, hi] (lo = -2^(n-1), hi = 2^(n-1) - 1):",
+        " * ACLE's __ssat (one SSAT instruction) where the core has it, else the portable compare. */",
+        "#if defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT",
+        "#include <arm_acle.h>",
+        "#define BHPE_SSAT(x, n, lo, hi) ((int32_t)__ssat((x), (n)))",
+        "#else",
+        "#define BHPE_SSAT(x, n, lo, hi) BHPE_SAT((x), (lo), (hi))",
+        "#endif",
         "#ifndef BHPE_LAYER_HOOK",
         "#define BHPE_LAYER_HOOK(i) ((void)0)",
         "#endif",

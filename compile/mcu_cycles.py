@@ -23,6 +23,7 @@ the model).
 
 from __future__ import annotations
 
+from binaryhpe import BinaryHPEError
 from binaryhpe.compile.backends.emitters import Registry
 from binaryhpe.compile.kinds.elementwise import (AddConst, JoinAdd, MulShift, MultiThreshold, Prelu, Requant,
                                                  Sign, Threshold)
@@ -49,10 +50,14 @@ INSTR = {
     "mt_thr": 4,            # per threshold of a MultiThreshold
     "pool_tap": 9,          # per (element, tap)
     "copy": 8,              # per element of Concat/Split
-    "epi_elem": 6,          # per element of a fused Epilogue: load, store, loop
-    "epi_op": 4,            # per element and op of an Epilogue: the op's arithmetic and saturation in registers
-    "epi_join": 2,          # per element of an Epilogue's JoinAdd: the second operand's load
+    "epi_elem": 5,          # per element of a fused Epilogue: load, index, store, loop
+    "epi_packed": 2,        # extra per element of an Epilogue reading or writing a bit-packed tensor
 }
+
+#: instructions per element and op of a fused Epilogue, the op's arithmetic in registers: a saturation to
+#: fewer than 32 bits is one SSAT (often with the shift folded in), a per-channel constant one load
+#: (fitted to QEMU's per-layer counts of the tiny BiDRN on Cortex-M7: total within 3%)
+EPI_OP = {Requant: 1, MulShift: 4, AddConst: 3, Prelu: 4, JoinAdd: 3, Sign: 2, Threshold: 3, MultiThreshold: 2}
 
 
 #: kind -> instruction count of its generated C (``fn(cm, lay, pixels, extra)``); kinds that emit no code are
@@ -117,10 +122,12 @@ def _elementwise(cm, lay, pixels: int, extra: int) -> int:
 @MODEL.emits(Epilogue)
 def _epilogue(cm, lay, pixels: int, extra: int) -> int:
     """per element one load and store, per op its arithmetic in registers"""
-    per = INSTR["epi_elem"] + extra + INSTR["epi_op"] * len(lay.ops)
+    per = INSTR["epi_elem"] + (INSTR["epi_packed"] if extra else 0)
     for op in lay.ops:
-        if isinstance(op, JoinAdd):
-            per += INSTR["epi_join"]
+        if type(op) not in EPI_OP:
+            raise BinaryHPEError(f"mcu cycle model: op {op.name!r} (kind {type(op).__name__}) of Epilogue "
+                                 f"{lay.name!r} has no per-op cost (mcu_cycles.EPI_OP)")
+        per += EPI_OP[type(op)]
         if isinstance(op, MultiThreshold):
             per += INSTR["mt_thr"] * ((1 << op.out_w) - 1)
     return pixels * INSTR["pixel"] + pixels * lay.c * per
