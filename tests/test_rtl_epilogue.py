@@ -1,7 +1,12 @@
-"""Elementwise epilogue kinds (compile/kinds/elementwise.py) against their RTL (bhpe_epi_*, bhpe_sign,
-bhpe_threshold), bit-exact, with and without stalls, plus the cycle model (tests/rtl/cocotb_elementwise.py).
+"""The fused epilogue (compile/kinds/epilogue.py, hw/rtl/bhpe_epilogue.sv) against its Python reference,
+bit-exact, with and without stalls on every stream, plus the cycle model (tests/rtl/cocotb_epilogue.py).
 
-One Verilator build per parameter set (13 in all); each build runs two cocotb tests of ~13 frames each.
+Every elementwise kind alone (a one-op unit) and realistic chains: the BiDRN's scale, shift, RPReLU and
+residual join (MulShift -> AddConst -> Prelu -> AddConst -> JoinAdd), BatchNorm + sign, join + threshold,
+multi-threshold, requantize with ReLU and both shift directions, lanes 1 to 4. Constants include both ends
+of their range and the frames both ends of the input ranges; the bench checks that every saturating op of a
+chain case reaches both ends of its output range (so every intermediate saturation is exercised).
+The expected values are ``Epilogue.execute``, which runs the ops' own ``execute`` one after the other.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import pytest
 
 from binaryhpe.compile.kinds.elementwise import (AddConst, JoinAdd, MulShift, MultiThreshold, Prelu, Requant,
                                                  Sign, Threshold)
+from binaryhpe.compile.kinds.epilogue import Epilogue
 from binaryhpe.sim.runner import run_cocotb
 
 HERE = pathlib.Path(__file__).parent
@@ -36,53 +42,98 @@ def _consts(seed: int, c: int, bits: int) -> np.ndarray:
     return v
 
 
+def _epi(name, lanes, *ops):
+    """A unit of ``ops`` (made with c, pixels; lanes set on the unit)."""
+    e = Epilogue(name=name, ops=list(ops))
+    e.lanes = lanes
+    return e
+
+
+def _ms(n, c, in_w, out_w, const_w, shift, seed, **kw):
+    return MulShift(name=n, c=c, pixels=PIX, in_w=in_w, out_w=out_w, const_w=const_w, shift=shift,
+                    m=kw.get("m", _consts(seed, c, const_w)))
+
+
+def _ac(n, c, in_w, out_w, const_w, seed, **kw):
+    return AddConst(name=n, c=c, pixels=PIX, in_w=in_w, out_w=out_w, const_w=const_w,
+                    b=kw.get("b", _consts(seed, c, const_w)))
+
+
+def _pr(n, c, in_w, out_w, const_w, shift, seed):
+    return Prelu(name=n, c=c, pixels=PIX, in_w=in_w, out_w=out_w, const_w=const_w, shift=shift,
+                 beta=_consts(seed, c, const_w))
+
+
 CASES = {
-    # Hardtanh + requantize X Q(16,10) -> A Q(8,7)
-    "requant_x_to_a": lambda: Requant(name="rq0", c=4, lanes=2, pixels=PIX, in_w=16, out_w=8, shift=3),
-    # left shift (negative Shift) with saturation and ReLU
-    "requant_left_relu": lambda: Requant(name="rq1", c=8, lanes=4, pixels=PIX, in_w=8, out_w=12, shift=-5,
-                                         relu=True),
-    # residual add eq. 7: X + (A << 3)
-    "joinadd_residual": lambda: JoinAdd(name="ja0", c=6, lanes=2, pixels=PIX, in_w=16, in_b_w=8, out_w=16,
-                                        shift_a=0, shift_b=3),
-    "joinadd_narrow": lambda: JoinAdd(name="ja1", c=3, lanes=1, pixels=PIX, in_w=8, in_b_w=12, out_w=10,
-                                      shift_a=2, shift_b=0),
-    # alpha scale of a 9-bit popcount, left shift, saturating to X
-    "mulshift_alpha": lambda: MulShift(name="ms0", c=8, lanes=2, pixels=PIX, in_w=9, const_w=8, out_w=16,
-                                       m=_consts(1, 8, 8), shift=-2),
-    # BatchNorm scale, one channel group (ROM depth 1), 3 lanes
-    "mulshift_bn": lambda: MulShift(name="ms1", c=3, lanes=3, pixels=PIX, in_w=16, const_w=8, out_w=16,
-                                    m=_consts(2, 3, 8), shift=7),
-    "addconst": lambda: AddConst(name="ac0", c=6, lanes=2, pixels=PIX, in_w=16, const_w=16, out_w=16,
-                                 b=_consts(3, 6, 16)),
-    "addconst_narrow": lambda: AddConst(name="ac1", c=5, lanes=1, pixels=PIX, in_w=8, const_w=12, out_w=10,
-                                        b=_consts(4, 5, 12)),
-    "prelu": lambda: Prelu(name="pr0", c=4, lanes=2, pixels=PIX, in_w=16, const_w=8, out_w=16,
-                           beta=_consts(5, 4, 8), shift=7),
-    "prelu_narrow_left": lambda: Prelu(name="pr1", c=3, lanes=1, pixels=PIX, in_w=10, const_w=6, out_w=8,
-                                       beta=_consts(6, 3, 6), shift=-1),
-    "sign": lambda: Sign(name="sg0", c=8, lanes=4, pixels=PIX, in_w=8),
-    # thresholds wider than the input (some out of its range), both directions
-    "threshold": lambda: Threshold(name="th0", c=6, lanes=2, pixels=PIX, in_w=10, thr_w=12,
-                                   thresholds=np.array([-512, 511, 0, -600, 700, 37]),
-                                   neg=np.array([0, 1, 1, 0, 1, 0])),
+    # --- every kind alone -----------------------------------------------------------------------------
+    "requant": lambda: _epi("rq", 2, Requant(name="rq0", c=4, pixels=PIX, in_w=16, out_w=8, shift=3)),
+    "requant_left_relu": lambda: _epi("rq", 4, Requant(name="rq1", c=8, pixels=PIX, in_w=8, out_w=12, shift=-5,
+                                                       relu=True)),
+    "mulshift": lambda: _epi("ms", 2, _ms("ms0", 8, 9, 16, 8, 2, 1)),
+    "mulshift_left": lambda: _epi("ms", 1, _ms("ms1", 3, 10, 12, 6, -3, 2)),
+    "addconst": lambda: _epi("ac", 1, _ac("ac0", 5, 8, 10, 12, 3)),
+    "prelu": lambda: _epi("pr", 2, _pr("pr0", 4, 16, 16, 8, 5, 4)),
+    "prelu_narrow_left": lambda: _epi("pr", 1, _pr("pr1", 3, 10, 8, 6, -2, 5)),
+    "joinadd": lambda: _epi("ja", 2, JoinAdd(name="ja0", c=6, pixels=PIX, in_w=16, in_b_w=8, out_w=16,
+                                             shift_b=7)),
+    "sign": lambda: _epi("sg", 4, Sign(name="sg0", c=8, pixels=PIX, in_w=8)),
+    "threshold": lambda: _epi("th", 2, Threshold(name="th0", c=6, pixels=PIX, in_w=10, thr_w=12,
+                                                 thresholds=_consts(6, 6, 12) // 8,
+                                                 neg=np.array([0, 1, 0, 1, 1, 0]))),
     # 2-bit FINN-style MultiThreshold, 3 thresholds a channel (unsorted in channel 1, repeated in channel 3)
-    "multithreshold": lambda: MultiThreshold(name="mt0", c=4, lanes=2, pixels=PIX, in_w=8, thr_w=9, out_w=2,
-                                             thresholds=np.array([[-20, 0, 20], [100, -128, 5],
-                                                                  [-256, 255, 0], [7, 7, 7]])),
+    "multithreshold": lambda: _epi("mt", 2, MultiThreshold(
+        name="mt0", c=4, pixels=PIX, in_w=8, thr_w=9, out_w=2,
+        thresholds=np.array([[-40, 0, 40], [90, -90, 3], [-256, 255, 0], [7, 7, 7]]))),
+    # --- chains -------------------------------------------------------------------------------------------
+    # the BiDRN block: alpha scale, BN shift, RPReLU (shift - gamma, slope, + zeta), residual join
+    "rprelu_block": lambda: _epi("blk", 2, _ms("alpha", 6, 9, 12, 8, 1, 10), _ac("bn", 6, 12, 12, 12, 11),
+                                 _pr("slope", 6, 12, 12, 8, 4, 12), _ac("zeta", 6, 12, 12, 16, 13),
+                                 JoinAdd(name="res", c=6, pixels=PIX, in_w=12, in_b_w=12, out_w=16, shift_b=4)),
+    # ... and its continuation into the next scale and a requantization (8 ops, four registered stages)
+    "block_requant": lambda: _epi("blk2", 4, _ms("alpha", 8, 10, 14, 7, 1, 20), _ac("bn", 8, 14, 14, 14, 21),
+                                  _pr("slope", 8, 14, 14, 8, -1, 22), _ac("zeta", 8, 14, 12, 10, 23),
+                                  JoinAdd(name="res", c=8, pixels=PIX, in_w=12, in_b_w=12, out_w=13, shift_a=1),
+                                  _ms("s2", 8, 13, 16, 8, 2, 24), _ac("b2", 8, 16, 16, 16, 25),
+                                  Requant(name="rq", c=8, pixels=PIX, in_w=16, out_w=8, shift=4, relu=True)),
+    # BatchNorm + sign (binary activation)
+    "bn_sign": lambda: _epi("bns", 3, _ms("bn_m", 6, 12, 16, 8, 2, 30), _ac("bn_b", 6, 16, 10, 16, 31),
+                            Sign(name="sg", c=6, pixels=PIX, in_w=10)),
+    # join first (the b operand at the input stage), then a threshold
+    "join_threshold": lambda: _epi("jt", 1,
+                                   JoinAdd(name="j", c=3, pixels=PIX, in_w=8, in_b_w=10, out_w=9, shift_a=2),
+                                   _ms("m", 3, 9, 12, 5, -2, 40), _ac("a", 3, 12, 12, 12, 41),
+                                   Threshold(name="t", c=3, pixels=PIX, in_w=12, thr_w=12,
+                                             thresholds=np.array([-2048, 0, 2047]), neg=np.array([0, 1, 1]))),
+    "multithreshold_chain": lambda: _epi("mtc", 2, _ms("m", 4, 10, 12, 8, 4, 50), _ac("a", 4, 12, 12, 12, 51),
+                                         MultiThreshold(name="mt", c=4, pixels=PIX, in_w=12, thr_w=12, out_w=3,
+                                                        thresholds=np.sort(
+                                                            np.random.default_rng(52).integers(-2048, 2048,
+                                                                                               (4, 7))))),
+    "requant_chain": lambda: _epi("rqc", 2, Requant(name="r0", c=4, pixels=PIX, in_w=12, out_w=10, shift=-2,
+                                                    relu=True),
+                                  _ms("m", 4, 10, 16, 8, -4, 60), Requant(name="r1", c=4, pixels=PIX, in_w=16,
+                                                                          out_w=6, shift=6)),
 }
 
-MODULE_FILES = ["bhpe_epi_reg.sv", "bhpe_epi_sat.sv", "bhpe_epi_crom.sv"]
+#: chain cases whose saturating ops must each reach both ends of their output range on the bench's frames
+COVER = {"rprelu_block", "block_requant", "bn_sign", "join_threshold", "multithreshold_chain", "requant_chain"}
 
 
-def _spec(layer) -> str:
-    args = {}
-    for f in dataclasses.fields(layer):
-        if not f.init or f.name in ("inputs", "outputs"):
-            continue
-        v = getattr(layer, f.name)
-        args[f.name] = v.tolist() if isinstance(v, np.ndarray) else v
-    return json.dumps({"kind": type(layer).__name__, "args": args})
+def _spec(e: Epilogue) -> str:
+    ops = []
+    for op in e.ops:
+        args = {}
+        for f in dataclasses.fields(op):
+            if not f.init or f.name in ("inputs", "outputs"):
+                continue
+            v = getattr(op, f.name)
+            args[f.name] = v.tolist() if isinstance(v, np.ndarray) else v
+        ops.append({"kind": type(op).__name__, "args": args})
+    return json.dumps({"name": e.name, "ops": ops})
+
+
+def _sv(v):
+    return v.sv() if hasattr(v, "sv") else v
 
 
 def _build_root() -> pathlib.Path:
@@ -90,19 +141,20 @@ def _build_root() -> pathlib.Path:
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_rtl_elementwise(case):
-    layer = CASES[case]()
-    params = dict(layer.rtl_params())
-    for pname, words in layer.rtl_memories().items():
+def test_rtl_epilogue(case):
+    unit = CASES[case]()
+    params = {k: _sv(v) for k, v in unit.rtl_params().items()}
+    for pname, words in unit.rtl_memories().items():
         # a stable path, so that a rerun reuses the Verilator build (the file is read at simulation start)
         hexdir = _build_root() / "hex"
         hexdir.mkdir(parents=True, exist_ok=True)
-        path = hexdir / f"elementwise_{case}_{pname}.hex"
+        path = hexdir / f"epilogue_{case}_{pname}.hex"
         path.write_text("".join(f"{w:x}\n" for w in words))
         params[pname] = f'"{path.resolve()}"'
-    srcs = [RTL / f for f in MODULE_FILES] + [RTL / f"{layer.rtl_module}.sv"]
-    run_cocotb(layer.rtl_module, "cocotb_elementwise", params, sources=srcs, test_dir=HERE / "rtl",
-               extra_env={"KIND": _spec(layer), "FRAME_H": FRAME_H, "SEED": sum(map(ord, case)), "STALL": 0.4})
+    srcs = [RTL / f for f in ("bhpe_epi_sat.sv", "bhpe_epi_crom.sv", "bhpe_epilogue.sv")]
+    run_cocotb("bhpe_epilogue", "cocotb_epilogue", params, sources=srcs, test_dir=HERE / "rtl",
+               extra_env={"EPILOGUE": _spec(unit), "FRAME_H": FRAME_H, "SEED": sum(map(ord, case)),
+                          "STALL": 0.4, "COVER": int(case in COVER)})
 
 
 # --- pure-Python checks of the kinds (no simulator) -------------------------------------------------------
@@ -157,3 +209,80 @@ def test_illegal_parameters_name_the_layer():
         assert layer.cycles() == {"ii": 10, "latency": 10, "pipeline": 1}
         assert set(layer.resources()) == {"lut", "ff", "bram18", "dsp"}
         assert os.path.exists(RTL / f"{layer.rtl_module}.sv")
+
+
+# --- the Epilogue kind (no simulator) -------------------------------------------------------------------
+def test_epilogue_rom_is_op_major_and_stages_follow_multipliers():
+    ms = MulShift(name="m", c=4, in_w=8, const_w=8, out_w=16, m=np.array([-1, 2, -128, 127]))
+    ac = AddConst(name="a", c=4, in_w=16, const_w=4, out_w=16, b=np.array([1, -1, 7, -8]))
+    sg = Sign(name="s", c=4, in_w=16)
+    e = _epi("e", 2, ms, ac, sg)
+    # word g: m's lanes (2 x 8 bits) at bit 0, then b's lanes (2 x 4 bits) at bit 2 * 8
+    assert e.rtl_memories() == {"InitFile": [0x02FF | (0xF1 << 16), 0x7F80 | (0x87 << 16)]}
+    assert e.const_offsets() == [0, 8, 12] and e.const_bits() == 12
+    assert e.registered() == [True, False, True] and e.stages() == 2
+    assert e.cycles() == {"ii": 2, "latency": 3, "pipeline": 2}
+    p = e.rtl_params()
+    assert (p["NumOps"], p["InW"], p["OutW"], p["HasB"], int(p["OpReg"])) == (3, 8, 1, 0, 0b101)
+    assert int(p["OpKind"]) == 1 | (2 << 16) | (5 << 32) and p["OpKind"].sv().startswith("256'h")
+
+
+def test_epilogue_executes_its_ops_in_order():
+    rng = np.random.default_rng(3)
+    ops = CASES["block_requant"]().ops
+    e = Epilogue(name="e", ops=ops)
+    x = rng.integers(-512, 512, (FRAME_H, FRAME_W, 8))
+    b = rng.integers(-2048, 2048, (FRAME_H, FRAME_W, 8))
+    want = x
+    for op in ops:
+        want = op.execute([want, b] if isinstance(op, JoinAdd) else [want])[0]
+    assert np.array_equal(e.execute([x, b])[0], want)
+    with pytest.raises(ValueError, match="Epilogue layer 'e': takes 2 input"):
+        e.execute([x])
+
+
+def test_epilogue_rejects_bad_chains():
+    ms = MulShift(name="m", c=4, in_w=8, const_w=8, out_w=16, m=np.zeros(4))
+    with pytest.raises(ValueError, match="op a takes 12 bits, op m gives 16"):
+        Epilogue(name="e", ops=[ms, AddConst(name="a", c=4, in_w=12, b=np.zeros(4))])
+    j = JoinAdd(name="j", c=4, in_w=16, in_b_w=8, out_w=16)
+    with pytest.raises(ValueError, match="2 JoinAdd ops"):
+        Epilogue(name="e", ops=[ms, j, JoinAdd(name="j2", c=4, in_w=16, in_b_w=8, out_w=16)])
+    with pytest.raises(ValueError, match="unsigned output"):
+        Epilogue(name="e", ops=[Sign(name="s", c=4, in_w=8), Requant(name="r", c=4, in_w=1)])
+    with pytest.raises(ValueError, match="c/pixels/lanes"):
+        Epilogue(name="e", ops=[ms, AddConst(name="a", c=8, in_w=16, b=np.zeros(8))])
+
+
+def test_fuse_and_unfuse_epilogue_round_trip():
+    from binaryhpe.compile.graph import Fmt, HwGraph, TensorInfo
+    from binaryhpe.compile.passes import FuseEpilogue, UnfuseEpilogues
+
+    c, rng = 4, np.random.default_rng(9)
+    g = HwGraph(input="x", output="y")
+    q = Fmt(16, 4)
+    for t in ("x", "m", "a", "y"):
+        g.tensors[t] = TensorInfo(t, (2, 3, c), q)
+    g.onnx_names = {"onnx_m": "m", "onnx_y": "y"}
+    g.layers = [
+        MulShift(name="ms", inputs=["x"], outputs=["m"], c=c, pixels=6, in_w=16, out_w=16, const_w=8,
+                 m=rng.integers(-128, 128, c), shift=3),
+        AddConst(name="ac", inputs=["m"], outputs=["a"], c=c, pixels=6, in_w=16, out_w=16, b=rng.integers(-99, 99, c)),
+        # the chain reaches the join through its b operand: the pass swaps the operands
+        JoinAdd(name="ja", inputs=["x", "a"], outputs=["y"], c=c, pixels=6, in_w=16, in_b_w=16, out_w=16,
+                shift_a=1, shift_b=0),
+    ]
+    x = rng.integers(-30000, 30000, (2, 3, c))
+    want = g.execute(x)["y"]
+    assert FuseEpilogue().apply(g) and not FuseEpilogue().apply(g)
+    (epi,) = g.layers
+    assert type(epi).__name__ == "Epilogue" and epi.inputs == ["x", "x"] and epi.outputs == ["y"] and [m.name for m in epi.mids] == ["m", "a"]
+    j = epi.ops[-1]
+    assert (j.inputs, j.shift_a, j.shift_b) == (["a", "x"], 0, 1)
+    assert "m" not in g.tensors and "a" not in g.tensors and g.onnx_names == {"onnx_y": "y"}
+    assert np.array_equal(g.execute(x)["y"], want)
+    assert UnfuseEpilogues().apply(g)
+    assert sorted(type(lay).__name__ for lay in g.layers) == ["AddConst", "JoinAdd", "MulShift"]
+    assert {"m", "a"} <= set(g.tensors)
+    g.toposort()
+    assert np.array_equal(g.execute(x)["y"], want)

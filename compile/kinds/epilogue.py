@@ -40,6 +40,23 @@ FIELD_W = 16
 MAX_OPS = 16
 
 
+class SvBits(int):
+    """An integer RTL parameter of a fixed bit width (a packed vector): written as a sized literal
+    (``sv()``) so that tools see exactly the declared width."""
+
+    width: int
+
+    def __new__(cls, value: int, width: int):
+        if not 0 <= int(value) < (1 << width):
+            raise ValueError(f"{value} does not fit a {width}-bit parameter")
+        obj = super().__new__(cls, int(value))
+        obj.width = width
+        return obj
+
+    def sv(self) -> str:
+        return f"{self.width}'h{int(self):x}"
+
+
 def op_out_w(op: _Elementwise) -> int:
     """Element width of an op's output stream."""
     return op.out_streams()[0].width
@@ -170,6 +187,11 @@ class Epilogue(HwLayer):
     def out_streams(self) -> list[StreamSpec]:
         return self.ops[-1].out_streams()
 
+    def rtl_in_ports(self) -> list[str]:
+        """Input port names of ``bhpe_epilogue``: ``in`` (the chain), ``b`` (the JoinAdd operand); a unit
+        without a JoinAdd has ``inputs[0]`` only and ``b`` is tied off."""
+        return ["in", "b"]
+
     def const_offsets(self) -> list[int]:
         """Per op: bit offset (per lane) of its constants in a ROM word (times ``lanes`` in the word)."""
         offs, acc = [], 0
@@ -200,8 +222,9 @@ class Epilogue(HwLayer):
 
     def rtl_params(self) -> dict:
         """Per-op fields packed ``FIELD_W`` bits each, op 0 in the LSBs (two's complement for shifts)."""
-        def pack(vals) -> int:
-            return sum((int(v) & ((1 << FIELD_W) - 1)) << (i * FIELD_W) for i, v in enumerate(vals))
+        def pack(vals) -> SvBits:
+            return SvBits(sum((int(v) & ((1 << FIELD_W) - 1)) << (i * FIELD_W) for i, v in enumerate(vals)),
+                          MAX_OPS * FIELD_W)
 
         ops = self.ops
         j = self.join
@@ -214,7 +237,7 @@ class Epilogue(HwLayer):
             "OpAux": pack(self._aux(op) for op in ops),
             "OpCW": pack(op_const_bits(op) for op in ops),
             "OpCOff": pack(self.const_offsets()),
-            "OpReg": sum(int(r) << i for i, r in enumerate(self.registered())),
+            "OpReg": SvBits(sum(int(r) << i for i, r in enumerate(self.registered())), MAX_OPS),
         }
 
     def rtl_memories(self) -> dict[str, list[int]]:
@@ -266,6 +289,52 @@ class Epilogue(HwLayer):
                 "in_w": self.in_w, "out_w": self.out_w,
                 "ops": [{k: v for k, v in op.describe().items() if k not in ("c", "lanes", "pixels")}
                         for op in self.ops]}
+
+    # --- the kind interface (compile/kinds/base.py) ----------------------------------------------------
+    @property
+    def exact(self) -> bool:
+        return all(op.exact for op in self.ops)
+
+    def fuse_requant(self, rq) -> bool:
+        return False  # FuseRequant runs before fusion; a Requant after an Epilogue is fused as an op instead
+
+    foldable = False
+
+    def steps_at(self, pe: int, simd: int) -> int:
+        raise self._missing("steps_at (not a foldable kind)")
+
+    def assign_lanes(self, in_lanes: list[int]) -> list[int]:
+        """gcd of the input lanes and the channel count, on every input (chain and JoinAdd operand)."""
+        self.lanes = math.gcd(self.c, *in_lanes)
+        return [self.lanes] * len(in_lanes)
+
+    @property
+    def out_lanes(self) -> int:
+        return self.lanes
+
+    def stream_capacity(self) -> int:
+        return self.stages() + 3  # its registered stages plus skid (a one-stage layer's 4)
+
+    def weight_memory(self):
+        return None  # the per-channel constants stay in the unit's own ROM
+
+    def op_counts(self) -> dict:
+        return {"binary": 0, "fixed": 0}  # the roofline counts multiply-accumulates only
+
+    mask_in = False
+    mask_out = False
+    fold_fields = ("lanes",)  # (interface: helper B)
+    streamed = False
+
+    def value_range(self, in_ranges):
+        r = in_ranges[0]
+        for op in self.ops:
+            if r is None:
+                return None
+            r = op.value_range([r, in_ranges[1]] if isinstance(op, JoinAdd) else [r])
+        return r
+
+    start_fraction = 0.0
 
     # --- graph ---------------------------------------------------------------------------------------
     def unfuse(self) -> list[HwLayer]:

@@ -1,30 +1,60 @@
-"""cocotb bench for the elementwise epilogues (bhpe_epi_*, bhpe_sign, bhpe_threshold).
+"""cocotb bench for the fused epilogue (bhpe_epilogue).
 
-The layer is rebuilt from the environment (``KIND`` = JSON ``{"kind": name, "args": {...}}``, see
-tests/test_rtl_elementwise.py) and every output integer is compared with its numpy reference ``execute``.
-Frames: random, all max, all min, mixed extremes (values that saturate both ways, 0, +-1) and kind-specific
-boundaries (thresholds exactly, x = 0). Two tests per build: no stalls (also measures the initiation
-interval and latency against ``cycles()``), and random stalls on every stream (the two inputs of JoinAdd
-independently), with a protocol monitor (held output beats stay stable; JoinAdd takes a and b together).
+The unit is rebuilt from the environment (``EPILOGUE`` = JSON ``{"name":.., "ops": [{"kind": name, "args":
+{...}}, ..]}``, see tests/test_rtl_epilogue.py) and every output integer is compared with
+the chain's QONNX anchor (tests/anchors.py, run by the exact reference), which ``Epilogue.execute`` (the
+ops' own ``execute``, one after the other) must equal on every frame. Frames: random, all max, all min, mixed
+extremes (values that saturate both ways, 0, +-1) and kind-specific boundaries (thresholds exactly, x = 0).
+Two tests per build: no stalls (also measures the initiation interval and latency against ``cycles()``),
+and random stalls on every stream (the chain input, the JoinAdd operand and the output independently), with
+a protocol monitor (a held output beat stays stable; b is taken only while the unit has a beat to join it
+with). With ``COVER=1`` the frames must drive every saturating op to both ends of its output range.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import pathlib
+import sys
 
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from binaryhpe.compile.kinds.elementwise import KINDS
+from binaryhpe.compile.kinds.elementwise import KINDS, JoinAdd, MultiThreshold, Requant, Sign, Threshold
+from binaryhpe.compile.kinds.epilogue import Epilogue
 from binaryhpe.sim.streams import StreamSink, StreamSource, pack, random_pauses, reset, unpack
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # tests/: the anchors
+import anchors  # noqa: E402
 
-def _layer():
-    spec = json.loads(os.environ["KIND"])
-    return KINDS[spec["kind"]](**spec["args"])
+
+def _layer() -> Epilogue:
+    spec = json.loads(os.environ["EPILOGUE"])
+    ops = [KINDS[o["kind"]](**o["args"]) for o in spec["ops"]]
+    e = Epilogue(name=spec["name"], ops=ops)
+    return e
+
+
+def check_cover(layer: Epilogue, frames) -> None:
+    """Every op that saturates (all but Sign, Threshold, MultiThreshold) reaches both ends of its output range
+    (0 and the top for a Requant with ReLU) on ``frames``: each intermediate saturation is exercised."""
+    seen = {i: set() for i in range(len(layer.ops))}
+    for ins in frames:
+        x = ins[0]
+        for i, op in enumerate(layer.ops):
+            x = op.execute([x, ins[1]] if isinstance(op, JoinAdd) else [x])[0]
+            if isinstance(op, (Sign, Threshold, MultiThreshold)):
+                continue
+            lo = 0 if isinstance(op, Requant) and op.relu else -(1 << (op.out_w - 1))
+            hi = (1 << (op.out_w - 1)) - 1
+            seen[i] |= {v for v, hit in (("lo", (x == lo).any()), ("hi", (x == hi).any())) if hit}
+    missing = [f"{layer.ops[i].name} ({type(layer.ops[i]).__name__}) {sorted({'lo', 'hi'} - s)}"
+               for i, s in seen.items() if s != {"lo", "hi"}
+               and not isinstance(layer.ops[i], (Sign, Threshold, MultiThreshold))]
+    assert not missing, f"ops whose saturation the frames never reach: {missing}"
 
 
 def _hw(layer) -> tuple[int, int]:
@@ -64,13 +94,14 @@ def _frames(layer, rng) -> list[list[np.ndarray]]:
     if len(widths) == 2:  # opposite extremes on the two inputs of a join
         frames.append([full(widths[0], hi(widths[0])), full(widths[1], lo(widths[1]))])
         frames.append([full(widths[0], lo(widths[0])), full(widths[1], hi(widths[1]))])
-    if type(layer).__name__ == "Threshold":  # x exactly at the threshold and one either side
-        t = layer.thresholds.reshape(1, 1, -1)
+    last = layer.ops[-1]
+    if len(layer.ops) == 1 and isinstance(last, Threshold):  # x exactly at the threshold and one either side
+        t = last.thresholds.reshape(1, 1, -1)
         for d in (0, -1, 1):
             frames.append([np.broadcast_to(np.clip(t + d, lo(widths[0]), hi(widths[0])), shape).copy()])
         frames.append([np.clip(t + rng.integers(-2, 3, size=shape), lo(widths[0]), hi(widths[0]))])
-    if type(layer).__name__ == "MultiThreshold":  # x at one of the channel's thresholds, or one either side
-        t = layer.thresholds
+    if len(layer.ops) == 1 and isinstance(last, MultiThreshold):  # x at a threshold, or one either side
+        t = last.thresholds
         for d in (0, -1, 1):
             pick = rng.integers(0, t.shape[1], size=shape)
             x = t[np.arange(layer.c)[None, None, :], pick] + d
@@ -89,7 +120,7 @@ class Bench:
     def __init__(self, dut, stall: float, seed: int):
         self.dut = dut
         self.layer = _layer()
-        self.prefixes = ["a", "b"] if len(self.layer.in_streams()) == 2 else ["in"]
+        self.prefixes = ["in", "b"] if len(self.layer.in_streams()) == 2 else ["in"]
         cocotb.start_soon(Clock(dut.clk_i, 10, unit="ns").start())
         pause = (lambda k: random_pauses(stall, seed + k)) if stall > 0 else (lambda k: None)
         self.srcs = [StreamSource(dut, p, dut.clk_i, pause(k)) for k, p in enumerate(self.prefixes)]
@@ -99,17 +130,24 @@ class Bench:
         self.errors: list[str] = []
 
     async def monitor(self):
-        """Handshake times and protocol: a held output beat stays valid and stable; a join takes a and b
-        together."""
+        """Handshake times and protocol: a held output beat stays valid and stable; b is never taken ahead
+        of the chain beats it joins (taken b beats <= taken input beats), never without a unit that has no
+        JoinAdd taking it."""
         dut, cycle, held = self.dut, 0, None
+        n_in = n_b = 0
         while True:
             await ReadOnly()
             fires = [int(getattr(dut, f"{p}_tvalid").value) & int(getattr(dut, f"{p}_tready").value)
                      for p in self.prefixes]
-            if len(set(fires)) != 1:
-                self.errors.append(f"cycle {cycle}: inputs consumed separately {fires}")
+            if len(fires) == 1 and int(dut.b_tready.value):
+                self.errors.append(f"cycle {cycle}: b_tready high in a unit without a JoinAdd")
             if fires[0]:
                 self.in_cycles.append(cycle)
+                n_in += 1
+            if len(fires) == 2 and fires[1]:
+                n_b += 1
+                if n_b > n_in:
+                    self.errors.append(f"cycle {cycle}: b beat {n_b} taken before input beat {n_b}")
             ov, ordy = int(dut.out_tvalid.value), int(dut.out_tready.value)
             od = int(dut.out_tdata.value) if ov else None
             if held is not None and (not ov or od != held):
@@ -122,6 +160,9 @@ class Bench:
 
     async def run(self, frames):
         layer = self.layer
+        if len(self.prefixes) == 1:
+            self.dut.b_tvalid.value = 0
+            self.dut.b_tdata.value = 0
         await reset(self.dut, self.dut.clk_i)
         cocotb.start_soon(self.monitor())
         out_spec = layer.out_streams()[0]
@@ -129,7 +170,11 @@ class Bench:
         for ins in frames:
             for k, (x, spec) in enumerate(zip(ins, layer.in_streams())):
                 self.srcs[k].send(_beats(x, layer.lanes, spec.width))
-            expected.append(layer.execute(ins)[0])
+            # expected: the chain as a QONNX graph (tests/anchors.py: Quant FLOOR / Mul / Add / PRelu /
+            # BipolarQuant / MultiThreshold, exact float64 reference); the ops' own execute must equal it
+            want = anchors.expect(layer, ins)[0]
+            assert np.array_equal(layer.execute(ins)[0], want), f"{layer.name}: execute differs from the anchor"
+            expected.append(want)
         n = len(frames) * layer.beats
         await self.sink.wait_for(n, timeout_cycles=20 * n + 100)
         for _ in range(10):  # nothing extra may come out
@@ -152,9 +197,11 @@ async def full_rate_bit_exact_and_cycles(dut):
     seed = int(os.environ.get("SEED", "1"))
     bench = Bench(dut, 0.0, seed)
     frames = _frames(bench.layer, np.random.default_rng(seed))
+    if os.environ.get("COVER") == "1":
+        check_cover(bench.layer, frames)
     await bench.run(frames)
     # cycle model: with no stalls the measured numbers must equal cycles() exactly (tolerance 0): the
-    # stage has a fixed 1-cycle latency and no bubbles, so any deviation is a bug, not noise
+    # pipeline has a fixed latency (its registered stages) and no bubbles, so any deviation is a bug, not noise
     model, beats = bench.layer.cycles(), bench.layer.beats
     firsts = [bench.out_cycles[k * beats] for k in range(len(frames))]
     iis = {b - a for a, b in zip(firsts, firsts[1:])}

@@ -1,0 +1,312 @@
+// Fused epilogue: a chain of NumOps per-channel operations (compile/kinds/epilogue.py, class Epilogue) as
+// one streaming unit with one constant ROM, one channel-group counter and one valid/ready handshake.
+//
+// Streams (lane 0 in the LSBs, raster order, C channels a pixel, Lanes divides C):
+//   in_*  : Lanes signed InW-bit elements a beat, the chain input;
+//   b_*   : Lanes signed InBW-bit elements a beat, the JoinAdd's second operand (HasB = 1); a beat is taken
+//           from b together with the chain value reaching the JoinAdd's stage, never alone. With HasB = 0
+//           b_tdata/b_tvalid are ignored and b_tready is 0;
+//   out_* : Lanes OutW-bit elements a beat.
+//
+// Ops: field i (FieldW = 16 bits, op 0 in the LSBs) of each packed parameter describes op i:
+//   OpKind  0 Requant        y = sat(x >>> Shift), then max(y, 0) when Aux = 1
+//           1 MulShift       y = sat((m_c * x) >>> Shift)                    (constant: m, CW bits)
+//           2 AddConst       y = sat(x + b_c)                                 (constant: b, CW bits)
+//           3 Prelu          y = x > 0 ? sat(x) : sat((beta_c * x) >>> Shift) (constant: beta, CW bits)
+//           4 JoinAdd        y = sat((x <<< Shift) + (b <<< Aux))             (b from the b_* stream)
+//           5 Sign           y = x >= 0 (1 bit)
+//           6 Threshold      y = dir ? x <= T_c : x >= T_c (1 bit; entry {dir, T_c}, T_c Aux bits)
+//           7 MultiThreshold y = #{j : x >= T_c,j}, 2^OutW - 1 thresholds of Aux bits (unsigned OutW bits)
+//   OpOutW  the op's output width (its input width is the previous op's output width, op 0's is InW);
+//   OpShift a signed shift (negative: an exact left shift); OpAux as above;
+//   OpCW    constant bits a lane (0: none); OpCOff its offset (per lane) in the ROM entry;
+//   OpReg   bit i: a register after op i (set after every multiplying op and after the last op).
+// Every sat is a saturation to the op's OutW signed range (bhpe_epi_sat), exactly as the op's Python kind.
+//
+// Constant ROM (InitFile, $readmemh, bhpe_epi_crom): C/Lanes words of Lanes*CTot bits, op-major: op i's
+// constants (Lanes entries of CW bits, lane 0 in the LSBs) at bit Lanes*COff of the word. The ROM word of
+// the beat at the input is read at the input; the constants of ops after a register travel with the data
+// through that register (only the later ops' part of the word).
+//
+// Pipeline: one stage per register (OpReg), each elastic (ready = !valid | next ready): latency = number
+// of registers, one beat a cycle.
+module bhpe_epilogue #(
+  parameter int unsigned  Lanes    = 1,
+  parameter int unsigned  C        = 1,
+  parameter int unsigned  NumOps   = 1,
+  parameter int unsigned  InW      = 16,
+  parameter int unsigned  InBW     = 1,
+  parameter int unsigned  OutW     = 16,
+  parameter bit           HasB     = 1'b0,
+  parameter logic [255:0] OpKind   = 256'd0,
+  parameter logic [255:0] OpOutW   = 256'd16,
+  parameter logic [255:0] OpShift  = 256'd0,
+  parameter logic [255:0] OpAux    = 256'd0,
+  parameter logic [255:0] OpCW     = 256'd0,
+  parameter logic [255:0] OpCOff   = 256'd0,
+  parameter logic [15:0]  OpReg    = 16'd1,
+  parameter string        InitFile = ""
+) (
+  input  logic                  clk_i,
+  input  logic                  rst_ni,
+  input  logic [Lanes*InW-1:0]  in_tdata,
+  input  logic                  in_tvalid,
+  output logic                  in_tready,
+  input  logic [Lanes*InBW-1:0] b_tdata,
+  input  logic                  b_tvalid,
+  output logic                  b_tready,
+  output logic [Lanes*OutW-1:0] out_tdata,
+  output logic                  out_tvalid,
+  input  logic                  out_tready
+);
+  localparam int unsigned FieldW = 16;
+  localparam int unsigned SlotW  = 64;  // widest element of any op (the kinds allow up to 64 bits)
+  localparam int unsigned Depth  = C / Lanes;
+
+  // number of registers before op i (= the stage op i belongs to)
+  function automatic int unsigned stage_of(input int unsigned i);
+    int unsigned s;
+    s = 0;
+    for (int unsigned j = 0; j < i; j++) begin
+      if (OpReg[j]) s = s + 1;
+    end
+    return s;
+  endfunction
+
+  // the stage of the JoinAdd op (0 when there is none)
+  function automatic int unsigned join_stage();
+    int unsigned s;
+    s = 0;
+    for (int unsigned j = 0; j < NumOps; j++) begin
+      if (OpKind[j*FieldW +: FieldW] == 16'd4) s = stage_of(j);
+    end
+    return s;
+  endfunction
+
+  localparam int unsigned NumStages = stage_of(NumOps);
+  localparam int unsigned JoinStage = join_stage();
+  localparam int unsigned LastCOff  = 32'(OpCOff[(NumOps-1)*FieldW +: FieldW]);
+  localparam int unsigned LastCW    = 32'(OpCW[(NumOps-1)*FieldW +: FieldW]);
+  localparam int unsigned CTot      = LastCOff + LastCW;        // constant bits a lane
+  localparam int unsigned CWordW    = (CTot > 0) ? Lanes * CTot : 1;
+
+  if (Lanes == 0 || C % Lanes != 0) begin : gen_bad_lanes
+    $error("bhpe_epilogue: Lanes must divide C");
+  end
+  if (NumOps == 0 || NumOps > 16 || !OpReg[NumOps-1] || 32'(OpOutW[(NumOps-1)*FieldW +: FieldW]) != OutW)
+  begin : gen_bad_ops
+    $error("bhpe_epilogue: 1 to 16 ops, the last one registered and OutW bits wide");
+  end
+
+  // ---- buses between ops ------------------------------------------------------------------------------
+  // val slot i (i <= NumOps): op i's input (slot 0 = in_tdata), SlotW bits a lane, the element in the low bits
+  logic [(NumOps+1)*Lanes*SlotW-1:0] val;
+  // cview slot s: the constant word as stage s sees it (slot 0 = the ROM output)
+  logic [NumStages*CWordW-1:0]       cview;
+  // per stage: valid of its input, its register's valid, enable (ready of the register), ready upstream
+  logic [NumStages-1:0]              st_vin, st_take, st_valid_q, st_en, st_rdy;
+
+  for (genvar l = 0; l < Lanes; l++) begin : gen_in
+    assign val[l*SlotW +: SlotW] = SlotW'($signed(in_tdata[l*InW +: InW]));
+  end
+
+  // ---- constant ROM and channel-group counter ---------------------------------------------------------
+  if (CTot > 0) begin : gen_rom
+    bhpe_epi_crom #(.Width(CWordW), .Depth(Depth), .InitFile(InitFile)) u_rom (
+      .clk_i, .rst_ni,
+      .adv_i  (in_tvalid & in_tready),
+      .data_o (cview[0 +: CWordW])
+    );
+  end else begin : gen_no_rom
+    assign cview[0 +: CWordW] = '0;
+  end
+
+  // ---- handshake: one elastic stage per register ------------------------------------------------------
+  for (genvar s = 0; s < NumStages; s++) begin : gen_stage
+    localparam bit NeedB = HasB && (s == JoinStage);
+    if (s == 0) begin : gen_first
+      assign st_vin[s] = in_tvalid;
+    end else begin : gen_later
+      assign st_vin[s] = st_valid_q[s-1];
+    end
+    if (s == NumStages - 1) begin : gen_last
+      assign st_en[s] = ~st_valid_q[s] | out_tready;
+    end else begin : gen_mid
+      assign st_en[s] = ~st_valid_q[s] | st_rdy[s+1];
+    end
+    if (NeedB) begin : gen_b
+      assign st_take[s] = st_vin[s] & b_tvalid;
+      assign st_rdy[s]  = st_en[s] & b_tvalid;
+    end else begin : gen_no_b
+      assign st_take[s] = st_vin[s];
+      assign st_rdy[s]  = st_en[s];
+    end
+    always_ff @(posedge clk_i) begin
+      if (!rst_ni) begin
+        st_valid_q[s] <= 1'b0;
+      end else if (st_en[s]) begin
+        st_valid_q[s] <= st_take[s];
+      end
+    end
+  end
+
+  assign in_tready  = st_rdy[0];
+  assign out_tvalid = st_valid_q[NumStages-1];
+  if (HasB) begin : gen_b_ready
+    assign b_tready = st_en[JoinStage] & st_vin[JoinStage];
+  end else begin : gen_no_b_ready
+    assign b_tready = 1'b0;
+  end
+
+  // ---- the ops ----------------------------------------------------------------------------------------
+  for (genvar i = 0; i < NumOps; i++) begin : gen_op
+    localparam int unsigned Kind = 32'(OpKind[i*FieldW +: FieldW]);
+    localparam int unsigned IW   = (i == 0) ? InW : 32'(OpOutW[(i-1)*FieldW +: FieldW]);
+    localparam int unsigned OW   = 32'(OpOutW[i*FieldW +: FieldW]);
+    localparam int          Sh   = int'($signed(OpShift[i*FieldW +: FieldW]));
+    localparam int unsigned Aux  = 32'(OpAux[i*FieldW +: FieldW]);
+    localparam int unsigned CW   = 32'(OpCW[i*FieldW +: FieldW]);
+    localparam int unsigned COff = 32'(OpCOff[i*FieldW +: FieldW]);
+    localparam int unsigned Stg  = stage_of(i);
+    localparam int unsigned LSh  = (Sh < 0) ? 32'(-Sh) : 32'd0;
+    localparam int unsigned RSh  = (Sh > 0) ? 32'(Sh) : 32'd0;
+
+    logic [Lanes*OW-1:0] y;     // the op's result (combinational)
+    logic [CWordW-1:0]   cw;    // the constant word of this op's stage
+    assign cw = cview[Stg*CWordW +: CWordW];
+    logic unused_cw;  // the word holds every op's constants; this op reads its own
+    assign unused_cw = ^cw;
+
+    for (genvar l = 0; l < Lanes; l++) begin : gen_lane
+      logic signed [IW-1:0] x;
+      assign x = val[(i*Lanes + l)*SlotW +: IW];
+
+      if (Kind == 0) begin : gen_requant
+        localparam int unsigned WideW = IW + LSh;
+        logic signed [WideW-1:0] wide;
+        logic signed [OW-1:0]    ys;
+        assign wide = (WideW'(x) <<< LSh) >>> RSh;
+        bhpe_epi_sat #(.InW(WideW), .OutW(OW)) u_sat (.in_i(wide), .out_o(ys));
+        assign y[l*OW +: OW] = (Aux != 0 && ys[OW-1]) ? '0 : ys;
+      end else if (Kind == 1) begin : gen_mulshift
+        localparam int unsigned ProdW = IW + CW;
+        localparam int unsigned WideW = ProdW + LSh;
+        logic signed [CW-1:0]    m;
+        logic signed [ProdW-1:0] prod;
+        logic signed [WideW-1:0] wide;
+        assign m    = cw[Lanes*COff + l*CW +: CW];
+        assign prod = ProdW'(x) * ProdW'(m);
+        assign wide = (WideW'(prod) <<< LSh) >>> RSh;
+        bhpe_epi_sat #(.InW(WideW), .OutW(OW)) u_sat (.in_i(wide), .out_o(y[l*OW +: OW]));
+      end else if (Kind == 2) begin : gen_addconst
+        localparam int unsigned SumW = ((IW > CW) ? IW : CW) + 1;
+        logic signed [CW-1:0]   b;
+        logic signed [SumW-1:0] sum;
+        assign b   = cw[Lanes*COff + l*CW +: CW];
+        assign sum = SumW'(x) + SumW'(b);
+        bhpe_epi_sat #(.InW(SumW), .OutW(OW)) u_sat (.in_i(sum), .out_o(y[l*OW +: OW]));
+      end else if (Kind == 3) begin : gen_prelu
+        localparam int unsigned ProdW = IW + CW;
+        localparam int unsigned WideW = ProdW + LSh;
+        logic signed [CW-1:0]    beta;
+        logic signed [ProdW-1:0] prod;
+        logic signed [WideW-1:0] wide;
+        logic signed [OW-1:0]    y_pos, y_neg;
+        assign beta = cw[Lanes*COff + l*CW +: CW];
+        assign prod = ProdW'(x) * ProdW'(beta);
+        assign wide = (WideW'(prod) <<< LSh) >>> RSh;
+        bhpe_epi_sat #(.InW(IW),    .OutW(OW)) u_sat_pos (.in_i(x),    .out_o(y_pos));
+        bhpe_epi_sat #(.InW(WideW), .OutW(OW)) u_sat_neg (.in_i(wide), .out_o(y_neg));
+        // x > 0: not negative and not zero
+        assign y[l*OW +: OW] = (!x[IW-1] && (x != '0)) ? y_pos : y_neg;
+      end else if (Kind == 4) begin : gen_joinadd
+        localparam int unsigned WA   = IW + 32'(Sh);
+        localparam int unsigned WB   = InBW + Aux;
+        localparam int unsigned SumW = ((WA > WB) ? WA : WB) + 1;
+        logic signed [InBW-1:0] b;
+        logic signed [SumW-1:0] sum;
+        assign b   = b_tdata[l*InBW +: InBW];
+        assign sum = (SumW'(x) <<< 32'(Sh)) + (SumW'(b) <<< Aux);
+        bhpe_epi_sat #(.InW(SumW), .OutW(OW)) u_sat (.in_i(sum), .out_o(y[l*OW +: OW]));
+      end else if (Kind == 5) begin : gen_sign
+        logic unused_x;  // only the sign bit matters
+        assign unused_x = ^x;
+        assign y[l*OW +: OW] = OW'(~x[IW-1]);
+      end else if (Kind == 6) begin : gen_threshold
+        localparam int unsigned CmpW = (IW > Aux) ? IW : Aux;
+        logic signed [Aux-1:0]  thr;
+        logic                   dir;
+        logic signed [CmpW-1:0] xe, te;
+        assign thr = cw[Lanes*COff + l*CW +: Aux];
+        assign dir = cw[Lanes*COff + l*CW + Aux];
+        assign xe  = CmpW'(x);
+        assign te  = CmpW'(thr);
+        assign y[l*OW +: OW] = OW'(dir ? (xe <= te) : (xe >= te));
+      end else begin : gen_multithreshold
+        localparam int unsigned NumThr = (1 << OW) - 1;
+        localparam int unsigned CmpW   = (IW > Aux) ? IW : Aux;
+        logic signed [CmpW-1:0] xe;
+        logic [NumThr-1:0]      ge;
+        logic [OW-1:0]          count;
+        assign xe = CmpW'(x);
+        for (genvar t = 0; t < NumThr; t++) begin : gen_thr
+          logic signed [Aux-1:0] thr;
+          assign thr   = cw[Lanes*COff + l*CW + t*Aux +: Aux];
+          assign ge[t] = (xe >= CmpW'(thr));
+        end
+        always_comb begin
+          count = '0;
+          for (int unsigned t = 0; t < NumThr; t++) begin
+            count = count + OW'(ge[t]);
+          end
+        end
+        assign y[l*OW +: OW] = count;
+      end
+    end
+
+    // ---- op i's output: registered (the end of stage Stg) or passed on --------------------------------
+    logic [Lanes*OW-1:0] yv;
+    if (OpReg[i]) begin : gen_reg
+      localparam int unsigned NextCOff = (i + 1 < NumOps) ? 32'(OpCOff[(i+1)*FieldW +: FieldW]) : CTot;
+      localparam int unsigned CarryW   = Lanes * (CTot - NextCOff);  // constants of the later stages
+      logic [Lanes*OW-1:0] y_q;
+      always_ff @(posedge clk_i) begin
+        if (st_en[Stg] && st_take[Stg]) y_q <= y;
+      end
+      assign yv = y_q;
+      if (i + 1 < NumOps) begin : gen_next_consts
+        if (CarryW > 0) begin : gen_carry
+          logic [CarryW-1:0] c_q;
+          always_ff @(posedge clk_i) begin
+            if (st_en[Stg] && st_take[Stg]) c_q <= cw[Lanes*NextCOff +: CarryW];
+          end
+          if (NextCOff > 0) begin : gen_low
+            assign cview[(Stg+1)*CWordW +: CWordW] = {c_q, {(Lanes*NextCOff){1'b0}}};
+          end else begin : gen_all
+            assign cview[(Stg+1)*CWordW +: CWordW] = c_q;
+          end
+        end else begin : gen_none
+          assign cview[(Stg+1)*CWordW +: CWordW] = '0;
+        end
+      end
+    end else begin : gen_comb
+      assign yv = y;
+    end
+    for (genvar l = 0; l < Lanes; l++) begin : gen_out
+      assign val[((i+1)*Lanes + l)*SlotW +: SlotW] = SlotW'(yv[l*OW +: OW]);
+    end
+    if (i == NumOps - 1) begin : gen_result
+      assign out_tdata = yv;  // registered: the last op always is
+    end
+  end
+
+
+  // the buses carry bits no op reads (slot padding, earlier ops' constants, b without a JoinAdd)
+  logic unused_bits;
+  assign unused_bits = ^{val, cview, b_tdata, b_tvalid};
+
+  // ---- stream protocol check of the stream this module drives (simulation only) ---------------------
+  bhpe_stream_assert #(.DataW(Lanes*OutW)) u_out_assert (
+    .clk_i, .rst_ni, .tdata_i(out_tdata), .tvalid_i(out_tvalid), .tready_i(out_tready)
+  );
+endmodule
