@@ -114,9 +114,32 @@ def test_input_quantizer_is_the_qonnx_graphs(lowered, model):
     g, mw = lowered[model]
     in_shape, _ = io_shapes(mw)
     xs = _user_frames(in_shape[1:], seed=3)
-    for x in xs:
-        assert np.array_equal(quantize(g, x), hw_input(g, exact_reference(mw, x[None]).context))
+    for x in xs:  # qonnx's own execution of the Quant node (float32 holds these frames' values exactly)
         assert np.array_equal(quantize(g, x), hw_input(g, float32_context(mw, x[None])))
+
+
+@pytest.mark.parametrize("mode", ["ROUND", "HALF_EVEN", "FLOOR", "CEIL", "UP", "DOWN", "HALF_UP", "HALF_DOWN"])
+@pytest.mark.parametrize("bits, signed", [(8, 1), (4, 0), (3, 1)])
+def test_quantize_follows_qonnx_int_quant(mode, bits, signed):
+    # every rounding mode qonnx's Quant knows, signed and unsigned, on values inside, beyond and exactly halfway
+    # between the grid's points: the same integers as qonnx's own int_quant
+    import types
+
+    from qonnx.custom_op.general.intquant import int_quant
+
+    from binaryhpe.compile.graph import Fmt, TensorInfo
+
+    scale = 2.0**-3
+    g = types.SimpleNamespace(input="x", source="t", input_quant={"scale": scale, "bits": bits, "signed": signed,
+                                                                   "rounding_mode": mode},
+                              tensors={"x": TensorInfo("x", (4, 5, 6), Fmt(bits, 3, signed=bool(signed)))})
+    rng = np.random.default_rng(bits)
+    x = rng.uniform(-3, 3, (6, 4, 5))
+    x[0] = (np.round(x[0] * 8) + 0.5) / 8  # ties
+    x[1] = np.round(x[1] * 8) / 8  # on the grid
+    x = x.astype(np.float32)
+    want = int_quant(x[None], np.float32(scale), np.float32(0), np.float32(bits), signed, 0, mode)[0] / scale
+    assert np.array_equal(quantize(g, x), want.transpose(1, 2, 0))
 
 
 # --- the RTL -----------------------------------------------------------------------------------------------
