@@ -292,3 +292,34 @@ def test_build_device_rules():
     with pytest.raises(BinaryHPEError, match="--fps needs --device"):
         F.build_folding("unused.onnx", None, fps=30)
     assert F.build_folding("unused.onnx", None, folding={"a": {"pe": 2}}) == {"a": {"pe": 2}}
+
+
+def test_device_build_is_one_flow_that_lowers_the_qonnx_once(tiny_qonnx, tmp_path, monkeypatch, capsys):
+    """``build --device``: the QONNX is lowered once (the folding search runs on that graph), every step prints
+    ``[build] step i/n name`` and its time is in report.json; the folding is the device search's."""
+    from binaryhpe.compile import lower as lower_mod
+
+    calls = []
+    real = lower_mod.lower
+
+    def counting(*a, **k):
+        calls.append(a[1:] or k)
+        return real(*a, **k)
+
+    monkeypatch.setattr(lower_mod, "lower", counting)
+    rep = F.build(str(tiny_qonnx), tmp_path / "out", device="ecp5-85f")
+    assert len(calls) == 1
+    names = [s["name"] for s in rep["steps"]]
+    assert names == ["export", "lower", "optimize", "fold", "storage", "hwgraph", "rtl", "report", "device"]
+    assert all(s["seconds"] >= 0 for s in rep["steps"])
+    out = capsys.readouterr().out
+    for i, n in enumerate(names, 1):
+        assert f"[build] step {i}/{len(names)} {n} ..." in out
+    saved = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert [s["name"] for s in saved["steps"]] == names and saved["fps"] == rep["fps"]
+    # the folding of the built graph is what the device search chose for the same graph
+    g0 = FD.prepare(tiny_qonnx)
+    g, est = FD.fold_for_device(g0, "ecp5-85f", "max", progress=False)
+    want = {lay.name: lay.folding() for lay in g.layers if lay.foldable}
+    got = {r["name"]: r["folding"] for r in rep["layers"] if r["name"] in want}
+    assert got == want and rep["predicted_cycles_per_frame"] == est["ii_cycles"]
