@@ -172,6 +172,7 @@ def write_weight_streams(layers, out: pathlib.Path) -> list[dict]:
 
 
 def rtl_library() -> list[pathlib.Path]:
-    from binaryhpe.sim.toolchain import rtl_dir
+    """The hand-written RTL library in compile order (bhpe_pkg first)."""
+    from binaryhpe.sim.toolchain import rtl_library as lib
 
-    return sorted(rtl_dir().glob("*.sv"))
+    return lib()

@@ -54,6 +54,12 @@ def yosys_cmd() -> list[str]:
     return [exe]
 
 
+def library_order(files) -> list[pathlib.Path]:
+    from binaryhpe.sim.toolchain import library_order as order
+
+    return order(files)
+
+
 def rtl_library() -> list[pathlib.Path]:
     from binaryhpe.compile.rtlgen import rtl_library as lib
 
@@ -236,7 +242,7 @@ def synth_design(rtl, family: str = "xilinx", top: str = "bhpe_top", json_out=No
     rtl = pathlib.Path(rtl)
     if not (rtl / f"{top}.sv").is_file():
         raise BinaryHPEError(f"no generated RTL in {rtl} ({top}.sv missing): run the build first")
-    lib = sorted((rtl / "lib").glob("*.sv")) or rtl_library()
+    lib = library_order((rtl / "lib").glob("*.sv")) or rtl_library()
     _log(f"Yosys {ECP5_SYNTH if family == 'ecp5' else XILINX_SYNTH} of {rtl / (top + '.sv')} "
          f"(this can take minutes; log {rtl / 'yosys.log'})")
     t0 = time.time()

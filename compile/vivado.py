@@ -156,7 +156,9 @@ def write_vivado_project(rtl, out, device, g=None, model: str = "design") -> dic
     (src / "lib").mkdir(parents=True)
     (src / "mem").mkdir()
     shutil.copyfile(rtl / f"{top}.sv", src / f"{top}.sv")
-    lib = sorted((rtl / "lib").glob("*.sv"))
+    from binaryhpe.sim.toolchain import library_order
+
+    lib = library_order((rtl / "lib").glob("*.sv"))  # the package first
     if not lib:
         from binaryhpe.compile.rtlgen import rtl_library
 

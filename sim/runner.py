@@ -8,7 +8,7 @@ import os
 import pathlib
 from collections.abc import Sequence
 
-from binaryhpe.sim.toolchain import rtl_dir, setup_verilator
+from binaryhpe.sim.toolchain import rtl_library, setup_verilator, with_rtl_support
 
 
 def run_cocotb(
@@ -21,7 +21,8 @@ def run_cocotb(
     waves: bool = False,
     test_dir: pathlib.Path | None = None,
 ) -> pathlib.Path:
-    """Compile ``toplevel`` (default sources: every file of hw/rtl) with ``parameters`` and run
+    """Compile ``toplevel`` (default sources: every file of hw/rtl; given ``sources`` get the library's package
+    and stream checker added) with ``parameters`` and run
     ``test_module``. Raises AssertionError when a cocotb test fails. Returns the results file.
 
     The build folder is keyed by top level and parameters so that repeated runs reuse it.
@@ -30,12 +31,15 @@ def run_cocotb(
 
     setup_verilator()
     parameters = dict(parameters or {})
-    srcs = list(sources) if sources is not None else sorted(rtl_dir().glob("*.sv"))
+    # explicit sources get the package and the stream checker they instantiate; the package comes first
+    srcs = with_rtl_support(sources) if sources is not None else rtl_library()
     key = hashlib.sha1(json.dumps([toplevel, parameters, [str(s) for s in srcs]], sort_keys=True).encode()).hexdigest()[:12]
     root = build_root or pathlib.Path(os.environ.get("BINARYHPE_SIM_BUILD", pathlib.Path.cwd() / "sim_build"))
     build_dir = root / f"{toplevel}_{key}"
     runner = get_runner("verilator")
-    build_args = ["-Wno-fatal", "--x-assign", "unique", "--x-initial", "unique"]
+    # --assert: the stream protocol checkers (bhpe_stream_assert) and every other assertion are live; a
+    # failing one stops the simulation and fails the test
+    build_args = ["-Wno-fatal", "--assert", "--x-assign", "unique", "--x-initial", "unique"]
     if waves:
         build_args += ["--trace-fst", "--trace-structs"]
     runner.build(

@@ -41,7 +41,8 @@ def random_pauses(prob: float, seed: int) -> Iterator[bool]:
 
 
 class StreamSource:
-    """Drives beats onto ``<prefix>_tdata/_tvalid``, honouring ``_tready`` and a pause generator."""
+    """Drives beats onto ``<prefix>_tdata/_tvalid``, honouring ``_tready`` and a pause generator: a pause
+    delays the next beat, never withdraws one already offered (the modules' stream checkers would fail)."""
 
     def __init__(self, dut, prefix: str, clk, pauses: Iterator[bool] | None = None):
         self.data = getattr(dut, f"{prefix}_tdata")
@@ -62,11 +63,13 @@ class StreamSource:
         return not self.queue
 
     async def _run(self) -> None:
+        offered = False  # AXI-Stream: a beat once offered stays valid (and unchanged) until it is taken
         while True:
             idle = next(self.pauses) if self.pauses is not None else False
-            if self.queue and not idle:
+            if self.queue and (offered or not idle):
                 self.data.value = self.queue[0]
                 self.valid.value = 1
+                offered = True
             else:
                 self.valid.value = 0
             # sample the handshake once everything has settled before the clock edge
@@ -76,6 +79,7 @@ class StreamSource:
             if fire:
                 self.queue.pop(0)
                 self.sent += 1
+                offered = False
 
 
 class StreamSink:

@@ -73,6 +73,30 @@ def rtl_dir() -> pathlib.Path:
     return pathlib.Path(__file__).resolve().parent.parent / "hw" / "rtl"
 
 
+#: files of hw/rtl that any module may need besides its own: the package of shared helpers (compiled first)
+#: and the stream protocol checker every module instantiates on the streams it drives
+RTL_SUPPORT = ("bhpe_pkg.sv", "bhpe_stream_assert.sv")
+
+
+def library_order(files) -> list[pathlib.Path]:
+    """``files`` in compile order: packages (``*_pkg.sv``) first, then the rest by name. Verilator and slang
+    accept any order, but the standard (and Vivado, Icarus) want a package compiled before its users."""
+    return sorted((pathlib.Path(f) for f in files), key=lambda f: (not f.name.endswith("_pkg.sv"), f.name))
+
+
+def rtl_library() -> list[pathlib.Path]:
+    """Every file of the hand-written RTL library, in compile order (the package first)."""
+    return library_order(rtl_dir().glob("*.sv"))
+
+
+def with_rtl_support(files) -> list[pathlib.Path]:
+    """``files`` plus the library's support files (:data:`RTL_SUPPORT`) where no file of that name is among
+    them, in compile order: what a build of a few modules of hw/rtl needs."""
+    files = [pathlib.Path(f) for f in files]
+    names = {f.name for f in files}
+    return library_order(files + [rtl_dir() / n for n in RTL_SUPPORT if n not in names])
+
+
 def find_tool(*names: str) -> str | None:
     """The first of ``names`` on PATH or beside this interpreter (a venv's console scripts, such as the YoWASP
     tools, are there even when the venv is not activated)."""

@@ -32,7 +32,7 @@ module bhpe_dwc #(
     assign unused_clk = clk_i ^ rst_ni;
   end else if (InLanes > OutLanes) begin : gen_down
     localparam int unsigned Ratio = InLanes / OutLanes;
-    localparam int unsigned IdxW  = (Ratio > 1) ? $clog2(Ratio) : 1;
+    localparam int unsigned IdxW  = bhpe_pkg::clog2_min1(Ratio);
     logic [InW-1:0]  buf_q, buf_d;
     logic            valid_q, valid_d;
     logic [IdxW-1:0] idx_q, idx_d;
@@ -74,7 +74,7 @@ module bhpe_dwc #(
     end
   end else begin : gen_up
     localparam int unsigned Ratio = OutLanes / InLanes;
-    localparam int unsigned IdxW  = (Ratio > 1) ? $clog2(Ratio) : 1;
+    localparam int unsigned IdxW  = bhpe_pkg::clog2_min1(Ratio);
     logic [OutW-1:0] buf_q, buf_d;
     logic            valid_q, valid_d;
     logic [IdxW-1:0] idx_q, idx_d;
@@ -113,4 +113,9 @@ module bhpe_dwc #(
       buf_q <= buf_d;
     end
   end
+
+  // ---- stream protocol check of the stream this module drives (simulation only) ---------------------
+  bhpe_stream_assert #(.DataW(OutLanes*ElemW)) u_out_assert (
+    .clk_i, .rst_ni, .tdata_i(out_tdata), .tvalid_i(out_tvalid), .tready_i(out_tready)
+  );
 endmodule

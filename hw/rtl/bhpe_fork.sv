@@ -66,4 +66,12 @@ module bhpe_fork #(
   always_ff @(posedge clk_i) begin
     data_q <= data_d;
   end
+
+  // ---- stream protocol check of the streams this module drives (simulation only) --------------------
+  bhpe_stream_assert #(.DataW(Width)) u_a_assert (
+    .clk_i, .rst_ni, .tdata_i(a_tdata), .tvalid_i(a_tvalid), .tready_i(a_tready)
+  );
+  bhpe_stream_assert #(.DataW(Width)) u_b_assert (
+    .clk_i, .rst_ni, .tdata_i(b_tdata), .tvalid_i(b_tvalid), .tready_i(b_tready)
+  );
 endmodule

@@ -18,7 +18,7 @@ module bhpe_fxp_mvu #(
   parameter int unsigned Simd     = 1,
   parameter int unsigned InW      = 8,
   parameter int unsigned WW       = 8,
-  parameter int unsigned AccW     = WW + InW + $clog2(N),
+  parameter int unsigned AccW     = bhpe_pkg::mvu_acc_width(1'b0, N, InW, WW),
   parameter string       InitFile = ""
 ) (
   input  logic                 clk_i,
@@ -49,12 +49,16 @@ module bhpe_fxp_mvu #(
   logic [Pe*Simd*WW-1:0] wgt1;
   logic                  valid1, first1, last1;
 
+  // verilator lint_off PINCONNECTEMPTY
   bhpe_mvu_fetch #(
-    .Simd(Simd), .ElemW(InW), .NF(NF), .SF(SF), .WordW(Pe * Simd * WW), .InitFile(InitFile)
+    .Simd(Simd), .ElemW(InW), .NF(NF), .SF(SF), .WordW(Pe * Simd * WW), .WStream(1'b0), .InitFile(InitFile)
   ) u_fetch (
-    .clk_i, .rst_ni, .in_tdata, .in_tmask, .in_tvalid, .in_tready, .en_i(en),
+    .clk_i, .rst_ni, .in_tdata, .in_tmask, .in_tvalid, .in_tready,
+    .w_tdata('0), .w_tvalid(1'b0), .w_tready(),  // weights from the ROM
+    .en_i(en),
     .act_o(act1), .mask_o(mask1), .wgt_o(wgt1), .valid_o(valid1), .first_o(first1), .last_o(last1)
   );
+  // verilator lint_on PINCONNECTEMPTY
 
   // ---- stages 2 and 3: Simd products and their sum per PE, accumulate over the synapse folds --------
   bhpe_mvu_core #(

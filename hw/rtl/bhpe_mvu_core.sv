@@ -44,7 +44,7 @@ module bhpe_mvu_core #(
     if (InW != 1 || WW != 1) begin : gen_bad_binary
       $error("bhpe_mvu_core: Binary needs InW = WW = 1");
     end
-    localparam int unsigned CntW = $clog2(Simd + 1);
+    localparam int unsigned CntW = bhpe_pkg::count_width(Simd);
     logic [CntW-1:0] pc [Pe];
     logic [CntW-1:0] pc_q [Pe];
     logic [CntW-1:0] pcm, pcm_q;
@@ -120,4 +120,9 @@ module bhpe_mvu_core #(
   for (genvar p = 0; p < Pe; p++) begin : gen_out_lane
     assign out_tdata[p*AccW +: AccW] = out_q[p];
   end
+
+  // ---- stream protocol check of the stream this module drives (simulation only) ---------------------
+  bhpe_stream_assert #(.DataW(Pe*AccW)) u_out_assert (
+    .clk_i, .rst_ni, .tdata_i(out_tdata), .tvalid_i(out_tvalid), .tready_i(out_tready)
+  );
 endmodule

@@ -16,7 +16,8 @@
 // cycles, or more when the weight stream delivers less than one word a cycle (then it sets the rate).
 // A step takes a weight beat and, in neuron fold 0, an input beat in the same cycle: in_tready waits for
 // w_tvalid and w_tready waits for in_tvalid there (AXI-Stream allows ready to depend on valid; no valid
-// depends on a ready). Pipeline latency 3 cycles, as the ROM units.
+// depends on a ready). Pipeline latency 3 cycles, as the ROM units: the same bhpe_mvu_fetch (with
+// WStream = 1: its weight word comes from w_t* instead of its ROM) and the same bhpe_mvu_core.
 module bhpe_mvu_wstream #(
   parameter bit          Binary = 1'b1,
   parameter int unsigned N      = 9,
@@ -25,7 +26,7 @@ module bhpe_mvu_wstream #(
   parameter int unsigned Simd   = 1,
   parameter int unsigned InW    = 1,
   parameter int unsigned WW     = 1,
-  parameter int unsigned AccW   = Binary ? ($clog2(N + 1) + 1) : (WW + InW + $clog2(N)),
+  parameter int unsigned AccW   = bhpe_pkg::mvu_acc_width(Binary, N, InW, WW),
   localparam int unsigned WordW = Pe * Simd * WW,
   localparam int unsigned DataW = Simd * InW
 ) (
@@ -42,11 +43,8 @@ module bhpe_mvu_wstream #(
   output logic               out_tvalid,
   input  logic               out_tready
 );
-  localparam int unsigned NF   = Cout / Pe;
-  localparam int unsigned SF   = N / Simd;
-  localparam int unsigned SfW  = (SF > 1) ? $clog2(SF) : 1;
-  localparam int unsigned NfW  = (NF > 1) ? $clog2(NF) : 1;
-  localparam int unsigned BufW = DataW + Simd;
+  localparam int unsigned NF = Cout / Pe;
+  localparam int unsigned SF = N / Simd;
 
   if (Cout % Pe != 0) begin : gen_bad_pe
     $error("bhpe_mvu_wstream: Pe must divide Cout");
@@ -58,54 +56,17 @@ module bhpe_mvu_wstream #(
   logic en;  // the whole pipeline advances (bhpe_mvu_core: the output slot is free or draining)
 
   // ---- stage 1: step counters, operand (input or buffer) and the streamed weight word ----------------
-  logic [SfW-1:0] sf_q;
-  logic [NfW-1:0] nf_q;
-  logic           from_input, step, sf_last;
-
-  assign from_input = (nf_q == '0);
-  assign sf_last    = (sf_q == SfW'(SF - 1));
-  assign step       = en & w_tvalid & (~from_input | in_tvalid);
-  assign in_tready  = en & from_input & w_tvalid;
-  assign w_tready   = en & (~from_input | in_tvalid);
-
-  always_ff @(posedge clk_i) begin
-    if (!rst_ni) begin
-      sf_q <= '0;
-      nf_q <= '0;
-    end else if (step) begin
-      sf_q <= sf_last ? '0 : sf_q + SfW'(1);
-      if (sf_last) nf_q <= (nf_q == NfW'(NF - 1)) ? '0 : nf_q + NfW'(1);
-    end
-  end
-
-  logic [BufW-1:0] operand;
-  if (NF > 1) begin : gen_buffer  // the pixel's SF input beats, reused by neuron folds 1..NF-1
-    logic [BufW-1:0] buf_q [SF];
-    always_ff @(posedge clk_i) begin
-      if (step && from_input) buf_q[sf_q] <= {in_tmask, in_tdata};
-    end
-    assign operand = from_input ? {in_tmask, in_tdata} : buf_q[sf_q];
-  end else begin : gen_no_buffer
-    assign operand = {in_tmask, in_tdata};
-  end
-
   logic [DataW-1:0] act1;
   logic [Simd-1:0]  mask1;
   logic [WordW-1:0] wgt1;
   logic             valid1, first1, last1;
 
-  always_ff @(posedge clk_i) begin
-    if (!rst_ni) valid1 <= 1'b0;
-    else if (en) valid1 <= step;
-  end
-  always_ff @(posedge clk_i) begin
-    if (step) begin
-      {mask1, act1} <= operand;
-      wgt1          <= w_tdata;
-      first1        <= (sf_q == '0);
-      last1         <= sf_last;
-    end
-  end
+  bhpe_mvu_fetch #(
+    .Simd(Simd), .ElemW(InW), .NF(NF), .SF(SF), .WordW(WordW), .WStream(1'b1)
+  ) u_fetch (
+    .clk_i, .rst_ni, .in_tdata, .in_tmask, .in_tvalid, .in_tready, .w_tdata, .w_tvalid, .w_tready, .en_i(en),
+    .act_o(act1), .mask_o(mask1), .wgt_o(wgt1), .valid_o(valid1), .first_o(first1), .last_o(last1)
+  );
 
   // ---- stages 2 and 3: the ROM units' compute stages ------------------------------------------------
   bhpe_mvu_core #(

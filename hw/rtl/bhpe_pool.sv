@@ -28,8 +28,8 @@ module bhpe_pool #(
 );
   localparam int unsigned CB   = C / Lanes;
   localparam int unsigned Taps = K * K;
-  localparam int unsigned CbW  = (CB > 1) ? $clog2(CB) : 1;
-  localparam int unsigned TapW = (Taps > 1) ? $clog2(Taps) : 1;
+  localparam int unsigned CbW  = bhpe_pkg::clog2_min1(CB);
+  localparam int unsigned TapW = bhpe_pkg::clog2_min1(Taps);
   localparam int unsigned CmpW = OutW + 1;  // compare/extend with one spare bit
 
   if (C % Lanes != 0) begin : gen_bad_lanes
@@ -117,4 +117,9 @@ module bhpe_pool #(
   always_ff @(posedge clk_i) begin
     out_q <= out_d;
   end
+
+  // ---- stream protocol check of the stream this module drives (simulation only) ---------------------
+  bhpe_stream_assert #(.DataW(Lanes*OutW)) u_out_assert (
+    .clk_i, .rst_ni, .tdata_i(out_tdata), .tvalid_i(out_tvalid), .tready_i(out_tready)
+  );
 endmodule

@@ -2,7 +2,7 @@
 // result). The tree splits the vector in halves recursively; leaves are single bits.
 module bhpe_popcount #(
   parameter int unsigned Width = 8,
-  localparam int unsigned CntW = $clog2(Width + 1)
+  localparam int unsigned CntW = bhpe_pkg::count_width(Width)
 ) (
   input  logic [Width-1:0] bits_i,
   output logic [CntW-1:0]  count_o
@@ -12,8 +12,8 @@ module bhpe_popcount #(
   end else begin : gen_tree
     localparam int unsigned LoW   = Width / 2;
     localparam int unsigned HiW   = Width - LoW;
-    localparam int unsigned LoCnt = $clog2(LoW + 1);
-    localparam int unsigned HiCnt = $clog2(HiW + 1);
+    localparam int unsigned LoCnt = bhpe_pkg::count_width(LoW);
+    localparam int unsigned HiCnt = bhpe_pkg::count_width(HiW);
     logic [LoCnt-1:0] lo_count;
     logic [HiCnt-1:0] hi_count;
     bhpe_popcount #(.Width(LoW)) u_lo (.bits_i(bits_i[LoW-1:0]),     .count_o(lo_count));

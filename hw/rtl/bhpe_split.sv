@@ -22,7 +22,7 @@ module bhpe_split #(
   localparam int unsigned NumA = C1 / Lanes;
   localparam int unsigned NumB = C2 / Lanes;
   localparam int unsigned Num  = NumA + NumB;
-  localparam int unsigned CntW = (Num > 1) ? $clog2(Num) : 1;
+  localparam int unsigned CntW = bhpe_pkg::clog2_min1(Num);
 
   if (C1 % Lanes != 0 || C2 % Lanes != 0 || C1 == 0 || C2 == 0) begin : gen_bad_params
     $error("bhpe_split: Lanes must divide C1 and C2 (both > 0)");
@@ -48,4 +48,12 @@ module bhpe_split #(
     if (!rst_ni) cnt_q <= '0;
     else         cnt_q <= cnt_d;
   end
+
+  // ---- stream protocol check of the streams this module drives (simulation only) --------------------
+  bhpe_stream_assert #(.DataW(Lanes*ElemW)) u_a_assert (
+    .clk_i, .rst_ni, .tdata_i(a_tdata), .tvalid_i(a_tvalid), .tready_i(a_tready)
+  );
+  bhpe_stream_assert #(.DataW(Lanes*ElemW)) u_b_assert (
+    .clk_i, .rst_ni, .tdata_i(b_tdata), .tvalid_i(b_tvalid), .tready_i(b_tready)
+  );
 endmodule

@@ -45,14 +45,14 @@ module bhpe_swg #(
   localparam int unsigned Rows     = K + S;
   localparam int unsigned RowWords = W * CB;
   localparam int unsigned Depth    = Rows * RowWords;
-  localparam int unsigned AddrW    = (Depth > 1) ? $clog2(Depth) : 1;
-  localparam int unsigned ColW     = (RowWords > 1) ? $clog2(RowWords) : 1;
+  localparam int unsigned AddrW    = bhpe_pkg::clog2_min1(Depth);
+  localparam int unsigned ColW     = bhpe_pkg::clog2_min1(RowWords);
   localparam int unsigned SlotW    = $clog2(Rows);  // Rows >= 2
-  localparam int unsigned FullW    = $clog2(Rows + 1);
-  localparam int unsigned CbW      = (CB > 1) ? $clog2(CB) : 1;
-  localparam int unsigned KW       = (K > 1) ? $clog2(K) : 1;
-  localparam int unsigned OxW      = (OW > 1) ? $clog2(OW) : 1;
-  localparam int unsigned OyW      = (OH > 1) ? $clog2(OH) : 1;
+  localparam int unsigned FullW    = bhpe_pkg::count_width(Rows);
+  localparam int unsigned CbW      = bhpe_pkg::clog2_min1(CB);
+  localparam int unsigned KW       = bhpe_pkg::clog2_min1(K);
+  localparam int unsigned OxW      = bhpe_pkg::clog2_min1(OW);
+  localparam int unsigned OyW      = bhpe_pkg::clog2_min1(OH);
   localparam int unsigned MaxHW    = (H > W) ? H : W;
   // signed coordinates span [-Pad, S*(max(OH,OW)-1) - Pad + K - 1 + S] and must hold H + Rows
   localparam int unsigned CoordW   = $clog2(MaxHW + 2 * Pad + K + 2 * S + 1) + 2;
@@ -280,4 +280,9 @@ module bhpe_swg #(
       ob_cnt_q    <= ob_cnt_d;
     end
   end
+
+  // ---- stream protocol check of the stream this module drives (simulation only) ---------------------
+  bhpe_stream_assert #(.DataW(Lanes*(ElemW+1))) u_out_assert (
+    .clk_i, .rst_ni, .tdata_i({out_tmask, out_tdata}), .tvalid_i(out_tvalid), .tready_i(out_tready)
+  );
 endmodule

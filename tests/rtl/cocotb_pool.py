@@ -34,11 +34,13 @@ class MaskedSource(StreamSource):
         self.queue.extend((int(d), int(m)) for d, m in words)
 
     async def _run(self):
+        offered = False  # a beat once offered stays valid until it is taken (AXI-Stream)
         while True:
             idle = next(self.pauses) if self.pauses is not None else False
-            if self.queue and not idle:
+            if self.queue and (offered or not idle):
                 self.data.value, self.mask.value = self.queue[0]
                 self.valid.value = 1
+                offered = True
             else:
                 self.valid.value = 0
             await ReadOnly()
@@ -47,6 +49,7 @@ class MaskedSource(StreamSource):
             if fire:
                 self.queue.pop(0)
                 self.sent += 1
+                offered = False
 
 
 async def run_frames(dut, kind, stall: float, seed: int, n_random: int):

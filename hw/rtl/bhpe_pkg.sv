@@ -1,0 +1,27 @@
+// Shared helpers of the binaryhpe RTL library: the width formulas every module needs, written once.
+//
+// Compile this package before the modules that use it (sim/toolchain.py rtl_library() lists it first).
+// Modules call the functions with the package prefix (bhpe_pkg::clog2_min1(Depth)), never import *.
+package bhpe_pkg;
+
+  // Bits of an index (counter, address, pointer) into Count items: clog2(Count), but at least one bit,
+  // so that a count of 1 still gets a (constant 0) register of width 1.
+  function automatic int unsigned clog2_min1(input int unsigned count);
+    return (count > 1) ? $clog2(count) : 1;
+  endfunction
+
+  // Bits of an unsigned count 0..MaxCount inclusive (a popcount of MaxCount bits, a FIFO fill level).
+  function automatic int unsigned count_width(input int unsigned max_count);
+    return $clog2(max_count + 1);
+  endfunction
+
+  // Accumulator width of the matrix-vector units for a dot product of N elements:
+  //   binary (XNOR-popcount): the sum 2 * popcount - popcount(mask) lies in -N..N: clog2(N + 1) + 1 bits;
+  //   fixed point: N signed InW x WW products, each in InW + WW bits, summed: WW + InW + clog2(N) bits.
+  // Both are exact (no wrap-around of the final sum); bhpe_mvu_core computes in this width.
+  function automatic int unsigned mvu_acc_width(input bit binary, input int unsigned n,
+                                                input int unsigned in_w, input int unsigned w_w);
+    return binary ? ($clog2(n + 1) + 1) : (w_w + in_w + $clog2(n));
+  endfunction
+
+endpackage
