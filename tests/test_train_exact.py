@@ -1,10 +1,14 @@
-"""Hardware mode of every BiDRN module kind: Brevitas and qonnx's execute_onnx agree on every element."""
+"""Hardware mode of every BiDRN module kind: Brevitas equals the exact reference of its QONNX graph
+(``compile.reference.exact_reference``, float64) on every element; these shapes stay within 24 bits, so qonnx's
+float32 ``execute_onnx`` equals it too (checked: the exact reference reports ``float32_exact``)."""
 
 import numpy as np
 import pytest
 import torch
 import torch.nn as nn
 
+from binaryhpe.compile.lower import load_qonnx
+from binaryhpe.compile.reference import exact_reference
 from binaryhpe.train.bidrn import BiDRB, BiDRN, randomize
 from binaryhpe.train.config import TINY, BiDRNConfig, NumericsConfig
 from binaryhpe.train.export import check_export, execute_qonnx, export_qonnx
@@ -42,6 +46,14 @@ CASES = {
 }
 
 
+def _exact(path, x: np.ndarray) -> np.ndarray:
+    """The exact reference's output; where float32 holds the frame (asserted), qonnx's float32 equals it."""
+    run = exact_reference(load_qonnx(path), x)
+    assert run.float32_exact, f"{path}: {run.wide_nodes()} need more than 24 bits"
+    assert np.array_equal(execute_qonnx(path, x), run.output)
+    return run.output
+
+
 def _inputs(c, hw, seed):
     g = torch.Generator().manual_seed(seed)
     shape = (1, c, hw, hw)
@@ -57,10 +69,15 @@ def test_module_kind_exact(case, tmp_path):
     assert is_hardware(m)
     xs = _inputs(c, hw, seed=5)
     path = export_qonnx(m, xs[0], tmp_path / f"{case}.onnx", verbose=False)
+    # and the worst-case frames of its lowered graph (truly saturating, accumulator extremes)
+    from binaryhpe.compile.lower import lower
+    from binaryhpe.compile.worstcase import worst_case_frames
+
+    xs += [torch.tensor(f) for f in worst_case_frames(lower(load_qonnx(path))).values()]
     for x in xs:
         with torch.no_grad():
             ref = m(x).numpy()
-        out = execute_qonnx(path, x.numpy())
+        out = _exact(path, x.numpy())
         assert out.shape == ref.shape
         assert np.array_equal(out, ref), f"{case}: {np.count_nonzero(out != ref)} of {ref.size} elements differ"
         # every hardware-mode output is an integer on the X grid (2^-res_frac)
@@ -77,7 +94,7 @@ def test_tiny_bidrn_exact_and_grid(tmp_path):
     assert res["mismatches"] == 0 and res["elements"] == 32 * 8 * 8
     for xx in (torch.ones_like(x), -torch.ones_like(x), x * 50):
         with torch.no_grad():
-            assert np.array_equal(execute_qonnx(path, xx.numpy()), m(xx).numpy())
+            assert np.array_equal(_exact(path, xx.numpy()), m(xx).numpy())
 
 
 def test_hardware_mode_changes_numbers_but_float_mode_is_differentiable():
