@@ -15,8 +15,8 @@ bits. ``exact_reference`` (and ``onnx_context``, which the comparisons use) runs
   double kernel for Conv, PRelu or the average pools); every other standard op runs in onnxruntime on DOUBLE
   tensors, or, where onnxruntime has no double kernel, in ``onnx.reference``;
 - the execution measures, for every tensor and every Conv/MatMul/Gemm partial sum, how many significant bits
-  it needs (``ExactRun.widths``): above 53 it raises (float64 would round), above 24 it records that a float32
-  execution (PyTorch, onnxruntime, qonnx ``execute_onnx``) cannot hold that frame (``ExactRun.float32_exact``
+  it needs (``ExactRun.widths``): above 53 the frame is marked not exact (``ExactRun.float64_exact`` is False;
+  the comparisons report it and the flow fails), above 24 it records that a float32 execution (PyTorch, onnxruntime, qonnx ``execute_onnx``) cannot hold that frame (``ExactRun.float32_exact``
   is False); such float32 executions are reported as such, never used as the reference.
 
 qonnx's float32 ``execute_onnx`` stays available as ``onnx_context(..., exact=False)`` (what a user of qonnx
@@ -217,6 +217,13 @@ class ExactRun:
         return max((w["bits"] for w in self.widths), default=0)
 
     @property
+    def float64_exact(self) -> bool:
+        """True when every value and partial sum of this frame fits float64's 53 bits: the execution is the
+        exact value of the graph. False where a node's values are not on one power-of-two grid within 53
+        bits (a wider sum, or a non-dyadic op such as a transcendental function): see ``wide_nodes(53)``."""
+        return self.max_bits <= FLOAT64_BITS
+
+    @property
     def float32_exact(self) -> bool:
         """True when a float32 execution holds every value and partial sum of this frame exactly."""
         return self.max_bits <= FLOAT32_BITS
@@ -281,8 +288,8 @@ def _run_node_standard(node, ctx, graph, opset) -> None:
 
 def exact_reference(mw, x: np.ndarray) -> ExactRun:
     """The exact value of the QONNX graph ``mw`` (a qonnx ModelWrapper) on one input ``x`` (the graph input's
-    own layout and scale): a float64 execution, node by node, that checks it stays exact (see module doc).
-    Raises a one-line error naming the node where float64 itself would round."""
+    own layout and scale): a float64 execution, node by node, that measures whether it stays exact (see
+    module doc; ``ExactRun.float64_exact``)."""
     import qonnx.core.execute_custom_node as ex_cu_node
     from qonnx.custom_op.registry import is_custom_op
     from qonnx.util.basic import get_preferred_qonnx_opset
@@ -320,10 +327,10 @@ def exact_reference(mw, x: np.ndarray) -> ExactRun:
                 if isinstance(v, np.ndarray) and v.dtype.kind == "f":
                     if v.dtype != np.float64:
                         raise BinaryHPEError(f"node {node.name} ({node.op_type}) produced {v.dtype}, not float64")
-                    bits = max(bits, significant_bits(v))
-            if bits > FLOAT64_BITS:
-                raise BinaryHPEError(f"node {node.name} ({node.op_type}): values need {bits} significant bits; "
-                                     f"float64 holds {FLOAT64_BITS}, the exact reference cannot be computed")
+                    try:
+                        bits = max(bits, significant_bits(v))
+                    except BinaryHPEError as e:
+                        raise BinaryHPEError(f"node {node.name} ({node.op_type}): {e}") from None
             widths.append({"node": node.name, "op": node.op_type, "bits": int(bits)})
     return ExactRun(context=ctx, output=ctx[graph.output[0].name], widths=widths)
 
@@ -386,7 +393,7 @@ def compare_with_onnx(g: HwGraph, mw, x: np.ndarray) -> dict:
     out_got = g.tensors[g.output].fmt.to_real(env[g.output])
     return {"tensors_checked": checked, "elements_checked": total, "first_mismatch": first_bad,
             "output_exact": bool(np.array_equal(out_ref, out_got)), "reference": REFERENCE_NAME,
-            "max_bits": run.max_bits, "float32_exact": run.float32_exact,
+            "max_bits": run.max_bits, "float32_exact": run.float32_exact, "float64_exact": run.float64_exact,
             "wide_nodes": [w["node"] for w in run.wide_nodes()][:8], "env": env, "ctx": ctx}
 
 
@@ -397,8 +404,9 @@ def check_frames(g: HwGraph, mw, frames) -> dict:
     bad, wide, ins, outs, max_bits = [], 0, [], [], 0
     for i, x in enumerate(frames):
         r = compare_with_onnx(g, mw, x)
-        if r["first_mismatch"] is not None or not r["output_exact"]:
-            bad.append({"frame": i, **{k: v for k, v in r.items() if k in ("first_mismatch", "output_exact")}})
+        if r["first_mismatch"] is not None or not r["output_exact"] or not r["float64_exact"]:
+            bad.append({"frame": i, **{k: v for k, v in r.items()
+                                       if k in ("first_mismatch", "output_exact", "float64_exact")}})
         wide += int(not r["float32_exact"])
         max_bits = max(max_bits, r["max_bits"])
         ins.append(hw_input(g, r["ctx"]))
