@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 import bnn_pynq_models as M
+from binaryhpe.compile.backends import unfused
 from binaryhpe.compile.kinds.elementwise import Threshold
 from binaryhpe.compile.kinds.mvu import FxpMvu, XnorMvu
 from binaryhpe.compile.lower import LoweringError, load_qonnx, lower
@@ -72,11 +73,12 @@ def compiled(tmp_path_factory):
 def test_compare_with_onnx_exact(compiled, name, seed):
     c = compiled(name, seed)
     g, mw, model = c["g"], c["mw"], c["model"]
-    kinds = {type(lay).__name__ for lay in g.layers}
-    assert any(isinstance(lay, Threshold) for lay in g.layers), kinds
-    assert any(isinstance(lay, (XnorMvu, FxpMvu)) for lay in g.layers), kinds
+    ops = unfused(g).layers  # the Epilogues' operations as layers
+    kinds = {type(lay).__name__ for lay in ops}
+    assert any(isinstance(lay, Threshold) for lay in ops), kinds
+    assert any(isinstance(lay, (XnorMvu, FxpMvu)) for lay in ops), kinds
     # the random BN stats include a negative scale (x <= T) in every BN layer
-    assert all(np.any(lay.neg) for lay in g.layers if isinstance(lay, Threshold))
+    assert all(np.any(lay.neg) for lay in ops if isinstance(lay, Threshold))
     tensors = elements = 0
     for label, x in _inputs(c["shape"]).items():
         r = compare_with_onnx(g, mw, x)
@@ -94,7 +96,7 @@ def test_compare_with_onnx_exact(compiled, name, seed):
 def test_threshold_cases(compiled):
     """Negative BN scales give '<=' thresholds; a zero BN scale gives a constant decision whose threshold lies
     beyond the accumulator range."""
-    g = compiled("cnv8", 0)["g"]
+    g = unfused(compiled("cnv8", 0)["g"])  # the Epilogues' operations as layers
     thr = [lay for lay in g.layers if isinstance(lay, Threshold)]
     assert len(thr) == 4
     beyond = 0
