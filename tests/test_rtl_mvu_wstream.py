@@ -135,9 +135,9 @@ def test_generated_top_with_weight_port(tmp_path):
     """A 3x3 binary conv (window generator -> XNOR MVU -> requantizer) whose MVU storage.apply_storage puts
     in DRAM: the generated top level has a w_mvu AXI-Stream port (6-bit words padded to a byte), lints clean,
     its manifest and weight image describe the beats, the estimate's DRAM bytes equal them, and the whole
-    design fed from the image (as a DMA would: once per output pixel) is bit-exact against the graph's
-    execute with random stalls on all three streams; with one weight beat every 3 cycles the frame interval
-    is the one the cycle model predicts."""
+    design fed from the image (as a DMA would: once per output pixel) is bit-exact against the QONNX anchors
+    of its layers (and the graph's execute) with random stalls on all three streams; with one weight beat
+    every 3 cycles the frame interval is the one the cycle model predicts."""
     from example_graphs import example_graph
 
     g = example_graph(h=4, w=4, c=6, cout=8, pe=2, simd=3, seed=3)
@@ -165,13 +165,17 @@ def test_generated_top_with_weight_port(tmp_path):
                         *map(str, rtl_library())], capture_output=True, text=True)
     assert r.returncode == 0 and "%Warning" not in r.stderr, r.stderr
 
+    import anchors
+
     rng = np.random.default_rng(5)
     xs = [rng.integers(0, 2, (4, 4, 6)), np.ones((4, 4, 6), np.int64), np.zeros((4, 4, 6), np.int64),
           rng.integers(0, 2, (4, 4, 6))]
     yt, xt = g.tensors["y"], g.tensors["x"]
     in_beats, out_beats = [], []
     for x in xs:
-        y = g.execute(x)["y"].reshape(-1)
+        # expected outputs: each layer's QONNX anchor (tests/anchors.py), which the graph's execute must equal
+        y = anchors.expect_graph(g, x)["y"].reshape(-1)
+        assert np.array_equal(g.execute(x)["y"].reshape(-1), y), "the graph's execute differs from the anchors"
         assert y.min() < 0 < y.max() or np.all(x == x.flat[0])
         in_beats.append([pack(c, 1) for c in x.reshape(-1, xt.lanes)])
         out_beats.append([pack(c, 4) for c in y.reshape(-1, yt.lanes)])

@@ -1,11 +1,14 @@
 """cocotb bench for bhpe_xnor_mvu and bhpe_fxp_mvu.
 
 The layer (kind, folding, weights, pixels per frame) comes from the .npz named by MVU_SPEC, written by
-tests/test_rtl_mvu.py; the expected outputs come from the kind's ``execute``. ``in_tmask`` travels with
-``in_tdata`` in the same beat: the source drives a proxy whose word is ``{mask, data}``.
+tests/test_rtl_mvu.py; the expected outputs come from the layer's QONNX anchor (tests/anchors.py: BipolarQuant /
+Quant + MatMul, run by the exact float64 reference), and the kind's ``execute`` must equal it on every frame.
+``in_tmask`` travels with ``in_tdata`` in the same beat: the source drives a proxy whose word is ``{mask, data}``.
 """
 
 import os
+import pathlib
+import sys
 
 
 import cocotb
@@ -15,6 +18,9 @@ from cocotb.triggers import ReadOnly, RisingEdge
 
 from binaryhpe.compile.kinds.mvu import FxpMvu, XnorMvu
 from binaryhpe.sim.streams import StreamSink, StreamSource, pack, random_pauses, reset, unpack
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # tests/: the anchors
+import anchors  # noqa: E402
 
 # Cycle-model tolerance: without stalls the unit does one weight-matrix step a cycle, so the model is
 # expected to be cycle-exact; we allow 1% (+1 cycle) to absorb handshake-counting conventions only.
@@ -114,7 +120,9 @@ async def run_frames(dut, stall: float, seed: int):
     for win, msk in frames:
         w, data_bits = in_words(layer, win, msk)
         words += w
-        expected.append(layer.execute([win, msk])[0].reshape(-1))
+        want = anchors.expect(layer, [win, msk])[0]
+        assert np.array_equal(layer.execute([win, msk])[0], want), f"{layer.name}: execute differs from the anchor"
+        expected.append(want.reshape(-1))
     src = StreamSource(_InPort(dut, data_bits), "in", clk, random_pauses(stall, seed) if stall else None)
     sink = StreamSink(dut, "out", clk, random_pauses(stall, seed + 1) if stall else None)
 

@@ -1,12 +1,15 @@
 """cocotb bench for bhpe_mvu_wstream (matrix-vector unit with streamed weights).
 
 The layer (kind, folding, weights, pixels per frame) comes from the .npz named by MVU_SPEC, written by
-tests/test_rtl_mvu_wstream.py, with ``weight_source = "stream"``. Expected outputs come from the kind's
-``execute``; the weight-stream beats are the kind's ``wstream_frame_words()`` once per frame (the order a DMA
-replays). Input frames (random and extreme) and the {mask, data} input proxy are those of cocotb_mvu.
+tests/test_rtl_mvu_wstream.py, with ``weight_source = "stream"``. Expected outputs come from the layer's QONNX
+anchor (tests/anchors.py), which the kind's ``execute`` must equal on every frame; the weight-stream beats
+are the kind's ``wstream_frame_words()`` once per frame (the order a DMA replays). Input frames (random and
+extreme) and the {mask, data} input proxy are those of cocotb_mvu.
 """
 
 import os
+import pathlib
+import sys
 
 import cocotb
 import numpy as np
@@ -16,6 +19,9 @@ from cocotb_mvu import _InPort, in_words, make_frames, out_values
 
 from binaryhpe.compile.kinds.mvu import FxpMvu, XnorMvu
 from binaryhpe.sim.streams import StreamSink, StreamSource, random_pauses, reset
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # tests/: the anchors
+import anchors  # noqa: E402
 
 # Cycle-model tolerance: without stalls the unit does one step a cycle (or one per weight beat when the
 # weight stream is slower), so the model is expected to be cycle-exact; 1% (+1 cycle) absorbs
@@ -92,7 +98,9 @@ async def run_frames(dut, stall: float, seed: int, w_period: int = 1):
     for win, msk in frames:
         w, data_bits = in_words(layer, win, msk)
         words += w
-        expected.append(layer.execute([win, msk])[0].reshape(-1))
+        want = anchors.expect(layer, [win, msk])[0]
+        assert np.array_equal(layer.execute([win, msk])[0], want), f"{layer.name}: execute differs from the anchor"
+        expected.append(want.reshape(-1))
     wwords = layer.wstream_frame_words() * len(frames)
     assert len(wwords) == layer.wstream_words_per_frame * len(frames)
     src = StreamSource(_InPort(dut, data_bits), "in", clk, random_pauses(stall, seed) if stall else None)
