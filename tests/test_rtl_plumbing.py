@@ -60,3 +60,18 @@ def test_anchor_hand_values():
     assert (left == a).all() and (right == b).all()
     f1, f2 = anchors.identity(a, 2)
     assert (f1 == a).all() and (f2 == a).all()
+
+
+def test_a_kind_whose_execute_is_wrong_is_caught(monkeypatch):
+    """The benches' expected values come from the anchor, and a kind's execute that differs from it fails the
+    bench (here a Concat whose execute swaps its operands)."""
+    import numpy as np
+
+    from cocotb_plumbing import anchored
+
+    a, b = np.arange(6).reshape(1, 2, 3), -np.arange(4).reshape(1, 2, 2) - 1
+    kind = Concat(name="cat", h=1, w=2, c1=3, c2=2, lanes=1)
+    assert np.array_equal(anchored(kind, [a, b])[0], np.concatenate([a, b], axis=-1))
+    monkeypatch.setattr(Concat, "execute", lambda self, ins: [np.concatenate([ins[1], ins[0]], axis=-1)])
+    with pytest.raises(AssertionError, match="differs from the QONNX anchor"):
+        anchored(kind, [a, b])
