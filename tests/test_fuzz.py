@@ -36,18 +36,15 @@ import random
 import tempfile
 
 import numpy as np
-import pytest
 import torch
 import torch.nn as nn
+from hypothesis import HealthCheck, given, settings  # the test extra installs it: no skip when it is missing
+from hypothesis import strategies as st
 
-hypothesis = pytest.importorskip("hypothesis", reason="the test extra installs hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from binaryhpe.train.bidrn import randomize  # noqa: E402
-from binaryhpe.train.config import NumericsConfig  # noqa: E402
-from binaryhpe.train.hardware import to_hardware  # noqa: E402
-from binaryhpe.train.layers import BlockResidual, HwModule, LCRModule, PreAct, Stem  # noqa: E402
+from binaryhpe.train.bidrn import randomize
+from binaryhpe.train.config import NumericsConfig
+from binaryhpe.train.hardware import to_hardware
+from binaryhpe.train.layers import BlockResidual, HwModule, LCRModule, PreAct, Stem
 
 #: module kinds: (LCRModule kind, channel factor f, stride); "plain" = the kind not enabled (Table 2a)
 MODULES = [("base", 1, 1), ("dscr", 1, 2), ("fur", 2, 1), ("fur", 4, 1), ("fdr", 2, 1), ("fdr", 4, 1),
