@@ -46,6 +46,8 @@ Pool            ``ConvolutionInputGenerator`` (depthwise) + ``Pool`` (``AccPool`
 FcXnorMvu,      ``MVAU`` over one pixel: the flattened (H, W, C) frame is the stream's raster order
 FcFxpMvu
 Fifo, Dwc       nothing: FINN's build inserts its own (``InsertFIFO``, ``InsertDWC``)
+Epilogue        its operations, each as above (``finn_backend.build`` maps ``backends.unfused(g)``, so every
+                intermediate tensor of the fused chain is compared too)
 ==============  ==========================================================================================
 
 Folding is ours: every FINN layer gets the PE/SIMD of the layer of ours it stands for.

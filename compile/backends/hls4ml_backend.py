@@ -30,6 +30,8 @@ Concat             Concatenate (channels)
 Split              two 1x1 Conv2D with 0/1 selection weights (hls4ml has no Split layer)
 Pool max / sum     Pooling2D Max (pads with the type minimum) / Average times k*k (pad 0 only)
 Fifo, Fork, Dwc    nothing (io_parallel arrays; a tensor may feed several layers)
+Epilogue           its operations, each as above (``build`` maps ``backends.unfused(g)``: the traced
+                   comparison covers every intermediate tensor of the fused chain)
 MultiThreshold     not taken: BinaryHPEError naming the layer and hls4ml
 =================  ==============================================================================
 
