@@ -26,13 +26,20 @@ from binaryhpe.compile.backends.emitters import (  # noqa: F401 - the registry c
 
 def rtl_registry() -> Registry:
     """The RTL backend (``compile/rtlgen.py``) instantiates ``lay.rtl_module`` with ``lay.rtl_params()``: it maps
-    exactly the kinds that implement ``rtl_params`` (the kind itself is the RTL emitter)."""
+    the kinds that implement ``rtl_params`` (the kind itself is the RTL emitter). An elementwise kind runs as
+    an operation of ``bhpe_epilogue`` (alone or fused), so it is mapped only with an op code of that module
+    (``kinds.epilogue.OP_CODES``)."""
     from binaryhpe.compile.kinds import KINDS
     from binaryhpe.compile.kinds.base import HwLayer
+    from binaryhpe.compile.kinds.elementwise import _Elementwise
+    from binaryhpe.compile.kinds.epilogue import OP_CODES
 
     reg = Registry("rtl")
     for k in KINDS.values():
-        if k.rtl_params is not HwLayer.rtl_params:
+        if issubclass(k, _Elementwise) and k not in OP_CODES:
+            reg.refused[k] = ("an elementwise kind runs as an operation of bhpe_epilogue, which has no op code for "
+                              "it (kinds.epilogue.OP_CODES)")
+        elif k.rtl_params is not HwLayer.rtl_params:
             reg.entries[k] = Entry(k, k.rtl_params, "layer", "")
         else:
             reg.refused[k] = "the kind defines no RTL module parameters (rtl_params)"
