@@ -4,7 +4,9 @@ The C backend executes the hardware graph's layers one after the other (the topo
 ``HwGraph.layers``, the *schedule*). Every tensor that the C code materializes is a *buffer*; plumbing kinds
 that do not change data (Fork, Fifo, Dwc) make their outputs *aliases* of their input buffer, and a
 SlidingWindow's output is never materialized (the convolution reads the SWG's input buffer directly), so its
-uses count as uses of that buffer. A buffer is live from the step that writes it to the last step that reads
+uses count as uses of that buffer. A fused ``Epilogue`` is one step with one output buffer: the intermediate
+tensors of its chain are not tensors of the graph (they live in the loop's local variables), so they get no
+buffer. A buffer is live from the step that writes it to the last step that reads
 it or any of its aliases (a residual branch forked early stays live until the join that consumes it). The
 network output stays live to the end (it is copied out after the last layer); the network input lives in the
 caller's buffer, not in the arena.
