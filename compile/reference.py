@@ -67,16 +67,20 @@ class ToFloat64:
 
 
 def float64_model(mw):
-    """A float64 copy of a qonnx ModelWrapper (cached on the wrapper: the graph is not expected to change)."""
+    """A float64 copy of a qonnx ModelWrapper, cached on the wrapper together with a digest of the graph it
+    was made from (a changed graph gets a new copy)."""
+    import hashlib
+
     from qonnx.core.modelwrapper import ModelWrapper
 
+    digest = hashlib.sha1(mw.model.SerializeToString()).hexdigest()
     cached = getattr(mw, "_bhpe_float64", None)
-    if cached is not None:
-        return cached
+    if cached is not None and cached[0] == digest:
+        return cached[1]
     m64 = ModelWrapper(copy.deepcopy(mw.model))
     ToFloat64().apply(m64)
     try:
-        mw._bhpe_float64 = m64
+        mw._bhpe_float64 = (digest, m64)
     except AttributeError:
         pass
     return m64
