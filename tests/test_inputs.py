@@ -143,15 +143,24 @@ def test_quantize_follows_qonnx_int_quant(mode, bits, signed):
 
 
 # --- the RTL -----------------------------------------------------------------------------------------------
+def _assert_reference(rep, bad, model):
+    """``bad``: the frames the reference check flagged. The tiny BiDRN has none. A BNN-PYNQ net's BatchNorm has
+    float parameters, so its float64 execution needs more than 53 bits and cannot prove itself exact
+    (``float64_exact`` False, docs/numerics.md): those frames may be flagged for that reason only, never for a
+    differing tensor, and ``bit_exact`` is false exactly when a frame is flagged."""
+    if model == "tiny":
+        assert not bad
+    assert all(b["first_mismatch"] is None and b["output_exact"] and not b["float64_exact"] for b in bad), bad
+    assert rep["bit_exact"] is (not bad)
+
+
 def _check_outputs(out, mw, xs):
     got = np.load(out / "outputs.npy")
     _, out_shape = io_shapes(mw)
     assert got.shape == (len(xs), *out_shape[1:]) and got.dtype == np.float64
     want = _qonnx(mw, xs)
     assert np.array_equal(got, want), f"{np.count_nonzero(got != want)} outputs differ from the QONNX execution"
-    # qonnx's float32 execute_onnx (what a qonnx user runs) agrees too: these frames fit float32
-    run = exact_reference(mw, xs[0][None])
-    assert run.float32_exact
+    # qonnx's float32 execute_onnx (what a qonnx user runs) agrees too
     assert np.array_equal(got[0], float32_context(mw, xs[0][None])[mw.graph.output[0].name][0])
     assert len({o.tobytes() for o in got}) == len(xs)  # distinct frames, distinct outputs
 
@@ -163,8 +172,9 @@ def test_rtl_outputs_npy_equals_qonnx(tiny_qonnx, cnv_qonnx, lowered, tmp_path, 
     xs = _user_frames(io_shapes(mw)[0][1:], seed=5)
     out = tmp_path / "out"
     rep = build(str(path), out, sim=True, inputs=_write(tmp_path, "frames.npy", xs))
-    assert rep["bit_exact"] is True
     sim = rep["simulation"]
+    assert all(r["mismatches"] == 0 for r in sim["runs"])  # the RTL equals the compiler reference, every frame
+    _assert_reference(rep, sim["reference_vs_qonnx"]["mismatching_frames"], model)
     assert sim["reference"] == REFERENCE_NAME
     assert sim["frames_checked"] == sim["frames"] == len(sim["frame_names"]) + N_USER
     assert sim["user_frames"]["frames"] == N_USER and sim["user_frames"]["outputs"] == str(out / "outputs.npy")
@@ -200,7 +210,17 @@ def test_backend_outputs_npy_equals_qonnx(cnv_qonnx, lowered, tmp_path, backend,
     xs = _user_frames(io_shapes(mw)[0][1:], seed=7)
     out = tmp_path / "out"
     rep = build_backend(str(cnv_qonnx), out, backend, sim=True, inputs=_write(tmp_path, "frames.npy", xs), **opts)
-    assert rep["bit_exact"] is True and "user_outputs" not in rep
+    assert "user_outputs" not in rep and rep["compared_elements"] > 0
+    if backend == "finn" and not opts:
+        # FINN's streamlining replaces the input quantizer (ROUND, ties to even) with its own thresholds, which
+        # do not round exact ties the same way: on the frame of ties (xs[2]) FINN's outputs differ from the
+        # QONNX graph's, outputs.npy holds FINN's, and the report says it is not bit-exact
+        got, want = np.load(out / "outputs.npy"), _qonnx(mw, xs)
+        assert np.array_equal(got[:2], want[:2]) and not np.array_equal(got[2], want[2])
+        assert rep["bit_exact"] is False and rep["mismatches"] == np.count_nonzero(got[2] != want[2])
+        return
+    assert rep["mismatches"] == 0
+    _assert_reference(rep, rep["simulation"]["mismatching_frames"], "cnv")
     if opts:
         assert rep["finn_flow"] == opts["flow"]
     assert rep["simulation"]["reference"] == REFERENCE_NAME and rep["simulation"]["frames_checked"] == N_USER
