@@ -12,10 +12,11 @@ RTL contract (``hw/rtl/bhpe_epilogue.sv``, see its header):
 - one input stream ``in_*`` (``Lanes`` elements of ``InW`` bits a beat), with a JoinAdd a second stream
   ``b_*`` (``InBW`` bits an element) taken in the same cycle as the chain value reaches the JoinAdd's stage;
   one output stream ``out_*``;
-- one constant ROM of ``C / Lanes`` words for all ops: op-major, op ``i``'s constants (its stand-alone ROM
-  word, lane 0 in the LSBs) at bit ``Lanes * COff_i`` of the word;
-- a register after every multiplying op (MulShift, Prelu) and after the last op, nowhere else: the latency
-  is the number of registers, one beat a cycle.
+- one constant ROM image of ``C / Lanes`` words for all ops: op-major, op ``i``'s constants (its stand-alone
+  ROM word, lane 0 in the LSBs) at bit ``Lanes * COff_i`` of the word; each stage reads its own ops' columns
+  at the channel group of its beat (one counter at the input, its value travelling with the data);
+- a register after every op (``REGISTERED_AFTER``): the latency is the number of registers, one beat a
+  cycle.
 """
 
 from __future__ import annotations
@@ -32,8 +33,12 @@ from .elementwise import (AddConst, JoinAdd, MulShift, MultiThreshold, Prelu, Re
 
 #: op kind codes of the RTL (parameter ``OpKind``), one per elementwise kind
 OP_CODES = {Requant: 0, MulShift: 1, AddConst: 2, Prelu: 3, JoinAdd: 4, Sign: 5, Threshold: 6, MultiThreshold: 7}
-#: kinds after which the RTL registers the value (a multiplier's output is the timing-critical path)
-REGISTERED_AFTER = (MulShift, Prelu)
+#: kinds after which the RTL registers the value: every kind. A register after each multiplying op is what
+#: timing needs; one after every op keeps the elasticity (one beat of buffer an op) of the per-operation
+#: pipeline, which the tiny BiDRN's frame interval needs (with registers only after MulShift, Prelu and the
+#: last op its measured interval grew from 2,304 to 4,352 cycles: an MVU stalls while a short epilogue
+#: cannot absorb its output bursts)
+REGISTERED_AFTER = tuple(OP_CODES)
 #: bits of one field of the packed per-op parameter vectors
 FIELD_W = 16
 #: most ops one unit holds (the packed vectors are ``MAX_OPS * FIELD_W`` bits)
@@ -253,11 +258,12 @@ class Epilogue(HwLayer):
 
     def resources(self) -> dict:
         """First-order model of the fused unit: each op's datapath LUTs (the op's own model less its ROM and
-        stage overhead), one shared ROM, one channel-group counter, one handshake, and registers only where
-        stages are (value, the constants later stages need, valid)."""
+        stage overhead), one ROM image (read column-wise by the stages, its width once in read registers and
+        LUTs), one channel-group counter whose value travels with the data (``AddrW`` bits a register), one
+        handshake, and a value register + valid bit at each registered stage."""
         depth = self.c // self.lanes
         cbits = self.const_bits()
-        counter_w = clog2(depth) if cbits else 0
+        addr_w = clog2(depth) if cbits else 0
         lut, dsp = 0, 0
         for op in self.ops:
             r = op.resources()
@@ -267,21 +273,21 @@ class Epilogue(HwLayer):
                 overhead += op._rom_resources(own_cw * self.lanes)["lut"]
             lut += r["lut"] - overhead
             dsp += r.get("dsp", 0)
-        ff = counter_w
-        offs = self.const_offsets()
-        for i, (op, reg) in enumerate(zip(self.ops, self.registered())):
+        stages = self.stages()
+        ff = addr_w * stages  # the counter and the group index in every register but the last
+        for op, reg in zip(self.ops, self.registered()):
             if reg:
-                carried = (cbits - offs[i + 1]) if i + 1 < len(self.ops) else 0
-                ff += self.lanes * (op_out_w(op) + carried) + 1
+                ff += self.lanes * op_out_w(op) + 1
         bram = 0
         if cbits:
             width = cbits * self.lanes
-            ff += width  # the ROM's read register
+            ff += width  # the stages' constant read registers: every column once
             if depth <= 64:
                 lut += width * math.ceil(depth / 64)
             else:
                 bram = math.ceil(width / 36) * math.ceil(depth / 512)
-        lut += 2 * self.stages() + 2 * counter_w + (2 if self.join is not None else 0)
+            lut += addr_w * stages  # the counter's increment and the read-address selects
+        lut += 2 * stages + (2 if self.join is not None else 0)
         return {"lut": lut, "ff": ff, "bram18": bram, "dsp": dsp}
 
     def describe(self) -> dict:

@@ -23,13 +23,15 @@
 //   OpReg   bit i: a register after op i (set after every multiplying op and after the last op).
 // Every sat is a saturation to the op's OutW signed range (bhpe_epi_sat), exactly as the op's Python kind.
 //
-// Constant ROM (InitFile, $readmemh, bhpe_epi_crom): C/Lanes words of Lanes*CTot bits, op-major: op i's
-// constants (Lanes entries of CW bits, lane 0 in the LSBs) at bit Lanes*COff of the word. The ROM word of
-// the beat at the input is read at the input; the constants of ops after a register travel with the data
-// through that register (only the later ops' part of the word).
+// Constant ROM (InitFile, $readmemh): C/Lanes words of Lanes*CTot bits, op-major: op i's constants
+// (Lanes entries of CW bits, lane 0 in the LSBs) at bit Lanes*COff of the word. One channel-group counter
+// at the input; the group index travels with each beat through the stage registers, and every stage reads
+// its own ops' columns of the word into a register (synchronous read: block RAM or distributed ROM), so
+// each constant bit is registered once, not carried along the pipeline.
 //
 // Pipeline: one stage per register (OpReg), each elastic (ready = !valid | next ready): latency = number
-// of registers, one beat a cycle.
+// of registers, one beat a cycle. The compiler registers every op (compile/kinds/epilogue.py
+// REGISTERED_AFTER): one beat of buffer an op, which the whole network's frame interval needs.
 module bhpe_epilogue #(
   parameter int unsigned  Lanes    = 1,
   parameter int unsigned  C        = 1,
@@ -101,7 +103,7 @@ module bhpe_epilogue #(
   // ---- buses between ops ------------------------------------------------------------------------------
   // val slot i (i <= NumOps): op i's input (slot 0 = in_tdata), SlotW bits a lane, the element in the low bits
   logic [(NumOps+1)*Lanes*SlotW-1:0] val;
-  // cview slot s: the constant word as stage s sees it (slot 0 = the ROM output)
+  // cview slot s: the constant word as stage s sees it (its own ops' columns, zeros elsewhere)
   logic [NumStages*CWordW-1:0]       cview;
   // per stage: valid of its input, its register's valid, enable (ready of the register), ready upstream
   logic [NumStages-1:0]              st_vin, st_take, st_valid_q, st_en, st_rdy;
@@ -110,15 +112,84 @@ module bhpe_epilogue #(
     assign val[l*SlotW +: SlotW] = SlotW'($signed(in_tdata[l*InW +: InW]));
   end
 
-  // ---- constant ROM and channel-group counter ---------------------------------------------------------
+  // ---- constant ROM, channel-group counter, per-stage constant registers -----------------------------
+  // One ROM image; stage s reads its ops' columns (bits Lanes*CLo(s) up to Lanes*CHi(s)) into a register,
+  // synchronously, at the channel group of the beat that will be at its input in the next cycle: the
+  // counter's next value for stage 0, the group index travelling with the data in register s-1 for s > 0.
+  localparam int unsigned AddrW = bhpe_pkg::clog2_min1(Depth);
+
+  function automatic int unsigned first_op(input int unsigned stage);  // first op of a stage
+    int unsigned f;
+    f = NumOps;
+    for (int unsigned j = NumOps; j > 0; j--) begin
+      if (stage_of(j - 1) == stage) f = j - 1;
+    end
+    return f;
+  endfunction
+
+  function automatic int unsigned c_lo(input int unsigned stage);  // first constant bit (a lane) of a stage
+    return (stage >= NumStages) ? CTot : 32'(OpCOff[first_op(stage)*FieldW +: FieldW]);
+  endfunction
+
+  logic [AddrW-1:0]           grp_q, grp_d;  // channel group of the beat at the input
+  logic [NumStages*AddrW-1:0] sgrp_q;        // per register: the channel group of the beat it holds
+  logic [NumStages*AddrW-1:0] sgin;          // per stage: the channel group of the beat at its input
+  logic [NumStages*AddrW-1:0] saddr;         // per stage: the group of its input beat in the next cycle
+
+  always_comb begin
+    grp_d = grp_q;
+    if (in_tvalid && in_tready) grp_d = (grp_q == AddrW'(Depth - 1)) ? '0 : grp_q + AddrW'(1);
+  end
+  always_ff @(posedge clk_i) begin
+    if (!rst_ni) begin
+      grp_q <= '0;
+    end else begin
+      grp_q <= grp_d;
+    end
+  end
+
   if (CTot > 0) begin : gen_rom
-    bhpe_epi_crom #(.Width(CWordW), .Depth(Depth), .InitFile(InitFile)) u_rom (
-      .clk_i, .rst_ni,
-      .adv_i  (in_tvalid & in_tready),
-      .data_o (cview[0 +: CWordW])
-    );
+    logic [CWordW-1:0] rom [Depth];
+    initial begin
+      if (InitFile != "") $readmemh(InitFile, rom);
+    end
+    for (genvar s = 0; s < NumStages; s++) begin : gen_read
+      localparam int unsigned Lo = Lanes * c_lo(s);
+      localparam int unsigned Hi = Lanes * c_lo(s + 1);
+      if (Hi > Lo) begin : gen_cols
+        logic [Hi-Lo-1:0] c_q;
+        always_ff @(posedge clk_i) begin
+          c_q <= rom[saddr[s*AddrW +: AddrW]][Lo +: Hi - Lo];
+        end
+        if (Lo > 0 && Hi < CWordW) begin : gen_mid
+          assign cview[s*CWordW +: CWordW] = {{(CWordW - Hi){1'b0}}, c_q, {Lo{1'b0}}};
+        end else if (Lo > 0) begin : gen_top
+          assign cview[s*CWordW +: CWordW] = {c_q, {Lo{1'b0}}};
+        end else if (Hi < CWordW) begin : gen_bottom
+          assign cview[s*CWordW +: CWordW] = {{(CWordW - Hi){1'b0}}, c_q};
+        end else begin : gen_all
+          assign cview[s*CWordW +: CWordW] = c_q;
+        end
+      end else begin : gen_none
+        assign cview[s*CWordW +: CWordW] = '0;
+      end
+    end
   end else begin : gen_no_rom
-    assign cview[0 +: CWordW] = '0;
+    assign cview = '0;
+  end
+
+  for (genvar s = 0; s < NumStages; s++) begin : gen_grp
+    if (s == 0) begin : gen_first
+      assign sgin[s*AddrW +: AddrW]  = grp_q;
+      assign saddr[s*AddrW +: AddrW] = rst_ni ? grp_d : '0;
+    end else begin : gen_later
+      assign sgin[s*AddrW +: AddrW]  = sgrp_q[(s-1)*AddrW +: AddrW];
+      assign saddr[s*AddrW +: AddrW] = (st_en[s-1] && st_take[s-1]) ? sgin[(s-1)*AddrW +: AddrW]
+                                                                    : sgin[s*AddrW +: AddrW];
+    end
+    always_ff @(posedge clk_i) begin
+      if (st_en[s] && st_take[s]) sgrp_q[s*AddrW +: AddrW] <= sgin[s*AddrW +: AddrW];
+    end
   end
 
   // ---- handshake: one elastic stage per register ------------------------------------------------------
@@ -267,28 +338,11 @@ module bhpe_epilogue #(
     // ---- op i's output: registered (the end of stage Stg) or passed on --------------------------------
     logic [Lanes*OW-1:0] yv;
     if (OpReg[i]) begin : gen_reg
-      localparam int unsigned NextCOff = (i + 1 < NumOps) ? 32'(OpCOff[(i+1)*FieldW +: FieldW]) : CTot;
-      localparam int unsigned CarryW   = Lanes * (CTot - NextCOff);  // constants of the later stages
       logic [Lanes*OW-1:0] y_q;
       always_ff @(posedge clk_i) begin
         if (st_en[Stg] && st_take[Stg]) y_q <= y;
       end
       assign yv = y_q;
-      if (i + 1 < NumOps) begin : gen_next_consts
-        if (CarryW > 0) begin : gen_carry
-          logic [CarryW-1:0] c_q;
-          always_ff @(posedge clk_i) begin
-            if (st_en[Stg] && st_take[Stg]) c_q <= cw[Lanes*NextCOff +: CarryW];
-          end
-          if (NextCOff > 0) begin : gen_low
-            assign cview[(Stg+1)*CWordW +: CWordW] = {c_q, {(Lanes*NextCOff){1'b0}}};
-          end else begin : gen_all
-            assign cview[(Stg+1)*CWordW +: CWordW] = c_q;
-          end
-        end else begin : gen_none
-          assign cview[(Stg+1)*CWordW +: CWordW] = '0;
-        end
-      end
     end else begin : gen_comb
       assign yv = y;
     end
@@ -303,7 +357,7 @@ module bhpe_epilogue #(
 
   // the buses carry bits no op reads (slot padding, earlier ops' constants, b without a JoinAdd)
   logic unused_bits;
-  assign unused_bits = ^{val, cview, b_tdata, b_tvalid};
+  assign unused_bits = ^{val, cview, sgrp_q, saddr, b_tdata, b_tvalid};
 
   // ---- stream protocol check of the stream this module drives (simulation only) ---------------------
   bhpe_stream_assert #(.DataW(Lanes*OutW)) u_out_assert (
