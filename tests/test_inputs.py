@@ -20,7 +20,7 @@ import torch
 
 from binaryhpe import BinaryHPEError
 from binaryhpe.cli import main
-from binaryhpe.compile.flow import build, build_backend, build_mcu_target, step_lower
+from binaryhpe.compile.flow import build, build_backend, step_lower
 from binaryhpe.compile.frames import io_shapes, load_frames, quantize
 from binaryhpe.compile.reference import REFERENCE_NAME, exact_reference, float32_context, hw_input
 
