@@ -431,6 +431,7 @@ def standard_passes(target_cycles: int | None = None, folding: dict | None = Non
     ``FOLDING_STAGE`` once and the rest for each trial. A new pass is one line here."""
     return [
         ("requant", [RemoveIdentityRequant(), FuseRequant()]),
+        ("epilogue", [FuseEpilogue()]),
         ("forks", [InsertForks()]),
         (FOLDING_STAGE, [SetFolding(target_cycles, folding)]),
         ("lanes", [LegalizeLanes()]),

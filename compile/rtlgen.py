@@ -2,7 +2,9 @@
 
 Only the thin top level and the memory files are generated; every layer is an instance of a hand-written,
 parameterized module of ``hw/rtl`` named by its kind (``HwLayer.rtl_module``). Streams between layers are
-``<tensor>_tdata/_tvalid/_tready`` wires (plus ``_tmask`` for sliding-window outputs).
+``<tensor>_tdata/_tvalid/_tready`` wires (plus ``_tmask`` for sliding-window outputs). Input ports are
+``in_*`` for one input and ``a_*``/``b_*`` for two, except where a kind names them (``rtl_in_ports``): the
+fused epilogue's are ``in_*`` (the chain) and ``b_*`` (the JoinAdd operand, tied off when it has none).
 
 Weight streams: every matrix-vector unit whose weights are streamed from DRAM (``weight_source = "stream"``,
 module ``bhpe_mvu_wstream``) gets a top-level AXI-Stream input ``w_<layer>_tdata/_tvalid/_tready``. Its
@@ -44,6 +46,8 @@ def _width(g: HwGraph, t: str) -> int:
 
 
 def _param(v) -> str:
+    if hasattr(v, "sv"):  # a packed-vector parameter of a fixed width (kinds/epilogue.py SvBits)
+        return v.sv()
     if isinstance(v, bool):
         return "1'b1" if v else "1'b0"
     if isinstance(v, str):
@@ -120,7 +124,8 @@ def generate(g: HwGraph, out_dir, top: str = TOP) -> dict:
             manifest["memories"].append(fname)
         plist = ",\n".join(f"    .{k}({_param(v)})" for k, v in params.items())
         conns = ["    .clk_i(clk_i)", "    .rst_ni(rst_ni)"]
-        for port, t in zip(_ports(len(lay.inputs)), lay.inputs):
+        in_ports = lay.rtl_in_ports() if hasattr(lay, "rtl_in_ports") else _ports(len(lay.inputs))
+        for port, t in zip(in_ports, lay.inputs):
             n = _ident(t)
             conns += [f"    .{port}_tdata({n}_tdata)", f"    .{port}_tvalid({n}_tvalid)",
                       f"    .{port}_tready({n}_tready)"]
@@ -134,6 +139,10 @@ def generate(g: HwGraph, out_dir, top: str = TOP) -> dict:
                 conns.append(f"    .{port}_tmask({n}_tmask)")
         if lay.mask_in and not g.tensors[lay.inputs[0]].windowed:  # no window generator: every tap is real
             conns.append(f"    .in_tmask({{{lay.simd}{{1'b1}}}})")
+        for port in in_ports[len(lay.inputs):]:  # an optional input stream left unused (tied off)
+            sink = f"unused_{_ident(lay.name)}_{port}_tready"
+            lines.append(f"  logic {sink};")
+            conns += [f"    .{port}_tdata('0)", f"    .{port}_tvalid(1'b0)", f"    .{port}_tready({sink})"]
         if lay.streamed:
             w = f"w_{_ident(lay.name)}"
             conns += [f"    .w_tdata({w}_tdata[{lay.wstream_word_bits - 1}:0])", f"    .w_tvalid({w}_tvalid)",

@@ -184,7 +184,10 @@ def wrap_layer(lay, work) -> tuple[pathlib.Path, str]:
     ports = ["input logic clk_i", "input logic rst_ni"]
     conns = [".clk_i(clk_i)", ".rst_ni(rst_ni)"]
     ins, outs = lay.in_streams(), lay.out_streams()
-    for name, s in zip(_port_names(len(ins), False), ins):
+    in_ports = lay.rtl_in_ports() if hasattr(lay, "rtl_in_ports") else _port_names(len(ins), False)
+    for name in in_ports[len(ins):]:  # an optional input stream the layer does not use (tied off)
+        conns += [f".{name}_tdata('0)", f".{name}_tvalid(1'b0)", f".{name}_tready()"]
+    for name, s in zip(in_ports, ins):
         ports += [f"input logic [{s.bits - 1}:0] {name}_tdata", f"input logic {name}_tvalid",
                   f"output logic {name}_tready"]
         conns += [f".{name}_tdata({name}_tdata)", f".{name}_tvalid({name}_tvalid)", f".{name}_tready({name}_tready)"]
@@ -203,6 +206,8 @@ def wrap_layer(lay, work) -> tuple[pathlib.Path, str]:
             conns.append(f".{name}_tmask({name}_tmask)")
 
     def pv(v):
+        if hasattr(v, "sv"):  # a packed-vector parameter of a fixed width
+            return v.sv()
         if isinstance(v, bool):
             return "1'b1" if v else "1'b0"
         if isinstance(v, str):

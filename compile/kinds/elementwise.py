@@ -2,23 +2,25 @@
 
 Every operation floors (arithmetic shift right) and saturates, exactly as in ``docs/numerics.md``:
 
-==============  ==========================================================  =======================
-kind            integer form (per element, channel ``c``)                    RTL module
-==============  ==========================================================  =======================
-Requant         ``y = sat_out(x >> shift)`` (then ``max(y, 0)`` if relu)     bhpe_epi_requant
-JoinAdd         ``y = sat_out((a << shift_a) + (b << shift_b))``             bhpe_epi_joinadd
-MulShift        ``y = sat_out((m_c * x) >> shift)``                          bhpe_epi_mulshift
-AddConst        ``y = sat_out(x + b_c)``                                     bhpe_epi_addconst
-Prelu           ``y = x > 0 ? sat_out(x) : sat_out((beta_c * x) >> shift)``  bhpe_epi_prelu
-Sign            ``y = x >= 0`` (1 bit)                                       bhpe_sign
-Threshold       ``y = x >= T_c`` (``x <= T_c`` when ``neg_c``) (1 bit)       bhpe_threshold
-MultiThreshold  ``y = sum_i (x >= T_c,i)``, 2^k - 1 thresholds (k bits)      bhpe_epi_multithreshold
-==============  ==========================================================  =======================
+==============  ==========================================================  ==============
+kind            integer form (per element, channel ``c``)                    ``OpKind`` code
+==============  ==========================================================  ==============
+Requant         ``y = sat_out(x >> shift)`` (then ``max(y, 0)`` if relu)     0
+JoinAdd         ``y = sat_out((a << shift_a) + (b << shift_b))``             4
+MulShift        ``y = sat_out((m_c * x) >> shift)``                          1
+AddConst        ``y = sat_out(x + b_c)``                                     2
+Prelu           ``y = x > 0 ? sat_out(x) : sat_out((beta_c * x) >> shift)``  3
+Sign            ``y = x >= 0`` (1 bit)                                       5
+Threshold       ``y = x >= T_c`` (``x <= T_c`` when ``neg_c``) (1 bit)       6
+MultiThreshold  ``y = sum_i (x >= T_c,i)``, 2^k - 1 thresholds (k bits)      7
+==============  ==========================================================  ==============
 
-``>> shift`` with a negative ``shift`` is an exact left shift (``shift_floor``). All modules are one
-registered valid/ready stage (latency 1 cycle) that takes one beat (``lanes`` elements) a cycle; the
-per-channel constants sit in a ROM of ``c / lanes`` words of ``lanes`` constants (lane 0 in the LSBs) that
-the RTL walks with a channel-group counter.
+``>> shift`` with a negative ``shift`` is an exact left shift (``shift_floor``). In hardware these are the
+micro-operations of the fused epilogue (``epilogue.Epilogue``, ``hw/rtl/bhpe_epilogue.sv``; the compiler's
+``FuseEpilogue`` pass turns every chain of them into one unit); a stand-alone op is a one-op unit: one
+registered valid/ready stage (latency 1 cycle) that takes one beat (``lanes`` elements) a cycle, the
+per-channel constants in a ROM of ``c / lanes`` words of ``lanes`` constants (lane 0 in the LSBs) walked with
+a channel-group counter.
 """
 
 from __future__ import annotations
@@ -145,6 +147,16 @@ class _Elementwise(HwLayer):
 
     start_fraction = 0.0
 
+    # --- RTL: a stand-alone op is a one-op fused epilogue (hw/rtl/bhpe_epilogue.sv) ----------------------
+    def rtl_params(self) -> dict:
+        """The ``bhpe_epilogue`` parameters of a one-op unit (its ROM is this op's own ``rtl_memories``)."""
+        from .epilogue import Epilogue
+
+        return Epilogue(name=self.name, ops=[self]).rtl_params()
+
+    def rtl_in_ports(self) -> list[str]:
+        return ["in", "b"]  # bhpe_epilogue's chain input and JoinAdd operand (tied off without a JoinAdd)
+
     # --- helpers for rtl_memories / resources -------------------------------------------------------
     def _rom_words(self, entries: np.ndarray, entry_w: int) -> list[int]:
         """Pack per-channel entries (unsigned ``entry_w``-bit) into c/lanes words, lane 0 in the LSBs."""
@@ -189,7 +201,7 @@ class Requant(_Elementwise):
     relu: bool = False
 
     def __post_init__(self) -> None:
-        self.rtl_module = "bhpe_epi_requant"
+        self.rtl_module = "bhpe_epilogue"
         self._check_common()
         self._check_width("out_w", self.out_w)
         _shift_ok(self, self.shift)
@@ -215,10 +227,6 @@ class Requant(_Elementwise):
     def out_streams(self) -> list[StreamSpec]:
         return [StreamSpec(self.lanes, self.out_w)]
 
-    def rtl_params(self) -> dict:
-        return {"Lanes": self.lanes, "InW": self.in_w, "OutW": self.out_w, "Shift": int(self.shift),
-                "Relu": int(bool(self.relu))}
-
     def resources(self) -> dict:
         """First-order model: per lane a saturation (overflow detect + mux) LUTs, one output register."""
         wide = self.in_w + max(0, -self.shift)
@@ -235,7 +243,7 @@ class JoinAdd(_Elementwise):
     shift_b: int = 0
 
     def __post_init__(self) -> None:
-        self.rtl_module = "bhpe_epi_joinadd"
+        self.rtl_module = "bhpe_epilogue"
         self._check_common()
         self._check_width("in_b_w", self.in_b_w)
         self._check_width("out_w", self.out_w)
@@ -263,10 +271,6 @@ class JoinAdd(_Elementwise):
     def out_streams(self) -> list[StreamSpec]:
         return [StreamSpec(self.lanes, self.out_w)]
 
-    def rtl_params(self) -> dict:
-        return {"Lanes": self.lanes, "InAW": self.in_w, "InBW": self.in_b_w, "OutW": self.out_w,
-                "ShiftA": int(self.shift_a), "ShiftB": int(self.shift_b)}
-
     def resources(self) -> dict:
         """First-order model: per lane a carry-chain adder (1 LUT/bit) and a saturation, one output register."""
         sum_w = max(self.in_w + self.shift_a, self.in_b_w + self.shift_b) + 1
@@ -283,7 +287,7 @@ class MulShift(_Elementwise):
     shift: int = 0
 
     def __post_init__(self) -> None:
-        self.rtl_module = "bhpe_epi_mulshift"
+        self.rtl_module = "bhpe_epilogue"
         self._check_common()
         self._check_width("out_w", self.out_w)
         self._check_width("const_w", self.const_w)
@@ -317,10 +321,6 @@ class MulShift(_Elementwise):
     def out_streams(self) -> list[StreamSpec]:
         return [StreamSpec(self.lanes, self.out_w)]
 
-    def rtl_params(self) -> dict:
-        return {"Lanes": self.lanes, "C": self.c, "InW": self.in_w, "ConstW": self.const_w,
-                "OutW": self.out_w, "Shift": int(self.shift)}
-
     def rtl_memories(self) -> dict[str, list[int]]:
         return {"InitFile": self._rom_words(self.m, self.const_w)}
 
@@ -340,7 +340,7 @@ class AddConst(_Elementwise):
     b: np.ndarray
 
     def __post_init__(self) -> None:
-        self.rtl_module = "bhpe_epi_addconst"
+        self.rtl_module = "bhpe_epilogue"
         self._check_common()
         self._check_width("out_w", self.out_w)
         self._check_width("const_w", self.const_w)
@@ -364,10 +364,6 @@ class AddConst(_Elementwise):
     def out_streams(self) -> list[StreamSpec]:
         return [StreamSpec(self.lanes, self.out_w)]
 
-    def rtl_params(self) -> dict:
-        return {"Lanes": self.lanes, "C": self.c, "InW": self.in_w, "ConstW": self.const_w,
-                "OutW": self.out_w}
-
     def rtl_memories(self) -> dict[str, list[int]]:
         return {"InitFile": self._rom_words(self.b, self.const_w)}
 
@@ -387,7 +383,7 @@ class Prelu(_Elementwise):
     shift: int = 0
 
     def __post_init__(self) -> None:
-        self.rtl_module = "bhpe_epi_prelu"
+        self.rtl_module = "bhpe_epilogue"
         self._check_common()
         self._check_width("out_w", self.out_w)
         self._check_width("const_w", self.const_w)
@@ -404,10 +400,6 @@ class Prelu(_Elementwise):
 
     def out_streams(self) -> list[StreamSpec]:
         return [StreamSpec(self.lanes, self.out_w)]
-
-    def rtl_params(self) -> dict:
-        return {"Lanes": self.lanes, "C": self.c, "InW": self.in_w, "ConstW": self.const_w,
-                "OutW": self.out_w, "Shift": int(self.shift)}
 
     def rtl_memories(self) -> dict[str, list[int]]:
         return {"InitFile": self._rom_words(self.beta, self.const_w)}
@@ -427,7 +419,7 @@ class Sign(_Elementwise):
     out_w: int = 1
 
     def __post_init__(self) -> None:
-        self.rtl_module = "bhpe_sign"
+        self.rtl_module = "bhpe_epilogue"
         self._check_common()
         if self.out_w != 1:
             raise self._err(f"out_w must be 1, got {self.out_w}")
@@ -441,9 +433,6 @@ class Sign(_Elementwise):
 
     def out_streams(self) -> list[StreamSpec]:
         return [StreamSpec(self.lanes, 1, signed=False)]
-
-    def rtl_params(self) -> dict:
-        return {"Lanes": self.lanes, "InW": self.in_w}
 
     def resources(self) -> dict:
         """First-order model: an inverter per lane (absorbed) and a 1-bit output register per lane."""
@@ -459,7 +448,7 @@ class Threshold(_Elementwise):
     neg: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        self.rtl_module = "bhpe_threshold"
+        self.rtl_module = "bhpe_epilogue"
         self._check_common()
         self._check_width("thr_w", self.thr_w)
         self.thresholds = self._const("thresholds", self.thr_w)
@@ -480,9 +469,6 @@ class Threshold(_Elementwise):
 
     def out_streams(self) -> list[StreamSpec]:
         return [StreamSpec(self.lanes, 1, signed=False)]
-
-    def rtl_params(self) -> dict:
-        return {"Lanes": self.lanes, "C": self.c, "InW": self.in_w, "ThrW": self.thr_w}
 
     def rtl_memories(self) -> dict[str, list[int]]:
         """Entries of thr_w + 1 bits: the threshold (two's complement) in the low bits, ``neg`` on top."""
@@ -505,7 +491,7 @@ class MultiThreshold(_Elementwise):
     thresholds: np.ndarray
 
     def __post_init__(self) -> None:
-        self.rtl_module = "bhpe_epi_multithreshold"
+        self.rtl_module = "bhpe_epilogue"
         self._check_common()
         self._check_width("thr_w", self.thr_w, hi=63)
         self._check_width("out_w", self.out_w, hi=8)
@@ -528,9 +514,6 @@ class MultiThreshold(_Elementwise):
 
     def out_streams(self) -> list[StreamSpec]:
         return [StreamSpec(self.lanes, self.out_w, signed=False)]
-
-    def rtl_params(self) -> dict:
-        return {"Lanes": self.lanes, "C": self.c, "InW": self.in_w, "ThrW": self.thr_w, "OutW": self.out_w}
 
     def rtl_memories(self) -> dict[str, list[int]]:
         """One lane entry = the channel's thresholds, threshold i at bit i*thr_w (two's complement)."""
