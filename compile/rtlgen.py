@@ -23,6 +23,7 @@ import pathlib
 import re
 
 from binaryhpe.compile.graph import HwGraph
+from binaryhpe.compile.kinds.epilogue import OP_CODES, Epilogue
 
 TOP = "bhpe_top"
 
@@ -56,8 +57,13 @@ def _param(v) -> str:
 
 
 def module_and_params(lay) -> tuple[str, dict]:
+    """The module a layer instantiates and its parameters; a stand-alone elementwise op (a graph that did not
+    go through FuseEpilogue) is a one-op ``bhpe_epilogue``."""
     if hasattr(lay, "rtl_top"):
         return lay.rtl_top()
+    if type(lay) in OP_CODES:
+        unit = Epilogue(name=lay.name, ops=[lay])
+        return unit.rtl_module, dict(unit.rtl_params())
     return lay.rtl_module, dict(lay.rtl_params())
 
 

@@ -32,13 +32,15 @@ def rtl_registry() -> Registry:
     from binaryhpe.compile.kinds import KINDS
     from binaryhpe.compile.kinds.base import HwLayer
     from binaryhpe.compile.kinds.elementwise import _Elementwise
-    from binaryhpe.compile.kinds.epilogue import OP_CODES
+    from binaryhpe.compile.kinds.epilogue import OP_CODES, Epilogue
 
     reg = Registry("rtl")
     for k in KINDS.values():
         if issubclass(k, _Elementwise) and k not in OP_CODES:
             reg.refused[k] = ("an elementwise kind runs as an operation of bhpe_epilogue, which has no op code for "
                               "it (kinds.epilogue.OP_CODES)")
+        elif issubclass(k, _Elementwise):  # instantiated as a one-op Epilogue by rtlgen.module_and_params
+            reg.entries[k] = Entry(k, Epilogue.rtl_params, "layer", "as a one-op bhpe_epilogue")
         elif k.rtl_params is not HwLayer.rtl_params:
             reg.entries[k] = Entry(k, k.rtl_params, "layer", "")
         else:

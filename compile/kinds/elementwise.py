@@ -147,13 +147,8 @@ class _Elementwise(HwLayer):
 
     start_fraction = 0.0
 
-    # --- RTL: a stand-alone op is a one-op fused epilogue (hw/rtl/bhpe_epilogue.sv) ----------------------
-    def rtl_params(self) -> dict:
-        """The ``bhpe_epilogue`` parameters of a one-op unit (its ROM is this op's own ``rtl_memories``)."""
-        from .epilogue import Epilogue
-
-        return Epilogue(name=self.name, ops=[self]).rtl_params()
-
+    # --- RTL: a stand-alone op is a one-op fused epilogue (hw/rtl/bhpe_epilogue.sv); the RTL generator
+    # (compile.rtlgen.module_and_params) wraps it in a one-op Epilogue, whose ROM is this op's ``rtl_memories``
     def rtl_in_ports(self) -> list[str]:
         return ["in", "b"]  # bhpe_epilogue's chain input and JoinAdd operand (tied off without a JoinAdd)
 
