@@ -218,7 +218,15 @@ class ExactRun:
 
     @property
     def max_bits(self) -> int:
-        return max((w["bits"] for w in self.widths), default=0)
+        """The widest value or partial sum of the dyadic nodes (those whose exact value is a float)."""
+        return max((w["bits"] for w in self.widths if not w.get("non_dyadic")), default=0)
+
+    @property
+    def non_dyadic_nodes(self) -> list[str]:
+        """Nodes with no exact float value on this frame (``NON_DYADIC_OPS`` on off-grid values, e.g. a
+        BatchNormalization with float parameters): their meaning reaches the integers only through the
+        quantizer after them (see ``compare_with_onnx``)."""
+        return [w["node"] for w in self.widths if w.get("non_dyadic")]
 
     @property
     def float64_exact(self) -> bool:
@@ -238,6 +246,14 @@ class ExactRun:
 
 
 _KERNELS = {"Conv", "MatMul", "Gemm", "PRelu", "AveragePool", "GlobalAveragePool"}
+
+#: ops whose value is in general not on any power-of-two grid (a float affine map with arbitrary parameters,
+#: a division, a transcendental): past 53 bits such a node is non-dyadic, not a width problem. The ops of the
+#: numerics contract (sums, products, quantizers) are never in it: past 53 bits they make the frame not exact.
+NON_DYADIC_OPS = {"BatchNormalization", "Div", "Sqrt", "Reciprocal", "Exp", "Log", "Pow", "Erf", "Tanh",
+                  "Sigmoid", "Softplus", "Softmax", "LogSoftmax", "Mul", "InstanceNormalization"}
+#: quantizers: the consumers through which a non-dyadic value reaches the integers
+QUANTIZERS = {"Quant", "BipolarQuant", "MultiThreshold"}
 
 
 def _run_node_numpy(node, ctx) -> tuple[list[np.ndarray], int | None]:
@@ -335,7 +351,8 @@ def exact_reference(mw, x: np.ndarray) -> ExactRun:
                         bits = max(bits, significant_bits(v))
                     except BinaryHPEError as e:
                         raise BinaryHPEError(f"node {node.name} ({node.op_type}): {e}") from None
-            widths.append({"node": node.name, "op": node.op_type, "bits": int(bits)})
+            nd = bits > FLOAT64_BITS and node.op_type in NON_DYADIC_OPS
+            widths.append({"node": node.name, "op": node.op_type, "bits": int(bits), "non_dyadic": bool(nd)})
     return ExactRun(context=ctx, output=ctx[graph.output[0].name], widths=widths)
 
 
@@ -379,6 +396,7 @@ def compare_with_onnx(g: HwGraph, mw, x: np.ndarray) -> dict:
     hold this frame (``float32_exact``; ``wide_nodes`` lists the nodes past 24 bits)."""
     run = exact_reference(mw, x)
     ctx = run.context
+    decisions = _non_dyadic_decisions(mw, x, run)
     env = g.execute(hw_input(g, ctx))
     checked, first_bad, total = 0, None, 0
     for onnx_name, hw_name in g.onnx_names.items():
@@ -397,8 +415,31 @@ def compare_with_onnx(g: HwGraph, mw, x: np.ndarray) -> dict:
     out_got = g.tensors[g.output].fmt.to_real(env[g.output])
     return {"tensors_checked": checked, "elements_checked": total, "first_mismatch": first_bad,
             "output_exact": bool(np.array_equal(out_ref, out_got)), "reference": REFERENCE_NAME,
-            "max_bits": run.max_bits, "float32_exact": run.float32_exact, "float64_exact": run.float64_exact,
+            "max_bits": run.max_bits, "float32_exact": run.float32_exact,
+            "float64_exact": run.float64_exact and decisions["agree"], "non_dyadic": decisions,
             "wide_nodes": [w["node"] for w in run.wide_nodes()][:8], "env": env, "ctx": ctx}
+
+
+def _non_dyadic_decisions(mw, x: np.ndarray, run: ExactRun) -> dict:
+    """A non-dyadic node (``ExactRun.non_dyadic_nodes``: a BatchNormalization with float parameters, ...) has
+    no exact float value; what the graph means by it is the output of the quantizer that reads it. That
+    output is the reference only when it is unambiguous: the float64 execution and the graph's own float32
+    execution (qonnx ``execute_onnx``, on a frame float32 holds, ``ExactRun.float32_exact``) must give the
+    same quantized values. Returns ``{"nodes", "quantizers_checked", "agree"}``; ``agree`` is False when a
+    decision differs, when float32 does not hold the frame, or when a non-dyadic value reaches anything but
+    a quantizer or another non-dyadic node."""
+    nodes = run.non_dyadic_nodes
+    if not nodes:
+        return {"nodes": [], "quantizers_checked": 0, "agree": True}
+    names = set(nodes)
+    nd_tensors = {o for n in mw.graph.node if n.name in names for o in n.output}
+    quant = [n for n in mw.graph.node if any(i in nd_tensors for i in n.input) and n.name not in names]
+    if not run.float32_exact or any(n.op_type not in QUANTIZERS for n in quant):
+        return {"nodes": nodes, "quantizers_checked": 0, "agree": False}
+    ctx32 = float32_context(mw, x)
+    agree = all(np.array_equal(np.asarray(ctx32[n.output[0]], dtype=np.float64), run.context[n.output[0]])
+                for n in quant)
+    return {"nodes": nodes, "quantizers_checked": len(quant), "agree": bool(agree)}
 
 
 def check_frames(g: HwGraph, mw, frames) -> dict:
