@@ -46,7 +46,8 @@ def _width(g: HwGraph, t: str) -> int:
     return info.lanes * info.fmt.width
 
 
-def _param(v) -> str:
+def sv_param(v) -> str:
+    """A parameter value as SystemVerilog text (sized packed vectors, bits, strings, integers)."""
     if hasattr(v, "sv"):  # a packed-vector parameter of a fixed width (kinds/epilogue.py SvBits)
         return v.sv()
     if isinstance(v, bool):
@@ -128,7 +129,7 @@ def generate(g: HwGraph, out_dir, top: str = TOP) -> dict:
             (out / fname).write_text("".join(f"{w:x}\n" for w in words))
             params[pname] = fname
             manifest["memories"].append(fname)
-        plist = ",\n".join(f"    .{k}({_param(v)})" for k, v in params.items())
+        plist = ",\n".join(f"    .{k}({sv_param(v)})" for k, v in params.items())
         conns = ["    .clk_i(clk_i)", "    .rst_ni(rst_ni)"]
         in_ports = lay.rtl_in_ports() if hasattr(lay, "rtl_in_ports") else _ports(len(lay.inputs))
         for port, t in zip(in_ports, lay.inputs):

@@ -29,7 +29,7 @@ import tempfile
 import time
 
 from binaryhpe import BinaryHPEError
-from binaryhpe.compile.rtlgen import module_and_params
+from binaryhpe.compile.rtlgen import module_and_params, sv_param
 
 XILINX_SYNTH = "synth_xilinx -family xc7 -flatten -noiopad"
 ECP5_SYNTH = "synth_ecp5 -noiopad"
@@ -205,16 +205,7 @@ def wrap_layer(lay, work) -> tuple[pathlib.Path, str]:
             ports.append(f"output logic [{s.lanes - 1}:0] {name}_tmask")
             conns.append(f".{name}_tmask({name}_tmask)")
 
-    def pv(v):
-        if hasattr(v, "sv"):  # a packed-vector parameter of a fixed width
-            return v.sv()
-        if isinstance(v, bool):
-            return "1'b1" if v else "1'b0"
-        if isinstance(v, str):
-            return f'"{v}"'
-        return str(int(v))
-
-    plist = ", ".join(f".{k}({pv(v)})" for k, v in params.items())
+    plist = ", ".join(f".{k}({sv_param(v)})" for k, v in params.items())
     text = (f"// wrapper of one {type(lay).__name__} ({mod}) for synthesis\nmodule wrap (\n  "
             + ",\n  ".join(ports) + "\n);\n"
             + f"  {mod} #({plist}) u_layer (\n    " + ",\n    ".join(conns) + "\n  );\nendmodule\n")

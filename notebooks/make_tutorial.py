@@ -115,8 +115,8 @@ summary["export_mismatches"] = check["mismatches"]
 print(f"QONNX vs PyTorch hardware mode: {check['mismatches']} mismatching elements of {check['elements']}")"""),
     ("md", """## 3. Compile: the hardware graph and the RTL
 
-`step_lower` maps each QONNX node to hardware layer kinds and runs the passes (requantizer fusion, forks,
-folding, lane converters, FIFO depths). Every layer carries its integer reference, cycle model and resource
+`step_lower` maps each QONNX node to hardware layer kinds and runs the passes (requantizer fusion, the fused
+epilogues, forks, folding, lane converters, FIFO depths). Every layer carries its integer reference, cycle model and resource
 model. `step_rtl` writes the stitched top level `bhpe_top.sv`, its ROM images and the RTL library."""),
     ("code", """from collections import Counter
 from binaryhpe.compile.flow import step_lower, step_rtl, layer_table, format_table, predicted_cycles
@@ -132,10 +132,12 @@ rtl = step_rtl(hw, OUT)
 print("\\nRTL:", rtl / "bhpe_top.sv", f"({len(list((rtl / 'lib').glob('*.sv')))} library modules)")"""),
     ("md", """## 4. Simulate with Verilator: bit-exact?
 
-`step_simulate` first checks the compiler's integer reference against `execute_onnx` on every intermediate
-tensor, then builds the stitched design with Verilator and streams frames through it (random inputs and the
-extreme all +1 / all -1 / saturating ones), once without and once with 30% random valid/ready stalls on both
-streams; every output integer must equal the reference."""),
+`step_simulate` first checks, on every frame, the compiler's integer reference against the exact (float64)
+reference of the QONNX graph on every intermediate tensor (`compile.reference.check_frames`), then builds the
+stitched design with Verilator and streams the frames through it (random inputs and the worst-case frames of
+`compile.worstcase`: truly saturating inputs beyond both ends of the input range, and the weight-sign patterns
+that drive the first accumulators to their extremes), once without and once with 30% random valid/ready stalls
+on both streams; every output integer must equal the reference."""),
     ("code", """from binaryhpe.compile.flow import step_simulate
 
 sim = step_simulate(hw, mw, rtl, seed=0, frames=1)
