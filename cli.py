@@ -89,6 +89,10 @@ def main(argv=None) -> int:
     pb.add_argument("--backend", default="rtl", choices=["rtl", "hls4ml", "finn"],
                     help="rtl (default: our RTL), hls4ml (an hls4ml project under OUT/hls4ml/) or finn (FINN ONNX "
                          "and build configuration under OUT/finn/); with --sim each is checked against our reference")
+    pb.add_argument("--arch", default="dataflow", choices=["dataflow", "engine"],
+                    help="dataflow (default: one hardware layer per network layer) or engine (the layer-sequential "
+                         "engine: one set of compute units programmed per layer by descriptors, activations and "
+                         "weights in DRAM; OUT/engine/ holds the descriptor stream and the DRAM image; docs/engine.md)")
     pb.add_argument("--finn-flow", default="auto", choices=["auto", "streamline", "hw_graph"],
                     help="--backend finn: FINN's own streamlining of the QONNX (streamline), FINN's HW layers written "
                          "from our hardware graph (hw_graph, for residual networks), or auto (hw_graph when the graph "

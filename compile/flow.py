@@ -35,7 +35,7 @@ from binaryhpe.compile.estimate import estimate, predicted_cycles  # noqa: F401 
 from binaryhpe.compile.folding import fold_for_device
 from binaryhpe.compile.graph import HwGraph
 from binaryhpe.compile.passes import folding_passes, load_folding, prepare_passes
-from binaryhpe.compile.report import write_reports
+from binaryhpe.compile.report import write_engine_reports, write_reports
 from binaryhpe.compile.storage import apply_storage, plan_storage
 
 
@@ -64,6 +64,7 @@ class BuildOptions:
     backend: str = "rtl"
     backend_options: dict = field(default_factory=dict)
     inputs: str | None = None  # --inputs FRAMES.npy: a user's frames to simulate too (compile/frames.py)
+    arch: str = "dataflow"  # --arch: "dataflow" (a hardware layer per layer) or "engine" (compile/engine_build.py)
 
 
 @dataclass
@@ -81,6 +82,8 @@ class BuildState:
     folding: dict | None = None  # the user's --folding overrides
     fold_estimate: dict | None = None  # the device-aware folding's estimate
     streamed: list = field(default_factory=list)  # MVUs whose weights stream from DRAM
+    engine_cfg: object = None  # --arch engine: the engine's parameters (compile.engine.EngineConfig)
+    program: object = None  # --arch engine: the compiled engine program (compile.engine.compile_program)
     rtl: pathlib.Path | None = None
     simulation: dict | None = None
     user_frames: np.ndarray | None = None  # the --inputs frames (float32, N x the QONNX input without batch)
@@ -194,6 +197,21 @@ def format_table(rows: list[dict], limit: int | None = None) -> str:
         lines.append(f"{r['name'][:34]:34s} {r['kind']:14s} {shape:>14s} {r['format']:>10s} {fold:>18s} {r['cycles']:8d}")
     if limit and len(rows) > limit:
         lines.append(f"... {len(rows) - limit} more layers in report.json")
+    return "\n".join(lines)
+
+
+def format_engine_table(rows: list[dict], limit: int | None = None) -> str:
+    """The ``--arch engine`` layer table: one row per engine op (descriptor)."""
+    head = f"{'#':>3s} {'layer':40s} {'mode':10s} {'compute':>10s} {'DRAM B':>10s} {'model cyc':>10s} {'measured':>10s}"
+    lines = [head, "-" * len(head)]
+    for i, r in enumerate(rows[:limit]):
+        dram = (r.get("dram_read_bytes") or 0) + (r.get("dram_write_bytes") or 0)
+        meas = r.get("measured_cycles")
+        lines.append(f"{i:3d} {str(r.get('name', ''))[-40:]:40s} {str(r.get('mode', '')):10s} "
+                     f"{r.get('compute_cycles') or 0:10,d} {dram:10,d} {r.get('cycles') or 0:10,d} "
+                     f"{meas if meas is not None else '-':>10}")
+    if limit and len(rows) > limit:
+        lines.append(f"... {len(rows) - limit} more engine ops in report.json")
     return "\n".join(lines)
 
 
@@ -537,6 +555,54 @@ def _backend(s: BuildState) -> BuildState:
     return s
 
 
+def _fuse(s: BuildState) -> BuildState:
+    """--arch engine: the pass list up to the epilogue fusion (the engine has no streams: no forks, folding,
+    lanes or FIFOs)."""
+    from binaryhpe.compile.passes import run_passes, standard_passes
+
+    run_passes(s.g, standard_passes(), stop="forks")
+    return s
+
+
+def _program(s: BuildState) -> BuildState:
+    """--arch engine: engine ops, DRAM layout, tiling and descriptors; ``OUT/engine/``."""
+    from binaryhpe.compile.engine import compile_program
+    from binaryhpe.compile.engine_build import engine_config, write_program
+
+    s.engine_cfg = engine_config(s.dev)
+    s.program = compile_program(s.g, s.engine_cfg)
+    files = write_program(s.program, s.engine_cfg, s.out)
+    s.report["engine"] = {"config": s.engine_cfg.rtl_params(), **files}
+    _log(f"engine program: {len(s.program.ops)} descriptors, DRAM image {len(s.program.image):,} bytes: {files['dir']}")
+    return s
+
+
+def _engine_simulate(s: BuildState) -> BuildState:
+    from binaryhpe.compile.engine_build import simulate_engine
+
+    s.simulation = simulate_engine(s.g, s.mw, s.program, s.engine_cfg, s.out, seed=s.opts.seed,
+                                   user_frames=s.user_frames)
+    outs = s.simulation.pop("outputs")
+    if s.user_frames is not None:
+        s.simulation["user_frames"] = _user_outputs(s, outs[len(outs) - len(s.user_frames):])
+    return s
+
+
+def _engine_report(s: BuildState) -> BuildState:
+    from binaryhpe.compile.engine_build import engine_report
+
+    rep = {"model": s.model, "qonnx": str(s.qonnx), "export_check": s.export_check, "bit_exact": None,
+           "cycles_per_frame": None, **s.report}
+    if s.simulation is not None:
+        rep["bit_exact"] = s.simulation["bit_exact"]
+        rep["cycles_per_frame"] = s.simulation["cycles_per_frame"]
+        rep["simulation"] = s.simulation
+    s.report = _json_safe(engine_report(rep, s.program, s.engine_cfg, s.dev, s.out, bitstream=s.opts.bitstream))
+    (s.out / "report.json").write_text(json.dumps(s.report, indent=1, default=str))
+    write_engine_reports(s.report, s.out)
+    return s
+
+
 EXPORT = Step("export", _export)
 LOWER = Step("lower", _lower)
 FRAMES = Step("frames", _user_frames, when=lambda s: s.opts.inputs is not None)
@@ -551,8 +617,15 @@ DEVICE = Step("device", _device)
 MCU = Step("mcu", _mcu)
 BACKEND = Step("backend", _backend)
 
+FUSE = Step("fuse", _fuse)
+PROGRAM = Step("program", _program)
+ENGINE_SIMULATE = Step("simulate", _engine_simulate, when=lambda s: s.opts.sim)
+ENGINE_REPORT = Step("report", _engine_report)
+
 #: ``binaryhpe build`` (the RTL backend)
 FPGA_STEPS = [EXPORT, LOWER, FRAMES, OPTIMIZE, FOLD, STORAGE, HWGRAPH, RTL, SIMULATE, REPORT, DEVICE]
+#: ``binaryhpe build --arch engine`` (compile/engine_build.py)
+ENGINE_STEPS = [EXPORT, LOWER, FRAMES, FUSE, PROGRAM, ENGINE_SIMULATE, ENGINE_REPORT]
 #: ``binaryhpe build --target mcu:NAME``
 MCU_STEPS = [EXPORT, LOWER, FRAMES, OPTIMIZE, FOLD, MCU]
 #: ``binaryhpe build --backend hls4ml|finn``
@@ -592,6 +665,24 @@ def build(model: str, out, sim: bool = False, seed: int = 0, folding_file=None, 
     print(f"predicted cycles/frame {pred_ii}, latency {pred_lat}"
           + (f"; measured cycles/frame {report['cycles_per_frame']}, latency {report.get('latency_cycles')}, "
              f"bit-exact: {report['bit_exact']}" if sim else ""))
+    return report
+
+
+def build_engine(model: str, out, sim: bool = False, seed: int = 0, device=None, bitstream: bool = False,
+                 inputs=None) -> dict:
+    """``binaryhpe build MODEL --arch engine -o OUT``: :data:`ENGINE_STEPS`, the model as a program of the
+    layer-sequential engine (compile/engine_build.py, docs/engine.md); returns the report."""
+    out = pathlib.Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    opts = BuildOptions(sim=sim, seed=seed, device=device, bitstream=bitstream, inputs=inputs, arch="engine")
+    s = BuildState(model=model, out=out, opts=opts, dev=build_device(device, bitstream))
+    _log(f"model {model} -> {out} (arch engine)")
+    s = run_flow(ENGINE_STEPS, s)
+    report = _finish(s)
+    print(format_engine_table(report["layers"], limit=40))
+    _log(f"engine: predicted cycles/frame {report['predicted_cycles_per_frame']:,}, DRAM bytes/frame "
+         f"{report['dram_bytes_per_frame']:,}, roofline fraction {report['roofline_fraction']:.2f}"
+         + (f"; measured cycles/frame {report['cycles_per_frame']:,}, bit-exact: {report['bit_exact']}" if sim else ""))
     return report
 
 
@@ -645,6 +736,18 @@ def build_command(args) -> int:
                             folding_file=args.folding, target_cycles=args.target_cycles, inputs=inputs, **opts)
         if args.sim and not rep["bit_exact"]:
             print(f"binaryhpe: the {backend} execution is NOT bit-exact against the reference", flush=True)
+            return 1
+        return 0
+    if getattr(args, "arch", "dataflow") == "engine":
+        from binaryhpe.compile.engine_build import check_engine_options
+
+        check_engine_options(BuildOptions(sim=args.sim, folding_file=args.folding, target_cycles=args.target_cycles,
+                                          fps=args.fps, waves=args.waves, synth=args.synth, backend=backend,
+                                          target=args.target or "fpga"))
+        rep = build_engine(args.model, args.output, sim=args.sim, seed=args.seed, device=args.device,
+                           bitstream=args.bitstream, inputs=inputs)
+        if args.sim and not rep["bit_exact"]:
+            print("binaryhpe: the engine simulation is NOT bit-exact", flush=True)
             return 1
         return 0
     if args.target and args.target != "fpga":

@@ -314,3 +314,94 @@ def write_reports(report: dict, out_dir) -> dict:
     (out / "report.md").write_text(render_markdown(report, out / "report_figs"))
     (out / "report.html").write_text(render_html(report))
     return {"md": str(out / "report.md"), "html": str(out / "report.html")}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# --arch engine (compile/engine_build.py): the per-layer cycle model against the simulation, DRAM traffic and
+# the roofline
+
+
+ENGINE_LAYER_HEAD = ["#", "layer", "mode", "compute cycles", "DRAM read B", "DRAM write B", "model cycles",
+                     "measured cycles", "model error"]
+
+
+def _engine_layer_rows(report: dict) -> list[list[str]]:
+    rows = []
+    for i, r in enumerate(report.get("layers") or []):
+        meas = r.get("measured_cycles")
+        err = f"{meas / r['cycles'] - 1:+.1%}" if meas and r.get("cycles") else "-"
+        rows.append([str(i), str(r.get("name", ""))[-48:], str(r.get("mode", "")), _fmt(r.get("compute_cycles")),
+                     _fmt(r.get("dram_read_bytes")), _fmt(r.get("dram_write_bytes")), _fmt(r.get("cycles")),
+                     _fmt(meas), err])
+    return rows
+
+
+def _engine_summary_rows(report: dict) -> list[tuple[str, str]]:
+    dev = report.get("device")
+    res = report.get("resources") or {}
+    sim = report.get("simulation") or {}
+    rows = [("model", str(report.get("model"))), ("architecture", "layer-sequential engine (docs/engine.md)"),
+            ("engine parameters", ", ".join(f"{k}={v}" for k, v in ((report.get("engine") or {}).get("config")
+                                                                     or {}).items())),
+            ("engine ops (descriptors)", str(len(report.get("layers") or []))),
+            ("device", f"{dev['name']} ({dev.get('part')})" if dev else "none (device-free)"),
+            ("predicted cycles/frame", _fmt(report.get("predicted_cycles_per_frame"))),
+            ("measured cycles/frame", _fmt(report.get("cycles_per_frame"))),
+            ("DRAM bytes/frame", _fmt(report.get("dram_bytes_per_frame"))),
+            ("roofline fraction", _fmt(report.get("roofline_fraction"), 3)),
+            ("fps (model, device clock)", _fmt(report.get("fps"), 1)),
+            ("resources (estimate: compile.engine.resources)",
+             ", ".join(f"{k} {_fmt(res.get(k))}" for k in RES if k in res))]
+    if report.get("bit_exact") is not None:
+        rows.append(("simulation", f"{'BIT-EXACT' if report['bit_exact'] else 'NOT BIT-EXACT'} against the exact "
+                                   f"reference ({sim.get('frames_checked')} frames, stalls "
+                                   f"{[r.get('stall') for r in sim.get('runs', [])]})"))
+    if report.get("bitstream"):
+        rows.append(("bitstream", f"{report['bitstream']} (nextpnr fmax {report.get('fmax_mhz')} MHz)"))
+    if report.get("vivado"):
+        rows.append(("Vivado project script (engine IP)", str(report["vivado"])))
+    return rows
+
+
+def engine_cycles_svg(report: dict) -> str:
+    """Per engine op: the cycle model's compute cycles and DRAM transfer cycles, and the measured cycles."""
+    rows = report.get("layers") or []
+    plt = _mpl()
+    if plt is None or not rows:
+        return ""
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    x = list(range(len(rows)))
+    ax.bar(x, [r.get("compute_cycles") or 0 for r in rows], label="compute (model)", color="#4c72b0")
+    ax.plot(x, [r.get("dram_cycles") or 0 for r in rows], "o", ms=3, label="DRAM transfer (model)", color="#dd8452")
+    meas = [r.get("measured_cycles") for r in rows]
+    if any(m for m in meas):
+        ax.plot(x, [m or 0 for m in meas], "k_", ms=8, label="measured (Verilator)")
+    ax.set_yscale("log")
+    ax.set_xlabel("engine op (descriptor)")
+    ax.set_ylabel("cycles")
+    ax.legend(fontsize=8)
+    return _svg_of(fig, plt)
+
+
+def write_engine_reports(report: dict, out_dir) -> dict:
+    """``report.md`` / ``report.html`` of an ``--arch engine`` build."""
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    svg = engine_cycles_svg(report)
+    md = [f"# binaryhpe build report: {report.get('model')} on the engine", "",
+          _md_table(["", ""], _engine_summary_rows(report))]
+    if svg:
+        (out / "report_figs").mkdir(exist_ok=True)
+        (out / "report_figs" / "engine_cycles.svg").write_text(svg)
+        md += ["", "## Cycles per engine op", "", "![cycles per op](report_figs/engine_cycles.svg)"]
+    md += ["", "## Engine ops", "", _md_table(ENGINE_LAYER_HEAD, _engine_layer_rows(report)), ""]
+    (out / "report.md").write_text("\n".join(md))
+    body = [f"<h1>binaryhpe build report: {html.escape(str(report.get('model')))} on the engine</h1>",
+            "<table>" + "".join(f"<tr><th>{html.escape(a)}</th><td style='text-align:left'>{html.escape(b)}</td></tr>"
+                                for a, b in _engine_summary_rows(report)) + "</table>"]
+    if svg:
+        body += ["<h2>Cycles per engine op</h2>", svg]
+    body += ["<h2>Engine ops</h2>", _html_table(ENGINE_LAYER_HEAD, _engine_layer_rows(report))]
+    (out / "report.html").write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>binaryhpe report"
+                                     f"</title><style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")
+    return {"md": str(out / "report.md"), "html": str(out / "report.html")}
