@@ -721,6 +721,18 @@ def build_command(args) -> int:
     inputs = getattr(args, "inputs", None)
     if inputs and not args.sim:
         raise BinaryHPEError(f"--inputs {inputs}: the frames are simulated; add --sim")
+    if getattr(args, "arch", "dataflow") == "engine":
+        from binaryhpe.compile.engine_build import check_engine_options
+
+        check_engine_options(BuildOptions(sim=args.sim, folding_file=args.folding, target_cycles=args.target_cycles,
+                                          fps=args.fps, waves=args.waves, synth=args.synth, backend=backend,
+                                          target=args.target or "fpga"))
+        rep = build_engine(args.model, args.output, sim=args.sim, seed=args.seed, device=args.device,
+                           bitstream=args.bitstream, inputs=inputs)
+        if args.sim and not rep["bit_exact"]:
+            print("binaryhpe: the engine simulation is NOT bit-exact", flush=True)
+            return 1
+        return 0
     if backend != "rtl":
         if args.target and args.target != "fpga":
             raise BinaryHPEError(f"--backend {backend} builds for an FPGA; it cannot be combined with --target {args.target}")
@@ -736,18 +748,6 @@ def build_command(args) -> int:
                             folding_file=args.folding, target_cycles=args.target_cycles, inputs=inputs, **opts)
         if args.sim and not rep["bit_exact"]:
             print(f"binaryhpe: the {backend} execution is NOT bit-exact against the reference", flush=True)
-            return 1
-        return 0
-    if getattr(args, "arch", "dataflow") == "engine":
-        from binaryhpe.compile.engine_build import check_engine_options
-
-        check_engine_options(BuildOptions(sim=args.sim, folding_file=args.folding, target_cycles=args.target_cycles,
-                                          fps=args.fps, waves=args.waves, synth=args.synth, backend=backend,
-                                          target=args.target or "fpga"))
-        rep = build_engine(args.model, args.output, sim=args.sim, seed=args.seed, device=args.device,
-                           bitstream=args.bitstream, inputs=inputs)
-        if args.sim and not rep["bit_exact"]:
-            print("binaryhpe: the engine simulation is NOT bit-exact", flush=True)
             return 1
         return 0
     if args.target and args.target != "fpga":
