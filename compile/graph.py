@@ -140,6 +140,25 @@ class HwGraph:
         for k in [k for k, v in self.onnx_names.items() if v == name]:
             del self.onnx_names[k]
 
+    def stage(self, tensor: str) -> "HwGraph":
+        """A copy holding only the layers ``tensor`` depends on, with ``tensor`` as its output (a stage of the
+        network: its first layers, checked and simulated on their own)."""
+        if tensor not in self.tensors:
+            raise BinaryHPEError(f"hardware graph: no tensor {tensor!r} to end a stage at")
+        g = self.copy()
+        need, todo = set(), [tensor]
+        while todo:
+            t = todo.pop()
+            lay = g.producer(t)
+            if lay is None or lay.name in need:
+                continue
+            need.add(lay.name)
+            todo.extend(lay.inputs)
+        for lay in [lay for lay in g.layers if lay.name not in need]:
+            g.remove_layer(lay, drop_outputs=True)
+        g.output = tensor
+        return g
+
     def copy(self) -> "HwGraph":
         """A deep copy whose layers share their constant arrays with this graph's (a folding trial)."""
         import copy as _copy

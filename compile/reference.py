@@ -411,13 +411,23 @@ def compare_with_onnx(g: HwGraph, mw, x: np.ndarray) -> dict:
         if bad and first_bad is None:
             first_bad = {"onnx_tensor": onnx_name, "hw_tensor": hw_name, "mismatches": bad, "elements": ref.size,
                          "producer": getattr(g.producer(hw_name), "name", None)}
-    out_ref = nchw_to_hwc(ctx[mw.graph.output[0].name])
+    out_ref = nchw_to_hwc(ctx[output_onnx_name(g, mw)])
     out_got = g.tensors[g.output].fmt.to_real(env[g.output])
     return {"tensors_checked": checked, "elements_checked": total, "first_mismatch": first_bad,
             "output_exact": bool(np.array_equal(out_ref, out_got)), "reference": REFERENCE_NAME,
             "max_bits": run.max_bits, "float32_exact": run.float32_exact,
             "float64_exact": run.float64_exact and decisions["agree"], "non_dyadic": decisions,
             "wide_nodes": [w["node"] for w in run.wide_nodes()][:8], "env": env, "ctx": ctx}
+
+
+def output_onnx_name(g: HwGraph, mw) -> str:
+    """The QONNX tensor the hardware graph's output stands for: the graph output, or, for a stage of a network
+    (``HwGraph.stage``), the QONNX tensor of the stage's output."""
+    names = [k for k, v in g.onnx_names.items() if v == g.output]
+    outs = [o.name for o in mw.graph.output]
+    if not names or outs[0] in names:
+        return outs[0]
+    return names[0]
 
 
 def _non_dyadic_decisions(mw, x: np.ndarray, run: ExactRun) -> dict:
