@@ -134,7 +134,11 @@ def run_yosys(sources: list, top: str, family: str, cwd, extra: str = "", json_o
             shutil.copyfile(s, cwd / "_src" / s.name)
             rel.append(f"_src/{s.name}")
     srcs = " ".join(rel)
-    script = f"read_slang -j 1 {srcs} --top {top}; {synth} -top {top}{extra}; "
+    # --single-unit: one compilation unit, so that the include guard of a package (`include "bhpe_pkg.sv" at
+    # the top of every module that uses it, hw/rtl/bhpe_pkg.sv) holds across files and the package is
+    # defined once; -I: the folders of the sources, where the included packages lie
+    incs = " ".join(f"-I {d}" for d in dict.fromkeys(str(pathlib.Path(r).parent) for r in rel))
+    script = f"read_slang -j 1 --single-unit {incs} {srcs} --top {top}; {synth} -top {top}{extra}; "
     if json_out:
         script += f"write_json {pathlib.Path(json_out).resolve().relative_to(cwd.resolve())}; "
     script += "tee -q -o stat.txt stat"

@@ -83,6 +83,8 @@ set sv_files [list $proj_dir/gen/{top}.sv $here/src/{wrapper}.sv]
 foreach f {{{lib_files}}} {{ lappend sv_files $here/src/lib/$f }}
 add_files -norecurse $sv_files
 set_property file_type SystemVerilog [get_files *.sv]
+# a module that uses bhpe_pkg includes it (include-guarded) where it was not compiled before: lib/ holds it
+set_property include_dirs [list $here/src/lib] [current_fileset]
 set mem_files [list]
 foreach f {{{mem_files}}} {{ lappend mem_files $here/src/mem/$f }}
 if {{[llength $mem_files]}} {{

@@ -1,5 +1,7 @@
-"""Every hand-written RTL module is lint clean under `verilator --lint-only -Wall`."""
+"""Every hand-written RTL file (the library hw/rtl and the engine hw/rtl/engine) is lint clean under
+`verilator --lint-only -Wall`, each file on its own as a user would lint it."""
 
+import re
 import subprocess
 
 import pytest
@@ -7,23 +9,52 @@ import pytest
 from binaryhpe.sim.toolchain import RTL_SUPPORT, library_order, rtl_dir, rtl_library, setup_verilator
 
 FILES = rtl_library()
+ENGINE_FILES = library_order((rtl_dir() / "engine").glob("*.sv"))
+ALL_FILES = FILES + ENGINE_FILES
+# a package's users include it (include-guarded), so the file alone names everything it needs
+PACKAGES = {"bhpe_pkg": "bhpe_pkg.sv", "bhpe_eng_pkg": "bhpe_eng_pkg.sv"}
 
 
-@pytest.mark.parametrize("path", FILES, ids=[f.stem for f in FILES])
+def _lint(*files, cwd=None):
+    return subprocess.run(["verilator", "--lint-only", "-Wall", f"-I{rtl_dir()}", f"-I{rtl_dir() / 'engine'}",
+                           *map(str, files)], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.mark.parametrize("path", ALL_FILES, ids=[f.stem for f in ALL_FILES])
 def test_lint_clean(path):
-    # one file at a time, the package named before it; the modules it instantiates (the stream checker
-    # among them) are found through -I
+    # the file alone, nothing else on the command line: the packages come in by `include, the modules it
+    # instantiates (the stream checker among them) are found through -I
     setup_verilator()
-    srcs = library_order({rtl_dir() / "bhpe_pkg.sv", path})
-    r = subprocess.run(["verilator", "--lint-only", "-Wall", f"-I{rtl_dir()}", *map(str, srcs)],
-                       capture_output=True, text=True)
+    r = _lint(path)
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-def test_every_module_is_one_file():
-    import re
+@pytest.mark.parametrize("path", ALL_FILES, ids=[f.stem for f in ALL_FILES])
+def test_a_package_user_includes_it(path):
+    text = path.read_text()
+    for pkg, fname in PACKAGES.items():
+        if f"{pkg}::" in text and path.name != fname:
+            assert f'`include "{fname}"' in text, f"{path.name} uses {pkg} but does not include {fname}"
 
-    for f in FILES:
+
+def test_include_guard_lets_the_package_be_named_too(tmp_path):
+    # the builds (Yosys, Vivado, the simulators) list the package before the modules as well: a guarded
+    # include after it is a no-op, and a user of the package without its include guard fails as a redefinition
+    setup_verilator()
+    users = [f for f in FILES if "bhpe_pkg::" in f.read_text()]
+    assert len(users) >= 2
+    r = _lint(rtl_dir() / "bhpe_pkg.sv", *users[:2], "--top-module", users[1].stem)
+    assert r.returncode == 0, r.stdout + r.stderr
+    bare = tmp_path / "bhpe_pkg.sv"
+    bare.write_text(re.sub(r"^`(ifndef|define|endif).*$", "", (rtl_dir() / "bhpe_pkg.sv").read_text(), flags=re.M))
+    r = subprocess.run(["verilator", "--lint-only", "-Wall", f"-I{tmp_path}", f"-I{rtl_dir()}", str(bare),
+                        str(users[0])], capture_output=True, text=True)
+    assert r.returncode != 0 and "bhpe_pkg" in r.stdout + r.stderr
+
+
+def test_every_module_is_one_file():
+    assert ENGINE_FILES and ENGINE_FILES[0].name == "bhpe_eng_pkg.sv"
+    for f in ALL_FILES:
         text = f.read_text()
         mods = re.findall(r"^\s*module\s+(\w+)", text, flags=re.M)
         pkgs = re.findall(r"^\s*package\s+(\w+)", text, flags=re.M)

@@ -1,3 +1,7 @@
+`ifndef BHPE_PKG_SV
+`include "bhpe_pkg.sv"
+`endif
+
 // Channel concatenation of two pixel streams: for every pixel, the C1/Lanes beats of `a` then the
 // C2/Lanes beats of `b` go to `out`. Combinational multiplexer steered by a beat counter (no latency,
 // one beat a cycle). Frames are unbounded sequences of pixels; no frame size is needed.

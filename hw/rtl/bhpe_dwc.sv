@@ -1,3 +1,7 @@
+`ifndef BHPE_PKG_SV
+`include "bhpe_pkg.sv"
+`endif
+
 // Lane-count (data width) converter: beats of InLanes elements to beats of OutLanes elements, ElemW
 // bits each, lane 0 in the LSBs, element order preserved. One of InLanes, OutLanes divides the other.
 // Down-conversion (InLanes > OutLanes) holds one input beat and emits it in InLanes/OutLanes slices;

@@ -1,3 +1,7 @@
+`ifndef BHPE_PKG_SV
+`include "bhpe_pkg.sv"
+`endif
+
 // Fused epilogue: a chain of NumOps per-channel operations (compile/kinds/epilogue.py, class Epilogue) as
 // one streaming unit with one constant ROM, one channel-group counter and one valid/ready handshake.
 //

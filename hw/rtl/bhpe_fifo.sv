@@ -1,3 +1,7 @@
+`ifndef BHPE_PKG_SV
+`include "bhpe_pkg.sv"
+`endif
+
 // Synchronous FIFO with valid/ready streams (AXI-Stream semantics). Depth >= 1 entries.
 // A full FIFO deasserts in_tready; data is never dropped or duplicated.
 module bhpe_fifo #(

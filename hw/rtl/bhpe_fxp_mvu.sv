@@ -1,3 +1,7 @@
+`ifndef BHPE_PKG_SV
+`include "bhpe_pkg.sv"
+`endif
+
 // Fixed-point matrix-vector unit, folded Pe x Simd (stem conv, full-precision Block Residual 1x1 conv,
 // fully-connected layers).
 //

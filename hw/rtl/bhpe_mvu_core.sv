@@ -1,3 +1,7 @@
+`ifndef BHPE_PKG_SV
+`include "bhpe_pkg.sv"
+`endif
+
 // Compute stages of the matrix-vector units (bhpe_xnor_mvu, bhpe_fxp_mvu, bhpe_mvu_wstream): what follows
 // the operand fetch (a ROM or a weight stream) is the same in all of them.
 //

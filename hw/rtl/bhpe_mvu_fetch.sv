@@ -1,3 +1,7 @@
+`ifndef BHPE_PKG_SV
+`include "bhpe_pkg.sv"
+`endif
+
 // Operand fetch of the matrix-vector units (bhpe_xnor_mvu, bhpe_fxp_mvu, bhpe_mvu_wstream).
 //
 // For every output pixel the unit walks the folded weight matrix NF times (neuron folds) over SF input

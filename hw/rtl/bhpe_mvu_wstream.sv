@@ -1,3 +1,7 @@
+`ifndef BHPE_PKG_SV
+`include "bhpe_pkg.sv"
+`endif
+
 // Matrix-vector unit with its weights streamed in (from DRAM through a DMA) instead of held in a ROM:
 // the same numerics, folding, operand order and output order as bhpe_xnor_mvu (Binary = 1) and
 // bhpe_fxp_mvu (Binary = 0), with one more AXI-Stream input, w_t*, that replaces the weight ROM.

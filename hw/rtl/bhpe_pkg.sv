@@ -1,7 +1,13 @@
 // Shared helpers of the binaryhpe RTL library: the width formulas every module needs, written once.
 //
-// Compile this package before the modules that use it (sim/toolchain.py rtl_library() lists it first).
+// Every module that uses it starts with `ifndef BHPE_PKG_SV `include "bhpe_pkg.sv" `endif, so that each file
+// compiles on its own (verilator --lint-only -Wall -Ihw/rtl hw/rtl/bhpe_fifo.sv); where the package was
+// compiled first (every build lists it first: sim/toolchain.py rtl_library()) the include is skipped, and the
+// guard below makes any repeated include a no-op. Tools that read several files must share macros between
+// them (one compilation unit: Verilator does; Yosys's read_slang gets --single-unit in compile/synth.py).
 // Modules call the functions with the package prefix (bhpe_pkg::clog2_min1(Depth)), never import *.
+`ifndef BHPE_PKG_SV
+`define BHPE_PKG_SV
 package bhpe_pkg;
 
   // Bits of an index (counter, address, pointer) into Count items: clog2(Count), but at least one bit,
@@ -25,3 +31,5 @@ package bhpe_pkg;
   endfunction
 
 endpackage
+
+`endif  // BHPE_PKG_SV

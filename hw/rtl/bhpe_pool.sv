@@ -1,3 +1,7 @@
+`ifndef BHPE_PKG_SV
+`include "bhpe_pkg.sv"
+`endif
+
 // Window reducer for pooling: consumes the bhpe_swg window stream (K*K taps a window, in (ky, kx, c)
 // order, Lanes elements a beat, with a per-lane valid mask) and reduces every window per channel.
 //   Mode 0: maximum over the valid taps (a window without valid taps gives the element type's minimum).

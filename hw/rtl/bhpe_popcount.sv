@@ -1,3 +1,7 @@
+`ifndef BHPE_PKG_SV
+`include "bhpe_pkg.sv"
+`endif
+
 // Population count of a Width-bit vector: a combinational binary adder tree (the caller registers the
 // result). The tree splits the vector in halves recursively; leaves are single bits.
 module bhpe_popcount #(

@@ -1,3 +1,7 @@
+`ifndef BHPE_PKG_SV
+`include "bhpe_pkg.sv"
+`endif
+
 // Channel split of one pixel stream: for every pixel, the first C1 channels (C1/Lanes beats) go to
 // `a`, the next C2 channels (C2/Lanes beats) to `b`. Combinational demultiplexer steered by a beat
 // counter (no latency, one beat a cycle). Wider splits are built as trees of this module.

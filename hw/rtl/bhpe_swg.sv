@@ -1,3 +1,7 @@
+`ifndef BHPE_PKG_SV
+`include "bhpe_pkg.sv"
+`endif
+
 // Sliding-window generator for a KxK window, stride S, zero padding Pad, over H x W x C frames.
 //
 // Input: Lanes elements (ElemW bits) a beat, raster order, channel fastest (C/Lanes beats a pixel).

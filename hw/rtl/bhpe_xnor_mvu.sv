@@ -1,3 +1,7 @@
+`ifndef BHPE_PKG_SV
+`include "bhpe_pkg.sv"
+`endif
+
 // Binary (XNOR-popcount) matrix-vector unit, folded Pe x Simd.
 //
 // For each output pixel it consumes the window vector of N bits (1 = +1, 0 = -1), Simd elements a beat

@@ -1,8 +1,16 @@
 // The layer-sequential engine's shared definitions: the descriptor (docs/engine.md, "Descriptor format") as a
 // packed struct, its decoder, and the epilogue op codes. Every engine module reads descriptor fields from here;
 // the compiler's encoder is compile/engine/descriptor.py and the two must agree bit for bit.
+// Every engine module starts with `ifndef BHPE_ENG_PKG_SV `include "bhpe_eng_pkg.sv" `endif (found through
+// -Ihw/rtl/engine), so that each file compiles on its own; where the package was compiled first the include is
+// skipped, and the guard makes a repeated include a no-op (hw/rtl/bhpe_pkg.sv says the same of its package).
+`ifndef BHPE_ENG_PKG_SV
+`define BHPE_ENG_PKG_SV
 package bhpe_eng_pkg;
 
+  // The constants serve the package's users; a file that needs only some of them (or the package linted
+  // alone) leaves the others unused.
+  /* verilator lint_off UNUSEDPARAM */
   // DRAM word, line/b/output buffer word: 64 bits.
   localparam int unsigned WordW = 64;
   // A descriptor: 32 words of 64 bits (256 bytes): 16 header words, then 16 epilogue op words.
@@ -15,6 +23,7 @@ package bhpe_eng_pkg;
   localparam int unsigned ValW = 40;
   // Accumulator width of both arrays (the compiler refuses a layer whose sum may not fit).
   localparam int unsigned AccW = 32;
+  /* verilator lint_on UNUSEDPARAM */
 
   typedef enum logic [3:0] {
     ModeXnorConv = 4'd0,  // binary convolution / FC: XNOR-popcount array, 1-bit input elements
@@ -118,3 +127,5 @@ package bhpe_eng_pkg;
   endfunction
 
 endpackage
+
+`endif  // BHPE_ENG_PKG_SV
