@@ -1,0 +1,224 @@
+// Control of the layer-sequential engine (docs/engine.md, "Execution order"): fetches the descriptors and
+// sequences each layer through the loader, compute and store.
+//
+// On start_i (CTRL.start): descriptor i (i = 0, 1, ...) is fetched from desc_addr_i + i * 256 (one 32-word read
+// request, read-master client 0) and checked (mode <= 3, n_ops <= 16, n_ct, n_strips, owt, r >= 1; else ERROR 3).
+// Then the layer runs:
+//   constants (loader, n_cols * ng buffer words), once;
+//   for t in 0 .. n_ct-1: the weights of tile t (loader, from w_addr + t * wtile_words * PE * 8; pool layers have
+//     wtile_words = 0); then for s in 0 .. n_strips-1 a pass: a one-cycle pass_start to compute, loader and store
+//     (tile t, strip s, ox0 = s * owt, owt_s = min(owt, ow - ox0), tile byte offset b0 = t * ct * ew_out / 8),
+//     and the pass ends when compute has pulsed pass_done, the loader has every row in and the store has every
+//     row's write responses back;
+// then the next descriptor, or done after the one with `last`. A read (write) response other than OKAY aborts the
+// program with ERROR 1 (2) and done + error in STATUS (reset the engine before the next start after an error).
+// busy from start to done; CYCLES counts the cycles from the start pulse to done.
+//
+// Cycle costs the control adds (for the cycle model, compile/engine/cycles.py; L = DRAM read latency in cycles
+// from AR to first R beat, B = DRAM beats a cycle):
+//   descriptor: 1 (request) + 1 (arbitration) + 1 (AR register) + L + 32/B (beats) + 1 (check) cycles, not
+//     overlapped with anything;
+//   constants:  2 + (request) + 1 + 1 + L + n_cols*ng*PE/2 / B + 1 cycles, not overlapped;
+//   weights of a tile: the same with wtile_words*PE words, not overlapped with compute (one weight buffer);
+//   a pass: 1 cycle (pass_start) + the pass (loader, compute and store overlapped) + 1 cycle to see it finished;
+//   layer end: 1 cycle, then the next descriptor's fetch.
+module bhpe_eng_ctrl #(
+  parameter int unsigned PE    = 16,
+  parameter int unsigned AddrW = 40
+) (
+  input  logic                clk_i,
+  input  logic                rst_ni,
+  // registers
+  input  logic                start_i,
+  input  logic [63:0]         desc_addr_i,
+  output logic                done_o,
+  output logic                busy_o,
+  output logic [31:0]         error_o,
+  output logic [63:0]         cycles_o,
+  output logic [31:0]         layer_o,
+  output logic                layer_start_o,
+  // the current descriptor
+  output bhpe_eng_pkg::desc_t desc_o,
+  // descriptor fetch: read-master client 0
+  output logic                req_valid_o,
+  input  logic                req_ready_i,
+  output logic [AddrW-1:0]    req_addr_o,
+  output logic [31:0]         req_words_o,
+  input  logic                rvalid_i,
+  input  logic [63:0]         rdata_i,
+  input  logic                rd_err_i,
+  input  logic                wr_err_i,
+  output logic                clr_err_o,
+  // loader
+  output logic                const_start_o,
+  input  logic                const_busy_i,
+  output logic                wt_start_o,
+  output logic [AddrW-1:0]    wt_addr_o,
+  input  logic                wt_busy_i,
+  input  logic                ld_pass_busy_i,
+  // pass
+  output logic                pass_start_o,
+  output logic [15:0]         pass_t_o,
+  output logic [15:0]         pass_s_o,
+  output logic [15:0]         pass_ox0_o,
+  output logic [15:0]         pass_owt_o,
+  output logic [31:0]         pass_b0_o,
+  input  logic                pass_done_i,
+  input  logic                st_pass_busy_i
+);
+  typedef enum logic [3:0] {
+    CIdle, CFetch, CFetchWait, CCheck, CConst, CConstWait, CTile, CTileWait, CPass, CPassWait, CNext, CDone
+  } cstate_e;
+  cstate_e state_q;
+
+  logic [bhpe_eng_pkg::DescWords-1:0][63:0] words_q;
+  logic [4:0]        wcnt_q;
+  logic [AddrW-1:0]  ptr_q;
+  logic [15:0]       t_q, s_q, ox0_q;
+  logic [31:0]       b0_q;
+  logic              cdone_q;
+  // the control reads only the sequencing fields of the header
+  /* verilator lint_off UNUSEDSIGNAL */
+  bhpe_eng_pkg::hdr_t h;
+  /* verilator lint_on UNUSEDSIGNAL */
+  logic unused_desc_addr;
+  assign unused_desc_addr = ^desc_addr_i;
+
+  assign desc_o = bhpe_eng_pkg::decode(words_q);
+  assign h      = desc_o.hdr;
+
+  logic bad_desc, err;
+  assign bad_desc = (h.mode > 4'd3) || (h.n_ops > 5'd16) || (h.n_ct == 16'd0) || (h.n_strips == 16'd0) ||
+                    (h.owt == 16'd0) || (h.r == 16'd0);
+  assign err      = rd_err_i | wr_err_i;
+
+  logic [15:0] owt_s;
+  assign owt_s = (h.ow - ox0_q < h.owt) ? h.ow - ox0_q : h.owt;
+
+  assign req_valid_o   = (state_q == CFetch);
+  assign req_addr_o    = ptr_q;
+  assign req_words_o   = 32'(bhpe_eng_pkg::DescWords);
+  assign const_start_o = (state_q == CConst);
+  assign wt_start_o    = (state_q == CTile);
+  assign pass_start_o  = (state_q == CPass);
+  assign pass_t_o      = t_q;
+  assign pass_s_o      = s_q;
+  assign pass_ox0_o    = ox0_q;
+  assign pass_owt_o    = owt_s;
+  assign pass_b0_o     = b0_q;
+  assign busy_o        = (state_q != CIdle);
+  assign clr_err_o     = (state_q == CIdle) & start_i;
+  assign layer_start_o = (state_q == CCheck) & ~bad_desc & ~err;
+
+  always_ff @(posedge clk_i) begin
+    if (!rst_ni) begin
+      state_q   <= CIdle;
+      words_q   <= '0;
+      wcnt_q    <= '0;
+      ptr_q     <= '0;
+      t_q       <= '0;
+      s_q       <= '0;
+      ox0_q     <= '0;
+      b0_q      <= '0;
+      wt_addr_o <= '0;
+      cdone_q   <= 1'b0;
+      done_o    <= 1'b0;
+      error_o   <= '0;
+      cycles_o  <= '0;
+      layer_o   <= '0;
+    end else begin
+      if (busy_o) cycles_o <= cycles_o + 64'd1;
+      if (pass_done_i) cdone_q <= 1'b1;
+      if (rvalid_i) begin
+        words_q[wcnt_q] <= rdata_i;
+        wcnt_q          <= wcnt_q + 5'd1;
+      end
+      if (err && state_q != CIdle && state_q != CDone) begin
+        error_o <= rd_err_i ? 32'd1 : 32'd2;
+        state_q <= CDone;
+      end else begin
+        unique case (state_q)
+          CIdle: begin
+            if (start_i) begin
+              done_o   <= 1'b0;
+              error_o  <= '0;
+              cycles_o <= '0;
+              ptr_q    <= AddrW'(desc_addr_i);
+              state_q  <= CFetch;
+            end
+          end
+          CFetch: begin
+            wcnt_q <= '0;
+            if (req_ready_i) state_q <= CFetchWait;
+          end
+          CFetchWait: begin
+            if (rvalid_i && wcnt_q == 5'(bhpe_eng_pkg::DescWords - 1)) state_q <= CCheck;
+          end
+          CCheck: begin
+            if (bad_desc) begin
+              error_o <= 32'd3;
+              state_q <= CDone;
+            end else begin
+              layer_o   <= h.layer_id;
+              t_q       <= '0;
+              b0_q      <= '0;
+              wt_addr_o <= AddrW'(h.w_addr);
+              state_q   <= CConst;
+            end
+          end
+          CConst:     state_q <= CConstWait;
+          CConstWait: if (!const_busy_i) state_q <= CTile;
+          CTile:      state_q <= CTileWait;
+          CTileWait: begin
+            if (!wt_busy_i) begin
+              s_q     <= '0;
+              ox0_q   <= '0;
+              state_q <= CPass;
+            end
+          end
+          CPass: begin
+            cdone_q <= 1'b0;
+            state_q <= CPassWait;
+          end
+          CPassWait: begin
+            if (cdone_q && !ld_pass_busy_i && !st_pass_busy_i) begin
+              if (s_q + 16'd1 == h.n_strips) begin
+                if (t_q + 16'd1 == h.n_ct) begin
+                  state_q <= CNext;
+                end else begin
+                  t_q       <= t_q + 16'd1;
+                  wt_addr_o <= wt_addr_o + AddrW'({32'(h.wtile_words) * 32'(PE), 3'b000});
+                  b0_q      <= b0_q + ((32'(h.ct) << h.lg_ew_out) >> 3);
+                  state_q   <= CTile;
+                end
+              end else begin
+                s_q     <= s_q + 16'd1;
+                ox0_q   <= ox0_q + h.owt;
+                state_q <= CPass;
+              end
+            end
+          end
+          CNext: begin
+            if (h.last) begin
+              state_q <= CDone;
+            end else begin
+              ptr_q   <= ptr_q + AddrW'(bhpe_eng_pkg::DescWords * 8);
+              state_q <= CFetch;
+            end
+          end
+          CDone: begin
+            done_o  <= 1'b1;
+            state_q <= CIdle;
+          end
+          default: state_q <= CIdle;
+        endcase
+      end
+    end
+  end
+
+`ifndef SYNTHESIS
+  fetch_only_when_asked : assert property (@(posedge clk_i) disable iff (!rst_ni)
+      rvalid_i |-> state_q == CFetchWait)
+    else $error("%m: descriptor data arrived outside a descriptor fetch");
+`endif
+endmodule
