@@ -1,3 +1,7 @@
+`ifndef BHPE_PKG_SV
+`include "bhpe_pkg.sv"
+`endif
+
 // AXI4 read master of the layer-sequential engine (docs/engine.md, "Units").
 //
 // Clients ask for `req_words_i` consecutive 64-bit words from byte address `req_addr_i` (a multiple of 8) with a

@@ -1,3 +1,7 @@
+`ifndef BHPE_ENG_PKG_SV
+`include "bhpe_eng_pkg.sv"
+`endif
+
 // Control of the layer-sequential engine (docs/engine.md, "Execution order"): fetches the descriptors and
 // sequences each layer through the loader, compute and store.
 //
@@ -36,7 +40,7 @@ module bhpe_eng_ctrl #(
   output logic [31:0]         error_o,
   output logic [63:0]         cycles_o,
   output logic [31:0]         layer_o,
-  output logic                layer_start_o,
+  output logic                layer_start_o,  // one-cycle pulse, layer_o = the new layer_id meanwhile
   // the current descriptor
   output bhpe_eng_pkg::desc_t desc_o,
   // descriptor fetch: read-master client 0
@@ -108,7 +112,6 @@ module bhpe_eng_ctrl #(
   assign pass_b0_o     = b0_q;
   assign busy_o        = (state_q != CIdle);
   assign clr_err_o     = (state_q == CIdle) & start_i;
-  assign layer_start_o = (state_q == CCheck) & ~bad_desc & ~err;
 
   always_ff @(posedge clk_i) begin
     if (!rst_ni) begin
@@ -126,7 +129,9 @@ module bhpe_eng_ctrl #(
       error_o   <= '0;
       cycles_o  <= '0;
       layer_o   <= '0;
+      layer_start_o <= 1'b0;
     end else begin
+      layer_start_o <= 1'b0;
       if (busy_o) cycles_o <= cycles_o + 64'd1;
       if (pass_done_i) cdone_q <= 1'b1;
       if (rvalid_i) begin
@@ -159,7 +164,8 @@ module bhpe_eng_ctrl #(
               error_o <= 32'd3;
               state_q <= CDone;
             end else begin
-              layer_o   <= h.layer_id;
+              layer_o       <= h.layer_id;
+              layer_start_o <= 1'b1;
               t_q       <= '0;
               b0_q      <= '0;
               wt_addr_o <= AddrW'(h.w_addr);

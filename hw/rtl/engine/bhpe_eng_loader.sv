@@ -1,3 +1,10 @@
+`ifndef BHPE_PKG_SV
+`include "bhpe_pkg.sv"
+`endif
+`ifndef BHPE_ENG_PKG_SV
+`include "bhpe_eng_pkg.sv"
+`endif
+
 // Loader of the layer-sequential engine: DRAM -> on-chip buffers, through four clients of the read master
 // (bhpe_eng_axi_rd). It follows the row/slot rules of the engine contract exactly (docs/engine.md, "Execution
 // order"; the compute unit implements the other side):

@@ -1,3 +1,7 @@
+`ifndef BHPE_PKG_SV
+`include "bhpe_pkg.sv"
+`endif
+
 // Simple dual-port RAM of the engine's buffers: one write port with byte enables, one read port with a
 // registered read (the data of the address presented in cycle n is valid in cycle n + 1; no read enable).
 //

@@ -1,3 +1,10 @@
+`ifndef BHPE_PKG_SV
+`include "bhpe_pkg.sv"
+`endif
+`ifndef BHPE_ENG_PKG_SV
+`include "bhpe_eng_pkg.sv"
+`endif
+
 // Store of the layer-sequential engine: finished output rows from the output buffer (2 slots) to DRAM through
 // the write master (bhpe_eng_axi_wr), following the engine contract's store rule:
 //

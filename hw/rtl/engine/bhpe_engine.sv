@@ -1,3 +1,10 @@
+`ifndef BHPE_PKG_SV
+`include "bhpe_pkg.sv"
+`endif
+`ifndef BHPE_ENG_PKG_SV
+`include "bhpe_eng_pkg.sv"
+`endif
+
 // The layer-sequential engine (docs/engine.md): one set of compute units programmed per layer by descriptors
 // in DRAM. This top level connects the control (bhpe_eng_ctrl, with the AXI-Lite registers of bhpe_eng_axil),
 // the DRAM side (bhpe_eng_axi_rd / bhpe_eng_axi_wr, one AXI4 master port), the loader and store, the five
