@@ -1,0 +1,117 @@
+"""The engine's parameters (``EngineConfig``): array shape, buffer depths, DRAM port, clock.
+
+The defaults suit an ECP5-85F; :meth:`EngineConfig.for_device` picks larger arrays and buffers for larger
+devices from the device description (``compile/devices/*.json``). :meth:`EngineConfig.rtl_params` gives the
+SystemVerilog parameters of ``bhpe_engine`` (``hw/rtl/engine/bhpe_engine.sv``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+
+from binaryhpe import BinaryHPEError
+
+#: bits of a DRAM / line / b / output buffer word (docs/engine.md: "The word is 64 bits everywhere")
+WORD_BITS = 64
+#: bytes a DRAM beat carries
+BEAT_BYTES = WORD_BITS // 8
+
+
+def _bram18(width: int, depth: int) -> int:
+    """BRAM18 of a simple dual-port memory of ``depth`` words of ``width`` bits (512 x 36 / 1024 x 18 ...)."""
+    best = None
+    for w, d in ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)):
+        n = math.ceil(width / w) * math.ceil(depth / d)
+        best = n if best is None else min(best, n)
+    return best
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Parameters of one engine instance (the ``bhpe_engine`` parameters plus clock and DRAM).
+
+    ``pe``: XNOR array rows (= epilogue lanes, a multiple of 8); ``pef``: MAC array rows (divides ``pe``), each
+    with 8 multipliers; ``*_depth``: buffer words (``wb_depth`` words of PE x 64 bits, ``cb_depth`` words of
+    PE x 32 bits, the others 64 bits); ``dram_beats_per_cycle``: 64-bit DRAM beats a clock cycle (at most 1:
+    one 64-bit port); ``dram_latency``: cycles from a read request to its first beat."""
+
+    pe: int = 16
+    pef: int = 4
+    lb_depth: int = 4096
+    wb_depth: int = 1024
+    cb_depth: int = 512
+    bb_depth: int = 1024
+    ob_depth: int = 2048
+    clock_mhz: float = 100.0
+    dram_beats_per_cycle: float = 1.0
+    dram_latency: int = 20
+    addr_w: int = 40
+
+    def __post_init__(self):
+        if self.pe < 8 or self.pe % 8:
+            raise BinaryHPEError(f"engine config: PE = {self.pe} must be a positive multiple of 8")
+        if self.pef < 1 or self.pe % self.pef:
+            raise BinaryHPEError(f"engine config: PEF = {self.pef} must divide PE = {self.pe}")
+        for k in ("lb_depth", "wb_depth", "cb_depth", "bb_depth", "ob_depth"):
+            v = getattr(self, k)
+            if v < 2 or v & (v - 1):
+                raise BinaryHPEError(f"engine config: {k} = {v} must be a power of two >= 2")
+        if not 0 < self.dram_beats_per_cycle <= 1:
+            raise BinaryHPEError(f"engine config: dram_beats_per_cycle = {self.dram_beats_per_cycle} must be in (0, 1]")
+
+    @property
+    def dram_bytes_per_cycle(self) -> float:
+        return self.dram_beats_per_cycle * BEAT_BYTES
+
+    @property
+    def mac_per_cycle(self) -> int:
+        """Multiply-accumulates of the MAC array a cycle (PEF rows of 8 multipliers)."""
+        return self.pef * 8
+
+    @property
+    def xnor_per_cycle(self) -> int:
+        """XNOR-popcount synapses of the XNOR array a cycle (PE rows of 64)."""
+        return self.pe * WORD_BITS
+
+    def rtl_params(self) -> dict:
+        """Parameters of ``bhpe_engine`` (names as in the RTL)."""
+        return {"PE": self.pe, "PEF": self.pef, "LbDepth": self.lb_depth, "WbDepth": self.wb_depth,
+                "CbDepth": self.cb_depth, "BbDepth": self.bb_depth, "ObDepth": self.ob_depth,
+                "AddrW": self.addr_w, "IdW": 1}
+
+    def buffer_bram18(self) -> int:
+        """BRAM18 of the on-chip buffers (line, weight, constant, b, output), as simple dual-port RAMs."""
+        return (_bram18(64, self.lb_depth) + _bram18(self.pe * 64, self.wb_depth)
+                + _bram18(self.pe * 32, self.cb_depth) + _bram18(64, self.bb_depth) + _bram18(64, self.ob_depth))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["dram_bytes_per_cycle"] = self.dram_bytes_per_cycle
+        return d
+
+    @classmethod
+    def for_device(cls, dev) -> "EngineConfig":
+        """A configuration sized for ``dev`` (a ``compile.devices.Device`` or its name): PE from the device's
+        logic (LUT6 equivalents: < 30k -> 8, < 100k -> 16, < 400k -> 32, else 64), PEF from its multipliers
+        (PEF * 8 <= DSP / 4), the deepest buffers whose block RAM stays within 60% of the device's, the
+        device's clock, and the DRAM beats a cycle its bandwidth gives (at most one 64-bit beat)."""
+        from binaryhpe.compile.devices import load_device
+
+        dev = load_device(dev)
+        lut6 = dev.lut / dev.lut_scale
+        pe = 8 if lut6 < 30_000 else 16 if lut6 < 100_000 else 32 if lut6 < 400_000 else 64
+        pef = 1
+        while pef * 2 <= pe and pef * 2 * 8 <= dev.dsp / 4:
+            pef *= 2
+        beats = min(1.0, dev.dram_gbps * 1e9 / (dev.clock_mhz * 1e6 * BEAT_BYTES))
+        base = cls(pe=pe, pef=pef, clock_mhz=float(dev.clock_mhz), dram_beats_per_cycle=beats)
+        budget = 0.6 * (dev.bram18 + 8 * dev.uram)
+        # candidate buffer sets, largest first: (lb, wb, cb, bb, ob)
+        for scale in (8, 4, 2, 1, 0.5, 0.25):
+            c = replace(base, lb_depth=int(4096 * scale), wb_depth=max(64, int(1024 * scale)),
+                        cb_depth=max(64, int(512 * scale)), bb_depth=max(64, int(1024 * scale)),
+                        ob_depth=max(64, int(2048 * scale)))
+            if c.buffer_bram18() <= budget:
+                return c
+        return replace(base, lb_depth=1024, wb_depth=64, cb_depth=64, bb_depth=256, ob_depth=512)
