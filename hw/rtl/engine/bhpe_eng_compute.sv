@@ -313,7 +313,7 @@ module bhpe_eng_compute #(
       oy_q <= '0;
     end else begin
       st_q <= st_d;
-      oy_q <= oy_d;
+      oy_q <= (st_d == StIdle) ? '0 : oy_d;  // 0 between passes (the next pass's loader reads it)
     end
   end
   always_ff @(posedge clk_i) begin
@@ -327,7 +327,7 @@ module bhpe_eng_compute #(
 
   // ---- addresses and the step's masks (cycle 0), registered for the array (cycle 1) -------------------
   logic [AW-1:0] lba;
-  assign lba        = slota_q + pxa_q + kxa_q + gwb_q + AW'(wc_q);
+  assign lba        = slota_q + pxa_q + kxa_q + (is_pool ? gwb_q : '0) + AW'(wc_q);
   assign lb_raddr_o = lba[LbAw-1:0];
   assign wb_raddr_o = wa_q[WbAw-1:0];
 
