@@ -7,13 +7,13 @@
 // Clients ask for `req_words_i` consecutive 64-bit words from byte address `req_addr_i` (a multiple of 8) with a
 // valid/ready request; client 0 has the highest priority (the engine's order: descriptor, constants, weights,
 // b rows, input rows). The accepted request is cut into INCR bursts of at most 256 beats that never cross a 4 KiB
-// boundary, issued one a cycle while fewer than MaxOut bursts are outstanding; the next request is accepted the
-// cycle after the last burst of the current one is issued. All bursts use ID 0, so the data returns in order: a
+// boundary, issued one a cycle while fewer than MaxOut bursts are outstanding; the next request is accepted in the
+// cycle the last burst of the current one is issued (so one-burst requests go out one a cycle). All bursts use ID 0, so the data returns in order: a
 // FIFO of the client of each outstanding burst routes every R beat to its client (rvalid_o[client], rdata_o).
 // Clients always take their beats (rready is 1): every client writes a beat straight into a buffer.
 //
-// Cost per request: 1 cycle to accept it, then one AR per burst (one a cycle), then the DRAM's latency; the R
-// beats stream back-to-back as fast as the DRAM delivers them.
+// Cost: a request accepted in cycle c (req_ready_o) has its first AR valid in cycle c + 2 (c + 1: the burst is
+// issued into the AR register); one AR a cycle; the R beats stream back-to-back as fast as the DRAM delivers them.
 // err_o is sticky (until reset or clr_err_i): a read response other than OKAY (or EXOKAY) was seen.
 module bhpe_eng_axi_rd #(
   parameter int unsigned NClients = 5,
@@ -50,6 +50,8 @@ module bhpe_eng_axi_rd #(
   output logic                              m_axi_rready
 );
   // ---- request arbitration (fixed priority) and splitting into bursts ------------------------------
+  logic             ar_free, issue, issue_last, fifo_ready, fifo_valid, pop;
+  logic [CliW-1:0]  head_cli;
   logic             busy_q;
   logic [AddrW-1:0] addr_q;
   logic [31:0]      left_q;
@@ -66,7 +68,7 @@ module bhpe_eng_axi_rd #(
         grant_cli = CliW'(i);
       end
     end
-    grant       = grant & ~busy_q;
+    grant       = grant & (~busy_q | issue_last);
     req_ready_o = '0;
     if (grant) req_ready_o[grant_cli] = 1'b1;
   end
@@ -81,11 +83,12 @@ module bhpe_eng_axi_rd #(
     if (beats > {22'd0, to_4k}) beats = {22'd0, to_4k};
   end
 
-  // the AR register and the FIFO of outstanding bursts' clients
-  logic            ar_free, issue, fifo_ready, fifo_valid, pop;
-  logic [CliW-1:0] head_cli;
-  assign ar_free = ~m_axi_arvalid | m_axi_arready;
-  assign issue   = busy_q & ar_free & fifo_ready;
+  // the AR register and the FIFO of outstanding bursts' clients; a new request is taken in the cycle the last
+  // burst of the current one is issued
+  assign ar_free    = ~m_axi_arvalid | m_axi_arready;
+  assign issue      = busy_q & ar_free & fifo_ready;
+  assign issue_last = issue & (left_q == beats);
+
 
   always_ff @(posedge clk_i) begin
     if (!rst_ni) begin
@@ -98,18 +101,19 @@ module bhpe_eng_axi_rd #(
       m_axi_arlen   <= '0;
     end else begin
       if (m_axi_arready) m_axi_arvalid <= 1'b0;
-      if (grant) begin
-        busy_q <= (req_words_i[grant_cli] != 32'd0);
-        addr_q <= req_addr_i[grant_cli];
-        left_q <= req_words_i[grant_cli];
-        cli_q  <= grant_cli;
-      end else if (issue) begin
+      if (issue) begin
         m_axi_arvalid <= 1'b1;
         m_axi_araddr  <= addr_q;
         m_axi_arlen   <= 8'(beats - 32'd1);
         addr_q        <= addr_q + AddrW'({beats, 3'b000});
         left_q        <= left_q - beats;
-        busy_q        <= (left_q != beats);
+        busy_q        <= ~issue_last;
+      end
+      if (grant) begin
+        busy_q <= (req_words_i[grant_cli] != 32'd0);
+        addr_q <= req_addr_i[grant_cli];
+        left_q <= req_words_i[grant_cli];
+        cli_q  <= grant_cli;
       end
     end
   end

@@ -3,8 +3,9 @@
 // A request (valid/ready) asks to write `req_words_i` 64-bit words from byte address `req_addr_i` (a multiple of
 // 8); the words themselves, with their byte strobes, follow in order on the data stream wd_* (all requests'
 // words back to back). A request is cut into INCR bursts of at most 256 beats that never cross a 4 KiB boundary,
-// one AW a cycle while fewer than MaxOut bursts wait for their write response. W beats go out only for bursts
-// whose AW has been issued (wlast on each burst's last beat). done_o pulses once per request, when the write
+// one AW a cycle while fewer than MaxOut bursts wait for their write response; the next request is taken in the
+// cycle the current one's last burst is issued. W beats go out only for bursts whose AW has been issued (wlast on
+// each burst's last beat). done_o pulses once per request, when the write
 // response of its last burst arrives (responses come in order: one ID). err_o is sticky (until clr_err_i): a
 // write response other than OKAY was seen.
 module bhpe_eng_axi_wr #(
@@ -51,7 +52,7 @@ module bhpe_eng_axi_wr #(
   logic [31:0]      beats;
   logic             aw_free, issue, wq_ready, bq_ready, last_burst;
 
-  assign req_ready_o = ~busy_q;
+  assign req_ready_o = ~busy_q | (issue & last_burst);  // a new request in the cycle of the last burst's AW
   assign to_4k = 10'd512 - {1'b0, addr_q[11:3]};
   always_comb begin
     beats = left_q;
@@ -72,17 +73,18 @@ module bhpe_eng_axi_wr #(
       m_axi_awlen   <= '0;
     end else begin
       if (m_axi_awready) m_axi_awvalid <= 1'b0;
-      if (req_valid_i && req_ready_o) begin
-        busy_q <= (req_words_i != 32'd0);
-        addr_q <= req_addr_i;
-        left_q <= req_words_i;
-      end else if (issue) begin
+      if (issue) begin
         m_axi_awvalid <= 1'b1;
         m_axi_awaddr  <= addr_q;
         m_axi_awlen   <= 8'(beats - 32'd1);
         addr_q        <= addr_q + AddrW'({beats, 3'b000});
         left_q        <= left_q - beats;
         busy_q        <= ~last_burst;
+      end
+      if (req_valid_i && req_ready_o) begin
+        busy_q <= (req_words_i != 32'd0);
+        addr_q <= req_addr_i;
+        left_q <= req_words_i;
       end
     end
   end
