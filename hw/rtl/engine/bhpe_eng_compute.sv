@@ -23,8 +23,8 @@
 // Row rules: output row oy starts (its first step is issued) when
 //   in_rows_loaded_i >= min(y_end, oy * stride - pad + kh), y_end = min(h, (oh - 1) * stride - pad + kh),
 //   b_rows_loaded_i > oy (has_b) and out_rows_stored_i + 2 > oy;
-// oy_o is the row being issued (it advances when the row's last step has been issued); out_rows_done_o counts
-// the rows whose every group is in the output buffer; pass_done_o pulses when the last one is.
+// out_rows_done_o counts the rows whose every group is in the output buffer; oy_o, the oldest row still being
+// computed, equals it during a pass (0 between passes); pass_done_o pulses when the last row is done.
 //
 // TIMING (cycles; every count below is exact when the loader and the store never hold a row back):
 //   G  = steps of a group (above);
@@ -323,7 +323,6 @@ module bhpe_eng_compute #(
     pxa_q <= pxa_d; kxa_q <= kxa_d; gwb_q <= gwb_d; wa_q <= wa_d; wgb_q <= wgb_d; obx_q <= obx_d;
     bbx_q <= bbx_d;
   end
-  assign oy_o = oy_q;
 
   // ---- addresses and the step's masks (cycle 0), registered for the array (cycle 1) -------------------
   logic [AW-1:0] lba;
@@ -559,6 +558,9 @@ module bhpe_eng_compute #(
     end
   end
   assign out_rows_done_o = rows_done_q;
+  // the oldest output row still being computed (its groups may still read their b row): the loader's rules
+  // (line buffer: y < oy_o * stride - pad + r; b: oy < oy_o + 2) then never overwrite a row in use
+  assign oy_o            = (st_q == StIdle) ? '0 : rows_done_q;
   assign pass_done_o     = pass_done_q;
 
   // descriptor fields and bits compute does not read
