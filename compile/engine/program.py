@@ -283,6 +283,7 @@ class _Builder:
         self.fused: dict[int, EngineOp] = {}
         self.swg_of: dict[str, object] = {}
         self.extra_tensors: dict[str, tuple] = {}    # copies: name -> (shape, fmt)
+        self.concat_outputs: set[str] = set()        # tensors written in parts (their producers write views)
 
     def r(self, t: str) -> str:
         while t in self.alias:
@@ -436,12 +437,13 @@ class _Builder:
         a, b = (self.r(t) for t in lay.inputs)
         off = 0
         for i, part in enumerate((a, b)):
-            movable = (part in self.producer and part not in self.parent and part != self.in_name
-                       and not (i == 1 and part == a))
+            written = part in self.producer or part in self.concat_outputs
+            movable = written and part not in self.parent and part != self.in_name and not (i == 1 and part == a)
             if not movable:
                 part = self._copy(part, f"part{i}", lay.name)
             self.parent[part] = (out, off, lay.name)
             off += self.info(part).shape[2]
+        self.concat_outputs.add(out)
 
     def _split(self, lay) -> None:
         src = self.r(lay.inputs[0])
