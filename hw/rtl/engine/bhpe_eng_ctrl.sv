@@ -18,14 +18,18 @@
 // program with ERROR 1 (2) and done + error in STATUS (reset the engine before the next start after an error).
 // busy from start to done; CYCLES counts the cycles from the start pulse to done.
 //
-// Cycle costs the control adds (for the cycle model, compile/engine/cycles.py; L = DRAM read latency in cycles
-// from AR to first R beat, B = DRAM beats a cycle):
-//   descriptor: 1 (request) + 1 (arbitration) + 1 (AR register) + L + 32/B (beats) + 1 (check) cycles, not
-//     overlapped with anything;
-//   constants:  2 + (request) + 1 + 1 + L + n_cols*ng*PE/2 / B + 1 cycles, not overlapped;
-//   weights of a tile: the same with wtile_words*PE words, not overlapped with compute (one weight buffer);
-//   a pass: 1 cycle (pass_start) + the pass (loader, compute and store overlapped) + 1 cycle to see it finished;
-//   layer end: 1 cycle, then the next descriptor's fetch.
+// Cycle costs (for the cycle model, compile/engine/cycles.py; measured in simulation with the DRAM model of
+// sim/engine_harness.cpp, no stalls; L = read latency in cycles from the AR handshake to the first R beat, one beat a
+// cycle). A layer takes
+//   F + Cst + sum over tiles t of ( Wt + sum over strips s of (P_ts + 1) ) + 1 cycles:
+//   F   = L + 35: the descriptor fetch (request, AR 2 cycles later, L, 32 beats, check), to layer_start;
+//   Cst = 2 without constants, else L + 4 + n_cols * ng * PE / 2 (one request; not overlapped);
+//   Wt  = 2 for a tile without weights (pool), else L + 4 + wtile_words * PE (not overlapped with compute: one
+//         weight buffer);
+//   P_ts = cycles from pass_start to the cycle the store has the last write response of the pass (the loader,
+//         compute and store overlap inside; see bhpe_eng_loader.sv and bhpe_eng_store.sv), + 1 to see it;
+//   + 1: the cycle of the layer's end (then the next descriptor's fetch starts).
+// CYCLES (start to done) = the sum over the layers + 2.
 module bhpe_eng_ctrl #(
   parameter int unsigned PE    = 16,
   parameter int unsigned AddrW = 40

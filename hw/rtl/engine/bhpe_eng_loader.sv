@@ -23,10 +23,13 @@
 //   Input rows are requested as soon as the slots allow, so they load ahead of compute, overlapping it.
 //   pass_busy_o until every row of the pass is in.
 //
-// Cycle costs (for the cycle model, compile/engine/cycles.py): a pass spends 5 cycles (pass_start, 3 set-up
-// cycles computing the strip's addresses, 1 initialising the counters) before its first request; each request
-// costs one arbitration cycle in the read master plus one AR a burst; the data streams at the DRAM's rate into the buffers (one word a cycle at
-// most, never stalled by the loader). Constants and weights cost one request each: DRAM latency + their words.
+// Cycle costs (for the cycle model, compile/engine/cycles.py; measured with sim/engine_harness.cpp, no stalls,
+// L = DRAM latency, one beat a cycle): the first input-row request of a pass is taken 5 cycles after pass_start_i
+// (3 set-up cycles computing the strip's addresses, 1 initialising the counters); the read master issues its AR 2
+// cycles after taking a request, the first beat comes L cycles later, and a row counts as loaded (in_rows_loaded_o)
+// the cycle after its last beat. Requests go out one a cycle (a contiguous row is one request, a view's row one a
+// pixel); the data streams into the buffers at the DRAM's rate, never stalled by the loader. Constants and weights
+// are one request each: L + 4 + their beats from the control's start to its seeing them loaded.
 // in_rows_loaded_o / b_rows_loaded_o are 0 from the cycle after pass_start_i.
 module bhpe_eng_loader #(
   parameter int unsigned PE      = 16,

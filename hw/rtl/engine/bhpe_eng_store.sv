@@ -19,10 +19,12 @@
 // out_rows_stored_o counts the rows whose every write response is back (reset by pass_start_i); compute writes
 // row oy + 2 into the slot of row oy only after that. pass_busy_o until all oh rows are stored.
 //
-// Cycle costs (for the cycle model): 3 cycles after pass_start_i (set-up) before the first request; then the
-// request issuer and the buffer reader run independently: one request a cycle at most, one W word a cycle at
-// most (the buffer's registered read is hidden by a 4-entry FIFO). A row is stored one write-response latency
-// after its last W beat.
+// Cycle costs (for the cycle model; measured with sim/engine_harness.cpp, no stalls, L = DRAM latency, one beat a
+// cycle): the store is ready 4 cycles after pass_start_i. A row whose out_rows_done_i rises in cycle c has its first
+// request taken in c + 1 (the write master's AW valid in c + 3) and its output-buffer reads start in c + 1; the W
+// beats go back to back from c + 3 (one request a cycle in pixel mode, bursts of <= 256 beats in row mode); the row
+// counts as stored the cycle after the write response of its last burst, L cycles after its last W beat. So the
+// pass ends (pass_busy_o low) L + (words of the last row) + 3 cycles after compute's last row is in the buffer.
 module bhpe_eng_store #(
   parameter int unsigned ObDepth = 2048,
   parameter int unsigned AddrW   = 40,
