@@ -21,10 +21,10 @@
 //
 // Cycle costs (for the cycle model; measured with sim/engine_harness.cpp, no stalls, L = DRAM latency, one beat a
 // cycle): the store is ready 4 cycles after pass_start_i. A row whose out_rows_done_i rises in cycle c has its first
-// request taken in c + 1 (the write master's AW valid in c + 3) and its output-buffer reads start in c + 1; the W
-// beats go back to back from c + 3 (one request a cycle in pixel mode, bursts of <= 256 beats in row mode); the row
+// request taken in c (the write master's AW valid in c + 2) and its output-buffer reads start in c; the W beats go
+// back to back from c + 2 (one request a cycle in pixel mode, bursts of <= 256 beats in row mode); the row
 // counts as stored the cycle after the write response of its last burst, L cycles after its last W beat. So the
-// pass ends (pass_busy_o low) L + (words of the last row) + 3 cycles after compute's last row is in the buffer.
+// pass ends (pass_busy_o low) L + (words of the last row) + 3 cycles after compute's pass_done_o (measured).
 module bhpe_eng_store #(
   parameter int unsigned ObDepth = 2048,
   parameter int unsigned AddrW   = 40,
