@@ -40,7 +40,7 @@ def _timing(c: dict, ngt: int, owt_s: int) -> tuple[int, bool]:
     elif c["mode"] == "mac":
         g, lat = (PE // cases.PEF) * kk * c["cw_in"], 4
     else:
-        g, lat = kk * (PE * c["ew_in"] // 64), 3
+        g, lat = kk * max(1, PE * c["ew_in"] // 64), 3
     n_ops = len(c["ops"])
     e = 2 * n_ops if n_ops else 1
     joins = [j for j, o in enumerate(c["ops"]) if o["kind"] == "JoinAdd"]
@@ -51,7 +51,17 @@ def _timing(c: dict, ngt: int, owt_s: int) -> tuple[int, bool]:
     cost = max(g, e, w, math.ceil((g + lat + 2) / 2))
     n = c["oh"] * owt_s * ngt
     tail = min(g, e) + lat + w + 3 - (1 if n_ops == 0 else 0)
-    return 3 + n * cost + (c["oh"] if cost == g else 0) + tail, cost == g
+    # a row's first slot moves on by stride mod r: one wrap at the row's end, a cycle for each further one
+    slot, extra = (c["r"] - c["pad"]) % c["r"], 0
+    for _ in range(c["oh"] - 1):
+        slot += c["stride"]
+        slot -= c["r"] if slot >= c["r"] else 0
+        while slot >= c["r"]:
+            slot, extra = slot - c["r"], extra + 1
+    if c["r"] < c["kh"] + c["stride"]:
+        # no slot to load the next row's inputs into ahead: each row waits for the previous one to be done
+        extra = (c["oh"] - 1) * (lat + 2 * n_ops + w + 4 - (1 if n_ops == 0 else 0))
+    return 3 + n * cost + (c["oh"] + extra if cost == g else 0) + tail, cost == g
 
 
 class Bench:

@@ -55,6 +55,16 @@ CASES = {
     # sum pool 2x2, stride 2 of signed 16-bit elements (an average: then a floor shift by 2)
     "pool_sum": dict(mode="pool_sum", h=6, w=8, c_in=20, cout=20, k=2, stride=2, pad=0, ct=16, owt=3, ew_in=16,
                      ew_out=16, in_signed=True, ops=[_op("Requant", out_w=16, shift=2)], seed=7),
+    # bipolar max pool (1-bit elements 0 / 1, max = OR) 3x3, stride 2, pad 1: cout = 40 = groups of 16 bits
+    # at bit 16 g of the word, the last group with 8 padding lanes
+    "pool_max_bipolar": dict(mode="pool_max", h=6, w=7, c_in=40, cout=40, k=3, stride=2, pad=1, ct=32, owt=3,
+                             ew_in=1, ew_out=1, ops=[], seed=10),
+    # a short line buffer: r = kh (< kh + stride), the slots wrap by stride mod r
+    "xnor_s2_r3": dict(mode="xnor", h=7, w=5, c_in=64, cout=16, k=3, stride=2, pad=1, ct=16, owt=3, ew_in=1,
+                       ew_out=8, ops=[_op("Requant", out_w=8, shift=0)], seed=11, r=3),
+    # 1x1 stride 2 with r = 1 < stride (every row in slot 0), MAC on 8-bit unsigned elements, PEF sub-passes
+    "mac_1x1_s2_r1": dict(mode="mac", h=5, w=6, c_in=12, cout=16, k=1, stride=2, pad=0, ct=16, owt=3, ew_in=8,
+                          ew_out=16, in_signed=False, ops=[_op("Requant", out_w=16, shift=0)], seed=12, r=1),
     # copy (pool sum, k = 1) through a chain of every op kind but Sign: scale, shift, slope, residual join with
     # tensor b (8-bit signed), requantize with ReLU, threshold (neg in the next column) -> 1 bit
     "copy_chain": dict(mode="pool_sum", h=3, w=5, c_in=40, cout=40, k=1, stride=1, pad=0, ct=32, owt=3,
@@ -96,7 +106,7 @@ def layer(case: dict) -> dict:
     c["n_strips"] = math.ceil(c["ow"] / c["owt"])
     c["iwt"] = (c["owt"] - 1) * s + k
     c["slot_words"] = c["iwt"] * c["cw_in"]
-    c["r"] = k + s
+    c["r"] = c.get("r", k + s)
     c["wtile_words"] = (c["ct"] // PE) * k * k * c["cw_in"]
     c["n_cols"] = max([o["col"] + (2 if o["kind"] == "Threshold" else 1) for o in c["ops"]
                        if o["kind"] in ("MulShift", "AddConst", "Prelu", "Threshold")] + [0])
@@ -157,6 +167,9 @@ def data(c: dict) -> dict:
             d["wt"][: cout // 2] = hi
             d["wt"][cout // 2:] = lo
             d["wt"][cout // 2 - 1, :, :, ::2] = lo  # mixed signs in one lane
+    elif c["ew_in"] == 1:
+        d["x"] = (rng.random((c["h"], c["w"], cin)) < 0.15).astype(np.int64)  # OR over 9 taps: not all 1
+        d["wt"] = None
     else:
         d["x"] = _rand_elems(rng, c["ew_in"], c["in_signed"], (c["h"], c["w"], cin))
         if c["ew_in"] >= 8 and c["in_signed"]:

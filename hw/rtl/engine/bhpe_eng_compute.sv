@@ -111,7 +111,7 @@ module bhpe_eng_compute #(
 
   logic [15:0]        t_q, s_q;
   logic [15:0]        gpt;                 // groups a tile
-  logic [15:0]        ox0_q, g0_q, ylast_q, ngt_q, owt_s_q, y_end_q, gw, gword0_q;
+  logic [15:0]        ox0_q, g0_q, ylast_q, ngt_q, owt_s_q, y_end_q, gw;
   logic [AW-1:0]      pxstep_q, slot0a_q, sstepa_q, rwrapa_q;
   logic signed [17:0] x0_q;
   logic [15:0]        slot0;
@@ -120,8 +120,8 @@ module bhpe_eng_compute #(
 
   assign gpt   = hdr.ct >> LgPe;
   assign slot0 = (hdr.pad == '0) ? 16'd0 : hdr.r - 16'(hdr.pad);
-  // gw = PE * ew_in / 64
-  assign gw    = 16'((32'(PE) << hdr.lg_ew_in) >> 6);
+  // gw = max(1, PE * ew_in / 64) (bipolar groups narrower than a word share it)
+  assign gw    = (hdr.lg_ew_in == 3'd0 && PE < 64) ? 16'd1 : 16'((32'(PE) << hdr.lg_ew_in) >> 6);
   assign nwt   = is_pool ? gw : hdr.cw_in;
   assign ulast = is_mac ? UW'(NumU - 1) : '0;
 
@@ -137,12 +137,10 @@ module bhpe_eng_compute #(
   logic signed [31:0] m_x0;
   logic signed [17:0] y_end_s;
   logic [15:0]        ow_left, ng_left;
-  logic [31:0]        gword0;
   assign m_x0    = $signed(32'(ox0_q) * 32'(hdr.stride)) - 32'(hdr.pad);
   assign y_end_s = 18'(ylast_q) - 18'(hdr.pad) + 18'(hdr.kh);
   assign ow_left = hdr.ow - ox0_q;
   assign ng_left = hdr.ng - g0_q;
-  assign gword0  = ((32'(g0_q) << LgPe) << hdr.lg_ew_in) >> 6;
 
   always_ff @(posedge clk_i) begin
     if (st_q == StIdle && pass_start_i) begin
@@ -163,7 +161,6 @@ module bhpe_eng_compute #(
       owt_s_q  <= (ow_left < hdr.owt) ? ow_left : hdr.owt;
       ngt_q    <= (ng_left < gpt) ? ng_left : gpt;
       y_end_q  <= ($signed(y_end_s) < $signed({2'b0, hdr.h})) ? y_end_s[15:0] : hdr.h;
-      gword0_q <= gword0[15:0];
     end
   end
 
@@ -173,14 +170,14 @@ module bhpe_eng_compute #(
   logic [UW-1:0]      u_q;
   logic signed [17:0] iy0_q, iy_q, ix0_q, ix_q;
   logic [15:0]        slotb_q, slot_q;
-  logic [AW-1:0]      slotba_q, slota_q, pxa_q, kxa_q, gwb_q, wa_q, wgb_q, obx_q, bbx_q;
+  logic [AW-1:0]      slotba_q, slota_q, pxa_q, kxa_q, wa_q, wgb_q, obx_q, bbx_q;
 
   logic [15:0]        oy_d, lx_d, gl_d, wc_d;
   logic [7:0]         ky_d, kx_d;
   logic [UW-1:0]      u_d;
   logic signed [17:0] iy0_d, iy_d, ix0_d, ix_d;
   logic [15:0]        slotb_d, slot_d;
-  logic [AW-1:0]      slotba_d, slota_d, pxa_d, kxa_d, gwb_d, wa_d, wgb_d, obx_d, bbx_d;
+  logic [AW-1:0]      slotba_d, slota_d, pxa_d, kxa_d, wa_d, wgb_d, obx_d, bbx_d;
 
   logic wc_last, kx_last, ky_last, u_last, g_last, lx_last, oy_last;
   logic tap_end, grp_first, grp_end, px_end, row_end;
@@ -204,7 +201,7 @@ module bhpe_eng_compute #(
   logic [15:0]        need_in;
   assign need_s  = iy0_q + 18'(hdr.kh);
   assign need_in = ($signed(need_s) < $signed({2'b0, y_end_q})) ? need_s[15:0] : y_end_q;
-  assign row_ok  = (in_rows_loaded_i >= need_in) && (!hdr.has_b || b_rows_loaded_i > oy_q) &&
+  assign row_ok  = (slotb_q < hdr.r) && (in_rows_loaded_i >= need_in) && (!hdr.has_b || b_rows_loaded_i > oy_q) &&
                    (17'(out_rows_stored_i) + 17'd2 > 17'(oy_q));
   assign fire    = (st_q == StRun) && (!grp_first || outst_q < 2'd2);
 
@@ -226,14 +223,19 @@ module bhpe_eng_compute #(
     oy_d = oy_q; lx_d = lx_q; gl_d = gl_q; wc_d = wc_q; ky_d = ky_q; kx_d = kx_q; u_d = u_q;
     iy0_d = iy0_q; iy_d = iy_q; ix0_d = ix0_q; ix_d = ix_q;
     slotb_d = slotb_q; slot_d = slot_q; slotba_d = slotba_q; slota_d = slota_q;
-    pxa_d = pxa_q; kxa_d = kxa_q; gwb_d = gwb_q; wa_d = wa_q; wgb_d = wgb_q; obx_d = obx_q; bbx_d = bbx_q;
+    pxa_d = pxa_q; kxa_d = kxa_q; wa_d = wa_q; wgb_d = wgb_q; obx_d = obx_q; bbx_d = bbx_q;
     if (st_q == StSetup2) begin
       // row 0, pixel 0, group 0 of the pass
       oy_d = '0; lx_d = '0; gl_d = '0; wc_d = '0; ky_d = '0; kx_d = '0; u_d = '0;
       iy0_d = -18'(hdr.pad); iy_d = -18'(hdr.pad);
       ix0_d = m_x0[17:0];    ix_d = m_x0[17:0];
       slotb_d = slot0; slot_d = slot0; slotba_d = slot0a_q; slota_d = slot0a_q;
-      pxa_d = '0; kxa_d = '0; gwb_d = AW'(gword0[15:0]); wa_d = '0; wgb_d = '0; obx_d = '0; bbx_d = '0;
+      pxa_d = '0; kxa_d = '0; wa_d = '0; wgb_d = '0; obx_d = '0; bbx_d = '0;
+    end else if (st_q == StRow && slotb_q >= hdr.r) begin
+      slotb_d  = slotb_q - hdr.r;
+      slotba_d = slotba_q - rwrapa_q;
+      slot_d   = slotb_d;
+      slota_d  = slotba_d;
     end else if (fire) begin
       wa_d = wa_q + AW'(1);
       wc_d = wc_q + 16'd1;
@@ -265,11 +267,9 @@ module bhpe_eng_compute #(
             if (u_last) begin
               u_d   = '0;
               gl_d  = gl_q + 16'd1;
-              gwb_d = gwb_q + AW'(gw);
               wgb_d = wa_q + AW'(1);
               if (g_last) begin
                 gl_d  = '0;
-                gwb_d = AW'(gword0_q);
                 wa_d  = '0;
                 wgb_d = '0;
                 lx_d  = lx_q + 16'd1;
@@ -288,7 +288,8 @@ module bhpe_eng_compute #(
                   oy_d  = oy_q + 16'd1;
                   iy0_d = iy0_q + 18'(hdr.stride);
                   iy_d  = iy0_q + 18'(hdr.stride);
-                  // the row's first slot moves on by stride (mod r)
+                  // the row's first slot moves on by stride (mod r: one wrap here, any further one in
+                  // StRow, a cycle each, only where stride > r)
                   if (slotb_q + 16'(hdr.stride) >= hdr.r) begin
                     slotb_d  = slotb_q + 16'(hdr.stride) - hdr.r;
                     slotba_d = slotba_q + sstepa_q - rwrapa_q;
@@ -320,13 +321,16 @@ module bhpe_eng_compute #(
     lx_q <= lx_d; gl_q <= gl_d; wc_q <= wc_d; ky_q <= ky_d; kx_q <= kx_d; u_q <= u_d;
     iy0_q <= iy0_d; iy_q <= iy_d; ix0_q <= ix0_d; ix_q <= ix_d;
     slotb_q <= slotb_d; slot_q <= slot_d; slotba_q <= slotba_d; slota_q <= slota_d;
-    pxa_q <= pxa_d; kxa_q <= kxa_d; gwb_q <= gwb_d; wa_q <= wa_d; wgb_q <= wgb_d; obx_q <= obx_d;
+    pxa_q <= pxa_d; kxa_q <= kxa_d; wa_q <= wa_d; wgb_q <= wgb_d; obx_q <= obx_d;
     bbx_q <= bbx_d;
   end
 
   // ---- addresses and the step's masks (cycle 0), registered for the array (cycle 1) -------------------
   logic [AW-1:0] lba;
-  assign lba        = slota_q + pxa_q + kxa_q + (is_pool ? gwb_q : '0) + AW'(wc_q);
+  // pool: the group's channels start at bit (g * PE * ew_in) of the pixel: word gbit / 64, bit gbit mod 64
+  logic [31:0] gbit;
+  assign gbit       = ((32'(g0_q + gl_q)) << LgPe) << hdr.lg_ew_in;
+  assign lba        = slota_q + pxa_q + kxa_q + (is_pool ? AW'(gbit[31:6]) : '0) + AW'(wc_q);
   assign lb_raddr_o = lba[LbAw-1:0];
   assign wb_raddr_o = wa_q[WbAw-1:0];
 
@@ -348,6 +352,7 @@ module bhpe_eng_compute #(
   logic [7:0]    emask1_q;
   logic [UW-1:0] u1_q;
   logic [JW-1:0] j1_q;
+  logic [5:0]    off1_q;
   always_ff @(posedge clk_i) begin
     if (!rst_ni) begin
       v1_q <= 1'b0;
@@ -364,6 +369,7 @@ module bhpe_eng_compute #(
       emask1_q <= emask;
       u1_q     <= u_q;
       j1_q     <= JW'(wc_q);
+      off1_q   <= gbit[5:0];
     end
   end
 
@@ -383,7 +389,8 @@ module bhpe_eng_compute #(
   );
   bhpe_eng_pool #(.Pe(PE)) u_pool (
     .clk_i, .rst_ni, .valid_i(v1_q & is_pool), .first_i(first1_q), .last_i(last1_q), .is_max_i(is_max),
-    .signed_i(hdr.in_signed), .lg_ew_i(hdr.lg_ew_in), .tap_ok_i(ok1_q), .j_i(j1_q), .x_i(lb_rdata_i),
+    .signed_i(hdr.in_signed), .lg_ew_i(hdr.lg_ew_in), .tap_ok_i(ok1_q), .j_i(j1_q), .off_i(off1_q),
+    .x_i(lb_rdata_i),
     .acc_o(pool_acc), .done_o(pool_done)
   );
 
@@ -566,8 +573,8 @@ module bhpe_eng_compute #(
   // descriptor fields and bits compute does not read
   logic unused_bits;
   assign unused_bits = ^{hdr, desc_i.ops, lba, wa_q, m_ox0, m_g0, m_ylast, m_pxstep, m_slot0a, m_sstepa,
-                         m_rwrapa, m_x0, gword0, y_end_s, need_s, pk_bit, rem_x, rem_e, meta_epi, meta_pk,
-                         wgb_q, gwb_q, obx_q, bbx_q, slotba_q, slota_q, pxa_q, kxa_q, ylast_q};
+                         m_rwrapa, m_x0, gbit, y_end_s, need_s, pk_bit, rem_x, rem_e, meta_epi, meta_pk,
+                         wgb_q, obx_q, bbx_q, slotba_q, slota_q, pxa_q, kxa_q, ylast_q};
 
 `ifndef SYNTHESIS
   // the arrays finish groups in order, one at a time; the group register never overflows

@@ -8,7 +8,8 @@
 // The engine's pool reducer: Pe channels (one group) of max or sum over the valid taps (docs/engine.md,
 // "Semantics", pool max / sum). A step is one 64-bit input word of the group: word j_i holds the channels
 // [j * Epw, (j + 1) * Epw) of the group, Epw = 64 / ew elements of ew = 2^lg_ew_i bits (8, 16 or 32), sign-
-// or zero-extended (signed_i). first_i (the group's first step) restarts every lane (max: -2^(ValW-1),
+// or zero-extended (signed_i). Bipolar elements (lg_ew_i = 0, ew = 1: the integers 0 / 1, max = OR): the group's
+// Pe bits start at bit off_i of the word (Pe < 64), or word j holds the group's channels [64 j, 64 j + 64). first_i (the group's first step) restarts every lane (max: -2^(ValW-1),
 // sum: 0) before the step is applied; tap_ok_i = 0 (a padding tap) leaves the lanes as they are.
 //
 // Pipeline (registered, no stall): cycle 1 extract and extend the elements, cycle 2 a register, cycle 3
@@ -29,6 +30,7 @@ module bhpe_eng_pool #(
   input  logic [2:0]                            lg_ew_i,
   input  logic                                  tap_ok_i,
   input  logic [JW-1:0]                         j_i,
+  input  logic [5:0]                            off_i,
   input  logic [63:0]                           x_i,
   output logic [Pe*bhpe_eng_pkg::ValW-1:0]      acc_o,
   output logic                                  done_o
@@ -49,6 +51,7 @@ module bhpe_eng_pool #(
   end
 
   logic [ValW-1:0] elem_q [2][8];
+  logic [63:0]     bits_q [2];  // bipolar: the word from the group's first bit on
   logic [JW-1:0]   j_q [2];
   logic [1:0]      ok_q;
   logic [2:0]      valid_q, first_q, last_q;
@@ -56,11 +59,13 @@ module bhpe_eng_pool #(
   always_ff @(posedge clk_i) begin
     if (valid_i) begin
       elem_q[0] <= elem;
+      bits_q[0] <= x_i >> off_i;
       j_q[0]    <= j_i;
       ok_q[0]   <= tap_ok_i;
     end
     if (valid_q[0]) begin
       elem_q[1] <= elem_q[0];
+      bits_q[1] <= bits_q[0];
       j_q[1]    <= j_q[0];
       ok_q[1]   <= ok_q[0];
     end
@@ -88,6 +93,10 @@ module bhpe_eng_pool #(
       unique case (lg_ew_i)
         3'd4:    begin sel = (JW'(p / 4) == j_q[1]); e = elem_q[1][p % 4]; end
         3'd5:    begin sel = (JW'(p / 2) == j_q[1]); e = elem_q[1][p % 2]; end
+        3'd0:    begin
+          sel = (JW'(p / 64) == j_q[1]);
+          e   = signed_i ? {ValW{bits_q[1][p % 64]}} : ValW'(bits_q[1][p % 64]);
+        end
         default: begin sel = (JW'(p / 8) == j_q[1]); e = elem_q[1][p % 8]; end
       endcase
       base = first_q[1] ? (is_max_i ? {1'b1, {(ValW-1){1'b0}}} : '0) : acc_q[p];
