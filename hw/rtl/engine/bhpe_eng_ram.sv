@@ -7,7 +7,8 @@
 //
 // Written in the pattern both Yosys (ECP5 DP16KD / Xilinx RAMB) and Vivado infer as block RAM: one clocked
 // process per port, a byte-enable loop on the write side, no reset of the array or of the read register.
-// Width must be a multiple of 8. A read of the address being written in the same cycle is undefined (never done).
+// Width must be a multiple of 8. A read of the address being written in the same cycle is undefined (the engine
+// never uses one).
 module bhpe_eng_ram #(
   parameter int unsigned Width = 64,
   parameter int unsigned Depth = 1024,
@@ -22,7 +23,7 @@ module bhpe_eng_ram #(
   input  logic [AddrW-1:0] raddr_i,
   output logic [Width-1:0] rdata_o
 );
-  // no_rw_check: the engine never reads a word in the cycle it writes it (the buffer rules keep the writer and
+  // no_rw_check: the engine never uses a word read in the cycle it is written (the buffer rules keep the writer and
   // the reader on different slots), so Yosys need not add collision logic
   (* no_rw_check *)
   logic [Width-1:0] mem_q [Depth];
