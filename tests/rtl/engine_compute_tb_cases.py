@@ -74,6 +74,9 @@ CASES = {
                             _op("JoinAdd", out_w=14, shift_a=1, shift_b=3),
                             _op("Requant", out_w=10, shift=1, relu=True),
                             _op("Threshold", col=3)], seed=8),
+    # copy with one op: two steps a group, the array waits for the epilogue's take (the credit-bound case)
+    "copy_requant": dict(mode="pool_sum", h=3, w=4, c_in=48, cout=48, k=1, stride=1, pad=0, ct=48, owt=4,
+                         ew_in=8, ew_out=8, in_signed=True, ops=[_op("Requant", out_w=8, shift=1)], seed=13),
     # copy with a JoinAdd first (b needed at op 0) and 16-bit output
     "copy_join": dict(mode="pool_sum", h=2, w=4, c_in=32, cout=32, k=1, stride=1, pad=0, ct=32, owt=4,
                       ew_in=16, ew_out=16, in_signed=True, has_b=True, ew_b=16, b_signed=False,
