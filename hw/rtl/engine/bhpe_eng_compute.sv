@@ -26,20 +26,28 @@
 // out_rows_done_o counts the rows whose every group is in the output buffer; oy_o, the oldest row still being
 // computed, equals it during a pass (0 between passes); pass_done_o pulses when the last row is done.
 //
-// TIMING (cycles; every count below is exact when the loader and the store never hold a row back):
-//   G  = steps of a group (above);
-//   E  = epilogue cycles of a group = 2 * n_ops (1 when n_ops = 0) + max(0, nbw - 2 * j) with a JoinAdd at op
-//        index j, nbw = max(1, PE * ew_b / 64);
-//   W  = output words of a group = max(1, PE * ew_out / 64);
-//   L  = array latency: 3 (XNOR, pool) or 4 (MAC).
-//   A group occupies the array for  C = max(G, E, W, ceil((G + L + 3) / 2))  cycles in the steady state (the
-//   last term: the array may run at most two groups ahead of the epilogue's take, so two groups need at
-//   least G + L + 3 cycles when the array is faster than that).
-//   A row costs owt_s * ngt * C cycles (owt_s = the strip's width, ngt = min(ct / PE, ng - t * ct / PE)), with
-//   no gap between rows when their inputs are ready; a pass costs
-//     Tpass = 3 + oh * owt_s * ngt * C + (L + E + W + 2)
-//   cycles from pass_start_i to pass_done_o (3: set-up, L + E + W + 2: the last group's way from its last step
-//   to its last output word).
+// TIMING (cycles from the pass_start_i pulse to the pass_done_o pulse, with a loader and a store that never hold
+// a row back; tests/rtl/engine_compute_tb.py checks these against the RTL):
+//   G  = steps of a group:  XNOR kh*kw*cw_in;  MAC (PE/PEF)*kh*kw*cw_in;  pool kh*kw*max(1, PE*ew_in/64)
+//   E  = epilogue cycles of a group: 2*n_ops + max(0, nbw - 2*j) with a JoinAdd at op index j,
+//        nbw = max(1, PE*ew_b/64) b words; E = 1 when n_ops = 0
+//   W  = output words of a group: max(1, PE*ew_out/64)
+//   L  = array latency: 3 (XNOR, pool), 4 (MAC)
+//   C  = cycles a group in the steady state = max(G, E, W, (G + L + 2) / 2)
+//        (the last term: the array runs at most two groups ahead of the epilogue's take, so with a fast
+//        epilogue and small G two groups need G + L + 2 cycles)
+//   N  = groups of the pass = oh * owt_s * ngt, owt_s = min(owt, ow - s*owt), ngt = min(ct/PE, ng - t*ct/PE)
+//   Tpass = 3 + N*C + T0 + (C == G ? oh + X : 1)
+//        T0 = min(G, E) + L + W + 3 (- 1 when n_ops = 0): the last group's way from its last step to its last
+//             output word;
+//        oh: one cycle a row (the row's start check) when the array bounds the pass;
+//        X  = 0 when r >= kh + stride; when r < kh + stride (a short line buffer: no slot to load the next row's
+//             inputs into ahead) a row starts only after the previous one is done:
+//             X = (oh - 1) * (L + 2*n_ops + W + 4 (- 1 when n_ops = 0)) with a loader that delivers at once
+//             (else its row time adds); when stride > r (r = 1 with a 1x1 stride-2 layer), a row's slot wraps
+//             once more per multiple of r, a cycle each, hidden in that wait.
+//   Exact (measured equal in the bench) when C = G or C = E (> (G + L + 2)/2); the credit-bound case
+//   (C = (G + L + 2) / 2) is within 3 %.
 module bhpe_eng_compute #(
   parameter int unsigned PE      = 16,
   parameter int unsigned PEF     = 4,
