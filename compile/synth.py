@@ -110,10 +110,11 @@ def parse_stat(text: str, family: str) -> dict:
 
 
 def run_yosys(sources: list, top: str, family: str, cwd, extra: str = "", json_out=None,
-              timeout: int = 7200, log_name: str = "yosys.log", progress: bool = False) -> dict:
+              timeout: int = 7200, log_name: str = "yosys.log", progress: bool = False, read_opts: str = "") -> dict:
     """Read ``sources`` with slang, synthesize ``top`` for ``family`` ('xilinx' or 'ecp5'), return counts.
 
-    ``json_out``: also write the mapped netlist as JSON (for nextpnr)."""
+    ``json_out``: also write the mapped netlist as JSON (for nextpnr). ``read_opts``: more ``read_slang``
+    options (``--keep-hierarchy`` with ``extra=" -noflatten"`` for per-module counts)."""
     cwd = pathlib.Path(cwd)
     synth = ECP5_SYNTH if family == "ecp5" else XILINX_SYNTH
     if family not in ("ecp5", "xilinx"):
@@ -138,7 +139,8 @@ def run_yosys(sources: list, top: str, family: str, cwd, extra: str = "", json_o
     # the top of every module that uses it, hw/rtl/bhpe_pkg.sv) holds across files and the package is
     # defined once; -I: the folders of the sources, where the included packages lie
     incs = " ".join(f"-I {d}" for d in dict.fromkeys(str(pathlib.Path(r).parent) for r in rel))
-    script = f"read_slang -j 1 --single-unit {incs} {srcs} --top {top}; {synth} -top {top}{extra}; "
+    script = f"read_slang -j 1 --single-unit {incs} {read_opts + ' ' if read_opts else ''}{srcs} --top {top}; " \
+             f"{synth} -top {top}{extra}; "
     if json_out:
         script += f"write_json {pathlib.Path(json_out).resolve().relative_to(cwd.resolve())}; "
     script += "tee -q -o stat.txt stat"

@@ -192,3 +192,170 @@ def write_vivado_project(rtl, out, device, g=None, model: str = "design") -> dic
                              "image": w["image"]} for w in wports]}
     (out / "vivado.json").write_text(json.dumps(res, indent=1))
     return res
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the layer-sequential engine as an IP (AXI4 master to DRAM, AXI-Lite control)
+
+ENGINE_BUSIFS = ("m_axi", "s_axil")
+
+
+def _engine_tcl(dev, params: dict, files: list[str], ports: list[tuple[str, int, str]]) -> str:
+    """The Tcl of :func:`write_engine_ip_project` (see there)."""
+    lines = [
+        "# Vivado project + IP packaging of the binaryhpe layer-sequential engine (generated: do not edit).",
+        "# Usage: vivado -mode batch -source project.tcl [-tclargs synth|impl]",
+        "set here [file normalize [file dirname [info script]]]",
+        f"set part {dev.part}",
+        "set proj_dir $here/project",
+        "create_project -force bhpe_engine $proj_dir -part $part",
+        "set_property target_language Verilog [current_project]",
+        "set sv_files [list]",
+        f"foreach f {{{' '.join(files)}}} {{ lappend sv_files $here/src/$f }}",
+        "add_files -norecurse $sv_files",
+        "set_property file_type SystemVerilog [get_files *.sv]",
+        "# engine modules include their packages (include-guarded) where not compiled before: src/ holds them",
+        "set_property include_dirs [list $here/src] [current_fileset]",
+        "add_files -fileset constrs_1 -norecurse $here/constraints.xdc",
+        "set_property top bhpe_engine [current_fileset]",
+        "set_property generic {" + " ".join(f"{k}={v}" for k, v in params.items()) + "} [current_fileset]",
+        "update_compile_order -fileset sources_1",
+        "",
+        "# IP packaging: bhpe_engine with explicit bus interfaces (nothing left to Vivado's name-based inference)",
+        "ipx::package_project -root_dir $here/ip -vendor binaryhpe.org -library user -taxonomy /UserIP "
+        "-import_files -set_current false",
+        "ipx::unload_core $here/ip/component.xml",
+        "ipx::edit_ip_in_project -upgrade true -name bhpe_engine_ip -directory $proj_dir/ip_edit "
+        "$here/ip/component.xml",
+        "set core [ipx::current_core]",
+        "set_property name bhpe_engine $core",
+        "set_property display_name \"binaryhpe layer-sequential engine (PE "
+        f"{params['PE']}, PEF {params['PEF']})\" $core",
+        "foreach bi [ipx::get_bus_interfaces -of_objects $core] { ipx::remove_bus_interface [get_property NAME $bi] $core }",
+    ]
+    for k, v in params.items():
+        lines.append(f"set_property value {v} [ipx::get_user_parameters {k} -of_objects $core]")
+    # clock and reset
+    lines += [
+        "set bi [ipx::add_bus_interface clk $core]",
+        "set_property abstraction_type_vlnv xilinx.com:signal:clock_rtl:1.0 $bi",
+        "set_property bus_type_vlnv xilinx.com:signal:clock:1.0 $bi",
+        "set_property interface_mode slave $bi",
+        "set_property physical_name clk_i [ipx::add_port_map CLK $bi]",
+        "set_property value m_axi:s_axil [ipx::add_bus_parameter ASSOCIATED_BUSIF $bi]",
+        "set_property value rst_n [ipx::add_bus_parameter ASSOCIATED_RESET $bi]",
+        f"set_property value {int(dev.clock_mhz * 1e6)} [ipx::add_bus_parameter FREQ_HZ $bi]",
+        "set bi [ipx::add_bus_interface rst_n $core]",
+        "set_property abstraction_type_vlnv xilinx.com:signal:reset_rtl:1.0 $bi",
+        "set_property bus_type_vlnv xilinx.com:signal:reset:1.0 $bi",
+        "set_property interface_mode slave $bi",
+        "set_property physical_name rst_ni [ipx::add_port_map RST $bi]",
+        "set_property value ACTIVE_LOW [ipx::add_bus_parameter POLARITY $bi]",
+        "set bi [ipx::add_bus_interface done $core]",
+        "set_property abstraction_type_vlnv xilinx.com:signal:interrupt_rtl:1.0 $bi",
+        "set_property bus_type_vlnv xilinx.com:signal:interrupt:1.0 $bi",
+        "set_property interface_mode master $bi",
+        "set_property physical_name done_o [ipx::add_port_map INTERRUPT $bi]",
+        "set_property value LEVEL_HIGH [ipx::add_bus_parameter SENSITIVITY $bi]",
+    ]
+    # the two AXI interfaces: every port with the prefix, logical name = its suffix in capitals
+    for busif, mode in (("m_axi", "master"), ("s_axil", "slave")):
+        lines += [
+            f"set bi [ipx::add_bus_interface {busif} $core]",
+            "set_property abstraction_type_vlnv xilinx.com:interface:aximm_rtl:1.0 $bi",
+            "set_property bus_type_vlnv xilinx.com:interface:aximm:1.0 $bi",
+            f"set_property interface_mode {mode} $bi",
+        ]
+        for _, _, name in ports:
+            if name.startswith(busif + "_"):
+                lines.append(f"set_property physical_name {name} [ipx::add_port_map "
+                             f"{name[len(busif) + 1:].upper()} $bi]")
+    lines += [
+        "# the master's address space (AddrW bits, 64-bit data) and the slave's register map (docs/engine.md)",
+        "set as [ipx::add_address_space m_axi $core]",
+        f"set_property range {2 ** int(params['AddrW'])} $as",
+        "set_property width 64 $as",
+        "set_property master_address_space_ref m_axi [ipx::get_bus_interfaces m_axi -of_objects $core]",
+        "set mm [ipx::add_memory_map s_axil $core]",
+        "set blk [ipx::add_address_block regs $mm]",
+        "set_property range 256 $blk",
+        "set_property width 32 $blk",
+        "set_property slave_memory_map_ref s_axil [ipx::get_bus_interfaces s_axil -of_objects $core]",
+        "ipx::associate_bus_interfaces -busif m_axi -clock clk $core",
+        "ipx::associate_bus_interfaces -busif s_axil -clock clk $core",
+        "ipx::associate_bus_interfaces -clock clk -reset rst_n $core",
+        "ipx::create_xgui_files $core",
+        "ipx::update_checksums $core",
+        "ipx::check_integrity $core",
+        "ipx::save_core $core",
+        "close_project",
+        "",
+        "set step [lindex $argv 0]",
+        "if {$step eq \"synth\" || $step eq \"impl\"} {",
+        "  open_project $proj_dir/bhpe_engine.xpr",
+        "  launch_runs synth_1 -jobs 4",
+        "  wait_on_run synth_1",
+        "  open_run synth_1",
+        "  report_utilization -file $here/utilization_synth.rpt",
+        "  if {$step eq \"impl\"} {",
+        "    launch_runs impl_1 -jobs 4",
+        "    wait_on_run impl_1",
+        "    open_run impl_1",
+        "    report_utilization -file $here/utilization_impl.rpt",
+        "    report_timing_summary -file $here/timing_impl.rpt",
+        "  }",
+        "  close_project",
+        "}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_engine_ip_project(out, device, cfg=None) -> dict:
+    """Write a Vivado project script that packages the layer-sequential engine (``bhpe_engine``) as an IP for
+    ``device`` (a Xilinx part), with ``cfg``'s parameters (``EngineConfig``; default: ``for_device(device)``).
+
+    Writes into ``out``: ``src/`` (the engine's RTL, ``compile.engine.synth.engine_sources``: hw/rtl/engine and
+    the library modules it uses), ``constraints.xdc`` (``create_clock`` on ``clk_i`` at the device's clock),
+    ``files.txt`` and ``project.tcl``: ``vivado -mode batch -source project.tcl [-tclargs synth|impl]`` creates
+    the project for the part, adds the files, sets ``bhpe_engine`` as the top with the configuration's
+    parameters (``generic``), and packages it with ``ipx`` into ``ip/`` with explicit bus interfaces: ``m_axi``
+    (AXI4 master, ``aximm`` master, its address space), ``s_axil`` (AXI-Lite slave, ``aximm`` slave, a
+    256-byte register map), ``clk`` (``clk_i``, associated with both), ``rst_n`` (``rst_ni``, active low) and
+    ``done`` (``done_o`` as a level interrupt); each port of an AXI interface is mapped by name (``m_axi_araddr``
+    -> ``ARADDR``).
+
+    Vivado is not installed here: the script is generated and checked (``tests/test_engine_hw.py``: every RTL
+    file named, both bus interfaces with all their ports, the part), never run. Returns ``{"tcl", "xdc",
+    "files", "top", "part", "clock_mhz", "params", "bus_interfaces"}``."""
+    from binaryhpe.compile.engine.config import EngineConfig
+    from binaryhpe.compile.engine.synth import engine_ports, engine_sources
+
+    out = pathlib.Path(out)
+    dev = load_device(device)
+    if dev.vendor != "xilinx":
+        raise BinaryHPEError(f"the Vivado flow is for Xilinx parts; {dev.name} is {dev.family} "
+                             "(use the ECP5 bitstream flow: --bitstream)")
+    cfg = cfg if cfg is not None else EngineConfig.for_device(dev)
+    params = cfg.rtl_params()
+    srcs = engine_sources()
+    ports = engine_ports(params)
+    src = out / "src"
+    if src.exists():
+        shutil.rmtree(src)
+    src.mkdir(parents=True)
+    for f in srcs:
+        shutil.copyfile(f, src / f.name)
+    files = [f.name for f in srcs]
+    period = 1000.0 / dev.clock_mhz
+    (out / "constraints.xdc").write_text(
+        f"# {dev.name} ({dev.part}) at {dev.clock_mhz:g} MHz\n"
+        f"create_clock -period {period:.3f} -name clk [get_ports clk_i]\n")
+    (out / "project.tcl").write_text(_engine_tcl(dev, params, files, ports))
+    listed = [f"src/{f}" for f in files] + ["constraints.xdc"]
+    (out / "files.txt").write_text("\n".join(listed) + "\n")
+    busifs = {b: [n for _, _, n in ports if n.startswith(b + "_")] for b in ENGINE_BUSIFS}
+    res = {"tcl": str(out / "project.tcl"), "xdc": str(out / "constraints.xdc"), "files": listed,
+           "top": "bhpe_engine", "part": dev.part, "clock_mhz": dev.clock_mhz, "params": params,
+           "bus_interfaces": busifs}
+    (out / "vivado.json").write_text(json.dumps(res, indent=1))
+    return res
