@@ -456,8 +456,11 @@ def _check_cycle_model(p, g):
     tot = cm["total"]
     assert len(cm["layers"]) == len(p.ops)
     assert [r["name"] for r in cm["layers"]] == [op.name for op in p.ops]
-    for k in ("cycles", "compute_cycles", "dram_read_bytes", "dram_write_bytes"):
+    from binaryhpe.compile.engine.cycles import FRAME_OVERHEAD
+
+    for k in ("compute_cycles", "dram_read_bytes", "dram_write_bytes"):
         assert tot[k] == sum(r[k] for r in cm["layers"])
+    assert tot["cycles"] == sum(r["cycles"] for r in cm["layers"]) + FRAME_OVERHEAD
     h, w, c = g.tensors[g.input].shape
     in_bytes = h * w * p.input.pix_stride * 8
     oh, ow, _ = g.tensors[g.output].shape

@@ -1,19 +1,18 @@
 """The engine's cycle model: per layer compute, DRAM traffic, their overlap, and the frame's roofline.
 
-It follows docs/engine.md's "Execution order" from the descriptor fields of each op (``Program.ops[i].header``):
+It follows docs/engine.md's "Execution order" from the descriptor fields of each op (``Program.ops[i].header``)
+and the RTL's measured structure (H2's measurements of bhpe_engine with latency ``L``, at ``b`` bytes a cycle):
 
-- layer start: the descriptor fetch (``DESC_BYTES`` at the DRAM rate plus the latency) and the constants
-  (``n_cols * ng * PE * 4`` bytes), not overlapped;
-- per output-channel tile ``t``: its weights (``wtile_words * PE * 8`` bytes), not overlapped (the weight
-  buffer holds one tile);
-- per column strip: a pass, in which the loader, compute and store overlap: ``pass = first rows + max(compute,
-  DRAM transfer of the rest) + last row out + PASS_OVERHEAD``, where *first rows* is the latency plus the
-  input rows the first output row needs, and *last row out* the store of the last output row;
-- compute of a pass: per output row ``ROW_OVERHEAD`` plus, per pixel of the strip and group of the tile,
-  ``max(taps, n_ops, output words)`` cycles with taps = ``kh*kw*cw_in`` (XNOR), ``(PE/PEF)*kh*kw*cw_in``
-  (MAC), ``kh*kw*ceil(PE*ew_in/64)`` (pool); plus the epilogue pipeline at the end;
-- DRAM transfer: bytes / (``dram_beats_per_cycle`` * 8) plus ``BURST_GAP`` cycles a burst; reads and writes
-  run on the AXI read and write channels side by side (``max(read, write)``).
+- a layer is ``F + Cst + sum_t (W_t + sum_s (P_ts + PASS_GAP)) + LAYER_GAP``, a frame the sum of its layers plus
+  ``FRAME_OVERHEAD``: ``F`` the descriptor fetch (``L + FETCH_OVERHEAD + 256/b``), ``Cst`` the constants and
+  ``W_t`` tile ``t``'s weights (``L + LOAD_OVERHEAD + bytes/b``, ``EMPTY_LOAD`` when there are none), neither
+  overlapped with compute;
+- a pass ``P``: ``LOADER_START + L`` + the input rows the first output row needs, then per output row
+  ``max(compute row, ROW_LOAD_OVERHEAD + L + its new input rows and b row)`` (the loads of the next rows overlap
+  the compute when ``r >= kh + stride``; they add to it otherwise), at least the bytes the row moves through
+  the one DRAM port (reads and writes share it), then ``PIPE_DEPTH`` and the store of the last row
+  (``L + bytes/b + STORE_TAIL``);
+- a compute row: ``ROW_OVERHEAD`` plus, per pixel of the strip and group of the tile, :func:`group_cycles`.
 
 The named constants are the calibration points (the RTL's measured cycles set them; docs/engine.md).
 :func:`roofline` gives the frame's compute bound (binary ops / the XNOR array's peak + fixed-point ops / the
@@ -27,111 +26,124 @@ import math
 
 from binaryhpe.compile.engine.config import EngineConfig
 
-#: descriptor bytes fetched a layer
+#: descriptor bytes fetched a layer (32 beats)
 DESC_BYTES = 256
-#: cycles of the control between two layers (descriptor decode, start)
-LAYER_OVERHEAD = 8
-#: cycles of the control at each pass start and end
-PASS_OVERHEAD = 4
-#: compute cycles at the start of each output row (window address set-up)
+#: descriptor fetch: F = latency + FETCH_OVERHEAD + 32 beats (H2, measured on the RTL)
+FETCH_OVERHEAD = 3
+#: constants / one weight tile: latency + LOAD_OVERHEAD + beats; EMPTY_LOAD cycles when there are none (H2)
+LOAD_OVERHEAD = 4
+EMPTY_LOAD = 2
+#: cycles between two passes, after the last pass of a layer, and per frame (start / done) (H2)
+PASS_GAP = 1
+LAYER_GAP = 1
+FRAME_OVERHEAD = 2
+#: pass start to the first input-row request (5) plus the request to AR valid (2) (H2)
+LOADER_START = 7
+#: a row counts as loaded the cycle after its last beat; a row's loads start 2 cycles after it is allowed (H2)
+ROW_LOADED = 1
+ROW_LOAD_OVERHEAD = 2
+#: store tail: the pass ends latency + last row's beats + STORE_TAIL after compute's pass_done (H2)
+STORE_TAIL = 3
+#: compute cycles at the start of each output row (window address set-up; to be calibrated on H1's RTL)
 ROW_OVERHEAD = 2
-#: cycles of the compute pipeline (array + epilogue stages) after the last group of a pass
+#: cycles of the compute pipeline (array + epilogue stages) after the last group of a pass (to be calibrated)
 PIPE_DEPTH = 6
-#: idle cycles between two DRAM bursts on one channel
-BURST_GAP = 1
 #: the longest AXI burst (beats)
 MAX_BURST = 256
 
 
-def _xfer(nbytes: int, bursts: int, cfg: EngineConfig) -> float:
-    return nbytes / cfg.dram_bytes_per_cycle + bursts * BURST_GAP
+def _beats(nbytes: float, cfg: EngineConfig) -> float:
+    return nbytes / cfg.dram_bytes_per_cycle
 
 
-def _bursts(nbytes_contig: int, count: int) -> int:
-    """Bursts for ``count`` contiguous runs of ``nbytes_contig`` bytes each."""
-    return count * max(1, math.ceil(nbytes_contig / 8 / MAX_BURST))
+def group_cycles(h: dict, cfg: EngineConfig, n_ops: int) -> int:
+    """Compute cycles of one channel group of one output pixel: the taps (XNOR ``kh*kw*cw_in``; MAC
+    ``(PE/PEF)*kh*kw*cw_in``; pool ``kh*kw*ceil(PE*ew_in/64)``), at least the epilogue's ``n_ops`` (one op a
+    cycle, overlapping the next group's taps) and the group's output words."""
+    pe, pef = cfg.pe, cfg.pef
+    taps = h["kh"] * h["kw"] * h["cw_in"]
+    mode = h["mode"]
+    if mode == 0:
+        g = taps
+    elif mode == 1:
+        g = (pe // pef) * taps
+    else:
+        g = h["kh"] * h["kw"] * max(1, math.ceil(pe * (1 << h["lg_ew_in"]) / 64))
+    return max(g, n_ops, max(1, math.ceil(pe * (1 << h["lg_ew_out"]) / 64)))
 
 
 def layer_cycles(op, cfg: EngineConfig) -> dict:
-    """The model of one engine op (its descriptor fields ``op.header``)."""
+    """The model of one engine op from its descriptor fields (``op.header``):
+    ``F + Cst + sum_t (W_t + sum_s (P_ts + PASS_GAP)) + LAYER_GAP`` with a pass
+    ``P = LOADER_START + L + first rows + sum_rows max(compute row, row loads) + PIPE_DEPTH + store tail``."""
     h = op.header
-    pe, pef = cfg.pe, cfg.pef
-    mode = h["mode"]
-    ew_in, ew_out = 1 << h["lg_ew_in"], 1 << h["lg_ew_out"]
+    pe = cfg.pe
+    lat = cfg.dram_latency
     kh, kw, s, pad = h["kh"], h["kw"], h["stride"], h["pad"]
     H, W, oh, ow = h["h"], h["w"], h["oh"], h["ow"]
     cw_in, cw_out, cw_b = h["cw_in"], h["cw_out"], h["cw_b"]
-    ng, ct, n_ct, owt, n_strips = h["ng"], h["ct"], h["n_ct"], h["owt"], h["n_strips"]
-    n_ops = len(op.ops)
-    taps = kh * kw * cw_in
-    if mode == 0:
-        group = taps
-    elif mode == 1:
-        group = (pe // pef) * taps
-    else:
-        group = kh * kw * max(1, math.ceil(pe * ew_in / 64))
-    out_words = max(1, math.ceil(pe * ew_out / 64))
-    group = max(group, n_ops, out_words)
+    ew_out = 1 << h["lg_ew_out"]
+    ng, ct, n_ct, owt, n_strips, r = h["ng"], h["ct"], h["n_ct"], h["owt"], h["n_strips"], h["r"]
+    grp = group_cycles(h, cfg, len(op.ops))
     y_end = min(H, (oh - 1) * s - pad + kh)
-    lat = cfg.dram_latency
-    res = {"name": op.name, "mode": ("xnor", "mac", "pool_max", "pool_sum")[mode], "compute_cycles": 0,
-           "dram_read_bytes": 0, "dram_write_bytes": 0, "weight_bytes": 0, "const_bytes": 0,
-           "transfer_cycles": 0.0, "exposed_cycles": 0.0}
-    # layer start: descriptor and constants
-    start = LAYER_OVERHEAD + lat + DESC_BYTES / cfg.dram_bytes_per_cycle
+    res = {"name": op.name, "mode": ("xnor", "mac", "pool_max", "pool_sum")[h["mode"]], "compute_cycles": 0,
+           "dram_read_bytes": DESC_BYTES, "dram_write_bytes": 0, "weight_bytes": 0, "const_bytes": 0,
+           "load_cycles": 0, "transfer_cycles": 0.0, "passes": n_ct * n_strips}
+    fetch = lat + FETCH_OVERHEAD + math.ceil(_beats(DESC_BYTES, cfg))
     cbytes = h["n_cols"] * ng * pe * 4
-    if cbytes:
-        start += lat + _xfer(cbytes, _bursts(cbytes, 1), cfg)
-    res["dram_read_bytes"] += DESC_BYTES + cbytes
+    const = lat + LOAD_OVERHEAD + math.ceil(_beats(cbytes, cfg)) if cbytes else EMPTY_LOAD
+    res["dram_read_bytes"] += cbytes
     res["const_bytes"] = cbytes
-    total = start
-    exposed = start
-    out_pix_bytes_tile = []
-    for t in range(n_ct):
-        lo = t * ct * ew_out // 8
-        hi = min((t + 1) * ct * ew_out // 8, cw_out * 8)
-        out_pix_bytes_tile.append(max(0, hi - lo))
+    total = fetch + const
+    loads = fetch + const
+    view_in = h["in_pix_stride"] != cw_in
     for t in range(n_ct):
         groups = min(ct // pe, ng - t * (ct // pe))
         wbytes = h["wtile_words"] * pe * 8
-        if wbytes:
-            wl = lat + _xfer(wbytes, _bursts(wbytes, 1), cfg)
-            total += wl
-            exposed += wl
-            res["dram_read_bytes"] += wbytes
-            res["weight_bytes"] += wbytes
-        opix = out_pix_bytes_tile[t]
-        for sidx in range(n_strips):
-            owt_s = min(owt, ow - sidx * owt)
-            x0 = sidx * owt * s - pad
-            xs = max(0, x0)
-            xe = min(W, x0 + (owt_s - 1) * s + kw)
-            in_pix = max(0, xe - xs)
-            row_in = in_pix * cw_in * 8
-            contig_in = h["in_pix_stride"] == cw_in
-            in_bytes = y_end * row_in
-            in_bursts = _bursts(row_in, y_end) if contig_in else _bursts(cw_in * 8, y_end * in_pix)
-            b_bytes = oh * owt_s * cw_b * 8 if h["has_b"] else 0
-            b_bursts = (_bursts(owt_s * cw_b * 8, oh) if h["b_pix_stride"] == cw_b else _bursts(cw_b * 8, oh * owt_s)) if b_bytes else 0
-            out_bytes = oh * owt_s * opix
-            contig_out = h["out_pix_stride"] * 8 == opix
-            out_bursts = _bursts(owt_s * opix, oh) if contig_out else _bursts(opix, oh * owt_s)
-            compute = oh * (ROW_OVERHEAD + owt_s * groups * group) + PIPE_DEPTH
-            rd = _xfer(in_bytes + b_bytes, in_bursts + b_bursts, cfg)
-            wr = _xfer(out_bytes, out_bursts, cfg)
+        wl = lat + LOAD_OVERHEAD + math.ceil(_beats(wbytes, cfg)) if wbytes else EMPTY_LOAD
+        total += wl
+        loads += wl
+        res["dram_read_bytes"] += wbytes
+        res["weight_bytes"] += wbytes
+        lo = t * ct * ew_out // 8
+        opix = max(0, min((t + 1) * ct * ew_out // 8, cw_out * 8) - lo)    # output bytes a pixel in this tile
+        for si in range(n_strips):
+            owt_s = min(owt, ow - si * owt)
+            x0 = si * owt * s - pad
+            in_pix = max(0, min(W, x0 + (owt_s - 1) * s + kw) - max(0, x0))
+            row_bytes = in_pix * cw_in * 8
+            row_reqs = in_pix if view_in else max(1, math.ceil(row_bytes / 8 / MAX_BURST))
+            b_row = owt_s * cw_b * 8 if h["has_b"] else 0
+            out_row = owt_s * opix
+            compute_row = ROW_OVERHEAD + owt_s * groups * grp
+            # the input rows output row 0 needs, loaded before compute starts
             first_rows = min(y_end, max(1, kh - pad))
-            first = lat + _xfer(first_rows * row_in, first_rows if contig_in else first_rows * in_pix, cfg)
-            last_out = lat + _xfer(owt_s * opix, 1 if contig_out else owt_s, cfg)
-            steady = max(compute, rd - first * (rd > 0) + lat, wr - last_out + lat)
-            pass_cycles = PASS_OVERHEAD + first + steady + last_out
-            total += pass_cycles
-            exposed += pass_cycles - compute
-            res["compute_cycles"] += compute
-            res["transfer_cycles"] += rd + wr
-            res["dram_read_bytes"] += in_bytes + b_bytes
-            res["dram_write_bytes"] += out_bytes
+            p = LOADER_START + lat + max(first_rows * row_reqs, _beats(first_rows * row_bytes + b_row, cfg)) + ROW_LOADED
+            loaded = first_rows
+            for oy in range(oh):
+                need = min(y_end, oy * s - pad + kh)
+                new = max(0, need - loaded)
+                loaded = max(loaded, need)
+                xfer = max(new * row_reqs, _beats(new * row_bytes + (b_row if oy else 0), cfg))
+                if new or (oy and b_row):
+                    load = ROW_LOAD_OVERHEAD + lat + xfer + ROW_LOADED
+                    # with r >= kh + stride the next rows load while this row computes
+                    row = max(compute_row, load) if r >= kh + s or new == 0 else compute_row + load
+                else:
+                    row = compute_row
+                row = max(row, _beats(new * row_bytes + b_row + out_row, cfg))  # reads and writes share the port
+                p += row
+            p += PIPE_DEPTH + lat + math.ceil(_beats(out_row, cfg)) + STORE_TAIL
+            total += p + PASS_GAP
+            res["compute_cycles"] += oh * compute_row
+            in_bytes = y_end * row_bytes
+            rd, wr = in_bytes + oh * b_row, oh * out_row
+            res["transfer_cycles"] += _beats(rd + wr, cfg)
+            res["dram_read_bytes"] += rd
+            res["dram_write_bytes"] += wr
+    total += LAYER_GAP
     res["cycles"] = int(math.ceil(total))
-    res["exposed_cycles"] = int(math.ceil(exposed))
+    res["load_cycles"] = int(math.ceil(loads))
     res["transfer_cycles"] = int(math.ceil(res["transfer_cycles"]))
     res["bound"] = "compute" if res["compute_cycles"] >= res["transfer_cycles"] else "memory"
     res["ops"] = dict(op.op_counts)
@@ -145,7 +157,8 @@ def cycle_model(program, cfg: EngineConfig | None = None) -> dict:
     layers = [layer_cycles(op, cfg) for op in program.ops]
     total = {k: sum(r[k] for r in layers) for k in ("cycles", "compute_cycles", "dram_read_bytes",
                                                       "dram_write_bytes", "weight_bytes", "const_bytes",
-                                                      "transfer_cycles", "exposed_cycles")}
+                                                      "transfer_cycles", "load_cycles")}
+    total["cycles"] += FRAME_OVERHEAD
     total["dram_bytes"] = total["dram_read_bytes"] + total["dram_write_bytes"]
     total["fps"] = cfg.clock_mhz * 1e6 / total["cycles"] if total["cycles"] else 0.0
     total["layers"] = len(layers)
