@@ -201,6 +201,22 @@ def test_tiny_bidrn_program_structure(tiny):
     assert p.layout["activation_bytes"] <= p.layout["activation_bytes_without_reuse"]
 
 
+def test_tiny_bidrn_exact_from_folded_graphs(tiny_qonnx):
+    """Forks, FIFOs and width converters (what prepare_passes / optimize add) are aliases of their input: the
+    program of the fully optimised graph has the same ops and the same outputs."""
+    from binaryhpe.compile.passes import optimize
+
+    mw = load_qonnx(tiny_qonnx)
+    base = compile_program(run_passes(lower(mw), standard_passes(), stop="forks"), EngineConfig())
+    g = optimize(lower(mw))
+    assert {"Fork", "Fifo"} <= {type(lay).__name__ for lay in g.layers}
+    p = compile_program(g, EngineConfig())
+    assert sorted(op.name for op in p.ops) == sorted(op.name for op in base.ops)  # the order may differ
+    assert sorted(map(tuple, (op.layers for op in p.ops))) == sorted(map(tuple, (op.layers for op in base.ops)))
+    rng = np.random.default_rng(9)
+    assert _check_frames(g, mw, {"r": rng.uniform(-1, 1, _input_shape(mw)).astype(np.float32)}) == 1
+
+
 def test_tiny_bidrn_concat_parts_written_in_place(tiny):
     g, _ = tiny
     p = compile_program(g, EngineConfig())

@@ -118,7 +118,8 @@ def layer_cycles(op, cfg: EngineConfig) -> dict:
             compute_row = ROW_OVERHEAD + owt_s * groups * grp
             # the input rows output row 0 needs, loaded before compute starts
             first_rows = min(y_end, max(1, kh - pad))
-            p = LOADER_START + lat + max(first_rows * row_reqs, _beats(first_rows * row_bytes + b_row, cfg)) + ROW_LOADED
+            p = LOADER_START + lat + ROW_LOADED + max(first_rows * row_reqs,
+                                                      _beats(first_rows * row_bytes + b_row, cfg))
             loaded = first_rows
             for oy in range(oh):
                 need = min(y_end, oy * s - pad + kh)

@@ -59,15 +59,15 @@ def write_tensor(image: bytearray, addr: int, pix_stride: int, q_hwc: np.ndarray
     mem = np.frombuffer(image, dtype=np.uint8)
     if addr + ((h * w - 1) * pix_stride + words) * 8 > len(mem):
         raise BinaryHPEError(f"tensor at {addr:#x} runs past the end of the DRAM image ({len(mem)} bytes)")
-    for i in range(h * w):
-        o = addr + i * pix_stride * 8
-        mem[o:o + words * 8] = data[i]
+    dst = np.lib.stride_tricks.as_strided(mem[addr:], shape=(h * w, words * 8), strides=(pix_stride * 8, 1),
+                                          writeable=True)
+    dst[...] = data
 
 
 def read_tensor(image, addr: int, pix_stride: int, shape, ew: int, words: int, signed: bool) -> np.ndarray:
     """Read (H, W, C) integers (sign-extended when ``signed``) from a tensor written as ``write_tensor`` does."""
     h, w, c = shape
-    mem = np.frombuffer(bytes(image), dtype=np.uint8) if isinstance(image, bytearray) else np.frombuffer(image, np.uint8)
+    mem = np.frombuffer(bytes(image), dtype=np.uint8)
     idx = addr + (np.arange(h * w) * pix_stride * 8)[:, None] + np.arange(words * 8)[None, :]
     return unpack_pixels(mem[idx], c, ew, signed).reshape(h, w, c)
 

@@ -138,7 +138,8 @@ class EngineOp:
         h = self.header
         return {"name": self.name, "layers": list(self.layers), "mode": self.mode, "input": self.input,
                 "b": self.b, "output": self.output, "epilogue": list(self.op_kinds),
-                "shape_in": [h.get("h"), h.get("w"), h.get("c_in")], "shape_out": [h.get("oh"), h.get("ow"), h.get("cout")],
+                "shape_in": [h.get("h"), h.get("w"), h.get("c_in")],
+                "shape_out": [h.get("oh"), h.get("ow"), h.get("cout")],
                 "kernel": [h.get("kh"), h.get("kw")], "stride": h.get("stride"), "pad": h.get("pad"),
                 "tiling": {k: h.get(k) for k in ("ct", "n_ct", "owt", "n_strips", "iwt", "r", "wtile_words", "ng")},
                 "weight_bytes": self.weight_bytes, "const_bytes": self.const_bytes,
@@ -588,7 +589,8 @@ def compile_program(g: HwGraph, cfg: EngineConfig | None = None, reuse: bool = T
         t_in, t_out = tensors[op.input], tensors[op.output]
         t_b = tensors[op.b] if op.b else None
         if tuple(t_in.shape) != (g_["h"], g_["w"], g_["c_in"]):
-            raise _refuse(op.name, f"input {op.input} is {t_in.shape}, the layer reads {(g_['h'], g_['w'], g_['c_in'])}")
+            raise _refuse(op.name, f"input {op.input} is {t_in.shape}, the layer reads "
+                          f"{(g_['h'], g_['w'], g_['c_in'])}")
         if tuple(t_out.shape) != (g_["oh"], g_["ow"], g_["cout"]):
             raise _refuse(op.name, f"output {op.output} is {t_out.shape}, the layer writes "
                           f"{(g_['oh'], g_['ow'], g_['cout'])}")
