@@ -219,3 +219,43 @@ def test_tiny_bidrn_corrupt_weight_read_is_a_mismatch(tiny_program, tiny_frames)
                    latency=cfg.dram_latency, beats_per_cycle=cfg.dram_beats_per_cycle, verbose=False)
     y = prog.read_output(r.dram)
     assert np.count_nonzero(y != ref) > 0
+
+
+def test_face_bidrn18_stem_and_first_stage_192_exact(tmp_path_factory):
+    """A paper-scale encoder on the engine: the face BiDRN-18's stem (7x7/2 conv, 3x3/2 max pool) and its first
+    stage (64 channels at 48x48) at the paper input size 192x192, under random stalls, equal to the exact reference
+    of the QONNX graph (about 8.4 M cycles, ~40 s of simulation)."""
+    import dataclasses
+
+    from binaryhpe.compile.engine import EngineConfig, compile_program
+    from binaryhpe.compile.lower import load_qonnx, lower
+    from binaryhpe.compile.passes import run_passes, standard_passes
+    from binaryhpe.compile.reference import check_frames
+    from binaryhpe.compile.worstcase import simulation_frames
+    from binaryhpe.train.bidrn import BiDRN, example_input, randomize
+    from binaryhpe.train.config import bidrn_config
+    from binaryhpe.train.export import export_qonnx
+    from binaryhpe.train.hardware import to_hardware
+
+    face = bidrn_config(18, (192, 192))
+    c = dataclasses.replace(face, stages=face.stages[:1])
+    model = randomize(BiDRN(c), seed=0).eval()
+    to_hardware(model)
+    path = export_qonnx(model, example_input(c, seed=0), tmp_path_factory.mktemp("face") / "face_stage1.onnx",
+                        verbose=False)
+    mw = load_qonnx(path)
+    g = lower(mw, source=path.name)
+    run_passes(g, standard_passes(), stop="forks")
+    assert g.tensors[g.input].shape == (192, 192, 3)
+    cfg = EngineConfig()
+    prog = compile_program(g, cfg)
+    chk = check_frames(g, mw, list(simulation_frames(g, seed=0, random=1).values())[:1])
+    assert not chk["mismatching_frames"]
+    q, ref = chk["inputs"][0], chk["outputs"][0]
+    exe = build_engine(cfg.rtl_params(), pathlib.Path(os.environ.get("BINARYHPE_SIM_BUILD", "sim_build")) / "engine",
+                       verbose=False)
+    r = run_engine(exe, prog.write_input(bytearray(prog.image), q), prog.desc_addr, stall_prob=0.1, seed=3,
+                   latency=cfg.dram_latency, beats_per_cycle=cfg.dram_beats_per_cycle, verbose=False)
+    y = prog.read_output(r.dram)
+    assert y.shape == ref.shape and np.array_equal(y, ref), f"{int(np.count_nonzero(y != ref))} integers differ"
+    assert [lid for lid, _ in r.layer_starts] == list(range(len(prog.ops)))
