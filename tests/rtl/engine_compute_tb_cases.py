@@ -74,6 +74,12 @@ CASES = {
                             _op("JoinAdd", out_w=14, shift_a=1, shift_b=3),
                             _op("Requant", out_w=10, shift=1, relu=True),
                             _op("Threshold", col=3)], seed=8),
+    # XNOR 1x1 with a long chain (the BiDRN's 1x1 branch convolutions): the epilogue bounds the group
+    "xnor_1x1_chain": dict(mode="xnor", h=3, w=4, c_in=64, cout=32, k=1, stride=1, pad=0, ct=32, owt=4, ew_in=1,
+                           ew_out=1, ops=[_op("MulShift", out_w=16, shift=1, col=0), _op("AddConst", out_w=16, col=1),
+                                          _op("Prelu", out_w=16, shift=2, col=2), _op("AddConst", out_w=16, col=3),
+                                          _op("MulShift", out_w=16, shift=0, col=4), _op("AddConst", out_w=16, col=5),
+                                          _op("Sign")], seed=14),
     # copy with one op: two steps a group, the array waits for the epilogue's take (the credit-bound case)
     "copy_requant": dict(mode="pool_sum", h=3, w=4, c_in=48, cout=48, k=1, stride=1, pad=0, ct=48, owt=4,
                          ew_in=8, ew_out=8, in_signed=True, ops=[_op("Requant", out_w=8, shift=1)], seed=13),

@@ -433,7 +433,8 @@ module bhpe_eng_compute #(
   end
 
   // ---- group metadata: pushed when a group's first step is issued; read by the epilogue (its group and
-  // b pixel) and the packer (output words, row / pass ends). At most 4 groups between the two. --------
+  // b pixel) and the packer (output words, row / pass ends). At most 6 groups between the two (2 before the
+  // epilogue, 2 in its contexts, 1 in its output register, 1 being loaded). ---------------------------------
   typedef struct packed {
     logic [15:0]     g;
     logic [BbAw-1:0] bbase;
@@ -441,9 +442,9 @@ module bhpe_eng_compute #(
     logic            row_last;
     logic            pass_last;
   } meta_t;
-  meta_t      meta_q [4];
+  meta_t      meta_q [8];
   meta_t      meta_in;
-  logic [1:0] mwr_q, mepi_q, mpk_q;
+  logic [2:0] mwr_q, mepi_q, mpk_q;
   logic       pk_load;
   assign meta_in.g         = g0_q + gl_q;
   assign meta_in.bbase     = BbAw'(oy_q[0] ? BbDepth / 2 : 0) + BbAw'(bbx_q);
@@ -456,9 +457,9 @@ module bhpe_eng_compute #(
       mepi_q <= '0;
       mpk_q  <= '0;
     end else begin
-      if (fire && grp_first) mwr_q <= mwr_q + 2'd1;
-      if (epi_take)          mepi_q <= mepi_q + 2'd1;
-      if (pk_load)           mpk_q <= mpk_q + 2'd1;
+      if (fire && grp_first) mwr_q <= mwr_q + 3'd1;
+      if (epi_take)          mepi_q <= mepi_q + 3'd1;
+      if (pk_load)           mpk_q <= mpk_q + 3'd1;
     end
   end
   always_ff @(posedge clk_i) begin

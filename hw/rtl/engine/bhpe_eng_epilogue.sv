@@ -6,22 +6,27 @@
 `endif
 
 // The engine's epilogue: Pe lanes that run the descriptor's op chain (desc.ops[0 .. n_ops-1], docs/engine.md,
-// "Semantics") on one channel group at a time, micro-coded: each op takes two cycles, a P cycle (operands:
-// the product m * v or beta * v, the sum v + b, the join (v << shift_a) + (b << shift_b), registered as a
-// 64-bit value) and an S cycle (floor shift, saturation to out_w signed bits, ReLU, Prelu's select, Sign and
-// Threshold's comparisons), whose result is the next op's input (or, for the last op, the output register).
-// Values are ValW = 40-bit signed, products 64 bits (the compiler checks that every intermediate fits).
+// "Semantics") on channel groups, micro-coded. Each op is a P cycle (operands: the product m * v or beta * v,
+// the sum v + b, the join (v << shift_a) + (b << shift_b), registered as a 64-bit value) and an S cycle (floor
+// shift, saturation to out_w signed bits, ReLU, Prelu's select, Sign and Threshold's comparisons), whose result
+// is the next op's input (the last op's goes to the output register). A Threshold is two micro-ops (its neg flag,
+// column col + 1, then its threshold, column col: one constant read each). Values are ValW = 40-bit signed,
+// products 64 bits (the compiler checks that every intermediate fits).
 //
-// Constants: the constant buffer word col * ng + g (Pe signed 32-bit lanes, g = the group's global index),
-// read one cycle before the P cycle that uses it (Threshold: the neg flag of column col + 1 is read for its S
-// cycle). b (has_b): the group's b elements (Pe elements of ew_b = 2^lg_ew_b bits, channel g * Pe + p at bit
-// (g * Pe + p) * ew_b of the pixel, extended by b_signed) are gathered from the b buffer, from word
-// in_bbase_i (the pixel's first word) on, one word a cycle from the take on, while the first ops run.
+// Two contexts run two groups interleaved: in every cycle one context has its P slot and the other its S slot
+// (slot parity ph_q), so the P and S datapaths both work every cycle and a group costs about n_ops cycles of
+// throughput although each op takes two. A group is taken into the context whose S slot it is, when that
+// context is idle or finishing its last op; groups leave in the order they came (a context's last S waits for
+// the older group).
 //
-// Handshakes: in_* (valid/ready: a group is taken when the epilogue is idle or in the S cycle of its last
-// op, and, with n_ops = 0, when the output register is free); out_* (valid/ready, the output register).
-// Timing per group (from take to take, the output never stalling): E = 2 * n_ops cycles (1 with n_ops = 0),
-// plus max(0, nbw - 2 * j) with a JoinAdd at op index j, nbw = max(1, Pe * ew_b / 64) b words.
+// Constants: the constant buffer word col * ng + g (Pe signed 32-bit lanes, g = the group's global index), read
+// in the cycle before the P slot that uses it. b (has_b): the group's Pe elements of ew_b = 2^lg_ew_b bits
+// (channel g * Pe + p at bit (g * Pe + p) * ew_b of the pixel, extended by b_signed) are gathered from the b
+// buffer, from word in_bbase_i (the pixel's first word) on, one word a cycle, from the cycle after the take (one
+// gather at a time, the older group first); a JoinAdd's P waits for them.
+//
+// Handshakes: in_* (valid/ready: ready = the take; with n_ops = 0 the value goes straight to the output register
+// when it is free); out_* (valid/ready, the output register).
 module bhpe_eng_epilogue #(
   parameter int unsigned Pe      = 16,
   parameter int unsigned CbDepth = 512,
@@ -59,85 +64,113 @@ module bhpe_eng_epilogue #(
   bhpe_eng_pkg::hdr_t hdr;
   assign hdr = desc_i.hdr;
 
-  // ---- sequencer -------------------------------------------------------------------------------------
-  logic            busy_q, ph_q;    // ph_q: 0 = P cycle, 1 = S cycle of op op_q
-  logic [3:0]      op_q;
-  logic [15:0]     g_q;
-  logic [BbAw-1:0] bbase_q;
-  bhpe_eng_pkg::op_t cur, nxt, first;
-  logic            is_last, out_free, take, p_fire, s_fire, b_done;
+  // ---- contexts ------------------------------------------------------------------------------------------
+  logic              ph_q;           // context ph_q has its P slot, context ~ph_q its S slot
+  logic [1:0]        busy_q, phs_q;  // phs_q[c]: 0 = its next step is a P, 1 = an S
+  logic [1:0]        sub_q;          // Threshold: 0 = the neg micro-op, 1 = the threshold micro-op
+  logic [3:0]        op_q [2];
+  logic [15:0]       g_q [2];
+  logic              older_q;        // the context holding the older group (when both are busy)
+  logic [1:0]        bready_q;       // the context's b elements are in
+  logic              cp, cs;         // the contexts in their P and S slots
+  assign cp = ph_q;
+  assign cs = ~ph_q;
 
-  assign cur      = desc_i.ops[op_q];
-  assign nxt      = desc_i.ops[op_q + 4'd1];
-  assign first    = desc_i.ops[0];
-  assign is_last  = ({1'b0, op_q} == hdr.n_ops - 5'd1);
-  assign out_free = ~out_valid_o | out_ready_i;
-  assign p_fire   = busy_q & ~ph_q & ((cur.opcode != bhpe_eng_pkg::OpJoinAdd) | b_done);
-  assign s_fire   = busy_q & ph_q & (~is_last | out_free);
-  // take: idle, or the S cycle of the last op (which hands its result to the output register)
-  assign take     = in_valid_i & ((hdr.n_ops == '0) ? out_free : (~busy_q | (s_fire & is_last)));
+  bhpe_eng_pkg::op_t op_p, op_s, op_s_next, op0;
+  logic thr0_p, thr0_s, last_s, out_free, p_fire, s_fire, take, finish;
+  assign op_p      = desc_i.ops[op_q[cp]];
+  assign op_s      = desc_i.ops[op_q[cs]];
+  assign op_s_next = desc_i.ops[op_q[cs] + 4'd1];
+  assign op0       = desc_i.ops[0];
+  assign thr0_p    = (op_p.opcode == bhpe_eng_pkg::OpThreshold) && !sub_q[cp];
+  assign thr0_s    = (op_s.opcode == bhpe_eng_pkg::OpThreshold) && !sub_q[cs];
+  assign last_s    = ({1'b0, op_q[cs]} == hdr.n_ops - 5'd1) && !thr0_s;
+  assign out_free  = ~out_valid_o | out_ready_i;
+  assign p_fire    = busy_q[cp] & ~phs_q[cp] & ((op_p.opcode != bhpe_eng_pkg::OpJoinAdd) | bready_q[cp]);
+  // the last op's S: the output register must be free and the other context's group not older
+  assign s_fire    = busy_q[cs] & phs_q[cs] &
+                     (~last_s | (out_free & (~busy_q[cp] | (older_q == cs))));
+  assign finish    = s_fire & last_s;
+  assign take      = in_valid_i & ((hdr.n_ops == '0) ? out_free : (~busy_q[cs] | finish));
   assign in_ready_o = take;
 
   always_ff @(posedge clk_i) begin
     if (!rst_ni) begin
-      busy_q <= 1'b0;
-      ph_q   <= 1'b0;
-      op_q   <= '0;
-    end else if (take && hdr.n_ops != '0) begin
-      busy_q <= 1'b1;
-      ph_q   <= 1'b0;
-      op_q   <= '0;
-    end else if (s_fire) begin
-      busy_q <= ~is_last;
-      ph_q   <= 1'b0;
-      op_q   <= op_q + 4'd1;
-    end else if (p_fire) begin
-      ph_q   <= 1'b1;
+      ph_q    <= 1'b0;
+      busy_q  <= '0;
+      phs_q   <= '0;
+      sub_q   <= '0;
+      older_q <= 1'b0;
+      op_q[0] <= '0;
+      op_q[1] <= '0;
+    end else begin
+      ph_q <= ~ph_q;
+      if (p_fire) phs_q[cp] <= 1'b1;
+      if (take && hdr.n_ops != '0) begin
+        busy_q[cs]  <= 1'b1;
+        phs_q[cs]   <= 1'b0;
+        sub_q[cs]   <= 1'b0;
+        op_q[cs]    <= '0;
+        older_q     <= busy_q[cp] ? cp : cs;
+      end else if (s_fire) begin
+        phs_q[cs] <= 1'b0;
+        if (thr0_s) begin
+          sub_q[cs] <= 1'b1;
+        end else begin
+          sub_q[cs] <= 1'b0;
+          op_q[cs]  <= op_q[cs] + 4'd1;
+        end
+        if (last_s) begin
+          busy_q[cs] <= 1'b0;
+          older_q    <= cp;
+        end
+      end
     end
   end
   always_ff @(posedge clk_i) begin
-    if (take) begin
-      g_q     <= in_g_i;
-      bbase_q <= in_bbase_i;
-    end
+    if (take) g_q[cs] <= in_g_i;
   end
 
-  // ---- constant buffer address -----------------------------------------------------------------------
-  // take: op 0's column (for its P cycle); a P cycle or the S cycle of the last op: column col + 1 (the
-  // Threshold's neg flag for the S cycle); any other S cycle: the next op's column.
+  // ---- constant buffer address: the micro-op the S-slot context runs in its next (P) slot ---------------
   logic [4:0]  ccol;
   logic [15:0] cgrp;
   always_comb begin
     if (take) begin
-      ccol = {1'b0, first.col};
+      ccol = {1'b0, op0.col} + ((op0.opcode == bhpe_eng_pkg::OpThreshold) ? 5'd1 : 5'd0);
       cgrp = in_g_i;
-    end else if (ph_q && !is_last) begin
-      ccol = {1'b0, nxt.col};
-      cgrp = g_q;
+    end else if (phs_q[cs] && !thr0_s) begin
+      // after this S: the next op (its neg column first if it is a Threshold)
+      ccol = {1'b0, op_s_next.col} + ((op_s_next.opcode == bhpe_eng_pkg::OpThreshold) ? 5'd1 : 5'd0);
+      cgrp = g_q[cs];
+    end else if (phs_q[cs]) begin
+      ccol = {1'b0, op_s.col};  // after the Threshold's neg micro-op: its threshold
+      cgrp = g_q[cs];
     end else begin
-      ccol = {1'b0, cur.col} + 5'd1;
-      cgrp = g_q;
+      ccol = {1'b0, op_s.col} + (thr0_s ? 5'd1 : 5'd0);  // a P to retry (JoinAdd waiting for b)
+      cgrp = g_q[cs];
     end
   end
   logic [20:0] caddr;
   assign caddr      = 21'(ccol) * 21'(hdr.ng) + 21'(cgrp);
   assign cb_raddr_o = caddr[CbAw-1:0];
 
-  // ---- b gather --------------------------------------------------------------------------------------
-  // the group's first b word in the pixel and its bit offset: (g * Pe * ew_b) / 64 and mod 64
-  logic [BcW-1:0]   nbw;          // b words of a group
-  logic [BcW-1:0]   bcnt_q;       // words issued
-  logic             bcap_v_q;     // a word arrives this cycle
-  logic [BiW-1:0]   bcap_i_q;     // ... its index
-  logic [63:0]      breg_q [MaxBw];
-  logic [5:0]       boff_q;
-  logic [BbAw-1:0]  bw0, bw0_q;
-  logic [5:0]       boff;
+  // ---- b gather: one group at a time ----------------------------------------------------------------------
+  logic [BcW-1:0]   nbw;
+  logic [1:0]       breq_q;          // the context's gather is still to start
+  logic             gact_q, gctx_q;  // a gather runs, for context gctx_q
+  logic [BcW-1:0]   gcnt_q;          // its words issued
+  logic             cap_v_q, cap_ctx_q, cap_last_q;
+  logic [BiW-1:0]   cap_i_q;
+  logic [BbAw-1:0]  bbase_q [2];
+  logic [BbAw-1:0]  bw0, bw0_q [2];
+  logic [5:0]       boff, boff_q [2];
   logic [BbitW-1:0] bbit;
+  logic [63:0]      breg_q [2][MaxBw];
+  logic             gstart, gnext;
   always_comb begin
     unique case (hdr.lg_ew_b)
       3'd0:    nbw = (Pe >= 64) ? BcW'(Pe / 64) : BcW'(1);
-      3'd3:    nbw = (Pe >= 8) ? BcW'(Pe / 8) : BcW'(1);
+      3'd3:    nbw = BcW'(Pe / 8);
       3'd4:    nbw = BcW'(Pe / 4);
       default: nbw = BcW'(Pe / 2);
     endcase
@@ -145,74 +178,97 @@ module bhpe_eng_epilogue #(
   assign bbit = (BbitW'(in_g_i) << LgPe) << hdr.lg_ew_b;
   assign bw0  = BbAw'(bbit >> 6);
   assign boff = bbit[5:0];
-
-  always_comb begin
-    if (take) bb_raddr_o = in_bbase_i + bw0;
-    else      bb_raddr_o = bbase_q + bw0_q + BbAw'(bcnt_q);
+  always_ff @(posedge clk_i) begin
+    if (take) begin
+      bbase_q[cs] <= in_bbase_i;
+      bw0_q[cs]   <= bw0;
+      boff_q[cs]  <= boff;
+    end
   end
+
+  // start a pending gather (the older group's first when both wait)
+  assign gstart = ~gact_q & (breq_q != '0);
+  assign gnext  = (breq_q == 2'b11) ? older_q : breq_q[1];
+  assign bb_raddr_o = bbase_q[gctx_q] + bw0_q[gctx_q] + BbAw'(gcnt_q);
 
   always_ff @(posedge clk_i) begin
     if (!rst_ni) begin
-      bcnt_q   <= '0;
-      bcap_v_q <= 1'b0;
-      bcap_i_q <= '0;
-    end else if (take) begin
-      bcnt_q   <= BcW'(1);
-      bcap_v_q <= hdr.has_b;
-      bcap_i_q <= '0;
+      breq_q     <= '0;
+      bready_q   <= '0;
+      gact_q     <= 1'b0;
+      gctx_q     <= 1'b0;
+      gcnt_q     <= '0;
+      cap_v_q    <= 1'b0;
+      cap_ctx_q  <= 1'b0;
+      cap_last_q <= 1'b0;
+      cap_i_q    <= '0;
     end else begin
-      bcap_v_q <= hdr.has_b && (bcnt_q < nbw);
-      bcap_i_q <= BiW'(bcnt_q);
-      if (bcnt_q < nbw) bcnt_q <= bcnt_q + BcW'(1);
+      cap_v_q    <= gact_q;
+      cap_ctx_q  <= gctx_q;
+      cap_i_q    <= BiW'(gcnt_q);
+      cap_last_q <= gact_q && (gcnt_q == nbw - BcW'(1));
+      if (gact_q) begin
+        gcnt_q <= gcnt_q + BcW'(1);
+        if (gcnt_q == nbw - BcW'(1)) begin
+          // the last word: the other context's gather follows at once if it waits
+          gact_q <= breq_q[~gctx_q];
+          gctx_q <= ~gctx_q;
+          gcnt_q <= '0;
+          breq_q[~gctx_q] <= 1'b0;
+        end
+      end else if (gstart) begin
+        gact_q        <= 1'b1;
+        gctx_q        <= gnext;
+        gcnt_q        <= '0;
+        breq_q[gnext] <= 1'b0;
+      end
+      if (cap_v_q && cap_last_q) bready_q[cap_ctx_q] <= 1'b1;
+      if (take && hdr.has_b) begin
+        breq_q[cs]   <= 1'b1;
+        bready_q[cs] <= 1'b0;
+      end
     end
   end
-  assign b_done = (bcnt_q >= nbw) & ~bcap_v_q;
   always_ff @(posedge clk_i) begin
-    if (take) begin
-      bw0_q  <= bw0;
-      boff_q <= boff;
-    end
-    if (bcap_v_q) breg_q[bcap_i_q] <= bb_rdata_i;
+    if (cap_v_q) breg_q[cap_ctx_q][cap_i_q] <= bb_rdata_i;
   end
 
-  // the group's b elements: the low word shifted by the offset (a group narrower than a word), then lane p
-  // at bit p * ew_b
+  // the P context's b elements: the low word shifted by the offset (a group narrower than a word), then lane
+  // p at bit p * ew_b
   logic [MaxBw*64-1:0] bvec;
   always_comb begin
-    for (int unsigned k = 0; k < MaxBw; k++) bvec[k*64 +: 64] = breg_q[k];
-    bvec[63:0] = breg_q[0] >> boff_q;
+    for (int unsigned k = 0; k < MaxBw; k++) bvec[k*64 +: 64] = breg_q[cp][k];
+    bvec[63:0] = breg_q[cp][0] >> boff_q[cp];
   end
 
-  // ---- the lanes -------------------------------------------------------------------------------------
-  logic [ValW-1:0] val_q [Pe];
-  logic [63:0]     pre_q [Pe];
-  logic [Pe-1:0]   pos_q;
+  // ---- the lanes -----------------------------------------------------------------------------------------
+  logic [ValW-1:0] val_q [2][Pe];
+  logic [63:0]     pre_q [2][Pe];
+  logic [Pe-1:0]   pos_q [2];
+  logic [Pe-1:0]   neg_q [2];
   logic [ValW-1:0] out_q [Pe];
   logic            out_valid_q;
 
-  // the op's output range: [-2^(out_w-1), 2^(out_w-1) - 1]
+  // the S op's output range: [-2^(out_w-1), 2^(out_w-1) - 1]
   logic signed [63:0] sat_hi, sat_lo;
-  assign sat_hi = (64'sd1 <<< (cur.out_w - 6'd1)) - 64'sd1;
+  assign sat_hi = (64'sd1 <<< (op_s.out_w - 6'd1)) - 64'sd1;
   assign sat_lo = ~sat_hi;
   logic signed [7:0] sh;
-  assign sh = $signed(cur.shift);
+  assign sh = $signed(op_s.shift);
 
   for (genvar p = 0; p < Pe; p++) begin : gen_lane
-    logic signed [ValW-1:0]    v;
-    logic signed [31:0]        c;
-    logic signed [ValW+31:0]   prod;
-    logic signed [63:0]        v64, c64, b64, pre;
-    logic signed [63:0]        pq, shifted, sat_shifted, sat_pre, sat_v;
-    logic [ValW-1:0]           y;
-    logic                      unused_prod, unused_sat;
-
-    assign v    = val_q[p];
+    // P slot (context cp)
+    logic signed [ValW-1:0]  vp;
+    logic signed [31:0]      c;
+    logic signed [ValW+31:0] prod;
+    logic signed [63:0]      vp64, c64, b64, pre;
+    logic                    unused_prod;
+    assign vp   = val_q[cp][p];
     assign c    = cb_rdata_i[p*32 +: 32];
-    assign v64  = 64'(v);
+    assign vp64 = 64'(vp);
     assign c64  = 64'(c);
-    assign prod = v * c;
+    assign prod = vp * c;
     assign unused_prod = ^prod[ValW+31:64];
-    assign unused_sat  = ^{sat_shifted[62:ValW], sat_pre[63:ValW], sat_v[63:ValW]};  // saturated: fits ValW
     always_comb begin
       unique case (hdr.lg_ew_b)
         3'd0:    b64 = hdr.b_signed ? 64'($signed(bvec[p])) : 64'(bvec[p]);
@@ -221,59 +277,65 @@ module bhpe_eng_epilogue #(
         default: b64 = hdr.b_signed ? 64'($signed(bvec[p*32 +: 32])) : 64'(bvec[p*32 +: 32]);
       endcase
     end
-
-    // P cycle
     always_comb begin
-      unique case (cur.opcode)
+      unique case (op_p.opcode)
         bhpe_eng_pkg::OpMulShift, bhpe_eng_pkg::OpPrelu: pre = prod[63:0];
-        bhpe_eng_pkg::OpAddConst:  pre = v64 + c64;
-        bhpe_eng_pkg::OpJoinAdd:   pre = (v64 <<< cur.shift_a) + (b64 <<< cur.shift_b);
+        bhpe_eng_pkg::OpAddConst:  pre = vp64 + c64;
+        bhpe_eng_pkg::OpJoinAdd:   pre = (vp64 <<< op_p.shift_a) + (b64 <<< op_p.shift_b);
         bhpe_eng_pkg::OpThreshold: pre = c64;
-        default:                   pre = v64;  // Requant, Sign
+        default:                   pre = vp64;  // Requant, Sign
       endcase
     end
     always_ff @(posedge clk_i) begin
       if (p_fire) begin
-        pre_q[p] <= pre;
-        pos_q[p] <= ~v[ValW-1] & (v != '0);
+        pre_q[cp][p] <= pre;
+        pos_q[cp][p] <= ~vp[ValW-1] & (vp != '0);
+        if (thr0_p) neg_q[cp][p] <= c[0];
       end
     end
 
-    // S cycle
-    assign pq = pre_q[p];
+    // S slot (context cs)
+    logic signed [ValW-1:0] vs;
+    logic signed [63:0]     vs64, pq, shifted, sat_shifted, sat_pre, sat_v;
+    logic [ValW-1:0]        y;
+    logic                   unused_sat;
+    assign vs   = val_q[cs][p];
+    assign vs64 = 64'(vs);
+    assign pq   = pre_q[cs][p];
     always_comb begin
       if (sh[7]) shifted = pq <<< (8'd0 - sh);
       else       shifted = pq >>> sh;
     end
     assign sat_shifted = (shifted > sat_hi) ? sat_hi : (shifted < sat_lo) ? sat_lo : shifted;
     assign sat_pre     = (pq > sat_hi) ? sat_hi : (pq < sat_lo) ? sat_lo : pq;
-    assign sat_v       = (v64 > sat_hi) ? sat_hi : (v64 < sat_lo) ? sat_lo : v64;
+    assign sat_v       = (vs64 > sat_hi) ? sat_hi : (vs64 < sat_lo) ? sat_lo : vs64;
+    assign unused_sat  = ^{sat_shifted[62:ValW], sat_pre[63:ValW], sat_v[63:ValW]};  // saturated: fits ValW
     always_comb begin
-      unique case (cur.opcode)
+      unique case (op_s.opcode)
         bhpe_eng_pkg::OpRequant: begin
           y = ValW'(sat_shifted);
-          if (cur.relu && sat_shifted[63]) y = '0;
+          if (op_s.relu && sat_shifted[63]) y = '0;
         end
         bhpe_eng_pkg::OpMulShift:  y = ValW'(sat_shifted);
-        bhpe_eng_pkg::OpPrelu:     y = pos_q[p] ? ValW'(sat_v) : ValW'(sat_shifted);
-        bhpe_eng_pkg::OpSign:      y = ValW'(~v[ValW-1]);
-        // threshold in pre_q, neg flag (column col + 1) on the constant read port
-        bhpe_eng_pkg::OpThreshold: y = c[0] ? ValW'(v64 <= pq) : ValW'(v64 >= pq);
+        bhpe_eng_pkg::OpPrelu:     y = pos_q[cs][p] ? ValW'(sat_v) : ValW'(sat_shifted);
+        bhpe_eng_pkg::OpSign:      y = ValW'(~vs[ValW-1]);
+        // the neg micro-op leaves the value; the threshold (in pre_q) with the neg flag captured before
+        bhpe_eng_pkg::OpThreshold: y = thr0_s ? vs : neg_q[cs][p] ? ValW'(vs64 <= pq) : ValW'(vs64 >= pq);
         default:                   y = ValW'(sat_pre);  // AddConst, JoinAdd
       endcase
     end
 
     always_ff @(posedge clk_i) begin
       if (take) begin
-        val_q[p] <= in_val_i[p*ValW +: ValW];
-      end else if (s_fire && !is_last) begin
-        val_q[p] <= y;
+        val_q[cs][p] <= in_val_i[p*ValW +: ValW];
+      end else if (s_fire && !last_s) begin
+        val_q[cs][p] <= y;
       end
     end
     always_ff @(posedge clk_i) begin
       if (take && hdr.n_ops == '0) begin
         out_q[p] <= in_val_i[p*ValW +: ValW];
-      end else if (s_fire && is_last) begin
+      end else if (finish) begin
         out_q[p] <= y;
       end
     end
@@ -283,7 +345,7 @@ module bhpe_eng_epilogue #(
   always_ff @(posedge clk_i) begin
     if (!rst_ni) begin
       out_valid_q <= 1'b0;
-    end else if ((take && hdr.n_ops == '0) || (s_fire && is_last)) begin
+    end else if ((take && hdr.n_ops == '0) || finish) begin
       out_valid_q <= 1'b1;
     end else if (out_ready_i) begin
       out_valid_q <= 1'b0;
@@ -293,7 +355,14 @@ module bhpe_eng_epilogue #(
 
   // descriptor fields the epilogue does not read
   logic unused_desc;
-  assign unused_desc = ^{hdr, cur.rsvd, cur.rsvd1, nxt, first, caddr, bbit};
+  assign unused_desc = ^{hdr, op_p, op_s, op_s_next, op0, caddr, bbit};
+
+`ifndef SYNTHESIS
+  // a take into a context that is neither idle nor finishing would lose a group
+  take_free : assert property (@(posedge clk_i) disable iff (!rst_ni)
+                               take && hdr.n_ops != '0 |-> !busy_q[cs] || finish)
+    else $error("%m: group taken into a busy context");
+`endif
 
   bhpe_stream_assert #(.DataW(Pe*ValW)) u_out_assert (
     .clk_i, .rst_ni, .tdata_i(out_val_o), .tvalid_i(out_valid_o), .tready_i(out_ready_i)
