@@ -28,26 +28,26 @@
 //
 // TIMING (cycles from the pass_start_i pulse to the pass_done_o pulse, with a loader and a store that never hold
 // a row back; tests/rtl/engine_compute_tb.py checks these against the RTL):
-//   G  = steps of a group:  XNOR kh*kw*cw_in;  MAC (PE/PEF)*kh*kw*cw_in;  pool kh*kw*max(1, PE*ew_in/64)
-//   E  = epilogue cycles of a group: 2*n_ops + max(0, nbw - 2*j) with a JoinAdd at op index j,
-//        nbw = max(1, PE*ew_b/64) b words; E = 1 when n_ops = 0
-//   W  = output words of a group: max(1, PE*ew_out/64)
-//   L  = array latency: 3 (XNOR, pool), 4 (MAC)
-//   C  = cycles a group in the steady state = max(G, E, W, (G + L + 2) / 2)
-//        (the last term: the array runs at most two groups ahead of the epilogue's take, so with a fast
-//        epilogue and small G two groups need G + L + 2 cycles)
-//   N  = groups of the pass = oh * owt_s * ngt, owt_s = min(owt, ow - s*owt), ngt = min(ct/PE, ng - t*ct/PE)
-//   Tpass = 3 + N*C + T0 + (C == G ? oh + X : 1)
-//        T0 = min(G, E) + L + W + 3 (- 1 when n_ops = 0): the last group's way from its last step to its last
-//             output word;
-//        oh: one cycle a row (the row's start check) when the array bounds the pass;
-//        X  = 0 when r >= kh + stride; when r < kh + stride (a short line buffer: no slot to load the next row's
-//             inputs into ahead) a row starts only after the previous one is done:
-//             X = (oh - 1) * (L + 2*n_ops + W + 4 (- 1 when n_ops = 0)) with a loader that delivers at once
-//             (else its row time adds); when stride > r (r = 1 with a 1x1 stride-2 layer), a row's slot wraps
-//             once more per multiple of r, a cycle each, hidden in that wait.
-//   Exact (measured equal in the bench) when C = G or C = E (> (G + L + 2)/2); the credit-bound case
-//   (C = (G + L + 2) / 2) is within 3 %.
+//   G     = steps of a group:  XNOR kh*kw*cw_in;  MAC (PE/PEF)*kh*kw*cw_in;  pool kh*kw*max(1, PE*ew_in/64)
+//   u     = epilogue micro-ops: n_ops, a Threshold counting 2
+//   Elat  = a group's epilogue latency: 2*u + sb, sb = 2*max(0, ceil((nbw + 1)/2) - j) with a JoinAdd at
+//           micro-op j, nbw = max(1, PE*ew_b/64) b words (0 without b)
+//   E     = epilogue cycles a group (two groups interleaved): Elat / 2; 1 when n_ops = 0
+//   W     = output words of a group: max(1, PE*ew_out/64)
+//   L     = array latency: 3 (XNOR, pool), 4 (MAC)
+//   C     = cycles a group = max(G, E, W, nbw, (G + L + 2) / 2)   (the last term: the array runs at most two
+//           groups ahead of the epilogue's take)
+//   N     = groups of the pass = oh * owt_s * ngt, owt_s = min(owt, ow - s*owt), ngt = min(ct/PE, ng - t*ct/PE)
+//   array-bound (C = G):      Tpass = 3 + N*G + oh + X + min(G, Elat) + L + W + 3
+//        X = 0 when r >= kh + stride; a shorter line buffer (r < kh + stride: no slot to load the next row's
+//        inputs into ahead) makes each row wait for the previous one: X = (oh - 1) * (L + Elat + W + 4), minus 1
+//        each when n_ops = 0 (with a loader that delivers at once); where stride > r, a row's slot wraps once
+//        more per multiple of r, a cycle each, inside that wait
+//   epilogue-bound (C = E > W, nbw, (G + L + 2)/2):
+//                             Tpass = N*E + G + (G | 1) + L + W + 7      (N even)
+//                             Tpass = N*E + E + G + L + W + 7            (N odd)
+//   otherwise (W, nbw or the credit bound):  Tpass ~ 3 + N*C + min(G, Elat) + L + W + 4   (within 5 %)
+//   Both exact formulas are the measured cycles of every bench case in its regime.
 module bhpe_eng_compute #(
   parameter int unsigned PE      = 16,
   parameter int unsigned PEF     = 4,
