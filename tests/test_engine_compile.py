@@ -254,24 +254,23 @@ def _bnn(name, tmp_path):
     return g, mw, _inputs(shape)
 
 
-@pytest.mark.parametrize("name", ["fc_bin", "fc8_bias", "fc_bin_rect"])
-def test_bnn_pynq_mlp_exact(name, tmp_path):
+@pytest.mark.parametrize("name", ["fc_bin", "fc8_bias", "fc_bin_rect", "cnv8", "cnv_bin_pad"])
+def test_bnn_pynq_exact(name, tmp_path):
+    """The BNN-PYNQ-style MLPs and CNV-like nets (binary and 8-bit inputs, thresholds with negative and zero BN
+    scales, bipolar max pooling, FC heads over whole frames): their inputs plus the worst-case frames."""
     g, mw, xs = _bnn(name, tmp_path)
     frames = dict(xs)
     frames.update(_frames(g, mw, random=0))
     assert _check_frames(g, mw, frames) == len(frames)
 
 
-@pytest.mark.parametrize("name", ["cnv8", "cnv_bin_pad"])
-def test_bnn_pynq_cnv_refused_at_bipolar_max_pool(name, tmp_path):
-    """The CNV-like nets max-pool bipolar tensors, which the engine's pool reducer does not take: one error
-    naming the Pool layer (the FC layers and convolutions before it compile)."""
-    g, _, _ = _bnn(name, tmp_path)
+def test_bipolar_sum_pool_refused(tmp_path):
+    """Max pooling of bipolar tensors runs (an OR); a sum of bipolar bits is refused, naming the Pool."""
+    g, _, _ = _bnn("cnv8", tmp_path)
     pool = next(lay for lay in g.layers if type(lay).__name__ == "Pool")
-    with pytest.raises(EngineRefusal) as e:
-        compile_program(g, EngineConfig())
-    msg = str(e.value)
-    assert "\n" not in msg and f"layer {pool.name}:" in msg and "bipolar" in msg
+    assert g.tensors[pool.inputs[0]].fmt.bipolar
+    pool.mode = "sum"
+    _refusal(g, pool.name, "sum pooling of a bipolar")
 
 
 # --- random BiDRB configurations (the fuzz's nets) ---------------------------------------------------------

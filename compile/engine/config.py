@@ -31,7 +31,7 @@ def _bram18(width: int, depth: int) -> int:
 class EngineConfig:
     """Parameters of one engine instance (the ``bhpe_engine`` parameters plus clock and DRAM).
 
-    ``pe``: XNOR array rows (= epilogue lanes, a multiple of 8); ``pef``: MAC array rows (divides ``pe``), each
+    ``pe``: XNOR array rows (= epilogue lanes, a power of two >= 8); ``pef``: MAC array rows (divides ``pe``), each
     with 8 multipliers; ``*_depth``: buffer words (``wb_depth`` words of PE x 64 bits, ``cb_depth`` words of
     PE x 32 bits, the others 64 bits); ``dram_beats_per_cycle``: 64-bit DRAM beats a clock cycle (at most 1:
     one 64-bit port); ``dram_latency``: cycles from a read request to its first beat."""
@@ -49,8 +49,8 @@ class EngineConfig:
     addr_w: int = 40
 
     def __post_init__(self):
-        if self.pe < 8 or self.pe % 8:
-            raise BinaryHPEError(f"engine config: PE = {self.pe} must be a positive multiple of 8")
+        if self.pe < 8 or self.pe & (self.pe - 1):
+            raise BinaryHPEError(f"engine config: PE = {self.pe} must be a power of two >= 8")
         if self.pef < 1 or self.pe % self.pef:
             raise BinaryHPEError(f"engine config: PEF = {self.pef} must divide PE = {self.pe}")
         for k in ("lb_depth", "wb_depth", "cb_depth", "bb_depth", "ob_depth"):

@@ -10,9 +10,11 @@ and the RTL's measured structure (H2's measurements of bhpe_engine with latency 
 - a pass ``P``: ``LOADER_START + L`` + the input rows the first output row needs, then per output row
   ``max(compute row, ROW_LOAD_OVERHEAD + L + its new input rows and b row)`` (the loads of the next rows overlap
   the compute when ``r >= kh + stride``; they add to it otherwise), at least the bytes the row moves through
-  the one DRAM port (reads and writes share it), then ``PIPE_DEPTH`` and the store of the last row
+  the one DRAM port (reads and writes share it), then the compute's drain and the store of the last row
   (``L + bytes/b + STORE_TAIL``);
-- a compute row: ``ROW_OVERHEAD`` plus, per pixel of the strip and group of the tile, :func:`group_cycles`.
+- compute (H1's timing, :func:`group_cycles`): ``C`` cycles a group, ``N = oh * owt_s * groups`` groups a pass,
+  ``Tpass = PASS_START + N*C + T0 + (oh + X if C == G else 1)`` from the pass start, the start delayed until
+  the first rows are in and each row until its rows are in.
 
 The named constants are the calibration points (the RTL's measured cycles set them; docs/engine.md).
 :func:`roofline` gives the frame's compute bound (binary ops / the XNOR array's peak + fixed-point ops / the
@@ -44,10 +46,12 @@ ROW_LOADED = 1
 ROW_LOAD_OVERHEAD = 2
 #: store tail: the pass ends latency + last row's beats + STORE_TAIL after compute's pass_done (H2)
 STORE_TAIL = 3
-#: compute cycles at the start of each output row (window address set-up; to be calibrated on H1's RTL)
-ROW_OVERHEAD = 2
-#: cycles of the compute pipeline (array + epilogue stages) after the last group of a pass (to be calibrated)
-PIPE_DEPTH = 6
+#: compute: pass start to the first step; array latency (XNOR, pool / MAC) (H1, bhpe_eng_compute's header)
+PASS_START = 3
+ARRAY_LAT_XNOR = 3
+ARRAY_LAT_MAC = 4
+#: epilogue cycles an op of a group (a P and an S cycle; H1)
+EPI_CYCLES_PER_OP = 2
 #: the longest AXI burst (beats)
 MAX_BURST = 256
 
@@ -56,10 +60,11 @@ def _beats(nbytes: float, cfg: EngineConfig) -> float:
     return nbytes / cfg.dram_bytes_per_cycle
 
 
-def group_cycles(h: dict, cfg: EngineConfig, n_ops: int) -> int:
-    """Compute cycles of one channel group of one output pixel: the taps (XNOR ``kh*kw*cw_in``; MAC
-    ``(PE/PEF)*kh*kw*cw_in``; pool ``kh*kw*ceil(PE*ew_in/64)``), at least the epilogue's ``n_ops`` (one op a
-    cycle, overlapping the next group's taps) and the group's output words."""
+def group_cycles(h: dict, cfg: EngineConfig, n_ops: int, join_at: int | None = None) -> dict:
+    """H1's compute timing of one channel group (docs/engine.md "Compute timing"): ``G`` array steps (XNOR
+    ``kh*kw*cw_in``; MAC ``(PE/PEF)*kh*kw*cw_in``; pool ``kh*kw*max(1, PE*ew_in/64)``), ``E`` epilogue cycles
+    (``2*n_ops`` plus the b words a JoinAdd at op ``j`` waits for, ``max(0, nbw - 2*j)``; 1 without ops), ``W``
+    output words, ``L`` array latency, and ``C = max(G, E, W, (G + L + 2)/2)`` cycles a group."""
     pe, pef = cfg.pe, cfg.pef
     taps = h["kh"] * h["kw"] * h["cw_in"]
     mode = h["mode"]
@@ -68,14 +73,24 @@ def group_cycles(h: dict, cfg: EngineConfig, n_ops: int) -> int:
     elif mode == 1:
         g = (pe // pef) * taps
     else:
-        g = h["kh"] * h["kw"] * max(1, math.ceil(pe * (1 << h["lg_ew_in"]) / 64))
-    return max(g, n_ops, max(1, math.ceil(pe * (1 << h["lg_ew_out"]) / 64)))
+        g = h["kh"] * h["kw"] * max(1, pe * (1 << h["lg_ew_in"]) // 64)
+    if n_ops:
+        e = EPI_CYCLES_PER_OP * n_ops
+        if join_at is not None:
+            e += max(0, max(1, pe * (1 << h["lg_ew_b"]) // 64) - 2 * join_at)
+    else:
+        e = 1
+    w = max(1, pe * (1 << h["lg_ew_out"]) // 64)
+    lat = ARRAY_LAT_MAC if mode == 1 else ARRAY_LAT_XNOR
+    c = max(g, e, w, (g + lat + 2) / 2)
+    return {"G": g, "E": e, "W": w, "L": lat, "C": c}
 
 
 def layer_cycles(op, cfg: EngineConfig) -> dict:
     """The model of one engine op from its descriptor fields (``op.header``):
     ``F + Cst + sum_t (W_t + sum_s (P_ts + PASS_GAP)) + LAYER_GAP`` with a pass
-    ``P = LOADER_START + L + first rows + sum_rows max(compute row, row loads) + PIPE_DEPTH + store tail``."""
+    ``P = max(PASS_START, first rows in) + sum_rows max(C * groups of the row, row loads) + T0 + ... + store
+    tail`` (H1's ``Tpass`` with the loader's waits, then H2's store tail)."""
     h = op.header
     pe = cfg.pe
     lat = cfg.dram_latency
@@ -84,7 +99,13 @@ def layer_cycles(op, cfg: EngineConfig) -> dict:
     cw_in, cw_out, cw_b = h["cw_in"], h["cw_out"], h["cw_b"]
     ew_out = 1 << h["lg_ew_out"]
     ng, ct, n_ct, owt, n_strips, r = h["ng"], h["ct"], h["n_ct"], h["owt"], h["n_strips"], h["r"]
-    grp = group_cycles(h, cfg, len(op.ops))
+    n_ops = len(op.ops)
+    join_at = next((i for i, o in enumerate(op.ops) if o["opcode"] == 4), None)
+    gc = group_cycles(h, cfg, n_ops, join_at)
+    C, G = gc["C"], gc["G"]
+    t0 = min(G, gc["E"]) + gc["L"] + gc["W"] + 3 - (1 if n_ops == 0 else 0)
+    overlap = r >= kh + s
+    x_rows = 0 if overlap else (oh - 1) * (gc["L"] + 2 * n_ops + gc["W"] + 4 - (1 if n_ops == 0 else 0))
     y_end = min(H, (oh - 1) * s - pad + kh)
     res = {"name": op.name, "mode": ("xnor", "mac", "pool_max", "pool_sum")[h["mode"]], "compute_cycles": 0,
            "dram_read_bytes": DESC_BYTES, "dram_write_bytes": 0, "weight_bytes": 0, "const_bytes": 0,
@@ -115,28 +136,31 @@ def layer_cycles(op, cfg: EngineConfig) -> dict:
             row_reqs = in_pix if view_in else max(1, math.ceil(row_bytes / 8 / MAX_BURST))
             b_row = owt_s * cw_b * 8 if h["has_b"] else 0
             out_row = owt_s * opix
-            compute_row = ROW_OVERHEAD + owt_s * groups * grp
-            # the input rows output row 0 needs, loaded before compute starts
+            # the store: one burst a row when the tile is the whole pixel, else one a pixel (whole beats each)
+            pixel_mode = opix != h["out_pix_stride"] * 8
+            out_row_beats = owt_s * math.ceil(opix / 8) if pixel_mode else math.ceil(out_row / 8)
+            compute_row = owt_s * groups * C
+            # compute starts when the input rows (and b row) of output row 0 are in
             first_rows = min(y_end, max(1, kh - pad))
-            p = LOADER_START + lat + ROW_LOADED + max(first_rows * row_reqs,
-                                                      _beats(first_rows * row_bytes + b_row, cfg))
+            ready = LOADER_START + lat + ROW_LOADED + max(first_rows * row_reqs,
+                                                          _beats(first_rows * row_bytes + b_row, cfg))
+            p = max(PASS_START, ready)
             loaded = first_rows
             for oy in range(oh):
                 need = min(y_end, oy * s - pad + kh)
                 new = max(0, need - loaded)
                 loaded = max(loaded, need)
-                xfer = max(new * row_reqs, _beats(new * row_bytes + (b_row if oy else 0), cfg))
-                if new or (oy and b_row):
-                    load = ROW_LOAD_OVERHEAD + lat + xfer + ROW_LOADED
-                    # with r >= kh + stride the next rows load while this row computes
-                    row = max(compute_row, load) if r >= kh + s or new == 0 else compute_row + load
-                else:
-                    row = compute_row
-                row = max(row, _beats(new * row_bytes + b_row + out_row, cfg))  # reads and writes share the port
+                row = compute_row
+                if oy and (new or b_row) and overlap:  # the row's loads run during the previous row
+                    load = ROW_LOAD_OVERHEAD + lat + ROW_LOADED + max(new * row_reqs,
+                                                                       _beats(new * row_bytes + b_row, cfg))
+                    row = max(row, load)
+                row = max(row, _beats(new * row_bytes + b_row + 8 * out_row_beats, cfg))  # one DRAM port
                 p += row
-            p += PIPE_DEPTH + lat + math.ceil(_beats(out_row, cfg)) + STORE_TAIL
+            p += t0 + ((oh + x_rows) if C == G else 1)
+            res["compute_cycles"] += int(math.ceil(p))
+            p += lat + math.ceil(_beats(8 * out_row_beats, cfg)) + STORE_TAIL
             total += p + PASS_GAP
-            res["compute_cycles"] += oh * compute_row
             in_bytes = y_end * row_bytes
             rd, wr = in_bytes + oh * b_row, oh * out_row
             res["transfer_cycles"] += _beats(rd + wr, cfg)

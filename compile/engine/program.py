@@ -7,7 +7,8 @@ aliases of their input). One engine op (one descriptor) per
 - ``SlidingWindow`` + ``XnorMvu`` / ``FxpMvu``: a convolution (mode XNOR or MAC); ``FcXnorMvu`` /
   ``FcFxpMvu``: a convolution whose window is the whole (H, W, C) input (``kh = H``, ``kw = W``);
 - ``Pool``: pool max / pool sum;
-- a stand-alone ``Epilogue``: pool sum with a 1 x 1 window (a copy through the epilogue);
+- a stand-alone ``Epilogue``: pool sum with a 1 x 1 window (a copy through the epilogue; pool max for a
+  bipolar input, whose 1-bit elements only max pooling takes);
 
 and an ``Epilogue`` whose ``inputs[0]`` is the only reader of an MVU's or Pool's output is fused into that
 op (its ops run on the accumulators; its ``inputs[1]`` is the JoinAdd's tensor b). ``Concat`` outputs are
@@ -44,8 +45,8 @@ from binaryhpe.compile.graph import Fmt, HwGraph
 ALIGN = 64
 #: alignment of the regions (descriptors, constants, weights, activations)
 REGION_ALIGN = 4096
-#: pooling of bipolar (1-bit) tensors: the engine's pool reducer takes 8-, 16- and 32-bit elements only
-POOL_BIPOLAR = False
+#: the pool modes that take bipolar (1-bit) elements: max (an OR of the bits); a sum of bipolar bits has no use
+BIPOLAR_POOL_MODES = ("pool_max",)
 
 
 class EngineRefusal(BinaryHPEError):
@@ -257,6 +258,11 @@ def _epilogue_ops(epi, layer: str) -> tuple[list, list, list, int]:
 # the compiler
 
 
+def _copy_mode(fmt: Fmt) -> str:
+    """A 1x1 window's mode: sum (the value; the brief's stand-alone epilogue), max for bipolar elements (the bit)."""
+    return "pool_max" if fmt.bipolar else "pool_sum"
+
+
 _ALIAS_KINDS = ("Fork", "Fifo", "Dwc")
 _CONV_KINDS = ("XnorMvu", "FxpMvu")
 _FC_KINDS = ("FcXnorMvu", "FcFxpMvu")
@@ -388,27 +394,24 @@ class _Builder:
     def _pool(self, lay) -> None:
         src = self.r(lay.inputs[0])
         fmt = self.info(src).fmt
-        if fmt.bipolar and not POOL_BIPOLAR:
+        mode = "pool_max" if lay.mode == "max" else "pool_sum"
+        if fmt.bipolar and mode not in BIPOLAR_POOL_MODES:
             raise _refuse(lay.name, f"{lay.mode} pooling of a bipolar (1-bit) tensor: the engine's pool reducer "
-                          "takes 8-, 16- and 32-bit elements")
+                          "takes bipolar elements in max pooling only")
         if lay.mode == "sum" and lay.out_w > D.ACC_W:
             raise _refuse(lay.name, f"the sum needs {lay.out_w} bits, the engine's pool reducer holds {D.ACC_W}")
         geom = dict(h=lay.h, w=lay.w, c_in=lay.c, kh=lay.k, kw=lay.k, stride=lay.s, pad=lay.pad,
                     oh=lay.oh, ow=lay.ow, cout=lay.c)
-        op = EngineOp(name=lay.name, layers=[lay.name], mode="pool_max" if lay.mode == "max" else "pool_sum",
-                      input=src, output="", geom=geom)
+        op = EngineOp(name=lay.name, layers=[lay.name], mode=mode, input=src, output="", geom=geom)
         if not self._attach(op, self.r(lay.outputs[0]), lay.out_w):
             self._add(op)
 
     def _epilogue(self, lay) -> None:
         src = self.r(lay.inputs[0])
         info = self.info(src)
-        if info.fmt.bipolar and not POOL_BIPOLAR:
-            raise _refuse(lay.name, "an epilogue on a bipolar (1-bit) tensor: the engine runs a stand-alone "
-                          "epilogue as a 1x1 sum pool, which takes 8-, 16- and 32-bit elements")
         h, w, c = info.shape
         geom = dict(h=h, w=w, c_in=c, kh=1, kw=1, stride=1, pad=0, oh=h, ow=w, cout=c)
-        op = EngineOp(name=lay.name, layers=[lay.name], mode="pool_sum", input=src,
+        op = EngineOp(name=lay.name, layers=[lay.name], mode=_copy_mode(info.fmt), input=src,
                       output=self.r(lay.outputs[0]), geom=geom)
         op.ops, op.op_kinds, op.cols, op.result_bits = _epilogue_ops(lay, lay.name)
         if lay.join is not None:
@@ -418,17 +421,13 @@ class _Builder:
     def _copy(self, src: str, name: str, layer: str) -> str:
         """A copy op of ``src`` into a new tensor (a Concat part that cannot be written in place)."""
         info = self.info(src)
-        if info.fmt.bipolar and not POOL_BIPOLAR:
-            raise _refuse(layer, f"input {src} must be copied into the concatenation (it is the graph input, a "
-                          "Split output or another Concat's part) and is bipolar: the engine copies 8-, 16- "
-                          "and 32-bit elements only")
         h, w, c = info.shape
         t = f"{name}_copy"
         while t in self.g.tensors or t in self.extra_tensors:
             t += "_"
         self.extra_tensors[t] = (info.shape, info.fmt)
         geom = dict(h=h, w=w, c_in=c, kh=1, kw=1, stride=1, pad=0, oh=h, ow=w, cout=c)
-        op = EngineOp(name=f"{layer}/copy_{name}", layers=[layer], mode="pool_sum", input=src, output=t,
+        op = EngineOp(name=f"{layer}/copy_{name}", layers=[layer], mode=_copy_mode(info.fmt), input=src, output=t,
                       geom=geom, result_bits=info.fmt.width)
         self._add(op)
         return t
@@ -604,8 +603,8 @@ def compile_program(g: HwGraph, cfg: EngineConfig | None = None, reuse: bool = T
                               "the MAC array takes 8 or 16")
             if op.w_w > t_in.ew:
                 raise _refuse(op.name, f"{op.w_w}-bit weights are wider than the input's {t_in.ew}-bit container")
-        if op.mode.startswith("pool") and t_in.ew == 1 and not POOL_BIPOLAR:
-            raise _refuse(op.name, "pooling a bipolar tensor")
+        if op.mode.startswith("pool") and t_in.ew == 1 and op.mode not in BIPOLAR_POOL_MODES:
+            raise _refuse(op.name, f"{op.mode} of a bipolar tensor")
         if t_out.ew < 32 and op.result_bits > t_out.ew:
             raise _refuse(op.name, f"results of {op.result_bits} bits do not fit the output's {t_out.ew}-bit "
                           "container")
