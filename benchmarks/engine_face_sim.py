@@ -10,7 +10,7 @@ output integers are compared with the exact reference of the QONNX graph (``comp
 float64, every tensor) and with the numpy model of the descriptors (``compile.engine.run_model``); the measured
 cycles, per layer and in total, are printed beside the cycle model (``compile.engine.cycle_model``).
 ``--stage TENSOR`` ends the network at that hardware tensor (``HwGraph.stage``). CI runs one stage of it
-(tests/test_engine_face.py); this script runs the whole frame.
+(tests/test_rtl_engine.py); this script runs the whole frame.
 """
 
 from __future__ import annotations
