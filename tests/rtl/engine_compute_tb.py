@@ -61,10 +61,12 @@ def _timing(c: dict, ngt: int, owt_s: int) -> tuple[int, bool]:
             while slot >= c["r"]:
                 slot, extra = slot - c["r"], extra + 1
         if c["r"] < c["kh"] + c["stride"]:
-            # no slot to load the next row's inputs into ahead: each row waits for the previous one to be done
-            extra = (c["oh"] - 1) * (lat + e_lat + w + 4 - (1 if n_ops == 0 else 0))
+            # no slot to load the next row's inputs into ahead: each row waits for the loader to bring them once
+            # the previous row's steps are issued (1 cycle with this bench's loader; slot wraps hide in it)
+            extra = (c["oh"] - 1) * 1
         t0 = min(g, e_lat) + lat + w + 3
-        return 3 + n * g + c["oh"] + extra + t0, True
+        # a row shorter than a group's way out waits for the output slot of the row before the previous one
+        return 3 + n * g + c["oh"] + extra + t0, owt_s * ngt * g >= t0 + 4
     if cost == e and cost > max(w, credit, nbw):
         # the epilogue bounds the pass: its two contexts take groups in pairs
         if n % 2 == 0:

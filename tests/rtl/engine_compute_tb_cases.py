@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-PE, PEF = 16, 4
+PE, PEF = 8, 2
 LB_DEPTH, WB_DEPTH, CB_DEPTH, BB_DEPTH, OB_DEPTH = 4096, 1024, 512, 1024, 2048
 
 MODES = {"xnor": 0, "mac": 1, "pool_max": 2, "pool_sum": 3}

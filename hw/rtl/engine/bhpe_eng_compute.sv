@@ -23,8 +23,9 @@
 // Row rules: output row oy starts (its first step is issued) when
 //   in_rows_loaded_i >= min(y_end, oy * stride - pad + kh), y_end = min(h, (oh - 1) * stride - pad + kh),
 //   b_rows_loaded_i > oy (has_b) and out_rows_stored_i + 2 > oy;
-// out_rows_done_o counts the rows whose every group is in the output buffer; oy_o, the oldest row still being
-// computed, equals it during a pass (0 between passes); pass_done_o pulses when the last row is done.
+// out_rows_done_o counts the rows whose every group is in the output buffer; oy_o is the row being issued (it
+// advances when the row's last step has been issued), or with has_b the oldest row not yet done (= out_rows_done_o:
+// its groups may still read their b row), and 0 between passes; pass_done_o pulses when the last row is done.
 //
 // TIMING (cycles from the pass_start_i pulse to the pass_done_o pulse, with a loader and a store that never hold
 // a row back; tests/rtl/engine_compute_tb.py checks these against the RTL):
@@ -39,10 +40,11 @@
 //           groups ahead of the epilogue's take)
 //   N     = groups of the pass = oh * owt_s * ngt, owt_s = min(owt, ow - s*owt), ngt = min(ct/PE, ng - t*ct/PE)
 //   array-bound (C = G):      Tpass = 3 + N*G + oh + X + min(G, Elat) + L + W + 3
-//        X = 0 when r >= kh + stride; a shorter line buffer (r < kh + stride: no slot to load the next row's
-//        inputs into ahead) makes each row wait for the previous one: X = (oh - 1) * (L + Elat + W + 4), minus 1
-//        each when n_ops = 0 (with a loader that delivers at once); where stride > r, a row's slot wraps once
-//        more per multiple of r, a cycle each, inside that wait
+//        X = 0 when r >= kh + stride; with a shorter line buffer (r < kh + stride: no slot to load the next
+//        row's inputs into ahead) each row waits for the loader to bring its new input rows after oy_o advanced:
+//        X = (oh - 1) * (that time: 1 cycle with a loader that delivers at once; the further wraps of a row's
+//        first slot where stride > r, a cycle each, hide in it). Rows shorter than their groups' way out
+//        (owt_s * ngt * G < min(G, Elat) + L + W + 7) also wait for their output slot (the store's 2 slots).
 //   epilogue-bound (C = E > W, nbw, (G + L + 2)/2):
 //                             Tpass = N*E + G + (G | 1) + L + W + 7      (N even)
 //                             Tpass = N*E + E + G + L + W + 7            (N odd)
@@ -574,9 +576,10 @@ module bhpe_eng_compute #(
     end
   end
   assign out_rows_done_o = rows_done_q;
-  // the oldest output row still being computed (its groups may still read their b row): the loader's rules
-  // (line buffer: y < oy_o * stride - pad + r; b: oy < oy_o + 2) then never overwrite a row in use
-  assign oy_o            = (st_q == StIdle) ? '0 : rows_done_q;
+  // the output row being computed, for the loader's rules (line buffer: y < oy_o * stride - pad + r; b:
+  // oy < oy_o + 2): the row being issued (its input rows are read only by the issue), but with b the oldest row
+  // not yet done (its last groups may still read their b row in the epilogue); 0 between passes
+  assign oy_o            = (st_q == StIdle) ? '0 : hdr.has_b ? rows_done_q : oy_q;
   assign pass_done_o     = pass_done_q;
 
   // descriptor fields and bits compute does not read
