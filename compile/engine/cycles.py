@@ -50,7 +50,7 @@ STORE_TAIL = 3
 PASS_START = 3
 ARRAY_LAT_XNOR = 3
 ARRAY_LAT_MAC = 4
-#: epilogue cycles an op of a group (a P and an S cycle; H1)
+#: epilogue latency a micro-op (a P and an S cycle; two groups interleaved, so E = Elat / 2 a group) (H1)
 EPI_CYCLES_PER_OP = 2
 #: the longest AXI burst (beats)
 MAX_BURST = 256
@@ -60,11 +60,12 @@ def _beats(nbytes: float, cfg: EngineConfig) -> float:
     return nbytes / cfg.dram_bytes_per_cycle
 
 
-def group_cycles(h: dict, cfg: EngineConfig, n_ops: int, join_at: int | None = None) -> dict:
-    """H1's compute timing of one channel group (docs/engine.md "Compute timing"): ``G`` array steps (XNOR
-    ``kh*kw*cw_in``; MAC ``(PE/PEF)*kh*kw*cw_in``; pool ``kh*kw*max(1, PE*ew_in/64)``), ``E`` epilogue cycles
-    (``2*n_ops`` plus the b words a JoinAdd at op ``j`` waits for, ``max(0, nbw - 2*j)``; 1 without ops), ``W``
-    output words, ``L`` array latency, and ``C = max(G, E, W, (G + L + 2)/2)`` cycles a group."""
+def group_cycles(h: dict, cfg: EngineConfig, ops: list) -> dict:
+    """H1's compute timing of one channel group (docs/engine.md "Compute timing", the interleaved epilogue):
+    ``G`` array steps (XNOR ``kh*kw*cw_in``; MAC ``(PE/PEF)*kh*kw*cw_in``; pool ``kh*kw*max(1, PE*ew_in/64)``);
+    ``u`` epilogue micro-ops (a Threshold counts 2); ``nbw`` b words of a group; ``Elat = 2*u + sb`` with
+    ``sb = 2*max(0, ceil((nbw+1)/2) - j)`` for a JoinAdd at micro-op ``j``; ``E = Elat/2`` (1 without ops);
+    ``W`` output words; ``L`` array latency; ``C = max(G, E, W, nbw, (G + L + 2)/2)`` cycles a group."""
     pe, pef = cfg.pe, cfg.pef
     taps = h["kh"] * h["kw"] * h["cw_in"]
     mode = h["mode"]
@@ -74,16 +75,30 @@ def group_cycles(h: dict, cfg: EngineConfig, n_ops: int, join_at: int | None = N
         g = (pe // pef) * taps
     else:
         g = h["kh"] * h["kw"] * max(1, pe * (1 << h["lg_ew_in"]) // 64)
-    if n_ops:
-        e = EPI_CYCLES_PER_OP * n_ops
-        if join_at is not None:
-            e += max(0, max(1, pe * (1 << h["lg_ew_b"]) // 64) - 2 * join_at)
-    else:
-        e = 1
+    nbw = max(1, pe * (1 << h["lg_ew_b"]) // 64) if h["has_b"] else 0
+    u, sb = 0, 0
+    for o in ops:
+        if o["opcode"] == 4:  # JoinAdd at micro-op u
+            sb = 2 * max(0, math.ceil((nbw + 1) / 2) - u)
+        u += 2 if o["opcode"] == 6 else 1
+    elat = EPI_CYCLES_PER_OP * u + sb
+    e = elat / 2 if ops else 1
     w = max(1, pe * (1 << h["lg_ew_out"]) // 64)
     lat = ARRAY_LAT_MAC if mode == 1 else ARRAY_LAT_XNOR
-    c = max(g, e, w, (g + lat + 2) / 2)
-    return {"G": g, "E": e, "W": w, "L": lat, "C": c}
+    c = max(g, e, w, nbw, (g + lat + 2) / 2)
+    return {"G": g, "E": e, "Elat": elat, "W": w, "L": lat, "nbw": nbw, "C": c}
+
+
+def pass_compute(gc: dict, n: int, oh: int, overlap: bool, n_ops: int) -> float:
+    """H1's ``Tpass``: pass start to the last output word of ``n`` groups over ``oh`` rows, the loader and the
+    store never late (array-bound, epilogue-bound and the mixed case)."""
+    G, E, elat, W, L, C = gc["G"], gc["E"], gc["Elat"], gc["W"], gc["L"], gc["C"]
+    if C == G:
+        x = 0 if overlap else (oh - 1) * (L + elat + W + 4 - (1 if n_ops == 0 else 0))
+        return PASS_START + n * G + oh + x + min(G, elat) + L + W + 3
+    if n_ops and C == E and E > max(W, gc["nbw"], (G + L + 2) / 2):
+        return n * E + G + (G | 1) + L + W + 7 if n % 2 == 0 else n * E + E + G + L + W + 7
+    return PASS_START + n * C + min(G, elat) + L + W + 4
 
 
 def layer_cycles(op, cfg: EngineConfig) -> dict:
@@ -100,12 +115,8 @@ def layer_cycles(op, cfg: EngineConfig) -> dict:
     ew_out = 1 << h["lg_ew_out"]
     ng, ct, n_ct, owt, n_strips, r = h["ng"], h["ct"], h["n_ct"], h["owt"], h["n_strips"], h["r"]
     n_ops = len(op.ops)
-    join_at = next((i for i, o in enumerate(op.ops) if o["opcode"] == 4), None)
-    gc = group_cycles(h, cfg, n_ops, join_at)
-    C, G = gc["C"], gc["G"]
-    t0 = min(G, gc["E"]) + gc["L"] + gc["W"] + 3 - (1 if n_ops == 0 else 0)
+    gc = group_cycles(h, cfg, op.ops)
     overlap = r >= kh + s
-    x_rows = 0 if overlap else (oh - 1) * (gc["L"] + 2 * n_ops + gc["W"] + 4 - (1 if n_ops == 0 else 0))
     y_end = min(H, (oh - 1) * s - pad + kh)
     res = {"name": op.name, "mode": ("xnor", "mac", "pool_max", "pool_sum")[h["mode"]], "compute_cycles": 0,
            "dram_read_bytes": DESC_BYTES, "dram_write_bytes": 0, "weight_bytes": 0, "const_bytes": 0,
@@ -139,12 +150,13 @@ def layer_cycles(op, cfg: EngineConfig) -> dict:
             # the store: one burst a row when the tile is the whole pixel, else one a pixel (whole beats each)
             pixel_mode = opix != h["out_pix_stride"] * 8
             out_row_beats = owt_s * math.ceil(opix / 8) if pixel_mode else math.ceil(out_row / 8)
-            compute_row = owt_s * groups * C
-            # compute starts when the input rows (and b row) of output row 0 are in
+            compute_row = owt_s * groups * gc["C"]
+            # H1's Tpass, plus the loader's waits: the first rows (and b row) before the first group, and any row
+            # whose loads (during the previous row) take longer than the previous row's compute
             first_rows = min(y_end, max(1, kh - pad))
             ready = LOADER_START + lat + ROW_LOADED + max(first_rows * row_reqs,
                                                           _beats(first_rows * row_bytes + b_row, cfg))
-            p = max(PASS_START, ready)
+            p = pass_compute(gc, oh * owt_s * groups, oh, overlap, n_ops) + max(0, ready - PASS_START)
             loaded = first_rows
             for oy in range(oh):
                 need = min(y_end, oy * s - pad + kh)
@@ -156,8 +168,7 @@ def layer_cycles(op, cfg: EngineConfig) -> dict:
                                                                        _beats(new * row_bytes + b_row, cfg))
                     row = max(row, load)
                 row = max(row, _beats(new * row_bytes + b_row + 8 * out_row_beats, cfg))  # one DRAM port
-                p += row
-            p += t0 + ((oh + x_rows) if C == G else 1)
+                p += row - compute_row
             res["compute_cycles"] += int(math.ceil(p))
             p += lat + math.ceil(_beats(8 * out_row_beats, cfg)) + STORE_TAIL
             total += p + PASS_GAP
