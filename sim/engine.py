@@ -127,7 +127,8 @@ def run_engine(exe, dram, desc_addr: int, *, latency: int = 20, beats_per_cycle:
         for f in (fout, fjson):
             f.unlink(missing_ok=True)
         cmd = [str(exe), "--dram-in", str(fin), "--dram-out", str(fout), "--json", str(fjson),
-               "--desc-addr", str(int(desc_addr)), "--latency", str(int(latency)), "--bpc", repr(float(beats_per_cycle)),
+               "--desc-addr", str(int(desc_addr)), "--latency", str(int(latency)),
+               "--bpc", repr(float(beats_per_cycle)),
                "--stall", repr(float(stall_prob)), "--seed", str(int(seed)), "--max-cycles", str(int(max_cycles)),
                "--idle-limit", str(int(idle_limit))]
         if fault:

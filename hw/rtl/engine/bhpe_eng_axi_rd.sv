@@ -8,8 +8,9 @@
 // valid/ready request; client 0 has the highest priority (the engine's order: descriptor, constants, weights,
 // b rows, input rows). The accepted request is cut into INCR bursts of at most 256 beats that never cross a 4 KiB
 // boundary, issued one a cycle while fewer than MaxOut bursts are outstanding; the next request is accepted in the
-// cycle the last burst of the current one is issued (so one-burst requests go out one a cycle). All bursts use ID 0, so the data returns in order: a
-// FIFO of the client of each outstanding burst routes every R beat to its client (rvalid_o[client], rdata_o).
+// cycle the last burst of the current one is issued (so one-burst requests go out one a cycle). All bursts use
+// ID 0, so the data returns in order: a FIFO of the client of each outstanding burst routes every R beat to its
+// client (rvalid_o[client], rdata_o).
 // Clients always take their beats (rready is 1): every client writes a beat straight into a buffer.
 //
 // Cost: a request accepted in cycle c (req_ready_o) has its first AR valid in cycle c + 2 (c + 1: the burst is

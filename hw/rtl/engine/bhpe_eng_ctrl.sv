@@ -6,7 +6,9 @@
 // sequences each layer through the loader, compute and store.
 //
 // On start_i (CTRL.start): descriptor i (i = 0, 1, ...) is fetched from desc_addr_i + i * 256 (one 32-word read
-// request, read-master client 0) and checked (mode <= 3, n_ops <= 16, n_ct, n_strips, owt, r >= 1; else ERROR 3).
+// request, read-master client 0; descriptor i + 1 is prefetched into a second register set during the last pass
+// of descriptor i, so the program must not overwrite its own descriptors) and checked (mode <= 3, n_ops <= 16,
+// n_ct, n_strips, owt, r >= 1; else ERROR 3).
 // Then the layer runs:
 //   constants (loader, n_cols * ng buffer words), once;
 //   for t in 0 .. n_ct-1: the weights of tile t (loader, from w_addr + t * wtile_words * PE * 8; pool layers have
@@ -22,13 +24,16 @@
 // sim/engine_harness.cpp, no stalls; L = read latency in cycles from the AR handshake to the first R beat, one beat a
 // cycle). A layer takes
 //   F + Cst + sum over tiles t of ( Wt + sum over strips s of (P_ts + 1) ) + 1 cycles:
-//   F   = L + 35: the descriptor fetch (request, AR 2 cycles later, L, 32 beats, check), to layer_start;
+//   F   = L + 35 for the first descriptor: its fetch (request, AR 2 cycles later, L, 32 beats, check);
+//         F = 1 for the others: each is prefetched during the previous layer's last pass, as soon as the loader
+//         has that pass's last row in (the request then waits for nothing; its data comes L + 34 cycles later);
+//         if the prefetch has not arrived when the previous layer ends, F = 1 + the cycles still to wait;
 //   Cst = 2 without constants, else L + 4 + n_cols * ng * PE / 2 (one request; not overlapped);
 //   Wt  = 2 for a tile without weights (pool), else L + 4 + wtile_words * PE (not overlapped with compute: one
 //         weight buffer);
 //   P_ts = cycles from pass_start to the cycle the store has the last write response of the pass (the loader,
 //         compute and store overlap inside; see bhpe_eng_loader.sv and bhpe_eng_store.sv), + 1 to see it;
-//   + 1: the cycle of the layer's end (then the next descriptor's fetch starts).
+//   + 1: the cycle of the layer's end (then the prefetched descriptor is checked).
 // CYCLES (start to done) = the sum over the layers + 2.
 module bhpe_eng_ctrl #(
   parameter int unsigned PE    = 16,
@@ -79,8 +84,9 @@ module bhpe_eng_ctrl #(
   } cstate_e;
   cstate_e state_q;
 
-  logic [bhpe_eng_pkg::DescWords-1:0][63:0] words_q;
-  logic [4:0]        wcnt_q;
+  logic [bhpe_eng_pkg::DescWords-1:0][63:0] words_q, next_q;
+  logic [4:0]        wcnt_q, ncnt_q;
+  logic              pf_req, pf_busy_q, nvalid_q;
   logic [AddrW-1:0]  ptr_q;
   logic [15:0]       t_q, s_q, ox0_q;
   logic [31:0]       b0_q;
@@ -103,8 +109,12 @@ module bhpe_eng_ctrl #(
   logic [15:0] owt_s;
   assign owt_s = (h.ow - ox0_q < h.owt) ? h.ow - ox0_q : h.owt;
 
-  assign req_valid_o   = (state_q == CFetch);
-  assign req_addr_o    = ptr_q;
+  // the next descriptor is prefetched into next_q during the layer's last pass, once the loader has every row of it
+  // in (so the 32 beats never delay an input row), and the next layer starts without a fetch
+  assign pf_req        = (state_q == CPassWait) & ~h.last & ~pf_busy_q & ~nvalid_q & ~ld_pass_busy_i &
+                         (s_q + 16'd1 == h.n_strips) & (t_q + 16'd1 == h.n_ct);
+  assign req_valid_o   = (state_q == CFetch) | pf_req;
+  assign req_addr_o    = pf_req ? ptr_q + AddrW'(bhpe_eng_pkg::DescWords * 8) : ptr_q;
   assign req_words_o   = 32'(bhpe_eng_pkg::DescWords);
   assign const_start_o = (state_q == CConst);
   assign wt_start_o    = (state_q == CTile);
@@ -122,6 +132,10 @@ module bhpe_eng_ctrl #(
       state_q   <= CIdle;
       words_q   <= '0;
       wcnt_q    <= '0;
+      next_q    <= '0;
+      ncnt_q    <= '0;
+      pf_busy_q <= 1'b0;
+      nvalid_q  <= 1'b0;
       ptr_q     <= '0;
       t_q       <= '0;
       s_q       <= '0;
@@ -138,9 +152,21 @@ module bhpe_eng_ctrl #(
       layer_start_o <= 1'b0;
       if (busy_o) cycles_o <= cycles_o + 64'd1;
       if (pass_done_i) cdone_q <= 1'b1;
-      if (rvalid_i) begin
+      if (rvalid_i && !pf_busy_q) begin
         words_q[wcnt_q] <= rdata_i;
         wcnt_q          <= wcnt_q + 5'd1;
+      end
+      if (pf_req && req_ready_i) begin
+        pf_busy_q <= 1'b1;
+        ncnt_q    <= '0;
+      end
+      if (rvalid_i && pf_busy_q) begin
+        next_q[ncnt_q] <= rdata_i;
+        ncnt_q         <= ncnt_q + 5'd1;
+        if (ncnt_q == 5'(bhpe_eng_pkg::DescWords - 1)) begin
+          pf_busy_q <= 1'b0;
+          nvalid_q  <= 1'b1;
+        end
       end
       if (err && state_q != CIdle && state_q != CDone) begin
         error_o <= rd_err_i ? 32'd1 : 32'd2;
@@ -149,6 +175,8 @@ module bhpe_eng_ctrl #(
         unique case (state_q)
           CIdle: begin
             if (start_i) begin
+              pf_busy_q <= 1'b0;
+              nvalid_q  <= 1'b0;
               done_o   <= 1'b0;
               error_o  <= '0;
               cycles_o <= '0;
@@ -211,7 +239,12 @@ module bhpe_eng_ctrl #(
           CNext: begin
             if (h.last) begin
               state_q <= CDone;
-            end else begin
+            end else if (nvalid_q) begin  // prefetched: decode it now
+              words_q  <= next_q;
+              nvalid_q <= 1'b0;
+              ptr_q    <= ptr_q + AddrW'(bhpe_eng_pkg::DescWords * 8);
+              state_q  <= CCheck;
+            end else if (!pf_busy_q) begin
               ptr_q   <= ptr_q + AddrW'(bhpe_eng_pkg::DescWords * 8);
               state_q <= CFetch;
             end
@@ -228,7 +261,7 @@ module bhpe_eng_ctrl #(
 
 `ifndef SYNTHESIS
   fetch_only_when_asked : assert property (@(posedge clk_i) disable iff (!rst_ni)
-      rvalid_i |-> state_q == CFetchWait)
+      rvalid_i |-> (state_q == CFetchWait) || pf_busy_q)
     else $error("%m: descriptor data arrived outside a descriptor fetch");
 `endif
 endmodule
