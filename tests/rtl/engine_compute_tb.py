@@ -49,7 +49,7 @@ def _timing(c: dict, ngt: int, owt_s: int) -> tuple[int, bool]:
         e_lat += 2 * max(0, -(-(nbw + 1) // 2) - uops.index("JoinAdd"))
     e = e_lat / 2 if n_ops else 1
     w = max(1, PE * c["ew_out"] // 64)
-    credit = (g + lat + 2) / 2  # the array runs at most two groups ahead of the epilogue's take
+    credit = (g + lat + 2) / 3  # the array runs at most three groups ahead of the epilogue's take
     cost = max(g, e, w, credit, nbw)
     n = c["oh"] * owt_s * ngt
     if cost == g:

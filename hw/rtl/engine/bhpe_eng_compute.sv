@@ -36,7 +36,7 @@
 //   E     = epilogue cycles a group (two groups interleaved): Elat / 2; 1 when n_ops = 0
 //   W     = output words of a group: max(1, PE*ew_out/64)
 //   L     = array latency: 3 (XNOR, pool), 4 (MAC)
-//   C     = cycles a group = max(G, E, W, nbw, (G + L + 2) / 2)   (the last term: the array runs at most two
+//   C     = cycles a group = max(G, E, W, nbw, (G + L + 2) / 3)   (the last term: the array runs at most three
 //           groups ahead of the epilogue's take)
 //   N     = groups of the pass = oh * owt_s * ngt, owt_s = min(owt, ow - s*owt), ngt = min(ct/PE, ng - t*ct/PE)
 //   array-bound (C = G):      Tpass = 3 + N*G + oh + X + min(G, Elat) + L + W + 3
@@ -45,7 +45,7 @@
 //        X = (oh - 1) * (that time: 1 cycle with a loader that delivers at once; the further wraps of a row's
 //        first slot where stride > r, a cycle each, hide in it). Rows shorter than their groups' way out
 //        (owt_s * ngt * G < min(G, Elat) + L + W + 7) also wait for their output slot (the store's 2 slots).
-//   epilogue-bound (C = E > W, nbw, (G + L + 2)/2):
+//   epilogue-bound (C = E > W, nbw, (G + L + 2)/3):
 //                             Tpass = N*E + G + (G | 1) + L + W + 7      (N even)
 //                             Tpass = N*E + E + G + L + W + 7            (N odd)
 //   otherwise (W, nbw or the credit bound):  Tpass ~ 3 + N*C + min(G, Elat) + L + W + 4   (within 5 %)
@@ -213,7 +213,7 @@ module bhpe_eng_compute #(
   assign need_in = ($signed(need_s) < $signed({2'b0, y_end_q})) ? need_s[15:0] : y_end_q;
   assign row_ok  = (slotb_q < hdr.r) && (in_rows_loaded_i >= need_in) && (!hdr.has_b || b_rows_loaded_i > oy_q) &&
                    (17'(out_rows_stored_i) + 17'd2 > 17'(oy_q));
-  assign fire    = (st_q == StRun) && (!grp_first || outst_q < 2'd2);
+  assign fire    = (st_q == StRun) && (!grp_first || outst_q != 2'd3);
 
   logic pass_last_w;  // the packer writes the pass's last word this cycle
   always_comb begin
@@ -415,27 +415,37 @@ module bhpe_eng_compute #(
   end
   assign done = is_pool ? pool_done : is_mac ? mac_done : xnor_done;
 
-  // ---- group register (array -> epilogue) ----------------------------------------------------------
-  logic               pend_q, grp_valid_q, handover;
-  logic [PE*ValW-1:0] grp_q;
-  assign handover = (done | pend_q) & (~grp_valid_q | epi_take);
+  // ---- group FIFO (array -> epilogue): 2 entries; a finished group waits in the accumulators (pend_q) while
+  // both are full. At most 3 groups are issued and not yet taken by the epilogue (outst_q), so the next group's
+  // first accumulation always finds the accumulators handed over. --------------------------------------------
+  logic               pend_q, handover, grd_q;
+  logic [1:0]         gcnt_q;
+  logic [PE*ValW-1:0] grp_q [2];
+  assign handover = (done | pend_q) & ((gcnt_q != 2'd2) | epi_take);
   always_ff @(posedge clk_i) begin
     if (!rst_ni) begin
-      pend_q      <= 1'b0;
-      grp_valid_q <= 1'b0;
-      outst_q     <= '0;
+      pend_q  <= 1'b0;
+      grd_q   <= 1'b0;
+      gcnt_q  <= '0;
+      outst_q <= '0;
     end else begin
-      pend_q      <= (done | pend_q) & ~handover;
-      grp_valid_q <= handover | (grp_valid_q & ~epi_take);
-      outst_q     <= outst_q + 2'((fire && grp_first) ? 1 : 0) - 2'(epi_take ? 1 : 0);
+      pend_q  <= (done | pend_q) & ~handover;
+      grd_q   <= grd_q ^ epi_take;
+      gcnt_q  <= gcnt_q + 2'(handover ? 1 : 0) - 2'(epi_take ? 1 : 0);
+      outst_q <= outst_q + 2'((fire && grp_first) ? 1 : 0) - 2'(epi_take ? 1 : 0);
     end
   end
   always_ff @(posedge clk_i) begin
-    if (handover) grp_q <= acc;
+    if (handover) grp_q[grd_q ^ gcnt_q[0]] <= acc;
   end
 
+  // the FIFO's stream into the epilogue keeps the valid/ready rules
+  bhpe_stream_assert #(.DataW(PE*ValW)) u_grp_assert (
+    .clk_i, .rst_ni, .tdata_i(grp_q[grd_q]), .tvalid_i(gcnt_q != '0), .tready_i(epi_take)
+  );
+
   // ---- group metadata: pushed when a group's first step is issued; read by the epilogue (its group and
-  // b pixel) and the packer (output words, row / pass ends). At most 6 groups between the two (2 before the
+  // b pixel) and the packer (output words, row / pass ends). At most 7 groups between the two (3 before the
   // epilogue, 2 in its contexts, 1 in its output register, 1 being loaded). ---------------------------------
   typedef struct packed {
     logic [15:0]     g;
@@ -476,7 +486,7 @@ module bhpe_eng_compute #(
   assign meta_pk  = meta_q[mpk_q];
 
   bhpe_eng_epilogue #(.Pe(PE), .CbDepth(CbDepth), .BbDepth(BbDepth)) u_epi (
-    .clk_i, .rst_ni, .desc_i, .in_valid_i(grp_valid_q), .in_ready_o(epi_take), .in_val_i(grp_q),
+    .clk_i, .rst_ni, .desc_i, .in_valid_i(gcnt_q != '0), .in_ready_o(epi_take), .in_val_i(grp_q[grd_q]),
     .in_g_i(meta_epi.g), .in_bbase_i(meta_epi.bbase), .cb_raddr_o, .cb_rdata_i, .bb_raddr_o, .bb_rdata_i,
     .out_valid_o(epi_out_valid), .out_ready_i(pk_load), .out_val_o(epi_out)
   );
@@ -592,8 +602,8 @@ module bhpe_eng_compute #(
   // the arrays finish groups in order, one at a time; the group register never overflows
   grp_no_overrun : assert property (@(posedge clk_i) disable iff (!rst_ni) !(done && pend_q))
     else $error("%m: a group finished while the previous one still waited for the group register");
-  outst_bounded : assert property (@(posedge clk_i) disable iff (!rst_ni) outst_q <= 2'd2)
-    else $error("%m: more than two groups between issue and epilogue");
+  fifo_bounded : assert property (@(posedge clk_i) disable iff (!rst_ni) gcnt_q <= 2'd2)
+    else $error("%m: group FIFO overflow");
   pass_start_idle : assert property (@(posedge clk_i) disable iff (!rst_ni) pass_start_i |-> st_q == StIdle)
     else $error("%m: pass_start_i while a pass runs");
 `endif
