@@ -4,7 +4,9 @@ It follows docs/engine.md's "Execution order" from the descriptor fields of each
 and the RTL's measured structure (H2's measurements of bhpe_engine with latency ``L``, at ``b`` bytes a cycle):
 
 - a layer is ``F + Cst + sum_t (W_t + sum_s (P_ts + PASS_GAP)) + LAYER_GAP``, a frame the sum of its layers plus
-  ``FRAME_OVERHEAD``: ``F`` the descriptor fetch (``L + FETCH_OVERHEAD + 256/b``), ``Cst`` the constants and
+  ``FRAME_OVERHEAD``: ``F`` the descriptor fetch (``L + FETCH_OVERHEAD + 256/b`` for the first; a later one is
+  prefetched during the previous layer's last pass once its input rows are in, and costs what that pass's rest
+  does not hide, at least ``PREFETCH_MIN``), ``Cst`` the constants and
   ``W_t`` tile ``t``'s weights (``L + LOAD_OVERHEAD + bytes/b``, ``EMPTY_LOAD`` when there are none), neither
   overlapped with compute;
 - a pass ``P``: ``LOADER_START + L`` + the input rows the first output row needs, then per output row
@@ -32,6 +34,8 @@ from binaryhpe.compile.engine.config import EngineConfig
 DESC_BYTES = 256
 #: descriptor fetch: F = latency + FETCH_OVERHEAD + 32 beats (H2, measured on the RTL)
 FETCH_OVERHEAD = 3
+#: a prefetched descriptor's cost when it arrived in time (H2)
+PREFETCH_MIN = 1
 #: constants / one weight tile: latency + LOAD_OVERHEAD + beats; EMPTY_LOAD cycles when there are none (H2)
 LOAD_OVERHEAD = 4
 EMPTY_LOAD = 2
@@ -101,7 +105,7 @@ def pass_compute(gc: dict, n: int, oh: int, overlap: bool, n_ops: int) -> float:
     return PASS_START + n * C + min(G, elat) + L + W + 4
 
 
-def layer_cycles(op, cfg: EngineConfig) -> dict:
+def layer_cycles(op, cfg: EngineConfig, prev_hide: float | None = None) -> dict:
     """The model of one engine op from its descriptor fields (``op.header``):
     ``F + Cst + sum_t (W_t + sum_s (P_ts + PASS_GAP)) + LAYER_GAP`` with a pass
     ``P = max(PASS_START, first rows in) + sum_rows max(C * groups of the row, row loads) + T0 + ... + store
@@ -122,6 +126,8 @@ def layer_cycles(op, cfg: EngineConfig) -> dict:
            "dram_read_bytes": DESC_BYTES, "dram_write_bytes": 0, "weight_bytes": 0, "const_bytes": 0,
            "load_cycles": 0, "transfer_cycles": 0.0, "passes": n_ct * n_strips}
     fetch = lat + FETCH_OVERHEAD + math.ceil(_beats(DESC_BYTES, cfg))
+    if prev_hide is not None:  # prefetched during the previous layer's last pass, after its last input row
+        fetch = max(PREFETCH_MIN, fetch - prev_hide)
     cbytes = h["n_cols"] * ng * pe * 4
     const = lat + LOAD_OVERHEAD + math.ceil(_beats(cbytes, cfg)) if cbytes else EMPTY_LOAD
     res["dram_read_bytes"] += cbytes
@@ -170,7 +176,10 @@ def layer_cycles(op, cfg: EngineConfig) -> dict:
                 row = max(row, _beats(new * row_bytes + b_row + 8 * out_row_beats, cfg))  # one DRAM port
                 p += row - compute_row
             res["compute_cycles"] += int(math.ceil(p))
-            p += lat + math.ceil(_beats(8 * out_row_beats, cfg)) + STORE_TAIL
+            tail = lat + math.ceil(_beats(8 * out_row_beats, cfg)) + STORE_TAIL
+            p += tail
+            # after the pass's last input row is in: its last row's groups, the drain and the store tail
+            hide = compute_row + min(gc["G"], gc["Elat"]) + gc["L"] + gc["W"] + 3 + tail
             total += p + PASS_GAP
             in_bytes = y_end * row_bytes
             rd, wr = in_bytes + oh * b_row, oh * out_row
@@ -178,6 +187,8 @@ def layer_cycles(op, cfg: EngineConfig) -> dict:
             res["dram_read_bytes"] += rd
             res["dram_write_bytes"] += wr
     total += LAYER_GAP
+    res["hide"] = hide
+    res["fetch_cycles"] = fetch
     res["cycles"] = int(math.ceil(total))
     res["load_cycles"] = int(math.ceil(loads))
     res["transfer_cycles"] = int(math.ceil(res["transfer_cycles"]))
@@ -190,7 +201,11 @@ def cycle_model(program, cfg: EngineConfig | None = None) -> dict:
     """``{"layers": [per-op dicts in descriptor order], "total": {...}}``: cycles, compute cycles, DRAM read /
     write bytes, transfer cycles, of each op and of the frame (at ``cfg``, default the program's)."""
     cfg = cfg or program.cfg
-    layers = [layer_cycles(op, cfg) for op in program.ops]
+    layers, hide = [], None
+    for op in program.ops:
+        r = layer_cycles(op, cfg, hide)
+        hide = r.pop("hide")
+        layers.append(r)
     total = {k: sum(r[k] for r in layers) for k in ("cycles", "compute_cycles", "dram_read_bytes",
                                                       "dram_write_bytes", "weight_bytes", "const_bytes",
                                                       "transfer_cycles", "load_cycles")}
