@@ -8,9 +8,9 @@
 // where mask holds the valid channels of the word (zero for a padding tap). first_i starts a new sum.
 //
 // Pipeline (each stage registered, no stall: the caller issues a step only when it can take the result):
-//   cycle 1 (inputs)  popcounts of the Pe rows and of the mask       -> registered
-//   cycle 2           term = 2 * pc - pcm                             -> registered
-//   cycle 3           acc = first ? term : acc + term                 -> acc_o
+//   cycle 1 (inputs)  agree = ~(x ^ w[p]) & mask of the Pe rows (the buffers' read data, one LUT) -> registered
+//   cycle 2           popcounts of the rows and of the mask                                   -> registered
+//   cycle 3           acc = (first ? 0 : acc) + 2 * pc - pcm                                   -> acc_o
 // done_o is high for one cycle, the cycle after the step flagged last_i was accumulated (acc_o holds the
 // group's sums from then until the next first step is accumulated): Latency = 3.
 module bhpe_eng_xnor_array #(
@@ -32,28 +32,32 @@ module bhpe_eng_xnor_array #(
 
   logic [2:0] valid_q, first_q, last_q;  // [0]: stage 1 register, [1]: stage 2 register, [2]: done
 
+  logic [63:0]     agree_q [Pe];
+  logic [63:0]     mask_q;
   logic [CntW-1:0] pc [Pe];
   logic [CntW-1:0] pc_q [Pe];
   logic [CntW-1:0] pcm, pcm_q;
-  logic [AccW-1:0] term_q [Pe];
   logic [AccW-1:0] acc_q [Pe];
 
   for (genvar p = 0; p < Pe; p++) begin : gen_row
-    logic [63:0] agree;
-    assign agree = ~(x_i ^ w_i[p*64 +: 64]) & mask_i;
-    bhpe_popcount #(.Width(64)) u_pc (.bits_i(agree), .count_o(pc[p]));
-
     always_ff @(posedge clk_i) begin
-      if (valid_i) pc_q[p] <= pc[p];
-      if (valid_q[0]) term_q[p] <= (AccW'(pc_q[p]) << 1) - AccW'(pcm_q);
-      if (valid_q[1]) acc_q[p] <= first_q[1] ? term_q[p] : acc_q[p] + term_q[p];
+      if (valid_i) agree_q[p] <= ~(x_i ^ w_i[p*64 +: 64]) & mask_i;
+    end
+    bhpe_popcount #(.Width(64)) u_pc (.bits_i(agree_q[p]), .count_o(pc[p]));
+
+    logic [AccW-1:0] base;
+    assign base = first_q[1] ? '0 : acc_q[p];
+    always_ff @(posedge clk_i) begin
+      if (valid_q[0]) pc_q[p] <= pc[p];
+      if (valid_q[1]) acc_q[p] <= base + (AccW'(pc_q[p]) << 1) - AccW'(pcm_q);
     end
     assign acc_o[p*AccW +: AccW] = acc_q[p];
   end
-  bhpe_popcount #(.Width(64)) u_pcm (.bits_i(mask_i), .count_o(pcm));
+  bhpe_popcount #(.Width(64)) u_pcm (.bits_i(mask_q), .count_o(pcm));
 
   always_ff @(posedge clk_i) begin
-    if (valid_i) pcm_q <= pcm;
+    if (valid_i) mask_q <= mask_i;
+    if (valid_q[0]) pcm_q <= pcm;
   end
 
   always_ff @(posedge clk_i) begin
