@@ -54,6 +54,8 @@ STORE_TAIL = 3
 PASS_START = 3
 ARRAY_LAT_XNOR = 3
 ARRAY_LAT_MAC = 4
+#: groups the arrays may run ahead of the epilogue (the credit term (G + L + 2) / CREDIT_GROUPS of C) (H1)
+CREDIT_GROUPS = 3
 #: epilogue latency a micro-op (a P and an S cycle; two groups interleaved, so E = Elat / 2 a group) (H1)
 EPI_CYCLES_PER_OP = 2
 #: the longest AXI burst (beats)
@@ -69,7 +71,8 @@ def group_cycles(h: dict, cfg: EngineConfig, ops: list) -> dict:
     ``G`` array steps (XNOR ``kh*kw*cw_in``; MAC ``(PE/PEF)*kh*kw*cw_in``; pool ``kh*kw*max(1, PE*ew_in/64)``);
     ``u`` epilogue micro-ops (a Threshold counts 2); ``nbw`` b words of a group; ``Elat = 2*u + sb`` with
     ``sb = 2*max(0, ceil((nbw+1)/2) - j)`` for a JoinAdd at micro-op ``j``; ``E = Elat/2`` (1 without ops);
-    ``W`` output words; ``L`` array latency; ``C = max(G, E, W, nbw, (G + L + 2)/2)`` cycles a group."""
+    ``W`` output words; ``L`` array latency; ``C = max(G, E, W, nbw, (G + L + 2)/3)`` cycles a group (the arrays
+    run at most CREDIT_GROUPS groups ahead of the epilogue)."""
     pe, pef = cfg.pe, cfg.pef
     taps = h["kh"] * h["kw"] * h["cw_in"]
     mode = h["mode"]
@@ -89,7 +92,7 @@ def group_cycles(h: dict, cfg: EngineConfig, ops: list) -> dict:
     e = elat / 2 if ops else 1
     w = max(1, pe * (1 << h["lg_ew_out"]) // 64)
     lat = ARRAY_LAT_MAC if mode == 1 else ARRAY_LAT_XNOR
-    c = max(g, e, w, nbw, (g + lat + 2) / 2)
+    c = max(g, e, w, nbw, (g + lat + 2) / CREDIT_GROUPS)
     return {"G": g, "E": e, "Elat": elat, "W": w, "L": lat, "nbw": nbw, "C": c}
 
 
@@ -100,7 +103,7 @@ def pass_compute(gc: dict, n: int, oh: int, overlap: bool, n_ops: int) -> float:
     if C == G:
         x = 0 if overlap else (oh - 1) * (L + elat + W + 4 - (1 if n_ops == 0 else 0))
         return PASS_START + n * G + oh + x + min(G, elat) + L + W + 3
-    if n_ops and C == E and E > max(W, gc["nbw"], (G + L + 2) / 2):
+    if n_ops and C == E and E > max(W, gc["nbw"], (G + L + 2) / CREDIT_GROUPS):
         return n * E + G + (G | 1) + L + W + 7 if n % 2 == 0 else n * E + E + G + L + W + 7
     return PASS_START + n * C + min(G, elat) + L + W + 4
 
