@@ -3,11 +3,13 @@ pool arrays) alone, in Verilator via cocotb (tests/rtl/engine_compute_tb.py): th
 models, the bench plays loader and store under the row/slot rules, and the output buffer's rows, stored to a
 DRAM image, must equal a numpy computation of docs/engine.md's semantics (tests/rtl/engine_compute_tb_cases.py).
 
-Cases: XNOR 3x3 pad 1 at stride 1 and 2 with c_in not a multiple of 64; XNOR sums at both ends (+-N); MAC 3x3 on
-8-bit (PEF < PE: sub-passes) and 16-bit elements (saturating both ends); max pool 3x3 s2 pad 1; sum pool 2x2;
-copies (sum pool, k = 1) through a chain of every op kind with a JoinAdd on tensor b; cout not a multiple of
-PE; two tiles and two strips. Each case runs without and with a late loader / store; without, every pass's
-cycle count must equal the timing formula of bhpe_eng_compute.sv's header.
+Cases: XNOR 3x3 pad 1 at stride 1 and 2 with c_in not a multiple of 64; XNOR sums at both ends (+-N); XNOR 1x1
+with a long chain (epilogue-bound); MAC 3x3 on 8-bit (PEF < PE: sub-passes) and 16-bit elements (saturating both
+ends); MAC 1x1 stride 2 with r = 1; max pool 3x3 s2 pad 1 of 8-bit and of bipolar elements; sum pool 2x2; max pool
+of 32-bit elements; copies (sum pool, k = 1) through a chain of every op kind with a JoinAdd on tensor b (8-, 16-,
+32-bit b); cout not a multiple of PE; two tiles and two strips; a short line buffer (r = kh). Each case runs
+without and with a late loader / store; without, every pass's cycle count must equal the timing formula of
+bhpe_eng_compute.sv's header (exact where it claims to be, else within 5 %).
 """
 
 from __future__ import annotations

@@ -59,6 +59,13 @@ CASES = {
     # at bit 16 g of the word, the last group with 8 padding lanes
     "pool_max_bipolar": dict(mode="pool_max", h=6, w=7, c_in=40, cout=40, k=3, stride=2, pad=1, ct=32, owt=3,
                              ew_in=1, ew_out=1, ops=[], seed=10),
+    # 32-bit elements: max pool 2x2 stride 1 and a copy joined with a 32-bit b, 32-bit outputs (4 words a group)
+    "pool_max32": dict(mode="pool_max", h=3, w=4, c_in=10, cout=10, k=2, stride=1, pad=0, ct=16, owt=3,
+                       ew_in=32, ew_out=32, in_signed=True, ops=[], seed=15),
+    "copy_b32": dict(mode="pool_sum", h=2, w=3, c_in=12, cout=12, k=1, stride=1, pad=0, ct=16, owt=3,
+                     ew_in=32, ew_out=32, in_signed=True, has_b=True, ew_b=32, b_signed=True,
+                     ops=[_op("JoinAdd", out_w=34, shift_a=1, shift_b=0), _op("Requant", out_w=32, shift=1)],
+                     seed=16),
     # a short line buffer: r = kh (< kh + stride), the slots wrap by stride mod r
     "xnor_s2_r3": dict(mode="xnor", h=7, w=5, c_in=64, cout=16, k=3, stride=2, pad=1, ct=16, owt=3, ew_in=1,
                        ew_out=8, ops=[_op("Requant", out_w=8, shift=0)], seed=11, r=3),
