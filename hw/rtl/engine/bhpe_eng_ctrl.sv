@@ -29,15 +29,18 @@
 //         has that pass's last row in (the request then waits for nothing; its data comes L + 34 cycles later);
 //         if the prefetch has not arrived when the previous layer ends, F = 1 + the cycles still to wait;
 //   Cst = 2 without constants, else L + 4 + n_cols * ng * PE / 2 (one request; not overlapped);
-//   Wt  = 2 for a tile without weights (pool), else L + 4 + wtile_words * PE (not overlapped with compute: one
-//         weight buffer);
+//   Wt  = 2 for a tile without weights (pool), else L + 4 + wtile_words * PE, not overlapped with compute, except
+//         with double buffering (n_ct > 1 and wtile_words <= WbDepth/2): tile t's weights go to half t mod 2 of
+//         the weight buffer, and tile t + 1's load starts with tile t's first pass (a weight request has priority
+//         over b and input rows), so Wt = 2 + what is left of that load when tile t's passes end (tile 0: as above);
 //   P_ts = cycles from pass_start to the cycle the store has the last write response of the pass (the loader,
 //         compute and store overlap inside; see bhpe_eng_loader.sv and bhpe_eng_store.sv), + 1 to see it;
 //   + 1: the cycle of the layer's end (then the prefetched descriptor is checked).
 // CYCLES (start to done) = the sum over the layers + 2.
 module bhpe_eng_ctrl #(
-  parameter int unsigned PE    = 16,
-  parameter int unsigned AddrW = 40
+  parameter int unsigned PE      = 16,
+  parameter int unsigned WbDepth = 1024,
+  parameter int unsigned AddrW   = 40
 ) (
   input  logic                clk_i,
   input  logic                rst_ni,
@@ -66,7 +69,9 @@ module bhpe_eng_ctrl #(
   output logic                const_start_o,
   input  logic                const_busy_i,
   output logic                wt_start_o,
-  output logic [AddrW-1:0]    wt_addr_o,
+  output logic [AddrW-1:0]    wt_addr_o,     // the tile's weights in DRAM (latched by the loader at wt_start_o)
+  output logic                wt_half_o,     // ... into the upper half of the weight buffer
+  output logic                wb_rhalf_o,    // compute reads the upper half (the current tile's)
   input  logic                wt_busy_i,
   input  logic                ld_pass_busy_i,
   // pass
@@ -117,7 +122,17 @@ module bhpe_eng_ctrl #(
   assign req_addr_o    = pf_req ? ptr_q + AddrW'(bhpe_eng_pkg::DescWords * 8) : ptr_q;
   assign req_words_o   = 32'(bhpe_eng_pkg::DescWords);
   assign const_start_o = (state_q == CConst);
-  assign wt_start_o    = (state_q == CTile);
+  // weight double buffering: when a tile fits half the weight buffer and the layer has several tiles, tile t lives in
+  // half t mod 2 and tile t + 1 is loaded into the other half during tile t's first pass
+  logic             dbl, wt_pref_q, pref_start;
+  logic [AddrW-1:0] wtile_bytes, wcur_q;
+  assign dbl         = (32'(h.wtile_words) <= 32'(WbDepth / 2)) && (h.n_ct > 16'd1) && (h.wtile_words != 16'd0);
+  assign wtile_bytes = AddrW'({32'(h.wtile_words) * 32'(PE), 3'b000});
+  assign pref_start  = (state_q == CPass) & (s_q == 16'd0) & dbl & (t_q + 16'd1 != h.n_ct);
+  assign wt_start_o  = ((state_q == CTile) & ~wt_pref_q) | pref_start;
+  assign wt_addr_o   = pref_start ? wcur_q + wtile_bytes : wcur_q;
+  assign wt_half_o   = dbl & (pref_start ? ~t_q[0] : t_q[0]);
+  assign wb_rhalf_o  = dbl & t_q[0];
   assign pass_start_o  = (state_q == CPass);
   assign pass_t_o      = t_q;
   assign pass_s_o      = s_q;
@@ -141,7 +156,8 @@ module bhpe_eng_ctrl #(
       s_q       <= '0;
       ox0_q     <= '0;
       b0_q      <= '0;
-      wt_addr_o <= '0;
+      wcur_q    <= '0;
+      wt_pref_q <= 1'b0;
       cdone_q   <= 1'b0;
       done_o    <= 1'b0;
       error_o   <= '0;
@@ -200,7 +216,8 @@ module bhpe_eng_ctrl #(
               layer_start_o <= 1'b1;
               t_q       <= '0;
               b0_q      <= '0;
-              wt_addr_o <= AddrW'(h.w_addr);
+              wcur_q    <= AddrW'(h.w_addr);
+              wt_pref_q <= 1'b0;
               state_q   <= CConst;
             end
           end
@@ -209,12 +226,14 @@ module bhpe_eng_ctrl #(
           CTile:      state_q <= CTileWait;
           CTileWait: begin
             if (!wt_busy_i) begin
+              wt_pref_q <= 1'b0;
               s_q     <= '0;
               ox0_q   <= '0;
               state_q <= CPass;
             end
           end
           CPass: begin
+            if (pref_start) wt_pref_q <= 1'b1;
             cdone_q <= 1'b0;
             state_q <= CPassWait;
           end
@@ -225,7 +244,7 @@ module bhpe_eng_ctrl #(
                   state_q <= CNext;
                 end else begin
                   t_q       <= t_q + 16'd1;
-                  wt_addr_o <= wt_addr_o + AddrW'({32'(h.wtile_words) * 32'(PE), 3'b000});
+                  wcur_q    <= wcur_q + wtile_bytes;
                   b0_q      <= b0_q + ((32'(h.ct) << h.lg_ew_out) >> 3);
                   state_q   <= CTile;
                 end

@@ -12,7 +12,8 @@
 // - constants (const_start_i): n_cols * ng constant-buffer words, PE/2 DRAM words each (lane 0 in the low half
 //   of the first word), from c_addr, one request; const_busy_o until the last word is written.
 // - weights (wt_start_i, wt_addr_i = w_addr + t * wtile_words * PE * 8): wtile_words weight-buffer words of PE
-//   DRAM words each (lane 0 first), one request; wt_busy_o until the last word is written.
+//   DRAM words each (lane 0 first), one request, from word 0 (wt_half_i: from word WbDepth/2, the control's double
+//   buffering); wt_busy_o until the last word is written.
 // - a pass (pass_start_i, strip ox0 / width owt_s): the input rows y = 0 .. y_end-1, y_end = min(h, (oh-1)*stride
 //   - pad + kh), in order, row y into line-buffer slot y mod r at (x - x0) * cw_in + cw for the pixels x0 .. x0 +
 //   iwt - 1 inside [0, w); row y is requested only when y < oy_i * stride - pad + r (the compute unit is past the
@@ -51,6 +52,7 @@ module bhpe_eng_loader #(
   output logic                     const_busy_o,
   input  logic                     wt_start_i,
   input  logic [AddrW-1:0]         wt_addr_i,
+  input  logic                     wt_half_i,      // write the tile into the upper half of the weight buffer
   output logic                     wt_busy_o,
   input  logic                     pass_start_i,
   input  logic [15:0]              pass_ox0_i,
@@ -148,6 +150,7 @@ module bhpe_eng_loader #(
   logic             w_pend_q;
   logic [AddrW-1:0] w_addr_q;
   logic [15:0]      w_word_q;
+  logic             w_half_q;
   logic [LaneW-1:0] w_lane_q;
   logic [(PE > 1 ? PE - 1 : 1)*64-1:0] w_buf_q;
   logic             w_beat, w_lane_last;
@@ -161,11 +164,13 @@ module bhpe_eng_loader #(
       w_pend_q <= 1'b0;
       w_addr_q <= '0;
       w_word_q <= '0;
+      w_half_q <= 1'b0;
       w_lane_q <= '0;
       w_buf_q  <= '0;
     end else begin
       if (wt_start_i) begin
         w_addr_q <= wt_addr_i;
+        w_half_q <= wt_half_i;
         w_word_q <= '0;
         w_lane_q <= '0;
         w_pend_q <= (h.wtile_words != 16'd0);
@@ -187,7 +192,7 @@ module bhpe_eng_loader #(
   assign req_addr_o[1]  = w_addr_q;
   assign req_words_o[1] = 32'(h.wtile_words) * 32'(PE);
   assign wb_we_o        = w_beat & w_lane_last;
-  assign wb_waddr_o     = WbAW'(w_word_q);
+  assign wb_waddr_o     = WbAW'(32'(w_word_q) + (w_half_q ? 32'(WbDepth / 2) : 32'd0));
   if (PE > 1) begin : g_wwide
     assign wb_wdata_o = {rdata_i, w_buf_q[(PE-1)*64-1:0]};
   end else begin : g_wone
@@ -451,7 +456,8 @@ module bhpe_eng_loader #(
     else $error("%m: line-buffer write beyond LbDepth");
   bb_in_range : assert property (@(posedge clk_i) disable iff (!rst_ni) bb_we_o |-> b_cnt_q < 32'(BbDepth / 2))
     else $error("%m: b row longer than half the b buffer");
-  wb_in_range : assert property (@(posedge clk_i) disable iff (!rst_ni) wb_we_o |-> 32'(w_word_q) < 32'(WbDepth))
+  wb_in_range : assert property (@(posedge clk_i) disable iff (!rst_ni)
+      wb_we_o |-> 32'(w_word_q) < (w_half_q ? 32'(WbDepth / 2) : 32'(WbDepth)))
     else $error("%m: weight tile larger than WbDepth");
   cb_in_range : assert property (@(posedge clk_i) disable iff (!rst_ni) cb_we_o |-> c_word_q < 32'(CbDepth))
     else $error("%m: constants larger than CbDepth");

@@ -13,7 +13,7 @@
 // Buffers (all simple dual-port, registered read):
 //   line buffer   LbDepth x 64       loader writes input rows, compute reads
 //   b buffer      BbDepth x 64       loader writes b rows (2 slots), compute reads
-//   weight buffer WbDepth x PE*64    loader writes a tile's weights, compute reads
+//   weight buffer WbDepth x PE*64    loader writes a tile's weights, compute reads (two halves when tiles fit)
 //   const buffer  CbDepth x PE*32    loader writes the layer's constants, compute reads
 //   output buffer ObDepth x 64       compute writes output rows (2 slots, byte strobes), store reads
 // Read-master clients in priority order: descriptor (control), constants, weights, b rows, input rows (loader).
@@ -112,18 +112,19 @@ module bhpe_engine #(
 
   logic             const_start, const_busy, wt_start, wt_busy, ld_pass_busy, st_pass_busy;
   logic [AddrW-1:0] wt_addr;
+  logic             wt_half, wb_rhalf;
   logic             pass_start, pass_done;
   logic [15:0]      pass_t, pass_s, pass_ox0, pass_owt;
   logic [31:0]      pass_b0;
 
-  bhpe_eng_ctrl #(.PE(PE), .AddrW(AddrW)) u_ctrl (
+  bhpe_eng_ctrl #(.PE(PE), .WbDepth(WbDepth), .AddrW(AddrW)) u_ctrl (
     .clk_i, .rst_ni,
     .start_i(start), .desc_addr_i(desc_addr), .done_o, .busy_o(busy), .error_o(error), .cycles_o(cycles),
     .layer_o(layer), .layer_start_o(dbg_layer_start_o), .desc_o(desc),
     .req_valid_o(rq_valid[0]), .req_ready_i(rq_ready[0]), .req_addr_o(rq_addr[0]), .req_words_o(rq_words[0]),
     .rvalid_i(rvalid[0]), .rdata_i(rdata), .rd_err_i(rd_err), .wr_err_i(wr_err), .clr_err_o(clr_err),
     .const_start_o(const_start), .const_busy_i(const_busy), .wt_start_o(wt_start), .wt_addr_o(wt_addr),
-    .wt_busy_i(wt_busy), .ld_pass_busy_i(ld_pass_busy),
+    .wt_half_o(wt_half), .wb_rhalf_o(wb_rhalf), .wt_busy_i(wt_busy), .ld_pass_busy_i(ld_pass_busy),
     .pass_start_o(pass_start), .pass_t_o(pass_t), .pass_s_o(pass_s), .pass_ox0_o(pass_ox0),
     .pass_owt_o(pass_owt), .pass_b0_o(pass_b0), .pass_done_i(pass_done), .st_pass_busy_i(st_pass_busy)
   );
@@ -174,8 +175,12 @@ module bhpe_engine #(
     .clk_i, .we_i(bb_we), .waddr_i(bb_waddr), .wdata_i(bb_wdata), .wbe_i('1), .raddr_i(bb_raddr),
     .rdata_o(bb_rdata)
   );
+  // weight double buffering (bhpe_eng_ctrl): compute addresses its tile from word 0; the tile may live in the
+  // upper half
+  logic [WbAW-1:0] wb_raddr_buf;
+  assign wb_raddr_buf = WbAW'(32'(wb_raddr) + (wb_rhalf ? 32'(WbDepth / 2) : 32'd0));
   bhpe_eng_ram #(.Width(PE * 64), .Depth(WbDepth)) u_wb (
-    .clk_i, .we_i(wb_we), .waddr_i(wb_waddr), .wdata_i(wb_wdata), .wbe_i('1), .raddr_i(wb_raddr),
+    .clk_i, .we_i(wb_we), .waddr_i(wb_waddr), .wdata_i(wb_wdata), .wbe_i('1), .raddr_i(wb_raddr_buf),
     .rdata_o(wb_rdata)
   );
   bhpe_eng_ram #(.Width(PE * 32), .Depth(CbDepth)) u_cb (
@@ -195,7 +200,7 @@ module bhpe_engine #(
   ) u_loader (
     .clk_i, .rst_ni, .hdr_i(desc.hdr),
     .const_start_i(const_start), .const_busy_o(const_busy), .wt_start_i(wt_start), .wt_addr_i(wt_addr),
-    .wt_busy_o(wt_busy), .pass_start_i(pass_start), .pass_ox0_i(pass_ox0), .pass_owt_i(pass_owt),
+    .wt_half_i(wt_half), .wt_busy_o(wt_busy), .pass_start_i(pass_start), .pass_ox0_i(pass_ox0), .pass_owt_i(pass_owt),
     .pass_busy_o(ld_pass_busy), .oy_i(oy), .in_rows_loaded_o(in_rows_loaded), .b_rows_loaded_o(b_rows_loaded),
     .req_valid_o(rq_valid[4:1]), .req_ready_i(rq_ready[4:1]), .req_addr_o(rq_addr[4:1]),
     .req_words_o(rq_words[4:1]), .rvalid_i(rvalid[4:1]), .rdata_i(rdata),
