@@ -5,22 +5,26 @@
 `include "bhpe_eng_pkg.sv"
 `endif
 
-// The engine's compute unit (docs/engine.md, "Units", "Semantics", "Execution order"; the row/slot contract
-// of the line, b and output buffers is /tmp/coord/ENGINE_IFACE.md's, restated in docs/engine.md). For a pass
+// The engine's compute unit (docs/engine.md, "Units", "Data layout", "Semantics", "Execution order"; the row
+// rules it shares with the loader and the store are below). For a pass
 // (tile t, strip s) it walks the output rows oy, the pixels ox of the strip and the channel groups g of the
 // tile, and for each group issues one step a cycle:
 //   XNOR conv  steps (ky, kx, cw):     kh * kw * cw_in             (one input word x PE weight words)
 //   MAC conv   steps (u, ky, kx, cw):  (PE / PEF) * kh * kw * cw_in (sub-pass u: weight lanes u*PEF ..)
-//   pool       steps (ky, kx, j):      kh * kw * gw, gw = PE * ew_in / 64 (word j of the group's channels)
+//   pool       steps (ky, kx, j):      kh * kw * gw, gw = max(1, PE * ew_in / 64) (word j of the group's
+//                                      channels; bipolar groups narrower than a word at bit g * PE of it)
 // Each step presents a line-buffer address (slot (iy mod r), pixel ix - x0, word) and a weight-buffer address
 // (((g_local * kh + ky) * kw + kx) * cw_in + cw); taps outside the input and channels beyond c_in are a mask,
 // never a copy. The array (bhpe_eng_xnor_array, bhpe_eng_mac_array, bhpe_eng_pool) sums the group; its PE
-// results go to the group register, from which the epilogue (bhpe_eng_epilogue) takes them while the array
-// computes the next group; the epilogue's result is packed (PE elements of ew_out bits, lanes >= cout as 0)
+// results go to a 2-entry group FIFO, from which the epilogue (bhpe_eng_epilogue, two groups interleaved) takes
+// them while the array computes the next groups; the epilogue's result is packed (PE elements of ew_out bits, lanes >= cout as 0)
 // into the output buffer, one word a cycle (only words < cw_out of the pixel; byte strobes for a group
 // narrower than a word, up to the end of the word for the layer's last group, whose upper bits are padding).
 //
-// Row rules: output row oy starts (its first step is issued) when
+// Row rules: the line buffer holds input row y in slot y mod r (words [(y mod r) * slot_words, + slot_words),
+// pixel x at (x - x0) * cw_in, x0 = s * owt * stride - pad), b row oy in b slot oy mod 2 (pixel ox at
+// (ox - s * owt) * cw_b), output row oy goes to output slot oy mod 2 (pixel ox at (ox - s * owt) * cw_out);
+// output row oy starts (its first step is issued) when
 //   in_rows_loaded_i >= min(y_end, oy * stride - pad + kh), y_end = min(h, (oh - 1) * stride - pad + kh),
 //   b_rows_loaded_i > oy (has_b) and out_rows_stored_i + 2 > oy;
 // out_rows_done_o counts the rows whose every group is in the output buffer; oy_o is the row being issued (it
