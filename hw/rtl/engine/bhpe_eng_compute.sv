@@ -491,7 +491,8 @@ module bhpe_eng_compute #(
 
   bhpe_eng_epilogue #(.Pe(PE), .CbDepth(CbDepth), .BbDepth(BbDepth)) u_epi (
     .clk_i, .rst_ni, .desc_i, .in_valid_i(gcnt_q != '0), .in_ready_o(epi_take), .in_val_i(grp_q[grd_q]),
-    .in_g_i(meta_epi.g), .in_bbase_i(meta_epi.bbase), .cb_raddr_o, .cb_rdata_i, .bb_raddr_o, .bb_rdata_i,
+    .in_g_i(meta_epi.g), .in_g_next_i(meta_q[mepi_q + 3'd1].g), .in_bbase_i(meta_epi.bbase), .cb_raddr_o,
+    .cb_rdata_i, .bb_raddr_o, .bb_rdata_i,
     .out_valid_o(epi_out_valid), .out_ready_i(pk_load), .out_val_o(epi_out)
   );
 

@@ -20,7 +20,8 @@
 // the older group).
 //
 // Constants: the constant buffer word col * ng + g (Pe signed 32-bit lanes, g = the group's global index), read
-// in the cycle before the P slot that uses it. b (has_b): the group's Pe elements of ew_b = 2^lg_ew_b bits
+// two cycles before the P slot that uses it and registered (in_g_next_i: the group after the one at in_*, for
+// reading ahead of a take). b (has_b): the group's Pe elements of ew_b = 2^lg_ew_b bits
 // (channel g * Pe + p at bit (g * Pe + p) * ew_b of the pixel, extended by b_signed) are gathered from the b
 // buffer, from word in_bbase_i (the pixel's first word) on, one word a cycle, from the cycle after the take (one
 // gather at a time, the older group first); a JoinAdd's P waits for them.
@@ -41,6 +42,7 @@ module bhpe_eng_epilogue #(
   output logic                                in_ready_o,
   input  logic [Pe*bhpe_eng_pkg::ValW-1:0]    in_val_i,
   input  logic [15:0]                         in_g_i,
+  input  logic [15:0]                         in_g_next_i,
   input  logic [BbAw-1:0]                     in_bbase_i,
   output logic [CbAw-1:0]                     cb_raddr_o,
   input  logic [Pe*32-1:0]                    cb_rdata_i,
@@ -76,11 +78,10 @@ module bhpe_eng_epilogue #(
   assign cp = ph_q;
   assign cs = ~ph_q;
 
-  bhpe_eng_pkg::op_t op_p, op_s, op_s_next, op0;
+  bhpe_eng_pkg::op_t op_p, op_s, op0;
   logic thr0_p, thr0_s, last_s, out_free, p_fire, s_fire, take, finish;
   assign op_p      = desc_i.ops[op_q[cp]];
   assign op_s      = desc_i.ops[op_q[cs]];
-  assign op_s_next = desc_i.ops[op_q[cs] + 4'd1];
   assign op0       = desc_i.ops[0];
   assign thr0_p    = (op_p.opcode == bhpe_eng_pkg::OpThreshold) && !sub_q[cp];
   assign thr0_s    = (op_s.opcode == bhpe_eng_pkg::OpThreshold) && !sub_q[cs];
@@ -131,28 +132,37 @@ module bhpe_eng_epilogue #(
     if (take) g_q[cs] <= in_g_i;
   end
 
-  // ---- constant buffer address: the micro-op the S-slot context runs in its next (P) slot ---------------
-  logic [4:0]  ccol;
-  logic [15:0] cgrp;
+  // ---- constant buffer address: the micro-op the P-slot context runs in its next P slot (two cycles on) ------
+  // The read data is registered (c_q) before the P cycle's multiplier. Where that next P is the first of a
+  // group not yet taken (the context is idle or in its last micro-op), the address is op 0's for the group the
+  // context will take in its S slot next cycle: the FIFO's head, or the one after it when the S-slot context
+  // takes the head now (in_g_next_i); if no group is taken then, the read is unused.
+  bhpe_eng_pkg::op_t op_p_next;
+  logic              last_p;
+  logic [4:0]        ccol;
+  logic [15:0]       cgrp;
+  assign op_p_next = desc_i.ops[op_q[cp] + 4'd1];
+  assign last_p    = ({1'b0, op_q[cp]} == hdr.n_ops - 5'd1) && !thr0_p;
   always_comb begin
-    if (take) begin
-      ccol = {1'b0, op0.col} + ((op0.opcode == bhpe_eng_pkg::OpThreshold) ? 5'd1 : 5'd0);
-      cgrp = in_g_i;
-    end else if (phs_q[cs] && !thr0_s) begin
-      // after this S: the next op (its neg column first if it is a Threshold)
-      ccol = {1'b0, op_s_next.col} + ((op_s_next.opcode == bhpe_eng_pkg::OpThreshold) ? 5'd1 : 5'd0);
-      cgrp = g_q[cs];
-    end else if (phs_q[cs]) begin
-      ccol = {1'b0, op_s.col};  // after the Threshold's neg micro-op: its threshold
-      cgrp = g_q[cs];
+    if (busy_q[cp] && !phs_q[cp] && p_fire && !last_p) begin
+      cgrp = g_q[cp];
+      if (thr0_p) ccol = {1'b0, op_p.col};  // after the Threshold's neg micro-op: its threshold
+      else ccol = {1'b0, op_p_next.col} + ((op_p_next.opcode == bhpe_eng_pkg::OpThreshold) ? 5'd1 : 5'd0);
+    end else if (busy_q[cp] && !phs_q[cp] && !p_fire) begin
+      cgrp = g_q[cp];  // a P to retry (JoinAdd waiting for b)
+      ccol = {1'b0, op_p.col} + (thr0_p ? 5'd1 : 5'd0);
     end else begin
-      ccol = {1'b0, op_s.col} + (thr0_s ? 5'd1 : 5'd0);  // a P to retry (JoinAdd waiting for b)
-      cgrp = g_q[cs];
+      cgrp = take ? in_g_next_i : in_g_i;
+      ccol = {1'b0, op0.col} + ((op0.opcode == bhpe_eng_pkg::OpThreshold) ? 5'd1 : 5'd0);
     end
   end
   logic [20:0] caddr;
   assign caddr      = 21'(ccol) * 21'(hdr.ng) + 21'(cgrp);
   assign cb_raddr_o = caddr[CbAw-1:0];
+  logic [Pe*32-1:0] c_q;
+  always_ff @(posedge clk_i) begin
+    c_q <= cb_rdata_i;
+  end
 
   // ---- b gather: one group at a time ----------------------------------------------------------------------
   logic [BcW-1:0]   nbw;
@@ -264,7 +274,7 @@ module bhpe_eng_epilogue #(
     logic signed [63:0]      vp64, c64, b64, pre;
     logic                    unused_prod;
     assign vp   = val_q[cp][p];
-    assign c    = cb_rdata_i[p*32 +: 32];
+    assign c    = c_q[p*32 +: 32];
     assign vp64 = 64'(vp);
     assign c64  = 64'(c);
     assign prod = vp * c;
@@ -355,7 +365,7 @@ module bhpe_eng_epilogue #(
 
   // descriptor fields the epilogue does not read
   logic unused_desc;
-  assign unused_desc = ^{hdr, op_p, op_s, op_s_next, op0, caddr, bbit};
+  assign unused_desc = ^{hdr, op_p, op_p_next, op_s, op0, caddr, bbit};
 
 `ifndef SYNTHESIS
   // a take into a context that is neither idle nor finishing would lose a group
