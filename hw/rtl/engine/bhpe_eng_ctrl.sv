@@ -31,8 +31,9 @@
 //   Cst = 2 without constants, else L + 4 + n_cols * ng * PE / 2 (one request; not overlapped);
 //   Wt  = 2 for a tile without weights (pool), else L + 4 + wtile_words * PE, not overlapped with compute, except
 //         with double buffering (n_ct > 1 and wtile_words <= WbDepth/2): tile t's weights go to half t mod 2 of
-//         the weight buffer, and tile t + 1's load starts with tile t's first pass (a weight request has priority
-//         over b and input rows), so Wt = 2 + what is left of that load when tile t's passes end (tile 0: as above);
+//         the weight buffer, and tile t + 1's load starts with tile t's first pass, in the background (chunks of 4
+//         buffer words, one outstanding, so rows never wait long), so Wt = 2 + what is left of that load when tile
+//         t's passes end (tile 0: as above);
 //   P_ts = cycles from pass_start to the cycle the store has the last write response of the pass (the loader,
 //         compute and store overlap inside; see bhpe_eng_loader.sv and bhpe_eng_store.sv), + 1 to see it;
 //   + 1: the cycle of the layer's end (then the prefetched descriptor is checked).
@@ -71,6 +72,7 @@ module bhpe_eng_ctrl #(
   output logic                wt_start_o,
   output logic [AddrW-1:0]    wt_addr_o,     // the tile's weights in DRAM (latched by the loader at wt_start_o)
   output logic                wt_half_o,     // ... into the upper half of the weight buffer
+  output logic                wt_bg_o,       // ... in the background (compute is running)
   output logic                wb_rhalf_o,    // compute reads the upper half (the current tile's)
   input  logic                wt_busy_i,
   input  logic                ld_pass_busy_i,
@@ -133,6 +135,7 @@ module bhpe_eng_ctrl #(
   assign wt_addr_o   = pref_start ? wcur_q + wtile_bytes : wcur_q;
   assign wt_half_o   = dbl & (pref_start ? ~t_q[0] : t_q[0]);
   assign wb_rhalf_o  = dbl & t_q[0];
+  assign wt_bg_o     = pref_start;
   assign pass_start_o  = (state_q == CPass);
   assign pass_t_o      = t_q;
   assign pass_s_o      = s_q;

@@ -53,6 +53,7 @@ module bhpe_eng_loader #(
   input  logic                     wt_start_i,
   input  logic [AddrW-1:0]         wt_addr_i,
   input  logic                     wt_half_i,      // write the tile into the upper half of the weight buffer
+  input  logic                     wt_bg_i,        // a background load (chunked; see below)
   output logic                     wt_busy_o,
   input  logic                     pass_start_i,
   input  logic [15:0]              pass_ox0_i,
@@ -147,9 +148,13 @@ module bhpe_eng_loader #(
   // =====================================================================================================
   // weights
   // =====================================================================================================
-  logic             w_pend_q;
+  // A load in the background (wt_bg_i: the next tile's, while compute runs) goes in chunks of BgChunk buffer
+  // words, one chunk outstanding at a time, so an input or b row never waits behind more than one chunk's beats;
+  // a foreground load is one request.
+  localparam int unsigned BgChunk = 4;
+  logic             w_pend_q, w_bg_q;
   logic [AddrW-1:0] w_addr_q;
-  logic [15:0]      w_word_q;
+  logic [15:0]      w_word_q, w_req_q, w_left, w_chunk;
   logic             w_half_q;
   logic [LaneW-1:0] w_lane_q;
   logic [(PE > 1 ? PE - 1 : 1)*64-1:0] w_buf_q;
@@ -158,12 +163,16 @@ module bhpe_eng_loader #(
   assign w_beat      = rvalid_i[1];
   assign w_lane_last = (w_lane_q == LaneW'(PE - 1));
   assign wt_busy_o   = w_pend_q | (w_word_q != h.wtile_words);
+  assign w_left      = h.wtile_words - w_req_q;
+  assign w_chunk     = (w_bg_q && w_left > 16'(BgChunk)) ? 16'(BgChunk) : w_left;
 
   always_ff @(posedge clk_i) begin
     if (!rst_ni) begin
       w_pend_q <= 1'b0;
+      w_bg_q   <= 1'b0;
       w_addr_q <= '0;
       w_word_q <= '0;
+      w_req_q  <= '0;
       w_half_q <= 1'b0;
       w_lane_q <= '0;
       w_buf_q  <= '0;
@@ -171,11 +180,18 @@ module bhpe_eng_loader #(
       if (wt_start_i) begin
         w_addr_q <= wt_addr_i;
         w_half_q <= wt_half_i;
+        w_bg_q   <= wt_bg_i;
         w_word_q <= '0;
+        w_req_q  <= '0;
         w_lane_q <= '0;
         w_pend_q <= (h.wtile_words != 16'd0);
-      end else if (req_ready_i[1]) begin
+      end else if (w_pend_q && req_ready_i[1]) begin
         w_pend_q <= 1'b0;
+        w_req_q  <= w_req_q + w_chunk;
+        w_addr_q <= w_addr_q + AddrW'({32'(w_chunk) * 32'(PE), 3'b000});
+        if (w_chunk == w_left) w_bg_q <= 1'b0;  // the last chunk: the load is all requested
+      end else if (w_bg_q && !w_pend_q && w_word_q == w_req_q) begin
+        w_pend_q <= 1'b1;  // the next chunk of a background load, once the previous one is in
       end
       if (w_beat) begin
         if (w_lane_last) begin
@@ -190,7 +206,7 @@ module bhpe_eng_loader #(
   end
   assign req_valid_o[1] = w_pend_q;
   assign req_addr_o[1]  = w_addr_q;
-  assign req_words_o[1] = 32'(h.wtile_words) * 32'(PE);
+  assign req_words_o[1] = 32'(w_chunk) * 32'(PE);
   assign wb_we_o        = w_beat & w_lane_last;
   assign wb_waddr_o     = WbAW'(32'(w_word_q) + (w_half_q ? 32'(WbDepth / 2) : 32'd0));
   if (PE > 1) begin : g_wwide

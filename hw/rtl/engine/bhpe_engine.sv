@@ -112,7 +112,7 @@ module bhpe_engine #(
 
   logic             const_start, const_busy, wt_start, wt_busy, ld_pass_busy, st_pass_busy;
   logic [AddrW-1:0] wt_addr;
-  logic             wt_half, wb_rhalf;
+  logic             wt_half, wt_bg, wb_rhalf;
   logic             pass_start, pass_done;
   logic [15:0]      pass_t, pass_s, pass_ox0, pass_owt;
   logic [31:0]      pass_b0;
@@ -124,7 +124,7 @@ module bhpe_engine #(
     .req_valid_o(rq_valid[0]), .req_ready_i(rq_ready[0]), .req_addr_o(rq_addr[0]), .req_words_o(rq_words[0]),
     .rvalid_i(rvalid[0]), .rdata_i(rdata), .rd_err_i(rd_err), .wr_err_i(wr_err), .clr_err_o(clr_err),
     .const_start_o(const_start), .const_busy_i(const_busy), .wt_start_o(wt_start), .wt_addr_o(wt_addr),
-    .wt_half_o(wt_half), .wb_rhalf_o(wb_rhalf), .wt_busy_i(wt_busy), .ld_pass_busy_i(ld_pass_busy),
+    .wt_half_o(wt_half), .wt_bg_o(wt_bg), .wb_rhalf_o(wb_rhalf), .wt_busy_i(wt_busy), .ld_pass_busy_i(ld_pass_busy),
     .pass_start_o(pass_start), .pass_t_o(pass_t), .pass_s_o(pass_s), .pass_ox0_o(pass_ox0),
     .pass_owt_o(pass_owt), .pass_b0_o(pass_b0), .pass_done_i(pass_done), .st_pass_busy_i(st_pass_busy)
   );
@@ -200,7 +200,7 @@ module bhpe_engine #(
   ) u_loader (
     .clk_i, .rst_ni, .hdr_i(desc.hdr),
     .const_start_i(const_start), .const_busy_o(const_busy), .wt_start_i(wt_start), .wt_addr_i(wt_addr),
-    .wt_half_i(wt_half), .wt_busy_o(wt_busy), .pass_start_i(pass_start), .pass_ox0_i(pass_ox0), .pass_owt_i(pass_owt),
+    .wt_half_i(wt_half), .wt_bg_i(wt_bg), .wt_busy_o(wt_busy), .pass_start_i(pass_start), .pass_ox0_i(pass_ox0), .pass_owt_i(pass_owt),
     .pass_busy_o(ld_pass_busy), .oy_i(oy), .in_rows_loaded_o(in_rows_loaded), .b_rows_loaded_o(b_rows_loaded),
     .req_valid_o(rq_valid[4:1]), .req_ready_i(rq_ready[4:1]), .req_addr_o(rq_addr[4:1]),
     .req_words_o(rq_words[4:1]), .rvalid_i(rvalid[4:1]), .rdata_i(rdata),
