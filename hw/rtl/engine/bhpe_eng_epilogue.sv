@@ -80,8 +80,23 @@ module bhpe_eng_epilogue #(
 
   bhpe_eng_pkg::op_t op_p, op_s, op0;
   logic thr0_p, thr0_s, last_s, out_free, p_fire, s_fire, take, finish;
-  assign op_p      = desc_i.ops[op_q[cp]];
-  assign op_s      = desc_i.ops[op_q[cs]];
+  // each context's current op word and its saturation bound, registered when the op changes (no descriptor
+  // multiplexer or bound computation in the P and S paths)
+  bhpe_eng_pkg::op_t  opw_q [2];
+  logic signed [63:0] hi_q [2];
+  bhpe_eng_pkg::op_t  op_s_next;
+  assign op_p      = opw_q[cp];
+  assign op_s      = opw_q[cs];
+  assign op_s_next = desc_i.ops[op_q[cs] + 4'd1];
+  always_ff @(posedge clk_i) begin
+    if (take && hdr.n_ops != '0) begin
+      opw_q[cs] <= op0;
+      hi_q[cs]  <= (64'sd1 <<< (op0.out_w - 6'd1)) - 64'sd1;
+    end else if (s_fire && !thr0_s) begin
+      opw_q[cs] <= op_s_next;
+      hi_q[cs]  <= (64'sd1 <<< (op_s_next.out_w - 6'd1)) - 64'sd1;
+    end
+  end
   assign op0       = desc_i.ops[0];
   assign thr0_p    = (op_p.opcode == bhpe_eng_pkg::OpThreshold) && !sub_q[cp];
   assign thr0_s    = (op_s.opcode == bhpe_eng_pkg::OpThreshold) && !sub_q[cs];
@@ -261,7 +276,7 @@ module bhpe_eng_epilogue #(
 
   // the S op's output range: [-2^(out_w-1), 2^(out_w-1) - 1]
   logic signed [63:0] sat_hi, sat_lo;
-  assign sat_hi = (64'sd1 <<< (op_s.out_w - 6'd1)) - 64'sd1;
+  assign sat_hi = hi_q[cs];
   assign sat_lo = ~sat_hi;
   logic signed [7:0] sh;
   assign sh = $signed(op_s.shift);
