@@ -10,7 +10,8 @@
     forever fails with the timeout message naming the layer, quickly.
 (c) Whole network: the tiny BiDRN through compile_program -> DRAM image -> run_engine under random stalls equals the
     exact reference of its QONNX graph and the compiler's golden model (run_model); a corrupted DRAM read is seen as
-    a mismatch.
+    a mismatch; the face BiDRN-18's stem and first stage at 192x192 (a paper-scale encoder) exact; weight tiles
+    double-buffered (a program compiled for a small weight buffer) exact.
 """
 
 from __future__ import annotations
@@ -259,3 +260,43 @@ def test_face_bidrn18_stem_and_first_stage_192_exact(tmp_path_factory):
     y = prog.read_output(r.dram)
     assert y.shape == ref.shape and np.array_equal(y, ref), f"{int(np.count_nonzero(y != ref))} integers differ"
     assert [lid for lid, _ in r.layer_starts] == list(range(len(prog.ops)))
+
+
+def test_weight_tiles_double_buffered_exact(tmp_path_factory):
+    """Weight double buffering: the face BiDRN-18's stem and first stage at 64x64, compiled for a 64-word weight
+    buffer (the stem's 64 channels in 4 tiles of 49 words) and run on the default engine (WbDepth 1024): every tile
+    fits half the buffer, so tile t + 1 loads into the other half while tile t computes; exact under stalls."""
+    import dataclasses
+
+    from binaryhpe.compile.engine import EngineConfig, compile_program
+    from binaryhpe.compile.lower import load_qonnx, lower
+    from binaryhpe.compile.passes import run_passes, standard_passes
+    from binaryhpe.compile.reference import check_frames
+    from binaryhpe.compile.worstcase import simulation_frames
+    from binaryhpe.train.bidrn import BiDRN, example_input, randomize
+    from binaryhpe.train.config import bidrn_config
+    from binaryhpe.train.export import export_qonnx
+    from binaryhpe.train.hardware import to_hardware
+
+    face = bidrn_config(18, (64, 64))
+    c = dataclasses.replace(face, stages=face.stages[:1])
+    model = randomize(BiDRN(c), seed=1).eval()
+    to_hardware(model)
+    path = export_qonnx(model, example_input(c, seed=1), tmp_path_factory.mktemp("face64") / "face64.onnx",
+                        verbose=False)
+    mw = load_qonnx(path)
+    g = lower(mw, source=path.name)
+    run_passes(g, standard_passes(), stop="forks")
+    cfg = EngineConfig()
+    prog = compile_program(g, dataclasses.replace(cfg, wb_depth=64))
+    tiled = [op.header for op in prog.ops if op.header["n_ct"] > 1]
+    assert tiled and all(h["wtile_words"] <= cfg.wb_depth // 2 for h in tiled)
+    chk = check_frames(g, mw, list(simulation_frames(g, seed=1, random=1).values())[:1])
+    q, ref = chk["inputs"][0], chk["outputs"][0]
+    exe = build_engine(cfg.rtl_params(), pathlib.Path(os.environ.get("BINARYHPE_SIM_BUILD", "sim_build")) / "engine",
+                       verbose=False)
+    for stall, seed in ((0.0, 1), (0.3, 2)):
+        r = run_engine(exe, prog.write_input(bytearray(prog.image), q), prog.desc_addr, stall_prob=stall, seed=seed,
+                       verbose=False)
+        y = prog.read_output(r.dram)
+        assert np.array_equal(y, ref), f"stall {stall}: {int(np.count_nonzero(y != ref))} integers differ"
