@@ -50,6 +50,11 @@ ROW_LOADED = 1
 ROW_LOAD_OVERHEAD = 2
 #: store tail: the pass ends latency + last row's beats + STORE_TAIL after compute's pass_done (H2)
 STORE_TAIL = 3
+#: the store in pixel mode (a burst a pixel): a row's first request STORE_START cycles after it is done, then
+#: STORE_PIXEL_BURST cycles a pixel, its last response L later; a row waits for the store of the row two before it
+#: (2 output slots). Fitted to bhpe_engine on the tiny BiDRN's 1x1 copies (frame within 0.5%, layers within 17%)
+STORE_START = 2
+STORE_PIXEL_BURST = 2
 #: compute: pass start to the first step; array latency (XNOR, pool / MAC) (H1, bhpe_eng_compute's header)
 PASS_START = 3
 ARRAY_LAT_XNOR = 3
@@ -159,6 +164,9 @@ def layer_cycles(op, cfg: EngineConfig, prev_hide: float | None = None) -> dict:
             # the store: one burst a row when the tile is the whole pixel, else one a pixel (whole beats each)
             pixel_mode = opix != h["out_pix_stride"] * 8
             out_row_beats = owt_s * math.ceil(opix / 8) if pixel_mode else math.ceil(out_row / 8)
+            # a row's store in pixel mode: the first request STORE_START after the row is done, a burst a pixel of
+            # STORE_PIXEL_BURST cycles, the last response L later; a row waits for the store of the row two before
+            store_row = (STORE_START + owt_s * STORE_PIXEL_BURST + lat + ROW_LOADED) if pixel_mode else 0
             compute_row = owt_s * groups * gc["C"]
             # H1's Tpass, plus the loader's waits: the first rows (and b row) before the first group, and any row
             # whose loads (during the previous row) take longer than the previous row's compute
@@ -177,6 +185,8 @@ def layer_cycles(op, cfg: EngineConfig, prev_hide: float | None = None) -> dict:
                                                                        _beats(new * row_bytes + b_row, cfg))
                     row = max(row, load)
                 row = max(row, _beats(new * row_bytes + b_row + 8 * out_row_beats, cfg))  # one DRAM port
+                if oy >= 2:  # row oy reuses row oy-2's output slot: it waits for that row's store
+                    row = max(row, store_row)
                 p += row - compute_row
             res["compute_cycles"] += int(math.ceil(p))
             tail = lat + math.ceil(_beats(8 * out_row_beats, cfg)) + STORE_TAIL

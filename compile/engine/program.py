@@ -178,6 +178,9 @@ class Program:
 
     def read_tensor(self, image, name: str) -> np.ndarray:
         """The integers of tensor ``name`` (a view reads its own channels) in ``image``."""
+        if name not in self.tensors:
+            raise BinaryHPEError(f"engine program: tensor {name!r} is not in DRAM (an accumulator fused into its "
+                                 "epilogue, or not a tensor of the graph)")
         t = self.tensors[name]
         return IM.read_tensor(image, t.addr, t.pix_stride, t.shape, t.ew, t.words, t.signed)
 
