@@ -100,12 +100,14 @@ class EngineRun:
 
 
 def run_engine(exe, dram, desc_addr: int, *, latency: int = 20, beats_per_cycle: float = 1.0,
-               stall_prob: float = 0.0, seed: int = 0, max_cycles: int = 20_000_000, idle_limit: int = 1_000_000,
+               stall_prob: float = 0.0, seed: int = 0, max_cycles: int = 500_000_000, idle_limit: int = 1_000_000,
                fault: dict | None = None, rand_reset: int = 2, waves: str | None = None, work_dir=None,
                verbose: bool = True) -> EngineRun:
     """Run the descriptor program at ``desc_addr`` of the DRAM image ``dram`` (bytes from address 0) on the
     simulated engine ``exe`` (:func:`build_engine`).
 
+    ``max_cycles``: the run fails when the engine is not done after this many cycles (the default only bounds a
+    runaway: a hang shows sooner as ``idle_limit`` cycles without any AXI handshake, about 4 s of simulation);
     ``latency``: cycles from a read request to its first beat (and from a write burst's last beat to its response);
     ``beats_per_cycle``: the DRAM's 64-bit beats a cycle, reads and writes together (<= 1); ``stall_prob``: on every
     AXI channel, the probability that the DRAM model withholds its ready or its next beat in a cycle (seeded by

@@ -300,3 +300,9 @@ def test_weight_tiles_double_buffered_exact(tmp_path_factory):
                        verbose=False)
         y = prog.read_output(r.dram)
         assert np.array_equal(y, ref), f"stall {stall}: {int(np.count_nonzero(y != ref))} integers differ"
+
+
+def test_hang_is_seen_by_the_idle_limit_without_a_cycle_budget(exe):
+    img, _, _ = copy_program(12)
+    with pytest.raises(BinaryHPEError, match=r"TIMEOUT: no AXI handshake for --idle-limit cycles .*engine hung at layer"):
+        run_engine(exe, img, 0, fault={"kind": "stall_forever", "channel": "r"}, idle_limit=5000, verbose=False)
