@@ -520,22 +520,26 @@ module bhpe_eng_compute #(
     endcase
   end
 
-  logic        pk_busy_q, pk_last;
+  logic        pk_busy_q, pk_last, pk_last_q;
   logic [15:0] pk_k_q, pk_g_q;
   logic [ObAw-1:0] pk_obase_q;
   logic        pk_row_last_q, pk_pass_last_q;
-  assign pk_last = pk_busy_q && (pk_k_q == nwo - 16'd1);
+  // pk_last_q: the word written this cycle is the group's last (registered, off the epilogue's take path)
+  assign pk_last = pk_busy_q && pk_last_q;
   assign pk_load = epi_out_valid && (!pk_busy_q || pk_last);
   always_ff @(posedge clk_i) begin
     if (!rst_ni) begin
       pk_busy_q <= 1'b0;
       pk_k_q    <= '0;
+      pk_last_q <= 1'b0;
     end else if (pk_load) begin
       pk_busy_q <= 1'b1;
       pk_k_q    <= '0;
+      pk_last_q <= (nwo == 16'd1);
     end else if (pk_busy_q) begin
       pk_busy_q <= !pk_last;
       pk_k_q    <= pk_k_q + 16'd1;
+      pk_last_q <= (pk_k_q + 16'd2 == nwo);
     end
   end
   always_ff @(posedge clk_i) begin
