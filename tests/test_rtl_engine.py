@@ -142,6 +142,20 @@ def test_bad_descriptor_sets_error_3(exe):
         run_engine(exe, bad, 0, max_cycles=100_000, verbose=False)
 
 
+@pytest.mark.parametrize("field,value", [("slot_words", 2100), ("wtile_words", 1025), ("n_cols", 513),
+                                         ("cw_out", 300)])
+def test_descriptor_beyond_the_buffers_sets_error_3(exe, field, value):
+    # r * slot_words > LbDepth 4096, wtile_words > WbDepth 1024, n_cols * ng > CbDepth 512, owt * cw_out > ObDepth/2
+    img, _, _ = copy_program(13)
+    d = D.decode(img[256:512])
+    d.pop("ops")
+    d[field] = value
+    bad = bytearray(img)
+    bad[256:512] = D.encode(d, [])
+    with pytest.raises(BinaryHPEError, match=r"ENGINE ERROR 3 \(bad descriptor\)"):
+        run_engine(exe, bad, 0, max_cycles=100_000, verbose=False)
+
+
 @pytest.mark.parametrize("channel", ["ar", "r", "aw", "w", "b"])
 def test_stall_forever_times_out_naming_the_layer(exe, channel):
     img, _, _ = copy_program(10)

@@ -8,7 +8,8 @@
 // On start_i (CTRL.start): descriptor i (i = 0, 1, ...) is fetched from desc_addr_i + i * 256 (one 32-word read
 // request, read-master client 0; descriptor i + 1 is prefetched into a second register set during the last pass
 // of descriptor i, so the program must not overwrite its own descriptors) and checked (mode <= 3, n_ops <= 16,
-// n_ct, n_strips, owt, r >= 1; else ERROR 3).
+// n_ct, n_strips, owt, r >= 1, and the buffers hold it: r * slot_words <= LbDepth, wtile_words <= WbDepth,
+// n_cols * ng <= CbDepth, owt * cw_b <= BbDepth/2 (with b), owt * cw_out <= ObDepth/2; else ERROR 3).
 // Then the layer runs:
 //   constants (loader, n_cols * ng buffer words), once;
 //   for t in 0 .. n_ct-1: the weights of tile t (loader, from w_addr + t * wtile_words * PE * 8; pool layers have
@@ -40,7 +41,11 @@
 // CYCLES (start to done) = the sum over the layers + 2.
 module bhpe_eng_ctrl #(
   parameter int unsigned PE      = 16,
+  parameter int unsigned LbDepth = 4096,
   parameter int unsigned WbDepth = 1024,
+  parameter int unsigned CbDepth = 512,
+  parameter int unsigned BbDepth = 1024,
+  parameter int unsigned ObDepth = 2048,
   parameter int unsigned AddrW   = 40
 ) (
   input  logic                clk_i,
@@ -109,8 +114,14 @@ module bhpe_eng_ctrl #(
   assign h      = desc_o.hdr;
 
   logic bad_desc, err;
+  // a descriptor the buffers cannot hold is refused (ERROR 3) rather than run into a neighbouring slot
+  logic fits;
+  assign fits     = (32'(h.r) * 32'(h.slot_words) <= 32'(LbDepth)) && (32'(h.wtile_words) <= 32'(WbDepth)) &&
+                    (32'(h.n_cols) * 32'(h.ng) <= 32'(CbDepth)) &&
+                    (!h.has_b || 32'(h.owt) * 32'(h.cw_b) <= 32'(BbDepth / 2)) &&
+                    (32'(h.owt) * 32'(h.cw_out) <= 32'(ObDepth / 2));
   assign bad_desc = (h.mode > 4'd3) || (h.n_ops > 5'd16) || (h.n_ct == 16'd0) || (h.n_strips == 16'd0) ||
-                    (h.owt == 16'd0) || (h.r == 16'd0);
+                    (h.owt == 16'd0) || (h.r == 16'd0) || !fits;
   assign err      = rd_err_i | wr_err_i;
 
   logic [15:0] owt_s;

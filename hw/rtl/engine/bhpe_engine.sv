@@ -117,7 +117,10 @@ module bhpe_engine #(
   logic [15:0]      pass_t, pass_s, pass_ox0, pass_owt;
   logic [31:0]      pass_b0;
 
-  bhpe_eng_ctrl #(.PE(PE), .WbDepth(WbDepth), .AddrW(AddrW)) u_ctrl (
+  bhpe_eng_ctrl #(
+    .PE(PE), .LbDepth(LbDepth), .WbDepth(WbDepth), .CbDepth(CbDepth), .BbDepth(BbDepth), .ObDepth(ObDepth),
+    .AddrW(AddrW)
+  ) u_ctrl (
     .clk_i, .rst_ni,
     .start_i(start), .desc_addr_i(desc_addr), .done_o, .busy_o(busy), .error_o(error), .cycles_o(cycles),
     .layer_o(layer), .layer_start_o(dbg_layer_start_o), .desc_o(desc),
