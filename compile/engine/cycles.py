@@ -14,6 +14,8 @@ and the RTL's measured structure (H2's measurements of bhpe_engine with latency 
   the compute when ``r >= kh + stride``; they add to it otherwise), at least the bytes the row moves through
   the one DRAM port (reads and writes share it), then the compute's drain and the store of the last row
   (``L + bytes/b + STORE_TAIL``);
+- weights of a layer of several tiles of at most ``WbDepth/2`` words: tile ``t+1`` loads during tile ``t``'s
+  passes; ``W_t`` is ``EMPTY_LOAD`` plus what that load has left when the passes end;
 - compute (H1's timing, :func:`group_cycles`): ``C`` cycles a group, ``N = oh * owt_s * groups`` groups a pass,
   ``Tpass = PASS_START + N*C + T0 + (oh + X if C == G else 1)`` from the pass start, the start delayed until
   the first rows are in and each row until its rows are in.
@@ -50,6 +52,13 @@ ROW_LOADED = 1
 ROW_LOAD_OVERHEAD = 2
 #: store tail: the pass ends latency + last row's beats + STORE_TAIL after compute's pass_done (H2)
 STORE_TAIL = 3
+#: the fraction of the DRAM port's rate a port-bound row gets (read priority, burst cuts at 4 KiB): fitted to
+#: bhpe_engine on the face stem + 2 stages' port-bound layers (a 2x2/2 average pool, residual joins: 0.85-0.88)
+PORT_EFFICIENCY = 0.87
+#: weight double buffering (a layer of several tiles of <= WbDepth/2 words): tile t+1 loads during tile t's passes
+#: in chunks of WEIGHT_CHUNK_WORDS weight-buffer words, one chunk outstanding (H2)
+WEIGHT_CHUNK_WORDS = 4
+WEIGHT_CHUNK_OVERHEAD = 2
 #: the store in pixel mode (a burst a pixel): a row's first request STORE_START cycles after it is done, then
 #: STORE_PIXEL_BURST cycles a pixel, its last response L later; a row waits for the store of the row two before it
 #: (2 output slots). Fitted to bhpe_engine on the tiny BiDRN's 1x1 copies (frame within 0.5%, layers within 17%)
@@ -143,10 +152,18 @@ def layer_cycles(op, cfg: EngineConfig, prev_hide: float | None = None) -> dict:
     total = fetch + const
     loads = fetch + const
     view_in = h["in_pix_stride"] != cw_in
+    double = n_ct > 1 and 0 < h["wtile_words"] <= cfg.wb_depth // 2
+    bg_load = 0.0
     for t in range(n_ct):
         groups = min(ct // pe, ng - t * (ct // pe))
         wbytes = h["wtile_words"] * pe * 8
-        wl = lat + LOAD_OVERHEAD + math.ceil(_beats(wbytes, cfg)) if wbytes else EMPTY_LOAD
+        if t and double:  # loaded in the background during tile t-1's passes, in chunks of 4*PE words (H2)
+            chunks = math.ceil(h["wtile_words"] / WEIGHT_CHUNK_WORDS)
+            need = chunks * (lat + WEIGHT_CHUNK_OVERHEAD + _beats(WEIGHT_CHUNK_WORDS * pe * 8, cfg))
+            wl = EMPTY_LOAD + max(0, need - bg_load)
+        else:
+            wl = lat + LOAD_OVERHEAD + math.ceil(_beats(wbytes, cfg)) if wbytes else EMPTY_LOAD
+        bg_load = 0.0
         total += wl
         loads += wl
         res["dram_read_bytes"] += wbytes
@@ -184,7 +201,8 @@ def layer_cycles(op, cfg: EngineConfig, prev_hide: float | None = None) -> dict:
                     load = ROW_LOAD_OVERHEAD + lat + ROW_LOADED + max(new * row_reqs,
                                                                        _beats(new * row_bytes + b_row, cfg))
                     row = max(row, load)
-                row = max(row, _beats(new * row_bytes + b_row + 8 * out_row_beats, cfg))  # one DRAM port
+                # reads and writes share the one DRAM port (at PORT_EFFICIENCY of its rate when it bounds a row)
+                row = max(row, _beats(new * row_bytes + b_row + 8 * out_row_beats, cfg) / PORT_EFFICIENCY)
                 if oy >= 2:  # row oy reuses row oy-2's output slot: it waits for that row's store
                     row = max(row, store_row)
                 p += row - compute_row
@@ -194,6 +212,7 @@ def layer_cycles(op, cfg: EngineConfig, prev_hide: float | None = None) -> dict:
             # after the pass's last input row is in: its last row's groups, the drain and the store tail
             hide = compute_row + min(gc["G"], gc["Elat"]) + gc["L"] + gc["W"] + 3 + tail
             total += p + PASS_GAP
+            bg_load += p + PASS_GAP
             in_bytes = y_end * row_bytes
             rd, wr = in_bytes + oh * b_row, oh * out_row
             res["transfer_cycles"] += _beats(rd + wr, cfg)

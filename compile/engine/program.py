@@ -19,7 +19,8 @@ tensors (``Program.input`` / ``Program.output``).
 
 Everything the engine cannot take is refused with one ``BinaryHPEError`` line naming the layer and the
 reason (``EngineRefusal``). The numbers that decide the tiling are the buffer sizes of ``EngineConfig``:
-``ct`` output channels a tile (a multiple of PE whose weights fit ``WbDepth``), ``owt`` output pixels a strip
+``ct`` output channels a tile (a multiple of PE whose weights fit ``WbDepth``, or half of it when a layer needs
+several tiles: the RTL then loads the next tile's weights during the current tile's passes), ``owt`` output pixels a strip
 (``r * iwt * cw_in <= LbDepth``, ``owt * cw_b <= BbDepth / 2``, ``owt * cw_out <= ObDepth / 2``), constants
 ``n_cols * ng <= CbDepth``.
 
@@ -473,6 +474,10 @@ def _tiling(op: EngineOp, cfg: EngineConfig, t_in: TensorPlace, t_out: TensorPla
             raise _refuse(op.name, f"the weights of one group of {pe} output channels need {gw} weight-buffer words, "
                           f"the buffer holds {cfg.wb_depth}")
         gpt = min(ng, cfg.wb_depth // gw)
+        if gpt < ng and gw <= cfg.wb_depth // 2:
+            # several tiles: half a buffer each, so that tile t+1 loads while tile t runs (the RTL's weight double
+            # buffering when wtile_words <= WbDepth/2)
+            gpt = max(1, (cfg.wb_depth // 2) // gw)
         # the store writes the bytes [t*ct*ew/8, min((t+1)*ct*ew/8, cw_out*8)) of a pixel: a partial last tile
         # must not reach past the groups that exist (possible when a group is narrower than a word)
         def spill(gp):
