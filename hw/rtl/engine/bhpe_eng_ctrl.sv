@@ -114,14 +114,26 @@ module bhpe_eng_ctrl #(
   assign h      = desc_o.hdr;
 
   logic bad_desc, err;
-  // a descriptor the buffers cannot hold is refused (ERROR 3) rather than run into a neighbouring slot
-  logic fits;
-  assign fits     = (32'(h.r) * 32'(h.slot_words) <= 32'(LbDepth)) && (32'(h.wtile_words) <= 32'(WbDepth)) &&
-                    (32'(h.n_cols) * 32'(h.ng) <= 32'(CbDepth)) &&
-                    (!h.has_b || 32'(h.owt) * 32'(h.cw_b) <= 32'(BbDepth / 2)) &&
-                    (32'(h.owt) * 32'(h.cw_out) <= 32'(ObDepth / 2));
+  // a descriptor the buffers cannot hold is refused (ERROR 3) rather than run into a neighbouring slot; checked
+  // one cycle ahead into fits_q (from the prefetched words in the cycle they move in, else from the words being
+  // fetched, whose header words 0..11 arrive long before the check), so no multiply is on the state's path
+  logic fits, fits_q;
+  /* verilator lint_off UNUSEDSIGNAL */
+  bhpe_eng_pkg::hdr_t  hc;
+  bhpe_eng_pkg::desc_t dc;
+  /* verilator lint_on UNUSEDSIGNAL */
+  assign dc       = bhpe_eng_pkg::decode((state_q == CNext && nvalid_q) ? next_q : words_q);
+  assign hc       = dc.hdr;
+  assign fits     = (32'(hc.r) * 32'(hc.slot_words) <= 32'(LbDepth)) && (32'(hc.wtile_words) <= 32'(WbDepth)) &&
+                    (32'(hc.n_cols) * 32'(hc.ng) <= 32'(CbDepth)) &&
+                    (!hc.has_b || 32'(hc.owt) * 32'(hc.cw_b) <= 32'(BbDepth / 2)) &&
+                    (32'(hc.owt) * 32'(hc.cw_out) <= 32'(ObDepth / 2));
+  always_ff @(posedge clk_i) begin
+    if (!rst_ni) fits_q <= 1'b0;
+    else         fits_q <= fits;
+  end
   assign bad_desc = (h.mode > 4'd3) || (h.n_ops > 5'd16) || (h.n_ct == 16'd0) || (h.n_strips == 16'd0) ||
-                    (h.owt == 16'd0) || (h.r == 16'd0) || !fits;
+                    (h.owt == 16'd0) || (h.r == 16'd0) || !fits_q;
   assign err      = rd_err_i | wr_err_i;
 
   logic [15:0] owt_s;

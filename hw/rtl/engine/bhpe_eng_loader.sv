@@ -318,8 +318,14 @@ module bhpe_eng_loader #(
   logic [AddrW-1:0] irow_addr_q, ipix_addr_q;
   logic             i_can, i_fire, ipix_last;
 
-  assign i_can     = running & setup_done_q & (y_req_q < y_end_q) &
-                     ((y_req_q + 32'(h.pad)) < (32'(oy_i) * 32'(h.stride) + 32'(h.r)));
+  // the row limit oy_i * stride + r, registered (oy_i only grows, so a limit one cycle late is safe): no multiply
+  // on the request path
+  logic [31:0] ylim_q;
+  always_ff @(posedge clk_i) begin
+    if (!rst_ni) ylim_q <= '0;
+    else         ylim_q <= 32'(24'(oy_i) * 24'(h.stride)) + 32'(h.r);
+  end
+  assign i_can     = running & setup_done_q & (y_req_q < y_end_q) & ((y_req_q + 32'(h.pad)) < ylim_q);
   assign i_fire    = i_can & req_ready_i[3];
   assign ipix_last = (ipix_q + 32'd1 >= npix_q);
   assign req_valid_o[3] = i_can;
