@@ -84,17 +84,32 @@ module bhpe_eng_epilogue #(
   // multiplexer or bound computation in the P and S paths)
   bhpe_eng_pkg::op_t  opw_q [2];
   logic signed [63:0] hi_q [2];
+  logic signed [7:0]  sh_q [2];  // the S cycle's shift (negative: left): see s_shift
   bhpe_eng_pkg::op_t  op_s_next;
   assign op_p      = opw_q[cp];
   assign op_s      = opw_q[cs];
   assign op_s_next = desc_i.ops[op_q[cs] + 4'd1];
+
+  // the S cycle's shift of an op: its floor shift (Requant, MulShift, Prelu), the join's common left shift
+  // min(shift_a, shift_b) (JoinAdd: the P cycle forms ((a or b) << |shift_a - shift_b|) + (b or a)), else none
+  function automatic logic signed [7:0] s_shift(input logic [3:0] opcode, input logic [7:0] shift,
+                                                 input logic [7:0] shift_a, input logic [7:0] shift_b);
+    unique case (opcode)
+      bhpe_eng_pkg::OpRequant, bhpe_eng_pkg::OpMulShift, bhpe_eng_pkg::OpPrelu: return $signed(shift);
+      bhpe_eng_pkg::OpJoinAdd: return 8'sd0 - $signed((shift_a < shift_b) ? shift_a : shift_b);
+      default: return 8'sd0;
+    endcase
+  endfunction
+
   always_ff @(posedge clk_i) begin
     if (take && hdr.n_ops != '0) begin
       opw_q[cs] <= op0;
       hi_q[cs]  <= (64'sd1 <<< (op0.out_w - 6'd1)) - 64'sd1;
+      sh_q[cs]  <= s_shift(op0.opcode, op0.shift, op0.shift_a, op0.shift_b);
     end else if (s_fire && !thr0_s) begin
       opw_q[cs] <= op_s_next;
       hi_q[cs]  <= (64'sd1 <<< (op_s_next.out_w - 6'd1)) - 64'sd1;
+      sh_q[cs]  <= s_shift(op_s_next.opcode, op_s_next.shift, op_s_next.shift_a, op_s_next.shift_b);
     end
   end
   assign op0       = desc_i.ops[0];
@@ -274,19 +289,35 @@ module bhpe_eng_epilogue #(
   logic [ValW-1:0] out_q [Pe];
   logic            out_valid_q;
 
-  // the S op's output range: [-2^(out_w-1), 2^(out_w-1) - 1]
+  // the S op's output range: [-2^(out_w-1), 2^(out_w-1) - 1]; its shift (|shift| <= 62)
   logic signed [63:0] sat_hi, sat_lo;
   assign sat_hi = hi_q[cs];
   assign sat_lo = ~sat_hi;
-  logic signed [7:0] sh;
-  assign sh = $signed(op_s.shift);
+  logic       sh_left;
+  logic [5:0] sh_amt;
+  logic [7:0] sh_neg;
+  assign sh_neg  = 8'd0 - sh_q[cs];
+  assign sh_left = sh_q[cs][7];
+  assign sh_amt  = sh_left ? sh_neg[5:0] : sh_q[cs][5:0];
+  // the join's operand shifted in the P cycle and by how much: the one with the larger shift, by the difference
+  logic       ja_b_first;  // shift_b > shift_a: b is shifted
+  logic [7:0] ja_diff;
+  assign ja_b_first = op_p.shift_b > op_p.shift_a;
+  assign ja_diff    = ja_b_first ? op_p.shift_b - op_p.shift_a : op_p.shift_a - op_p.shift_b;
+  logic is_ja_p, is_add_p, is_mul_p, is_thr_p;
+  assign is_ja_p  = (op_p.opcode == bhpe_eng_pkg::OpJoinAdd);
+  assign is_add_p = (op_p.opcode == bhpe_eng_pkg::OpAddConst);
+  assign is_mul_p = (op_p.opcode == bhpe_eng_pkg::OpMulShift) || (op_p.opcode == bhpe_eng_pkg::OpPrelu);
+  assign is_thr_p = (op_p.opcode == bhpe_eng_pkg::OpThreshold);
+  logic unused_sh;
+  assign unused_sh = ^{sh_neg[7:6], sh_q[cs][6], ja_diff[7:6]};
 
   for (genvar p = 0; p < Pe; p++) begin : gen_lane
-    // P slot (context cp)
+    // P slot (context cp): the product, the one sum (v + c, or the join's), or an operand
     logic signed [ValW-1:0]  vp;
     logic signed [31:0]      c;
     logic signed [ValW+31:0] prod;
-    logic signed [63:0]      vp64, c64, b64, pre;
+    logic signed [63:0]      vp64, c64, b64, ja_x, ja_y, sum_a, sum_b, pre;
     logic                    unused_prod;
     assign vp   = val_q[cp][p];
     assign c    = c_q[p*32 +: 32];
@@ -302,14 +333,15 @@ module bhpe_eng_epilogue #(
         default: b64 = hdr.b_signed ? 64'($signed(bvec[p*32 +: 32])) : 64'(bvec[p*32 +: 32]);
       endcase
     end
+    assign ja_x  = ja_b_first ? b64 : vp64;
+    assign ja_y  = ja_b_first ? vp64 : b64;
+    assign sum_a = is_ja_p ? (ja_x << ja_diff[5:0]) : vp64;
+    assign sum_b = is_ja_p ? ja_y : c64;
     always_comb begin
-      unique case (op_p.opcode)
-        bhpe_eng_pkg::OpMulShift, bhpe_eng_pkg::OpPrelu: pre = prod[63:0];
-        bhpe_eng_pkg::OpAddConst:  pre = vp64 + c64;
-        bhpe_eng_pkg::OpJoinAdd:   pre = (vp64 <<< op_p.shift_a) + (b64 <<< op_p.shift_b);
-        bhpe_eng_pkg::OpThreshold: pre = c64;
-        default:                   pre = vp64;  // Requant, Sign
-      endcase
+      if (is_mul_p)                 pre = prod[63:0];
+      else if (is_ja_p || is_add_p) pre = sum_a + sum_b;
+      else if (is_thr_p)            pre = c64;
+      else                          pre = vp64;  // Requant, Sign
     end
     always_ff @(posedge clk_i) begin
       if (p_fire) begin
@@ -319,34 +351,30 @@ module bhpe_eng_epilogue #(
       end
     end
 
-    // S slot (context cs)
+    // S slot (context cs): one shift, one saturation (Prelu's positive side saturates v itself)
     logic signed [ValW-1:0] vs;
-    logic signed [63:0]     vs64, pq, shifted, sat_shifted, sat_pre, sat_v;
+    logic signed [63:0]     vs64, pq, shifted, x, xs;
+    logic signed [ValW:0]   v41, t41;
     logic [ValW-1:0]        y;
     logic                   unused_sat;
     assign vs   = val_q[cs][p];
     assign vs64 = 64'(vs);
     assign pq   = pre_q[cs][p];
-    always_comb begin
-      if (sh[7]) shifted = pq <<< (8'd0 - sh);
-      else       shifted = pq >>> sh;
-    end
-    assign sat_shifted = (shifted > sat_hi) ? sat_hi : (shifted < sat_lo) ? sat_lo : shifted;
-    assign sat_pre     = (pq > sat_hi) ? sat_hi : (pq < sat_lo) ? sat_lo : pq;
-    assign sat_v       = (vs64 > sat_hi) ? sat_hi : (vs64 < sat_lo) ? sat_lo : vs64;
-    assign unused_sat  = ^{sat_shifted[62:ValW], sat_pre[63:ValW], sat_v[63:ValW]};  // saturated: fits ValW
+    assign shifted = sh_left ? (pq <<< sh_amt) : (pq >>> sh_amt);
+    assign x    = (op_s.opcode == bhpe_eng_pkg::OpPrelu && pos_q[cs][p]) ? vs64 : shifted;
+    assign xs   = (x > sat_hi) ? sat_hi : (x < sat_lo) ? sat_lo : x;
+    assign unused_sat = ^{xs[62:ValW], pq[63:ValW+1]};  // saturated: fits ValW; a threshold fits 32 bits
+    assign v41  = (ValW+1)'(vs);
+    assign t41  = pq[ValW:0];
     always_comb begin
       unique case (op_s.opcode)
-        bhpe_eng_pkg::OpRequant: begin
-          y = ValW'(sat_shifted);
-          if (op_s.relu && sat_shifted[63]) y = '0;
-        end
-        bhpe_eng_pkg::OpMulShift:  y = ValW'(sat_shifted);
-        bhpe_eng_pkg::OpPrelu:     y = pos_q[cs][p] ? ValW'(sat_v) : ValW'(sat_shifted);
         bhpe_eng_pkg::OpSign:      y = ValW'(~vs[ValW-1]);
         // the neg micro-op leaves the value; the threshold (in pre_q) with the neg flag captured before
-        bhpe_eng_pkg::OpThreshold: y = thr0_s ? vs : neg_q[cs][p] ? ValW'(vs64 <= pq) : ValW'(vs64 >= pq);
-        default:                   y = ValW'(sat_pre);  // AddConst, JoinAdd
+        bhpe_eng_pkg::OpThreshold: y = thr0_s ? vs : neg_q[cs][p] ? ValW'(v41 <= t41) : ValW'(v41 >= t41);
+        default: begin
+          y = ValW'(xs);
+          if (op_s.opcode == bhpe_eng_pkg::OpRequant && op_s.relu && xs[63]) y = '0;
+        end
       endcase
     end
 
