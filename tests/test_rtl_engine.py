@@ -320,3 +320,41 @@ def test_hang_is_seen_by_the_idle_limit_without_a_cycle_budget(exe):
     img, _, _ = copy_program(12)
     with pytest.raises(BinaryHPEError, match=r"TIMEOUT: no AXI handshake for --idle-limit cycles .*engine hung at layer"):
         run_engine(exe, img, 0, fault={"kind": "stall_forever", "channel": "r"}, idle_limit=5000, verbose=False)
+
+
+# ---- the BNN-PYNQ-style nets and random BiDRB configurations (the nets of tests/test_engine_compile.py) ----------
+def _rtl_exact(g, mw, frames, stall, seed):
+    """Every frame through the engine RTL under stalls == the exact reference (and the golden model)."""
+    from binaryhpe.compile.engine import EngineConfig, compile_program, run_model
+    from binaryhpe.compile.reference import check_frames
+
+    cfg = EngineConfig()
+    prog = compile_program(g, cfg)
+    chk = check_frames(g, mw, list(frames))
+    assert not chk["mismatching_frames"]
+    exe = build_engine(cfg.rtl_params(), pathlib.Path(os.environ.get("BINARYHPE_SIM_BUILD", "sim_build")) / "engine",
+                       verbose=False)
+    for i, (q, ref) in enumerate(zip(chk["inputs"], chk["outputs"])):
+        img = prog.write_input(bytearray(prog.image), q)
+        r = run_engine(exe, img, prog.desc_addr, stall_prob=stall, seed=seed + i, latency=cfg.dram_latency,
+                       beats_per_cycle=cfg.dram_beats_per_cycle, verbose=False)
+        y = prog.read_output(r.dram)
+        assert np.array_equal(y, ref), f"frame {i}: {int(np.count_nonzero(y != ref))} integers differ"
+        assert r.dram == bytes(run_model(prog, img))  # every tensor, not only the output
+    return len(chk["inputs"])
+
+
+@pytest.mark.parametrize("name", ["fc_bin", "fc8_bias", "fc_bin_rect", "cnv8", "cnv_bin_pad"])
+def test_bnn_pynq_nets_exact_under_stalls(name, tmp_path):
+    from test_engine_compile import _bnn
+
+    g, mw, xs = _bnn(name, tmp_path)
+    assert _rtl_exact(g, mw, list(xs.values())[:2], stall=0.3, seed=5) == 2
+
+
+@pytest.mark.parametrize("idx", range(4))
+def test_bidrb_configurations_exact_under_stalls(idx, tmp_path):
+    from test_engine_compile import _fuzz_configs, _fuzz_graph
+
+    g, mw, fr = _fuzz_graph(_fuzz_configs()[idx], tmp_path)
+    assert _rtl_exact(g, mw, list(fr.values())[:2], stall=0.3, seed=11 + idx) == 2
