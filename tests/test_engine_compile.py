@@ -380,6 +380,11 @@ def test_face_bidrn18_stage_exact(face_stage):
     assert g.tensors[g.input].shape == (192, 192, 3)
     wc = worst_case_frames(g, seed=0, random_frames=0)
     frames = {"acc_max_stem": wc["acc_max:/stem/conv_hw/Conv"]}  # the stem's largest accumulators
+    # the 7x7/2 stem runs on the input stored space-to-depth: a 4x4/1 convolution of 12 channels
+    p = compile_program(g, EngineConfig())
+    stem = p.ops[0].header
+    assert p.input_s2d and (stem["h"], stem["w"], stem["c_in"], stem["kh"], stem["stride"], stem["pad"]) == \
+        (96, 96, 12, 4, 1, 2)
     assert _check_frames(g, mw, frames) == 1
 
 

@@ -46,6 +46,8 @@ from binaryhpe.compile.graph import Fmt, HwGraph
 ALIGN = 64
 #: alignment of the regions (descriptors, constants, weights, activations)
 REGION_ALIGN = 4096
+#: store the graph input space-to-depth for a stride-2 fixed-point stem (``_Builder._space_to_depth``)
+SPACE_TO_DEPTH = True
 #: the pool modes that take bipolar (1-bit) elements: max (an OR of the bits); a sum of bipolar bits has no use
 BIPOLAR_POOL_MODES = ("pool_max",)
 
@@ -162,14 +164,21 @@ class Program:
     input: TensorPlace
     output: TensorPlace
     layout: dict
+    #: the graph input's (H, W, C) and whether the frame is stored space-to-depth ((H/2, W/2, 4C), ``input``)
+    input_shape: tuple = ()
+    input_s2d: bool = False
 
     # --- frames in and out ----------------------------------------------------------------------------
     def write_input(self, image: bytearray, q_hwc: np.ndarray) -> bytearray:
         """Write a frame (the hardware graph's input integers, (H, W, C)) into ``image`` (in place; returned)."""
         q = np.asarray(q_hwc, dtype=np.int64)
         t = self.input
-        if q.shape != tuple(t.shape):
-            raise BinaryHPEError(f"engine input {t.name}: frame shape {q.shape} differs from {tuple(t.shape)}")
+        want = tuple(self.input_shape or t.shape)
+        if q.shape != want:
+            raise BinaryHPEError(f"engine input {t.name}: frame shape {q.shape} differs from {want}")
+        if self.input_s2d:  # pixel (y', x') channel (dy*2 + dx)*C + c = frame pixel (2y' + dy, 2x' + dx) channel c
+            h, w, c = q.shape
+            q = q.reshape(h // 2, 2, w // 2, 2, c).transpose(0, 2, 1, 3, 4).reshape(h // 2, w // 2, 4 * c)
         lo, hi = (0, 1) if t.fmt.bipolar else ((-(1 << (t.fmt.bits - 1)), (1 << (t.fmt.bits - 1)) - 1)
                                                 if t.fmt.signed else (0, (1 << t.fmt.bits) - 1))
         if q.size and (q.min() < lo or q.max() > hi):
@@ -295,6 +304,7 @@ class _Builder:
         self.swg_of: dict[str, object] = {}
         self.extra_tensors: dict[str, tuple] = {}    # copies: name -> (shape, fmt)
         self.concat_outputs: set[str] = set()        # tensors written in parts (their producers write views)
+        self.s2d = False                             # the graph input is stored space-to-depth (see _space_to_depth)
 
     def r(self, t: str) -> str:
         while t in self.alias:
@@ -389,11 +399,47 @@ class _Builder:
         if lay.acc_w > D.ACC_W:
             raise _refuse(lay.name, f"the accumulator needs {lay.acc_w} bits, the engine's arrays hold {D.ACC_W}")
         wts = np.asarray(lay.weights, dtype=np.int64).reshape(lay.cout, geom["kh"], geom["kw"], geom["c_in"])
+        if SPACE_TO_DEPTH and not xnor and kind in _CONV_KINDS and self._s2d_ok(src, geom):
+            src, geom, wts = self._space_to_depth(src, geom, wts)
         op = EngineOp(name=lay.name, layers=layers, mode="xnor" if xnor else "mac", input=src, output="",
                       weights=wts, geom=geom, op_counts=dict(lay.op_counts()))
         op.w_w = 1 if xnor else int(lay.w_w)
         if not self._attach(op, self.r(lay.outputs[0]), lay.acc_w):
             self._add(op)
+
+    def _s2d_ok(self, src: str, geom: dict) -> bool:
+        """A stride-2 MAC convolution that alone reads the graph input (the stem) with few channels runs on the
+        input stored space-to-depth: fewer taps of fuller words (see ``_space_to_depth``)."""
+        cons = self.cons.get(src, [])
+        return (src == self.in_name and len(cons) == 1 and type(cons[0]).__name__ == "SlidingWindow"
+                and geom["stride"] == 2 and geom["h"] % 2 == 0 and geom["w"] % 2 == 0
+                and geom["kh"] > 2 and 4 * geom["c_in"] * 8 <= 64 * 4)
+
+    def _space_to_depth(self, src: str, geom: dict, wts: np.ndarray):
+        """The same convolution on the input stored as (H/2, W/2, 4C), channel (dy*2 + dx)*C + c of pixel (y', x')
+        = input pixel (2y' + dy, 2x' + dx) channel c: stride 1, kernel ceil over the 2x2 phases, padding
+        ``pad' = a + b`` for ``pad = 2a + b``; a weight of the new kernel is the old one at ``ky = 2*(ky' - b) + dy +
+        b`` (0 outside the old kernel). Exact: every input element keeps its weight and padding stays padding."""
+        k, p, c = geom["kh"], geom["pad"], geom["c_in"]
+        a, b = divmod(p, 2)
+        kk = (k - 1 - b) // 2 + b + 1
+        cout = wts.shape[0]
+        w2 = np.zeros((cout, kk, kk, 4 * c), dtype=np.int64)
+        for ky2 in range(kk):
+            for kx2 in range(kk):
+                for dy in range(2):
+                    for dx in range(2):
+                        ky, kx = 2 * (ky2 - b) + dy + b, 2 * (kx2 - b) + dx + b
+                        if 0 <= ky < k and 0 <= kx < k:
+                            w2[:, ky2, kx2, (dy * 2 + dx) * c:(dy * 2 + dx + 1) * c] = wts[:, ky, kx, :]
+        info = self.info(src)
+        h, w = geom["h"] // 2, geom["w"] // 2
+        name = f"{src}_s2d"
+        self.extra_tensors[name] = ((h, w, 4 * c), info.fmt)
+        self.s2d = True
+        self.in_name = name
+        g2 = dict(geom, h=h, w=w, c_in=4 * c, kh=kk, kw=kk, stride=1, pad=a + b)
+        return name, g2, w2
 
     def _pool(self, lay) -> None:
         src = self.r(lay.inputs[0])
@@ -710,4 +756,5 @@ def compile_program(g: HwGraph, cfg: EngineConfig | None = None, reuse: bool = T
               "activation_bytes": end - act_base, "activation_bytes_without_reuse": sum_tensors,
               "image_bytes": total, "activation_base": act_base, "ops": n}
     return Program(cfg=cfg, ops=ops, tensors=tensors, buffers=buffers, descriptors=descriptors, image=image,
-                   desc_addr=desc_addr, input=tensors[b.in_name], output=tensors[b.out_name], layout=layout)
+                   desc_addr=desc_addr, input=tensors[b.in_name], output=tensors[b.out_name], layout=layout,
+                   input_shape=tuple(g.tensors[g.input].shape), input_s2d=b.s2d)
