@@ -36,7 +36,7 @@ def write_program(program, cfg, out: pathlib.Path) -> dict:
     (d / "descriptors.bin").write_bytes(bytes(program.descriptors))
     (d / "dram.bin").write_bytes(bytes(program.image))
     desc = program.describe() if hasattr(program, "describe") else {}
-    (d / "program.json").write_text(json.dumps({"config": cfg.rtl_params(), **desc}, indent=1, default=str))
+    (d / "program.json").write_text(json.dumps({"rtl_params": cfg.rtl_params(), **desc}, indent=1, default=str))
     return {"dir": str(d), "descriptors": str(d / "descriptors.bin"), "dram_image": str(d / "dram.bin"),
             "program": str(d / "program.json")}
 

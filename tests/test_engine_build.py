@@ -55,7 +55,7 @@ def test_outputs_in_engine_folder(tiny_engine):
     assert len(desc) == 256 * len(rep["layers"])
     assert (d / "dram.bin").stat().st_size >= len(desc)
     prog = json.loads((d / "program.json").read_text())
-    assert prog["config"] == rep["engine"]["config"]
+    assert prog["rtl_params"] == rep["engine"]["config"]  # the parameters the RTL is built with
 
 
 def test_cycles_within_five_percent_of_the_model(tiny_engine):
