@@ -135,6 +135,14 @@ def engine_report(report: dict, program, cfg, dev, out: pathlib.Path, bitstream:
     report["device"] = dev.to_dict() if dev is not None else None
     family = dev.family if dev is not None else "ecp5"
     report["resources"] = engine_resources(cfg, family)
+    if dev is not None:  # the engine's estimate against the device: what a user must see before a synthesis run
+        util = {k: report["resources"][k] / getattr(dev, k) for k in ("lut", "ff", "bram18", "dsp")
+                if getattr(dev, k, 0) and k in report["resources"]}
+        report["utilisation"] = util
+        report["fits"] = all(v <= 1.0 for v in util.values())
+        if not report["fits"]:
+            over = ", ".join(f"{k} {v:.0%}" for k, v in util.items() if v > 1.0)
+            _log(f"WARNING: the engine as configured for {dev.name} does not fit it by the resource model: {over}")
     clock = dev.clock_mhz if dev is not None else cfg.clock_mhz
     report["fps"] = clock * 1e6 / cm["total"]["cycles"] if dev is not None else None
     report["bitstream"], report["fmax_mhz"] = None, None

@@ -352,6 +352,9 @@ def _engine_summary_rows(report: dict) -> list[tuple[str, str]]:
             ("fps (model, device clock)", _fmt(report.get("fps"), 1)),
             ("resources (estimate: compile.engine.resources)",
              ", ".join(f"{k} {_fmt(res.get(k))}" for k in RES if k in res))]
+    if report.get("utilisation"):
+        rows.append(("of the device", ", ".join(f"{k} {v:.0%}" for k, v in report["utilisation"].items())
+                     + ("" if report.get("fits") else " -- DOES NOT FIT")))
     if report.get("bit_exact") is not None:
         rows.append(("simulation", f"{'BIT-EXACT' if report['bit_exact'] else 'NOT BIT-EXACT'} against the exact "
                                    f"reference ({sim.get('frames_checked')} frames, stalls "
