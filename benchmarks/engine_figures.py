@@ -47,9 +47,14 @@ def engine_row(g, dev) -> dict:
     from binaryhpe.compile.engine import EngineConfig, compile_program, cycle_model, roofline
     from binaryhpe.compile.engine.resources import engine_resources
 
+    from binaryhpe import BinaryHPEError
+
     cfg = EngineConfig.for_device(dev)
     t = time.time()
-    prog = compile_program(g, cfg)
+    try:
+        prog = compile_program(g, cfg)
+    except BinaryHPEError as e:  # the engine sized for this device cannot take a layer: reported, not fatal
+        return {"device": dev.name, "config": cfg.rtl_params(), "refused": str(e)}
     cm = cycle_model(prog, cfg)
     rf = roofline(prog, cfg)
     res = engine_resources(cfg, dev.family)
@@ -84,6 +89,10 @@ def markdown(rows: list[dict]) -> str:
     lines = [head]
     for r in rows:
         e, d = r["engine"], r.get("dataflow")
+        if "refused" in e:
+            lines.append(f"| {e['device']} | {e['config'].get('PE')}, {e['config'].get('PEF')} | - | - | - | - | - | "
+                         f"no: {e['refused']} | - |")
+            continue
         res = e["resources"]
         df = "-" if d is None else (f"{d['fps']:.1f}" if d["fits"] else f"does not fit ({d['why']})")
         lines.append(f"| {e['device']} | {e['config'].get('PE')}, {e['config'].get('PEF')} | {e['cycles']:,} | "
@@ -112,6 +121,9 @@ def main(argv=None) -> int:
             row["dataflow"] = dataflow_row(g0, dev)
         rows.append(row)
         e = row["engine"]
+        if "refused" in e:
+            print(f"{name:12s} engine refused: {e['refused']}", flush=True)
+            continue
         print(f"{name:12s} engine {e['fps']:8.1f} fps, {e['cycles']:>12,} cycles, roofline {e['roofline_fraction']:.0%},"
               f" fits {e['fits']}" + (f"; dataflow {row['dataflow']}" if "dataflow" in row else ""), flush=True)
     md = markdown(rows)
