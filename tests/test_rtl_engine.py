@@ -239,7 +239,7 @@ def test_tiny_bidrn_corrupt_weight_read_is_a_mismatch(tiny_program, tiny_frames)
 def test_face_bidrn18_stem_and_first_stage_192_exact(tmp_path_factory):
     """A paper-scale encoder on the engine: the face BiDRN-18's stem (7x7/2 conv, 3x3/2 max pool) and its first
     stage (64 channels at 48x48) at the paper input size 192x192, under random stalls, equal to the exact reference
-    of the QONNX graph (about 8.4 M cycles, ~40 s of simulation)."""
+    of the QONNX graph (several million cycles: the file's longest test)."""
     import dataclasses
 
     from binaryhpe.compile.engine import EngineConfig, compile_program
