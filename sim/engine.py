@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import tempfile
 import time
@@ -65,13 +66,17 @@ def build_engine(params: dict | None, out_dir, *, sources=None, waves: bool = Fa
     exe = obj / "Veng"
     if exe.exists():
         return exe
-    obj.mkdir(parents=True, exist_ok=True)
+    # built in a folder of its own and renamed into place, so that two processes building the same engine at once
+    # (tests of two files) never see a half-written one
+    tmp = out_dir / f"{obj.name}.tmp{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
     # --assert: the stream / AXI checkers are live; --x-initial unique / --x-assign unique: the initial value of
     # every register is chosen at run time by +verilator+rand+reset (run_engine: random), so a missing reset shows
     cmd = ["verilator", "--cc", "--exe", "--build", "-O2", "-j", str(os.cpu_count() or 2), "--top-module",
            "bhpe_engine", "--prefix", "Vbhpe_engine", "-Wno-fatal", "-Wno-lint", "-Wno-style", "--assert",
            "--x-assign", "unique", "--x-initial", "unique", f"-I{rtl_dir()}", f"-I{rtl_dir() / 'engine'}",
-           "-Mdir", str(obj), "-o", "Veng",
+           "-Mdir", str(tmp), "-o", "Veng",
            "-MAKEFLAGS", "OPT_FAST=-O1 OPT_SLOW=-O0 CFG_CXXFLAGS_PCH_I=-include"]
     cmd += [f"-G{k}={v}" for k, v in sorted(p.items())]
     if waves:
@@ -80,10 +85,19 @@ def build_engine(params: dict | None, out_dir, *, sources=None, waves: bool = Fa
     t0 = time.time()
     if verbose:
         print(f"[engine] verilating bhpe_engine ({len(srcs)} files, {p}) ...", flush=True)
-    r = subprocess.run(cmd, capture_output=True, text=True, cwd=obj)
-    if r.returncode != 0 or not exe.exists():
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp)
+    if r.returncode != 0 or not (tmp / "Veng").exists():
         tail = "\n".join((r.stdout + r.stderr).splitlines()[-30:])
+        shutil.rmtree(tmp, ignore_errors=True)
         raise BinaryHPEError(f"Verilator build of bhpe_engine failed:\n{tail}")
+    if obj.exists() and not exe.exists():  # the remains of an interrupted build
+        shutil.rmtree(obj, ignore_errors=True)
+    try:
+        tmp.rename(obj)
+    except OSError:  # another process finished the same build first
+        shutil.rmtree(tmp, ignore_errors=True)
+    if not exe.exists():
+        raise BinaryHPEError(f"Verilator build of bhpe_engine: {exe} missing after the build")
     if verbose:
         print(f"[engine] built in {time.time() - t0:.1f} s: {exe}", flush=True)
     return exe
