@@ -509,19 +509,27 @@ def test_tiny_bidrn_cycle_model(tiny):
 
 # --- configuration ------------------------------------------------------------------------------------------
 def test_config_for_device():
+    """for_device picks the largest configuration the resource model fits into the device (PE first), the smallest
+    candidate when nothing fits; bigger devices get bigger arrays."""
     from binaryhpe.compile.devices import load_device
 
-    ecp5 = EngineConfig.for_device("ecp5-85f")
-    assert ecp5 == EngineConfig()  # the defaults are the ECP5-85F's
-    u250 = EngineConfig.for_device("alveo-u250")
-    small = EngineConfig.for_device("ecp5-25f")
-    assert small.pe < ecp5.pe < u250.pe and small.wb_depth < ecp5.wb_depth < u250.wb_depth
+    small = EngineConfig(pe=8, pef=1, lb_depth=1024, wb_depth=256, cb_depth=128, bb_depth=256, ob_depth=512)
+    got = {}
     for name in ("ecp5-25f", "ecp5-85f", "zynq-7020", "zu3eg", "zu7ev", "alveo-u250"):
-        cfg = EngineConfig.for_device(name)
         dev = load_device(name)
-        assert cfg.buffer_bram18() <= dev.bram18 + 8 * dev.uram
-        assert cfg.pef * 8 <= max(8, dev.dsp)
+        cfg = EngineConfig.for_device(name)
+        got[name] = cfg
         assert cfg.clock_mhz == dev.clock_mhz
+        if cfg.fits(dev):
+            if cfg.pe < 64:  # no larger array fits, even with the smallest MAC array and buffers
+                bigger = EngineConfig(pe=2 * cfg.pe, pef=1, lb_depth=1024, wb_depth=256, cb_depth=128,
+                                      bb_depth=256, ob_depth=512)
+                assert not bigger.fits(dev), name
+        else:
+            assert (cfg.pe, cfg.pef, cfg.wb_depth, cfg.lb_depth) == (small.pe, small.pef, small.wb_depth,
+                                                                      small.lb_depth), name
+    assert got["alveo-u250"].pe > got["ecp5-85f"].pe
+    assert got["alveo-u250"].fits("alveo-u250")
     assert EngineConfig().rtl_params() == {"PE": 16, "PEF": 4, "LbDepth": 4096, "WbDepth": 1024, "CbDepth": 512,
                                            "BbDepth": 1024, "ObDepth": 2048, "AddrW": 40, "IdW": 1}
     with pytest.raises(BinaryHPEError, match="PEF"):

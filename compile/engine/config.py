@@ -1,7 +1,8 @@
 """The engine's parameters (``EngineConfig``): array shape, buffer depths, DRAM port, clock.
 
-The defaults suit an ECP5-85F; :meth:`EngineConfig.for_device` picks larger arrays and buffers for larger
-devices from the device description (``compile/devices/*.json``). :meth:`EngineConfig.rtl_params` gives the
+The defaults are the ECP5-85F sizing of the engine's design (PE 16, PEF 4); :meth:`EngineConfig.for_device`
+picks, per device (``compile/devices/*.json``), the largest configuration that fits it by the engine's resource
+model (``compile.engine.resources``). :meth:`EngineConfig.rtl_params` gives the
 SystemVerilog parameters of ``bhpe_engine`` (``hw/rtl/engine/bhpe_engine.sv``).
 """
 
@@ -16,6 +17,9 @@ from binaryhpe import BinaryHPEError
 WORD_BITS = 64
 #: bytes a DRAM beat carries
 BEAT_BYTES = WORD_BITS // 8
+#: the share of a device's LUTs / FFs and of its block RAMs / DSPs a configuration may use (for_device)
+FIT_LOGIC = 0.80
+FIT_BLOCKS = 0.90
 
 
 def _bram18(width: int, depth: int) -> int:
@@ -92,26 +96,37 @@ class EngineConfig:
 
     @classmethod
     def for_device(cls, dev) -> "EngineConfig":
-        """A configuration sized for ``dev`` (a ``compile.devices.Device`` or its name): PE from the device's
-        logic (LUT6 equivalents: < 30k -> 8, < 100k -> 16, < 400k -> 32, else 64), PEF from its multipliers
-        (PEF * 8 <= DSP / 4), the deepest buffers whose block RAM stays within 60% of the device's, the
-        device's clock, and the DRAM beats a cycle its bandwidth gives (at most one 64-bit beat)."""
+        """The largest configuration that fits ``dev`` (a ``compile.devices.Device`` or its name) by the engine's
+        resource model (``compile.engine.resources.engine_resources``): at most ``FIT_LOGIC`` of its LUTs and FFs and
+        ``FIT_BLOCKS`` of its block RAM and DSPs, searched over PE (64, 32, 16, 8), PEF (PE down to 1) and the
+        buffer depths (8x .. 1/4 of the defaults), largest PE first, then PEF, then buffers; the device's clock and
+        the DRAM beats a cycle its bandwidth gives (at most one 64-bit beat). When nothing fits, the smallest
+        candidate (the report shows it does not fit)."""
         from binaryhpe.compile.devices import load_device
 
         dev = load_device(dev)
-        lut6 = dev.lut / dev.lut_scale
-        pe = 8 if lut6 < 30_000 else 16 if lut6 < 100_000 else 32 if lut6 < 400_000 else 64
-        pef = 1
-        while pef * 2 <= pe and pef * 2 * 8 <= dev.dsp / 4:
-            pef *= 2
         beats = min(1.0, dev.dram_gbps * 1e9 / (dev.clock_mhz * 1e6 * BEAT_BYTES))
-        base = cls(pe=pe, pef=pef, clock_mhz=float(dev.clock_mhz), dram_beats_per_cycle=beats)
-        budget = 0.6 * (dev.bram18 + 8 * dev.uram)
-        # candidate buffer sets, largest first: (lb, wb, cb, bb, ob)
-        for scale in (8, 4, 2, 1, 0.5, 0.25):
-            c = replace(base, lb_depth=int(4096 * scale), wb_depth=max(64, int(1024 * scale)),
-                        cb_depth=max(64, int(512 * scale)), bb_depth=max(64, int(1024 * scale)),
-                        ob_depth=max(64, int(2048 * scale)))
-            if c.buffer_bram18() <= budget:
+        cands = []
+        for pe in (64, 32, 16, 8):
+            pef = pe
+            while pef >= 1:
+                for scale in (8, 4, 2, 1, 0.5, 0.25):
+                    cands.append(cls(pe=pe, pef=pef, clock_mhz=float(dev.clock_mhz), dram_beats_per_cycle=beats,
+                                     lb_depth=int(4096 * scale), wb_depth=max(64, int(1024 * scale)),
+                                     cb_depth=max(64, int(512 * scale)), bb_depth=max(64, int(1024 * scale)),
+                                     ob_depth=max(64, int(2048 * scale))))
+                pef //= 2
+        for c in cands:
+            if c.fits(dev):
                 return c
-        return replace(base, lb_depth=1024, wb_depth=64, cb_depth=64, bb_depth=256, ob_depth=512)
+        return cands[-1]
+
+    def fits(self, dev) -> bool:
+        """Whether this configuration fits ``dev`` by the engine's resource model (see :meth:`for_device`)."""
+        from binaryhpe.compile.devices import load_device
+        from binaryhpe.compile.engine.resources import engine_resources
+
+        dev = load_device(dev)
+        r = engine_resources(self, dev)
+        return (r["lut"] <= FIT_LOGIC * dev.lut and r["ff"] <= FIT_LOGIC * dev.ff
+                and r["bram18"] <= FIT_BLOCKS * dev.bram18 and r["dsp"] <= FIT_BLOCKS * dev.dsp)
