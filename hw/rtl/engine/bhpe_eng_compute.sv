@@ -17,9 +17,10 @@
 // (((g_local * kh + ky) * kw + kx) * cw_in + cw); taps outside the input and channels beyond c_in are a mask,
 // never a copy. The array (bhpe_eng_xnor_array, bhpe_eng_mac_array, bhpe_eng_pool) sums the group; its PE
 // results go to a 2-entry group FIFO, from which the epilogue (bhpe_eng_epilogue, two groups interleaved) takes
-// them while the array computes the next groups; the epilogue's result is packed (PE elements of ew_out bits, lanes >= cout as 0)
-// into the output buffer, one word a cycle (only words < cw_out of the pixel; byte strobes for a group
-// narrower than a word, up to the end of the word for the layer's last group, whose upper bits are padding).
+// them while the array computes the next groups; the epilogue's result is packed (PE elements of ew_out bits,
+// lanes >= cout as 0) into the output buffer, one word a cycle (only words < cw_out of the pixel; byte strobes
+// for a group narrower than a word, up to the end of the word for the layer's last group, whose upper bits are
+// padding).
 //
 // Row rules: the line buffer holds input row y in slot y mod r (words [(y mod r) * slot_words, + slot_words),
 // pixel x at (x - x0) * cw_in, x0 = s * owt * stride - pad), b row oy in b slot oy mod 2 (pixel ox at

@@ -9,8 +9,9 @@
 // "Semantics", pool max / sum). A step is one 64-bit input word of the group: word j_i holds the channels
 // [j * Epw, (j + 1) * Epw) of the group, Epw = 64 / ew elements of ew = 2^lg_ew_i bits (8, 16 or 32), sign-
 // or zero-extended (signed_i). Bipolar elements (lg_ew_i = 0, ew = 1: the integers 0 / 1, max = OR): the group's
-// Pe bits start at bit off_i of the word (Pe < 64), or word j holds the group's channels [64 j, 64 j + 64). first_i (the group's first step) restarts every lane (max: -2^(ValW-1),
-// sum: 0) before the step is applied; tap_ok_i = 0 (a padding tap) leaves the lanes as they are.
+// Pe bits start at bit off_i of the word (Pe < 64), or word j holds the group's channels [64 j, 64 j + 64).
+// first_i (the group's first step) restarts every lane (max: -2^(ValW-1), sum: 0) before the step is applied;
+// tap_ok_i = 0 (a padding tap) leaves the lanes as they are.
 //
 // Pipeline (registered, no stall): cycle 1 extract and extend the elements, cycle 2 a register, cycle 3
 // update the lanes of word j; done_o the cycle after the last step was applied (Latency = 3, as the XNOR
