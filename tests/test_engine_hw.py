@@ -91,13 +91,14 @@ def test_model_shape():
         R.unit_resources("mac", 8, 2, "nope")
 
 
-def test_mac_array_model_at_a_size_it_was_not_fitted_to(tmp_path):
+@pytest.mark.parametrize("family", ["ecp5", "xilinx"])
+def test_mac_array_model_at_a_size_it_was_not_fitted_to(tmp_path, family):
     # the MAC array is linear in PE and 8*PEF, fitted at (PE, PEF) = (8, 1), (8, 4), (16, 4): check (8, 2)
     from binaryhpe.compile.synth import run_yosys
 
     assert (8, 2) not in R.UNIT_POINTS["mac"]
-    est = R.unit_resources("mac", 8, 2, "ecp5")
-    got = run_yosys(ES.engine_sources(), "bhpe_eng_mac_array", "ecp5", tmp_path, read_opts="-G Pe=8 -G Pef=2")
+    est = R.unit_resources("mac", 8, 2, family)
+    got = run_yosys(ES.engine_sources(), "bhpe_eng_mac_array", family, tmp_path, read_opts="-G Pe=8 -G Pef=2")
     assert got["dsp"] == est["dsp"] == 16, (got, est)
     assert abs(est["lut"] - got["lut"]) <= LUT_TOL * got["lut"], (est["lut"], got["lut"])
     assert abs(est["ff"] - got["ff"]) <= FF_TOL * got["ff"], (est["ff"], got["ff"])

@@ -14,7 +14,11 @@ project's fixed ``synth_ecp5`` / ``synth_xilinx`` options and counting rules of 
   fitted to Yosys runs of that module alone at the sizes in :data:`CALIBRATION`. The rest of the engine
   (control, AXI masters, loader, store, the compute unit's walker and packer, the buffers' glue) is one
   constant: the flattened Yosys run of the whole engine at the default configuration less the units there.
-  ``benchmarks/engine_ecp5.py --calibrate`` re-measures the table.
+  ``benchmarks/engine_ecp5.py --calibrate`` re-measures the table. On Xilinx the units are measured with
+  ``synth_xilinx``; the rest has no Xilinx run of the whole engine yet (tens of minutes) and is the ECP5 rest
+  with LUT4 / ``compile.devices.LUT4_PER_LUT6`` -- the ``model`` string of :func:`engine_resources` says so. (Unit
+  by unit the two families differ far more than that ratio: the epilogue at PE 8 is 37,389 LUT4 but 15,565
+  LUT6, the XNOR array 3,547 LUT4 but 1,855 LUT6.)
 - ``tests/test_engine_hw.py`` checks the model against a flattened Yosys run of the whole engine at a
   configuration that is no calibration point, with the tolerance it states.
 """
@@ -48,6 +52,15 @@ CALIBRATION: dict[str, dict] = {
         },
         "engine": {"pe": 16, "pef": 4, "lut": 100710, "ff": 13091, "dsp": 152},
         "rtl": "hw/rtl/engine of 05:37 (045e1d8, whole engine) and 05:55-06:06 UTC (units; 0ac87d1..3ffb943)",
+    },
+    "xilinx": {
+        "units": {
+            "xnor": [{"lut": 1855, "ff": 902, "dsp": 0}, {"lut": 3615, "ff": 1726, "dsp": 0}],
+            "pool": [{"lut": 1814, "ff": 621, "dsp": 0}, {"lut": 3462, "ff": 959, "dsp": 0}],
+            "mac": [{"lut": 1086, "ff": 507, "dsp": 8}, {"lut": 1709, "ff": 885, "dsp": 32}, {"lut": 2291, "ff": 1144, "dsp": 32}],
+            "epilogue": [{"lut": 15565, "ff": 1857, "dsp": 33}, {"lut": 29426, "ff": 3585, "dsp": 65}],
+        },
+        "rtl": "hw/rtl/engine of 06:18-06:44 UTC (units; 3cd2005..b21e481)",
     },
 }
 
@@ -105,34 +118,45 @@ def engine_resources(cfg, device="ecp5") -> dict:
     name, a ``Device``, or ``"ecp5"`` / ``"xilinx"``); ``units`` splits LUT/FF/DSP by unit (ECP5: the engine's
     units; Xilinx: the whole engine), ``buffers`` the block RAMs, ``model`` says what the figures rest on."""
     fam = _family(device)
-    # Xilinx without a calibration of its own: the ECP5 model, LUT4 converted with the project's LUT4-per-LUT6
-    # ratio (compile.devices.LUT4_PER_LUT6), FFs as they are, and the ECP5 multiplier count (18x18 pieces; a
-    # DSP48's 25x18 needs at most as many)
-    src = fam if fam in CALIBRATION else "ecp5"
-    if src not in CALIBRATION:
-        raise BinaryHPEError(f"the engine resource model has no {fam} calibration (run benchmarks/engine_ecp5.py "
-                             f"--calibrate {fam})")
-    cal = CALIBRATION[src]
-    units = _unit_counts(cal, cfg.pe, cfg.pef)
-    at_default = _unit_counts(cal, cal["engine"]["pe"], cal["engine"]["pef"])
-    units["rest"] = {k: cal["engine"][k] - sum(u[k] for u in at_default.values()) for k in RES}
-    converted = src != fam
-    if converted:
-        from binaryhpe.compile.devices import LUT4_PER_LUT6
+    if "ecp5" not in CALIBRATION:
+        raise BinaryHPEError("the engine resource model has no calibration (run benchmarks/engine_ecp5.py "
+                             "--calibrate ecp5)")
+    from binaryhpe.compile.devices import LUT4_PER_LUT6
 
-        for u in units.values():
-            u["lut"] = int(round(u["lut"] / LUT4_PER_LUT6))
+    ecp = CALIBRATION["ecp5"]
+    own = CALIBRATION.get(fam, {})
+
+    def rest_of(cal: dict) -> dict:
+        at = _unit_counts(cal, cal["engine"]["pe"], cal["engine"]["pef"])
+        return {k: cal["engine"][k] - sum(u[k] for u in at.values()) for k in RES}
+
+    def lut6(r: dict) -> dict:
+        # an ECP5 count on a Xilinx part: LUT4 / LUT4_PER_LUT6 (compile.devices), FFs as they are, MULT18X18D
+        # pieces (18x18; a DSP48's 25x18 needs at most as many)
+        return {**r, "lut": int(round(r["lut"] / LUT4_PER_LUT6))}
+
+    conv = lut6 if fam != "ecp5" else (lambda r: r)
+    if "units" in own:
+        units = _unit_counts(own, cfg.pe, cfg.pef)
+        src_units = fam
+    else:
+        units = {k: conv(v) for k, v in _unit_counts(ecp, cfg.pe, cfg.pef).items()}
+        src_units = "ecp5"
+    if "engine" in own:
+        units["rest"], src_rest, rest_cal = rest_of(own), fam, own
+    else:
+        units["rest"], src_rest, rest_cal = conv(rest_of(ecp)), "ecp5", ecp
     bufs = buffers(cfg)
     tot = {k: sum(u[k] for u in units.values()) for k in RES}
     tot["bram18"] = sum(b[2] for b in bufs.values())
     lut = "LUT4 (+2 per carry cell, +4 per LUT-RAM cell)" if fam == "ecp5" else "LUT6 (+LUT-RAM/SRL)"
-    how = (f"the XNOR/MAC/pool/epilogue units linear in PE and 8*PEF (Yosys {src} of each unit alone), the rest "
-           f"constant (Yosys {src} of the whole engine at PE {cal['engine']['pe']}, PEF {cal['engine']['pef']} less "
-           f"the units), RTL {cal.get('rtl', '?')}")
-    if converted:
-        how += (f"; not calibrated on Xilinx: ECP5 LUT4 / {LUT4_PER_LUT6} (compile.devices.LUT4_PER_LUT6), "
-                "ECP5 FF and MULT18X18D counts (an upper bound on DSP48s)")
-    return {**tot, "family": fam, "units": units, "calibrated": not converted,
+    how = (f"the XNOR/MAC/pool/epilogue units linear in PE and 8*PEF (Yosys {src_units} of each unit alone, RTL "
+           f"{(own if 'units' in own else ecp).get('rtl', '?')}), the rest constant (Yosys {src_rest} of the whole "
+           f"engine at PE {rest_cal['engine']['pe']}, PEF {rest_cal['engine']['pef']} less the units)")
+    if fam != "ecp5" and "ecp5" in (src_units, src_rest):
+        how += (f"; ECP5 figures converted for Xilinx: LUT4 / {LUT4_PER_LUT6} (compile.devices.LUT4_PER_LUT6), FF "
+                "and MULT18X18D counts as they are (an upper bound on DSP48s)")
+    return {**tot, "family": fam, "units": units, "calibrated": fam in (src_units, src_rest),
             "buffers": {k: {"width": w, "depth": d, "bram18": n} for k, (w, d, n) in bufs.items()},
             "model": f"{lut}, FF, DSP: {how}; BRAM18: the five buffers' block shapes"}
 
