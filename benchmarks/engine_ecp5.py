@@ -4,6 +4,10 @@ and its worst path (the RTL lines it runs through), beside the resource model's 
 
     .venv/bin/python benchmarks/engine_ecp5.py [-o OUT] [--device ecp5-85f] [--seed 1]
     .venv/bin/python benchmarks/engine_ecp5.py --calibrate ecp5|xilinx [-o OUT]
+    .venv/bin/python benchmarks/engine_ecp5.py --check [-o OUT]
+
+``--check`` compares the resource model with a flattened Yosys run of the whole engine at PE 8, PEF 2 and
+small buffers (no calibration point; about 20 minutes on two busy cores).
 
 ``--calibrate`` re-measures the resource model's calibration table (``compile.engine.resources.CALIBRATION``)
 and prints it as Python to paste there. Place and route runs in YoWASP's WebAssembly nextpnr, one thread:
@@ -29,8 +33,22 @@ def main() -> None:
     ap.add_argument("--device", default="ecp5-85f")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--calibrate", choices=("ecp5", "xilinx"))
+    ap.add_argument("--check", action="store_true")
     a = ap.parse_args()
     out = pathlib.Path(a.out)
+    if a.check:
+        from dataclasses import replace
+
+        from binaryhpe.compile.engine.synth import synth_engine
+
+        cfg = replace(EngineConfig(), pe=8, pef=2, lb_depth=2048, wb_depth=512, cb_depth=256, bb_depth=512,
+                      ob_depth=1024)
+        est = engine_resources(cfg, "ecp5")
+        got = synth_engine(cfg, "ecp5", out / "check")
+        print(f"engine {json.dumps(cfg.rtl_params())}, synth_ecp5 flattened ({got['wall_s']} s)")
+        for k in ("lut", "ff", "bram18", "dsp"):
+            print(f"  {k:6} model {est[k]:7,}  Yosys {got[k]:7,}  ({(est[k] - got[k]) / got[k]:+.1%})")
+        return
     if a.calibrate:
         print(f"{a.calibrate!r}: {json.dumps(calibrate(a.calibrate, out / 'calibrate'))},")
         return
