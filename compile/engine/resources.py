@@ -13,7 +13,7 @@ project's fixed ``synth_ecp5`` / ``synth_xilinx`` options and counting rules of 
   pool reducer and the epilogue ``c0 + c_pe * PE``, the MAC array ``c0 + c_pe * PE + c_mul * MUL``, each
   fitted to Yosys runs of that module alone at the sizes in :data:`CALIBRATION`. The rest of the engine
   (control, AXI masters, loader, store, the compute unit's walker and packer, the buffers' glue) is one
-  constant: the flattened Yosys run of the whole engine at the default configuration less the units there.
+  constant: a flattened Yosys run of the whole engine (``CALIBRATION[...]["engine"]``) less the units there.
   ``benchmarks/engine_ecp5.py --calibrate`` re-measures the table. On Xilinx the units are measured with
   ``synth_xilinx``; the rest has no Xilinx run of the whole engine yet (tens of minutes) and is the ECP5 rest
   with LUT4 / ``compile.devices.LUT4_PER_LUT6`` -- the ``model`` string of :func:`engine_resources` says so. (Unit
@@ -21,8 +21,10 @@ project's fixed ``synth_ecp5`` / ``synth_xilinx`` options and counting rules of 
   LUT6, the XNOR array 3,547 LUT4 but 1,855 LUT6.)
 - ``tests/test_engine_hw.py`` checks the block count and the MAC array at a size it was not fitted to against
   Yosys; ``benchmarks/engine_ecp5.py --check`` the whole engine at PE 8, PEF 2 with small buffers (no
-  calibration point). Run once (RTL of 06:17 UTC, 1,142 s): model 60,901 LUT4, 9,930 FF, 37 BRAM18, 88 DSP;
-  Yosys 58,994 LUT4, 10,762 FF, 37 BRAM18, 92 MULT18X18D (+3.2%, -7.7%, exact, -4 DSP).
+  calibration point). Run once with the previous calibration (RTL of 06:17 UTC, before the epilogue's area cut,
+  rest from the whole engine at PE 16 / PEF 4; 1,142 s): model 60,901 LUT4, 9,930 FF, 37 BRAM18, 88 DSP, Yosys
+  58,994 LUT4, 10,762 FF, 37 BRAM18, 92 MULT18X18D (+3.2%, -7.7%, exact, -4 DSP). The current rest is from the
+  release run (PE 8, PEF 2, the ECP5-85F buffers) and has not been checked at another size yet.
 """
 
 from __future__ import annotations
@@ -50,10 +52,10 @@ CALIBRATION: dict[str, dict] = {
             "xnor": [{"lut": 3547, "ff": 398, "dsp": 0}, {"lut": 6969, "ff": 782, "dsp": 0}],
             "pool": [{"lut": 4190, "ff": 621, "dsp": 0}, {"lut": 6671, "ff": 959, "dsp": 0}],
             "mac": [{"lut": 1609, "ff": 735, "dsp": 8}, {"lut": 3065, "ff": 1797, "dsp": 32}, {"lut": 4094, "ff": 2056, "dsp": 32}],
-            "epilogue": [{"lut": 37389, "ff": 1550, "dsp": 49}, {"lut": 69295, "ff": 3022, "dsp": 97}],
+            "epilogue": [{"lut": 31180, "ff": 1856, "dsp": 49}, {"lut": 61019, "ff": 3584, "dsp": 97}],
         },
-        "engine": {"pe": 16, "pef": 4, "lut": 100710, "ff": 13091, "dsp": 152},
-        "rtl": "hw/rtl/engine of 05:37 (045e1d8, whole engine) and 05:55-06:06 UTC (units; 0ac87d1..3ffb943)",
+        "engine": {"pe": 8, "pef": 2, "lut": 52061, "ff": 10563, "dsp": 92},
+        "rtl": "hw/rtl/engine 65a2110 (whole engine, epilogue); XNOR/pool/MAC of 05:56 UTC (0ac87d1)",
     },
     "xilinx": {
         "units": {
