@@ -50,7 +50,7 @@ def main() -> None:
             print(f"  {k:6} model {est[k]:7,}  Yosys {got[k]:7,}  ({(est[k] - got[k]) / got[k]:+.1%})")
         return
     if a.calibrate:
-        print(f"{a.calibrate!r}: {json.dumps(calibrate(a.calibrate, out / 'calibrate'))},")
+        print(f"{a.calibrate!r}: {json.dumps(calibrate(a.calibrate, out / 'calibrate', EngineConfig()))},")
         return
     cfg = EngineConfig()
     t0 = time.time()

@@ -72,7 +72,7 @@ def test_wrapper_ports_and_lint(tmp_path):
 def test_buffer_block_count_matches_yosys(tmp_path, depth):
     # the one part of the model that is counted, not fitted: a 64-bit buffer RAM (byte enables live, as the
     # output buffer's) on ECP5 block RAM
-    from binaryhpe.compile.engine.config import _bram18
+    from binaryhpe.compile.engine.resources import block_bram18 as _bram18
     from binaryhpe.compile.synth import run_yosys
 
     srcs = [rtl_dir() / "bhpe_pkg.sv", rtl_dir() / "engine" / "bhpe_eng_ram.sv"]

@@ -8,7 +8,6 @@ SystemVerilog parameters of ``bhpe_engine`` (``hw/rtl/engine/bhpe_engine.sv``).
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, replace
 
 from binaryhpe import BinaryHPEError
@@ -20,15 +19,6 @@ BEAT_BYTES = WORD_BITS // 8
 #: the share of a device's LUTs / FFs and of its block RAMs / DSPs a configuration may use (for_device)
 FIT_LOGIC = 0.80
 FIT_BLOCKS = 0.90
-
-
-def _bram18(width: int, depth: int) -> int:
-    """BRAM18 of a simple dual-port memory of ``depth`` words of ``width`` bits (512 x 36 / 1024 x 18 ...)."""
-    best = None
-    for w, d in ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)):
-        n = math.ceil(width / w) * math.ceil(depth / d)
-        best = n if best is None else min(best, n)
-    return best
 
 
 @dataclass(frozen=True)
@@ -86,6 +76,8 @@ class EngineConfig:
 
     def buffer_bram18(self) -> int:
         """BRAM18 of the on-chip buffers (line, weight, constant, b, output), as simple dual-port RAMs."""
+        from binaryhpe.compile.engine.resources import block_bram18 as _bram18  # one way: config -> resources
+
         return (_bram18(64, self.lb_depth) + _bram18(self.pe * 64, self.wb_depth)
                 + _bram18(self.pe * 32, self.cb_depth) + _bram18(64, self.bb_depth) + _bram18(64, self.ob_depth))
 

@@ -69,13 +69,20 @@ CALIBRATION: dict[str, dict] = {
 }
 
 
+def block_bram18(width: int, depth: int) -> int:
+    """BRAM18 of a simple dual-port memory of ``depth`` words of ``width`` bits (512 x 36 / 1024 x 18 ...)."""
+    best = None
+    for w, d in ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)):
+        n = math.ceil(width / w) * math.ceil(depth / d)
+        best = n if best is None else min(best, n)
+    return best
+
+
 def buffers(cfg) -> dict:
     """The five buffers of ``cfg``: name -> ``(width, depth, bram18)`` (``EngineConfig.buffer_bram18``'s rule)."""
-    from binaryhpe.compile.engine.config import _bram18
-
     shapes = {"line": (64, cfg.lb_depth), "weight": (cfg.pe * 64, cfg.wb_depth),
               "const": (cfg.pe * 32, cfg.cb_depth), "b": (64, cfg.bb_depth), "out": (64, cfg.ob_depth)}
-    return {k: (w, d, _bram18(w, d)) for k, (w, d) in shapes.items()}
+    return {k: (w, d, block_bram18(w, d)) for k, (w, d) in shapes.items()}
 
 
 def _drivers(unit: str, pe: int, pef: int) -> list[float]:
@@ -165,14 +172,14 @@ def engine_resources(cfg, device="ecp5") -> dict:
             "model": f"{lut}, FF, DSP: {how}; BRAM18: the five buffers' block shapes"}
 
 
-def calibrate(family: str, work, engine: dict | None = None, progress: bool = True) -> dict:
+def calibrate(family: str, work, cfg, engine: dict | None = None, progress: bool = True) -> dict:
     """Measure a :data:`CALIBRATION` entry for ``family``: Yosys of each array unit alone at
     :data:`UNIT_POINTS`, and (unless ``engine`` gives its counts) of the whole engine, flattened, at the default
-    configuration."""
+    configuration ``cfg`` (an ``EngineConfig``: the caller's, so that this module does not import the config,
+    which imports it)."""
     import pathlib
     import subprocess
 
-    from binaryhpe.compile.engine.config import EngineConfig
     from binaryhpe.compile.engine.synth import engine_dir, engine_sources, synth_engine
     from binaryhpe.compile.synth import run_yosys
 
@@ -190,7 +197,6 @@ def calibrate(family: str, work, engine: dict | None = None, progress: bool = Tr
                 print(f"[engine resources] {family} {mod} PE={pe} PEF={pef}: {r['lut']} LUT {r['ff']} FF "
                       f"{r['dsp']} DSP ({r['wall_s']} s)", flush=True)
     if engine is None:
-        cfg = EngineConfig()
         r = synth_engine(cfg, family, work / f"{family}_engine")
         engine = {"pe": cfg.pe, "pef": cfg.pef, **{k: r[k] for k in RES}}
     rev = subprocess.run(["git", "log", "-1", "--format=%h", "--", "."], cwd=engine_dir(), capture_output=True,
