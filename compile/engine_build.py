@@ -70,17 +70,11 @@ def simulate_engine(g, mw, program, cfg, out: pathlib.Path, seed: int = 0, frame
     QONNX execution on every tensor). The cycles of the first frame without stalls are the measured
     cycles/frame; the per-layer cycles come from the engine's layer-start events."""
     from binaryhpe.compile.engine import run_model
-    from binaryhpe.compile.frames import quantize
-    from binaryhpe.compile.reference import check_frames
-    from binaryhpe.compile.worstcase import simulation_frames
+    from binaryhpe.compile.frames import reference_frames
     from binaryhpe.sim.engine import build_engine, run_engine
 
-    named = simulation_frames(g, seed=seed, random=frames)
-    xs = list(named.values()) + [np.asarray(x)[None] for x in (user_frames if user_frames is not None else [])]
-    chk = check_frames(g, mw, xs)
+    named, chk = reference_frames(g, mw, seed, frames, user_frames)
     ins, refs = chk["inputs"], chk["outputs"]
-    for i, x in enumerate(user_frames if user_frames is not None else [], len(named)):
-        ins[i] = quantize(g, x)
     _log(f"reference: {chk['frames_checked']} frames, compiler reference vs exact QONNX reference: "
          f"{len(chk['mismatching_frames'])} frames differ")
     exe = build_engine(cfg.rtl_params(), out / "engine" / "sim")

@@ -238,23 +238,13 @@ def step_simulate(g: HwGraph, mw, rtl: pathlib.Path, seed: int, frames: int = 3,
     checked and simulated after those; their integers come from the graph's own input quantizer
     (``compile.frames.quantize``, which must equal the QONNX Quant's output) and the simulated outputs of them
     (no stalls) are returned as ``user_outputs``."""
-    from binaryhpe.compile.frames import quantize
-    from binaryhpe.compile.reference import check_frames
-    from binaryhpe.compile.worstcase import simulation_frames
+    from binaryhpe.compile.frames import reference_frames
     from binaryhpe.sim import netsim
 
-    named = simulation_frames(g, seed=seed, random=frames)
-    xs = list(named.values()) + [np.asarray(x)[None] for x in (user_frames if user_frames is not None else [])]
-    chk = check_frames(g, mw, xs)
-    ins, refs = chk["inputs"], chk["outputs"]
-    for i, x in enumerate(user_frames if user_frames is not None else [], len(named)):
-        q = quantize(g, x)
-        if not np.array_equal(q, ins[i]):
-            raise BinaryHPEError(f"--inputs frame {i - len(named)}: the input quantizer {g.input_quant} gives "
-                                 f"other integers than the QONNX graph's Quant node")
-        ins[i] = q
+    named, chk = reference_frames(g, mw, seed, frames, user_frames)
     _log(f"reference: {chk['frames_checked']} frames, compiler reference vs exact QONNX reference: "
          f"{len(chk['mismatching_frames'])} frames differ ({chk['frames_beyond_float32']} beyond float32)")
+    ins, refs = chk["inputs"], chk["outputs"]
     exe = netsim.build(rtl, sorted((rtl / "lib").glob("*.sv")), waves=waves)
     runs, user_outputs = [], None
     for stall in (0.0, 0.3):

@@ -113,3 +113,24 @@ def write_outputs(path, outputs: list[np.ndarray]) -> pathlib.Path:
     path = pathlib.Path(path)
     np.save(path, np.stack(outputs).astype(np.float64))
     return path
+
+
+def reference_frames(g, mw, seed: int, frames: int, user_frames=None) -> tuple[dict, dict]:
+    """The frames every simulation runs: random and worst-case frames (``compile.worstcase``) and the user's
+    ``--inputs`` frames, each checked first (the compiler's integer reference must equal the exact reference of
+    the QONNX graph, ``compile.reference.check_frames``); a user frame's integers come from the graph's own input
+    quantizer, which must give the QONNX Quant's integers. Returns the named built-in frames and the check, whose
+    ``inputs`` / ``outputs`` are the hardware input integers and the reference outputs of every frame."""
+    from binaryhpe.compile.reference import check_frames
+    from binaryhpe.compile.worstcase import simulation_frames
+
+    named = simulation_frames(g, seed=seed, random=frames)
+    xs = list(named.values()) + [np.asarray(x)[None] for x in (user_frames if user_frames is not None else [])]
+    chk = check_frames(g, mw, xs)
+    for i, x in enumerate(user_frames if user_frames is not None else [], len(named)):
+        q = quantize(g, x)
+        if not np.array_equal(q, chk["inputs"][i]):
+            raise BinaryHPEError(f"--inputs frame {i - len(named)}: the input quantizer {g.input_quant} gives "
+                                 f"other integers than the QONNX graph's Quant node")
+        chk["inputs"][i] = q
+    return named, chk
