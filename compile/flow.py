@@ -445,6 +445,10 @@ def _check_user_frames(s: BuildState) -> dict:
 
 
 def _optimize(s: BuildState) -> BuildState:
+    if s.opts.target == "fpga" and s.opts.backend == "rtl":
+        from binaryhpe.compile.rtlgen import check_rtl_kinds
+
+        check_rtl_kinds(s.g)  # before anything slow: a kind the dataflow RTL lacks is refused in one line
     prepare_passes(s.g)
     return s
 

@@ -18,7 +18,7 @@ from binaryhpe.compile.graph import Fmt, HwGraph, TensorInfo
 from binaryhpe.compile.kinds.base import clog2
 from binaryhpe.compile.kinds.elementwise import AddConst, JoinAdd, MulShift, Prelu, Requant, Sign
 from binaryhpe.compile.kinds.mvu import FxpMvu, XnorMvu
-from binaryhpe.compile.kinds.plumbing import Concat, Split
+from binaryhpe.compile.kinds.plumbing import Concat, PhaseShuffle, Split
 from binaryhpe.compile.kinds.pool import Pool
 from binaryhpe.compile.kinds.swg import SlidingWindow
 from binaryhpe.compile.lower_base import (  # noqa: F401 - the lowering framework, public here as before
@@ -132,12 +132,19 @@ def _conv(L: Lowerer, node):
     k, s, pad = _conv_geometry(node, a)
     src = L.info(node.input[0])
     q, wscale, wbits, bipolar_w = L.weight_of(node)
-    cout = q.shape[0]
     if len(node.input) > 2 and node.input[2]:
         raise _err(node, "convolution bias is not supported (export without bias; BN/epilogues add constants)")
+    out = _conv_mvu(L, node, src, _swg(L, node, src, k, s, pad), q, wscale, bipolar_w)
+    L.env[node.output[0]] = out
+    L.g.onnx_names[node.output[0]] = out
+
+
+def _conv_mvu(L: Lowerer, node, src: TensorInfo, win: str, q, wscale, bipolar_w: bool) -> str:
+    """The MVU (and its weight-scale epilogue) of a convolution with integer weights ``q`` (Cout, Cin, K, K)
+    over the windows ``win`` of ``src``; returns the output tensor."""
+    cout = q.shape[0]
     # (Cout, Cin, K, K) -> (Cout, K*K*Cin) in the SWG's (ky, kx, c) order
     wmat = np.transpose(q, (0, 2, 3, 1)).reshape(cout, -1).astype(np.int64)
-    win = _swg(L, node, src, k, s, pad)
     oh, ow, n = L.g.tensors[win].shape
     out_shape = (oh, ow, cout)
     acc_name = L.g.unique(f"{node.name}_acc")
@@ -146,8 +153,8 @@ def _conv(L: Lowerer, node):
                       weights=wmat, pixels=oh * ow)
         L.g.tensors[acc_name] = TensorInfo(acc_name, out_shape, Fmt(mvu.acc_w, 0))
         L.add(mvu)
-        out = _scale_epilogue(L, node, acc_name, wscale, cout)
-    elif not src.fmt.bipolar and not bipolar_w:
+        return _scale_epilogue(L, node, acc_name, wscale, cout)
+    if not src.fmt.bipolar and not bipolar_w:
         wq, wfrac, wb = fixed_point(np.asarray(q, dtype=np.float64), MAX_CONST_BITS)
         wmat = np.transpose(wq, (0, 2, 3, 1)).reshape(cout, -1)
         mvu = FxpMvu(name=L.g.unique(node.name), inputs=[win], outputs=[acc_name], n=n, cout=cout,
@@ -156,8 +163,8 @@ def _conv(L: Lowerer, node):
             raise _err(node, f"accumulator needs {mvu.acc_w} bits (> {MAX_WIDTH})")
         L.g.tensors[acc_name] = TensorInfo(acc_name, out_shape, Fmt(mvu.acc_w, src.fmt.frac + wfrac))
         L.add(mvu)
-        out = acc_name
-    elif not src.fmt.bipolar and bipolar_w:
+        return acc_name
+    if not src.fmt.bipolar and bipolar_w:
         # fixed-point input, binary weights (an 8-bit first layer of a BNN-PYNQ CNV): +-1 as 2-bit integers
         mvu = FxpMvu(name=L.g.unique(node.name), inputs=[win], outputs=[acc_name], n=n, cout=cout,
                      weights=wmat, pixels=oh * ow, in_w=src.fmt.bits, w_w=2)
@@ -165,11 +172,80 @@ def _conv(L: Lowerer, node):
             raise _err(node, f"accumulator needs {mvu.acc_w} bits (> {MAX_WIDTH})")
         L.g.tensors[acc_name] = TensorInfo(acc_name, out_shape, Fmt(mvu.acc_w, src.fmt.frac))
         L.add(mvu)
-        out = _scale_epilogue(L, node, acc_name, wscale, cout)
-    else:
-        raise _err(node, "binary (BipolarQuant) inputs need binary weights")
-    L.env[node.output[0]] = out
-    L.g.onnx_names[node.output[0]] = out
+        return _scale_epilogue(L, node, acc_name, wscale, cout)
+    raise _err(node, "binary (BipolarQuant) inputs need binary weights")
+
+
+def deconv_phases(k: int, s: int, p: int) -> list[tuple[int, list[int]]]:
+    """Polyphase decomposition of a 1-D transposed convolution (kernel ``k``, stride ``s``, padding ``p``,
+    output ``s`` times the input): for each phase ``r`` (outputs ``o = s*m + r``), ``(pad_r, taps)`` such that
+    ``out[s*m + r] = sum_t x[m - pad_r + t] * w[taps[t]]`` for ``t < k // s`` (ONNX ConvTranspose: input ``i``
+    and tap ``kk`` reach output ``i*s - p + kk``)."""
+    kp = k // s
+    out = []
+    for r in range(s):
+        c = (r + p) // s
+        out.append((kp - 1 - c, [(r + p) % s + s * (kp - 1 - t) for t in range(kp)]))
+    return out
+
+
+@lowers("ConvTranspose")
+def _conv_transpose(L: Lowerer, node):
+    """A transposed convolution as ``s*s`` stride-1 convolutions (one a phase) sharing one window generator and
+    one MVU with ``s*s*Cout`` outputs, then a ``PhaseShuffle`` that interleaves the phases. No zero insertion:
+    a binary input has no 0 to insert (docs/engine.md, "Transposed convolutions")."""
+    a = _attrs(node)
+    ks, st = a.get("kernel_shape"), a.get("strides", [1, 1])
+    pads = a.get("pads", [0, 0, 0, 0])
+    if a.get("group", 1) != 1:
+        raise _err(node, "grouped transposed convolutions are not supported")
+    if any(d != 1 for d in a.get("dilations", [1, 1])) or any(v != 0 for v in a.get("output_padding", [0, 0])):
+        raise _err(node, "dilated transposed convolutions or output_padding are not supported")
+    if a.get("output_shape") or a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+        raise _err(node, "output_shape / auto_pad are not supported (give kernel, strides and pads)")
+    if ks is None or ks[0] != ks[1] or st[0] != st[1] or len(set(pads)) != 1:
+        raise _err(node, f"only square kernels, equal strides and symmetric padding (kernel {ks}, strides {st}, "
+                         f"pads {pads})")
+    k, s, p = int(ks[0]), int(st[0]), int(pads[0])
+    if k % s or k - 2 * p != s:
+        raise _err(node, f"kernel {k}, stride {s}, pad {p}: the hardware takes kernel = stride * n and "
+                         f"kernel - 2 * pad = stride (output exactly stride x the input), e.g. 4, 2, 1")
+    phases = deconv_phases(k, s, p)
+    kp = k // s
+    if any(not 0 <= pr <= kp - 1 for pr, _ in phases):
+        raise _err(node, f"kernel {k}, stride {s}, pad {p}: a phase would need padding outside [0, {kp - 1}]")
+    if len(node.input) > 2 and node.input[2]:
+        raise _err(node, "transposed convolution bias is not supported (export without bias; epilogues add "
+                         "constants)")
+    src = L.info(node.input[0])
+    q, wscale, wbits, bipolar_w = L.weight_of(node)  # (Cin, Cout, k, k)
+    cin, cout = q.shape[0], q.shape[1]
+    if cin != src.shape[2]:
+        raise _err(node, f"weights have {cin} input channels, the input {src.shape[2]}")
+    # the phase convolutions' weights, (s*s*Cout, Cin, kp, kp): channel (ry*s + rx)*Cout + co
+    qc = np.empty((s * s * cout, cin, kp, kp), dtype=np.asarray(q).dtype)
+    for ry, (_, ty) in enumerate(phases):
+        for rx, (_, tx) in enumerate(phases):
+            ph = ry * s + rx
+            qc[ph * cout:(ph + 1) * cout] = np.transpose(q[:, :, ty][:, :, :, tx], (1, 0, 2, 3))
+    if wscale is not None and np.size(wscale) > 1:
+        sc = np.asarray(wscale, dtype=np.float64).reshape(-1)
+        if sc.size != cout:
+            raise _err(node, f"weight scale of {sc.size} values for {cout} output channels")
+        wscale = np.tile(sc, s * s)
+    big_p = max(pr for pr, _ in phases)
+    win = _swg(L, node, src, kp, 1, big_p)
+    acc = _conv_mvu(L, node, src, win, qc, wscale, bipolar_w)
+    info = L.g.tensors[acc]
+    h, w = src.shape[0], src.shape[1]
+    out = L.new_tensor(node.output[0], (s * h, s * w, cout), info.fmt)
+    try:
+        L.add(PhaseShuffle(name=L.g.unique(f"{node.name}_shuffle"), inputs=[acc], outputs=[out], h=info.shape[0],
+                           w=info.shape[1], c=cout, s=s, oh=s * h, ow=s * w,
+                           off=tuple(big_p - pr for pr, _ in phases), elem_w=info.fmt.width,
+                           signed=not info.fmt.bipolar))
+    except ValueError as e:
+        raise _err(node, str(e)) from None
 
 
 def _per_channel(node, c, cout: int) -> np.ndarray:

@@ -4,6 +4,9 @@
   becomes a format change and leaves one behind) is removed.
 - ``FuseRequant``: an exact-width producer (MulShift, AddConst, JoinAdd, Requant) followed by its only
   consumer, a Requant, becomes one layer (floor shifts compose; the producer never saturated).
+- ``HoistOverShuffle``: a one-input elementwise layer after a ``PhaseShuffle`` (a transposed convolution's
+  interleave) moves in front of it, its per-channel constants repeated per phase, so that it fuses into the
+  convolution's epilogue.
 - ``FuseEpilogue``: every chain of elementwise layers becomes one ``Epilogue`` (``UnfuseEpilogues`` undoes it).
 - ``InsertForks``: a tensor read by several layers gets a tree of 1->2 forks.
 - ``SetFolding`` / ``LegalizeLanes`` / ``InsertFifos``: folding, lane widths with converters, FIFO depths.
@@ -22,12 +25,14 @@ import json
 import math
 import pathlib
 
+import numpy as np
+
 from binaryhpe import BinaryHPEError
 from binaryhpe.compile.graph import HwGraph, TensorInfo
 from binaryhpe.compile.kinds.elementwise import KINDS as ELEMENTWISE_KINDS
 from binaryhpe.compile.kinds.elementwise import JoinAdd, Requant
 from binaryhpe.compile.kinds.epilogue import Epilogue, op_out_w
-from binaryhpe.compile.kinds.plumbing import Dwc, Fifo, Fork
+from binaryhpe.compile.kinds.plumbing import Dwc, Fifo, Fork, PhaseShuffle
 
 
 class Pass:
@@ -110,6 +115,50 @@ class FuseRequant(Pass):
         for rq in removed:
             g.remove_layer(rq)
         return bool(removed)
+
+
+class HoistOverShuffle(Pass):
+    """``PhaseShuffle -> E`` becomes ``E' -> PhaseShuffle`` for a one-input elementwise ``E`` that is the
+    shuffle's only consumer: ``E'`` runs on the ``s*s*c``-channel phase grid with every per-channel constant
+    repeated for each phase (elementwise per-channel operations commute with moving pixels: exact). Grid
+    positions the shuffle drops are computed and dropped. Never across the graph output or a tensor read twice."""
+
+    idempotent = True
+
+    def apply(self, g: HwGraph) -> bool:
+        cmap = g.consumer_map()
+        for sh in g.layers:
+            if not isinstance(sh, PhaseShuffle):
+                continue
+            t = sh.outputs[0]
+            cons = cmap.get(t, [])
+            if t == g.output or len(cons) != 1:
+                continue
+            e = cons[0]
+            if not isinstance(e, tuple(ELEMENTWISE_KINDS.values())) or len(e.inputs) != 1 or e.c != sh.c:
+                continue
+            reps = sh.s * sh.s
+            fields = {}
+            for f in dataclasses.fields(e):
+                v = getattr(e, f.name)
+                if isinstance(v, np.ndarray) and v.ndim >= 1 and v.shape[0] == e.c:
+                    fields[f.name] = np.concatenate([v] * reps, axis=0)
+            grid_in = sh.inputs[0]
+            gi = g.tensors[grid_in]
+            mid = g.unique(f"{e.outputs[0]}_phases")
+            g.tensors[mid] = TensorInfo(mid, gi.shape, g.tensors[e.outputs[0]].fmt)
+            e2 = dataclasses.replace(e, inputs=[grid_in], outputs=[mid], c=sh.c * reps, pixels=sh.h * sh.w,
+                                     lanes=1, **fields)
+            out = e.outputs[0]
+            sh2 = dataclasses.replace(sh, inputs=[mid], outputs=[out], elem_w=g.tensors[out].fmt.width,
+                                      signed=not g.tensors[out].fmt.bipolar)
+            idx = g.layers.index(sh)
+            g.layers = [x for x in g.layers if x is not sh and x is not e]
+            g.layers[idx:idx] = [e2, sh2]
+            g.drop_tensor(t)
+            g.toposort()
+            return True
+        return False
 
 
 class FuseEpilogue(Pass):
@@ -430,6 +479,7 @@ def standard_passes(target_cycles: int | None = None, folding: dict | None = Non
     fixpoint. :func:`optimize` runs all of it; device folding (``compile.folding``) runs the stages before
     ``FOLDING_STAGE`` once and the rest for each trial. A new pass is one line here."""
     return [
+        ("shuffle", [HoistOverShuffle()]),
         ("requant", [RemoveIdentityRequant(), FuseRequant()]),
         ("epilogue", [FuseEpilogue()]),
         ("forks", [InsertForks()]),

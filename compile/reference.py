@@ -3,14 +3,15 @@
 Reference semantics (docs/numerics.md, "The reference"): the meaning of a QONNX graph is the real-number
 value of each node applied to exact inputs. Every value of a graph that obeys the numerics contract is an
 integer times a power of two, so that meaning is computed exactly by a **float64** execution of the graph
-as long as every value, and every partial sum inside a Conv / MatMul / Gemm, needs at most 53 significant
-bits. ``exact_reference`` (and ``onnx_context``, which the comparisons use) runs that execution:
+as long as every value, and every partial sum inside a Conv / ConvTranspose / MatMul / Gemm, needs at most 53
+significant bits. ``exact_reference`` (and ``onnx_context``, which the comparisons use) runs that execution:
 
 - ``ToFloat64`` makes a copy of the graph in which every FLOAT initializer, value_info, graph input and
   output, ``Constant`` and ``Cast`` is DOUBLE;
 - the graph is executed node by node (qonnx's per-node execution): qonnx's custom ops (``Quant``,
   ``BipolarQuant``, ``Trunc``) are numpy code and keep float64 (Quant through qonnx's ``int_quant``: its
-  ``execute_node`` casts to float32); ``Conv``, ``MatMul``, ``Gemm``, ``PRelu``,
+  ``execute_node`` casts to float32); ``Conv``, ``ConvTranspose`` (a direct scatter, not the lowering's
+  polyphase split), ``MatMul``, ``Gemm``, ``PRelu``,
   ``AveragePool`` and ``GlobalAveragePool`` run in this module's numpy kernels in float64 (onnxruntime has no
   double kernel for Conv, PRelu or the average pools); every other standard op runs in onnxruntime on DOUBLE
   tensors, or, where onnxruntime has no double kernel, in ``onnx.reference``;
@@ -153,6 +154,34 @@ def _conv(x, w, b, at, absolute=False):
     return out
 
 
+def _conv_transpose(x, w, b, at, absolute=False):
+    """ONNX ConvTranspose (2-D, NCHW, group 1) in float64 by scattering each tap: input pixel ``i`` and kernel
+    tap ``kk`` reach output ``i * stride - pad + kk`` (no polyphase decomposition: independent of the lowering)."""
+    if x.ndim != 4:
+        raise BinaryHPEError(f"ConvTranspose: only 2-D is supported by the exact reference, got rank {x.ndim}")
+    if int(at.get("group", 1)) != 1 or any(d != 1 for d in at.get("dilations", [1, 1])):
+        raise BinaryHPEError("ConvTranspose: groups and dilations are not supported by the exact reference")
+    if at.get("output_shape") or at.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+        raise BinaryHPEError("ConvTranspose: output_shape / auto_pad are not supported by the exact reference")
+    if absolute:
+        x, w = np.abs(x), np.abs(w)
+        b = None if b is None else np.abs(b)
+    n, c, h, wd = x.shape
+    _, m, kh, kw = w.shape
+    sh, sw = at.get("strides", [1, 1])
+    pt, pl, pb, pr = at.get("pads", [0, 0, 0, 0])
+    oph, opw = at.get("output_padding", [0, 0])
+    full = np.zeros((n, m, (h - 1) * sh + kh + oph, (wd - 1) * sw + kw + opw), dtype=np.float64)
+    for i in range(kh):
+        for j in range(kw):
+            full[:, :, i:i + sh * (h - 1) + 1:sh, j:j + sw * (wd - 1) + 1:sw] += np.einsum(
+                "nchw,cm->nmhw", x, w[:, :, i, j], optimize=True)
+    out = full[:, :, pt:full.shape[2] - pb, pl:full.shape[3] - pr]
+    if b is not None:
+        out = out + b.reshape(1, -1, 1, 1)
+    return np.ascontiguousarray(out)
+
+
 def _gemm(a, b, c, at, absolute=False):
     if at.get("transA", 0):
         a = a.T
@@ -245,7 +274,7 @@ class ExactRun:
         return [w for w in self.widths if w["bits"] > limit]
 
 
-_KERNELS = {"Conv", "MatMul", "Gemm", "PRelu", "AveragePool", "GlobalAveragePool"}
+_KERNELS = {"Conv", "ConvTranspose", "MatMul", "Gemm", "PRelu", "AveragePool", "GlobalAveragePool"}
 
 #: ops whose value is in general not on any power-of-two grid (a float affine map with arbitrary parameters,
 #: a division, a transcendental): past 53 bits such a node is non-dyadic, not a width problem. The ops of the
@@ -261,11 +290,12 @@ def _run_node_numpy(node, ctx) -> tuple[list[np.ndarray], int | None]:
     ins = [ctx[i] if i else None for i in node.input]
     at = _attrs(node)
     op = node.op_type
-    if op == "Conv":
+    if op in ("Conv", "ConvTranspose"):
         x, w = ins[0], ins[1]
         b = ins[2] if len(ins) > 2 else None
-        y = _conv(x, w, b, at)
-        bound = _conv(x, w, b, at, absolute=True)
+        fn = _conv if op == "Conv" else _conv_transpose
+        y = fn(x, w, b, at)
+        bound = fn(x, w, b, at, absolute=True)
         grid = [lsb_exponent(x), lsb_exponent(w)]
     elif op in ("MatMul", "Gemm"):
         a, b = ins[0], ins[1]

@@ -22,6 +22,7 @@ import json
 import pathlib
 import re
 
+from binaryhpe import BinaryHPEError
 from binaryhpe.compile.graph import HwGraph
 from binaryhpe.compile.kinds.epilogue import OP_CODES, Epilogue
 
@@ -55,6 +56,16 @@ def sv_param(v) -> str:
     if isinstance(v, str):
         return f'"{v}"'
     return str(int(v))
+
+
+def check_rtl_kinds(g) -> None:
+    """Refuse, in one line naming the layer, a hardware graph holding a kind that has no dataflow RTL module
+    (``HwLayer.rtl_module`` empty: ``PhaseShuffle``, a transposed convolution's interleave)."""
+    for lay in g.layers:
+        if not lay.rtl_module and not hasattr(lay, "rtl_top") and type(lay) not in OP_CODES:
+            raise BinaryHPEError(f"layer {lay.name!r} ({type(lay).__name__}): the dataflow design has no RTL module "
+                                 "for this kind (transposed convolutions run on the layer-sequential engine): build "
+                                 "with --arch engine or --arch auto")
 
 
 def module_and_params(lay) -> tuple[str, dict]:

@@ -330,3 +330,87 @@ class Split(_ChannelPair):
         """First-order model: a beat counter and the valid/ready steering."""
         cw = self._counter_w()
         return {"lut": 2 * cw + 3, "ff": cw, "bram18": 0, "dsp": 0}
+
+
+@dataclass
+class PhaseShuffle(StreamKind, HwLayer):
+    """The output side of a transposed convolution lowered by polyphase decomposition (``compile/lower.py``:
+    ``ConvTranspose`` -> ``SlidingWindow(k/s, 1, P)`` -> one MVU with ``s*s*c`` outputs -> this).
+
+    Input: the MVU's ``(h, w, s*s*c)`` grid, channel ``(ry*s + rx)*c + co`` = output channel ``co`` of phase
+    ``(ry, rx)``; output ``(oh, ow, c)`` = ``(s*H, s*W, c)``:
+    ``out[s*m + ry, s*n + rx, co] = in[m + off[ry], n + off[rx], (ry*s + rx)*c + co]`` for ``m < H``, ``n < W``.
+    No arithmetic: integers are moved. The layer-sequential engine writes each phase's conv output straight to
+    its place (strided stores, docs/engine.md); the dataflow RTL has no module for it (``rtl_module`` empty: the
+    dataflow build refuses it, naming the layer). Its models describe the streaming reorder such a module would
+    need: one input row of every phase buffered (``w * s*s*c`` elements), one element a lane a cycle.
+    """
+
+    h: int = 1
+    w: int = 1
+    c: int = 1
+    s: int = 2
+    oh: int = 2
+    ow: int = 2
+    off: tuple = (0, 1)
+    elem_w: int = 8
+    lanes: int = 1
+    signed: bool = True
+
+    def __post_init__(self):
+        self.rtl_module = ""
+        self.off = tuple(int(o) for o in self.off)
+        if self.s < 1 or len(self.off) != self.s:
+            raise ValueError(f"{self.name}: PhaseShuffle needs s >= 1 and one offset a phase (s={self.s}, "
+                             f"off={self.off})")
+        H, W = self.oh // self.s, self.ow // self.s
+        if (self.oh % self.s or self.ow % self.s or min(self.off) < 0 or max(self.off) + H > self.h
+                or max(self.off) + W > self.w):
+            raise ValueError(f"{self.name}: PhaseShuffle output {self.oh}x{self.ow} (s={self.s}, off={self.off}) "
+                             f"does not fit its {self.h}x{self.w} input grid")
+        _check_lanes(self.name, self.c, self.lanes)
+
+    def execute(self, ins):
+        x = np.asarray(ins[0], dtype=np.int64)
+        s, c = self.s, self.c
+        if x.shape != (self.h, self.w, s * s * c):
+            raise ValueError(f"{self.name}: PhaseShuffle expects ({self.h},{self.w},{s * s * c}), got {x.shape}")
+        H, W = self.oh // s, self.ow // s
+        out = np.empty((self.oh, self.ow, c), dtype=np.int64)
+        for ry in range(s):
+            for rx in range(s):
+                p = ry * s + rx
+                out[ry::s, rx::s, :] = x[self.off[ry]:self.off[ry] + H, self.off[rx]:self.off[rx] + W,
+                                         p * c:(p + 1) * c]
+        return [out]
+
+    def assign_lanes(self, in_lanes: list[int]) -> list[int]:
+        self.lanes = math.gcd(in_lanes[0], self.c)
+        return [self.lanes]
+
+    def stream_capacity(self) -> int:
+        return self.w * self.s * self.s * self.c // self.lanes
+
+    def cycles(self) -> dict:
+        n_in = self.h * self.w * self.s * self.s * self.c // self.lanes
+        n_out = self.oh * self.ow * self.c // self.lanes
+        return {"ii": max(n_in, n_out), "latency": max(n_in, n_out) + self.stream_capacity()}
+
+    def in_streams(self):
+        return [StreamSpec(self.lanes, self.elem_w, self.signed)]
+
+    def out_streams(self):
+        return [StreamSpec(self.lanes, self.elem_w, self.signed)]
+
+    def rtl_params(self) -> dict:
+        raise self._missing("rtl_params: the dataflow RTL has no PhaseShuffle module (transposed "
+                            "convolutions run on the layer-sequential engine: --arch engine)")
+
+    def resources(self) -> dict:
+        """First-order model of a streaming reorder: a row of every phase in block RAM (``_bram18``), two
+        counters; what a dataflow module would need (none exists: see the class docstring)."""
+        bits = self.lanes * self.elem_w
+        depth = self.stream_capacity()
+        b = _bram18(bits, depth)
+        return {"lut": (0 if b else _lutram(bits, depth)) + 4 * clog2(depth + 1) + 8,
+                "ff": 2 * clog2(depth + 1) + bits, "bram18": b, "dsp": 0}
