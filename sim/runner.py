@@ -8,7 +8,7 @@ import os
 import pathlib
 from collections.abc import Sequence
 
-from binaryhpe.sim.toolchain import rtl_library, setup_verilator, with_rtl_support
+from binaryhpe.sim.toolchain import rtl_dir, rtl_library, setup_verilator, with_rtl_support
 
 
 def run_cocotb(
@@ -48,6 +48,9 @@ def run_cocotb(
         parameters=parameters,
         build_dir=build_dir,
         build_args=build_args,
+        # hw/rtl, the one include folder: files include their packages (and the engine's modules the engine
+        # modules they instantiate) by their path under it
+        includes=[rtl_dir()],
         waves=waves,
         always=False,
     )

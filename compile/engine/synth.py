@@ -42,7 +42,7 @@ def engine_dir() -> pathlib.Path:
 
 def engine_sources() -> list[pathlib.Path]:
     """Every file of ``hw/rtl/engine`` plus the library modules (and packages) they need, transitively, in
-    compile order (packages first)."""
+    compile order: packages first, every engine module after the engine modules it instantiates."""
     eng = sorted(engine_dir().glob("*.sv"))
     if not (engine_dir() / f"{ENGINE_TOP}.sv").is_file():
         raise BinaryHPEError(f"the engine RTL is incomplete: {engine_dir() / (ENGINE_TOP + '.sv')} is missing")
@@ -56,7 +56,27 @@ def engine_sources() -> list[pathlib.Path]:
             if n in lib and n not in need:
                 need[n] = lib[n]
                 todo.append(lib[n])
-    return library_order([*eng, *need.values()])
+    # packages first, then every engine module after the engine modules it instantiates: a module file includes
+    # those (include-guarded, by their path under hw/rtl, so that the file lints alone), and in this order every
+    # such include is skipped, so the list also builds from a flat copy of the files (Vivado's src/, rtl/lib/)
+    ordered = library_order([*eng, *need.values()])
+    pkgs = [f for f in ordered if f.name.endswith("_pkg.sv")]
+    mods = {f.stem: f for f in ordered if f not in pkgs}
+    done: list[pathlib.Path] = []
+
+    def visit(f: pathlib.Path, path: tuple = ()) -> None:
+        if f in done:
+            return
+        if f.stem in path:
+            raise BinaryHPEError(f"{f}: the engine modules instantiate each other in a cycle: {' -> '.join(path)}")
+        for n in sorted(set(_INST.findall(f.read_text()))):
+            if n in mods and n != f.stem and f.parent == engine_dir():
+                visit(mods[n], (*path, f.stem))
+        done.append(f)
+
+    for f in mods.values():
+        visit(f)
+    return pkgs + done
 
 
 def _eval_width(expr: str, params: dict) -> int:

@@ -1,6 +1,8 @@
 `ifndef BHPE_PKG_SV
 `include "bhpe_pkg.sv"
 `endif
+`ifndef BHPE_ENG_AXI_RD_SV
+`define BHPE_ENG_AXI_RD_SV
 
 // AXI4 read master of the layer-sequential engine (docs/engine.md, "Units").
 //
@@ -162,3 +164,4 @@ module bhpe_eng_axi_rd #(
   logic unused_rid;
   assign unused_rid = ^{m_axi_rid, m_axi_rresp[0]};
 endmodule
+`endif  // BHPE_ENG_AXI_RD_SV

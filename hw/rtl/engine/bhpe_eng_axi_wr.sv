@@ -1,3 +1,5 @@
+`ifndef BHPE_ENG_AXI_WR_SV
+`define BHPE_ENG_AXI_WR_SV
 // AXI4 write master of the layer-sequential engine (docs/engine.md, "Units"): the store's output rows to DRAM.
 //
 // A request (valid/ready) asks to write `req_words_i` 64-bit words from byte address `req_addr_i` (a multiple of
@@ -153,3 +155,4 @@ module bhpe_eng_axi_wr #(
   logic unused_b;
   assign unused_b = ^{m_axi_bid, m_axi_bresp[0]};
 endmodule
+`endif  // BHPE_ENG_AXI_WR_SV

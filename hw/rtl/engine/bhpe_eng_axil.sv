@@ -1,3 +1,5 @@
+`ifndef BHPE_ENG_AXIL_SV
+`define BHPE_ENG_AXIL_SV
 // AXI-Lite control slave of the layer-sequential engine: the registers of docs/engine.md, "Control registers".
 //
 //   0x00 CTRL       bit 0: write 1 to start (ignored while busy)       -> start_o (one-cycle pulse)
@@ -109,3 +111,4 @@ module bhpe_eng_axil (
     .clk_i, .rst_ni, .tdata_i({s_axil_rresp, s_axil_rdata}), .tvalid_i(s_axil_rvalid), .tready_i(s_axil_rready)
   );
 endmodule
+`endif  // BHPE_ENG_AXIL_SV

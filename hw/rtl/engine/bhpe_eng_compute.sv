@@ -2,8 +2,22 @@
 `include "bhpe_pkg.sv"
 `endif
 `ifndef BHPE_ENG_PKG_SV
-`include "bhpe_eng_pkg.sv"
+`include "engine/bhpe_eng_pkg.sv"
 `endif
+`ifndef BHPE_ENG_XNOR_ARRAY_SV
+`include "engine/bhpe_eng_xnor_array.sv"
+`endif
+`ifndef BHPE_ENG_MAC_ARRAY_SV
+`include "engine/bhpe_eng_mac_array.sv"
+`endif
+`ifndef BHPE_ENG_POOL_SV
+`include "engine/bhpe_eng_pool.sv"
+`endif
+`ifndef BHPE_ENG_EPILOGUE_SV
+`include "engine/bhpe_eng_epilogue.sv"
+`endif
+`ifndef BHPE_ENG_COMPUTE_SV
+`define BHPE_ENG_COMPUTE_SV
 
 // The engine's compute unit (docs/engine.md, "Units", "Data layout", "Semantics", "Execution order"; the row
 // rules it shares with the loader and the store are below). For a pass
@@ -618,3 +632,4 @@ module bhpe_eng_compute #(
     else $error("%m: pass_start_i while a pass runs");
 `endif
 endmodule
+`endif  // BHPE_ENG_COMPUTE_SV

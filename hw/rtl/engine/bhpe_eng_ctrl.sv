@@ -1,6 +1,8 @@
 `ifndef BHPE_ENG_PKG_SV
-`include "bhpe_eng_pkg.sv"
+`include "engine/bhpe_eng_pkg.sv"
 `endif
+`ifndef BHPE_ENG_CTRL_SV
+`define BHPE_ENG_CTRL_SV
 
 // Control of the layer-sequential engine (docs/engine.md, "Execution order"): fetches the descriptors and
 // sequences each layer through the loader, compute and store.
@@ -310,3 +312,4 @@ module bhpe_eng_ctrl #(
     else $error("%m: descriptor data arrived outside a descriptor fetch");
 `endif
 endmodule
+`endif  // BHPE_ENG_CTRL_SV

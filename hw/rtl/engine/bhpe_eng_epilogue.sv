@@ -2,8 +2,10 @@
 `include "bhpe_pkg.sv"
 `endif
 `ifndef BHPE_ENG_PKG_SV
-`include "bhpe_eng_pkg.sv"
+`include "engine/bhpe_eng_pkg.sv"
 `endif
+`ifndef BHPE_ENG_EPILOGUE_SV
+`define BHPE_ENG_EPILOGUE_SV
 
 // The engine's epilogue: Pe lanes that run the descriptor's op chain (desc.ops[0 .. n_ops-1], docs/engine.md,
 // "Semantics") on channel groups, micro-coded. Each op is a P cycle (operands: the product m * v or beta * v,
@@ -421,3 +423,4 @@ module bhpe_eng_epilogue #(
     .clk_i, .rst_ni, .tdata_i(out_val_o), .tvalid_i(out_valid_o), .tready_i(out_ready_i)
   );
 endmodule
+`endif  // BHPE_ENG_EPILOGUE_SV

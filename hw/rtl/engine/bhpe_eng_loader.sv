@@ -2,8 +2,10 @@
 `include "bhpe_pkg.sv"
 `endif
 `ifndef BHPE_ENG_PKG_SV
-`include "bhpe_eng_pkg.sv"
+`include "engine/bhpe_eng_pkg.sv"
 `endif
+`ifndef BHPE_ENG_LOADER_SV
+`define BHPE_ENG_LOADER_SV
 
 // Loader of the layer-sequential engine: DRAM -> on-chip buffers, through four clients of the read master
 // (bhpe_eng_axi_rd). It follows the row/slot rules of the engine contract exactly (docs/engine.md, "Execution
@@ -485,3 +487,4 @@ module bhpe_eng_loader #(
     else $error("%m: constants larger than CbDepth");
 `endif
 endmodule
+`endif  // BHPE_ENG_LOADER_SV

@@ -2,8 +2,10 @@
 `include "bhpe_pkg.sv"
 `endif
 `ifndef BHPE_ENG_PKG_SV
-`include "bhpe_eng_pkg.sv"
+`include "engine/bhpe_eng_pkg.sv"
 `endif
+`ifndef BHPE_ENG_MAC_ARRAY_SV
+`define BHPE_ENG_MAC_ARRAY_SV
 
 // The engine's MAC array: Pef rows of 8 signed multipliers (docs/engine.md, "Semantics", MAC conv). A step is
 // one 64-bit input word: 8 elements of 8 bits (wide_i = 0) or 4 of 16 bits (wide_i = 1), sign- or zero-
@@ -134,3 +136,4 @@ module bhpe_eng_mac_array #(
   logic unused_q;
   assign unused_q = ^{first_q[3], last_q[3]};
 endmodule
+`endif  // BHPE_ENG_MAC_ARRAY_SV

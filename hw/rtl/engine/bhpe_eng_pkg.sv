@@ -1,9 +1,12 @@
 // The layer-sequential engine's shared definitions: the descriptor (docs/engine.md, "Descriptor format") as a
 // packed struct, its decoder, and the epilogue op codes. Every engine module reads descriptor fields from here;
 // the compiler's encoder is compile/engine/descriptor.py and the two must agree bit for bit.
-// Every engine module starts with `ifndef BHPE_ENG_PKG_SV `include "bhpe_eng_pkg.sv" `endif (found through
-// -Ihw/rtl/engine), so that each file compiles on its own; where the package was compiled first the include is
-// skipped, and the guard makes a repeated include a no-op (hw/rtl/bhpe_pkg.sv says the same of its package).
+// Every engine module starts with `ifndef BHPE_ENG_PKG_SV `include "engine/bhpe_eng_pkg.sv" `endif (found
+// through -Ihw/rtl, as the library's package is), so that each file compiles on its own; where the package was
+// compiled first the include is skipped, and the guard makes a repeated include a no-op (hw/rtl/bhpe_pkg.sv says
+// the same of its package). The same holds for the engine's modules: each is include-guarded
+// (BHPE_ENG_<NAME>_SV), and a module that instantiates engine modules includes them the same way
+// (compile.engine.synth.engine_sources lists them before their users, so that a build skips every include).
 `ifndef BHPE_ENG_PKG_SV
 `define BHPE_ENG_PKG_SV
 package bhpe_eng_pkg;

@@ -2,8 +2,10 @@
 `include "bhpe_pkg.sv"
 `endif
 `ifndef BHPE_ENG_PKG_SV
-`include "bhpe_eng_pkg.sv"
+`include "engine/bhpe_eng_pkg.sv"
 `endif
+`ifndef BHPE_ENG_POOL_SV
+`define BHPE_ENG_POOL_SV
 
 // The engine's pool reducer: Pe channels (one group) of max or sum over the valid taps (docs/engine.md,
 // "Semantics", pool max / sum). A step is one 64-bit input word of the group: word j_i holds the channels
@@ -116,3 +118,4 @@ module bhpe_eng_pool #(
   logic unused_q;
   assign unused_q = ^{first_q[2], last_q[2]};
 endmodule
+`endif  // BHPE_ENG_POOL_SV

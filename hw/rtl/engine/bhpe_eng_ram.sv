@@ -1,6 +1,8 @@
 `ifndef BHPE_PKG_SV
 `include "bhpe_pkg.sv"
 `endif
+`ifndef BHPE_ENG_RAM_SV
+`define BHPE_ENG_RAM_SV
 
 // Simple dual-port RAM of the engine's buffers: one write port with byte enables, one read port with a
 // registered read (the data of the address presented in cycle n is valid in cycle n + 1; no read enable).
@@ -46,3 +48,4 @@ module bhpe_eng_ram #(
   end
 `endif
 endmodule
+`endif  // BHPE_ENG_RAM_SV

@@ -2,8 +2,10 @@
 `include "bhpe_pkg.sv"
 `endif
 `ifndef BHPE_ENG_PKG_SV
-`include "bhpe_eng_pkg.sv"
+`include "engine/bhpe_eng_pkg.sv"
 `endif
+`ifndef BHPE_ENG_STORE_SV
+`define BHPE_ENG_STORE_SV
 
 // Store of the layer-sequential engine: finished output rows from the output buffer (2 slots) to DRAM through
 // the write master (bhpe_eng_axi_wr), following the engine contract's store rule:
@@ -272,3 +274,4 @@ module bhpe_eng_store #(
   logic unused_f_ready;
   assign unused_f_ready = f_ready;
 endmodule
+`endif  // BHPE_ENG_STORE_SV

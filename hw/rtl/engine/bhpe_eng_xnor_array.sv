@@ -1,6 +1,8 @@
 `ifndef BHPE_ENG_PKG_SV
-`include "bhpe_eng_pkg.sv"
+`include "engine/bhpe_eng_pkg.sv"
 `endif
+`ifndef BHPE_ENG_XNOR_ARRAY_SV
+`define BHPE_ENG_XNOR_ARRAY_SV
 
 // The engine's XNOR-popcount array: Pe rows, one 64-bit input word against Pe 64-bit weight words a cycle
 // (docs/engine.md, "Semantics", XNOR conv). Per row p and accepted step:
@@ -76,3 +78,4 @@ module bhpe_eng_xnor_array #(
   logic unused_q;
   assign unused_q = ^{first_q[2], last_q[2]};
 endmodule
+`endif  // BHPE_ENG_XNOR_ARRAY_SV

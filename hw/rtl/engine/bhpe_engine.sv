@@ -2,8 +2,34 @@
 `include "bhpe_pkg.sv"
 `endif
 `ifndef BHPE_ENG_PKG_SV
-`include "bhpe_eng_pkg.sv"
+`include "engine/bhpe_eng_pkg.sv"
 `endif
+`ifndef BHPE_ENG_AXIL_SV
+`include "engine/bhpe_eng_axil.sv"
+`endif
+`ifndef BHPE_ENG_CTRL_SV
+`include "engine/bhpe_eng_ctrl.sv"
+`endif
+`ifndef BHPE_ENG_AXI_RD_SV
+`include "engine/bhpe_eng_axi_rd.sv"
+`endif
+`ifndef BHPE_ENG_AXI_WR_SV
+`include "engine/bhpe_eng_axi_wr.sv"
+`endif
+`ifndef BHPE_ENG_RAM_SV
+`include "engine/bhpe_eng_ram.sv"
+`endif
+`ifndef BHPE_ENG_LOADER_SV
+`include "engine/bhpe_eng_loader.sv"
+`endif
+`ifndef BHPE_ENG_COMPUTE_SV
+`include "engine/bhpe_eng_compute.sv"
+`endif
+`ifndef BHPE_ENG_STORE_SV
+`include "engine/bhpe_eng_store.sv"
+`endif
+`ifndef BHPE_ENGINE_SV
+`define BHPE_ENGINE_SV
 
 // The layer-sequential engine (docs/engine.md): one set of compute units programmed per layer by descriptors
 // in DRAM. This top level connects the control (bhpe_eng_ctrl, with the AXI-Lite registers of bhpe_eng_axil),
@@ -236,3 +262,4 @@ module bhpe_engine #(
     .wr_done_i(wr_done)
   );
 endmodule
+`endif  // BHPE_ENGINE_SV
