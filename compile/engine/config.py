@@ -94,6 +94,17 @@ class EngineConfig:
         buffer depths (8x .. 1/4 of the defaults), largest PE first, then PEF, then buffers; the device's clock and
         the DRAM beats a cycle its bandwidth gives (at most one 64-bit beat). When nothing fits, the smallest
         candidate (the report shows it does not fit)."""
+        cands = cls.candidates(dev)
+        for c in cands:
+            if c.fits(dev):
+                return c
+        return cands[-1]
+
+    @classmethod
+    def candidates(cls, dev) -> list["EngineConfig"]:
+        """The configurations :meth:`for_device` searches, largest first (PE, then PEF, then buffer depths), at
+        ``dev``'s clock and DRAM bandwidth (also the points of the whole-model design search,
+        ``compile.wholebody_build``)."""
         from binaryhpe.compile.devices import load_device
 
         dev = load_device(dev)
@@ -108,10 +119,7 @@ class EngineConfig:
                                      cb_depth=max(64, int(512 * scale)), bb_depth=max(64, int(1024 * scale)),
                                      ob_depth=max(64, int(2048 * scale))))
                 pef //= 2
-        for c in cands:
-            if c.fits(dev):
-                return c
-        return cands[-1]
+        return cands
 
     def fits(self, dev) -> bool:
         """Whether this configuration fits ``dev`` by the engine's resource model (see :meth:`for_device`)."""
