@@ -48,10 +48,12 @@ class NumericsConfig:
     const_bits: int = 8  # multiplicative per-channel constants (alpha, RPReLU beta, BN scale)
     fxp_weight_bits: int = 8  # stem, full-precision Block Residual and head weights
     in_bits: int = 8  # network input Q(in_bits, in_bits-1)
+    head_bits: int = 8  # H format Q(head_bits, head_frac): X tensors (encoder features) read by the heads'
+    head_frac: int = 3  # fixed-point convs are requantized to H first (docs/wholebody.md, "Hardware parts")
 
     def __post_init__(self):
         for key, lo, hi in (("act_bits", 2, 16), ("res_bits", 8, 24), ("const_bits", 2, 12),
-                            ("fxp_weight_bits", 2, 16), ("in_bits", 2, 16)):
+                            ("fxp_weight_bits", 2, 16), ("in_bits", 2, 16), ("head_bits", 2, 16)):
             v = getattr(self, key)
             if not isinstance(v, int) or not lo <= v <= hi:
                 raise BinaryHPEError(f"numerics.{key} = {v!r} is out of range: expected an integer in [{lo}, {hi}]")
@@ -64,6 +66,10 @@ class NumericsConfig:
             raise BinaryHPEError(
                 f"numerics: const_bits + res_bits = {self.const_bits + self.res_bits} > 24: products of constants "
                 "and X values would not be exact in float32 (see docs/numerics.md)")
+        if not isinstance(self.head_frac, int) or not 0 <= self.head_frac <= self.res_frac:
+            raise BinaryHPEError(
+                f"numerics.head_frac = {self.head_frac!r} is out of range: expected an integer in [0, res_frac = "
+                f"{self.res_frac}] (H is a floor of X)")
 
     @property
     def act_frac(self) -> int:
