@@ -14,6 +14,11 @@
 
 Vivado is not installed here; the tests check that the script is complete and consistent with the design
 (every listed file exists, the top and port widths match the generated RTL).
+
+The layer-sequential engine: ``write_engine_ip_project`` packages ``bhpe_engine`` as an IP;
+``write_engine_system_project`` / ``engine_system_project`` put that IP into a Zynq block design (the processing
+system with its DDR, SmartConnects to an HP port and from a GP master, the interrupt, the PL clock at the device
+clock) and script synthesis, implementation and the bitstream (``tests/test_vivado_system.py``).
 """
 
 from __future__ import annotations
@@ -359,3 +364,298 @@ def write_engine_ip_project(out, device, cfg=None) -> dict:
            "bus_interfaces": busifs}
     (out / "vivado.json").write_text(json.dumps(res, indent=1))
     return res
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the engine in a Zynq system: processing system + DDR, engine IP, interconnects, interrupt, clock, bitstream
+#
+# Sources used for the IP names, configuration parameters and address segments (read, not copied):
+# - AMD's own scripts in github.com/Xilinx/amd-yocto-hw-platforms (eval_board_examples/*/scripts/config_bd.tcl):
+#   version-less VLNVs (``create_bd_cell -type ip -vlnv xilinx.com:ip:zynq_ultra_ps_e``), the board-preset rule
+#   ``xilinx.com:bd_rule:zynq_ultra_ps_e``, the HP segments ``<ps>/SAXIGP2/HP0_DDR_LOW`` / ``HP0_DDR_HIGH``;
+# - github.com/Xilinx/PYNQ boards/Pynq-Z2/petalinux_bsp/hardware_project/pynqz2.tcl: the PYNQ-Z2's PS7 DDR
+#   (MT41J256M16 RE-125, 16-bit bus, 525 MHz, its board delays), PCW_S_AXI_HP0_DATA_WIDTH, PCW_USE_* names;
+# - public block-design Tcl (e.g. OpenMRI/ocra HDL/projects/base_pl/block_design.tcl, KastnerRG/cgra4ml
+#   fpga/scripts/zcu104.tcl, BNN-PYNQ-ZCU104 zcu104.tcl): the rule ``xilinx.com:bd_rule:processing_system7``
+#   with ``make_external {FIXED_IO, DDR}``, PCW_USE_S_AXI_HP0 / PCW_FPGA0_PERIPHERAL_FREQMHZ,
+#   PSU__USE__S_AXI_GP2 (= S_AXI_HP0_FPD), PSU__SAXIGP2__DATA_WIDTH, PSU__USE__M_AXI_GP0 (= M_AXI_HPM0_FPD),
+#   PSU__MAXIGP0__DATA_WIDTH, PSU__USE__IRQ0, PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ, the segment
+#   ``<ps7>/S_AXI_HP0/HP0_DDR_LOWOCM``, and the FREQ_HZ mismatch validate_bd_design reports when a PL clock is
+#   not exactly the requested frequency ([BD 41-237]).
+
+#: the processing system of each Zynq family: IP, its pins, and the port windows (Zynq-7000 TRM UG585 ch. 4
+#: "System Addresses": M_AXI_GP0 at 0x4000_0000-0x7FFF_FFFF; Zynq UltraScale+ TRM UG1085 "System Address Map":
+#: M_AXI_HPM0_FPD at 0xA000_0000-0xAFFF_FFFF)
+ZYNQ_PS = {
+    "zynq7": {
+        "ip": "processing_system7", "cell": "ps7", "rule": "xilinx.com:bd_rule:processing_system7",
+        "automation": 'make_external "FIXED_IO, DDR" apply_board_preset "{preset}" Master "Disable" Slave "Disable"',
+        "clk": "FCLK_CLK0", "resetn": "FCLK_RESET0_N", "irq": "IRQ_F2P",
+        "master": "M_AXI_GP0", "master_aclk": "M_AXI_GP0_ACLK", "hp": "S_AXI_HP0", "hp_aclk": "S_AXI_HP0_ACLK",
+        "hp_segs": ("S_AXI_HP0/HP0_DDR_LOWOCM",),
+        "window": (0x4000_0000, 0x8000_0000), "axil_base": 0x43C0_0000,
+        "clock_pin": "PS7_i/FCLKCLK[0]", "clock_name": "clk_fpga_0",
+    },
+    "zynqmp": {
+        "ip": "zynq_ultra_ps_e", "cell": "ps8", "rule": "xilinx.com:bd_rule:zynq_ultra_ps_e",
+        "automation": 'apply_board_preset "{preset}"',
+        "clk": "pl_clk0", "resetn": "pl_resetn0", "irq": "pl_ps_irq0",
+        "master": "M_AXI_HPM0_FPD", "master_aclk": "maxihpm0_fpd_aclk", "hp": "S_AXI_HP0_FPD",
+        "hp_aclk": "saxihp0_fpd_aclk", "hp_segs": ("SAXIGP2/HP0_DDR_LOW", "SAXIGP2/HP0_DDR_HIGH"),
+        "window": (0xA000_0000, 0xB000_0000), "axil_base": 0xA000_0000,
+        "clock_pin": "PS8_i/PLCLK[0]", "clock_name": "clk_pl_0",
+    },
+}
+
+#: board files (Vivado board store names, matched with get_board_parts) of the built-in Zynq devices' boards
+ZYNQ_BOARDS = {"zynq-7020": "pynq-z2", "zu3eg": "ultra96v2", "zu7ev": "zcu104"}
+
+#: the PYNQ-Z2's DDR3 for the PS7 when its board files are not installed (values from Xilinx/PYNQ pynqz2.tcl)
+PYNQ_Z2_DDR = {
+    "PCW_UIPARAM_DDR_PARTNO": "MT41J256M16 RE-125", "PCW_UIPARAM_DDR_BUS_WIDTH": "16 Bit",
+    "PCW_UIPARAM_DDR_FREQ_MHZ": "525", "PCW_UIPARAM_DDR_BOARD_DELAY0": "0.223",
+    "PCW_UIPARAM_DDR_BOARD_DELAY1": "0.212", "PCW_UIPARAM_DDR_DQS_TO_CLK_DELAY_0": "0.040",
+    "PCW_UIPARAM_DDR_DQS_TO_CLK_DELAY_1": "0.058", "PCW_PRESET_BANK0_VOLTAGE": "LVCMOS 3.3V",
+    "PCW_PRESET_BANK1_VOLTAGE": "LVCMOS 1.8V",
+}
+
+#: the AXI-Lite range given to the engine's 256-byte register map (the PS's smallest useful page: 4 KiB)
+AXIL_RANGE = 0x1000
+SYSTEM_BD = "bhpe_system"
+
+
+def zynq_family(device) -> str | None:
+    """``"zynq7"`` / ``"zynqmp"`` for a Zynq device (by its family), else None."""
+    dev = load_device(device)
+    return dev.family if dev.family in ZYNQ_PS else None
+
+
+def _tcl_dict(d: dict) -> str:
+    return " ".join(f"CONFIG.{k} {{{v}}}" for k, v in d.items())
+
+
+def _ps_config(fam: str, clock_mhz: float) -> dict:
+    """The PS configuration: the HP slave port (64 bits, the engine's width), the GP master, one PL clock at the
+    device clock, the fabric interrupt."""
+    mhz = f"{clock_mhz:g}"
+    if fam == "zynq7":
+        return {"PCW_USE_S_AXI_HP0": 1, "PCW_S_AXI_HP0_DATA_WIDTH": 64, "PCW_USE_M_AXI_GP0": 1,
+                "PCW_FPGA_FCLK0_ENABLE": 1, "PCW_EN_CLK0_PORT": 1, "PCW_EN_RST0_PORT": 1,
+                "PCW_FPGA0_PERIPHERAL_FREQMHZ": mhz, "PCW_USE_FABRIC_INTERRUPT": 1, "PCW_IRQ_F2P_INTR": 1,
+                "PCW_NUM_F2P_INTR_INPUTS": 1}
+    return {"PSU__USE__S_AXI_GP2": 1, "PSU__SAXIGP2__DATA_WIDTH": 64, "PSU__USE__M_AXI_GP0": 1,
+            "PSU__MAXIGP0__DATA_WIDTH": 32, "PSU__USE__M_AXI_GP1": 0, "PSU__USE__M_AXI_GP2": 0,
+            "PSU__FPGA_PL0_ENABLE": 1, "PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ": mhz, "PSU__USE__IRQ0": 1,
+            "PSU__NUM_FABRIC_RESETS": 1}
+
+
+def _system_tcl(dev, fam: str, board: str | None, axil_base: int, ip_dir: str) -> str:
+    """The Tcl of :func:`write_engine_system_project` (see there)."""
+    ps = ZYNQ_PS[fam]
+    c = ps["cell"]
+    hz = int(round(dev.clock_mhz * 1e6))
+    L = [
+        f"# Vivado project of the binaryhpe engine in a {'Zynq-7000' if fam == 'zynq7' else 'Zynq UltraScale+'} "
+        "system (generated: do not edit).",
+        f"# {dev.name} ({dev.part}{', ' + dev.board if dev.board else ''}): {ps['ip']} with its DDR, the engine IP,",
+        f"# engine m_axi -> SmartConnect -> {ps['hp']} (all of DDR), {ps['master']} -> SmartConnect -> "
+        "engine s_axil at",
+        f"# 0x{axil_base:08X}, done_o -> {ps['irq']}, {ps['clk']} at {dev.clock_mhz:g} MHz for the whole PL side.",
+        "# Usage: vivado -mode batch -source system.tcl [-tclargs synth|impl|bitstream]",
+        "# (no argument: the project, block design and wrapper only; bitstream also writes bhpe_system.xsa)",
+        "set sys_dir [file normalize [file dirname [info script]]]",
+        "set sys_step [lindex $argv 0]",
+        "if {$sys_step ni {\"\" synth impl bitstream}} { error \"system.tcl: unknown step '$sys_step' "
+        "(synth, impl or bitstream)\" }",
+        "",
+        "# 1. the engine packaged as an IP (its own script, run without a step: packaging only)",
+        "set argv [list]",
+        f"source $sys_dir/{ip_dir}/project.tcl",
+        "set argv [list $sys_step]",
+        "",
+        "# 2. the system project",
+        f"create_project -force {SYSTEM_BD} $sys_dir/project -part {dev.part}",
+        "set_property target_language Verilog [current_project]",
+        "set sys_board {}",
+    ]
+    if board:
+        L += [
+            f"# the board's files (PS presets: DDR, MIO) if installed in Vivado's board store",
+            f"set sys_board [lindex [get_board_parts -quiet -latest_file_version {{*:{board}:*}}] 0]",
+            "if {$sys_board ne \"\"} { set_property board_part $sys_board [current_project] }",
+        ]
+    L += [
+        f"set_property ip_repo_paths [list $sys_dir/{ip_dir}/ip] [current_project]",
+        "update_ip_catalog -rebuild",
+        f"create_bd_design {SYSTEM_BD}",
+        "",
+        f"# the processing system: {ps['ip']}, board preset when the board files exist",
+        f"set ps [create_bd_cell -type ip -vlnv xilinx.com:ip:{ps['ip']} {c}]",
+        "if {$sys_board ne \"\"} {",
+        f"  apply_bd_automation -rule {ps['rule']} -config {{{ps['automation'].format(preset=1)}}} [get_bd_cells {c}]",
+        "} else {",
+    ]
+    if fam == "zynq7":
+        if board == "pynq-z2":
+            L.append(f"  set_property -dict [list {_tcl_dict(PYNQ_Z2_DDR)}] [get_bd_cells {c}]")
+        else:
+            L.append(f"  puts \"WARNING: no board files for {dev.name}: the PS7 DDR is left at the IP's defaults; "
+                     "set it for the board\"")
+        L.append(f"  apply_bd_automation -rule {ps['rule']} -config {{{ps['automation'].format(preset=0)}}} "
+                 f"[get_bd_cells {c}]")
+    else:
+        L.append(f"  puts \"WARNING: no board files ({board or 'none known'}) for {dev.name}: the PS DDR and MIO are "
+                 "left at the IP's defaults; set them for the board before exporting the hardware\"")
+    L += [
+        "}",
+        f"set_property -dict [list {_tcl_dict(_ps_config(fam, dev.clock_mhz))}] [get_bd_cells {c}]",
+        "",
+        "# the engine, its reset, the two SmartConnects",
+        "set engine [create_bd_cell -type ip -vlnv binaryhpe.org:user:bhpe_engine engine]",
+        "set rst [create_bd_cell -type ip -vlnv xilinx.com:ip:proc_sys_reset rst_pl]",
+        "set smc_mem [create_bd_cell -type ip -vlnv xilinx.com:ip:smartconnect smc_mem]",
+        "set_property -dict [list CONFIG.NUM_SI {1} CONFIG.NUM_MI {1}] [get_bd_cells smc_mem]",
+        "set smc_ctrl [create_bd_cell -type ip -vlnv xilinx.com:ip:smartconnect smc_ctrl]",
+        "set_property -dict [list CONFIG.NUM_SI {1} CONFIG.NUM_MI {1}] [get_bd_cells smc_ctrl]",
+        "",
+        "# data: engine m_axi -> smc_mem -> the PS's HP port",
+        "connect_bd_intf_net [get_bd_intf_pins engine/m_axi] [get_bd_intf_pins smc_mem/S00_AXI]",
+        f"connect_bd_intf_net [get_bd_intf_pins smc_mem/M00_AXI] [get_bd_intf_pins {c}/{ps['hp']}]",
+        "# control: the PS's GP master -> smc_ctrl -> engine s_axil",
+        f"connect_bd_intf_net [get_bd_intf_pins {c}/{ps['master']}] [get_bd_intf_pins smc_ctrl/S00_AXI]",
+        "connect_bd_intf_net [get_bd_intf_pins smc_ctrl/M00_AXI] [get_bd_intf_pins engine/s_axil]",
+        "# one clock for the PL side: the PS's PL clock 0",
+        f"connect_bd_net [get_bd_pins {c}/{ps['clk']}] [get_bd_pins engine/clk_i] [get_bd_pins smc_mem/aclk] "
+        f"[get_bd_pins smc_ctrl/aclk] [get_bd_pins rst_pl/slowest_sync_clk] [get_bd_pins {c}/{ps['master_aclk']}] "
+        f"[get_bd_pins {c}/{ps['hp_aclk']}]",
+        "# reset: the PS's PL reset through proc_sys_reset (active-low, synchronous to the clock)",
+        f"connect_bd_net [get_bd_pins {c}/{ps['resetn']}] [get_bd_pins rst_pl/ext_reset_in]",
+        "connect_bd_net [get_bd_pins rst_pl/peripheral_aresetn] [get_bd_pins engine/rst_ni] "
+        "[get_bd_pins smc_mem/aresetn] [get_bd_pins smc_ctrl/aresetn]",
+        "# interrupt: done (level, sticky until the next start: docs/engine.md) to the PS",
+        f"connect_bd_net [get_bd_pins engine/done_o] [get_bd_pins {c}/{ps['irq']}]",
+        "",
+        "# the PL clock the PS really makes (a PLL divider may miss the request slightly): give it to the engine's",
+        "# clock pin so that validate_bd_design sees one FREQ_HZ; say so when it is not the device clock",
+        f"set sys_hz [get_property CONFIG.FREQ_HZ [get_bd_pins {c}/{ps['clk']}]]",
+        f"if {{$sys_hz ne \"\" && $sys_hz != {hz}}} {{",
+        f"  puts \"WARNING: {ps['clk']} runs at $sys_hz Hz, not the requested {hz} Hz\"",
+        "}",
+        "if {$sys_hz ne \"\"} { catch {set_property CONFIG.FREQ_HZ $sys_hz [get_bd_pins engine/clk_i]} }",
+        "",
+        f"# addresses: the engine's registers at 0x{axil_base:08X} for the PS; the engine sees all of DDR",
+        f"assign_bd_address -offset 0x{axil_base:08X} -range 0x{AXIL_RANGE:X} -target_address_space "
+        f"[get_bd_addr_spaces {c}/Data] [get_bd_addr_segs engine/s_axil/regs] -force",
+    ]
+    for seg in ps["hp_segs"]:
+        L.append(f"assign_bd_address -target_address_space [get_bd_addr_spaces engine/m_axi] "
+                 f"[get_bd_addr_segs {c}/{seg}] -force")
+    L += [
+        "foreach seg [get_bd_addr_segs -of_objects [get_bd_addr_spaces [list engine/m_axi " + c + "/Data]]] {",
+        "  puts \"ADDRESS [get_property NAME $seg] [get_property OFFSET $seg] [get_property RANGE $seg]\"",
+        "}",
+        "validate_bd_design",
+        "save_bd_design",
+        "",
+        "# 3. the wrapper (top), the constraints",
+        f"set sys_bd [get_files {SYSTEM_BD}.bd]",
+        "generate_target all $sys_bd",
+        "make_wrapper -files $sys_bd -top -import",
+        f"set_property top {SYSTEM_BD}_wrapper [current_fileset]",
+        "add_files -fileset constrs_1 -norecurse $sys_dir/system.xdc",
+        "update_compile_order -fileset sources_1",
+        "",
+        "# 4. the runs (only with a step: synthesis, implementation, bitstream + hardware platform)",
+        "if {$sys_step in {synth impl bitstream}} {",
+        "  launch_runs synth_1 -jobs 4",
+        "  wait_on_run synth_1",
+        "  if {[get_property PROGRESS [get_runs synth_1]] ne \"100%\"} { error \"system.tcl: synthesis failed\" }",
+        "  open_run synth_1",
+        "  report_utilization -file $sys_dir/utilization_synth.rpt",
+        "  close_design",
+        "}",
+        "if {$sys_step in {impl bitstream}} {",
+        "  if {$sys_step eq \"bitstream\"} {",
+        "    launch_runs impl_1 -to_step write_bitstream -jobs 4",
+        "  } else {",
+        "    launch_runs impl_1 -jobs 4",
+        "  }",
+        "  wait_on_run impl_1",
+        "  if {[get_property PROGRESS [get_runs impl_1]] ne \"100%\"} { error \"system.tcl: implementation failed\" }",
+        "  open_run impl_1",
+        "  report_utilization -file $sys_dir/utilization_impl.rpt",
+        "  report_timing_summary -file $sys_dir/timing_impl.rpt",
+        "  if {$sys_step eq \"bitstream\"} {",
+        f"    write_hw_platform -fixed -include_bit -force -file $sys_dir/{SYSTEM_BD}.xsa",
+        "  }",
+        "}",
+        "close_project",
+    ]
+    return "\n".join(L) + "\n"
+
+
+def write_engine_system_project(out, device, cfg=None, axil_base: int | None = None) -> dict:
+    """Write a Vivado project script that puts the layer-sequential engine into a Zynq system for ``device``
+    (family ``zynq7``: ``processing_system7``; ``zynqmp``: ``zynq_ultra_ps_e``), with ``cfg``'s engine
+    (``EngineConfig``; default ``for_device``).
+
+    Writes into ``out``: ``engine_ip/`` (:func:`write_engine_ip_project`: the engine's RTL and its IP packaging
+    script), ``system.xdc`` (the PL clock at the device clock: ``create_clock`` on the PS's PL clock pin, period
+    ``1000 / clock_mhz`` ns), ``system.tcl`` and ``system.json``. ``vivado -mode batch -source system.tcl
+    [-tclargs synth|impl|bitstream]`` packages the engine, creates the project for the part (the board's files
+    when installed: its PS preset, else the PS's own defaults, with the PYNQ-Z2's DDR for the zynq-7020), and a
+    block design: the PS with its DDR (and FIXED_IO on the Zynq-7000), one PL clock at the device clock, the HP
+    slave port (64 bits) and a GP master enabled, the fabric interrupt; the engine; SmartConnect ``smc_mem``
+    from the engine's ``m_axi`` to the HP port, ``smc_ctrl`` from the GP master to the engine's ``s_axil``;
+    ``done_o`` to the PS interrupt; ``proc_sys_reset`` from the PS's PL reset; the engine's registers at
+    ``axil_base`` (default 0x43C0_0000 / 0xA000_0000) in a 4 KiB page, the HP port's DDR segments in the
+    engine's space; then ``validate_bd_design``, the wrapper as the top, and the runs for the step given.
+
+    Vivado is not installed here: the script is generated and checked (``tests/test_vivado_system.py``), never
+    run. Returns ``{"tcl", "xdc", "ip_tcl", "files", "part", "family", "ps_ip", "board", "clock_mhz",
+    "period_ns", "axil_base", "axil_range", "hp_port", "ctrl_port", "irq"}``."""
+    out = pathlib.Path(out)
+    dev = load_device(device)
+    fam = dev.family if dev.family in ZYNQ_PS else None
+    if fam is None:
+        raise BinaryHPEError(f"the Zynq system project needs a Zynq device (family zynq7 or zynqmp); {dev.name} is "
+                             f"{dev.family}" + (": use the engine IP project alone (write_engine_ip_project)"
+                                                 if dev.vendor == "xilinx" else ""))
+    ps = ZYNQ_PS[fam]
+    base = ps["axil_base"] if axil_base is None else int(axil_base)
+    lo, hi = ps["window"]
+    if not (lo <= base and base + AXIL_RANGE <= hi) or base % AXIL_RANGE:
+        raise BinaryHPEError(f"the engine's AXI-Lite base 0x{base:X} is not a 4 KiB-aligned address in the "
+                             f"{ps['master']} window 0x{lo:08X}-0x{hi - 1:08X} of {dev.name}")
+    out.mkdir(parents=True, exist_ok=True)
+    ip = write_engine_ip_project(out / "engine_ip", dev, cfg)
+    period = 1000.0 / dev.clock_mhz
+    (out / "system.xdc").write_text(
+        f"# {dev.name} ({dev.part}): the PL clock ({ps['ip']} {ps['clk']}) at {dev.clock_mhz:g} MHz, "
+        "the engine's clock.\n"
+        f"# The PS IP constrains this pin itself at the frequency it is set to (the same); this constraint keeps the\n"
+        f"# timing check at the device clock even if the PS setting is changed.\n"
+        f"create_clock -period {period:.3f} -name {ps['clock_name']} "
+        f"[get_pins -hierarchical -filter {{NAME =~ */{ps['clock_pin']}}}]\n")
+    board = ZYNQ_BOARDS.get(dev.name)
+    (out / "system.tcl").write_text(_system_tcl(dev, fam, board, base, "engine_ip"))
+    files = [f"engine_ip/{f}" for f in ip["files"]] + ["engine_ip/project.tcl", "system.xdc", "system.tcl"]
+    res = {"tcl": str(out / "system.tcl"), "xdc": str(out / "system.xdc"), "ip_tcl": ip["tcl"], "files": files,
+           "part": dev.part, "family": fam, "ps_ip": ps["ip"], "board": board, "clock_mhz": dev.clock_mhz,
+           "period_ns": round(period, 3), "axil_base": base, "axil_range": AXIL_RANGE, "hp_port": ps["hp"],
+           "ctrl_port": ps["master"], "irq": ps["irq"], "engine_params": ip["params"]}
+    (out / "system.json").write_text(json.dumps(res, indent=1))
+    return res
+
+
+def engine_system_project(out_dir, device_name, engine_cfg=None) -> dict:
+    """The flow's entry to :func:`write_engine_system_project`: ``{"path", "tcl", "note"}``, ``note`` one line
+    saying the project was generated and not run (no Vivado here) and how to run it. A device that is not a
+    Zynq (ECP5, Alveo) raises ``BinaryHPEError`` with one line."""
+    m = write_engine_system_project(out_dir, device_name, engine_cfg)
+    found = shutil.which("vivado")
+    note = (f"Vivado system project for {load_device(device_name).name} ({m['ps_ip']} + engine) written to "
+            f"{m['tcl']}; not run (" + (f"Vivado found at {found}, not started by the build" if found
+                                        else "no Vivado on this machine") +
+            f"): vivado -mode batch -source {m['tcl']} -tclargs bitstream")
+    return {"path": str(pathlib.Path(out_dir)), "tcl": m["tcl"], "note": note}
