@@ -88,7 +88,7 @@ def test_descriptor_round_trip():
         assert d.pop("n_ops") == len(ops)
         assert d == hdr
         words = D.words(blob)
-        assert words[12:16] == [0, 0, 0, 0] and all(w == 0 for w in words[16 + len(ops):])
+        assert words[13:16] == [0, 0, 0] and all(w == 0 for w in words[16 + len(ops):])
 
 
 def test_descriptor_field_overflow_refused():

@@ -172,7 +172,7 @@ def layer_cycles(op, cfg: EngineConfig, prev_hide: float | None = None) -> dict:
         opix = max(0, min((t + 1) * ct * ew_out // 8, cw_out * 8) - lo)    # output bytes a pixel in this tile
         for si in range(n_strips):
             owt_s = min(owt, ow - si * owt)
-            x0 = si * owt * s - pad
+            x0 = si * owt * s - h["pad_x"]
             in_pix = max(0, min(W, x0 + (owt_s - 1) * s + kw) - max(0, x0))
             row_bytes = in_pix * cw_in * 8
             row_reqs = in_pix if view_in else max(1, math.ceil(row_bytes / 8 / MAX_BURST))

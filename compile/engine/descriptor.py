@@ -2,7 +2,7 @@
 
 The layout is docs/engine.md's "Descriptor format" table and the packed structs ``hdr_t`` / ``op_t`` of
 ``hw/rtl/engine/bhpe_eng_pkg.sv``; this module is the compiler's copy of both (``HEADER_FIELDS``,
-``OP_FIELDS``): words 0..11 the header, 12..15 zero, 16..31 the epilogue op words (unused ones zero).
+``OP_FIELDS``): words 0..12 the header, 13..15 zero, 16..31 the epilogue op words (unused ones zero).
 tests/test_engine_compile.py checks the positions against the table and the SystemVerilog struct.
 """
 
@@ -14,7 +14,7 @@ from binaryhpe import BinaryHPEError
 
 DESC_WORDS = 32
 DESC_BYTES = DESC_WORDS * 8
-HEADER_WORDS = 12
+HEADER_WORDS = 13
 OP_WORD0 = 16
 MAX_OPS = 16
 MAX_COLS = 8
@@ -42,6 +42,7 @@ HEADER_FIELDS: dict[str, tuple[int, int, int]] = {
     "ct": (9, 0, 16), "n_ct": (9, 16, 16), "owt": (9, 32, 16), "n_strips": (9, 48, 16),
     "b_pix_stride": (10, 0, 16), "cw_out": (10, 16, 16), "n_cols": (10, 32, 16), "iwt": (10, 48, 16),
     "ng": (11, 0, 16), "wtile_words": (11, 16, 16), "slot_words": (11, 32, 16), "r": (11, 48, 16),
+    "pad_x": (12, 0, 8), "out_row_stride": (12, 32, 32),
 }
 #: op word fields: name -> (low bit, width, signed)
 OP_FIELDS: dict[str, tuple[int, int, bool]] = {

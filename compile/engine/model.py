@@ -11,7 +11,8 @@ Per descriptor: read the input tensor (``h x w`` pixels of ``cw_in`` words at ``
 taps and the channels ``c < c_in``; MAC: the sum of products; pool: max / sum over the valid taps), run the
 epilogue ops in order on ``v`` (int64; every intermediate is checked against ValW = 40 bits), and write per
 output pixel the bytes ``[0, min(n_ct * ct * ew_out / 8, cw_out * 8))`` of the packed result (lanes past
-``cout`` are 0) at ``out_addr``, pixel stride ``out_pix_stride``.
+``cout`` are 0) at ``out_addr``, pixel stride ``out_pix_stride``, row stride ``out_row_stride`` (0: ``ow *
+out_pix_stride``). The windows start ``pad`` rows above and ``pad_x`` columns left of the input.
 """
 
 from __future__ import annotations
@@ -50,8 +51,9 @@ class _Mem:
                 v = np.where(v >= (1 << (ew - 1)), v - (1 << ew), v)
         return v.reshape(h, w, c)
 
-    def write_elems(self, addr, values, pix_stride, words, nbytes, ew) -> None:
-        """Pack (h, w, cout) values (low ``ew`` bits each, lanes past cout 0) and write ``nbytes`` a pixel."""
+    def write_elems(self, addr, values, pix_stride, words, nbytes, ew, row_stride=0) -> None:
+        """Pack (h, w, cout) values (low ``ew`` bits each, lanes past cout 0) and write ``nbytes`` a pixel; rows
+        ``row_stride`` words apart (0: ``w * pix_stride``)."""
         h, w, c = values.shape
         lanes = words * 64 // ew
         full = np.zeros((h * w, lanes), dtype=np.int64)
@@ -60,8 +62,13 @@ class _Mem:
             packed = np.packbits((full & 1).astype(np.uint8), axis=1, bitorder="little")
         else:
             packed = (full & ((1 << ew) - 1)).astype(_UDT[ew]).view(np.uint8).reshape(h * w, words * 8)
-        dst = self._rows(addr, h * w, pix_stride * 8, nbytes)
-        dst[...] = packed[:, :nbytes]
+        row_stride = row_stride or w * pix_stride
+        if row_stride == w * pix_stride:
+            self._rows(addr, h * w, pix_stride * 8, nbytes)[...] = packed[:, :nbytes]
+            return
+        for y in range(h):
+            dst = self._rows(addr + y * row_stride * 8, w, pix_stride * 8, nbytes)
+            dst[...] = packed[y * w:(y + 1) * w, :nbytes]
 
     def words(self, addr: int, n: int) -> np.ndarray:
         if addr < 0 or addr + n * 8 > self.u8.size:
@@ -86,13 +93,14 @@ def _weights(mem: _Mem, d: dict, pe: int, ew_in: int) -> np.ndarray:
 
 
 def _taps(x: np.ndarray, d: dict, fill: int):
-    """Yield (ky, kx, (oh, ow, C) slice) over the window taps, positions outside the input = ``fill``."""
+    """Yield (ky, kx, (oh, ow, C) slice) over the window taps, positions outside the input = ``fill`` (``pad``
+    rows above the input, ``pad_x`` columns left of it)."""
     h, w = x.shape[:2]
-    kh, kw, s, p, oh, ow = d["kh"], d["kw"], d["stride"], d["pad"], d["oh"], d["ow"]
-    hp = max(h + p, (oh - 1) * s + kh)
-    wp = max(w + p, (ow - 1) * s + kw)
+    kh, kw, s, py, px, oh, ow = d["kh"], d["kw"], d["stride"], d["pad"], d["pad_x"], d["oh"], d["ow"]
+    hp = max(h + py, (oh - 1) * s + kh)
+    wp = max(w + px, (ow - 1) * s + kw)
     xp = np.full((hp, wp, x.shape[2]), fill, dtype=x.dtype)
-    xp[p:p + h, p:p + w] = x
+    xp[py:py + h, px:px + w] = x
     for ky in range(kh):
         for kx in range(kw):
             yield ky, kx, xp[ky:ky + (oh - 1) * s + 1:s, kx:kx + (ow - 1) * s + 1:s]
@@ -214,7 +222,7 @@ def run_descriptor(mem: _Mem, d: dict, pe: int) -> None:
     if d["ops"]:
         v = _epilogue(v, d, consts, b, lid)
     nbytes = min(d["n_ct"] * d["ct"] * ew_out // 8, d["cw_out"] * 8)
-    mem.write_elems(d["out_addr"], v, d["out_pix_stride"], d["cw_out"], nbytes, ew_out)
+    mem.write_elems(d["out_addr"], v, d["out_pix_stride"], d["cw_out"], nbytes, ew_out, d["out_row_stride"])
 
 
 def decode_program(image, desc_addr: int) -> list[dict]:

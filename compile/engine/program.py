@@ -9,6 +9,9 @@ aliases of their input). One engine op (one descriptor) per
 - ``Pool``: pool max / pool sum;
 - a stand-alone ``Epilogue``: pool sum with a 1 x 1 window (a copy through the epilogue; pool max for a
   bipolar input, whose 1-bit elements only max pooling takes);
+- a ``PhaseShuffle`` (a transposed convolution, lowered by polyphase decomposition) fed by a convolution op:
+  that op becomes ``s*s`` ops, one a phase, each writing its pixels straight into the shuffled tensor (strided
+  stores: ``out_pix_stride`` and ``out_row_stride``; its own top and left padding, ``pad`` and ``pad_x``);
 
 and an ``Epilogue`` whose ``inputs[0]`` is the only reader of an MVU's or Pool's output is fused into that
 op (its ops run on the accumulators; its ``inputs[1]`` is the JoinAdd's tensor b). ``Concat`` outputs are
@@ -137,6 +140,9 @@ class EngineOp:
     op_counts: dict = field(default_factory=lambda: {"binary": 0, "fixed": 0})
     weight_bytes: int = 0
     const_bytes: int = 0
+    #: a phase (ry, rx) of a transposed convolution (``s`` phases a side): the op writes the pixels
+    #: (s*m + ry, s*n + rx) of its output tensor (``_Builder._shuffle``); None for an ordinary op
+    phase: tuple | None = None
 
     def describe(self) -> dict:
         h = self.header
@@ -145,6 +151,7 @@ class EngineOp:
                 "shape_in": [h.get("h"), h.get("w"), h.get("c_in")],
                 "shape_out": [h.get("oh"), h.get("ow"), h.get("cout")],
                 "kernel": [h.get("kh"), h.get("kw")], "stride": h.get("stride"), "pad": h.get("pad"),
+                "pad_x": h.get("pad_x"), "phase": list(self.phase) if self.phase else None,
                 "tiling": {k: h.get(k) for k in ("ct", "n_ct", "owt", "n_strips", "iwt", "r", "wtile_words", "ng")},
                 "weight_bytes": self.weight_bytes, "const_bytes": self.const_bytes,
                 "op_counts": dict(self.op_counts)}
@@ -372,6 +379,8 @@ class _Builder:
                 self._concat(lay)
             elif kind == "Split":
                 self._split(lay)
+            elif kind == "PhaseShuffle":
+                self._shuffle(lay)
             else:
                 raise _refuse(lay.name, f"kind {kind} has no engine op")
 
@@ -494,6 +503,54 @@ class _Builder:
             self.parent[part] = (out, off, lay.name)
             off += self.info(part).shape[2]
         self.concat_outputs.add(out)
+
+    def _shuffle(self, lay) -> None:
+        """A transposed convolution's ``PhaseShuffle`` fed by a convolution op (window generator, MVU, perhaps a
+        fused epilogue): the op becomes ``s*s`` ops, one a phase ``(ry, rx)``: the MVU's output channels
+        ``(ry*s + rx)*c ..`` (their weights and epilogue constants), a ``kp x kp`` stride-1 window with top padding
+        ``P - off[ry]`` and left padding ``P - off[rx]`` (``P`` the window generator's), ``H x W`` outputs written
+        straight into the shuffled tensor (pixel ``(s*m + ry, s*n + rx)``: ``compile_program`` sets the address and
+        the strides). Anything else around a ``PhaseShuffle`` is refused."""
+        src = self.r(lay.inputs[0])
+        op = self.producer.get(src)
+        if op is None or op.mode not in ("xnor", "mac") or op.geom.get("kh") != op.geom.get("kw"):
+            raise _refuse(lay.name, "a PhaseShuffle whose input is not a convolution's output (window generator, "
+                          "XnorMvu / FxpMvu, perhaps an epilogue)")
+        if src == self.out_name or len(self.cons.get(src, [])) != 1:
+            raise _refuse(lay.name, f"a PhaseShuffle whose input {src} is also read elsewhere")
+        if op.b is not None:
+            raise _refuse(lay.name, "a PhaseShuffle after an epilogue with a residual join (tensor b)")
+        if op.phase is not None or src in self.parent or src in self.concat_outputs:
+            raise _refuse(lay.name, f"a PhaseShuffle whose input {src} is itself shuffled or a part of a tensor")
+        g, s, c = op.geom, int(lay.s), int(lay.c)
+        H, W = lay.oh // s, lay.ow // s
+        big_p = g["pad"]
+        if (g["stride"] != 1 or (g["oh"], g["ow"]) != (lay.h, lay.w) or g["cout"] != s * s * c
+                or any(not 0 <= big_p - o <= g["kh"] - 1 for o in lay.off)):
+            raise _refuse(lay.name, f"a PhaseShuffle (s={s}, off={lay.off}, {lay.h}x{lay.w}x{s * s * c}) that does "
+                          f"not match its convolution {op.name} ({g['oh']}x{g['ow']}x{g['cout']}, stride "
+                          f"{g['stride']}, pad {big_p}, kernel {g['kh']})")
+        out = self.r(lay.outputs[0])
+        phases = []
+        for ry in range(s):
+            for rx in range(s):
+                ph = ry * s + rx
+                sl = slice(ph * c, (ph + 1) * c)
+                geom = dict(g, pad=big_p - lay.off[ry], pad_x=big_p - lay.off[rx], oh=H, ow=W, cout=c)
+                macs = 2 * g["kh"] * g["kw"] * g["c_in"] * c * H * W
+                p = EngineOp(name=f"{op.name}/phase{ry}{rx}", layers=[*op.layers, lay.name], mode=op.mode,
+                             input=op.input, output=out, weights=op.weights[sl], geom=geom,
+                             ops=[dict(o) for o in op.ops], op_kinds=list(op.op_kinds),
+                             cols=[np.asarray(col)[sl] for col in op.cols], result_bits=op.result_bits,
+                             op_counts={"binary": macs if op.mode == "xnor" else 0,
+                                        "fixed": macs if op.mode == "mac" else 0},
+                             phase=(ry, rx, s))
+                p.w_w = op.w_w
+                phases.append(p)
+        i = self.ops.index(op)
+        self.ops[i:i + 1] = phases
+        del self.producer[src]
+        self.producer[out] = phases[-1]
 
     def _split(self, lay) -> None:
         src = self.r(lay.inputs[0])
@@ -644,9 +701,10 @@ def compile_program(g: HwGraph, cfg: EngineConfig | None = None, reuse: bool = T
         if tuple(t_in.shape) != (g_["h"], g_["w"], g_["c_in"]):
             raise _refuse(op.name, f"input {op.input} is {t_in.shape}, the layer reads "
                           f"{(g_['h'], g_['w'], g_['c_in'])}")
-        if tuple(t_out.shape) != (g_["oh"], g_["ow"], g_["cout"]):
+        sp = op.phase[2] if op.phase else 1  # a phase writes every s-th pixel of every s-th row
+        if tuple(t_out.shape) != (sp * g_["oh"], sp * g_["ow"], g_["cout"]):
             raise _refuse(op.name, f"output {op.output} is {t_out.shape}, the layer writes "
-                          f"{(g_['oh'], g_['ow'], g_['cout'])}")
+                          f"{(sp * g_['oh'], sp * g_['ow'], g_['cout'])}")
         if t_b is not None and tuple(t_b.shape) != tuple(t_out.shape):
             raise _refuse(op.name, f"tensor b {op.b} is {t_b.shape}, the output {t_out.shape}")
         if op.mode == "xnor" and t_in.ew != 1:
@@ -668,9 +726,11 @@ def compile_program(g: HwGraph, cfg: EngineConfig | None = None, reuse: bool = T
             in_signed=int(t_in.signed and op.mode != "xnor"), b_signed=int(t_b.signed) if t_b else 0,
             lg_ew_in=t_in.lg_ew, lg_ew_out=t_out.lg_ew, lg_ew_b=t_b.lg_ew if t_b else 0, layer_id=i,
             h=g_["h"], w=g_["w"], c_in=g_["c_in"], in_pix_stride=t_in.pix_stride,
-            kh=g_["kh"], kw=g_["kw"], stride=g_["stride"], pad=g_["pad"], cw_in=tl["cw_in"],
+            kh=g_["kh"], kw=g_["kw"], stride=g_["stride"], pad=g_["pad"], pad_x=g_.get("pad_x", g_["pad"]),
+            cw_in=tl["cw_in"],
             cw_b=t_b.words if t_b else 0,
-            oh=g_["oh"], ow=g_["ow"], cout=g_["cout"], out_pix_stride=t_out.pix_stride,
+            oh=g_["oh"], ow=g_["ow"], cout=g_["cout"], out_pix_stride=sp * t_out.pix_stride,
+            out_row_stride=sp * sp * g_["ow"] * t_out.pix_stride if op.phase else 0,
             ct=tl["ct"], n_ct=tl["n_ct"], owt=tl["owt"], n_strips=tl["n_strips"],
             b_pix_stride=t_b.pix_stride if t_b else 0, cw_out=tl["cw_out"], n_cols=tl["n_cols"], iwt=tl["iwt"],
             ng=tl["ng"], wtile_words=tl["wtile_words"], slot_words=tl["slot_words"], r=tl["r"])
@@ -734,6 +794,9 @@ def compile_program(g: HwGraph, cfg: EngineConfig | None = None, reuse: bool = T
         h = op.header
         h["in_addr"] = tensors[op.input].addr
         h["out_addr"] = tensors[op.output].addr
+        if op.phase:  # pixel (ry, rx) of the shuffled tensor, rows s*ow pixels long
+            ry, rx, sp = op.phase
+            h["out_addr"] += (ry * sp * h["ow"] + rx) * tensors[op.output].pix_stride * 8
         h["b_addr"] = tensors[op.b].addr if op.b else 0
         h.setdefault("w_addr", 0)
         h.setdefault("c_addr", 0)

@@ -123,7 +123,7 @@ class Bench:
         y_end = min(c["h"], (c["oh"] - 1) * st - pad + c["kh"])
         ox0 = s * c["owt"]
         owt_s = min(c["owt"], c["ow"] - ox0)
-        x0 = ox0 * st - pad
+        x0 = ox0 * st - c["pad_x"]
         ct = c["ct"]
         lo_b, hi_b = t * ct * c["ew_out"] // 8, min((t + 1) * ct * c["ew_out"] // 8, c["cw_out"] * 8)
         loaded = b_loaded = stored = 0

@@ -90,6 +90,13 @@ CASES = {
     # copy with one op: two steps a group, the array waits for the epilogue's take (the credit-bound case)
     "copy_requant": dict(mode="pool_sum", h=3, w=4, c_in=48, cout=48, k=1, stride=1, pad=0, ct=48, owt=4,
                          ew_in=8, ew_out=8, in_signed=True, ops=[_op("Requant", out_w=8, shift=1)], seed=13),
+    # phases of a transposed convolution (4x4, stride 2, pad 1: 2x2 windows, stride 1, output = input size):
+    # top padding 1 and left padding 0 (phase (0, 1)), XNOR; top 0 and left 1 (phase (1, 0)), MAC, two strips
+    "xnor_phase01": dict(mode="xnor", h=5, w=6, c_in=70, cout=16, k=2, stride=1, pad=1, pad_x=0, oh=5, ow=6,
+                         ct=16, owt=6, ew_in=1, ew_out=8, ops=[_op("Requant", out_w=8, shift=1)], seed=17),
+    "mac_phase10": dict(mode="mac", h=4, w=7, c_in=12, cout=8, k=2, stride=1, pad=0, pad_x=1, oh=4, ow=7,
+                        ct=8, owt=4, ew_in=8, ew_out=16, in_signed=True, ops=[_op("Requant", out_w=16, shift=0)],
+                        seed=18),
     # copy with a JoinAdd first (b needed at op 0) and 16-bit output
     "copy_join": dict(mode="pool_sum", h=2, w=4, c_in=32, cout=32, k=1, stride=1, pad=0, ct=32, owt=4,
                       ew_in=16, ew_out=16, in_signed=True, has_b=True, ew_b=16, b_signed=False,
@@ -111,9 +118,10 @@ def layer(case: dict) -> dict:
     c.setdefault("b_signed", False)
     c.setdefault("pattern", "random")
     k, s, p = c["k"], c["stride"], c["pad"]
+    c.setdefault("pad_x", p)
     c["kh"] = c["kw"] = k
-    c["oh"] = (c["h"] + 2 * p - k) // s + 1
-    c["ow"] = (c["w"] + 2 * p - k) // s + 1
+    c.setdefault("oh", (c["h"] + 2 * p - k) // s + 1)
+    c.setdefault("ow", (c["w"] + 2 * c["pad_x"] - k) // s + 1)
     c["cw_in"] = math.ceil(c["c_in"] * c["ew_in"] / 64)
     c["cw_out"] = math.ceil(c["cout"] * c["ew_out"] / 64)
     c["cw_b"] = math.ceil(c["cout"] * c["ew_b"] / 64) if c["has_b"] else 0
@@ -133,9 +141,9 @@ def layer(case: dict) -> dict:
 
 
 def desc_int(c: dict) -> int:
-    """The descriptor as one integer: header words 0..11 at bit 64 * i, op j at bit 64 * (12 + j) (the packed
+    """The descriptor as one integer: header words 0..12 at bit 64 * i, op j at bit 64 * (13 + j) (the packed
     desc_t: ops above hdr)."""
-    w = [0] * 12
+    w = [0] * 13
     w[0] = (MODES[c["mode"]] | (int(c["has_b"]) << 5) | (int(c["in_signed"]) << 6) | (int(c["b_signed"]) << 7)
             | (_ew_lg(c["ew_in"]) << 8) | (_ew_lg(c["ew_out"]) << 11) | (_ew_lg(c["ew_b"]) << 14)
             | (len(c["ops"]) << 17) | (77 << 32))
@@ -146,11 +154,12 @@ def desc_int(c: dict) -> int:
     w[9] = c["ct"] | (c["n_ct"] << 16) | (c["owt"] << 32) | (c["n_strips"] << 48)
     w[10] = c["cw_b"] | (c["cw_out"] << 16) | (c["n_cols"] << 32) | (c["iwt"] << 48)
     w[11] = c["ng"] | (c["wtile_words"] << 16) | (c["slot_words"] << 32) | (c["r"] << 48)
+    w[12] = c["pad_x"]
     v = sum(x << (64 * i) for i, x in enumerate(w))
     for j, o in enumerate(c["ops"]):
         word = (OPCODES[o["kind"]] | (o["out_w"] << 4) | ((o["shift"] & 0xFF) << 10) | (int(o["relu"]) << 18)
                 | (o["shift_a"] << 19) | (o["shift_b"] << 27) | (o["col"] << 35))
-        v |= word << (64 * (12 + j))
+        v |= word << (64 * (13 + j))
     return v
 
 
@@ -222,13 +231,13 @@ def _shift(v, sh):
 
 def reference(c: dict, d: dict) -> np.ndarray:
     """Output integers (oh, ow, cout): the layer's value v, then the ops in order, the low ew_out bits."""
-    h, w, kh, kw, s, p = c["h"], c["w"], c["kh"], c["kw"], c["stride"], c["pad"]
+    h, w, kh, kw, s, p, px = c["h"], c["w"], c["kh"], c["kw"], c["stride"], c["pad"], c["pad_x"]
     oh, ow, cout = c["oh"], c["ow"], c["cout"]
     x = d["x"].astype(object)
     v = np.zeros((oh, ow, cout), dtype=object)
     for oy in range(oh):
         for ox in range(ow):
-            taps = [(oy * s - p + ky, ox * s - p + kx, ky, kx) for ky in range(kh) for kx in range(kw)]
+            taps = [(oy * s - p + ky, ox * s - px + kx, ky, kx) for ky in range(kh) for kx in range(kw)]
             taps = [t for t in taps if 0 <= t[0] < h and 0 <= t[1] < w]
             if c["mode"] == "xnor":
                 v[oy, ox] = sum(((2 * (d["wt"][:, ky, kx, :] == x[iy, ix][None, :]) - 1).sum(axis=1)

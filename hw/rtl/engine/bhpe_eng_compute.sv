@@ -37,7 +37,7 @@
 // padding).
 //
 // Row rules: the line buffer holds input row y in slot y mod r (words [(y mod r) * slot_words, + slot_words),
-// pixel x at (x - x0) * cw_in, x0 = s * owt * stride - pad), b row oy in b slot oy mod 2 (pixel ox at
+// pixel x at (x - x0) * cw_in, x0 = s * owt * stride - pad_x), b row oy in b slot oy mod 2 (pixel ox at
 // (ox - s * owt) * cw_b), output row oy goes to output slot oy mod 2 (pixel ox at (ox - s * owt) * cw_out);
 // output row oy starts (its first step is issued) when
 //   in_rows_loaded_i >= min(y_end, oy * stride - pad + kh), y_end = min(h, (oh - 1) * stride - pad + kh),
@@ -166,7 +166,7 @@ module bhpe_eng_compute #(
   logic signed [31:0] m_x0;
   logic signed [17:0] y_end_s;
   logic [15:0]        ow_left, ng_left;
-  assign m_x0    = $signed(32'(ox0_q) * 32'(hdr.stride)) - 32'(hdr.pad);
+  assign m_x0    = $signed(32'(ox0_q) * 32'(hdr.stride)) - 32'(hdr.pad_x);
   assign y_end_s = 18'(ylast_q) - 18'(hdr.pad) + 18'(hdr.kh);
   assign ow_left = hdr.ow - ox0_q;
   assign ng_left = hdr.ng - g0_q;

@@ -18,8 +18,9 @@
 //   buffering); wt_busy_o until the last word is written.
 // - a pass (pass_start_i, strip ox0 / width owt_s): the input rows y = 0 .. y_end-1, y_end = min(h, (oh-1)*stride
 //   - pad + kh), in order, row y into line-buffer slot y mod r at (x - x0) * cw_in + cw for the pixels x0 .. x0 +
-//   iwt - 1 inside [0, w); row y is requested only when y < oy_i * stride - pad + r (the compute unit is past the
-//   rows that read the row it replaces). One request a row when the input pixels are contiguous in DRAM
+//   iwt - 1 inside [0, w), x0 = ox0 * stride - pad_x (pad: the top padding, pad_x: the left one); row y is
+//   requested only when y < oy_i * stride - pad + r (the compute unit is past the rows that read the row it
+//   replaces). One request a row when the input pixels are contiguous in DRAM
 //   (in_pix_stride == cw_in), else one request a pixel. in_rows_loaded_o counts the rows whose last word is in.
 //   With has_b, the b rows oy = 0 .. oh-1 of the strip likewise into b slot oy mod 2 (words (oy mod 2) *
 //   BbDepth/2 + (ox - ox0) * cw_b + cw), requested only when oy < oy_i + 2; b_rows_loaded_o counts them.
@@ -238,7 +239,7 @@ module bhpe_eng_loader #(
 
   logic [31:0] x0_c, xe_c, yend_c;
   always_comb begin
-    x0_c   = 32'(ox0_q) * 32'(h.stride) - 32'(h.pad);
+    x0_c   = 32'(ox0_q) * 32'(h.stride) - 32'(h.pad_x);
     yend_c = 32'(h.oh - 16'd1) * 32'(h.stride) + 32'(h.kh) - 32'(h.pad);
     if ($signed(yend_c) > $signed(32'(h.h))) yend_c = 32'(h.h);
     xe_c = x0_q + 32'(h.iwt);

@@ -58,9 +58,13 @@ package bhpe_eng_pkg;
     logic [3:0]  opcode;    // [3:0]   opcode_e
   } op_t;
 
-  // The decoded header (descriptor words 0..11; 12..15 are reserved and zero). A packed struct's first member
-  // is its most significant: the words are listed from w11 down to w0, each word's fields from bit 63 down.
+  // The decoded header (descriptor words 0..12; 13..15 are reserved and zero). A packed struct's first member
+  // is its most significant: the words are listed from w12 down to w0, each word's fields from bit 63 down.
   typedef struct packed {
+    // w12
+    logic [31:0] out_row_stride; // [63:32] words between output rows in DRAM; 0: ow * out_pix_stride
+    logic [23:0] rsvd12;         // [31:8]
+    logic [7:0]  pad_x;          // [7:0]   zero padding, left (pad is the top one)
     // w11
     logic [15:0] r;              // [63:48] line-buffer slots used: kh + stride (at most the buffer's slots)
     logic [15:0] slot_words;     // [47:32] line-buffer words of one slot: iwt * cw_in
@@ -90,7 +94,7 @@ package bhpe_eng_pkg;
     // w2
     logic [15:0] cw_b;           // [63:48] words of one b pixel's cout channels: ceil(cout * ew_b / 64)
     logic [15:0] cw_in;          // [47:32] words of one input pixel's c_in channels: ceil(c_in * ew_in / 64)
-    logic [7:0]  pad;            // [31:24] zero padding, top and left (bottom/right follow from oh/ow)
+    logic [7:0]  pad;            // [31:24] zero padding, top (left: pad_x; bottom/right follow from oh/ow)
     logic [7:0]  stride;         // [23:16]
     logic [7:0]  kw;             // [15:8]
     logic [7:0]  kh;             // [7:0]
@@ -121,7 +125,7 @@ package bhpe_eng_pkg;
   // The descriptor from its 32 words as fetched (word i = words[i]).
   function automatic desc_t decode(input logic [DescWords-1:0][WordW-1:0] words);
     desc_t d;
-    d.hdr = hdr_t'({words[11], words[10], words[9], words[8], words[7], words[6], words[5], words[4],
+    d.hdr = hdr_t'({words[12], words[11], words[10], words[9], words[8], words[7], words[6], words[5], words[4],
                     words[3], words[2], words[1], words[0]});
     for (int unsigned i = 0; i < MaxOps; i++) begin
       d.ops[i] = op_t'(words[16 + i]);

@@ -12,8 +12,9 @@
 //
 // Output row oy of the pass (strip ox0 .. ox0 + owt_s - 1, tile t) is written once compute reports it complete
 // (out_rows_done_i > oy). For every pixel ox of the strip the tile's bytes [b0, b1) of the pixel, b0 = t * ct *
-// ew_out / 8 (pass_b0_i), b1 = min(b0 + ct * ew_out / 8, cw_out * 8), go to out_addr + ((oy * ow + ox) *
-// out_pix_stride) * 8 + b0 (rounded down to the word, byte strobes for the partial first and last words), read
+// ew_out / 8 (pass_b0_i), b1 = min(b0 + ct * ew_out / 8, cw_out * 8), go to out_addr + (oy * row_stride + ox *
+// out_pix_stride) * 8 + b0, row_stride = out_row_stride, or ow * out_pix_stride when that is 0 (rounded down to
+// the word, byte strobes for the partial first and last words), read
 // from output-buffer words (oy mod 2) * ObDepth/2 + (ox - ox0) * cw_out + b0/8 ...
 // "Row mode": when the tile is the whole pixel and the strip the whole row (n_ct == 1, n_strips == 1,
 // out_pix_stride == cw_out and ct * ew_out / 8 >= cw_out * 8) the row is one request of ow * cw_out words (the
@@ -107,7 +108,8 @@ module bhpe_eng_store #(
           b1_q         <= (b0_q + tile_bytes < pix_bytes_all) ? b0_q + tile_bytes : pix_bytes_all;
           row_mode_q   <= (h.n_ct == 16'd1) && (h.n_strips == 16'd1) && (h.out_pix_stride == h.cw_out) &&
                           (tile_bytes >= pix_bytes_all);
-          row_stride_q <= AddrW'({32'(h.ow) * 32'(h.out_pix_stride), 3'b000});
+          row_stride_q <= AddrW'({(h.out_row_stride != '0) ? h.out_row_stride
+                                                           : 32'(h.ow) * 32'(h.out_pix_stride), 3'b000});
           row0_q       <= AddrW'(h.out_addr) + AddrW'({32'(ox0_q) * 32'(h.out_pix_stride), 3'b000});
           sstate_q     <= SSetup2;
         end
