@@ -67,7 +67,9 @@ def main(argv=None) -> int:
     pe.set_defaults(func=_cmd_export)
 
     pb = sub.add_parser("build", help="QONNX -> hardware graph -> RTL (-> simulation) into one folder")
-    pb.add_argument("model", nargs="?", default="tiny-bidrn", help="a QONNX file or a built-in model name")
+    pb.add_argument("model", nargs="?", default="tiny-bidrn",
+                    help="a QONNX file, a built-in network (tiny-bidrn, bidrn-18-face, bidrn-50-body, bidrn-50-hand) "
+                         "or a whole model (binaryhpe: the paper-scale BinaryHPE; tiny-wholebody), which needs --device")
     pb.add_argument("-o", "--output", required=True, help="output folder")
     pb.add_argument("--sim", action="store_true", help="simulate with Verilator and check bit-exactness")
     pb.add_argument("--folding", help="JSON file of per-layer PE/SIMD overrides")
@@ -89,10 +91,13 @@ def main(argv=None) -> int:
     pb.add_argument("--backend", default="rtl", choices=["rtl", "hls4ml", "finn"],
                     help="rtl (default: our RTL), hls4ml (an hls4ml project under OUT/hls4ml/) or finn (FINN ONNX "
                          "and build configuration under OUT/finn/); with --sim each is checked against our reference")
-    pb.add_argument("--arch", default="dataflow", choices=["dataflow", "engine"],
-                    help="dataflow (default: one hardware layer per network layer) or engine (the layer-sequential "
-                         "engine: one set of compute units programmed per layer by descriptors, activations and "
-                         "weights in DRAM; OUT/engine/ holds the descriptor stream and the DRAM image; docs/engine.md)")
+    pb.add_argument("--arch", default=None, choices=["dataflow", "engine", "auto"],
+                    help="dataflow (the default for one network: one hardware layer per network layer), engine (the "
+                         "layer-sequential engine: one set of compute units programmed per layer by descriptors, "
+                         "activations and weights in DRAM; OUT/engine/ holds the descriptor stream and the DRAM image; "
+                         "docs/engine.md) or auto (needs --device: the faster design that fits; the default for the "
+                         "whole model, binaryhpe / tiny-wholebody, whose report shows the candidates and the Pareto "
+                         "front; docs/paper-scale.md)")
     pb.add_argument("--finn-flow", default="auto", choices=["auto", "streamline", "hw_graph"],
                     help="--backend finn: FINN's own streamlining of the QONNX (streamline), FINN's HW layers written "
                          "from our hardware graph (hw_graph, for residual networks), or auto (hw_graph when the graph "

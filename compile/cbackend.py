@@ -50,7 +50,7 @@ from binaryhpe.compile.kinds.elementwise import (AddConst, JoinAdd, MulShift, Mu
                                                  Sign, Threshold)
 from binaryhpe.compile.kinds.epilogue import Epilogue
 from binaryhpe.compile.kinds.mvu import FcFxpMvu, FcXnorMvu, FxpMvu, XnorMvu
-from binaryhpe.compile.kinds.plumbing import Concat, Dwc, Fifo, Fork, Split
+from binaryhpe.compile.kinds.plumbing import Concat, Dwc, Fifo, Fork, PhaseShuffle, Split
 from binaryhpe.compile.kinds.pool import Pool
 from binaryhpe.compile.kinds.swg import SlidingWindow
 
@@ -483,6 +483,21 @@ class _Emitter:
               f"{self._store(o, 'p', 'c', 'v')} }}",
               f"    for (int c = 0; c < {lay.c2}; c++) {{ const int32_t v = {b.rd('p', 'c')}; "
               f"{self._store(o, 'p', f'c + {lay.c1}', 'v')} }}", "  }"]
+        return "\n".join(L)
+
+    @EMITTERS.emits(PhaseShuffle, note="phase interleave (gather)")
+    def phase_shuffle(self, lay: PhaseShuffle) -> str:
+        """phase interleave: out[s*m + ry, s*n + rx, co] = in[m + off[ry], n + off[rx], (ry*s + rx)*c + co]"""
+        x, o = self.st(lay.inputs[0]), self.st(lay.outputs[0])
+        offs = ", ".join(str(v) for v in lay.off)
+        L = [f"  static const int32_t off[{lay.s}] = {{{offs}}};"]
+        L += self._pix_loop(lay.oh * lay.ow, o)
+        L += [f"    const int32_t oy = p / {lay.ow}, ox = p % {lay.ow};",
+              f"    const int32_t ry = oy % {lay.s}, rx = ox % {lay.s};",
+              f"    const int32_t q = (oy / {lay.s} + off[ry]) * {lay.w} + ox / {lay.s} + off[rx];",
+              f"    const int32_t c0 = (ry * {lay.s} + rx) * {lay.c};",
+              f"    for (int c = 0; c < {lay.c}; c++) {{ const int32_t v = {x.rd('q', 'c0 + c')}; "
+              f"{self._store(o, 'p', 'c', 'v')} }}", "  }"]
         return "\n".join(L)
 
     @EMITTERS.emits(Split, note="channel copy")

@@ -56,6 +56,9 @@ class Device:
     uram: int = 0
     board: str = ""
     notes: str = ""
+    #: the CPU that runs the host part of a whole-model frame (compile/wholebody_build.py) and its clock
+    host_cpu: str = "Cortex-A53 (external host)"
+    host_cpu_mhz: float = 1200.0
 
     @property
     def lut_scale(self) -> float:

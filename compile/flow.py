@@ -715,7 +715,24 @@ def build_command(args) -> int:
     inputs = getattr(args, "inputs", None)
     if inputs and not args.sim:
         raise BinaryHPEError(f"--inputs {inputs}: the frames are simulated; add --sim")
-    if getattr(args, "arch", "dataflow") == "engine":
+    from binaryhpe.train.wholebody import WHOLEBODY_NAMES
+
+    arch = getattr(args, "arch", None)
+    if args.model in WHOLEBODY_NAMES:  # the whole model: its parts, the host part, the design chosen per device
+        from binaryhpe.compile.wholebody_build import build_whole, check_whole_options
+
+        check_whole_options(args, backend)
+        rep = build_whole(args.model, args.output, arch=arch or "auto", device=args.device, seed=args.seed,
+                          sim=args.sim)
+        if args.sim and rep["bit_exact"] is False:
+            print("binaryhpe: an engine simulation of a part is NOT bit-exact", flush=True)
+            return 1
+        return 0
+    if arch == "auto":
+        from binaryhpe.compile.wholebody_build import choose_arch
+
+        arch, args.model = choose_arch(args, backend)
+    if arch == "engine":
         from binaryhpe.compile.engine_build import check_engine_options
 
         check_engine_options(BuildOptions(sim=args.sim, folding_file=args.folding, target_cycles=args.target_cycles,

@@ -29,7 +29,7 @@ from binaryhpe.compile.kinds.elementwise import (AddConst, JoinAdd, MulShift, Mu
                                                  Sign, Threshold)
 from binaryhpe.compile.kinds.epilogue import Epilogue
 from binaryhpe.compile.kinds.mvu import FcFxpMvu, FcXnorMvu, FxpMvu, XnorMvu
-from binaryhpe.compile.kinds.plumbing import Concat, Dwc, Fifo, Fork, Split
+from binaryhpe.compile.kinds.plumbing import Concat, Dwc, Fifo, Fork, PhaseShuffle, Split
 from binaryhpe.compile.kinds.pool import Pool
 from binaryhpe.compile.kinds.swg import SlidingWindow
 
@@ -108,6 +108,12 @@ def _pool(cm, lay, pixels: int, extra: int) -> int:
 def _copy(cm, lay, pixels: int, extra: int) -> int:
     """per copied element"""
     return pixels * INSTR["pixel"] + pixels * (lay.c1 + lay.c2) * (INSTR["copy"] + extra)
+
+
+@MODEL.emits(PhaseShuffle)
+def _shuffle(cm, lay, pixels: int, extra: int) -> int:
+    """per output pixel the source address (a few divides), per element a copy"""
+    return pixels * (INSTR["pixel"] + 4 * INSTR["window_tap"]) + pixels * lay.c * (INSTR["copy"] + extra)
 
 
 @MODEL.emits(Requant, JoinAdd, MulShift, AddConst, Prelu, Sign, Threshold, MultiThreshold)

@@ -408,3 +408,97 @@ def write_engine_reports(report: dict, out_dir) -> dict:
     (out / "report.html").write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>binaryhpe report"
                                      f"</title><style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")
     return {"md": str(out / "report.md"), "html": str(out / "report.html")}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the whole model (compile/wholebody_build.py)
+
+
+def pareto_svg(report: dict) -> str:
+    """fps of the Pareto-front designs against LUT, BRAM18, DSP and DRAM GB/s, the chosen design marked."""
+    pts = report.get("pareto") or []
+    plt = _mpl()
+    if not pts or plt is None:
+        return ""
+    dev = report["device"]
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3.2), sharey=True)
+    keys = [("lut", "LUT", dev.get("lut")), ("bram18", "BRAM18", dev.get("bram18")), ("dsp", "DSP", dev.get("dsp")),
+            ("dram", "DRAM GB/s needed", dev.get("dram_gbps"))]
+    for ax, (k, label, cap) in zip(axes, keys):
+        xs = [p["dram_gbps_needed"] if k == "dram" else p["resources"].get(k, 0) for p in pts]
+        ys = [p["fps"] for p in pts]
+        kinds = ["hybrid" if len(set(p["assign"].values())) > 1 else next(iter(p["assign"].values())) for p in pts]
+        for kind, mk in (("engine", "o"), ("hybrid", "s"), ("dataflow", "^")):
+            sel = [i for i, kd in enumerate(kinds) if kd == kind]
+            if sel:
+                ax.plot([xs[i] for i in sel], [ys[i] for i in sel], mk, label=kind, alpha=0.8)
+        ax.plot([report["dram_gbps_needed"] if k == "dram" else report["resources"].get(k, 0)], [report["fps"]],
+                "*", color="tab:red", ms=12, label="chosen")
+        if cap:
+            ax.axvline(cap, color="0.5", ls=":", lw=1)
+        ax.set_xlabel(label + (" (dotted: the device)" if cap else ""))
+    axes[0].set_ylabel("whole-model fps (host included)")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"Pareto front of the designs on {dev['name']}", fontsize=10)
+    return _svg_of(fig, plt)
+
+
+def _wb_summary(r: dict) -> list[tuple[str, str]]:
+    dev, host = r["device"], r["host"]
+    util = ", ".join(f"{k} {v:.0%}" for k, v in (r.get("utilisation") or {}).items())
+    rf = r.get("roofline_fraction")
+    return [("model", str(r["model"])), ("device", f"{dev['name']} ({dev.get('board', '')}), {dev['clock_mhz']:g} MHz"),
+            ("design", f"{r['arch']} (asked: --arch {r['arch_requested']})"),
+            ("fps (whole model, host included)", f"{r['fps']:.2f}"), ("latency", f"{r['latency_ms']:.1f} ms"),
+            ("host part", f"{host['ms_per_frame']:.2f} ms a frame on {host['cpu']} ({host['model']})"),
+            ("fps if the host overlapped the hardware", f"{r['fps_host_overlapped']:.2f}"),
+            ("DRAM traffic", f"{r['dram_bytes_per_frame'] / 1e6:.1f} MB a frame, {r['dram_gbps_needed']:.2f} GB/s "
+                             f"needed of the board's {r['dram_gbps_device']:g} GB/s"),
+            ("engine roofline fraction", "-" if rf is None else f"{rf:.0%}"),
+            ("resources (estimate)", ", ".join(f"{k} {v:,}" for k, v in r["resources"].items() if v)),
+            ("utilisation", util), ("fits", str(r["fits"])),
+            ("bit-exact (Verilator)", "not simulated" if r.get("bit_exact") is None else str(r["bit_exact"]))]
+
+
+WB_PART_HEAD = ["part", "runs", "on", "ms a frame", "cycles a run (model)", "cycles a run (Verilator)", "DRAM MB",
+                "bit-exact"]
+WB_PARETO_HEAD = ["design", "engine", "fps", "latency ms", "LUT", "BRAM18", "DSP", "DRAM GB/s"]
+
+
+def _wb_rows(r: dict):
+    parts = [[p["part"], p["runs"], p["on"], f"{p['ms']:.2f}", f"{p.get('cycles_per_run', '-'):,}"
+              if isinstance(p.get("cycles_per_run"), int) else "-", f"{p.get('measured_cycles_per_run', '-')}",
+              f"{p['dram_bytes'] / 1e6:.2f}", str(p.get("bit_exact", "-"))] for p in r["parts"]]
+    host = [[n["name"], f"{n.get('ms', 0):.3f}", n.get("kind", "")] for n in r["host"].get("per_node", [])]
+    par = [[", ".join(f"{k}:{v[0]}" for k, v in d["assign"].items()), d.get("engine") or "-", f"{d['fps']:.2f}",
+            f"{d['latency_ms']:.1f}", f"{d['resources']['lut']:,}", f"{d['resources']['bram18']:,}",
+            f"{d['resources']['dsp']:,}", f"{d['dram_gbps_needed']:.2f}"] for d in r.get("pareto", [])]
+    return parts, host, par
+
+
+def write_wholebody_reports(report: dict, out_dir) -> dict:
+    """``report.md`` / ``report.html`` of a whole-model build: summary, why this design, parts, host, Pareto."""
+    out = pathlib.Path(out_dir)
+    svg = pareto_svg(report)
+    parts, host, par = _wb_rows(report)
+    title = f"binaryhpe build report: the whole {report['model']} on {report['device']['name']}"
+    md = [f"# {title}", "", _md_table(["", ""], _wb_summary(report)), "", "## Why this design", "",
+          report["choice"]["why"], "", "## Parts", "", _md_table(WB_PART_HEAD, parts), "",
+          "## Host part", "", _md_table(["node", "ms a frame", "kind"], host), ""]
+    if svg:
+        (out / "report_figs").mkdir(exist_ok=True)
+        (out / "report_figs" / "pareto.svg").write_text(svg)
+        md += ["## Pareto front", "", "![Pareto front](report_figs/pareto.svg)", ""]
+    md += ["## Pareto designs (fps against LUT, BRAM, DSP, DRAM bandwidth)", "", _md_table(WB_PARETO_HEAD, par), ""]
+    (out / "report.md").write_text("\n".join(md))
+    body = [f"<h1>{html.escape(title)}</h1>", "<table>" + "".join(
+        f"<tr><th>{html.escape(a)}</th><td style='text-align:left'>{html.escape(b)}</td></tr>"
+        for a, b in _wb_summary(report)) + "</table>", "<h2>Why this design</h2>",
+        f"<p>{html.escape(report['choice']['why'])}</p>", "<h2>Parts</h2>", _html_table(WB_PART_HEAD, parts),
+        "<h2>Host part</h2>", _html_table(["node", "ms a frame", "kind"], host)]
+    if svg:
+        body += ["<h2>Pareto front</h2>", svg]
+    body += ["<h2>Pareto designs</h2>", _html_table(WB_PARETO_HEAD, par)]
+    (out / "report.html").write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>binaryhpe report"
+                                     f"</title><style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")
+    return {"md": str(out / "report.md"), "html": str(out / "report.html")}

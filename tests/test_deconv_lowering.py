@@ -134,3 +134,12 @@ def test_unsupported_geometry_is_refused_naming_the_node(tmp_path):
     with pytest.raises(LoweringError) as e:
         lower(load_qonnx(path))
     assert "ConvTranspose" in str(e.value) and "kernel 3, stride 2, pad 1" in str(e.value)
+
+
+def test_c_backend_runs_the_deconv_bit_exact_on_host_and_qemu(deconv_qonnx, tmp_path):
+    """The C backend's PhaseShuffle (a gather) and the rest of the graph against the exact reference."""
+    from binaryhpe.compile.flow import build_mcu_target
+
+    _, _, path = deconv_qonnx
+    rep = build_mcu_target(str(path), tmp_path / "mcu", "mcu:stm32h7", True, 0)
+    assert rep["bit_exact_host"] is True and rep["bit_exact_target"] is True and rep["mismatches"] == {"host": 0, "target": 0}

@@ -66,13 +66,15 @@ from binaryhpe.compile.kinds.elementwise import (AddConst, JoinAdd, MulShift, Mu
                                                  Sign, Threshold)
 from binaryhpe.compile.kinds.epilogue import Epilogue
 from binaryhpe.compile.kinds.mvu import FcFxpMvu, FcXnorMvu, FxpMvu, XnorMvu
-from binaryhpe.compile.kinds.plumbing import Concat, Dwc, Fifo, Fork, Split
+from binaryhpe.compile.kinds.plumbing import Concat, Dwc, Fifo, Fork, PhaseShuffle, Split
 from binaryhpe.compile.kinds.pool import Pool
 from binaryhpe.compile.kinds.swg import SlidingWindow
 
 DOMAIN = "finn.custom_op.fpgadataflow"
 #: kind -> the _Builder method that writes its FINN HW layers (registered next to each method)
 EMITTERS = Registry("finn")
+EMITTERS.refuse(PhaseShuffle, "not implemented: a transposed convolution's phase interleave has no layer here "
+                             "(the layer-sequential engine and the C backend take it)")
 #: float32 holds every integer below 2^24 exactly
 F32_BITS = 24
 

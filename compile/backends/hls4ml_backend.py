@@ -58,7 +58,7 @@ from binaryhpe.compile.kinds.elementwise import (AddConst, JoinAdd, MulShift, Mu
                                                  Sign, Threshold)
 from binaryhpe.compile.kinds.epilogue import Epilogue
 from binaryhpe.compile.kinds.mvu import FcFxpMvu, FcXnorMvu, FxpMvu, XnorMvu
-from binaryhpe.compile.kinds.plumbing import Concat, Dwc, Fifo, Fork, Split
+from binaryhpe.compile.kinds.plumbing import Concat, Dwc, Fifo, Fork, PhaseShuffle, Split
 from binaryhpe.compile.kinds.pool import Pool
 from binaryhpe.compile.kinds.swg import SlidingWindow
 
@@ -72,6 +72,8 @@ QONNX_FRONTEND_MAX_NODES = 150
 #: kind -> the _Builder method that hands it to hls4ml (registered next to each method; docs/backends.md's
 #: table is generated from it)
 EMITTERS = Registry("hls4ml")
+EMITTERS.refuse(PhaseShuffle, "not implemented: a transposed convolution's phase interleave has no layer here "
+                             "(the layer-sequential engine and the C backend take it)")
 EMITTERS.refuse(MultiThreshold, "not implemented: hls4ml 1.3.0 has no multi-threshold layer, and no exact "
                                 "composition of its layers is written here")
 #: hls4ml passes that rewrite numerics we set exactly (BN+tanh -> float threshold and XNOR types, BN folding

@@ -402,10 +402,6 @@ class PhaseShuffle(StreamKind, HwLayer):
     def out_streams(self):
         return [StreamSpec(self.lanes, self.elem_w, self.signed)]
 
-    def rtl_params(self) -> dict:
-        raise self._missing("rtl_params: the dataflow RTL has no PhaseShuffle module (transposed "
-                            "convolutions run on the layer-sequential engine: --arch engine)")
-
     def resources(self) -> dict:
         """First-order model of a streaming reorder: a row of every phase in block RAM (``_bram18``), two
         counters; what a dataflow module would need (none exists: see the class docstring)."""
