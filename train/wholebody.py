@@ -483,40 +483,152 @@ def wholebody_loss(out: dict, batch: dict) -> dict:
 # ----------------------------------------------------------------------------------------------------------
 # export
 
-HOST_PARTS = {
-    "resize": "bilinear resize of the input image to the body size: image pre-processing, done where the "
-              "frame arrives",
-    "body_position_net, hand_position_net": "1x1 conv + 3D soft-argmax: the softmax (exp, division) is not "
-                                            "in the numerics contract (docs/numerics.md)",
-    "boxnet": "Deconvs (ConvTranspose has no hardware layer kind in compile/), 2D soft-argmax, bilinear "
-              "feature sampling at the predicted centres",
-    "roi_align": "data-dependent bilinear gather from the full input image at the predicted boxes: not a "
+HOST_WHY = {
+    "resize": "image pre-processing where the frame arrives (the whole frame in memory)",
+    "soft_argmax": "the softmax needs exp and a division, which the numerics contract does not have "
+                   "(docs/numerics.md)",
+    "crop_box": "a few scalar operations on the predicted boxes",
+    "roi_align": "a data-dependent bilinear gather from the full input image at the predicted boxes: not a "
                  "streaming operation, and it needs the whole frame in memory",
-    "rotation nets, face regressor": "bilinear sampling of features at predicted joints (data-dependent "
-                                     "addresses), full-precision Linear layers, 6D -> axis-angle "
-                                     "(normalisation, cross product, atan2)",
-    "smplx": "the SMPL-X layer (linear blend skinning) runs on the host",
+    "sample_features": "bilinear sampling of features at predicted points (data-dependent addresses)",
+    "linear": "full-precision (or, for the BoxNet size MLPs' hidden layers, binary) Linear layers on a few "
+              "hundred sampled values: too small to pay for a hardware pass",
+    "mean_pool": "a global mean feeding host Linear layers",
+    "rot6d": "6D -> rotation matrix -> axis-angle: normalisation, cross product, sqrt, atan2",
+    "smplx": "the SMPL-X layer (shape/pose blend shapes, joint regression, linear blend skinning): float "
+             "arithmetic on the licensed model arrays",
 }
 
+# per-element costs of the host kernels (counted from the float code of train/boxnet.py / train/wholebody.py)
+_BILINEAR = 9  # three lerps a + t (b - a)
+_DEQUANT = 1  # an X integer from the hardware times 2^-res_frac
+_QUANT_IN = 3  # 2 x - 1 folded into one scale, floor, clamp to the encoders' Q(8, 7) input
+_ROT6D_FLOPS, _ROT6D_TRANS = 90, 9  # Gram-Schmidt + quaternion + axis-angle; 7 sqrt, atan2, sin
+_SMPLX_VERTS = 10475  # the official SMPL-X mesh
+_F32, _X16, _I8 = 4, 2, 1  # bytes: host floats, X-format hardware outputs (16-bit containers), encoder inputs
 
-def export_wholebody(model: WholeBodyModel, out_dir, check: bool = True, verbose: bool = False) -> dict:
-    """Export the BiDRN encoders (hardware mode, a frozen copy: ``model`` is untouched) to QONNX.
+
+def _feat_hw(enc_cfg, size) -> tuple:
+    f = enc_cfg.downsampling()
+    return size[0] // f, size[1] // f
+
+
+def host_nodes(model: "WholeBodyModel", smplx_verts: int = _SMPLX_VERTS) -> list:
+    """The host part of one frame: a list of nodes {name, computes, why, flops, transcendental, bytes}.
+
+    Sizes per frame for the model's config. ``flops``: float operations (a multiply-add is 2; a comparison,
+    a dequantization multiply, a floor each 1); ``transcendental``: exp / sqrt / atan2 / sin / sigmoid calls
+    (counted apart: their cost is a library call, not one operation); ``bytes``: the bytes the kernel reads and
+    writes, every tap counted (no cache reuse), hardware outputs at their 16-bit X containers, host tensors
+    and weights as float32, the encoders' inputs as 8-bit integers. ``smplx_verts``: the SMPL-X mesh size
+    (10,475 for the official model)."""
+    cfg = model.cfg
+    J, Jh, D, c = cfg.body_joints, cfg.hand_joints, cfg.hm_depth, cfg.head_channels
+    cb, ch, cf = model.body_encoder.out_channels, model.hand_encoder.out_channels, model.face_encoder.out_channels
+    h, w = _feat_hw(cfg.body_encoder, cfg.body_size)
+    hh, wh = _feat_hw(cfg.hand_encoder, cfg.hand_size)
+    hf, wf = _feat_hw(cfg.face_encoder, cfg.face_size)
+    up = 2 ** sum(isinstance(m, nn.ConvTranspose2d) for m in model.boxnet.deconv)
+    cbox, hid = model.boxnet.bbox_center.in_channels, cfg.boxnet_hidden
+    nodes = []
+
+    def add(name, computes, why, flops, bytes_, trans=0):
+        nodes.append({"name": name, "computes": computes, "why": HOST_WHY[why], "flops": int(flops),
+                      "transcendental": int(trans), "bytes": int(bytes_)})
+
+    n = 3 * cfg.body_size[0] * cfg.body_size[1]
+    add("resize", f"bilinear resize of the 3 x {cfg.image_size[0]} x {cfg.image_size[1]} image to the body size "
+        f"{cfg.body_size[0]} x {cfg.body_size[1]}, quantized to the body encoder's input",
+        "resize", n * (_BILINEAR + _QUANT_IN), n * (4 * _F32 + _I8))
+
+    def soft3(name, joints, fh, fw, runs, what):
+        # per logit: dequantize, max, subtract, exp, sum, 3 marginal sums; per joint: 3 expectations, 3 divisions
+        e = joints * D * fh * fw * runs
+        add(name, f"3D soft-argmax of {what}: {runs} x {joints} joints x {D} depth bins x {fh} x {fw} pixels",
+            "soft_argmax", e * 7 + runs * joints * (2 * (D + fh + fw) + 3),
+            e * _X16 + runs * joints * 3 * _F32, trans=e)
+
+    soft3("soft_argmax_3d_body", J, h, w, 1, "the body heatmap (body_heads output)")
+    soft3("soft_argmax_3d_hands", Jh, hh, wh, 2, "the hand heatmaps (hand_heads output, both crops)")
+    e = 3 * h * up * w * up
+    add("soft_argmax_2d_boxnet", f"2D soft-argmax of the 3 box-centre maps of {h * up} x {w * up} (boxnet output)",
+        "soft_argmax", e * 6 + 3 * (2 * (h + w) * up + 2), e * _X16 + 3 * 2 * _F32, trans=e)
+    e = 3 * cbox
+    add("sample_features_boxnet", f"bilinear samples of the {cbox} BoxNet features at the 3 centres",
+        "sample_features", e * (4 * _DEQUANT + _BILINEAR), e * (4 * _X16 + _F32))
+    bin_ = cfg.boxnet == "binary"
+    add("linear_boxnet_size", f"3 size MLPs: Linear({cbox}, {hid}) ({'binary' if bin_ else 'float'}) + ReLU + "
+        f"Linear({hid}, 2)", "linear",
+        3 * ((cbox * hid if bin_ else 2 * cbox * hid) + 2 * hid + 2 * hid * 2 + 2 + (cbox if bin_ else 0)),
+        3 * ((cbox * hid // 8 + hid * _F32 if bin_ else cbox * hid * _F32) + (hid * 2 + 2 + hid) * _F32))
+    add("crop_box", "the 3 predicted boxes widened to the crops' aspect ratio and enlarged", "crop_box",
+        3 * 12, 3 * 8 * _F32)
+    nh, nf = 3 * cfg.hand_size[0] * cfg.hand_size[1], 3 * cfg.face_size[0] * cfg.face_size[1]
+    add("roi_align", f"bilinear crops of the input image: 2 hands at {cfg.hand_size[0]} x {cfg.hand_size[1]} (the "
+        f"left one mirrored), the face at {cfg.face_size[0]} x {cfg.face_size[1]}, quantized to the encoders' "
+        "input", "roi_align", (2 * nh + nf) * (_BILINEAR + _QUANT_IN), (2 * nh + nf) * (4 * _F32 + _I8))
+    mcp = len(cfg.hand_mcp)
+    e = (J + 2 * mcp + 2 * Jh) * c
+    add("sample_features_rotation", f"bilinear samples of the rotation nets' {c}-channel conv outputs at {J} body "
+        f"joints, 2 x {mcp} MCP joints and 2 x {Jh} hand joints", "sample_features",
+        e * (4 * _DEQUANT + _BILINEAR), e * (4 * _X16 + _F32))
+    d = (J + 2 * mcp) * (c + 3)
+    lin = [("hand_pose_out", Jh * (c + 3), HAND_POSE_JOINTS * 6, 2), ("root_pose_out", d, 6, 1),
+           ("body_pose_out", d, BODY_POSE_JOINTS * 6, 1), ("shape_out", cb, cfg.num_betas, 1),
+           ("cam_out", cb, 3, 1), ("expr_out", cf, cfg.num_expression, 1), ("jaw_pose_out", cf, 6, 1)]
+    for name, i, o, runs in lin:
+        add(f"linear_{name}", f"{name}: Linear({i}, {o})" + (f" x {runs} hands" if runs > 1 else ""), "linear",
+            runs * (2 * i * o + o), runs * (i * o + o + i + o) * _F32)
+    e1, e2 = cb * h * w, cf * hf * wf
+    add("mean_pool", f"global means of the body feature ({cb} x {h} x {w}) and the face feature ({cf} x {hf} x "
+        f"{wf})", "mean_pool", e1 + e2 + cb + cf, (e1 + e2) * _X16 + (cb + cf) * _F32)
+    nrot = 1 + BODY_POSE_JOINTS + 1 + 2 * HAND_POSE_JOINTS
+    add("rot6d_to_axis_angle", f"{nrot} rotations 6D -> axis-angle (root, {BODY_POSE_JOINTS} body, jaw, "
+        f"2 x {HAND_POSE_JOINTS} hand) and the camera's sigmoid", "rot6d", nrot * _ROT6D_FLOPS + 5,
+        nrot * (6 + 3) * _F32, trans=nrot * _ROT6D_TRANS + 1)
+    from binaryhpe.train.smplx_model import NUM_JOINTS, NUM_POSE_BASIS
+
+    V, NJ, nb = smplx_verts, NUM_JOINTS, cfg.num_betas + cfg.num_expression
+    flops = (V * 3 * nb * 2  # shape + expression blend shapes
+             + NJ * V * 3 * 2  # joint regression
+             + NJ * 40  # Rodrigues
+             + V * 3 * NUM_POSE_BASIS * 2  # pose blend shapes
+             + NJ * 64 * 2  # kinematic chain (4x4 products)
+             + V * NJ * 16 * 2 + V * 12 * 2  # skinning: per-vertex transform, applied
+             + V * 3)  # root-relative
+    by = (V * 3 * (nb + 1 + NUM_POSE_BASIS) + NJ * V + V * NJ + V * 3) * _F32
+    add("smplx", f"SMPL-X: {nb} shape+expression blend shapes, {NJ}-joint regression, {NUM_POSE_BASIS}-dim pose "
+        f"blend shapes, linear blend skinning of {V} vertices", "smplx", flops, by, trans=NJ * 3)
+    return nodes
+
+
+def export_wholebody(model: WholeBodyModel, out_dir, check: bool = True, verbose: bool = False,
+                     parts: bool = True) -> dict:
+    """Export the BiDRN encoders and the hardware parts (hardware mode, frozen copies: ``model`` is untouched)
+    to QONNX.
 
     Writes ``body_encoder.onnx``, ``hand_encoder.onnx`` (one network, run on both hand crops),
-    ``face_encoder.onnx`` and ``export.json``. An encoder that is not a BiDRN (full precision, or a baseline
-    binarizer: no hardware mode) is listed with the reason and not exported. With ``check``, the exported
+    ``face_encoder.onnx``, with ``parts`` ``boxnet.onnx``, ``body_heads.onnx``, ``hand_heads.onnx``
+    (``binaryhpe.train.heads_hw``), and ``export.json``. An encoder that is not a BiDRN (full precision, or a
+    baseline binarizer: no hardware mode) is listed with the reason and not exported; so is a part whose input
+    encoder is not exported or that contains a layer without a hardware mode. With ``check``, each exported
     file is run with qonnx's ``execute_onnx`` on a seeded input and must equal the hardware-mode PyTorch
-    model on every element (raises BinaryHPEError otherwise). Returns the manifest.
+    module on every element (raises BinaryHPEError otherwise). Returns the manifest (``encoders``, ``parts``,
+    ``host``: the host nodes of ``host_nodes``).
     """
     from binaryhpe.train.bidrn import BiDRN
     from binaryhpe.train.export import check_export, export_qonnx
     from binaryhpe.train.hardware import to_hardware
+    from binaryhpe.train.heads_hw import PARTS as HW_PARTS
+    from binaryhpe.train.heads_hw import export_part
 
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg = model.cfg
-    manifest = {"config": cfg.name, "binarizer": cfg.binarizer, "encoders": {}, "host": HOST_PARTS,
-                "input": "each encoder takes 2 * crop - 1 (the crop in [0, 1]), shape (1, 3, H, W)"}
+    manifest = {"config": cfg.name, "binarizer": cfg.binarizer, "encoders": {}, "parts": {},
+                "host": host_nodes(model),
+                "input": "each encoder takes 2 * crop - 1 (the crop in [0, 1]), shape (1, 3, H, W); each part "
+                         "takes its encoder's output (X format)"}
     for part in ("body", "hand", "face"):
         key = f"{part}_encoder"
         enc = getattr(model, key)
@@ -539,10 +651,26 @@ def export_wholebody(model: WholeBodyModel, out_dir, check: bool = True, verbose
                 raise BinaryHPEError(f"{path}: QONNX execution differs from the hardware-mode {key} on "
                                      f"{res['mismatches']} of {res['elements']} elements")
         manifest["encoders"][key] = entry
+    if parts:
+        cpu = copy.deepcopy(model).cpu() if any(p.device.type != "cpu" for p in model.parameters()) else model
+        for name in HW_PARTS:
+            src = "hand_encoder" if name == "hand_heads" else "body_encoder"
+            if not manifest["encoders"][src]["exported"]:
+                manifest["parts"][name] = {"exported": False, "reason": f"its input, the {src}, has no hardware "
+                                                                         "mode"}
+                continue
+            try:
+                entry = export_part(cpu, name, out_dir, check=check, verbose=verbose)
+            except BinaryHPEError as e:
+                if "has no hardware mode" not in str(e):
+                    raise
+                manifest["parts"][name] = {"exported": False, "reason": str(e)}
+                continue
+            manifest["parts"][name] = {"exported": True, **entry}
     (out_dir / "export.json").write_text(json.dumps(manifest, indent=2))
     return manifest
 
 
 __all__ = ["SMPLX_KEYS", "WHOLEBODY_NAMES", "WholeBodyConfig", "WholeBodyModel", "build_wholebody", "crop_box",
-           "export_wholebody", "matrix_to_axis_angle", "rot6d_to_axis_angle", "rot6d_to_matrix",
+           "export_wholebody", "host_nodes", "matrix_to_axis_angle", "rot6d_to_axis_angle", "rot6d_to_matrix",
            "wholebody_config", "wholebody_loss"]
