@@ -149,9 +149,22 @@ def engine_report(report: dict, program, cfg, dev, out: pathlib.Path, bitstream:
         from binaryhpe.compile.vivado import write_engine_ip_project
 
         report["vivado"] = write_engine_ip_project(out / "vivado", dev, cfg)["tcl"]
+        report["vivado_system"] = zynq_system(out, dev, cfg)
     if report.get("cycles_per_frame") and cm["total"]["cycles"]:
         report["cycle_model_error"] = report["cycles_per_frame"] / cm["total"]["cycles"] - 1.0
     return report
+
+
+def zynq_system(out: pathlib.Path, dev, cfg) -> dict | None:
+    """On a Zynq device, the Vivado project of the engine in a system with the processing system and its DDR
+    (``compile.vivado.engine_system_project``; generated, not run here); None on other devices."""
+    from binaryhpe.compile.vivado import engine_system_project, zynq_family
+
+    if zynq_family(dev) is None:
+        return None
+    sysp = engine_system_project(out / "vivado_system", dev, cfg)
+    _log(sysp["note"])
+    return sysp
 
 
 def check_engine_options(opts) -> None:

@@ -59,9 +59,10 @@ class Part:
 # export
 
 
-def export_parts(model: str, out: pathlib.Path, seed: int = 0) -> dict:
+def export_parts(model: str, out: pathlib.Path, seed: int = 0, check: bool = True) -> dict:
     """Build the whole-body model ``model`` (a built-in name or JSON config; seeded random weights), freeze and
-    export its parts to ``out/parts/`` (``export_wholebody``); returns the manifest."""
+    export its parts to ``out/parts/`` (``export_wholebody``; ``check``: each part's qonnx execution against the
+    PyTorch hardware mode); returns the manifest."""
     import torch
 
     from binaryhpe.train.bidrn import randomize
@@ -70,8 +71,9 @@ def export_parts(model: str, out: pathlib.Path, seed: int = 0) -> dict:
     torch.manual_seed(seed)
     net = randomize(build_wholebody(model), seed=seed).eval()
     t = time.time()
-    _log(f"exporting the parts of {model} to {out / 'parts'} (each checked: qonnx == PyTorch hardware mode) ...")
-    man = export_wholebody(net, out / "parts", check=True)
+    _log(f"exporting the parts of {model} to {out / 'parts'}" +
+         (" (each checked: qonnx == PyTorch hardware mode) ..." if check else " (unchecked) ..."))
+    man = export_wholebody(net, out / "parts", check=check)
     _log(f"export: {time.time() - t:.0f} s")
     return man
 
@@ -187,6 +189,7 @@ def evaluate_design(parts: list[Part], assign: dict, cfg, dev, host_ms: float, d
     budget = dev.budget()
     util = {k: res[k] / budget[k] for k in RESOURCES if budget.get(k)}
     return {"assign": dict(assign), "engine": _cfg_key(cfg) if eng else None, "engine_config": cfg if eng else None,
+            "dataflow_used": {p.name: dataflow[p.name] for p in parts if assign[p.name] == "dataflow"},
             "fps": 1.0 / frame_s, "latency_ms": 1e3 * frame_s, "hardware_ms": 1e3 * hw_s, "host_ms": host_ms,
             "fps_host_overlapped": 1.0 / max(hw_s, host_ms / 1e3),
             "resources": res, "utilisation": util, "dram_bytes_per_frame": int(dram),
@@ -237,7 +240,7 @@ def search(parts: list[Part], dev, host_ms: float, arch: str) -> dict:
                 notes.append("all parts as dataflow side by side need " + ", ".join(
                     f"{k} {v:.0%}" for k, v in d["utilisation"].items() if v > 1.0))
         else:
-            notes.append("all-dataflow: " + "; ".join(f"{n}: {alone[n]['why']}" for n in bad))
+            notes.append(f"no all-dataflow design: {', '.join(bad)} cannot be dataflow")
     if arch == "auto" and cfgs:
         # hybrids: one part as a dataflow region beside the engine (folded into what the engine leaves)
         from binaryhpe.compile.engine.resources import engine_resources
@@ -256,21 +259,58 @@ def search(parts: list[Part], dev, host_ms: float, arch: str) -> dict:
                     continue
                 assign = {q.name: ("dataflow" if q is p else "engine") for q in parts}
                 designs.append(evaluate_design(parts, assign, c, dev, host_ms, {p.name: df}))
+    if arch == "auto" and cfgs and designs:
+        # grow the best hybrid: more dataflow regions while they fit beside the engine and gain
+        best_h = max(designs, key=lambda d: d["fps"])
+        c = best_h["engine_config"]
+        while c is not None and any(v == "engine" for v in best_h["assign"].values()):
+            used = {k: v for k, v in best_h["resources"].items()}
+            left = _budget_left(dev, used)
+            gains = []
+            for p in parts:
+                if best_h["assign"][p.name] != "engine" or not alone.get(p.name, {}).get("fits"):
+                    continue
+                df = dataflow_figures(p, left)
+                if df["fits"]:
+                    assign = dict(best_h["assign"], **{p.name: "dataflow"})
+                    dfs = {q: _df_of(best_h, q) for q, v in best_h["assign"].items() if v == "dataflow"}
+                    gains.append(evaluate_design(parts, assign, c, dev, host_ms, {**dfs, p.name: df}))
+            better = [d for d in gains if d["fps"] > best_h["fps"]]
+            if not better:
+                break
+            best_h = max(better, key=lambda d: d["fps"])
+            designs.append(best_h)
     if not designs:
         raise BinaryHPEError(f"no {arch} design of the whole model fits {dev.name}: " + "; ".join(notes))
     best = max(designs, key=lambda d: d["fps"])
+    by_kind = {}
+    for d in designs:
+        k = _kind_of(d)
+        by_kind[k] = max(by_kind.get(k, 0.0), d["fps"])
     return {"chosen": best, "candidates": len(designs), "pareto": pareto(designs), "notes": notes,
-            "engine_configs_fitting": len(cfgs), "dataflow_alone": alone}
+            "engine_configs_fitting": len(cfgs), "dataflow_alone": alone, "best_fps_by_design": by_kind}
+
+
+def _kind_of(d: dict) -> str:
+    kinds = set(d["assign"].values())
+    return "hybrid" if len(kinds) > 1 else next(iter(kinds))
+
+
+def _df_of(design: dict, part: str) -> dict:
+    """The dataflow figures a design used for ``part`` (kept in its per-part rows and resources)."""
+    return design["dataflow_used"][part]
 
 
 def why(choice: dict, arch: str) -> str:
     """One paragraph: what won and against what."""
     b = choice["chosen"]
-    kinds = sorted({v for v in b["assign"].values()})
-    what = "hybrid" if len(kinds) > 1 else kinds[0]
-    s = (f"{what} design ({b['engine'] or 'no engine'}; " +
+    kind = _kind_of(b)
+    s = (f"{kind} design ({b['engine'] or 'no engine'}; " +
          ", ".join(f"{p['part']} on the {p['on']}" for p in b["parts"]) +
          f") is the fastest of {choice['candidates']} {arch} candidates that fit: {b['fps']:.2f} fps")
+    others = [f"best {k} {v:.2f} fps" for k, v in sorted(choice["best_fps_by_design"].items()) if k != kind]
+    if others:
+        s += " (" + ", ".join(others) + ")"
     df = [f"{n}: {d['why']}" for n, d in choice["dataflow_alone"].items() if not d.get("fits")]
     if df:
         s += "; not as dataflow: " + "; ".join(df)
@@ -284,7 +324,7 @@ def why(choice: dict, arch: str) -> str:
 
 
 def _design_row(d: dict) -> dict:
-    return {k: v for k, v in d.items() if k != "engine_config"}
+    return {k: v for k, v in d.items() if k not in ("engine_config", "dataflow_used")}
 
 
 def host_figures(manifest: dict, dev) -> dict:
@@ -295,7 +335,7 @@ def host_figures(manifest: dict, dev) -> dict:
     nodes = manifest.get("host")
     if not isinstance(nodes, list):  # an older manifest: names and reasons only, no sizes
         raise BinaryHPEError("the export manifest lists the host part without sizes (re-export the model)")
-    t = host_time(nodes, dev.host_cpu_mhz * 1e6)
+    t = host_time(nodes, dev.host_cpu_mhz * 1e6, dram_bytes_per_s=dev.dram_gbps * 1e9)
     return {"nodes": [n["name"] for n in nodes], "ms_per_frame": t["ms_per_frame"], "model": t["model"],
             "cpu": dev.host_cpu, "cpu_mhz": dev.host_cpu_mhz, "per_node": t.get("per_node", [])}
 
@@ -347,6 +387,10 @@ def build_whole(model: str, out, arch: str = "auto", device=None, seed: int = 0,
             p.program = p.engine[_cfg_key(cfg)]["program"]
             files = write_program(p.program, cfg, out / "parts" / p.name)
             next(r for r in report["parts"] if r["part"] == p.name)["engine_files"] = files["dir"]
+    if cfg is not None and dev.vendor == "xilinx":
+        from binaryhpe.compile.engine_build import zynq_system
+
+        report["vivado_system"] = zynq_system(out, dev, cfg)
     if sim:
         sims = {}
         for p in parts:
