@@ -11,7 +11,8 @@ docs/engine.md).
     shows). A small configuration makes every phase two column strips and two output-channel tiles.
 (b) QONNX graphs (brevitas QuantConvTranspose2d, binary and fixed-point, with a per-channel scale and a
     requantizer) through lowering and the passes: the model and the RTL equal the exact QONNX reference.
-(c) What the engine cannot take around a PhaseShuffle is refused in one line naming the layer.
+(c) What the engine cannot take around a PhaseShuffle is refused in one line naming the layer; two shuffled tensors
+    written as the two parts (views) of one Concat.
 (d) The cycle model against the RTL's cycle counter on these programs.
 """
 
@@ -316,3 +317,40 @@ def test_cycle_model_on_deconv_programs(case):
     r = _run_rtl(prog, cfg, img, 0.0, 0)
     cm = cycle_model(prog, cfg)
     assert abs(cm["total"]["cycles"] - r.cycles) <= 0.05 * r.cycles, (cm["total"]["cycles"], r.cycles)
+
+
+def test_two_deconvs_written_into_one_concat():
+    """Each shuffled tensor is a channel slice (view) of a Concat: the phases write at the view's channel offset
+    with the wider tensor's pixel and row strides."""
+    from binaryhpe.compile.kinds.plumbing import Concat
+    from binaryhpe.sim.toolchain import setup_verilator
+
+    ga, wa, ca = _deconv_graph(True, h=4, w=6, cin=70, cout=20, seed=5, add_const=True)
+    gb, wb, cb = _deconv_graph(True, h=4, w=6, cin=70, cout=8, seed=6, add_const=False)
+    ren = {t: t if t == "x" else f"b_{t}" for t in gb.tensors}
+    for lay in gb.layers:
+        lay.name = f"b_{lay.name}"
+        lay.inputs = [ren[t] for t in lay.inputs]
+        lay.outputs = [ren[t] for t in lay.outputs]
+        ga.layers.append(lay)
+    for t, info in gb.tensors.items():
+        ga.tensors[ren[t]] = TensorInfo(ren[t], info.shape, info.fmt, windowed=info.windowed)
+    fa, fb = ga.tensors["y"].fmt, ga.tensors["b_y"].fmt
+    fz = Fmt(max(fa.bits, fb.bits), 0)
+    ga.layers.append(Concat(name="cat", inputs=["y", "b_y"], outputs=["z"], h=8, w=12, c1=20, c2=8,
+                            elem_w=fz.bits))
+    ga.tensors["z"] = TensorInfo("z", (8, 12, 28), fz)
+    ga.output = "z"
+    cfg = EngineConfig()
+    prog = compile_program(ga, cfg)
+    assert len(prog.ops) == 8 and prog.tensors["y"].root == prog.tensors["b_y"].root == "z"
+    assert prog.tensors["b_y"].ch_off == 20
+    setup_verilator()
+    q = _frame(True, (4, 6, 70), 3)
+    ref = np.concatenate([_reference(True, q, wa, ca), _reference(True, q, wb, cb)], axis=2)
+    img = _noisy_image(prog, q, 3)
+    model = run_model(prog, img)
+    assert np.array_equal(prog.read_output(model), ref)
+    r = _run_rtl(prog, cfg, img, STALL, 3)
+    assert np.array_equal(prog.read_output(r.dram), ref)
+    assert r.dram == bytes(model)
