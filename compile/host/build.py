@@ -1,0 +1,215 @@
+"""Build and run the host runtime (``compile/host/runtime``, docs/host.md): with the system ``gcc`` for this
+machine, with Debian's ``aarch64-linux-gnu-gcc -static`` for the Zynq UltraScale+'s Cortex-A53, run under
+``qemu-aarch64`` (user mode) where it is installed, and count the guest instructions a kernel executes.
+
+Instruction counts: ``qemu-aarch64 -d in_asm,exec,nochain`` logs every translated block (its guest instructions)
+and every execution of a block (``nochain``: no direct jumps between blocks, so each execution is logged);
+the count is the sum over executions of the block's instructions. QEMU is not cycle-accurate: these are
+instructions, not cycles (``compile/host/a53.py`` turns them into cycles).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import tempfile
+
+import numpy as np
+
+from binaryhpe import BinaryHPEError
+
+RUNTIME = pathlib.Path(__file__).resolve().parent / "runtime"
+SOURCES = ("main.c", "kernels.c", "engine.c")
+HEADERS = ("bhpe_host.h", "bhpe_engine.h")
+CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic"]
+#: the Cortex-A53 (ZU3EG / ZU7EV processing system): AArch64, tuned for the A53
+A53_FLAGS = ["-static", "-mcpu=cortex-a53"]
+CROSS_CC = "aarch64-linux-gnu-gcc"
+QEMU = "qemu-aarch64"
+APT_HINT = "Debian: apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
+
+
+def _run(cmd, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
+    r = subprocess.run([str(c) for c in cmd], capture_output=True, timeout=timeout, **kw)
+    if r.returncode != 0:
+        err = r.stderr.decode(errors="replace")
+        raise BinaryHPEError(f"command failed ({r.returncode}): {' '.join(map(str, cmd))}: {err.strip()[-2000:]}")
+    return r
+
+
+def tools() -> dict:
+    """Paths of the host C compiler, the AArch64 cross compiler and qemu-aarch64 (None where absent)."""
+    return {"gcc": shutil.which("gcc"), "cross": shutil.which(CROSS_CC), "qemu": shutil.which(QEMU)}
+
+
+def _digest(files, flags) -> str:
+    h = hashlib.sha256(" ".join(flags).encode())
+    for f in files:
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _build(cc: str, flags: list, sources: list, exe_name: str, out_dir) -> pathlib.Path:
+    path = shutil.which(cc)
+    if path is None:
+        raise BinaryHPEError(f"C compiler {cc!r} not found ({APT_HINT})")
+    out_dir = pathlib.Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    srcs = [RUNTIME / s for s in sources]
+    key = _digest(srcs + [RUNTIME / h for h in HEADERS], [cc, *flags])
+    exe = out_dir / f"{exe_name}-{key}"
+    if not exe.exists():
+        tmp = exe.with_name(exe.name + f".tmp{os.getpid()}")
+        _run([cc, *CFLAGS, *flags, "-I", RUNTIME, *srcs, "-o", tmp, "-lm"])
+        tmp.replace(exe)
+    return exe
+
+
+def build_host(out_dir) -> pathlib.Path:
+    """``bhpe_host`` for this machine (gcc)."""
+    return _build("gcc", [], list(SOURCES), "bhpe_host", out_dir)
+
+
+def build_a53(out_dir) -> pathlib.Path:
+    """``bhpe_host`` for the Cortex-A53: AArch64 Linux, statically linked (runs on the board and under
+    qemu-aarch64 without a sysroot)."""
+    return _build(CROSS_CC, A53_FLAGS, list(SOURCES), "bhpe_host_a53", out_dir)
+
+
+def build_regmodel(out_dir, cc: str = "gcc") -> pathlib.Path:
+    """The engine driver against the software register model (``runtime/regmodel.c``)."""
+    flags = ["-DBHPE_REG_HOOKS"] + (A53_FLAGS if cc == CROSS_CC else [])
+    return _build(cc, flags, ["regmodel.c", "engine.c"], "bhpe_regmodel" + ("_a53" if cc == CROSS_CC else ""),
+                  out_dir)
+
+
+def _exec_cmd(exe, args, qemu: bool) -> list:
+    if qemu:
+        q = shutil.which(QEMU)
+        if q is None:
+            raise BinaryHPEError(f"{QEMU} not found ({APT_HINT})")
+        return [q, "-cpu", "cortex-a53", exe, *args]
+    return [exe, *args]
+
+
+def _kernel_args(name, inputs, params, reps, work):
+    work = pathlib.Path(work)
+    fin, fout = work / f"{name}.in", work / f"{name}.out"
+    with open(fin, "wb") as fh:
+        for a in inputs:
+            a = np.asarray(a)
+            fh.write((a.astype("<i4") if a.dtype.kind in "iu" else a.astype("<f4")).tobytes())
+    return fin, fout, ["kernel", name, str(fin), str(fout), str(reps), *[repr(p) if isinstance(p, float) else str(p)
+                                                                       for p in params]]
+
+
+def run_kernel(exe, name: str, inputs: list, params: list, reps: int = 1, qemu: bool = False) -> np.ndarray:
+    """Run host kernel ``name`` (``bhpe_host kernel``) on ``inputs`` (float arrays written as float32, integer
+    arrays as int32, concatenated) with integer / float ``params``; returns its float32 outputs (flat)."""
+    with tempfile.TemporaryDirectory(prefix="bhpe-host-") as work:
+        fin, fout, args = _kernel_args(name, inputs, params, reps, work)
+        _run(_exec_cmd(exe, args, qemu))
+        return np.fromfile(fout, dtype="<f4")
+
+
+_INSN = re.compile(r"^0x([0-9a-f]+):", re.I)
+_EXEC = re.compile(r"^Trace \d+: (0x[0-9a-f]+) \[[0-9a-f]+/([0-9a-f]+)/", re.I)
+
+
+def _count_log(log) -> tuple[int, dict]:
+    """(instructions, guest block address -> [instruction addresses of the block, executions]) from a
+    ``-d in_asm,exec,nochain`` log. QEMU translates a block (``IN:`` and its instructions) right before its first
+    execution, so the first ``Trace`` of a new translation (host address) after an ``IN:`` block is that block;
+    a host address seen before is a block translated earlier (or, after a new ``IN:`` block at the same guest
+    address, reused: the new block replaces it)."""
+    by_host: dict[str, tuple[int, list]] = {}  # host address of the translation -> (guest address, its addresses)
+    prof: dict[int, list] = {}
+    pending: list | None = None
+    in_block = False
+    total = 0
+    with open(log, errors="replace") as fh:
+        for line in fh:
+            if line.startswith("Trace"):
+                m = _EXEC.match(line)
+                if not m:
+                    raise BinaryHPEError(f"{log}: unexpected exec line {line.strip()!r}")
+                host, pc = m.group(1), int(m.group(2), 16)
+                in_block = False
+                if pending and pending[0] == pc:
+                    by_host[host] = (pc, pending)
+                    pending = None
+                if host not in by_host:
+                    raise BinaryHPEError(f"{log}: block {pc:#x} executed without a logged translation")
+                gpc, addrs = by_host[host]
+                if gpc != pc:
+                    raise BinaryHPEError(f"{log}: translation {host} logged for {gpc:#x}, executed at {pc:#x}")
+                total += len(addrs)
+                e = prof.setdefault(pc, [addrs, 0])
+                if e[0] != addrs:
+                    raise BinaryHPEError(f"{log}: block {pc:#x} translated twice with different instructions")
+                e[1] += 1
+            elif line.startswith("IN:"):
+                pending, in_block = [], True
+            elif in_block:
+                m = _INSN.match(line)
+                if m:
+                    pending.append(int(m.group(1), 16))
+                elif not line.strip():
+                    in_block = False
+    return total, prof
+
+
+def profile(exe, args: list, timeout: float = 300) -> dict:
+    """The basic-block profile of ``exe args`` under qemu-aarch64 (the whole process): guest block address ->
+    [instruction addresses of the block, executions]. See the module docstring for the method."""
+    q = shutil.which(QEMU)
+    if q is None:
+        raise BinaryHPEError(f"{QEMU} not found ({APT_HINT})")
+    with tempfile.TemporaryDirectory(prefix="bhpe-qemu-") as work:
+        log = pathlib.Path(work) / "qemu.log"
+        _run([q, "-cpu", "cortex-a53", "-d", "in_asm,exec,nochain", "-D", log, exe, *args], timeout=timeout)
+        return _count_log(log)[1]
+
+
+def kernel_profile(exe, name: str, inputs: list, params: list) -> dict:
+    """The blocks of ONE run of kernel ``name``: block -> [addresses, executions with two runs minus executions
+    with one] (the process start, file reading and writing cancel); blocks whose count does not change are
+    left out."""
+    with tempfile.TemporaryDirectory(prefix="bhpe-host-") as work:
+        _, _, a1 = _kernel_args(name, inputs, params, 1, work)
+        _, _, a2 = _kernel_args(name, inputs, params, 2, work)
+        p1, p2 = profile(exe, a1), profile(exe, a2)
+    out = {}
+    for pc, (addrs, n2) in p2.items():
+        d = n2 - (p1[pc][1] if pc in p1 else 0)
+        if d:
+            out[pc] = [addrs, d]
+    return out
+
+
+def count_instructions(exe, args: list, timeout: float = 300) -> dict:
+    """Guest instructions of ``exe args`` under qemu-aarch64 (the whole process): {"instructions", "blocks",
+    "executions"}. See the module docstring for the method."""
+    q = shutil.which(QEMU)
+    if q is None:
+        raise BinaryHPEError(f"{QEMU} not found ({APT_HINT})")
+    with tempfile.TemporaryDirectory(prefix="bhpe-qemu-") as work:
+        log = pathlib.Path(work) / "qemu.log"
+        _run([q, "-cpu", "cortex-a53", "-d", "in_asm,exec,nochain", "-D", log, exe, *args], timeout=timeout)
+        n, prof = _count_log(log)
+    return {"instructions": n, "blocks": len(prof), "executions": sum(e[1] for e in prof.values())}
+
+
+def kernel_instructions(exe, name: str, inputs: list, params: list) -> int:
+    """Guest instructions of ONE run of kernel ``name``: the count with two runs minus the count with one (the
+    process start, file reading and writing cancel)."""
+    return sum(len(addrs) * n for addrs, n in kernel_profile(exe, name, inputs, params).values())
+
+
+__all__ = ["build_a53", "build_host", "build_regmodel", "count_instructions", "kernel_instructions", "kernel_profile",
+           "profile", "run_kernel", "tools"]
