@@ -6,43 +6,86 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- resize ------------------------------------------------------------------------------------------------ */
+/* ---- separable bilinear interpolation ----------------------------------------------------------------------- */
 
-/* upsample_bilinear2d, align_corners=False: src = (dst + 0.5) * in/out - 0.5, clamped at 0; the upper neighbour
- * is clamped to the last pixel. */
-static void axis_taps(int n_in, int n_out, int i, int *i0, int *i1, float *l1) {
+/* One axis of a bilinear sample: neighbours i0, i1 (inside the axis, so always readable) and their weights (0 for a
+ * neighbour outside the image: zero padding). */
+typedef struct {
+  int i0, i1;
+  float w0, w1;
+} bhpe_tap_t;
+
+/* grid_sample (bilinear, zeros, align_corners=False) along an axis of n pixels at pixel coordinate u (pixel
+ * centres at integers) */
+static bhpe_tap_t tap_zero(float u, int n) {
+  float f = floorf(u), a = u - f;
+  int i = (int)f;
+  bhpe_tap_t t;
+  t.w0 = (i >= 0 && i < n) ? 1.0f - a : 0.0f;
+  t.w1 = (i + 1 >= 0 && i + 1 < n) ? a : 0.0f;
+  t.i0 = i < 0 ? 0 : (i > n - 1 ? n - 1 : i);
+  t.i1 = i + 1 < 0 ? 0 : (i + 1 > n - 1 ? n - 1 : i + 1);
+  return t;
+}
+
+/* upsample_bilinear2d (align_corners=False) output pixel o of n_out over n_in: src = (o + 0.5) * n_in/n_out - 0.5,
+ * clamped at 0; the upper neighbour clamped to the last pixel */
+static bhpe_tap_t tap_resize(int n_in, int n_out, int o) {
   float scale = (float)n_in / (float)n_out;
-  float src = scale * ((float)i + 0.5f) - 0.5f;
+  float src = scale * ((float)o + 0.5f) - 0.5f;
   if (src < 0.0f) src = 0.0f;
   int a = (int)src;
   if (a > n_in - 1) a = n_in - 1;
-  *i0 = a;
-  *i1 = a < n_in - 1 ? a + 1 : a;
-  *l1 = src - (float)a;
+  bhpe_tap_t t;
+  t.i0 = a;
+  t.i1 = a < n_in - 1 ? a + 1 : a;
+  t.w1 = src - (float)a;
+  t.w0 = 1.0f - t.w1;
+  return t;
 }
 
-void bhpe_resize_bilinear(const float *in, int c, int h, int w, float *out, int oh, int ow) {
-  int x0[1024], x1[1024];
-  float lx[1024];
-  for (int xb = 0; xb < ow; xb += 1024) { /* column taps computed once per block of 1024 columns */
-    int n = ow - xb < 1024 ? ow - xb : 1024;
-    for (int i = 0; i < n; i++) axis_taps(w, ow, xb + i, &x0[i], &x1[i], &lx[i]);
+/* out (c, oh, ow) from in (c, h, w) with row taps ty[oh] and column taps tx[ow]: per output row, the two input rows
+ * blended over the columns the taps read (lo .. hi), then each output a blend of two of those; when the outputs
+ * are fewer than those columns, each output straight from its four pixels. */
+static void separable(const float *in, int c, int h, int w, const bhpe_tap_t *ty, int oh, const bhpe_tap_t *tx,
+                      int ow, float *out) {
+  int lo = w - 1, hi = 0;
+  for (int i = 0; i < ow; i++) {
+    lo = tx[i].i0 < lo ? tx[i].i0 : lo;
+    hi = tx[i].i1 > hi ? tx[i].i1 : hi;
+  }
+  if (hi - lo + 1 > ow) { /* fewer outputs than columns read (down-sampling): each output from its 4 pixels */
     for (int ch = 0; ch < c; ch++) {
       const float *p = in + (size_t)ch * h * w;
       for (int y = 0; y < oh; y++) {
-        int y0, y1;
-        float ly;
-        axis_taps(h, oh, y, &y0, &y1, &ly);
-        const float *r0 = p + (size_t)y0 * w, *r1 = p + (size_t)y1 * w;
-        float *o = out + ((size_t)ch * oh + y) * ow + xb;
-        for (int i = 0; i < n; i++) {
-          float top = (1.0f - lx[i]) * r0[x0[i]] + lx[i] * r0[x1[i]];
-          float bot = (1.0f - lx[i]) * r1[x0[i]] + lx[i] * r1[x1[i]];
-          o[i] = (1.0f - ly) * top + ly * bot;
-        }
+        const float *r0 = p + (size_t)ty[y].i0 * w, *r1 = p + (size_t)ty[y].i1 * w;
+        const float a = ty[y].w0, b = ty[y].w1;
+        float *o = out + ((size_t)ch * oh + y) * ow;
+        for (int i = 0; i < ow; i++)
+          o[i] = a * (tx[i].w0 * r0[tx[i].i0] + tx[i].w1 * r0[tx[i].i1]) +
+                 b * (tx[i].w0 * r1[tx[i].i0] + tx[i].w1 * r1[tx[i].i1]);
       }
     }
+    return;
   }
+  float tmp[w];
+  for (int ch = 0; ch < c; ch++) {
+    const float *p = in + (size_t)ch * h * w;
+    for (int y = 0; y < oh; y++) {
+      const float *r0 = p + (size_t)ty[y].i0 * w, *r1 = p + (size_t)ty[y].i1 * w;
+      const float a = ty[y].w0, b = ty[y].w1;
+      for (int x = lo; x <= hi; x++) tmp[x] = a * r0[x] + b * r1[x];
+      float *o = out + ((size_t)ch * oh + y) * ow;
+      for (int i = 0; i < ow; i++) o[i] = tx[i].w0 * tmp[tx[i].i0] + tx[i].w1 * tmp[tx[i].i1];
+    }
+  }
+}
+
+void bhpe_resize_bilinear(const float *in, int c, int h, int w, float *out, int oh, int ow) {
+  bhpe_tap_t tx[ow], ty[oh];
+  for (int i = 0; i < ow; i++) tx[i] = tap_resize(w, ow, i);
+  for (int i = 0; i < oh; i++) ty[i] = tap_resize(h, oh, i);
+  separable(in, c, h, w, ty, oh, tx, ow, out);
 }
 
 /* ---- soft-argmax ------------------------------------------------------------------------------------------- */
@@ -113,67 +156,33 @@ void bhpe_crop_box(const float *boxes, int n, int img_h, int img_w, int crop_h, 
   }
 }
 
-/* One axis of a bilinear sample at pixel coordinate u (pixel centres at integers) over n pixels: the lower
- * neighbour i0 and the weights of i0 and i0 + 1, a weight 0 where the neighbour is outside (zero padding). */
-typedef struct {
-  int i0;
-  float w0, w1;
-} bhpe_tap_t;
-
-static bhpe_tap_t tap(float u, int n) {
-  float f = floorf(u);
-  bhpe_tap_t t;
-  float a = u - f;
-  t.i0 = (int)f;
-  t.w0 = (t.i0 >= 0 && t.i0 < n) ? 1.0f - a : 0.0f;
-  t.w1 = (t.i0 + 1 >= 0 && t.i0 + 1 < n) ? a : 0.0f;
-  return t;
-}
-
-/* the sample of a plane at taps (tx, ty); neighbours with weight 0 are not read */
-static inline __attribute__((always_inline)) float sample(const float *plane, int w, bhpe_tap_t tx, bhpe_tap_t ty) {
-  float v = 0.0f;
-  if (ty.w0 != 0.0f) {
-    const float *r = plane + (size_t)ty.i0 * w;
-    if (tx.w0 != 0.0f) v += tx.w0 * ty.w0 * r[tx.i0];
-    if (tx.w1 != 0.0f) v += tx.w1 * ty.w0 * r[tx.i0 + 1];
-  }
-  if (ty.w1 != 0.0f) {
-    const float *r = plane + (size_t)(ty.i0 + 1) * w;
-    if (tx.w0 != 0.0f) v += tx.w0 * ty.w1 * r[tx.i0];
-    if (tx.w1 != 0.0f) v += tx.w1 * ty.w1 * r[tx.i0 + 1];
-  }
-  return v;
-}
-
 float bhpe_bilinear_zero(const float *plane, int h, int w, float x, float y) {
-  return sample(plane, w, tap(x, w), tap(y, h));
+  bhpe_tap_t tx = tap_zero(x, w), ty = tap_zero(y, h);
+  const float *r0 = plane + (size_t)ty.i0 * w, *r1 = plane + (size_t)ty.i1 * w;
+  return ty.w0 * (tx.w0 * r0[tx.i0] + tx.w1 * r0[tx.i1]) + ty.w1 * (tx.w0 * r1[tx.i0] + tx.w1 * r1[tx.i1]);
 }
 
 void bhpe_roi_align(const float *img, int c, int h, int w, const float *box, int oh, int ow, float min_size,
                     float *out) {
   const float cx = box[0], cy = box[1];
   const float bw = box[2] > min_size ? box[2] : min_size, bh = box[3] > min_size ? box[3] : min_size;
-  bhpe_tap_t tx[1024];
-  for (int xb = 0; xb < ow; xb += 1024) { /* the grid is separable: column taps once per block of columns */
-    int n = ow - xb < 1024 ? ow - xb : 1024;
-    for (int i = 0; i < n; i++) /* bin centre in image units, then grid_sample's pixel coordinate u * w - 0.5 */
-      tx[i] = tap((cx + bw * (((float)(xb + i) + 0.5f) / ow - 0.5f)) * w - 0.5f, w);
-    for (int y = 0; y < oh; y++) {
-      bhpe_tap_t ty = tap((cy + bh * (((float)y + 0.5f) / oh - 0.5f)) * h - 0.5f, h);
-      for (int ch = 0; ch < c; ch++) {
-        const float *p = img + (size_t)ch * h * w;
-        float *o = out + ((size_t)ch * oh + y) * ow + xb;
-        for (int i = 0; i < n; i++) o[i] = sample(p, w, tx[i], ty);
-      }
-    }
-  }
+  bhpe_tap_t tx[ow], ty[oh];
+  /* bin centre in image units, then grid_sample's pixel coordinate u * n - 0.5; the grid is separable */
+  for (int i = 0; i < ow; i++) tx[i] = tap_zero((cx + bw * (((float)i + 0.5f) / ow - 0.5f)) * w - 0.5f, w);
+  for (int i = 0; i < oh; i++) ty[i] = tap_zero((cy + bh * (((float)i + 0.5f) / oh - 0.5f)) * h - 0.5f, h);
+  separable(img, c, h, w, ty, oh, tx, ow, out);
 }
 
 void bhpe_sample_features(const float *feat, int c, int h, int w, const float *xy, int k, float *out) {
   for (int i = 0; i < k; i++) {
-    bhpe_tap_t tx = tap(xy[2 * i] * w - 0.5f, w), ty = tap(xy[2 * i + 1] * h - 0.5f, h);
-    for (int ch = 0; ch < c; ch++) out[(size_t)i * c + ch] = sample(feat + (size_t)ch * h * w, w, tx, ty);
+    bhpe_tap_t tx = tap_zero(xy[2 * i] * w - 0.5f, w), ty = tap_zero(xy[2 * i + 1] * h - 0.5f, h);
+    const float w00 = ty.w0 * tx.w0, w01 = ty.w0 * tx.w1, w10 = ty.w1 * tx.w0, w11 = ty.w1 * tx.w1;
+    const size_t o00 = (size_t)ty.i0 * w + tx.i0, o01 = (size_t)ty.i0 * w + tx.i1;
+    const size_t o10 = (size_t)ty.i1 * w + tx.i0, o11 = (size_t)ty.i1 * w + tx.i1;
+    for (int ch = 0; ch < c; ch++) {
+      const float *p = feat + (size_t)ch * h * w;
+      out[(size_t)i * c + ch] = (w00 * p[o00] + w01 * p[o01]) + (w10 * p[o10] + w11 * p[o11]);
+    }
   }
 }
 
