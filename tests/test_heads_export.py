@@ -190,25 +190,26 @@ def test_export_wholebody_writes_parts_and_host(tmp_path):
     assert man["parts"]["boxnet"]["output_shape"] == [1, 16 + 3, 64, 48]
     assert man["parts"]["hand_heads"]["input_shape"] == [1, 16, 4, 4]
     assert not any(x.hw for x in m.modules() if hasattr(x, "hw"))  # the model itself stays in float mode
-    names = [n["name"] for n in man["host"]]
-    for need in ("resize", "soft_argmax_3d_body", "soft_argmax_3d_hands", "soft_argmax_2d_boxnet", "crop_box",
-                 "roi_align", "sample_features_boxnet", "sample_features_rotation", "linear_boxnet_size",
-                 "linear_hand_pose_out", "linear_root_pose_out", "linear_body_pose_out", "linear_shape_out",
-                 "linear_cam_out", "linear_expr_out", "linear_jaw_pose_out", "mean_pool", "rot6d_to_axis_angle",
-                 "smplx"):
-        assert need in names
-    # the soft-argmax nodes exponentiate every heatmap logit the parts produce
+    kinds = {n["kind"] for n in man["host"]}
+    assert kinds == {"resize", "soft_argmax_2d", "soft_argmax_3d", "crop_box", "roi_align", "sample_features",
+                     "linear", "mean_pool", "rot6d_to_axis_angle", "smplx"}
     by = {n["name"]: n for n in man["host"]}
+    for n in man["host"]:
+        assert set(n) >= {"name", "kind", "flops", "bytes", "count"} and n["flops"] > 0 and n["bytes"] > 0
+    # the soft-argmax nodes read every heatmap logit the parts produce (10 flops each in 3D, 8 in 2D)
     p = man["parts"]
     hm = dict((n, c) for n, _, c in p["body_heads"]["output_channels"])["body_heatmap"]
-    assert by["soft_argmax_3d_body"]["transcendental"] == hm * int(np.prod(p["body_heads"]["output_shape"][2:]))
+    assert by["soft_argmax_3d_body"]["flops"] == 10 * hm * int(np.prod(p["body_heads"]["output_shape"][2:]))
     hm = dict((n, c) for n, _, c in p["hand_heads"]["output_channels"])["hand_heatmap"]
-    assert by["soft_argmax_3d_hands"]["transcendental"] == 2 * hm * int(np.prod(p["hand_heads"]["output_shape"][2:]))
-    assert by["soft_argmax_2d_boxnet"]["transcendental"] == 3 * int(np.prod(p["boxnet"]["output_shape"][2:]))
+    assert by["soft_argmax_3d_hand"]["flops"] == 10 * hm * int(np.prod(p["hand_heads"]["output_shape"][2:]))
+    assert by["soft_argmax_3d_hand"]["count"] == p["hand_heads"]["runs_per_frame"] == 2
+    centre = dict((n, c) for n, _, c in p["boxnet"]["output_channels"])["centre_logits"]
+    assert by["soft_argmax_2d_boxnet"]["flops"] == 8 * centre * int(np.prod(p["boxnet"]["output_shape"][2:]))
 
 
 def test_host_linear_nodes_match_the_model_layers():
-    """Each Linear node's FLOPs are 2 x weights + bias of the model's own nn.Linear (per run)."""
+    """Each Linear node is 2 x weights FLOPs per run (the host time model's formula) of the model's own
+    nn.Linear, run once per frame or once per hand / box."""
     m = build_wholebody("binaryhpe")
     by = {n["name"]: n for n in host_nodes(m)}
     for name, mod, runs in (("hand_pose_out", m.hand_rotation_net.hand_pose_out, 2),
@@ -217,15 +218,21 @@ def test_host_linear_nodes_match_the_model_layers():
                             ("shape_out", m.body_rotation_net.shape_out, 1),
                             ("cam_out", m.body_rotation_net.cam_out, 1),
                             ("expr_out", m.face_regressor.expr_out, 1),
-                            ("jaw_pose_out", m.face_regressor.jaw_pose_out, 1)):
+                            ("jaw_pose_out", m.face_regressor.jaw_pose_out, 1),
+                            ("boxnet_hidden", m.boxnet.lhand_size[0], 3),
+                            ("boxnet_size", m.boxnet.lhand_size[2], 3)):
         assert isinstance(mod, nn.Linear)
-        assert by[f"linear_{name}"]["flops"] == runs * (2 * mod.weight.numel() + mod.bias.numel())
-        assert by[f"linear_{name}"]["bytes"] >= runs * 4 * mod.weight.numel()
+        n = by[f"linear_{name}"]
+        assert n["flops"] == 2 * mod.weight.numel() and n["count"] == runs
+        # float32 weights, bias, input and output
+        assert n["bytes"] == 4 * (mod.weight.numel() + mod.bias.numel() + mod.in_features + mod.out_features)
     # the SMPL-X pose blend shapes dominate its memory traffic: (V, 3, 486) float32
     assert by["smplx"]["bytes"] > 10475 * 3 * 486 * 4
-    # roi_align crops 2 hands at 256 x 256 and the face at 192 x 192, 3 channels
-    assert "256 x 256" in by["roi_align"]["computes"] and by["roi_align"]["flops"] % (3 * (2 * 256 * 256 + 192 * 192)) == 0
-    assert all(isinstance(n["flops"], int) and n["flops"] > 0 and n["bytes"] > 0 for n in by.values())
+    # crops: 2 hands at 256 x 256, the face at 192 x 192, 3 channels, 8 flops an output value
+    assert by["roi_align_hand"]["flops"] == 8 * 3 * 256 * 256 and by["roi_align_hand"]["count"] == 2
+    assert by["roi_align_face"]["flops"] == 8 * 3 * 192 * 192
+    # 1 root + 21 body + 1 jaw + 2 x 15 hand rotations
+    assert by["rot6d_to_axis_angle"]["dims"] == [53]
 
 
 def test_part_without_hardware_mode_is_reported(tmp_path):

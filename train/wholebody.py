@@ -494,18 +494,24 @@ HOST_WHY = {
     "linear": "full-precision (or, for the BoxNet size MLPs' hidden layers, binary) Linear layers on a few "
               "hundred sampled values: too small to pay for a hardware pass",
     "mean_pool": "a global mean feeding host Linear layers",
-    "rot6d": "6D -> rotation matrix -> axis-angle: normalisation, cross product, sqrt, atan2",
+    "rot6d_to_axis_angle": "6D -> rotation matrix -> axis-angle: normalisation, cross product, sqrt, atan2",
     "smplx": "the SMPL-X layer (shape/pose blend shapes, joint regression, linear blend skinning): float "
              "arithmetic on the licensed model arrays",
 }
-
-# per-element costs of the host kernels (counted from the float code of train/boxnet.py / train/wholebody.py)
-_BILINEAR = 9  # three lerps a + t (b - a)
-_DEQUANT = 1  # an X integer from the hardware times 2^-res_frac
-_QUANT_IN = 3  # 2 x - 1 folded into one scale, floor, clamp to the encoders' Q(8, 7) input
-_ROT6D_FLOPS, _ROT6D_TRANS = 90, 9  # Gram-Schmidt + quaternion + axis-angle; 7 sqrt, atan2, sin
-_SMPLX_VERTS = 10475  # the official SMPL-X mesh
-_F32, _X16, _I8 = 4, 2, 1  # bytes: host floats, X-format hardware outputs (16-bit containers), encoder inputs
+HOST_FLOPS = {  # per run, the host time model's formulas (compile/host/a53.py is calibrated with these)
+    "resize": lambda c, oh, ow: 8 * c * oh * ow,
+    "roi_align": lambda c, oh, ow: 8 * c * oh * ow,
+    "sample_features": lambda c, k: 8 * c * k,
+    "soft_argmax_2d": lambda k, h, w: 8 * k * h * w,
+    "soft_argmax_3d": lambda j, d, h, w: 10 * j * d * h * w,
+    "crop_box": lambda n: 10 * n,
+    "linear": lambda i, o: 2 * i * o,
+    "mean_pool": lambda c, h, w: c * h * w,
+    "rot6d_to_axis_angle": lambda n: 60 * n,
+    "smplx": lambda v, j, p, pb: 2 * v * 3 * (p + pb) + 2 * j * v * 3 + 2 * v * j * 12 + 24 * v,
+}
+SMPLX_VERTS = 10475  # the official SMPL-X mesh
+_F32 = 4
 
 
 def _feat_hw(enc_cfg, size) -> tuple:
@@ -513,18 +519,18 @@ def _feat_hw(enc_cfg, size) -> tuple:
     return size[0] // f, size[1] // f
 
 
-def host_nodes(model: "WholeBodyModel", smplx_verts: int = _SMPLX_VERTS) -> list:
-    """The host part of one frame: a list of nodes {name, computes, why, flops, transcendental, bytes}.
+def host_nodes(model: "WholeBodyModel", smplx_verts: int = SMPLX_VERTS) -> list:
+    """The host part of one frame: nodes {name, kind, computes, why, dims, flops, bytes, count}.
 
-    Sizes per frame for the model's config. ``flops``: float operations (a multiply-add is 2; a comparison,
-    a dequantization multiply, a floor each 1); ``transcendental``: exp / sqrt / atan2 / sin / sigmoid calls
-    (counted apart: their cost is a library call, not one operation); ``bytes``: the bytes the kernel reads and
-    writes, every tap counted (no cache reuse), hardware outputs at their 16-bit X containers, host tensors
-    and weights as float32, the encoders' inputs as 8-bit integers. ``smplx_verts``: the SMPL-X mesh size
-    (10,475 for the official model)."""
+    ``flops`` and ``bytes`` are per run, ``count`` runs per frame, for the model's config. ``kind`` selects the
+    FLOP formula (``HOST_FLOPS``, the one the host time model is calibrated with; ``dims`` its arguments);
+    ``bytes`` are float32 bytes read and written (inputs, weights, outputs; a bilinear output reads 4 taps).
+    ``smplx_verts``: the SMPL-X mesh size (10,475 for the official model)."""
+    from binaryhpe.train.smplx_model import NUM_JOINTS, NUM_POSE_BASIS
+
     cfg = model.cfg
     J, Jh, D, c = cfg.body_joints, cfg.hand_joints, cfg.hm_depth, cfg.head_channels
-    cb, ch, cf = model.body_encoder.out_channels, model.hand_encoder.out_channels, model.face_encoder.out_channels
+    cb, cf = model.body_encoder.out_channels, model.face_encoder.out_channels
     h, w = _feat_hw(cfg.body_encoder, cfg.body_size)
     hh, wh = _feat_hw(cfg.hand_encoder, cfg.hand_size)
     hf, wf = _feat_hw(cfg.face_encoder, cfg.face_size)
@@ -532,73 +538,64 @@ def host_nodes(model: "WholeBodyModel", smplx_verts: int = _SMPLX_VERTS) -> list
     cbox, hid = model.boxnet.bbox_center.in_channels, cfg.boxnet_hidden
     nodes = []
 
-    def add(name, computes, why, flops, bytes_, trans=0):
-        nodes.append({"name": name, "computes": computes, "why": HOST_WHY[why], "flops": int(flops),
-                      "transcendental": int(trans), "bytes": int(bytes_)})
+    def add(name, kind, computes, dims, read, write, count=1):
+        why = HOST_WHY["soft_argmax" if kind.startswith("soft_argmax") else kind]
+        nodes.append({"name": name, "kind": kind, "computes": computes, "why": why, "dims": list(dims),
+                      "flops": int(HOST_FLOPS[kind](*dims)), "bytes": int((read + write) * _F32),
+                      "count": int(count)})
 
-    n = 3 * cfg.body_size[0] * cfg.body_size[1]
-    add("resize", f"bilinear resize of the 3 x {cfg.image_size[0]} x {cfg.image_size[1]} image to the body size "
-        f"{cfg.body_size[0]} x {cfg.body_size[1]}, quantized to the body encoder's input",
-        "resize", n * (_BILINEAR + _QUANT_IN), n * (4 * _F32 + _I8))
-
-    def soft3(name, joints, fh, fw, runs, what):
-        # per logit: dequantize, max, subtract, exp, sum, 3 marginal sums; per joint: 3 expectations, 3 divisions
-        e = joints * D * fh * fw * runs
-        add(name, f"3D soft-argmax of {what}: {runs} x {joints} joints x {D} depth bins x {fh} x {fw} pixels",
-            "soft_argmax", e * 7 + runs * joints * (2 * (D + fh + fw) + 3),
-            e * _X16 + runs * joints * 3 * _F32, trans=e)
-
-    soft3("soft_argmax_3d_body", J, h, w, 1, "the body heatmap (body_heads output)")
-    soft3("soft_argmax_3d_hands", Jh, hh, wh, 2, "the hand heatmaps (hand_heads output, both crops)")
-    e = 3 * h * up * w * up
-    add("soft_argmax_2d_boxnet", f"2D soft-argmax of the 3 box-centre maps of {h * up} x {w * up} (boxnet output)",
-        "soft_argmax", e * 6 + 3 * (2 * (h + w) * up + 2), e * _X16 + 3 * 2 * _F32, trans=e)
-    e = 3 * cbox
-    add("sample_features_boxnet", f"bilinear samples of the {cbox} BoxNet features at the 3 centres",
-        "sample_features", e * (4 * _DEQUANT + _BILINEAR), e * (4 * _X16 + _F32))
-    bin_ = cfg.boxnet == "binary"
-    add("linear_boxnet_size", f"3 size MLPs: Linear({cbox}, {hid}) ({'binary' if bin_ else 'float'}) + ReLU + "
-        f"Linear({hid}, 2)", "linear",
-        3 * ((cbox * hid if bin_ else 2 * cbox * hid) + 2 * hid + 2 * hid * 2 + 2 + (cbox if bin_ else 0)),
-        3 * ((cbox * hid // 8 + hid * _F32 if bin_ else cbox * hid * _F32) + (hid * 2 + 2 + hid) * _F32))
-    add("crop_box", "the 3 predicted boxes widened to the crops' aspect ratio and enlarged", "crop_box",
-        3 * 12, 3 * 8 * _F32)
-    nh, nf = 3 * cfg.hand_size[0] * cfg.hand_size[1], 3 * cfg.face_size[0] * cfg.face_size[1]
-    add("roi_align", f"bilinear crops of the input image: 2 hands at {cfg.hand_size[0]} x {cfg.hand_size[1]} (the "
-        f"left one mirrored), the face at {cfg.face_size[0]} x {cfg.face_size[1]}, quantized to the encoders' "
-        "input", "roi_align", (2 * nh + nf) * (_BILINEAR + _QUANT_IN), (2 * nh + nf) * (4 * _F32 + _I8))
+    bh, bw = cfg.body_size
+    add("resize", "resize", f"bilinear resize of the {cfg.image_size[0]} x {cfg.image_size[1]} image to the body "
+        f"size {bh} x {bw} (3 channels), quantized to the body encoder's input", (3, bh, bw),
+        4 * 3 * bh * bw, 3 * bh * bw)
+    add("soft_argmax_3d_body", "soft_argmax_3d", f"3D soft-argmax of the body heatmap (body_heads): {J} joints x "
+        f"{D} depth bins x {h} x {w}", (J, D, h, w), J * D * h * w, J * 3)
+    add("soft_argmax_3d_hand", "soft_argmax_3d", f"3D soft-argmax of a hand heatmap (hand_heads, per crop): {Jh} "
+        f"joints x {D} depth bins x {hh} x {wh}", (Jh, D, hh, wh), Jh * D * hh * wh, Jh * 3, count=2)
+    H2, W2 = h * up, w * up
+    add("soft_argmax_2d_boxnet", "soft_argmax_2d", f"2D soft-argmax of the 3 box-centre maps (boxnet) of {H2} x "
+        f"{W2}", (3, H2, W2), 3 * H2 * W2, 3 * 2)
+    add("sample_features_boxnet", "sample_features", f"bilinear samples of the {cbox} BoxNet features at the 3 "
+        "box centres", (cbox, 3), 4 * cbox * 3, cbox * 3)
+    add("linear_boxnet_hidden", "linear", f"a BoxNet size MLP's hidden layer: Linear({cbox}, {hid})"
+        + (" (binary) + ReLU" if cfg.boxnet == "binary" else " + ReLU") + ", for each of the 3 boxes",
+        (cbox, hid), cbox + cbox * hid + hid, hid, count=3)
+    add("linear_boxnet_size", "linear", f"a BoxNet size MLP's output layer: Linear({hid}, 2), for each of the 3 "
+        "boxes", (hid, 2), hid + hid * 2 + 2, 2, count=3)
+    add("crop_box", "crop_box", "the 3 predicted boxes widened to the crops' aspect ratio and enlarged", (3,),
+        3 * 4, 3 * 4)
+    hs, fs = cfg.hand_size, cfg.face_size
+    add("roi_align_hand", "roi_align", f"a bilinear crop of the input image at a hand box, {hs[0]} x {hs[1]} (the "
+        "left one mirrored), quantized to the hand encoder's input", (3, *hs), 4 * 3 * hs[0] * hs[1],
+        3 * hs[0] * hs[1], count=2)
+    add("roi_align_face", "roi_align", f"a bilinear crop of the input image at the face box, {fs[0]} x {fs[1]}, "
+        "quantized to the face encoder's input", (3, *fs), 4 * 3 * fs[0] * fs[1], 3 * fs[0] * fs[1])
     mcp = len(cfg.hand_mcp)
-    e = (J + 2 * mcp + 2 * Jh) * c
-    add("sample_features_rotation", f"bilinear samples of the rotation nets' {c}-channel conv outputs at {J} body "
-        f"joints, 2 x {mcp} MCP joints and 2 x {Jh} hand joints", "sample_features",
-        e * (4 * _DEQUANT + _BILINEAR), e * (4 * _X16 + _F32))
+    add("sample_features_body", "sample_features", f"bilinear samples of body_conv ({c} channels) at the {J} body "
+        "joints", (c, J), 4 * c * J, c * J)
+    add("sample_features_mcp", "sample_features", f"bilinear samples of lhand_conv / rhand_conv ({c} channels) at "
+        f"a hand's {mcp} MCP joints", (c, mcp), 4 * c * mcp, c * mcp, count=2)
+    add("sample_features_hand", "sample_features", f"bilinear samples of hand_conv ({c} channels) at a hand's {Jh} "
+        "joints", (c, Jh), 4 * c * Jh, c * Jh, count=2)
     d = (J + 2 * mcp) * (c + 3)
-    lin = [("hand_pose_out", Jh * (c + 3), HAND_POSE_JOINTS * 6, 2), ("root_pose_out", d, 6, 1),
-           ("body_pose_out", d, BODY_POSE_JOINTS * 6, 1), ("shape_out", cb, cfg.num_betas, 1),
-           ("cam_out", cb, 3, 1), ("expr_out", cf, cfg.num_expression, 1), ("jaw_pose_out", cf, 6, 1)]
-    for name, i, o, runs in lin:
-        add(f"linear_{name}", f"{name}: Linear({i}, {o})" + (f" x {runs} hands" if runs > 1 else ""), "linear",
-            runs * (2 * i * o + o), runs * (i * o + o + i + o) * _F32)
-    e1, e2 = cb * h * w, cf * hf * wf
-    add("mean_pool", f"global means of the body feature ({cb} x {h} x {w}) and the face feature ({cf} x {hf} x "
-        f"{wf})", "mean_pool", e1 + e2 + cb + cf, (e1 + e2) * _X16 + (cb + cf) * _F32)
+    for name, i, o, runs in (("hand_pose_out", Jh * (c + 3), HAND_POSE_JOINTS * 6, 2), ("root_pose_out", d, 6, 1),
+                             ("body_pose_out", d, BODY_POSE_JOINTS * 6, 1), ("shape_out", cb, cfg.num_betas, 1),
+                             ("cam_out", cb, 3, 1), ("expr_out", cf, cfg.num_expression, 1),
+                             ("jaw_pose_out", cf, 6, 1)):
+        add(f"linear_{name}", "linear", f"{name}: Linear({i}, {o})" + (", per hand" if runs > 1 else ""), (i, o),
+            i + i * o + o, o, count=runs)
+    add("mean_pool_body", "mean_pool", f"global mean of the body feature ({cb} x {h} x {w})", (cb, h, w),
+        cb * h * w, cb)
+    add("mean_pool_face", "mean_pool", f"global mean of the face feature ({cf} x {hf} x {wf})", (cf, hf, wf),
+        cf * hf * wf, cf)
     nrot = 1 + BODY_POSE_JOINTS + 1 + 2 * HAND_POSE_JOINTS
-    add("rot6d_to_axis_angle", f"{nrot} rotations 6D -> axis-angle (root, {BODY_POSE_JOINTS} body, jaw, "
-        f"2 x {HAND_POSE_JOINTS} hand) and the camera's sigmoid", "rot6d", nrot * _ROT6D_FLOPS + 5,
-        nrot * (6 + 3) * _F32, trans=nrot * _ROT6D_TRANS + 1)
-    from binaryhpe.train.smplx_model import NUM_JOINTS, NUM_POSE_BASIS
-
-    V, NJ, nb = smplx_verts, NUM_JOINTS, cfg.num_betas + cfg.num_expression
-    flops = (V * 3 * nb * 2  # shape + expression blend shapes
-             + NJ * V * 3 * 2  # joint regression
-             + NJ * 40  # Rodrigues
-             + V * 3 * NUM_POSE_BASIS * 2  # pose blend shapes
-             + NJ * 64 * 2  # kinematic chain (4x4 products)
-             + V * NJ * 16 * 2 + V * 12 * 2  # skinning: per-vertex transform, applied
-             + V * 3)  # root-relative
-    by = (V * 3 * (nb + 1 + NUM_POSE_BASIS) + NJ * V + V * NJ + V * 3) * _F32
-    add("smplx", f"SMPL-X: {nb} shape+expression blend shapes, {NJ}-joint regression, {NUM_POSE_BASIS}-dim pose "
-        f"blend shapes, linear blend skinning of {V} vertices", "smplx", flops, by, trans=NJ * 3)
+    add("rot6d_to_axis_angle", "rot6d_to_axis_angle", f"{nrot} rotations 6D -> axis-angle (root, "
+        f"{BODY_POSE_JOINTS} body, jaw, 2 x {HAND_POSE_JOINTS} hand)", (nrot,), nrot * 6, nrot * 3)
+    V, NJ, P = smplx_verts, NUM_JOINTS, cfg.num_betas + cfg.num_expression
+    weights = V * 3 + V * 3 * P + V * 3 * NUM_POSE_BASIS + NJ * V + V * NJ  # template, blend shapes, regressor, skin
+    add("smplx", "smplx", f"SMPL-X: {P} shape + expression blend shapes, {NJ}-joint regression, "
+        f"{NUM_POSE_BASIS}-dim pose blend shapes, linear blend skinning of {V} vertices", (V, NJ, P, NUM_POSE_BASIS),
+        weights + P + NJ * 3, V * 3 + NJ * 3)
     return nodes
 
 
