@@ -256,3 +256,31 @@ def test_paper_scale_parts_export_exact(tmp_path):
         e = export_part(m, name, tmp_path, check=True)
         assert (e["input_shape"], e["output_shape"]) == shapes[name]
         assert e["check"]["mismatches"] == 0 and e["check"]["elements"] == int(np.prod(shapes[name][1]))
+
+
+def test_tiny_parts_lower_and_stay_exact_in_the_compiler(tmp_path):
+    """The exported parts are what the compiler takes: lowered (ConvTranspose by polyphase decomposition,
+    compile/lower.py), optimized, and the compiler's integer graph equals the exact QONNX reference and the
+    hardware-mode PyTorch part on every element."""
+    from binaryhpe.compile.lower import load_qonnx, lower
+    from binaryhpe.compile.passes import optimize
+    from binaryhpe.compile.reference import compare_with_onnx
+
+    m = _model()
+    rng = np.random.default_rng(5)
+    for name in PART_NAMES:
+        e = export_part(m, name, tmp_path, check=False)
+        hw = to_hardware(build_part(m, name), part_numerics(m, name))
+        mw = load_qonnx(e["path"])
+        g = lower(mw, source=name)
+        optimize(g)
+        kinds = {type(lay).__name__ for lay in g.layers}
+        if name == "boxnet":
+            assert {"XnorMvu", "FxpMvu", "PhaseShuffle"} <= kinds
+        for x in (rng.normal(0, 2, e["input_shape"]).astype(np.float32),
+                  np.full(e["input_shape"], 40.0, np.float32)):
+            r = compare_with_onnx(g, mw, x)
+            assert r["output_exact"], (name, r["first_mismatch"])
+            with torch.no_grad():
+                want = hw(torch.tensor(x)).numpy()[0].transpose(1, 2, 0)
+            assert np.array_equal(g.tensors[g.output].fmt.to_real(r["env"][g.output]), want), name
