@@ -418,3 +418,19 @@ def test_a53_constants_are_measured(tmp_path):
                                                 np.zeros(32, np.float32)], [2048, 32, 1])
     assert big / A.FLOPS["linear"](2048, 32) == pytest.approx(a53.MEASURED["linear"]["instructions_per_flop"],
                                                               rel=0.05)
+
+
+def test_host_time_reads_the_manifest_host_nodes():
+    """Every host node of the whole-body model maps to a measured kind; the flop formulas are the model's."""
+    from binaryhpe.train import wholebody as W
+
+    nodes = W.host_nodes(W.build_wholebody("tiny-wholebody"))
+    r = a53.host_time(nodes, 1.2e9)
+    assert len(r["per_node"]) == len(nodes) and r["ms_per_frame"] > 0
+    assert {n["kind"] for n in r["per_node"]} >= {"resize", "roi_align", "linear", "smplx", "soft_argmax_3d"}
+    flops = getattr(W, "HOST_FLOPS", None)
+    if flops is not None:  # the manifest's formulas are the ones the constants were calibrated with
+        for k, f in a53.FLOPS.items():
+            args = {"smplx": (1000, 55, 20)}.get(k, (3, 5, 7, 11)[:f.__code__.co_argcount])
+            extra = ((55 - 1) * 9,) if k == "smplx" else ()
+            assert flops[k](*args, *extra) == f(*args), k
