@@ -68,4 +68,5 @@ def test_descriptor_fields():
     assert word(0) & 0xF == 0 and (word(0) >> 17) & 0x1F == 3
     assert (word(2) & 0xFF, (word(2) >> 16) & 0xFF, (word(2) >> 24) & 0xFF) == (3, 1, 1)
     assert (word(11) & 0xFFFF, (word(11) >> 48) & 0xFFFF) == (-(-40 // cases.PE), 4)
-    assert (word(12) & 0xF, (word(12) >> 4) & 0x3F, (word(12) >> 10) & 0xFF) == (1, 20, 2)
+    assert (word(12) & 0xFF, word(12) >> 32) == (1, 0)  # pad_x = pad, out_row_stride 0
+    assert (word(13) & 0xF, (word(13) >> 4) & 0x3F, (word(13) >> 10) & 0xFF) == (1, 20, 2)
