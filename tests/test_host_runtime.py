@@ -346,6 +346,19 @@ def test_a53_kernels_equal_the_host(host_exe, a53_exe, tmp_path):
     assert identical >= len(cases) - 3  # bit-identical except where libm differs
 
 
+@pytest.mark.skipif(B.tools("a9")["cross"] is None or B.tools("a9")["qemu"] is None,
+                    reason="arm-linux-gnueabihf-gcc or qemu-arm not installed (Debian: apt-get install "
+                           f"{B.TARGETS['a9']['apt']}); the Zynq-7000 (Cortex-A9) build is not tested")
+def test_a9_kernels_under_qemu(host_exe, tmp_path):
+    """The Zynq-7000's Cortex-A9 build (ARMv7, NEON, hard float) under qemu-arm: every kernel case within the
+    tolerance of the PyTorch reference and within 1e-6 of the host build."""
+    exe = B.build_core("a9", tmp_path)
+    for _, name, ins, prm, r in CASES:
+        a = B.run_kernel(exe, name, ins, prm, qemu=True, core="a9")
+        _close(a, r.numpy())
+        assert np.allclose(a, B.run_kernel(host_exe, name, ins, prm), rtol=1e-6, atol=1e-7), name
+
+
 @NEED_A53
 def test_a53_driver_under_qemu(tmp_path):
     exe = B.build_regmodel(tmp_path, cc=B.CROSS_CC)

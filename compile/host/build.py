@@ -1,6 +1,7 @@
 """Build and run the host runtime (``compile/host/runtime``, docs/host.md): with the system ``gcc`` for this
-machine, with Debian's ``aarch64-linux-gnu-gcc -static`` for the Zynq UltraScale+'s Cortex-A53, run under
-``qemu-aarch64`` (user mode) where it is installed, and count the guest instructions a kernel executes.
+machine, with Debian's ``aarch64-linux-gnu-gcc -static`` for the Zynq UltraScale+'s Cortex-A53 (and
+``arm-linux-gnueabihf-gcc -static`` for the Zynq-7000's Cortex-A9), run under ``qemu-aarch64`` / ``qemu-arm``
+(user mode) where installed, and count the guest instructions a kernel executes.
 
 Instruction counts: ``qemu-aarch64 -d in_asm,exec,nochain`` logs every translated block (its guest instructions)
 and every execution of a block (``nochain``: no direct jumps between blocks, so each execution is logged);
@@ -26,11 +27,29 @@ RUNTIME = pathlib.Path(__file__).resolve().parent / "runtime"
 SOURCES = ("main.c", "kernels.c", "engine.c")
 HEADERS = ("bhpe_host.h", "bhpe_engine.h")
 CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic"]
-#: the Cortex-A53 (ZU3EG / ZU7EV processing system): AArch64, tuned for the A53
-A53_FLAGS = ["-static", "-mcpu=cortex-a53"]
-CROSS_CC = "aarch64-linux-gnu-gcc"
-QEMU = "qemu-aarch64"
+#: the boards' cores: the Cortex-A53 (ZU3EG / ZU7EV processing system: AArch64) and the Cortex-A9 (Zynq-7000: ARMv7,
+#: NEON, hard float); cross compiler, its flags (static: runs on the board and under QEMU without a sysroot),
+#: QEMU user-mode emulator and CPU, objdump, and llvm-mca's target options
+TARGETS = {
+    "a53": {"cc": "aarch64-linux-gnu-gcc", "flags": ["-static", "-mcpu=cortex-a53"], "qemu": "qemu-aarch64",
+            "cpu": "cortex-a53", "objdump": "aarch64-linux-gnu-objdump",
+            "mca": ["-mtriple=aarch64", "-mcpu=cortex-a53"],
+            "apt": "gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"},
+    "a9": {"cc": "arm-linux-gnueabihf-gcc", "flags": ["-static", "-mcpu=cortex-a9", "-mfpu=neon", "-mfloat-abi=hard"],
+           "qemu": "qemu-arm", "cpu": "cortex-a9", "objdump": "arm-linux-gnueabihf-objdump",
+           "mca": ["-mtriple=thumbv7-linux-gnueabihf", "-mcpu=cortex-a9", "-mattr=+neon,+vfp3"],
+           "apt": "gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user"},
+}
+A53_FLAGS = TARGETS["a53"]["flags"]
+CROSS_CC = TARGETS["a53"]["cc"]
+QEMU = TARGETS["a53"]["qemu"]
 APT_HINT = "Debian: apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
+
+
+def _target(core: str) -> dict:
+    if core not in TARGETS:
+        raise BinaryHPEError(f"host core {core!r}: expected one of {', '.join(TARGETS)}")
+    return TARGETS[core]
 
 
 def _run(cmd, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
@@ -41,9 +60,10 @@ def _run(cmd, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
     return r
 
 
-def tools() -> dict:
-    """Paths of the host C compiler, the AArch64 cross compiler and qemu-aarch64 (None where absent)."""
-    return {"gcc": shutil.which("gcc"), "cross": shutil.which(CROSS_CC), "qemu": shutil.which(QEMU)}
+def tools(core: str = "a53") -> dict:
+    """Paths of the host C compiler, the core's cross compiler and its QEMU (None where absent)."""
+    t = _target(core)
+    return {"gcc": shutil.which("gcc"), "cross": shutil.which(t["cc"]), "qemu": shutil.which(t["qemu"])}
 
 
 def _digest(files, flags) -> str:
@@ -78,7 +98,13 @@ def build_host(out_dir) -> pathlib.Path:
 def build_a53(out_dir) -> pathlib.Path:
     """``bhpe_host`` for the Cortex-A53: AArch64 Linux, statically linked (runs on the board and under
     qemu-aarch64 without a sysroot)."""
-    return _build(CROSS_CC, A53_FLAGS, list(SOURCES), "bhpe_host_a53", out_dir)
+    return build_core("a53", out_dir)
+
+
+def build_core(core: str, out_dir) -> pathlib.Path:
+    """``bhpe_host`` for ``core`` (``TARGETS``: "a53", "a9"), statically linked."""
+    t = _target(core)
+    return _build(t["cc"], t["flags"], list(SOURCES), f"bhpe_host_{core}", out_dir)
 
 
 def build_regmodel(out_dir, cc: str = "gcc") -> pathlib.Path:
@@ -88,13 +114,16 @@ def build_regmodel(out_dir, cc: str = "gcc") -> pathlib.Path:
                   out_dir)
 
 
-def _exec_cmd(exe, args, qemu: bool) -> list:
-    if qemu:
-        q = shutil.which(QEMU)
-        if q is None:
-            raise BinaryHPEError(f"{QEMU} not found ({APT_HINT})")
-        return [q, "-cpu", "cortex-a53", exe, *args]
-    return [exe, *args]
+def _qemu(core: str) -> list:
+    t = _target(core)
+    q = shutil.which(t["qemu"])
+    if q is None:
+        raise BinaryHPEError(f"{t['qemu']} not found (Debian: apt-get install {t['apt']})")
+    return [q, "-cpu", t["cpu"]]
+
+
+def _exec_cmd(exe, args, qemu: bool, core: str = "a53") -> list:
+    return [*_qemu(core), exe, *args] if qemu else [exe, *args]
 
 
 def _kernel_args(name, inputs, params, reps, work):
@@ -108,12 +137,14 @@ def _kernel_args(name, inputs, params, reps, work):
                                                                        for p in params]]
 
 
-def run_kernel(exe, name: str, inputs: list, params: list, reps: int = 1, qemu: bool = False) -> np.ndarray:
+def run_kernel(exe, name: str, inputs: list, params: list, reps: int = 1, qemu: bool = False,
+               core: str = "a53") -> np.ndarray:
     """Run host kernel ``name`` (``bhpe_host kernel``) on ``inputs`` (float arrays written as float32, integer
-    arrays as int32, concatenated) with integer / float ``params``; returns its float32 outputs (flat)."""
+    arrays as int32, concatenated) with integer / float ``params``, under ``core``'s QEMU with ``qemu``; returns
+    its float32 outputs (flat)."""
     with tempfile.TemporaryDirectory(prefix="bhpe-host-") as work:
         fin, fout, args = _kernel_args(name, inputs, params, reps, work)
-        _run(_exec_cmd(exe, args, qemu))
+        _run(_exec_cmd(exe, args, qemu, core))
         return np.fromfile(fout, dtype="<f4")
 
 
@@ -164,26 +195,24 @@ def _count_log(log) -> tuple[int, dict]:
     return total, prof
 
 
-def profile(exe, args: list, timeout: float = 300) -> dict:
-    """The basic-block profile of ``exe args`` under qemu-aarch64 (the whole process): guest block address ->
+def profile(exe, args: list, timeout: float = 300, core: str = "a53") -> dict:
+    """The basic-block profile of ``exe args`` under ``core``'s QEMU (the whole process): guest block address ->
     [instruction addresses of the block, executions]. See the module docstring for the method."""
-    q = shutil.which(QEMU)
-    if q is None:
-        raise BinaryHPEError(f"{QEMU} not found ({APT_HINT})")
+    q = _qemu(core)
     with tempfile.TemporaryDirectory(prefix="bhpe-qemu-") as work:
         log = pathlib.Path(work) / "qemu.log"
-        _run([q, "-cpu", "cortex-a53", "-d", "in_asm,exec,nochain", "-D", log, exe, *args], timeout=timeout)
+        _run([*q, "-d", "in_asm,exec,nochain", "-D", log, exe, *args], timeout=timeout)
         return _count_log(log)[1]
 
 
-def kernel_profile(exe, name: str, inputs: list, params: list) -> dict:
+def kernel_profile(exe, name: str, inputs: list, params: list, core: str = "a53") -> dict:
     """The blocks of ONE run of kernel ``name``: block -> [addresses, executions with two runs minus executions
     with one] (the process start, file reading and writing cancel); blocks whose count does not change are
     left out."""
     with tempfile.TemporaryDirectory(prefix="bhpe-host-") as work:
         _, _, a1 = _kernel_args(name, inputs, params, 1, work)
         _, _, a2 = _kernel_args(name, inputs, params, 2, work)
-        p1, p2 = profile(exe, a1), profile(exe, a2)
+        p1, p2 = profile(exe, a1, core=core), profile(exe, a2, core=core)
     out = {}
     for pc, (addrs, n2) in p2.items():
         d = n2 - (p1[pc][1] if pc in p1 else 0)
@@ -195,12 +224,9 @@ def kernel_profile(exe, name: str, inputs: list, params: list) -> dict:
 def count_instructions(exe, args: list, timeout: float = 300) -> dict:
     """Guest instructions of ``exe args`` under qemu-aarch64 (the whole process): {"instructions", "blocks",
     "executions"}. See the module docstring for the method."""
-    q = shutil.which(QEMU)
-    if q is None:
-        raise BinaryHPEError(f"{QEMU} not found ({APT_HINT})")
     with tempfile.TemporaryDirectory(prefix="bhpe-qemu-") as work:
         log = pathlib.Path(work) / "qemu.log"
-        _run([q, "-cpu", "cortex-a53", "-d", "in_asm,exec,nochain", "-D", log, exe, *args], timeout=timeout)
+        _run([*_qemu("a53"), "-d", "in_asm,exec,nochain", "-D", log, exe, *args], timeout=timeout)
         n, prof = _count_log(log)
     return {"instructions": n, "blocks": len(prof), "executions": sum(e[1] for e in prof.values())}
 
@@ -211,5 +237,5 @@ def kernel_instructions(exe, name: str, inputs: list, params: list) -> int:
     return sum(len(addrs) * n for addrs, n in kernel_profile(exe, name, inputs, params).values())
 
 
-__all__ = ["build_a53", "build_host", "build_regmodel", "count_instructions", "kernel_instructions", "kernel_profile",
+__all__ = ["TARGETS", "build_a53", "build_core", "build_host", "build_regmodel", "count_instructions", "kernel_instructions", "kernel_profile",
            "profile", "run_kernel", "tools"]
