@@ -26,10 +26,6 @@ void bhpe_soft_argmax_3d(const float *hm, int joints, int depth, int h, int w, f
  * (crop_h x crop_w), then both sides times scale -> out (n, 4). */
 void bhpe_crop_box(const float *boxes, int n, int img_h, int img_w, int crop_h, int crop_w, float scale, float *out);
 
-/* Bilinear sample of one (h, w) plane at pixel coordinates (x, y) (pixel centres at integers), zero outside:
- * grid_sample(mode="bilinear", padding_mode="zeros", align_corners=False) after its unnormalisation. */
-float bhpe_bilinear_zero(const float *plane, int h, int w, float x, float y);
-
 /* boxnet.roi_align: img (c, h, w) cropped at box (cx, cy, bw, bh) (sides clamped to >= min_size) and resized to
  * (oh, ow), one bilinear sample at each bin centre, zero outside -> out (c, oh, ow). */
 void bhpe_roi_align(const float *img, int c, int h, int w, const float *box, int oh, int ow, float min_size,

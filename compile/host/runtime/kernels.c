@@ -156,12 +156,6 @@ void bhpe_crop_box(const float *boxes, int n, int img_h, int img_w, int crop_h, 
   }
 }
 
-float bhpe_bilinear_zero(const float *plane, int h, int w, float x, float y) {
-  bhpe_tap_t tx = tap_zero(x, w), ty = tap_zero(y, h);
-  const float *r0 = plane + (size_t)ty.i0 * w, *r1 = plane + (size_t)ty.i1 * w;
-  return ty.w0 * (tx.w0 * r0[tx.i0] + tx.w1 * r0[tx.i1]) + ty.w1 * (tx.w0 * r1[tx.i0] + tx.w1 * r1[tx.i1]);
-}
-
 void bhpe_roi_align(const float *img, int c, int h, int w, const float *box, int oh, int ow, float min_size,
                     float *out) {
   const float cx = box[0], cy = box[1];
