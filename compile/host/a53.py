@@ -64,14 +64,14 @@ MEASURED: dict = {
         "flops": 98304, "instructions": 180492, "cycles": 412589.11, "params": [3, 128, 96, 64, 64, 0.001]},
     "sample_features": {"cycles_per_flop": 4.6455, "instructions_per_flop": 2.25797, "ipc": 0.4861,
         "flops": 12800, "instructions": 28902, "cycles": 59462.42, "params": [64, 8, 6, 25]},
-    "linear": {"cycles_per_flop": 0.807792, "instructions_per_flop": 0.534973, "ipc": 0.6623,
-        "flops": 65536, "instructions": 35060, "cycles": 52939.47, "params": [1024, 32, 1]},
-    "mean_pool": {"cycles_per_flop": 1.93668, "instructions_per_flop": 0.986898, "ipc": 0.5096,
-        "flops": 12288, "instructions": 12127, "cycles": 23797.96, "params": [64, 16, 12]},
+    "linear": {"cycles_per_flop": 0.807787, "instructions_per_flop": 0.534973, "ipc": 0.6623,
+        "flops": 65536, "instructions": 35060, "cycles": 52939.15, "params": [1024, 32, 1]},
+    "mean_pool": {"cycles_per_flop": 1.95236, "instructions_per_flop": 0.986898, "ipc": 0.5055,
+        "flops": 12288, "instructions": 12127, "cycles": 23990.6, "params": [64, 16, 12]},
     "rot6d_to_axis_angle": {"cycles_per_flop": 27.1235, "instructions_per_flop": 6.97552, "ipc": 0.2572,
         "flops": 3840, "instructions": 26786, "cycles": 104154.3, "params": [64]},
-    "smplx": {"cycles_per_flop": 1.47776, "instructions_per_flop": 0.79441, "ipc": 0.5376,
-        "flops": 942000, "instructions": 748334, "cycles": 1392053.7, "params": [200, 55, 20]},
+    "smplx": {"cycles_per_flop": 1.30976, "instructions_per_flop": 0.722439, "ipc": 0.5516,
+        "flops": 942000, "instructions": 680538, "cycles": 1233797.14, "params": [200, 55, 20]},
 }
 
 MODEL = ("Cortex-A53: per kernel, cycles/flop = the C runtime's aarch64 basic-block profile under qemu-aarch64 x "

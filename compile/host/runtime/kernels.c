@@ -326,27 +326,20 @@ int bhpe_smplx_lbs(const bhpe_smplx_t *m, const float *betas, const float *full_
   double *rot = malloc(sizeof(double) * 9 * (size_t)J);     /* per-joint rotations */
   float *pf = malloc(sizeof(float) * (size_t)(P > 0 ? P : 1)); /* pose feature */
   double *G = malloc(sizeof(double) * 16 * (size_t)J);      /* world transforms, then relative */
-  if (!vs || !jr || !rot || !pf || !G) {
-    free(vs); free(jr); free(rot); free(pf); free(G);
+  float *xyz = malloc(sizeof(float) * 3 * (size_t)V);       /* shaped coordinates, one axis after another */
+  if (!vs || !jr || !rot || !pf || !G || !xyz) {
+    free(vs); free(jr); free(rot); free(pf); free(G); free(xyz);
     return -1;
   }
   int rc = 0;
   /* 1. shape blend shapes */
   for (size_t vk = 0; vk < 3 * (size_t)V; vk++) vs[vk] = (double)m->v_template[vk] + dot_f32(m->shapedirs + vk * B, betas, B);
-  /* 2. joints of the shaped mesh */
-  for (int j = 0; j < J; j++) {
-    const float *reg = m->j_regressor + (size_t)j * V;
-    double s0 = 0, s1 = 0, s2 = 0;
-    for (int v = 0; v < V; v++) {
-      double r = reg[v];
-      s0 += r * vs[3 * v];
-      s1 += r * vs[3 * v + 1];
-      s2 += r * vs[3 * v + 2];
-    }
-    jr[3 * j] = s0;
-    jr[3 * j + 1] = s1;
-    jr[3 * j + 2] = s2;
-  }
+  /* 2. joints of the shaped mesh: the regressor rows against the shaped x, y, z coordinates (float32 copies,
+   * contiguous, for the vector dot product) */
+  for (int k = 0; k < 3; k++)
+    for (int v = 0; v < V; v++) xyz[(size_t)k * V + v] = (float)vs[3 * v + k];
+  for (int j = 0; j < J; j++)
+    for (int k = 0; k < 3; k++) jr[3 * j + k] = dot_f32(m->j_regressor + (size_t)j * V, xyz + (size_t)k * V, V);
   /* 3. pose blend shapes: (R_j - I) of joints 1.., flattened row-major */
   for (int j = 0; j < J; j++) bhpe_rodrigues(full_pose + 3 * j, rot + 9 * j);
   for (int j = 1; j < J; j++)
@@ -388,6 +381,6 @@ int bhpe_smplx_lbs(const bhpe_smplx_t *m, const float *betas, const float *full_
                                  T[4 * i + 3]);
   }
 done:
-  free(vs); free(jr); free(rot); free(pf); free(G);
+  free(vs); free(jr); free(rot); free(pf); free(G); free(xyz);
   return rc;
 }
