@@ -55,6 +55,9 @@ def run(model: str, cache: pathlib.Path, devices: list[str], check: bool) -> dic
     from binaryhpe.compile.wholebody_build import host_figures, search, why
 
     manifest, parts = load_parts(model, cache, check)
+    from binaryhpe.train.wholebody import build_wholebody, host_nodes
+
+    manifest["host"] = host_nodes(build_wholebody(model))  # the host part of this code (the cache keeps parts only)
     rows = []
     for name in devices:
         dev = load_device(name)
@@ -62,6 +65,12 @@ def run(model: str, cache: pathlib.Path, devices: list[str], check: bool) -> dic
         host = host_figures(manifest, dev)
         row = {"device": dev.name, "board": dev.board, "clock_mhz": dev.clock_mhz, "dram_gbps": dev.dram_gbps,
                "host_cpu": dev.host_cpu, "host_ms": host["ms_per_frame"], "host_model": host["model"]}
+        row["host_ms_without_smplx"] = host["ms_per_frame_without_smplx"]
+        try:
+            search(parts, dev, host["ms_per_frame"], "dataflow")
+            row["dataflow"] = "fits"
+        except Exception as e:  # noqa: BLE001 - the reason is the figure
+            row["dataflow"] = str(e)
         for arch in ("auto", "engine"):
             try:
                 ch = search(parts, dev, host["ms_per_frame"], arch)
@@ -74,6 +83,8 @@ def run(model: str, cache: pathlib.Path, devices: list[str], check: bool) -> dic
                          "dram_mb": b["dram_bytes_per_frame"] / 1e6, "dram_gbps_needed": b["dram_gbps_needed"],
                          "roofline_fraction": b["roofline_fraction"], "hardware_ms": b["hardware_ms"],
                          "host_share": b["host_ms"] / b["latency_ms"], "why": why(ch, arch),
+                         "fps_without_smplx": 1e3 / (b["hardware_ms"] + row["host_ms_without_smplx"]),
+                         "fps_host_overlapped": b["fps_host_overlapped"],
                          "pareto_points": len(ch["pareto"]), "parts": b["parts"]}
         row["search_s"] = round(time.time() - t, 1)
         print(f"{dev.name}: auto {row['auto'].get('fps', 0):.2f} fps, engine {row['engine'].get('fps', 0):.2f} fps "
@@ -96,31 +107,45 @@ DPU_ZCU104: list[dict] = [
 ]
 
 
+def _short(why: str) -> str:
+    """The gist of a refusal: the parts that cannot be dataflow, or what the slowest folding needs."""
+    if "cannot be dataflow" in why:
+        return "no: " + why[why.index("no all-dataflow design:") + len("no all-dataflow design: "):].split(";")[0]
+    return "no: " + why.split(": ", 1)[-1][:90]
+
+
 def markdown(res: dict) -> str:
     tops = sum(v or 0 for v in res["ops_per_frame"].values())
-    lines = [f"Whole {res['model']} ({tops / 1e9:.1f} G ops a frame on the hardware, a MAC = 2 ops; the hand parts "
-             "counted twice), one device each, the design `--arch auto` chooses; host part timed by the A53 model "
-             "(compile/host/a53.py) on the board's CPU and added to the frame time (no overlap). Estimates from "
-             "the toolkit's models, not board measurements.", "",
-             "| device | board | design | fps | latency (ms) | host (ms, share) | LUT | BRAM18 | DSP | DRAM MB/frame "
-             "(GB/s needed / board) | engine roofline | all-engine fps |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [f"Whole {res['model']}: {tops / 1e9:.1f} G ops a frame on the hardware (a MAC = 2 ops, binary and "
+             "fixed-point; the hand parts counted twice), one device each, the design `--arch auto` chooses. *host*: "
+             "the host part (compile/host/a53.py, the A53 model, on the board's CPU named in its device file, one "
+             "core), added to the frame time: *fps* = 1 / (hardware + host). *no mesh*: the same without the "
+             "SMPL-X mesh (the model's SMPL-X parameters only); *overlapped*: the host part of one frame overlapped "
+             "with the hardware of the next (1 / max(hardware, host)). Estimates from the toolkit's models, not "
+             "board measurements.", "",
+             "| device | board | design | fps | latency (ms) | host ms (share) | fps, no mesh | fps, overlapped | "
+             "LUT | BRAM18 | DSP | DRAM MB/frame (GB/s needed / board) | engine roofline | all-engine fps | "
+             "dataflow only |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in res["rows"]:
         a, e = r["auto"], r["engine"]
+        df = "yes" if r.get("dataflow") == "fits" else _short(r.get("dataflow", ""))
         if not a.get("fits"):
-            lines.append(f"| {r['device']} | {r['board']} | - | - | | | | | | | | no: {a['why'][:120]} |")
+            lines.append(f"| {r['device']} | {r['board']} | - | - | | | | | | | | | | | "
+                         f"no design fits: {a['why'].split(': ', 1)[-1][:100]} |")
             continue
         kinds = sorted(set(a["assign"].values()))
         design = ("hybrid: " + ", ".join(k for k, v in a["assign"].items() if v == "dataflow") + " as dataflow"
                   if len(kinds) > 1 else kinds[0]) + f" ({a['engine'] or ''})"
         rf = a["roofline_fraction"]
+        u = a["utilisation"]
         lines.append(
             f"| {r['device']} | {r['board']} | {design} | **{a['fps']:.2f}** | {a['latency_ms']:.1f} | "
-            f"{r['host_ms']:.1f} ({a['host_share']:.0%}) | {a['resources']['lut']:,} ({a['utilisation'].get('lut', 0):.0%}) | "
-            f"{a['resources']['bram18']:,} ({a['utilisation'].get('bram18', 0):.0%}) | "
-            f"{a['resources']['dsp']:,} ({a['utilisation'].get('dsp', 0):.0%}) | {a['dram_mb']:.1f} "
-            f"({a['dram_gbps_needed']:.2f} / {r['dram_gbps']:g}) | {'-' if rf is None else f'{rf:.0%}'} | "
-            f"{e['fps']:.2f} |" if e.get("fits") else "no |")
+            f"{r['host_ms']:.1f} ({a['host_share']:.0%}) | {a['fps_without_smplx']:.2f} | "
+            f"{a['fps_host_overlapped']:.2f} | {a['resources']['lut']:,} ({u.get('lut', 0):.0%}) | "
+            f"{a['resources']['bram18']:,} ({u.get('bram18', 0):.0%}) | {a['resources']['dsp']:,} ({u.get('dsp', 0):.0%}) | "
+            f"{a['dram_mb']:.1f} ({a['dram_gbps_needed']:.2f} / {r['dram_gbps']:g}) | "
+            f"{'-' if rf is None else f'{rf:.0%}'} | " + (f"{e['fps']:.2f}" if e.get("fits") else "no") + f" | {df} |")
     if DPU_ZCU104:
         lines += ["", "Published Vitis AI DPU figures on the ZCU104 (the vendor's INT8 overlay, two B4096 at 300 MHz, "
                   f"end to end, Vitis AI 2.0; {DPU_SOURCE}):", "",

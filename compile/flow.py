@@ -710,6 +710,25 @@ def build_backend(model: str, out, backend: str, sim: bool = False, seed: int = 
     return report
 
 
+def _auto_arch(args, backend: str) -> tuple[str, str]:
+    """``--arch auto`` for one network: export it once, let ``wholebody_build.choose_arch`` pick the design on
+    ``--device``; returns the arch and the QONNX path the build then uses."""
+    from binaryhpe.compile.wholebody_build import choose_arch
+
+    if args.device is None:
+        raise BinaryHPEError("--arch auto needs --device (the design is chosen per device)")
+    if backend != "rtl" or (getattr(args, "target", None) or "fpga") != "fpga":
+        raise BinaryHPEError("--arch auto chooses between our RTL designs; drop --backend / --target")
+    if args.folding or args.target_cycles or args.fps or args.waves or args.synth:
+        raise BinaryHPEError("--arch auto chooses the design itself: drop --folding / --target-cycles / --fps / "
+                             "--waves / --synth (or name --arch dataflow)")
+    out = pathlib.Path(args.output).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    qonnx, _ = step_model_to_qonnx(args.model, out, args.seed)
+    arch, _ = choose_arch(qonnx, args.device, out)
+    return arch, str(qonnx)
+
+
 def build_command(args) -> int:
     backend = getattr(args, "backend", "rtl") or "rtl"
     inputs = getattr(args, "inputs", None)
@@ -729,9 +748,7 @@ def build_command(args) -> int:
             return 1
         return 0
     if arch == "auto":
-        from binaryhpe.compile.wholebody_build import choose_arch
-
-        arch, args.model = choose_arch(args, backend)
+        arch, args.model = _auto_arch(args, backend)
     if arch == "engine":
         from binaryhpe.compile.engine_build import check_engine_options
 

@@ -452,6 +452,7 @@ def _wb_summary(r: dict) -> list[tuple[str, str]]:
             ("fps (whole model, host included)", f"{r['fps']:.2f}"), ("latency", f"{r['latency_ms']:.1f} ms"),
             ("host part", f"{host['ms_per_frame']:.2f} ms a frame on {host['cpu']} ({host['model']})"),
             ("fps if the host overlapped the hardware", f"{r['fps_host_overlapped']:.2f}"),
+            ("fps without the SMPL-X mesh (parameters only)", f"{r['fps_without_smplx_mesh']:.2f}"),
             ("DRAM traffic", f"{r['dram_bytes_per_frame'] / 1e6:.1f} MB a frame, {r['dram_gbps_needed']:.2f} GB/s "
                              f"needed of the board's {r['dram_gbps_device']:g} GB/s"),
             ("engine roofline fraction", "-" if rf is None else f"{rf:.0%}"),

@@ -52,7 +52,6 @@ class Part:
     engine: dict = field(default_factory=dict)  # config key -> {"cycles", "dram_bytes", "compute_bound", ...}
     dataflow: dict | None = None  # the dataflow design alone on the device (fits, fps, resources) or why not
     program: object = None  # the engine program at the chosen configuration
-    dataflow_why_not: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -119,7 +118,7 @@ def engine_figures(part: Part, cfg) -> dict:
     cm = cycle_model(prog, cfg)
     return {"cycles": rf["cycles"], "dram_bytes": int(cm["total"]["dram_bytes"]),
             "compute_bound_cycles": rf["compute_bound_cycles"], "memory_bound_cycles": rf["memory_bound_cycles"],
-            "ops": rf["binary_ops"] + rf["fixed_ops"], "descriptors": len(prog.ops), "program": prog}
+            "ops": rf["binary_ops"] + rf["fixed_ops"], "descriptors": len(prog.ops)}
 
 
 def dataflow_figures(part: Part, dev) -> dict:
@@ -336,8 +335,10 @@ def host_figures(manifest: dict, dev) -> dict:
     if not isinstance(nodes, list):  # an older manifest: names and reasons only, no sizes
         raise BinaryHPEError("the export manifest lists the host part without sizes (re-export the model)")
     t = host_time(nodes, dev.host_cpu_mhz * 1e6, dram_bytes_per_s=dev.dram_gbps * 1e9)
+    mesh = sum(r["ms"] for r in t.get("per_node", []) if str(r.get("name", "")).startswith("smplx"))
     return {"nodes": [n["name"] for n in nodes], "ms_per_frame": t["ms_per_frame"], "model": t["model"],
-            "cpu": dev.host_cpu, "cpu_mhz": dev.host_cpu_mhz, "per_node": t.get("per_node", [])}
+            "cpu": dev.host_cpu, "cpu_mhz": dev.host_cpu_mhz, "smplx_ms": mesh,
+            "ms_per_frame_without_smplx": t["ms_per_frame"] - mesh, "per_node": t.get("per_node", [])}
 
 
 def build_whole(model: str, out, arch: str = "auto", device=None, seed: int = 0, sim: bool = False) -> dict:
@@ -345,6 +346,7 @@ def build_whole(model: str, out, arch: str = "auto", device=None, seed: int = 0,
     designs, write ``OUT/report.json`` (and ``report.md`` / ``report.html``); with ``sim`` every part's engine
     program runs in Verilator against the exact reference (small models: a paper-scale part takes minutes)."""
     from binaryhpe.compile.devices import load_device
+    from binaryhpe.compile.engine import compile_program
     from binaryhpe.compile.engine_build import simulate_engine, write_program
     from binaryhpe.compile.report import write_wholebody_reports
 
@@ -369,6 +371,7 @@ def build_whole(model: str, out, arch: str = "auto", device=None, seed: int = 0,
                                        else next(iter(best["assign"].values()))), "arch_requested": arch,
               "device": dev.to_dict(), "fps": best["fps"], "latency_ms": best["latency_ms"],
               "fps_host_overlapped": best["fps_host_overlapped"],
+              "fps_without_smplx_mesh": 1e3 / (best["hardware_ms"] + host["ms_per_frame_without_smplx"]),
               "predicted_cycles_per_frame": best["engine_cycles_per_frame"],
               "dram_bytes_per_frame": best["dram_bytes_per_frame"], "dram_gbps_needed": best["dram_gbps_needed"],
               "dram_gbps_device": dev.dram_gbps, "roofline_fraction": best["roofline_fraction"],
@@ -384,7 +387,7 @@ def build_whole(model: str, out, arch: str = "auto", device=None, seed: int = 0,
         for p in parts:
             if best["assign"][p.name] != "engine":
                 continue
-            p.program = p.engine[_cfg_key(cfg)]["program"]
+            p.program = compile_program(p.g, cfg)  # (the search keeps figures, not the programs)
             files = write_program(p.program, cfg, out / "parts" / p.name)
             next(r for r in report["parts"] if r["part"] == p.name)["engine_files"] = files["dir"]
     if cfg is not None and dev.vendor == "xilinx":
@@ -397,7 +400,7 @@ def build_whole(model: str, out, arch: str = "auto", device=None, seed: int = 0,
             if best["assign"][p.name] != "engine":
                 continue
             _log(f"{p.name}: engine simulation ...")
-            r = simulate_engine(p.g, p.mw, p.program, cfg, out / "parts" / p.name, seed=seed, frames=1)
+            r = simulate_engine(p.g, p.mw, p.program, cfg, out, seed=seed, frames=1)  # one Verilator build for all
             r.pop("outputs", None)
             sims[p.name] = {k: r[k] for k in ("bit_exact", "runs", "cycles_per_frame", "model_mismatches",
                                                "reference_vs_qonnx")}
@@ -442,31 +445,20 @@ def check_whole_options(args, backend: str) -> None:
         raise BinaryHPEError(f"building the whole model {args.model} needs --device (the design is chosen per device)")
 
 
-def choose_arch(args, backend: str) -> tuple[str, str]:
-    """``--arch auto`` for one network: export it, evaluate the dataflow design (folded as fast as fits) and the
-    engine (every configuration that fits) on ``--device``, and return the faster one that fits and the QONNX
-    path the build then uses (the choice is printed and written to ``OUT/arch_choice.json``)."""
+def choose_arch(qonnx, device, out) -> tuple[str, str]:
+    """``--arch auto`` for one network (``qonnx``): evaluate the dataflow design (folded as fast as fits) and the
+    engine (every configuration that fits) on ``device``; returns the faster one that fits and why (also written
+    to ``OUT/arch_choice.json``)."""
     from binaryhpe.compile.devices import load_device
-    from binaryhpe.compile.flow import step_model_to_qonnx
 
-    if args.device is None:
-        raise BinaryHPEError("--arch auto needs --device (the design is chosen per device)")
-    if backend != "rtl" or (getattr(args, "target", None) or "fpga") != "fpga":
-        raise BinaryHPEError("--arch auto chooses between our RTL designs; drop --backend / --target")
-    if args.folding or args.target_cycles or args.fps or args.waves or args.synth:
-        raise BinaryHPEError("--arch auto chooses the design itself: drop --folding / --target-cycles / --fps / "
-                             "--waves / --synth (or name --arch dataflow)")
-    dev = load_device(args.device)
-    out = pathlib.Path(args.output).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    qonnx, _ = step_model_to_qonnx(args.model, out, args.seed)
+    dev = load_device(device)
     part = Part("model", pathlib.Path(qonnx), 1)
     lower_part(part)
     choice = search([part], dev, 0.0, "auto")
     arch = choice["chosen"]["assign"]["model"]
     text = why(choice, "auto")
     _log(f"--arch auto on {dev.name}: {arch} ({text})")
-    (out / "arch_choice.json").write_text(json.dumps({"arch": arch, "why": text, "pareto": [
+    (pathlib.Path(out) / "arch_choice.json").write_text(json.dumps({"arch": arch, "why": text, "pareto": [
         _design_row(d) for d in choice["pareto"]], "dataflow_alone": choice["dataflow_alone"]}, indent=1,
         default=_jsonable))
-    return arch, str(qonnx)
+    return arch, text
