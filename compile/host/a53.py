@@ -21,7 +21,6 @@ DRAM). What it leaves out: cache misses beyond that bound, branch mispredictions
 
 from __future__ import annotations
 
-import math
 import pathlib
 import re
 import shutil

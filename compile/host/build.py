@@ -237,5 +237,5 @@ def kernel_instructions(exe, name: str, inputs: list, params: list) -> int:
     return sum(len(addrs) * n for addrs, n in kernel_profile(exe, name, inputs, params).values())
 
 
-__all__ = ["TARGETS", "build_a53", "build_core", "build_host", "build_regmodel", "count_instructions", "kernel_instructions", "kernel_profile",
-           "profile", "run_kernel", "tools"]
+__all__ = ["TARGETS", "build_a53", "build_core", "build_host", "build_regmodel", "count_instructions",
+           "kernel_instructions", "kernel_profile", "profile", "run_kernel", "tools"]
