@@ -29,16 +29,19 @@ def engine_config(dev):
 
 
 def write_program(program, cfg, out: pathlib.Path) -> dict:
-    """``OUT/engine/``: the descriptor stream, the DRAM image (descriptors, constants, weights; tensors zero) and
-    a JSON description of the ops and the DRAM layout. Returns the paths."""
+    """``OUT/engine/``: the descriptor stream, the DRAM image (descriptors, constants, weights; tensors zero), a
+    JSON description of the ops and the DRAM layout, and ``host.txt`` for the C host runtime. Returns the paths."""
     d = out / "engine"
     d.mkdir(parents=True, exist_ok=True)
     (d / "descriptors.bin").write_bytes(bytes(program.descriptors))
     (d / "dram.bin").write_bytes(bytes(program.image))
     desc = program.describe() if hasattr(program, "describe") else {}
     (d / "program.json").write_text(json.dumps({"rtl_params": cfg.rtl_params(), **desc}, indent=1, default=str))
+    from binaryhpe.compile.host.program import write_host_header
+
+    host = write_host_header(program, d)  # host.txt: what the C host runtime's loader reads (docs/host.md)
     return {"dir": str(d), "descriptors": str(d / "descriptors.bin"), "dram_image": str(d / "dram.bin"),
-            "program": str(d / "program.json")}
+            "program": str(d / "program.json"), "host_header": str(host)}
 
 
 def layer_rows(model_rows: list[dict], measured: dict | None = None) -> list[dict]:
