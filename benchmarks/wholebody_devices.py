@@ -82,6 +82,7 @@ def run(model: str, cache: pathlib.Path, devices: list[str], check: bool) -> dic
                          "assign": b["assign"], "resources": b["resources"], "utilisation": b["utilisation"],
                          "dram_mb": b["dram_bytes_per_frame"] / 1e6, "dram_gbps_needed": b["dram_gbps_needed"],
                          "roofline_fraction": b["roofline_fraction"], "hardware_ms": b["hardware_ms"],
+                         "roofline_fraction_board": b["roofline_fraction_board"],
                          "host_share": b["host_ms"] / b["latency_ms"], "why": why(ch, arch),
                          "fps_without_smplx": 1e3 / (b["hardware_ms"] + row["host_ms_without_smplx"]),
                          "fps_host_overlapped": b["fps_host_overlapped"],
@@ -124,7 +125,8 @@ def markdown(res: dict) -> str:
              "with the hardware of the next (1 / max(hardware, host)). Estimates from the toolkit's models, not "
              "board measurements.", "",
              "| device | board | design | fps | latency (ms) | host ms (share) | fps, no mesh | fps, overlapped | "
-             "LUT | BRAM18 | DSP | DRAM MB/frame (GB/s needed / board) | engine roofline | all-engine fps | "
+             "LUT | BRAM18 | DSP | DRAM MB/frame (GB/s needed / board) | engine roofline (port / board) | "
+             "all-engine fps | "
              "dataflow only |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in res["rows"]:
@@ -137,7 +139,7 @@ def markdown(res: dict) -> str:
         kinds = sorted(set(a["assign"].values()))
         design = ("hybrid: " + ", ".join(k for k, v in a["assign"].items() if v == "dataflow") + " as dataflow"
                   if len(kinds) > 1 else kinds[0]) + f" ({a['engine'] or ''})"
-        rf = a["roofline_fraction"]
+        rf, rfb = a["roofline_fraction"], a.get("roofline_fraction_board") or 0.0
         u = a["utilisation"]
         lines.append(
             f"| {r['device']} | {r['board']} | {design} | **{a['fps']:.2f}** | {a['latency_ms']:.1f} | "
@@ -145,7 +147,8 @@ def markdown(res: dict) -> str:
             f"{a['fps_host_overlapped']:.2f} | {a['resources']['lut']:,} ({u.get('lut', 0):.0%}) | "
             f"{a['resources']['bram18']:,} ({u.get('bram18', 0):.0%}) | {a['resources']['dsp']:,} ({u.get('dsp', 0):.0%}) | "
             f"{a['dram_mb']:.1f} ({a['dram_gbps_needed']:.2f} / {r['dram_gbps']:g}) | "
-            f"{'-' if rf is None else f'{rf:.0%}'} | " + (f"{e['fps']:.2f}" if e.get("fits") else "no") + f" | {df} |")
+            f"{'-' if rf is None else f'{rf:.0%} / {rfb:.0%}'} | "
+            + (f"{e['fps']:.2f}" if e.get("fits") else "no") + f" | {df} |")
     if DPU_ZCU104:
         lines += ["", "Published Vitis AI DPU figures on the ZCU104 (the vendor's INT8 overlay, two B4096 at 300 MHz, "
                   f"end to end, Vitis AI 2.0; {DPU_SOURCE}):", "",

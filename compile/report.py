@@ -455,7 +455,8 @@ def _wb_summary(r: dict) -> list[tuple[str, str]]:
             ("fps without the SMPL-X mesh (parameters only)", f"{r['fps_without_smplx_mesh']:.2f}"),
             ("DRAM traffic", f"{r['dram_bytes_per_frame'] / 1e6:.1f} MB a frame, {r['dram_gbps_needed']:.2f} GB/s "
                              f"needed of the board's {r['dram_gbps_device']:g} GB/s"),
-            ("engine roofline fraction", "-" if rf is None else f"{rf:.0%}"),
+            ("engine roofline fraction (its arrays and 64-bit DRAM port / the board's DRAM)",
+             "-" if rf is None else f"{rf:.0%} / {r.get('roofline_fraction_board') or 0:.0%}"),
             ("resources (estimate)", ", ".join(f"{k} {v:,}" for k, v in r["resources"].items() if v)),
             ("utilisation", util), ("fits", str(r["fits"])),
             ("bit-exact (Verilator)", "not simulated" if r.get("bit_exact") is None else str(r["bit_exact"]))]

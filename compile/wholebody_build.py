@@ -165,13 +165,17 @@ def evaluate_design(parts: list[Part], assign: dict, cfg, dev, host_ms: float, d
         er = engine_resources(cfg, dev)
         for k in RESOURCES:
             res[k] += int(er.get(k, 0))
-    per_part, hw_s, dram, cyc, bound = [], 0.0, 0, 0, 0.0
+    per_part, hw_s, dram, cyc, bound, dev_bound = [], 0.0, 0, 0, 0.0, 0.0
+    board_bytes_per_cycle = dev.dram_gbps * 1e9 / clk
     for p in parts:
         if assign[p.name] == "engine":
             f = p.engine[_cfg_key(cfg)]
             s = f["cycles"] * p.runs / clk
             cyc += f["cycles"] * p.runs
+            # the engine's roofline (its arrays and its 64-bit DRAM port), and the device's (the same arrays and
+            # the board's DRAM bandwidth)
             bound += max(f["compute_bound_cycles"], f["memory_bound_cycles"]) * p.runs
+            dev_bound += max(f["compute_bound_cycles"], f["dram_bytes"] / board_bytes_per_cycle) * p.runs
             dram += f["dram_bytes"] * p.runs
             per_part.append({"part": p.name, "runs": p.runs, "on": "engine", "ms": 1e3 * s,
                              "cycles_per_run": f["cycles"], "dram_bytes": f["dram_bytes"] * p.runs})
@@ -193,7 +197,8 @@ def evaluate_design(parts: list[Part], assign: dict, cfg, dev, host_ms: float, d
             "fps_host_overlapped": 1.0 / max(hw_s, host_ms / 1e3),
             "resources": res, "utilisation": util, "dram_bytes_per_frame": int(dram),
             "dram_gbps_needed": dram / frame_s / 1e9, "engine_cycles_per_frame": int(cyc),
-            "roofline_fraction": bound / cyc if cyc else None, "parts": per_part}
+            "roofline_fraction": bound / cyc if cyc else None,
+            "roofline_fraction_board": dev_bound / cyc if cyc else None, "parts": per_part}
 
 
 def pareto(points: list[dict]) -> list[dict]:
@@ -214,16 +219,24 @@ def search(parts: list[Part], dev, host_ms: float, arch: str) -> dict:
     and (``auto``) hybrids; returns the chosen one, the candidates and the Pareto front."""
     from binaryhpe.compile.engine import EngineConfig
 
-    cfgs = [c for c in EngineConfig.candidates(dev) if c.fits(dev)]
-    designs, notes = [], []
+    fitting = [c for c in EngineConfig.candidates(dev) if c.fits(dev)]
+    designs, notes, cfgs, refused = [], [], [], []
     if arch in ("engine", "auto"):
-        if not cfgs:
+        if not fitting:
             notes.append(f"no engine configuration fits {dev.name} by the engine's resource model")
-        for c in cfgs:
-            for p in parts:
-                if _cfg_key(c) not in p.engine:
-                    p.engine[_cfg_key(c)] = engine_figures(p, c)
+        for c in fitting:  # a configuration whose buffers cannot hold some layer of some part is no candidate
+            try:
+                for p in parts:
+                    if _cfg_key(c) not in p.engine:
+                        p.engine[_cfg_key(c)] = engine_figures(p, c)
+            except BinaryHPEError as e:
+                refused.append(f"{_cfg_key(c)}: {p.name}: {e}")
+                continue
+            cfgs.append(c)
             designs.append(evaluate_design(parts, {p.name: "engine" for p in parts}, c, dev, host_ms, {}))
+        if fitting and not cfgs:
+            notes.append(f"none of the {len(fitting)} engine configurations that fit {dev.name} takes every part "
+                         f"(the largest: {refused[0]})")
     alone = {}
     if arch in ("dataflow", "auto"):
         for p in parts:
@@ -287,7 +300,8 @@ def search(parts: list[Part], dev, host_ms: float, arch: str) -> dict:
         k = _kind_of(d)
         by_kind[k] = max(by_kind.get(k, 0.0), d["fps"])
     return {"chosen": best, "candidates": len(designs), "pareto": pareto(designs), "notes": notes,
-            "engine_configs_fitting": len(cfgs), "dataflow_alone": alone, "best_fps_by_design": by_kind}
+            "engine_configs_fitting": len(fitting), "engine_configs_used": len(cfgs),
+            "engine_configs_refused": refused, "dataflow_alone": alone, "best_fps_by_design": by_kind}
 
 
 def _kind_of(d: dict) -> str:
@@ -375,6 +389,7 @@ def build_whole(model: str, out, arch: str = "auto", device=None, seed: int = 0,
               "predicted_cycles_per_frame": best["engine_cycles_per_frame"],
               "dram_bytes_per_frame": best["dram_bytes_per_frame"], "dram_gbps_needed": best["dram_gbps_needed"],
               "dram_gbps_device": dev.dram_gbps, "roofline_fraction": best["roofline_fraction"],
+              "roofline_fraction_board": best["roofline_fraction_board"],
               "resources": best["resources"], "utilisation": best["utilisation"],
               "fits": all(v <= 1.0 for v in best["utilisation"].values()),
               "host": host, "parts": best["parts"], "engine": {"config": cfg.to_dict() if cfg else None},
