@@ -39,7 +39,7 @@ def load_parts(model: str, cache: pathlib.Path, check: bool):
         t = time.time()
         manifest = export_parts(model, cache, seed=0, check=check)
         print(f"export: {time.time() - t:.0f} s", flush=True)
-    parts = parts_of(manifest, cache)
+    parts = parts_of(manifest)
     for p in parts:
         pk = p.qonnx.with_suffix(".lowered.pkl")
         if pk.exists():

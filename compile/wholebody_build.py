@@ -77,7 +77,7 @@ def export_parts(model: str, out: pathlib.Path, seed: int = 0, check: bool = Tru
     return man
 
 
-def parts_of(manifest: dict, out: pathlib.Path) -> list[Part]:
+def parts_of(manifest: dict) -> list[Part]:
     """The hardware parts a manifest lists (exported encoders and the heads' parts), in frame order."""
     parts = []
     for key, runs in ENCODER_RUNS.items():
@@ -87,6 +87,9 @@ def parts_of(manifest: dict, out: pathlib.Path) -> list[Part]:
             raise BinaryHPEError(f"{key}: not exported ({why}); the whole model needs every encoder in hardware")
         parts.append(Part(key, pathlib.Path(e["path"]), runs))
     for name, p in manifest.get("parts", {}).items():
+        if not p.get("exported", True):
+            raise BinaryHPEError(f"{name}: not exported ({p.get('reason', 'no reason given')}); the whole model needs "
+                                 "every part in hardware")
         parts.append(Part(name, pathlib.Path(p["path"]), int(p.get("runs_per_frame", 1))))
     order = {"body_encoder": 0, "body_heads": 1, "boxnet": 2, "hand_encoder": 3, "hand_heads": 4, "face_encoder": 5}
     return sorted(parts, key=lambda p: order.get(p.name, 9))
@@ -372,7 +375,7 @@ def build_whole(model: str, out, arch: str = "auto", device=None, seed: int = 0,
     t0 = time.time()
     _log(f"whole model {model} -> {out} (arch {arch}, device {dev.name})")
     manifest = export_parts(model, out, seed)
-    parts = parts_of(manifest, out)
+    parts = parts_of(manifest)
     for p in parts:
         lower_part(p)
     host = host_figures(manifest, dev)
@@ -381,8 +384,7 @@ def build_whole(model: str, out, arch: str = "auto", device=None, seed: int = 0,
     best = choice["chosen"]
     cfg = best["engine_config"]
     _log(f"chosen: {why(choice, arch)}")
-    report = {"model": model, "arch": ("hybrid" if len(set(best["assign"].values())) > 1
-                                       else next(iter(best["assign"].values()))), "arch_requested": arch,
+    report = {"model": model, "arch": _kind_of(best), "arch_requested": arch,
               "device": dev.to_dict(), "fps": best["fps"], "latency_ms": best["latency_ms"],
               "fps_host_overlapped": best["fps_host_overlapped"],
               "fps_without_smplx_mesh": 1e3 / (best["hardware_ms"] + host["ms_per_frame_without_smplx"]),
@@ -442,10 +444,6 @@ def _jsonable(o):
     return str(o)
 
 
-__all__ = ["ENCODER_RUNS", "Part", "build_whole", "dataflow_figures", "engine_figures", "evaluate_design",
-           "export_parts", "lower_part", "pareto", "parts_of", "search", "why"]
-
-
 def check_whole_options(args, backend: str) -> None:
     """Flags of ``binaryhpe build`` a whole-model build does not take, refused in one line."""
     bad = [f for f in ("folding", "target_cycles", "fps", "waves", "synth", "bitstream", "inputs")
@@ -477,3 +475,8 @@ def choose_arch(qonnx, device, out) -> tuple[str, str]:
         _design_row(d) for d in choice["pareto"]], "dataflow_alone": choice["dataflow_alone"]}, indent=1,
         default=_jsonable))
     return arch, text
+
+
+__all__ = ["ENCODER_RUNS", "Part", "build_whole", "check_whole_options", "choose_arch", "dataflow_figures",
+           "engine_figures", "evaluate_design", "export_parts", "host_figures", "lower_part", "pareto", "parts_of",
+           "search", "why"]

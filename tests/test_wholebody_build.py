@@ -46,7 +46,7 @@ def test_pareto_keeps_exactly_the_non_dominated_designs():
 def tiny_parts(tmp_path_factory):
     out = tmp_path_factory.mktemp("whole")
     man = W.export_parts("tiny-wholebody", out, seed=0)
-    parts = W.parts_of(man, out)
+    parts = W.parts_of(man)
     for p in parts:
         W.lower_part(p)
     return man, parts
