@@ -441,9 +441,5 @@ def test_host_time_reads_the_manifest_host_nodes():
     r = a53.host_time(nodes, 1.2e9)
     assert len(r["per_node"]) == len(nodes) and r["ms_per_frame"] > 0
     assert {n["kind"] for n in r["per_node"]} >= {"resize", "roi_align", "linear", "smplx", "soft_argmax_3d"}
-    flops = getattr(W, "HOST_FLOPS", None)
-    if flops is not None:  # the manifest's formulas are the ones the constants were calibrated with
-        for k, f in a53.FLOPS.items():
-            args = {"smplx": (1000, 55, 20)}.get(k, (3, 5, 7, 11)[:f.__code__.co_argcount])
-            extra = ((55 - 1) * 9,) if k == "smplx" else ()
-            assert flops[k](*args, *extra) == f(*args), k
+    # one definition of the flop formulas: the manifest's counts are the ones the constants were calibrated with
+    assert a53.FLOPS is W.HOST_FLOPS and set(a53.FLOPS) == set(a53.KINDS)

@@ -34,19 +34,9 @@ from binaryhpe import BinaryHPEError
 KINDS = ("resize", "soft_argmax_2d", "soft_argmax_3d", "crop_box", "roi_align", "sample_features", "linear",
          "mean_pool", "rot6d_to_axis_angle", "smplx")
 
-#: flops per run of each kind (the formulas the manifest's host nodes use; CHANGES.md 2026-12-07 08:35)
-FLOPS = {
-    "resize": lambda c, oh, ow: 8 * c * oh * ow,
-    "roi_align": lambda c, oh, ow: 8 * c * oh * ow,
-    "sample_features": lambda c, k: 8 * c * k,
-    "soft_argmax_2d": lambda k, h, w: 8 * k * h * w,
-    "soft_argmax_3d": lambda j, d, h, w: 10 * j * d * h * w,
-    "crop_box": lambda n: 10 * n,
-    "linear": lambda n_in, n_out: 2 * n_in * n_out,
-    "mean_pool": lambda c, h, w: c * h * w,
-    "rot6d_to_axis_angle": lambda n: 60 * n,
-    "smplx": lambda v, j, p: 2 * v * 3 * (p + (j - 1) * 9) + 2 * j * v * 3 + 2 * v * j * 12 + 24 * v,
-}
+#: flops per run of each kind: the formulas the export's host nodes are counted with
+#: (``train.wholebody.HOST_FLOPS``, the one definition; the calibration below counts its inputs with them too)
+from binaryhpe.train.wholebody import HOST_FLOPS as FLOPS  # noqa: E402
 
 #: the measured constants: kind -> cycles per flop and instructions per flop (``--calibrate`` prints this dict;
 #: aarch64-linux-gnu-gcc 12.2 -O2 -mcpu=cortex-a53, qemu-aarch64 7.2, llvm-mca 14 -mcpu=cortex-a53)
@@ -208,7 +198,7 @@ def _inputs(kind: str, rng) -> tuple[list, list, int]:
         w /= w.sum(1, keepdims=True)
         from binaryhpe.train.smplx_model import PARENTS
         return [f(V, 3), 0.01 * f(V, 3, B), 0.01 * f(V, 3, (J - 1) * 9), rng.random((J, V)).astype(np.float32) / V,
-                w.astype(np.float32), PARENTS.astype(np.int32), f(B), 0.3 * f(J, 3)], [V, J, B], FLOPS[kind](V, J, B)
+                w.astype(np.float32), PARENTS.astype(np.int32), f(B), 0.3 * f(J, 3)], [V, J, B], FLOPS[kind](V, J, B, (J - 1) * 9)
     raise BinaryHPEError(f"no calibration for {kind}")
 
 
