@@ -193,7 +193,7 @@ def deconv_phases(k: int, s: int, p: int) -> list[tuple[int, list[int]]]:
 def _conv_transpose(L: Lowerer, node):
     """A transposed convolution as ``s*s`` stride-1 convolutions (one a phase) sharing one window generator and
     one MVU with ``s*s*Cout`` outputs, then a ``PhaseShuffle`` that interleaves the phases. No zero insertion:
-    a binary input has no 0 to insert (docs/engine.md, "Transposed convolutions")."""
+    a binary input has no 0 to insert (docs/paper-scale.md; the engine side: docs/engine.md, "The compiler side")."""
     a = _attrs(node)
     ks, st = a.get("kernel_shape"), a.get("strides", [1, 1])
     pads = a.get("pads", [0, 0, 0, 0])
