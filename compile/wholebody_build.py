@@ -72,7 +72,7 @@ def export_parts(model: str, out: pathlib.Path, seed: int = 0, check: bool = Tru
     t = time.time()
     _log(f"exporting the parts of {model} to {out / 'parts'}" +
          (" (each checked: qonnx == PyTorch hardware mode) ..." if check else " (unchecked) ..."))
-    man = export_wholebody(net, out / "parts", check=check)
+    man = export_wholebody(net, out / "parts", check=check, verbose=True)  # a line a part: minutes at paper scale
     _log(f"export: {time.time() - t:.0f} s")
     return man
 
