@@ -1,7 +1,16 @@
 """Benchmark: export and compile (QONNX -> hardware graph -> RTL, no simulation) of the paper-scale BiDRN-50
-body encoder at 256x192; also checks the Brevitas-vs-QONNX exactness on one random input. Prints figures."""
+body encoder at 256x192; also checks the Brevitas-vs-QONNX exactness on one random input. Prints figures.
+
+The lowering (``load_qonnx`` + ``lower``) is timed twice in one run: with the indexed cleaning passes
+(``load_qonnx``) and with qonnx's own passes (``load_qonnx(..., qonnx_passes=True)``, the code before the
+index); both must give the same model, byte for byte. ``--no-before`` skips the slow qonnx run;
+``--qonnx=FILE`` times only the lowering of an exported QONNX file (no build, export, RTL or check).
+
+    .venv/bin/python benchmarks/compile_bidrn50.py [model] [--no-before] [--qonnx=FILE]
+"""
 
 import pathlib
+import random
 import sys
 import tempfile
 import time
@@ -10,12 +19,41 @@ import numpy as np
 import torch
 
 from binaryhpe.compile.flow import predicted_cycles, step_lower, step_rtl
+from binaryhpe.compile.lower import load_qonnx, lower
 from binaryhpe.train.export import execute_qonnx, export_qonnx
 from binaryhpe.train.hardware import to_hardware
 from binaryhpe.train.models import build_model
 
 
-def main(name: str = "bidrn-50-body", check: bool = True) -> None:
+def time_lowering(path: pathlib.Path, before: bool = True) -> None:
+    """Print the QONNX -> hardware graph time (load and clean the QONNX, lower it), with qonnx's own passes
+    (before the index) beside it when ``before``."""
+    random.seed(0)
+    t = time.time()
+    mw = load_qonnx(path)
+    t_load = time.time() - t
+    t = time.time()
+    g = lower(mw, source=str(path))
+    t_low = time.time() - t
+    print(f"QONNX -> hardware graph (load_qonnx + lower): {t_load + t_low:.1f} s (load and clean {t_load:.1f} s, "
+          f"lower {t_low:.1f} s; {len(mw.graph.node)} nodes -> {len(g.layers)} layers)", flush=True)
+    if not before:
+        return
+    random.seed(0)
+    t = time.time()
+    ref = load_qonnx(path, qonnx_passes=True)
+    t_ref = time.time() - t
+    t = time.time()
+    g_ref = lower(ref, source=str(path))
+    t_ref_low = time.time() - t
+    same = ref.model.SerializeToString() == mw.model.SerializeToString()
+    print(f"  before (qonnx's own passes): {t_ref + t_ref_low:.1f} s (load and clean {t_ref:.1f} s, lower "
+          f"{t_ref_low:.1f} s; {len(g_ref.layers)} layers); cleaned models identical: {same}", flush=True)
+    if not same:
+        raise SystemExit("the indexed cleaning passes gave a different model from qonnx's")
+
+
+def main(name: str = "bidrn-50-body", check: bool = True, before: bool = True) -> None:
     out = pathlib.Path(tempfile.mkdtemp(prefix="bhpe_b50_"))
     t = time.time()
     model, x = build_model(name)
@@ -24,6 +62,7 @@ def main(name: str = "bidrn-50-body", check: bool = True) -> None:
     t = time.time()
     path = export_qonnx(model, x, out / "model.onnx")
     print(f"export to QONNX: {time.time() - t:.1f} s", flush=True)
+    time_lowering(path, before)
     t = time.time()
     g, mw = step_lower(path)
     t_lower = time.time() - t
@@ -43,4 +82,9 @@ def main(name: str = "bidrn-50-body", check: bool = True) -> None:
 
 
 if __name__ == "__main__":
-    main(*(sys.argv[1:2] or []))
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    qonnx = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--qonnx=")]
+    if qonnx:
+        time_lowering(pathlib.Path(qonnx[0]), before="--no-before" not in sys.argv)
+    else:
+        main(*(args[:1] or []), before="--no-before" not in sys.argv)

@@ -43,9 +43,15 @@ class NameUnnamedNodes:
         return model, False
 
 
-def load_qonnx(path):
+def load_qonnx(path, qonnx_passes: bool = False):
     """Load a QONNX file and clean it with qonnx's passes (the ones of qonnx.util.cleanup, keeping node
-    names), then infer shapes."""
+    names), then infer shapes.
+
+    The result is the model that qonnx's ``ModelWrapper(path)``, ``ModelWrapper.transform`` (with its
+    ``cleanup``) and ``InferShapes`` give, byte for byte (the same random names for duplicated parameters
+    given the same ``random`` state), built with indices: qonnx looks each tensor up by a scan of the graph,
+    which made loading a BiDRN-50 (2,369 nodes) take about two minutes. ``qonnx_passes=True`` runs qonnx's
+    own passes instead (the reference the fast ones are checked against; benchmarks/compile_bidrn50.py)."""
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.transformation.fold_constants import FoldConstants
     from qonnx.transformation.general import RemoveStaticGraphInputs
@@ -56,26 +62,220 @@ def load_qonnx(path):
     if not p.is_file():
         raise BinaryHPEError(f"QONNX file not found: {p}")
     try:
-        mw = ModelWrapper(str(p))
+        mw = ModelWrapper(str(p), fix_missing_initializer_valueinfo=qonnx_passes)
     except Exception as e:  # noqa: BLE001 - onnx raises many kinds
         raise BinaryHPEError(f"{p}: not a readable ONNX/QONNX file ({e})") from None
+    if not qonnx_passes:
+        _add_initializer_value_info(mw)  # what ModelWrapper(path) does by default, without its per-tensor scans
+    transform = (lambda m, t: m.transform(t, make_deepcopy=False)) if qonnx_passes else _transform
     for n in mw.graph.node:  # qonnx's cleanup does the same: its custom ops live in its domain
         if n.op_type in ("Quant", "BipolarQuant", "Trunc"):
             n.domain = "qonnx.custom_op.general"
-    # the passes of qonnx.util.cleanup that this graph needs (each is quadratic in the graph size, so only
-    # when there is something for it to do), keeping node names
+    # the passes of qonnx.util.cleanup that this graph needs (only when there is something for them to do),
+    # keeping node names; each followed by qonnx's cleanup as ModelWrapper.transform runs it
     inits = {i.name for i in mw.graph.initializer}
     if len(mw.graph.input) > 1:
-        mw = mw.transform(RemoveStaticGraphInputs(), make_deepcopy=False)
+        mw = transform(mw, RemoveStaticGraphInputs())
     if any(n.op_type not in ("Quant", "BipolarQuant") and n.input and all(i in inits for i in n.input if i)
            for n in mw.graph.node):
-        mw = mw.transform(FoldConstants(exclude_op_types=["Quant", "BipolarQuant", "QuantizeLinear",
-                                                          "DequantizeLinear"]), make_deepcopy=False)
+        mw = transform(mw, FoldConstants(exclude_op_types=["Quant", "BipolarQuant", "QuantizeLinear",
+                                                         "DequantizeLinear"]))
     if any(n.op_type == "Transpose" for n in mw.graph.node):
-        mw = mw.transform(FoldTransposeIntoQuantInit(), make_deepcopy=False)
-    mw = mw.transform(NameUnnamedNodes(), make_deepcopy=False)
-    mw = mw.transform(InferShapes(), make_deepcopy=False)
+        mw = transform(mw, FoldTransposeIntoQuantInit())
+    mw = transform(mw, NameUnnamedNodes())
+    mw = transform(mw, InferShapes() if qonnx_passes else _InferShapes())
     return mw
+
+
+def _transform(mw, transformation):
+    """``mw.transform(transformation, make_deepcopy=False)`` with qonnx's cleanup done by ``_CleanPasses``."""
+    mw = mw.transform(transformation, make_deepcopy=False, cleanup=False)
+    _CleanPasses(mw).run()
+    return mw
+
+
+def _add_initializer_value_info(mw) -> None:
+    """A ValueInfo (the initializer's shape and element type, appended to value_info) for every initializer a
+    node reads or writes that has none, in node order: ``ModelWrapper.check_all_tensor_shapes_specified(
+    fix_missing_init_shape=True)``, which ``ModelWrapper.__init__`` runs, with one index instead of a scan of
+    the graph per tensor."""
+    from onnx import helper
+
+    g = mw.graph
+    have = {vi.name for vi in [*g.input, *g.output, *g.value_info]}
+    inits = {}
+    for init in g.initializer:
+        inits.setdefault(init.name, init)
+    for n in g.node:
+        for t in [*(i for i in n.input if i != ""), *n.output]:
+            if t in have or t not in inits:
+                continue
+            init = inits[t]
+            g.value_info.append(helper.make_tensor_value_info(t, init.data_type, tuple(init.dims)))
+            have.add(t)
+
+
+class _InferShapes:
+    """qonnx's ``InferShapes`` (custom ops hidden behind shape-compatible standard ops, ONNX shape inference,
+    custom ops restored), with the new ModelWrapper's initializer ValueInfos added by
+    ``_add_initializer_value_info``."""
+
+    def apply(self, model):
+        import onnx.shape_inference as si
+        from qonnx.core.modelwrapper import ModelWrapper
+        from qonnx.transformation.infer_shapes import _hide_finn_ops, _restore_finn_ops
+
+        hidden = _hide_finn_ops(_ValueInfoLookup(model))
+        model = ModelWrapper(si.infer_shapes(model.model), fix_missing_initializer_valueinfo=False)
+        _add_initializer_value_info(model)
+        _restore_finn_ops(model, hidden)
+        return model, False
+
+
+class _ValueInfoLookup:
+    """A ModelWrapper whose ``get_tensor_valueinfo`` reads an index built once (the graph's ValueInfos do not
+    change while ``_hide_finn_ops`` swaps nodes); everything else is the wrapped model's."""
+
+    def __init__(self, mw):
+        self._mw = mw
+        self._vi: dict = {}
+        for vi in [*mw.graph.input, *mw.graph.output, *mw.graph.value_info]:
+            self._vi.setdefault(vi.name, vi)
+
+    def get_tensor_valueinfo(self, name):
+        return self._vi.get(name)
+
+    def __getattr__(self, attr):
+        return getattr(self._mw, attr)
+
+
+class _CleanPasses:
+    """``ModelWrapper.cleanup`` (RemoveUnusedTensors, RemoveStaticGraphInputs, SortGraph,
+    SortCommutativeInputsInitializerLast, GiveUniqueParameterTensors, each as qonnx runs it) with the producer,
+    initializer and ValueInfo lookups from indices instead of a scan of the graph each; the same model out,
+    the same random parameter names drawn from qonnx's ``random_string`` in the same order."""
+
+    def __init__(self, mw):
+        self.mw = mw
+        self.g = mw.graph
+
+    def run(self) -> None:
+        from qonnx.transformation.general import RemoveStaticGraphInputs
+
+        self.remove_unused()
+        self.mw.transform(RemoveStaticGraphInputs(), make_deepcopy=False, cleanup=False)  # scans the inputs only
+        self.sort_graph()
+        self.commutative_inits_last()
+        self.unique_parameters()
+
+    def _init_names(self) -> set:
+        return {i.name for i in self.g.initializer}
+
+    def remove_unused(self) -> None:
+        used = {t for n in self.g.node for t in [*n.input, *n.output]}
+        for container, field in ((self.g.initializer, "name"), (self.g.value_info, "name"),
+                                 (self.g.quantization_annotation, "tensor_name")):
+            for i in reversed(range(len(container))):
+                if getattr(container[i], field) not in used:
+                    del container[i]
+
+    def sort_graph(self) -> None:
+        from toposort import toposort_flatten
+
+        nodes = list(self.g.node)
+        if len(nodes) == 1:
+            return
+        producer: dict[str, int] = {}
+        for idx, n in enumerate(nodes):
+            for o in n.output:
+                producer.setdefault(o, idx)
+        sources = self._init_names() | {i.name for i in self.g.input}
+        deps: dict[int, set] = {}
+        for idx, n in enumerate(nodes):
+            preds = [producer[i] for i in n.input if i in producer]
+            if preds:
+                deps[idx] = set(preds)
+            elif any(i in sources for i in n.input):
+                deps[idx] = set()
+            # a node fed by nothing is dropped (unless another node reads it), as SortGraph does
+        order = toposort_flatten(deps)
+        if order == list(range(len(nodes))):
+            return
+        del self.g.node[:]
+        self.g.node.extend(nodes[i] for i in order)
+
+    def commutative_inits_last(self) -> None:
+        inits = self._init_names()
+        for n in self.g.node:
+            if n.op_type in ("Add", "Mul", "And", "Or", "Xor", "Sum"):
+                ordered = [i for i in n.input if i not in inits] + [i for i in n.input if i in inits]
+                for k, name in enumerate(ordered):
+                    if n.input[k] != name:
+                        n.input[k] = name
+
+    def unique_parameters(self) -> None:
+        from onnx import TensorAnnotation, StringStringEntryProto, TensorProto, helper, numpy_helper
+        from qonnx.core.datatype import DataType
+        from qonnx.util.basic import random_string
+
+        g = self.g
+        inits = {}
+        for init in g.initializer:
+            inits.setdefault(init.name, init)
+        names = {vi.name for vi in [*g.value_info, *g.input, *g.output]}
+        vis = {}
+        for vi in [*g.input, *g.output, *g.value_info]:
+            vis.setdefault(vi.name, vi)
+        annotations = {}
+        for qa in g.quantization_annotation:
+            annotations.setdefault(qa.tensor_name, qa)
+        seen = set()
+        for n in g.node:
+            for idx, name in enumerate(list(n.input)):
+                if name not in inits:
+                    continue
+                if name not in seen:
+                    seen.add(name)
+                    continue
+                new = random_string()
+                while new in names:
+                    new = random_string()
+                # ModelWrapper.set_initializer(new, get_initializer(name))
+                proto = numpy_helper.from_array(numpy_helper.to_array(inits[name]))
+                proto.name = new
+                if new in inits:
+                    g.initializer.remove(inits[new])
+                g.initializer.append(proto)
+                inits[new] = g.initializer[len(g.initializer) - 1]
+                vi = helper.make_tensor_value_info(new, proto.data_type, list(proto.dims))
+                g.value_info.append(vi)
+                names.add(new)
+                vis[new] = g.value_info[len(g.value_info) - 1]
+                # set_tensor_datatype(new, get_tensor_datatype(name))
+                dt = None
+                qa = annotations.get(name)
+                if qa is not None:
+                    entry = next((e for e in qa.quant_parameter_tensor_names if e.key == "finn_datatype"), None)
+                    if entry is not None:
+                        dt = DataType[entry.value]
+                if dt is None:
+                    old_vi = vis.get(name)
+                    elem = old_vi.type.tensor_type.elem_type if old_vi is not None else inits[name].data_type
+                    dt = DataType[{TensorProto.FLOAT: "FLOAT32", TensorProto.FLOAT16: "FLOAT16"}.get(elem, "FLOAT32")]
+                qa = annotations.get(new)
+                if qa is None:
+                    qa = TensorAnnotation()
+                    qa.tensor_name = new
+                    g.quantization_annotation.append(qa)
+                    qa = annotations[new] = g.quantization_annotation[len(g.quantization_annotation) - 1]
+                entry = next((e for e in qa.quant_parameter_tensor_names if e.key == "finn_datatype"), None)
+                if entry is None:
+                    entry = StringStringEntryProto()
+                    entry.key, entry.value = "finn_datatype", dt.name
+                    qa.quant_parameter_tensor_names.append(entry)
+                else:
+                    entry.value = dt.name
+                n.input[idx] = new
 
 
 def fixed_point(values: np.ndarray, max_bits: int = MAX_CONST_BITS) -> tuple[np.ndarray, int, int]:
@@ -102,6 +302,43 @@ class Lowerer:
         self.env: dict[str, str] = {}  # onnx tensor -> hw tensor
         self.views: dict[str, dict] = {}  # onnx tensor -> flattening view info (before MatMul/Gemm)
         self.skip: set[str] = set()  # nodes consumed by a fused lowering
+        self._producers: dict | None = None  # the graph index, built on first use (_index)
+
+    # --- the QONNX graph, looked up through one index built once (qonnx's lookups scan the graph each) ----
+    def _index(self) -> None:
+        g = self.mw.graph
+        self._producers, self._consumers, self._shapes = {}, {}, {}
+        for n in g.node:
+            for t in n.output:
+                self._producers.setdefault(t, n)
+            for t in n.input:
+                self._consumers.setdefault(t, []).append(n)
+        for vi in [*g.input, *g.output, *g.value_info]:
+            self._shapes.setdefault(vi.name, [d.dim_value for d in vi.type.tensor_type.shape.dim])
+
+    def producer(self, tensor: str):
+        """The first node writing ``tensor`` (``ModelWrapper.find_producer``)."""
+        if self._producers is None:
+            self._index()
+        return self._producers.get(tensor)
+
+    def consumers(self, tensor: str) -> list:
+        """The nodes reading ``tensor`` in graph order, once per input that reads it
+        (``ModelWrapper.find_consumers``)."""
+        if self._producers is None:
+            self._index()
+        return list(self._consumers.get(tensor, []))
+
+    def tensor_shape(self, tensor: str) -> list | None:
+        """The shape of ``tensor`` from its ValueInfo, else its initializer's (``ModelWrapper.get_tensor_shape``);
+        None when it has neither."""
+        if self._producers is None:
+            self._index()
+        s = self._shapes.get(tensor)
+        if s is not None:
+            return list(s)
+        init = self.const(tensor)
+        return None if init is None else list(init.shape)
 
     # --- helpers -----------------------------------------------------------------------------------
     def const(self, name: str):
@@ -133,7 +370,7 @@ class Lowerer:
         self.g.layers.append(layer)
 
     def single_consumer(self, node, op_type: str | None = None):
-        cons = self.mw.find_consumers(node.output[0]) or []
+        cons = self.consumers(node.output[0])
         if len(cons) != 1:
             return None
         if op_type is not None and cons[0].op_type != op_type:
@@ -152,7 +389,7 @@ class Lowerer:
             except ValueError:
                 raise _err(node, "weights are full-precision floats: quantize them (Quant/BipolarQuant)") from None
             return q, frac, bits, False
-        prod = self.mw.find_producer(name)
+        prod = self.producer(name)
         if prod is None or prod.op_type not in ("Quant", "BipolarQuant") or self.const(prod.input[0]) is None:
             raise _err(node, "weights must be an initializer quantized by Quant or BipolarQuant")
         w = self.const(prod.input[0]).astype(np.float64)
@@ -177,7 +414,7 @@ class Lowerer:
             raise BinaryHPEError("the hardware flow takes graphs with exactly one input and one output")
         iname = g.input[0].name
         self.iname = iname
-        shape = self.mw.get_tensor_shape(iname)
+        shape = self.tensor_shape(iname)
         if len(shape) != 4 or shape[0] != 1:
             raise BinaryHPEError(f"graph input {iname!r} must be (1, C, H, W); got {shape}")
         for node in g.node:
@@ -196,11 +433,9 @@ class Lowerer:
         return self.g
 
     def shape_hwc(self, onnx_name: str) -> tuple:
-        if not hasattr(self, "_shapes"):
-            g = self.mw.graph
-            self._shapes = {vi.name: [d.dim_value for d in vi.type.tensor_type.shape.dim]
-                            for vi in [*g.input, *g.output, *g.value_info]}
-        s = self._shapes.get(onnx_name) or self.mw.get_tensor_shape(onnx_name)
+        s = self.tensor_shape(onnx_name)
+        if s is None:
+            raise BinaryHPEError(f"tensor {onnx_name!r} has no shape (no ValueInfo after shape inference)")
         if len(s) == 4:
             return (s[2], s[3], s[1])
         if len(s) == 2:

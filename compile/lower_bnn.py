@@ -115,7 +115,7 @@ def _eval_bn_sign(L: Lowerer, bn, bq, values: np.ndarray, c: int, rank: int) -> 
 def _batchnorm(L: Lowerer, node):
     bq = L.single_consumer(node, "BipolarQuant")
     if bq is None:
-        cons = L.mw.find_consumers(node.output[0]) or []
+        cons = L.consumers(node.output[0])
         what = ", ".join(f"{c.name} ({c.op_type})" for c in cons) or "the graph output"
         raise _err(node, f"BatchNormalization must feed exactly one BipolarQuant (BN + sign become thresholds); "
                          f"it feeds {what}: fold it into a preceding layer or quantize it with BipolarQuant")
@@ -130,7 +130,7 @@ def _batchnorm(L: Lowerer, node):
     if src.fmt.bipolar:
         raise _err(node, "BatchNormalization of a bipolar tensor: put it after the matrix product")
     h, w, c = src.shape
-    rank = len(L.mw.get_tensor_shape(node.input[0]))
+    rank = len(L.tensor_shape(node.input[0]))
     lo, hi = _int_range(L, src.name)
     if (hi - lo + 1) * c > MAX_THRESHOLD_SWEEP:
         raise _err(node, f"input range {lo}..{hi} ({src.fmt}) is too wide to find thresholds by sweeping")
@@ -174,13 +174,13 @@ def _view(L: Lowerer, node):
         base = L.views[src_name]["src"]
     else:
         base = src_name
-    shp = L.mw.get_tensor_shape(node.output[0])
+    shp = L.tensor_shape(node.output[0])
     if shp is None or len(shp) != 2 or shp[0] != 1:
         raise _err(node, f"only flattening to (1, n) is supported (output shape {shp})")
     info = L.info(base)
     if int(np.prod(info.shape)) != int(shp[1]):
         raise _err(node, f"flattening {info.shape} to {shp} changes the element count")
-    cons = L.mw.find_consumers(node.output[0]) or []
+    cons = L.consumers(node.output[0])
     bad = [c for c in cons if c.op_type not in ("MatMul", "Gemm", "Flatten", "Reshape")]
     if not cons or bad:
         what = ", ".join(f"{c.name} ({c.op_type})" for c in bad) or "the graph output"
@@ -214,7 +214,7 @@ def _fc_input(L: Lowerer, node) -> tuple[TensorInfo, np.ndarray]:
     if name in L.views:
         src = L.info(L.views[name]["src"])
     else:
-        shp = L.mw.get_tensor_shape(name)
+        shp = L.tensor_shape(name)
         if shp is None or len(shp) != 2 or shp[0] != 1:
             raise _err(node, f"the input must be a (1, n) vector (flatten it first); shape {shp}")
         src = L.info(name)
