@@ -377,7 +377,7 @@ def test_instruction_count_method(a53_exe, tmp_path):
     prof = B.profile(a53_exe, args)
     log = tmp_path / "ss.log"
     subprocess.run([B.tools()["qemu"], "-cpu", "cortex-a53", "-singlestep", "-d", "exec,nochain", "-D", log,
-                    a53_exe, *args], check=True)
+                    a53_exe, *args], check=True, env=B.PROFILE_ENV)  # the environment the profile runs in
     ss = {}
     for line in open(log):
         if line.startswith("Trace"):

@@ -52,6 +52,10 @@ def _target(core: str) -> dict:
     return TARGETS[core]
 
 
+#: the environment of a profiled run (``profile``): nothing of the caller's, so that counts repeat
+PROFILE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LC_ALL": "C"}
+
+
 def _run(cmd, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
     r = subprocess.run([str(c) for c in cmd], capture_output=True, timeout=timeout, **kw)
     if r.returncode != 0:
@@ -201,7 +205,9 @@ def profile(exe, args: list, timeout: float = 300, core: str = "a53") -> dict:
     q = _qemu(core)
     with tempfile.TemporaryDirectory(prefix="bhpe-qemu-") as work:
         log = pathlib.Path(work) / "qemu.log"
-        _run([*q, "-d", "in_asm,exec,nochain", "-D", log, exe, *args], timeout=timeout)
+        # a fixed environment: the guest's stack (and so the alignment of what the kernels read) moves with the
+        # environment's size, and with it a few instructions of the profile
+        _run([*q, "-d", "in_asm,exec,nochain", "-D", log, exe, *args], timeout=timeout, env=PROFILE_ENV)
         return _count_log(log)[1]
 
 
