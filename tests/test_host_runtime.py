@@ -5,6 +5,9 @@ compiler's Program, the same C for the Cortex-A53 under qemu-aarch64, and the A5
 Tolerance of the float kernels: these are host float32 operations, not hardware integers. The C output must be
 within 1e-5 relative of the float64 PyTorch reference on the same float32 inputs, plus 1e-6 of the output's
 largest magnitude (for values near zero); Linear within 1e-5 of sum |w_i x_i| + |b| per output.
+
+Needs gcc, aarch64-linux-gnu-gcc, arm-linux-gnueabihf-gcc, qemu-user and llvm (llvm-mca): `.ci/setup` installs
+them; nothing here skips when one is missing (it fails, naming the command).
 """
 
 from __future__ import annotations
@@ -25,9 +28,6 @@ from binaryhpe.train.boxnet import roi_align, sample_features, soft_argmax_2d, s
 from binaryhpe.train.wholebody import crop_box, rot6d_to_axis_angle
 
 ROOT = B.RUNTIME.parents[2]
-HAVE_A53 = B.tools()["cross"] is not None and B.tools()["qemu"] is not None
-NEED_A53 = pytest.mark.skipif(not HAVE_A53, reason=f"aarch64-linux-gnu-gcc or qemu-aarch64 not installed "
-                                                    f"({B.APT_HINT}); the A53 build is not tested")
 
 
 @pytest.fixture(scope="module")
@@ -327,7 +327,6 @@ def test_loader_refuses_inconsistent_files(host_exe, tiny_program, tmp_path):
 # the Cortex-A53 build under QEMU
 
 
-@NEED_A53
 def test_a53_kernels_equal_the_host(host_exe, a53_exe, tmp_path):
     """Every kernel case under qemu-aarch64 (-cpu cortex-a53): the same float32 outputs as the host build (the
     same IEEE operations; libm's exp / sin / atan2 may differ in the last ulp, hence the 1e-6 check), and within
@@ -346,9 +345,6 @@ def test_a53_kernels_equal_the_host(host_exe, a53_exe, tmp_path):
     assert identical >= len(cases) - 3  # bit-identical except where libm differs
 
 
-@pytest.mark.skipif(B.tools("a9")["cross"] is None or B.tools("a9")["qemu"] is None,
-                    reason="arm-linux-gnueabihf-gcc or qemu-arm not installed (Debian: apt-get install "
-                           f"{B.TARGETS['a9']['apt']}); the Zynq-7000 (Cortex-A9) build is not tested")
 def test_a9_kernels_under_qemu(host_exe, tmp_path):
     """The Zynq-7000's Cortex-A9 build (ARMv7, NEON, hard float) under qemu-arm: every kernel case within the
     tolerance of the PyTorch reference and within 1e-6 of the host build."""
@@ -359,7 +355,6 @@ def test_a9_kernels_under_qemu(host_exe, tmp_path):
         assert np.allclose(a, B.run_kernel(host_exe, name, ins, prm), rtol=1e-6, atol=1e-7), name
 
 
-@NEED_A53
 def test_a53_driver_under_qemu(tmp_path):
     exe = B.build_regmodel(tmp_path, cc=B.CROSS_CC)
     acc, res, _ = _regrun(exe, "ok", DESC, qemu=True)
@@ -367,7 +362,6 @@ def test_a53_driver_under_qemu(tmp_path):
     assert res["rc"] == "0" and int(res["cycles"]) == 0x1_0000_0005
 
 
-@NEED_A53
 def test_instruction_count_method(a53_exe, tmp_path):
     """The block-profile count equals a one-instruction-per-block count (-singlestep: every instruction its own
     logged block), per instruction address."""
@@ -411,9 +405,6 @@ def test_host_time_model():
         a53.host_time([{"name": "warp", "flops": 1, "bytes": 1}], 1e9)
 
 
-@pytest.mark.skipif(not (HAVE_A53 and (shutil.which("llvm-mca") or shutil.which("llvm-mca-14"))),
-                    reason="aarch64-linux-gnu-gcc, qemu-aarch64 or llvm-mca not installed: the A53 constants are "
-                           "not re-measured")
 def test_a53_constants_are_measured(tmp_path):
     """The stored constants are what the calibration measures now (linear, resize: no libm), and cycles scale
     with the flops (a 2x longer Linear row gives the same instructions per flop within 5%: the per-output
