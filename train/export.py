@@ -80,3 +80,12 @@ def check_export(model: torch.nn.Module, path, x: torch.Tensor) -> dict:
         raise BinaryHPEError(f"{path}: QONNX output shape {out.shape} differs from PyTorch {ref.shape}")
     mismatches = int(np.count_nonzero(out != ref))
     return {"elements": int(ref.size), "mismatches": mismatches, "max_abs_diff": float(np.max(np.abs(out - ref)))}
+
+
+def require_exact_export(model: torch.nn.Module, path, x: torch.Tensor, what: str) -> dict:
+    """``check_export``, raising one line naming ``what`` and the file when any element differs."""
+    res = check_export(model, path, x)
+    if res["mismatches"]:
+        raise BinaryHPEError(f"{path}: QONNX execution differs from the hardware-mode {what} on "
+                             f"{res['mismatches']} of {res['elements']} elements")
+    return res

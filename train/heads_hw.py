@@ -54,6 +54,19 @@ def _geom(m: nn.Module) -> dict:
     return {"kernel_size": m.kernel_size, "stride": m.stride, "padding": m.padding}
 
 
+def _freeze_bias(mod: nn.Module, bias, nc: NumericsConfig) -> None:
+    """``mod.bias_q``: a layer's bias as an X-format constant (None without a bias)."""
+    if bias is not None:
+        mod.register_buffer("bias_q", _chan(_buf(quant_add(bias.detach().double().numpy(), nc), nc.res_frac)))
+    else:
+        mod.bias_q = None
+
+
+def _add_bias(mod: nn.Module, y):
+    """``qX(y + bias_q)`` when ``mod`` has a bias (hardware mode: a separate Add, the compiler refuses Conv bias)."""
+    return y if mod.bias_q is None else mod.qx(y + mod.bias_q)
+
+
 class HwConv(HwModule):
     """A full-precision conv or deconv of the heads (``conv`` is used as is in float mode).
 
@@ -79,10 +92,7 @@ class HwConv(HwModule):
         self.conv_hw = cls(cin, cout, bias=False, weight_quant=fixed_weight(nc.fxp_weight_bits), **_geom(c))
         with torch.no_grad():
             self.conv_hw.weight.copy_(c.weight)
-        if c.bias is not None:
-            self.register_buffer("bias_q", _chan(_buf(quant_add(c.bias.detach().double().numpy(), nc), nc.res_frac)))
-        else:
-            self.bias_q = None
+        _freeze_bias(self, c.bias, nc)
         self.qx = self._qx(nc)
         self.hw = True
 
@@ -91,10 +101,7 @@ class HwConv(HwModule):
             return self.conv(x)
         if self.q_in is not None:
             x = self.q_in(x)
-        y = self.qx(self.conv_hw(x))
-        if self.bias_q is not None:
-            y = self.qx(y + self.bias_q)
-        return y
+        return _add_bias(self, self.qx(self.conv_hw(x)))
 
 
 class HwBinaryDeconv(HwModule):
@@ -118,20 +125,14 @@ class HwBinaryDeconv(HwModule):
                                               weight_quant=BinaryWeightUnit, **_geom(d))
         with torch.no_grad():
             self.deconv_hw.weight.copy_(torch.where(d.weight >= 0, 1.0, -1.0))
-        if d.bias is not None:
-            self.register_buffer("bias_q", _chan(_buf(quant_add(d.bias.detach().double().numpy(), nc), nc.res_frac)))
-        else:
-            self.bias_q = None
+        _freeze_bias(self, d.bias, nc)
         self.qx = self._qx(nc)
         self.hw = True
 
     def forward(self, x):
         if not self.hw:
             return self.deconv(x)
-        y = self.qx(self.deconv_hw(self.sign(x)) * self.alpha_q)
-        if self.bias_q is not None:
-            y = self.qx(y + self.bias_q)
-        return y
+        return _add_bias(self, self.qx(self.deconv_hw(self.sign(x)) * self.alpha_q))
 
 
 class ToX(HwModule):
@@ -342,7 +343,7 @@ def export_part(model, name: str, out_dir, check: bool = True, verbose: bool = F
     import pathlib
     import time
 
-    from binaryhpe.train.export import check_export, export_qonnx
+    from binaryhpe.train.export import export_qonnx, require_exact_export
     from binaryhpe.train.hardware import to_hardware
 
     part = build_part(model, name)
@@ -357,11 +358,7 @@ def export_part(model, name: str, out_dir, check: bool = True, verbose: bool = F
              "output_format": {"bits": nc.res_bits, "frac": nc.res_frac},
              "export_s": round(time.time() - t0, 2)}
     if check:
-        res = check_export(hw, path, x)
-        entry["check"] = res
-        if res["mismatches"]:
-            raise BinaryHPEError(f"{path}: QONNX execution differs from the hardware-mode part {name} on "
-                                 f"{res['mismatches']} of {res['elements']} elements")
+        entry["check"] = require_exact_export(hw, path, x, f"part {name}")
     return entry
 
 

@@ -614,7 +614,7 @@ def export_wholebody(model: WholeBodyModel, out_dir, check: bool = True, verbose
     ``host``: the host nodes of ``host_nodes``).
     """
     from binaryhpe.train.bidrn import BiDRN
-    from binaryhpe.train.export import check_export, export_qonnx
+    from binaryhpe.train.export import export_qonnx, require_exact_export
     from binaryhpe.train.hardware import to_hardware
     from binaryhpe.train.heads_hw import PARTS as HW_PARTS
     from binaryhpe.train.heads_hw import export_part
@@ -642,11 +642,7 @@ def export_wholebody(model: WholeBodyModel, out_dir, check: bool = True, verbose
         entry = {"exported": True, "path": str(path), "input_shape": [1, 3, *size],
                  "output_shape": [1, *enc.output_shape()]}
         if check:
-            res = check_export(hw, path, x)
-            entry["check"] = res
-            if res["mismatches"]:
-                raise BinaryHPEError(f"{path}: QONNX execution differs from the hardware-mode {key} on "
-                                     f"{res['mismatches']} of {res['elements']} elements")
+            entry["check"] = require_exact_export(hw, path, x, key)
         manifest["encoders"][key] = entry
     if parts:
         cpu = copy.deepcopy(model).cpu() if any(p.device.type != "cpu" for p in model.parameters()) else model
