@@ -39,7 +39,7 @@ def main(argv=None) -> int:
 
     from binaryhpe.compile.devices import load_device
     from binaryhpe.compile.engine import EngineConfig, compile_program, cycle_model, run_model
-    from binaryhpe.compile.engine_build import measured_layer_cycles
+    from binaryhpe.compile.engine_build import measured_layer_cycles, print_layer_errors
     from binaryhpe.compile.lower import load_qonnx, lower
     from binaryhpe.compile.passes import run_passes, standard_passes
     from binaryhpe.compile.reference import check_frames
@@ -85,14 +85,7 @@ def main(argv=None) -> int:
     bad_model = int(np.count_nonzero(model_out != ref))
     same_image = r.dram == bytes(model_img)
     meas = measured_layer_cycles(r.layer_starts, r.cycles)
-    print(f"{'#':>3s} {'op':52s} {'model':>12s} {'measured':>12s} {'error':>8s}")
-    worst = 0.0
-    for i, row in enumerate(cm["layers"]):
-        mc = meas.get(i)
-        err = (mc / row["cycles"] - 1) if mc and row["cycles"] else float("nan")
-        worst = max(worst, abs(err)) if mc else worst
-        print(f"{i:3d} {str(row['name'])[-52:]:52s} {row['cycles']:12,} {mc if mc is not None else '-':>12} "
-              f"{err:+8.1%}")
+    worst = print_layer_errors(cm["layers"], meas, "op", 52)
     total_err = r.cycles / cm["total"]["cycles"] - 1
     print(f"frame {name!r}: output {ref.shape}, {ref.size:,} integers; RTL mismatches {bad_rtl}, numpy model "
           f"mismatches {bad_model}, DRAM image after the frame equal to the model's: {same_image}; measured "

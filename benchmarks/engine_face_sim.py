@@ -38,7 +38,7 @@ def main(argv=None) -> int:
 
     from binaryhpe.compile.devices import load_device
     from binaryhpe.compile.engine import EngineConfig, compile_program, cycle_model, run_model
-    from binaryhpe.compile.engine_build import measured_layer_cycles
+    from binaryhpe.compile.engine_build import measured_layer_cycles, print_layer_errors
     from binaryhpe.compile.reference import check_frames
     from binaryhpe.compile.worstcase import simulation_frames
     from binaryhpe.sim.engine import build_engine, run_engine
@@ -70,14 +70,7 @@ def main(argv=None) -> int:
     bad_rtl = int(np.count_nonzero(out != ref))
     bad_model = int(np.count_nonzero(model_out != ref))
     meas = measured_layer_cycles(r.layer_starts, r.cycles)
-    print(f"{'#':>3s} {'layer':44s} {'model':>12s} {'measured':>12s} {'error':>8s}")
-    worst = 0.0
-    for i, row in enumerate(cm["layers"]):
-        m = meas.get(i)
-        err = (m / row["cycles"] - 1) if m and row["cycles"] else float("nan")
-        worst = max(worst, abs(err)) if m else worst
-        print(f"{i:3d} {str(row['name'])[-44:]:44s} {row['cycles']:12,} {m if m is not None else '-':>12} "
-              f"{err:+8.1%}")
+    worst = print_layer_errors(cm["layers"], meas, "layer", 44)
     total_err = r.cycles / cm["total"]["cycles"] - 1
     print(f"frame {name!r}: output {ref.shape}, {ref.size} integers; RTL mismatches {bad_rtl}, numpy model "
           f"mismatches {bad_model}; measured {r.cycles:,} cycles, model {cm['total']['cycles']:,} "

@@ -65,6 +65,20 @@ def measured_layer_cycles(layer_starts: list, total: int) -> dict:
     return out
 
 
+def print_layer_errors(model_rows: list[dict], measured: dict, label: str = "layer", width: int = 44) -> float:
+    """Print each engine op's modelled and measured cycles and their error (a table); returns the worst |error|
+    over the ops that were measured."""
+    print(f"{'#':>3s} {label:{width}s} {'model':>12s} {'measured':>12s} {'error':>8s}")
+    worst = 0.0
+    for i, row in enumerate(model_rows):
+        m = measured.get(i)
+        err = (m / row["cycles"] - 1) if m and row["cycles"] else float("nan")
+        worst = max(worst, abs(err)) if m else worst
+        print(f"{i:3d} {str(row['name'])[-width:]:{width}s} {row['cycles']:12,} {m if m is not None else '-':>12} "
+              f"{err:+8.1%}")
+    return worst
+
+
 def simulate_engine(g, mw, program, cfg, out: pathlib.Path, seed: int = 0, frames: int = 2,
                     user_frames=None, stalls=(0.0, 0.3)) -> dict:
     """Run the engine RTL (Verilator, C++ DRAM model) on random and worst-case frames, without and with random
