@@ -45,28 +45,11 @@ def test_reference_scatter_equals_torch():
     assert np.array_equal(got, ref)
 
 
-class _Deconv(nn.Module):
+def _Deconv(binary: bool, cin=6, cout=5):
     """input quantizer -> [sign] -> ConvTranspose(4, 2, 1) -> per-channel Mul -> requantizer (BoxNet's pattern)."""
+    from deconv_models import DeconvNet
 
-    def __init__(self, binary: bool, cin=6, cout=5):
-        super().__init__()
-        from brevitas.nn import QuantConvTranspose2d, QuantIdentity
-
-        from binaryhpe.train.quant import ApproxSignAct, BinaryWeightUnit, fixed_act, fixed_weight
-
-        self.binary = binary
-        self.qin = QuantIdentity(act_quant=fixed_act(8, 4), return_quant_tensor=False)
-        self.sign = QuantIdentity(act_quant=ApproxSignAct, return_quant_tensor=False) if binary else None
-        self.dc = QuantConvTranspose2d(cin, cout, 4, stride=2, padding=1, bias=False,
-                                       weight_quant=BinaryWeightUnit if binary else fixed_weight(6))
-        self.qx = QuantIdentity(act_quant=fixed_act(16, 4), return_quant_tensor=False)
-        self.register_buffer("m", torch.tensor([0.5, 0.25, 1.5, -0.75, 2.0][:cout]).view(1, -1, 1, 1))
-
-    def forward(self, x):
-        x = self.qin(x)
-        if self.sign is not None:
-            x = self.sign(x)
-        return self.qx(self.dc(x) * self.m)
+    return DeconvNet(binary, cin, cout, out_bits=16, scales=[0.5, 0.25, 1.5, -0.75, 2.0])
 
 
 @pytest.fixture(scope="module", params=["binary", "fixed"])

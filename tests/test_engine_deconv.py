@@ -208,27 +208,11 @@ def test_deconv_rtl_exact_under_stalls(case, cfg_name):
 
 
 # ---- (b) from QONNX ------------------------------------------------------------------------------------
-class _Deconv(torch.nn.Module):
-    """input quantizer -> [sign] -> ConvTranspose(4, 2, 1) -> per-channel scale -> requantizer."""
+def _Deconv(binary: bool, cin: int, cout: int):
+    """input quantizer -> [sign] -> ConvTranspose(K, S, P) = (4, 2, 1) -> per-channel scale -> requantizer."""
+    from deconv_models import DeconvNet
 
-    def __init__(self, binary: bool, cin: int, cout: int):
-        super().__init__()
-        from brevitas.nn import QuantConvTranspose2d, QuantIdentity
-
-        from binaryhpe.train.quant import ApproxSignAct, BinaryWeightUnit, fixed_act, fixed_weight
-
-        self.qin = QuantIdentity(act_quant=fixed_act(8, 4), return_quant_tensor=False)
-        self.sign = QuantIdentity(act_quant=ApproxSignAct, return_quant_tensor=False) if binary else None
-        self.dc = QuantConvTranspose2d(cin, cout, K, stride=S, padding=P, bias=False,
-                                       weight_quant=BinaryWeightUnit if binary else fixed_weight(6))
-        self.qx = QuantIdentity(act_quant=fixed_act(12, 4), return_quant_tensor=False)
-        self.register_buffer("m", torch.tensor([0.5, -0.75, 1.5, 2.0, -1.25, 0.25][:cout]).view(1, -1, 1, 1))
-
-    def forward(self, x):
-        x = self.qin(x)
-        if self.sign is not None:
-            x = self.sign(x)
-        return self.qx(self.dc(x) * self.m)
+    return DeconvNet(binary, cin, cout, out_bits=12, scales=[0.5, -0.75, 1.5, 2.0, -1.25, 0.25])
 
 
 @pytest.fixture(scope="module", params=["binary", "fixed"])
