@@ -261,7 +261,8 @@ def roofline(program, cfg: EngineConfig | None = None) -> dict:
     bound = max(compute_bound, memory_bound)
     cycles = cm["total"]["cycles"]
     return {"binary_ops": int(binary), "fixed_ops": int(fixed), "compute_bound_cycles": int(math.ceil(compute_bound)),
-            "memory_bound_cycles": int(math.ceil(memory_bound)), "bound": "compute" if compute_bound >= memory_bound
+            "memory_bound_cycles": int(math.ceil(memory_bound)), "dram_bytes": int(cm["total"]["dram_bytes"]),
+            "bound": "compute" if compute_bound >= memory_bound
             else "memory", "cycles": cycles, "fraction": bound / cycles if cycles else 0.0,
             "bound_fps": cfg.clock_mhz * 1e6 / bound if bound else 0.0,
             "fps": cfg.clock_mhz * 1e6 / cycles if cycles else 0.0}
