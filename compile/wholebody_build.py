@@ -50,7 +50,6 @@ class Part:
     g: object = None  # lowered, fused to epilogues (what the engine compiles)
     g_prepared: object = None  # lowered, the stages before folding (what the dataflow folds)
     engine: dict = field(default_factory=dict)  # config key -> {"cycles", "dram_bytes", "compute_bound", ...}
-    dataflow: dict | None = None  # the dataflow design alone on the device (fits, fps, resources) or why not
     program: object = None  # the engine program at the chosen configuration
 
 
@@ -243,7 +242,6 @@ def search(parts: list[Part], dev, host_ms: float, arch: str) -> dict:
     if arch in ("dataflow", "auto"):
         for p in parts:
             alone[p.name] = dataflow_figures(p, dev)
-            p.dataflow = {k: v for k, v in alone[p.name].items()}
         bad = [p.name for p in parts if not alone[p.name]["fits"]]
         if not bad:
             d = evaluate_design(parts, {p.name: "dataflow" for p in parts}, cfgs[0] if cfgs else None, dev,
