@@ -76,7 +76,9 @@ class BuildState:
     opts: BuildOptions = field(default_factory=BuildOptions)
     qonnx: pathlib.Path | None = None
     export_check: dict | None = None
-    mw: object = None  # the QONNX ModelWrapper (lowered once)
+    mw: object = None  # the QONNX ModelWrapper of the hardware region (lowered once; the whole model when no
+    #                    node stays on the host)
+    partition: object = None  # compile.partition.HostPartition: host pre / hardware region / host post
     g: HwGraph | None = None  # the hardware graph: unfolded after "optimize", folded after "fold"
     dev: object = None  # the target Device (None: device-free)
     folding: dict | None = None  # the user's --folding overrides
@@ -87,6 +89,7 @@ class BuildState:
     rtl: pathlib.Path | None = None
     simulation: dict | None = None
     user_frames: np.ndarray | None = None  # the --inputs frames (float32, N x the QONNX input without batch)
+    host_frames: dict | None = None  # with host nodes: frames of the full input and their hardware-region frames
     report: dict = field(default_factory=dict)
     steps: list = field(default_factory=list)  # [{"name", "seconds"}] of the steps run so far
     t0: float = field(default_factory=time.time)
@@ -151,11 +154,13 @@ def step_model_to_qonnx(model: str, out: pathlib.Path, seed: int) -> tuple[pathl
 
 
 def lower_once(qonnx: pathlib.Path) -> tuple[HwGraph, object]:
-    """Load and lower a QONNX file (the one lowering of a build) and run the passes before folding."""
-    from binaryhpe.compile.lower import load_qonnx, lower
+    """Load a QONNX file, cut off what stays on the host (``compile.partition``), lower the hardware region (the
+    one lowering of a build) and run the passes before folding; returns the graph and the region's model."""
+    from binaryhpe.compile.lower import load_qonnx
+    from binaryhpe.compile.partition import partition_host
 
-    mw = load_qonnx(qonnx)
-    return prepare_passes(lower(mw, source=str(qonnx.name))), mw
+    p = partition_host(load_qonnx(qonnx), source=str(pathlib.Path(qonnx).name))
+    return prepare_passes(p.lowered), p.hw
 
 
 def step_lower(qonnx: pathlib.Path, target_cycles=None, folding=None, device=None, fps=None) -> tuple[HwGraph, object]:
@@ -402,11 +407,95 @@ def _export(s: BuildState) -> BuildState:
 
 
 def _lower(s: BuildState) -> BuildState:
-    from binaryhpe.compile.lower import load_qonnx, lower
+    """Load the QONNX, cut off the host parts (``compile.partition.partition_host``: the float pre-processing
+    before the first activation quantizer and the float tail after the last tensor the hardware maps exactly)
+    and lower the hardware region; with host nodes the region is also written to ``OUT/hw_region.onnx``."""
+    from binaryhpe.compile.lower import load_qonnx
+    from binaryhpe.compile.partition import partition_host
 
-    s.mw = load_qonnx(s.qonnx)
-    s.g = lower(s.mw, source=str(s.qonnx.name))
+    s.partition = partition_host(load_qonnx(s.qonnx), source=str(s.qonnx.name))
+    s.mw = s.partition.hw
+    s.g = s.partition.lowered
+    _log(s.partition.summary())
+    if s.partition.host_nodes:
+        s.partition.hw.save(str(s.out / "hw_region.onnx"))
     return s
+
+
+def _full_model(s: BuildState):
+    """The whole QONNX model (the hardware region's model when the build was not partitioned)."""
+    return s.partition.full if s.partition is not None else s.mw
+
+
+def _has_host(s: BuildState) -> bool:
+    return s.partition is not None and bool(s.partition.host_nodes)
+
+
+#: with host nodes, ``--sim`` also runs these frames of the full graph's input (pre on the host, the hardware
+#: region, post on the host), before the user's: uniform on [0, 1) (an image) and on [-1, 1)
+HOST_RANDOM_FRAMES = ((0.0, 1.0), (-1.0, 1.0))
+
+
+def _sim_frames(s: BuildState) -> dict:
+    """The frames of the full graph's input a simulation checks end to end, and the hardware region's frames of
+    them (the host's pre-processing by the exact reference's executor). Without host nodes: the user's frames
+    only (the hardware region is the whole graph). Returns ``{"full", "hw", "random"}`` (``random``: how many of
+    the first are built-in random frames) or None when there are none."""
+    user = [] if s.user_frames is None else [np.asarray(x) for x in s.user_frames]
+    if not _has_host(s):
+        return None if s.user_frames is None else {"full": user, "hw": list(s.user_frames), "random": 0}
+    if s.host_frames is None:
+        shape = tuple(s.partition.full.get_tensor_shape(s.partition.full_input))[1:]
+        rng = np.random.default_rng(s.opts.seed + 7)
+        rnd = [rng.uniform(lo, hi, size=shape).astype(np.float32) for lo, hi in HOST_RANDOM_FRAMES]
+        full = rnd + user
+        s.host_frames = {"full": full, "hw": [s.partition.hw_frame(x[None])[0] for x in full], "random": len(rnd)}
+    return s.host_frames
+
+
+def _full_outputs(s: BuildState, ints: list) -> list:
+    """The full graph's outputs (its layout and scale, without the batch dimension, float64) of the hardware
+    region's simulated output integers ``ints``: the region's output in its QONNX scale, then the host's
+    post-processing (exact reference's executor)."""
+    from binaryhpe.compile.frames import io_shapes, to_qonnx_output
+
+    hw_shape = io_shapes(s.mw)[1]
+    outs = [to_qonnx_output(s.g, q, hw_shape) for q in ints]
+    if not _has_host(s) or s.partition.post is None:
+        return outs
+    return [s.partition.run_post({s.partition.hw_output: y[None]})[0] for y in outs]
+
+
+def _whole_graph_check(s: BuildState, frames: dict, ints: list) -> dict:
+    """With host nodes: every frame of ``frames["full"]`` through host pre, the simulated hardware region
+    (``ints``, its output integers) and host post must equal the whole graph's exact reference."""
+    from binaryhpe.compile.reference import REFERENCE_NAME
+
+    if len(ints) != len(frames["full"]):
+        raise BinaryHPEError(f"{len(ints)} simulated output frames for {len(frames['full'])} frames of the full input")
+    got = _full_outputs(s, ints)
+    bad = [i for i, (x, y) in enumerate(zip(frames["full"], got))
+           if not np.array_equal(s.partition.run_full(x[None])[0], y)]
+    return {"reference": f"the whole graph, host nodes included: {REFERENCE_NAME}", "frames_checked": len(got),
+            "random_frames": frames["random"], "mismatching_frames": bad, "exact": not bad,
+            "host_nodes": s.partition.host_nodes}
+
+
+def _finish_sim(s: BuildState, sim: dict, outs: list | None) -> dict:
+    """Add the whole-graph check (with host nodes) and the user's ``outputs.npy`` to a simulation's result from
+    the simulated outputs ``outs`` of ``_sim_frames(s)["hw"]``."""
+    frames = _sim_frames(s)
+    if frames is None:
+        return sim
+    if _has_host(s):
+        sim["whole_graph"] = _whole_graph_check(s, frames, outs)
+        if "bit_exact" in sim:
+            sim["bit_exact"] = bool(sim["bit_exact"]) and sim["whole_graph"]["exact"]
+        _log(f"whole graph (host pre, hardware, host post) vs its exact reference: {sim['whole_graph']['frames_checked']} "
+             f"frames, {len(sim['whole_graph']['mismatching_frames'])} differ")
+    if s.user_frames is not None:
+        sim["user_frames"] = _user_outputs(s, outs[frames["random"]:])
+    return sim
 
 
 def _user_frames(s: BuildState) -> BuildState:
@@ -416,7 +505,7 @@ def _user_frames(s: BuildState) -> BuildState:
 
     if not s.opts.sim:
         raise BinaryHPEError(f"--inputs {s.opts.inputs}: the frames are simulated; add --sim")
-    s.user_frames = load_frames(s.opts.inputs, io_shapes(s.mw)[0])
+    s.user_frames = load_frames(s.opts.inputs, io_shapes(_full_model(s))[0])
     _log(f"--inputs {s.opts.inputs}: {len(s.user_frames)} frames of shape {s.user_frames.shape[1:]}")
     return s
 
@@ -424,13 +513,13 @@ def _user_frames(s: BuildState) -> BuildState:
 def _user_outputs(s: BuildState, ints: list) -> dict:
     """Write ``OUT/outputs.npy``: the simulated outputs ``ints`` (the hardware output's integers, one frame
     each) of the user's frames, in the QONNX output's layout and scale (compile/frames.py)."""
-    from binaryhpe.compile.frames import io_shapes, to_qonnx_output, write_outputs
+    from binaryhpe.compile.frames import io_shapes, write_outputs
 
     if len(ints) != len(s.user_frames):
         raise BinaryHPEError(f"--inputs {s.opts.inputs}: {len(ints)} simulated output frames for "
                              f"{len(s.user_frames)} input frames")
-    out_shape = io_shapes(s.mw)[1]
-    path = write_outputs(s.out / "outputs.npy", [to_qonnx_output(s.g, q, out_shape) for q in ints])
+    out_shape = io_shapes(_full_model(s))[1]
+    path = write_outputs(s.out / "outputs.npy", _full_outputs(s, ints))
     _log(f"outputs of the {len(ints)} --inputs frames: {path} (shape {(len(ints), *out_shape[1:])})")
     return {"file": str(s.opts.inputs), "frames": len(ints), "outputs": str(path)}
 
@@ -440,7 +529,7 @@ def _check_user_frames(s: BuildState) -> dict:
     must equal the QONNX graph on each (the MCU and backend flows; the RTL flow checks them in simulate)."""
     from binaryhpe.compile.reference import check_frames
 
-    chk = check_frames(s.g, s.mw, [x[None] for x in s.user_frames])
+    chk = check_frames(s.g, s.mw, [x[None] for x in _sim_frames(s)["hw"]])
     return {k: chk[k] for k in ("reference", "frames_checked", "mismatching_frames", "frames_beyond_float32")}
 
 
@@ -483,9 +572,11 @@ def _rtl(s: BuildState) -> BuildState:
 
 
 def _simulate(s: BuildState) -> BuildState:
-    s.simulation = step_simulate(s.g, s.mw, s.rtl, s.opts.seed, waves=s.opts.waves, user_frames=s.user_frames)
-    if s.user_frames is not None:  # OUT/outputs.npy: the RTL's outputs of the user's frames
-        s.simulation["user_frames"] = _user_outputs(s, s.simulation.pop("user_outputs"))
+    frames = _sim_frames(s)
+    s.simulation = step_simulate(s.g, s.mw, s.rtl, s.opts.seed, waves=s.opts.waves,
+                                 user_frames=None if frames is None else frames["hw"])
+    # with host nodes the whole graph's frames end to end; OUT/outputs.npy: the outputs of the user's frames
+    s.simulation = _finish_sim(s, s.simulation, s.simulation.pop("user_outputs", None))
     return s
 
 
@@ -494,7 +585,7 @@ def _report(s: BuildState) -> BuildState:
     rows = layer_table(s.g)
     s.report = {"model": s.model, "qonnx": str(s.qonnx), "export_check": s.export_check, "bit_exact": None,
                 "cycles_per_frame": None, "predicted_cycles_per_frame": pred["ii"],
-                "predicted_latency_cycles": pred["latency"], "layers": rows}
+                "predicted_latency_cycles": pred["latency"], "layers": rows, "host_nodes": _host_nodes(s)}
     if s.simulation is not None:
         sim = s.simulation
         s.report["bit_exact"] = sim["bit_exact"]
@@ -505,6 +596,11 @@ def _report(s: BuildState) -> BuildState:
     s.report["wall_s"] = round(time.time() - s.t0, 1)
     (s.out / "report.json").write_text(json.dumps(s.report, indent=1))
     return s
+
+
+def _host_nodes(s: BuildState) -> list:
+    """``report.json`` ``host_nodes``: the names of the nodes that run on the host, pre then post."""
+    return list(s.partition.host_nodes) if s.partition is not None else []
 
 
 def _device(s: BuildState) -> BuildState:
@@ -520,14 +616,16 @@ def _mcu(s: BuildState) -> BuildState:
     from binaryhpe.compile.frames import quantize
     from binaryhpe.compile.mcu_build import build_mcu
 
-    extra = None if s.user_frames is None else [quantize(s.g, x) for x in s.user_frames]
+    frames = _sim_frames(s) if s.opts.sim else None
+    extra = None if frames is None else [quantize(s.g, x) for x in frames["hw"]]
     s.report = build_mcu(s.g, s.out, s.opts.target, sim=s.opts.sim, extra_frames=extra)
-    if extra is not None:  # the C outputs (QEMU) of the user's frames, and the frames against the reference
-        sim = _check_user_frames(s)
-        sim["user_frames"] = _user_outputs(s, s.report.pop("user_outputs"))
+    s.report["host_nodes"] = _host_nodes(s)  # the hardware region is the C; these stay with the caller
+    if extra is not None:  # the C outputs (QEMU) of these frames, and the frames against the reference
+        sim = _finish_sim(s, _check_user_frames(s), s.report.pop("user_outputs"))
         s.report["simulation"] = sim
-        s.report["bit_exact"] = bool(s.report["bit_exact"]) and not sim["mismatching_frames"]
-        (s.out / "report.json").write_text(json.dumps(_json_safe(s.report), indent=1))
+        s.report["bit_exact"] = (bool(s.report["bit_exact"]) and not sim["mismatching_frames"]
+                                 and sim.get("whole_graph", {}).get("exact", True))
+    (s.out / "report.json").write_text(json.dumps(_json_safe(s.report), indent=1))
     return s
 
 
@@ -536,16 +634,20 @@ def _backend(s: BuildState) -> BuildState:
     its project goes under ``OUT/<backend>/``."""
     from binaryhpe.compile.backends import run_backend
 
-    extra = {} if s.user_frames is None else {"extra_frames": s.user_frames}
-    rep = run_backend(s.opts.backend, s.qonnx, s.g, s.out, sim=s.opts.sim, seed=s.opts.seed,
+    frames = _sim_frames(s) if s.opts.sim else None
+    extra = {} if frames is None else {"extra_frames": np.stack(frames["hw"])}
+    # with host nodes the backend takes the hardware region (OUT/hw_region.onnx), not the whole graph
+    qonnx = s.out / "hw_region.onnx" if _has_host(s) else s.qonnx
+    rep = run_backend(s.opts.backend, qonnx, s.g, s.out, sim=s.opts.sim, seed=s.opts.seed,
                       **s.opts.backend_options, **extra)
     s.report = {"model": s.model, "qonnx": str(s.qonnx), "export_check": s.export_check,
-                "backend": s.opts.backend, "bit_exact": None, **rep, "wall_s": round(time.time() - s.t0, 1)}
-    if extra:  # the backend's outputs of the user's frames, and the frames against the reference
-        sim = _check_user_frames(s)
-        sim["user_frames"] = _user_outputs(s, s.report.pop("user_outputs"))
+                "backend": s.opts.backend, "bit_exact": None, "host_nodes": _host_nodes(s), **rep,
+                "wall_s": round(time.time() - s.t0, 1)}
+    if extra:  # the backend's outputs of these frames, and the frames against the reference
+        sim = _finish_sim(s, _check_user_frames(s), s.report.pop("user_outputs"))
         s.report["simulation"] = sim
-        s.report["bit_exact"] = bool(s.report["bit_exact"]) and not sim["mismatching_frames"]
+        s.report["bit_exact"] = (bool(s.report["bit_exact"]) and not sim["mismatching_frames"]
+                                 and sim.get("whole_graph", {}).get("exact", True))
     return s
 
 
@@ -574,11 +676,12 @@ def _program(s: BuildState) -> BuildState:
 def _engine_simulate(s: BuildState) -> BuildState:
     from binaryhpe.compile.engine_build import simulate_engine
 
+    frames = _sim_frames(s)
     s.simulation = simulate_engine(s.g, s.mw, s.program, s.engine_cfg, s.out, seed=s.opts.seed,
-                                   user_frames=s.user_frames)
+                                   user_frames=None if frames is None else frames["hw"])
     outs = s.simulation.pop("outputs")
-    if s.user_frames is not None:
-        s.simulation["user_frames"] = _user_outputs(s, outs[len(outs) - len(s.user_frames):])
+    if frames is not None:
+        s.simulation = _finish_sim(s, s.simulation, outs[len(outs) - len(frames["hw"]):])
     return s
 
 
@@ -586,7 +689,7 @@ def _engine_report(s: BuildState) -> BuildState:
     from binaryhpe.compile.engine_build import engine_report
 
     rep = {"model": s.model, "qonnx": str(s.qonnx), "export_check": s.export_check, "bit_exact": None,
-           "cycles_per_frame": None, **s.report}
+           "cycles_per_frame": None, "host_nodes": _host_nodes(s), **s.report}
     if s.simulation is not None:
         rep["bit_exact"] = s.simulation["bit_exact"]
         rep["cycles_per_frame"] = s.simulation["cycles_per_frame"]

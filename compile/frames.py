@@ -67,7 +67,7 @@ def _round(v: np.ndarray, mode: str) -> np.ndarray:
         return np.floor(v)
     if mode == "UP":
         return np.sign(v) * np.ceil(np.abs(v))
-    if mode == "DOWN":
+    if mode in ("DOWN", "ROUND_TO_ZERO"):
         return np.fix(v)
     if mode == "HALF_UP":
         return np.sign(v) * np.floor(np.abs(v) + 0.5)
@@ -82,12 +82,15 @@ def quantize(g, x: np.ndarray) -> np.ndarray:
     from binaryhpe.compile.reference import nchw_to_hwc
 
     iq = g.input_quant
-    v = np.asarray(x, dtype=np.float32).astype(np.float64)  # what the QONNX graph reads, exactly
+    v = np.asarray(x)
+    # what the QONNX graph reads, exactly: a float32 frame of its input, or a float64 frame of the hardware
+    # region's input computed by the host's pre-processing (compile/partition.py)
+    v = v.astype(np.float64) if v.dtype == np.float64 else v.astype(np.float32).astype(np.float64)
     if iq.get("bipolar"):
         q = np.where(v >= 0.0, 1, 0)  # BipolarQuant: +1 for x >= 0, else -1; bipolar 1 <-> +1, 0 <-> -1
     elif "scale" in iq:
-        bits, signed = int(iq["bits"]), bool(iq["signed"])
-        lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+        bits, signed, narrow = int(iq["bits"]), bool(iq["signed"]), int(iq.get("narrow", 0))
+        lo, hi = (-(1 << (bits - 1)) + narrow, (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1 - narrow)
         q = _round(np.clip(v / float(iq["scale"]), lo, hi), str(iq.get("rounding_mode", "ROUND")))
     else:
         raise BinaryHPEError(f"hardware graph of {g.source or 'the model'}: no input quantizer recorded "
@@ -102,7 +105,7 @@ def quantize(g, x: np.ndarray) -> np.ndarray:
 def to_qonnx_output(g, q: np.ndarray, out_shape) -> np.ndarray:
     """One simulated output frame (the hardware output's integers, H, W, C) -> the QONNX output's layout and
     scale without the batch dimension (float64; the output tensor's format, exactly)."""
-    real = g.tensors[g.output].fmt.to_real(np.asarray(q).reshape(g.tensors[g.output].shape))
+    real = g.tensors[g.output].to_real(np.asarray(q).reshape(g.tensors[g.output].shape))
     out_shape = tuple(int(s) for s in out_shape)
     if len(out_shape) == 4:
         return real.transpose(2, 0, 1).reshape(out_shape[1:])

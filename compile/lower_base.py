@@ -24,7 +24,9 @@ class LoweringError(BinaryHPEError):
 
 
 def _err(node, reason: str) -> LoweringError:
-    return LoweringError(f"cannot map node {node.name!r} (op type {node.op_type}): {reason}")
+    e = LoweringError(f"cannot map node {node.name!r} (op type {node.op_type}): {reason}")
+    e.node, e.op_type = node.name, node.op_type  # compile/partition.py moves a refused tail to the host
+    return e
 
 
 class NameUnnamedNodes:
@@ -302,6 +304,8 @@ class Lowerer:
         self.env: dict[str, str] = {}  # onnx tensor -> hw tensor
         self.views: dict[str, dict] = {}  # onnx tensor -> flattening view info (before MatMul/Gemm)
         self.skip: set[str] = set()  # nodes consumed by a fused lowering
+        #: onnx tensor -> a pending float chain to the next quantizer (compile/lower_quant.py)
+        self.chains: dict = {}
         self._producers: dict | None = None  # the graph index, built on first use (_index)
 
     # --- the QONNX graph, looked up through one index built once (qonnx's lookups scan the graph each) ----
@@ -355,6 +359,10 @@ class Lowerer:
         return self._arrays[name]
 
     def info(self, onnx_name: str) -> TensorInfo:
+        if onnx_name in self.chains:  # a float chain read by a layer that is not a quantizer
+            from binaryhpe.compile.lower_quant import materialize
+
+            return materialize(self, onnx_name)
         if onnx_name not in self.env:
             raise BinaryHPEError(f"tensor {onnx_name!r} has no hardware value (unsupported producer)")
         return self.g.tensors[self.env[onnx_name]]
@@ -399,13 +407,26 @@ class Lowerer:
             return q, scale, 1, True
         zp, bw = self.const(prod.input[2]), self.const(prod.input[3])
         attrs = {a.name: a for a in prod.attribute}
+        if scale is None or zp is None or bw is None:
+            raise _err(prod, "weight scale, zero point and bit width must be constants")
         if np.any(zp != 0):
             raise _err(prod, "weight zero point must be 0")
         signed = attrs["signed"].i if "signed" in attrs else 1
         narrow = attrs["narrow"].i if "narrow" in attrs else 0
         mode = attrs["rounding_mode"].s.decode() if "rounding_mode" in attrs else "ROUND"
-        qv = quant(w, scale, zp, bw, signed, narrow, mode)
-        return qv, None, int(bw), False
+        sc = np.asarray(scale, dtype=np.float64)
+        if np.all(sc > 0) and np.all(np.exp2(np.round(np.log2(sc))) == sc):
+            qv = quant(w, scale, zp, bw, signed, narrow, mode)  # power-of-two scales: exact fixed-point weights
+            return qv, None, int(bw), False
+        # a float scale (per tensor or per output channel): the integers, and the scale kept exactly
+        # (w / scale in float64 is the exact quotient's correctly rounded value; ROUND's ties are exact quotients)
+        if not np.all(np.isfinite(sc)) or not np.all(sc > 0):
+            raise _err(prod, "weight scales must be positive and finite")
+        qi = quant(w, scale, zp, bw, signed, narrow, mode) / sc
+        qi = np.round(qi).astype(np.int64)
+        if int(bw) > MAX_CONST_BITS:
+            raise _err(prod, f"{int(bw)}-bit weights are wider than {MAX_CONST_BITS} bits")
+        return qi, sc, int(bw), False  # sc broadcasts to the weights (the consumer takes its per-output part)
 
     # --- driver ------------------------------------------------------------------------------------
     def run(self) -> HwGraph:
@@ -415,8 +436,8 @@ class Lowerer:
         iname = g.input[0].name
         self.iname = iname
         shape = self.tensor_shape(iname)
-        if len(shape) != 4 or shape[0] != 1:
-            raise BinaryHPEError(f"graph input {iname!r} must be (1, C, H, W); got {shape}")
+        if shape is None or len(shape) not in (2, 4) or shape[0] != 1:
+            raise BinaryHPEError(f"graph input {iname!r} must be (1, C, H, W) or (1, N); got {shape}")
         for node in g.node:
             if node.name in self.skip:
                 continue
@@ -424,10 +445,18 @@ class Lowerer:
             if fn is None:
                 raise _err(node, "no hardware layer kind implements this op type "
                                  f"(supported: {', '.join(sorted(LOWERINGS))})")
-            fn(self, node)
+            try:
+                fn(self, node)
+            except BinaryHPEError as e:  # the node being lowered is the one at fault (compile/partition.py)
+                if getattr(e, "node", None) is None:
+                    e.node, e.op_type = node.name, node.op_type
+                raise
         oname = g.output[0].name
         if oname not in self.env:
-            raise BinaryHPEError(f"graph output {oname!r} was not produced by a hardware layer")
+            e = BinaryHPEError(f"graph output {oname!r} was not produced by a hardware layer")
+            prod = self.producer(oname)
+            e.node, e.op_type = (prod.name, prod.op_type) if prod is not None else (None, None)
+            raise e
         self.g.output = self.env[oname]
         self.g.toposort()
         return self.g

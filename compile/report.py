@@ -167,10 +167,19 @@ def _verdict(report: dict) -> str:
             f"latency {report.get('latency_cycles')} cycles")
 
 
+def _host_line(report: dict) -> str:
+    """The nodes that run on the host (``host_nodes``: the float pre-processing before the first quantizer and
+    the float tail after the hardware's output; compile/partition.py)."""
+    nodes = report.get("host_nodes") or []
+    return ", ".join(f"`{n}`" for n in nodes) + " (run on the host, checked end to end with `--sim`)" \
+        if nodes else "none (the whole graph is hardware)"
+
+
 def _summary_rows(report: dict) -> list[tuple[str, str]]:
     est = report.get("estimate") or {}
     dev = report.get("device")
-    rows = [("model", str(report.get("model"))), ("layers", str(len(est.get("layers", []))))]
+    rows = [("model", str(report.get("model"))), ("layers", str(len(est.get("layers", [])))),
+            ("host nodes", _host_line(report))]
     if dev:
         rows.append(("device", f"{dev['name']} ({dev['part']}, {dev.get('board', '')}), "
                                f"{dev['clock_mhz']:g} MHz, DRAM {dev['dram_gbps']:g} GB/s"))
@@ -343,7 +352,7 @@ def _engine_summary_rows(report: dict) -> list[tuple[str, str]]:
     rows = [("model", str(report.get("model"))), ("architecture", "layer-sequential engine (docs/engine.md)"),
             ("engine parameters", ", ".join(f"{k}={v}" for k, v in ((report.get("engine") or {}).get("config")
                                                                      or {}).items())),
-            ("engine ops (descriptors)", str(len(report.get("layers") or []))),
+            ("engine ops (descriptors)", str(len(report.get("layers") or []))), ("host nodes", _host_line(report)),
             ("device", f"{dev['name']} ({dev.get('part')})" if dev else "none (device-free)"),
             ("predicted cycles/frame", _fmt(report.get("predicted_cycles_per_frame"))),
             ("measured cycles/frame", _fmt(report.get("cycles_per_frame"))),
