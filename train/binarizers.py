@@ -23,6 +23,15 @@ Forward / backward of each method (docs/wholebody.md has them as a table; each c
 - ``fda`` (Xu 2021a): the Fourier-series gradient of sign for weights and activations, and a noise
   adaptation module.
 
+Stem (``BaselineBackbone``): full-precision conv + BN, then the method's own pre-activation, then the 3x3/2
+max pool. For full precision that is ReLU. A binary method must not take a ReLU output: Sign(0) = +1 makes
+every binary input of the first block +1, and when that block changes shape (ResNet-50) no image
+information gets through (the paper's eq.-3 argument). So the binary baselines end the stem as their own
+papers' networks do: Hardtanh for BNN (its Htanh activation), XNOR-Net, DoReFa, ReCU and FDA (their blocks'
+real-valued activation, as in ``BinaryBlock``), and the BatchNorm output itself for Bi-Real and ReActNet
+(conv1 -> bn1 -> max pool in their ResNet code; the sign, or RSign's learnt threshold, sees it directly).
+``stem_act`` on each conv class says which.
+
 Block structure (``BinaryBlock``): the convs of a ResNet basic / bottleneck block, each followed by BatchNorm;
 between convs and at the block output a Hardtanh (the BNN activation: a ReLU before a sign would make every
 activation +1); the shortcut is the identity or a binary 1x1 conv + BN ("every backbone conv but the stem").
@@ -195,6 +204,7 @@ class BaselineConv(nn.Conv2d):
     name = "?"
     per_conv_shortcut = False  # Bi-Real / ReActNet: a real-valued shortcut around every conv
     rprelu = False  # ReActNet: RPReLU after each conv (+ shortcut)
+    stem_act = "hardtanh"  # the stem's pre-activation ("hardtanh" or "bn": the BatchNorm output itself)
 
     def __init__(self, cin: int, cout: int, k: int, stride: int = 1, padding: int | None = None):
         super().__init__(cin, cout, k, stride=stride, padding=k // 2 if padding is None else padding, bias=False)
@@ -251,6 +261,7 @@ class DoReFaConv(BaselineConv):
 class BiRealConv(BaselineConv):
     name = "bireal"
     per_conv_shortcut = True
+    stem_act = "bn"
 
     def binarize_input(self, x):
         return ApproxSign.apply(x)
@@ -265,6 +276,7 @@ class ReActConv(BaselineConv):
     name = "reactnet"
     per_conv_shortcut = True
     rprelu = True
+    stem_act = "bn"
 
     def __init__(self, cin, cout, k, stride=1, padding=None):
         super().__init__(cin, cout, k, stride, padding)
@@ -414,8 +426,16 @@ class BinaryBlock(nn.Module):
         return self._act(y + r)
 
 
+def stem_activation(name: str) -> nn.Module:
+    """The stem's last layer for method ``name``: ReLU for full precision, else the method's ``stem_act``
+    (see the module docstring: never a ReLU before a binary conv)."""
+    if name == "fp":
+        return nn.ReLU()
+    return nn.Hardtanh() if BINARIZERS[name].stem_act == "hardtanh" else nn.Identity()
+
+
 class BaselineBackbone(nn.Module):
-    """Full-precision stem (conv + BN + ReLU (+ 3x3/2 max pool)), then the stages of ``cfg``."""
+    """Full-precision stem (conv + BN + the method's pre-activation (+ 3x3/2 max pool)), then the stages."""
 
     def __init__(self, name: str, cfg: BiDRNConfig):
         super().__init__()
@@ -423,7 +443,7 @@ class BaselineBackbone(nn.Module):
         self.stem = nn.Sequential(
             nn.Conv2d(cfg.in_channels, cfg.stem_channels, cfg.stem_kernel, cfg.stem_stride, cfg.stem_kernel // 2,
                       bias=False),
-            nn.BatchNorm2d(cfg.stem_channels), nn.ReLU())
+            nn.BatchNorm2d(cfg.stem_channels), stem_activation(name))
         blocks, cin = [], cfg.stem_channels
         for st in cfg.stages:
             for bi in range(st.blocks):
@@ -459,4 +479,5 @@ def set_recu_tau(model: nn.Module, tau: float) -> None:
 
 
 __all__ = ["BASELINE_NAMES", "BINARIZERS", "BINARIZER_NAMES", "BaselineBackbone", "BaselineConv", "BinaryBlock",
-           "build_backbone", "check_binarizer", "fourier_sign_grad", "make_binary_conv", "set_recu_tau"]
+           "build_backbone", "check_binarizer", "fourier_sign_grad", "make_binary_conv", "set_recu_tau",
+           "stem_activation"]

@@ -1,7 +1,8 @@
 """Brevitas quantizers of BiDRN (quantizer injection: each is a declarative class).
 
 - ``ApproxSignAct``: Sign of eq. 1 with the piecewise-quadratic gradient of eq. 2; exports as BipolarQuant.
-- ``BinaryWeightAlpha``: weights alpha_i * Sign(w_i), alpha_i = mean |w_i| per output channel (eq. 4).
+- ``BinaryWeightAlpha``: weights alpha_i * Sign(w_i), alpha_i = ||w_i||_1 / (Cin K K) per output channel (eq. 4),
+  recomputed from the current latent weights on every forward pass (no learnable scale, no clamping).
 - ``BinaryWeightUnit``: Sign(w) with scale 1 (hardware mode: alpha becomes a fixed-point constant).
 - ``fixed_act(bits, frac)``: signed fixed point Q(bits, frac), floor + saturate (the contract's requantizer).
 - ``fixed_weight(bits)``: signed fixed-point weights with a per-tensor power-of-two scale.
@@ -45,9 +46,18 @@ class ApproxSignAct(SignedBinaryActPerTensorConst):
 
 
 class BinaryWeightAlpha(SignedBinaryWeightPerTensorConst):
-    """alpha_i * Sign(w_i) with alpha_i = ||w_i||_1 / (Cin K K) (eq. 4): per-channel AVE of |w|."""
+    """alpha_i * Sign(w_i) with alpha_i = ||w_i||_1 / (Cin K K) (eq. 4): per-output-channel mean of |w|.
 
-    scaling_impl_type = ScalingImplType.PARAMETER_FROM_STATS
+    Alpha is computed from the current latent weights at every forward pass (Brevitas ``STATS`` scaling with
+    the absolute average, no parameter) and is part of the autograd graph, so the weight gradient is the
+    exact derivative of eq. 4 with Sign's eq.-2 approximation ("weights are quantized by the same Sign
+    function"): dL/dw_ij = alpha_i g_ij (2 - 2|w_ij|)_+ + sign(w_ij) / (Cin K K) sum_k g_ik sign(w_ik), where
+    g = dL/dw_b. The latent weights are not clamped (``ApproxSignBinaryQuant`` replaces Brevitas'
+    ``ClampedBinaryQuant``).
+    """
+
+    tensor_quant = ApproxSignBinaryQuant
+    scaling_impl_type = ScalingImplType.STATS
     scaling_stats_op = "AVE"
     scaling_per_output_channel = True
 

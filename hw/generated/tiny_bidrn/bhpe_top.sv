@@ -266,8 +266,8 @@ module bhpe_top (
   logic t__blocks_blocks_3_convs_2_Concat_part2_tvalid, t__blocks_blocks_3_convs_2_Concat_part2_tready;
   logic [15:0] t__blocks_blocks_3_convs_2_Concat_output_0_tdata;
   logic t__blocks_blocks_3_convs_2_Concat_output_0_tvalid, t__blocks_blocks_3_convs_2_Concat_output_0_tready;
-  logic [15:0] t_807_tdata;
-  logic t_807_tvalid, t_807_tready;
+  logic [15:0] t_786_tdata;
+  logic t_786_tvalid, t_786_tready;
   logic [63:0] t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tdata;
   logic t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tvalid, t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tready;
   logic [63:0] t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_tdata;
@@ -579,9 +579,9 @@ module bhpe_top (
   assign t__stem_q_in_act_quant_export_handler_Quant_output_0_tdata = in_tdata;
   assign t__stem_q_in_act_quant_export_handler_Quant_output_0_tvalid = in_tvalid;
   assign in_tready = t__stem_q_in_act_quant_export_handler_Quant_output_0_tready;
-  assign out_tdata = t_807_tdata;
-  assign out_tvalid = t_807_tvalid;
-  assign t_807_tready = out_tready;
+  assign out_tdata = t_786_tdata;
+  assign out_tvalid = t_786_tvalid;
+  assign t_786_tready = out_tready;
 
   bhpe_dwc #(
     .ElemW(8),
@@ -653,8 +653,8 @@ module bhpe_top (
     .OpOutW(256'h80010001000100010),
     .OpShift(256'h30000000000060004),
     .OpAux(256'h1000000000000),
-    .OpCW(256'ha00080000),
-    .OpCOff(256'h120012000800000000),
+    .OpCW(256'h900080000),
+    .OpCOff(256'h110011000800000000),
     .OpReg(16'h1f),
     .InitFile("mem/t__stem_qx_act_quant_export_handler_Quant_epi_InitFile.hex")
   ) u_t__stem_qx_act_quant_export_handler_Quant_epi (
@@ -825,7 +825,7 @@ module bhpe_top (
     .HasB(1),
     .OpKind(256'h2000100040002000300020001),
     .OpOutW(256'h80010001000100010001000100010),
-    .OpShift(256'h3000000060000000000070000fffe),
+    .OpShift(256'h3000000060000000000080000ffff),
     .OpAux(256'h30000000000000000),
     .OpCW(256'h9000800000009000800090008),
     .OpCOff(256'h33002a002200220019001100080000),
@@ -983,7 +983,7 @@ module bhpe_top (
     .HasB(1),
     .OpKind(256'h2000100040002000300020001),
     .OpOutW(256'h10001000100010001000100010),
-    .OpShift(256'h60000000000080000fffe),
+    .OpShift(256'h60000000000080000ffff),
     .OpAux(256'h30000000000000000),
     .OpCW(256'ha000800000009000800090008),
     .OpCOff(256'h2a002200220019001100080000),
@@ -1439,7 +1439,7 @@ module bhpe_top (
     .HasB(1),
     .OpKind(256'h2000100040002000300020001),
     .OpOutW(256'h10001000100010001000100010),
-    .OpShift(256'h60000000000080000fffe),
+    .OpShift(256'h60000000000080000ffff),
     .OpAux(256'h10000000000000000),
     .OpCW(256'ha000800000009000800090008),
     .OpCOff(256'h2a002200220019001100080000),
@@ -1498,10 +1498,10 @@ module bhpe_top (
     .HasB(1),
     .OpKind(256'h2000100040002000300020001),
     .OpOutW(256'h10001000100010001000100010),
-    .OpShift(256'h60000000000080000fffe),
+    .OpShift(256'h60000000000080000ffff),
     .OpAux(256'h10000000000000000),
-    .OpCW(256'ha000800000008000800090008),
-    .OpCOff(256'h29002100210019001100080000),
+    .OpCW(256'ha000800000009000800090008),
+    .OpCOff(256'h2a002200220019001100080000),
     .OpReg(16'h7f),
     .InitFile("mem/t__blocks_blocks_1_convs_0_branches_1_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_1_convs_0_branches_1_Mul_epi (
@@ -1721,7 +1721,7 @@ module bhpe_top (
     .HasB(1),
     .OpKind(256'h2000100040002000300020001),
     .OpOutW(256'h10001000100010001000100010),
-    .OpShift(256'h60000000000080000fffe),
+    .OpShift(256'h600000000000800000000),
     .OpAux(256'h30000000000000000),
     .OpCW(256'ha000800000009000800090008),
     .OpCOff(256'h2a002200220019001100080000),
@@ -1768,8 +1768,8 @@ module bhpe_top (
     .OpOutW(256'h80010001000100010),
     .OpShift(256'h30000000000060003),
     .OpAux(256'h0),
-    .OpCW(256'ha00080000),
-    .OpCOff(256'h120012000800000000),
+    .OpCW(256'h900080000),
+    .OpCOff(256'h110011000800000000),
     .OpReg(16'h1f),
     .InitFile("mem/t__blocks_blocks_1_br_qx_act_quant_export_handler_Quant_epi_InitFile.hex")
   ) u_t__blocks_blocks_1_br_qx_act_quant_export_handler_Quant_epi (
@@ -2061,7 +2061,7 @@ module bhpe_top (
     .HasB(1),
     .OpKind(256'h40002000300020001),
     .OpOutW(256'h100010001000100010),
-    .OpShift(256'h80000fffc),
+    .OpShift(256'h80000fffd),
     .OpAux(256'h30000000000000000),
     .OpCW(256'h9000800090008),
     .OpCOff(256'h220019001100080000),
@@ -2236,8 +2236,8 @@ module bhpe_top (
     .OpOutW(256'h8001000100010),
     .OpShift(256'h3000000060000),
     .OpAux(256'h0),
-    .OpCW(256'h900080000),
-    .OpCOff(256'h11000800000000),
+    .OpCW(256'ha00080000),
+    .OpCOff(256'h12000800000000),
     .OpReg(16'hf),
     .InitFile("mem/t__blocks_blocks_2_convs_0_Add_epi_InitFile.hex")
   ) u_t__blocks_blocks_2_convs_0_Add_epi (
@@ -2408,10 +2408,10 @@ module bhpe_top (
     .HasB(1),
     .OpKind(256'h2000100040002000300020001),
     .OpOutW(256'h80010001000100010001000100010),
-    .OpShift(256'h3000000060000000000080000fffe),
+    .OpShift(256'h3000000060000000000080000ffff),
     .OpAux(256'h30000000000000000),
-    .OpCW(256'h9000800000009000800090008),
-    .OpCOff(256'h33002a002200220019001100080000),
+    .OpCW(256'ha000800000009000800090008),
+    .OpCOff(256'h34002a002200220019001100080000),
     .OpReg(16'hff),
     .InitFile("mem/t__blocks_blocks_2_convs_1_branches_0_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_2_convs_1_branches_0_Mul_epi (
@@ -2984,9 +2984,9 @@ module bhpe_top (
     .HasB(1),
     .OpKind(256'h2000100040002000300020001),
     .OpOutW(256'h10001000100010001000100010),
-    .OpShift(256'h60000000000080000fffc),
+    .OpShift(256'h60000000000080000fffd),
     .OpAux(256'h30000000000000000),
-    .OpCW(256'h9000800000009000800090008),
+    .OpCW(256'ha000800000009000800090008),
     .OpCOff(256'h2a002200220019001100080000),
     .OpReg(16'h7f),
     .InitFile("mem/t__blocks_blocks_2_convs_2_branches_0_Mul_epi_InitFile.hex")
@@ -3058,9 +3058,9 @@ module bhpe_top (
     .HasB(1),
     .OpKind(256'h2000100040002000300020001),
     .OpOutW(256'h10001000100010001000100010),
-    .OpShift(256'h60000000000080000fffc),
+    .OpShift(256'h60000000000080000fffd),
     .OpAux(256'h30000000000000000),
-    .OpCW(256'h9000800000009000800090008),
+    .OpCW(256'ha000800000009000800090008),
     .OpCOff(256'h2a002200220019001100080000),
     .OpReg(16'h7f),
     .InitFile("mem/t__blocks_blocks_2_convs_2_branches_1_Mul_epi_InitFile.hex")
@@ -3151,10 +3151,10 @@ module bhpe_top (
     .HasB(1),
     .OpKind(256'h2000100040002000300020001),
     .OpOutW(256'h10001000100010001000100010),
-    .OpShift(256'h60000000000080000fffb),
+    .OpShift(256'h60000000000080000fffd),
     .OpAux(256'h30000000000000000),
-    .OpCW(256'h9000800000009000800090007),
-    .OpCOff(256'h29002100210018001000070000),
+    .OpCW(256'ha000800000009000800090008),
+    .OpCOff(256'h2a002200220019001100080000),
     .OpReg(16'h7f),
     .InitFile("mem/t__blocks_blocks_2_convs_2_branches_2_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_2_convs_2_branches_2_Mul_epi (
@@ -3214,9 +3214,9 @@ module bhpe_top (
     .HasB(1),
     .OpKind(256'h2000100040002000300020001),
     .OpOutW(256'h10001000100010001000100010),
-    .OpShift(256'h60000000000080000fffe),
+    .OpShift(256'h60000000000070000fffd),
     .OpAux(256'h30000000000000000),
-    .OpCW(256'ha000800000009000800090008),
+    .OpCW(256'h9000800000009000800090008),
     .OpCOff(256'h2a002200220019001100080000),
     .OpReg(16'h7f),
     .InitFile("mem/t__blocks_blocks_2_convs_2_branches_3_Mul_epi_InitFile.hex")
@@ -3571,7 +3571,7 @@ module bhpe_top (
     .HasB(1),
     .OpKind(256'h40002000300020001),
     .OpOutW(256'h100010001000100010),
-    .OpShift(256'h80000fffd),
+    .OpShift(256'h80000fffe),
     .OpAux(256'h30000000000000000),
     .OpCW(256'h9000800090008),
     .OpCOff(256'h220019001100080000),
@@ -3714,7 +3714,7 @@ module bhpe_top (
     .HasB(1),
     .OpKind(256'h40002000300020001),
     .OpOutW(256'h100010001000100010),
-    .OpShift(256'h80000fffc),
+    .OpShift(256'h80000fffd),
     .OpAux(256'h30000000000000000),
     .OpCW(256'h9000800090008),
     .OpCOff(256'h220019001100080000),
@@ -4058,7 +4058,7 @@ module bhpe_top (
     .HasB(1),
     .OpKind(256'h40002000300020001),
     .OpOutW(256'h100010001000100010),
-    .OpShift(256'h80000fffc),
+    .OpShift(256'h80000fffe),
     .OpAux(256'h30000000000000000),
     .OpCW(256'h9000800090008),
     .OpCOff(256'h220019001100080000),
@@ -4090,8 +4090,8 @@ module bhpe_top (
     .OpOutW(256'h8001000100010),
     .OpShift(256'h3000000060000),
     .OpAux(256'h0),
-    .OpCW(256'h900080000),
-    .OpCOff(256'h11000800000000),
+    .OpCW(256'ha00080000),
+    .OpCOff(256'h12000800000000),
     .OpReg(16'hf),
     .InitFile("mem/t__blocks_blocks_3_convs_0_Add_2_epi_InitFile.hex")
   ) u_t__blocks_blocks_3_convs_0_Add_2_epi (
@@ -4262,7 +4262,7 @@ module bhpe_top (
     .HasB(1),
     .OpKind(256'h2000100040002000300020001),
     .OpOutW(256'h80010001000100010001000100010),
-    .OpShift(256'h3000000060000000000080000fffe),
+    .OpShift(256'h3000000060000000000080000ffff),
     .OpAux(256'h30000000000000000),
     .OpCW(256'ha000800000009000800090008),
     .OpCOff(256'h34002a002200220019001100080000),
@@ -4912,7 +4912,7 @@ module bhpe_top (
     .HasB(1),
     .OpKind(256'h2000100040002000300020001),
     .OpOutW(256'h10001000100010001000100010),
-    .OpShift(256'h60000000000080000fffd),
+    .OpShift(256'h70000000000080000fffd),
     .OpAux(256'h30000000000000000),
     .OpCW(256'ha000800000009000800090008),
     .OpCOff(256'h2a002200220019001100080000),
@@ -5005,9 +5005,9 @@ module bhpe_top (
     .HasB(1),
     .OpKind(256'h2000100040002000300020001),
     .OpOutW(256'h10001000100010001000100010),
-    .OpShift(256'h60000000000080000fffc),
+    .OpShift(256'h60000000000080000fffd),
     .OpAux(256'h30000000000000000),
-    .OpCW(256'ha000800000009000800090008),
+    .OpCW(256'h9000800000009000800090008),
     .OpCOff(256'h2a002200220019001100080000),
     .OpReg(16'h7f),
     .InitFile("mem/t__blocks_blocks_3_convs_2_branches_2_Mul_epi_InitFile.hex")
@@ -5068,7 +5068,7 @@ module bhpe_top (
     .HasB(1),
     .OpKind(256'h2000100040002000300020001),
     .OpOutW(256'h10001000100010001000100010),
-    .OpShift(256'h60000000000070000fffc),
+    .OpShift(256'h60000000000080000fffd),
     .OpAux(256'h30000000000000000),
     .OpCW(256'ha000800000009000800090008),
     .OpCOff(256'h2a002200220019001100080000),
@@ -5131,9 +5131,9 @@ module bhpe_top (
     .b_tdata(t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tdata),
     .b_tvalid(t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tvalid),
     .b_tready(t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tready),
-    .out_tdata(t_807_tdata),
-    .out_tvalid(t_807_tvalid),
-    .out_tready(t_807_tready)
+    .out_tdata(t_786_tdata),
+    .out_tvalid(t_786_tvalid),
+    .out_tready(t_786_tready)
   );
 
 endmodule

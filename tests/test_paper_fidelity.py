@@ -1,0 +1,76 @@
+"""The model side against the paper: baselines see the image at paper scale, and BiDRN trains eq. 4.
+
+- Every backbone (the seven baselines, full precision, BiDRN) in the ResNet-50 layout of the body and hand
+  encoders must give different outputs for different images. A stem that ends in ReLU feeds all-(+1) binary
+  inputs to the first block (Sign(0) = +1), and when that block changes shape nothing else of the image gets
+  through (eq. 3's argument).
+- BiDRN's weight scale is eq. 4, alpha_i = ||w_i||_1 / (Cin K K), recomputed from the current latent weights at
+  every step, with its gradient, not a free parameter initialised once.
+"""
+
+import pytest
+import torch
+
+from binaryhpe.train.binarizers import BINARIZER_NAMES, build_backbone
+from binaryhpe.train.config import bidrn_config
+from binaryhpe.train.layers import LCRConv
+
+
+@pytest.mark.parametrize("name", BINARIZER_NAMES)
+def test_two_images_give_two_outputs_at_paper_layout(name):
+    torch.manual_seed(0)
+    net = build_backbone(name, bidrn_config(50, input_size=(64, 64)))
+    for m in net.modules():  # BatchNorm statistics: the plain average of a few training-mode passes
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None
+    net.train()
+    with torch.no_grad():
+        for i in range(3):
+            net(torch.rand(2, 3, 64, 64) * 2 - 1)
+        net.eval()
+        g = torch.Generator().manual_seed(1)
+        a, b = (torch.rand(1, 3, 64, 64, generator=g) * 2 - 1 for _ in range(2))
+        ya, yb = net(a), net(b)
+    assert ya.shape == yb.shape and ya.shape[1] == 2048
+    diff = (ya - yb).abs()
+    # not merely a rounding difference: a clear share of the output elements changes
+    assert (diff > 1e-4).float().mean() > 0.05, f"{name}: two images give (almost) the same output"
+
+
+def _eq4_alpha(w):
+    return w.detach().abs().sum(dim=(1, 2, 3)) / w[0].numel()
+
+
+def test_bidrn_alpha_is_eq4_after_optimizer_steps():
+    torch.manual_seed(0)
+    m = LCRConv(8, 8, 3)
+    opt = torch.optim.Adam(m.parameters(), lr=0.05)  # large steps: a free alpha would drift away from mean |w|
+    names = [n for n, _ in m.conv.named_parameters()]
+    assert names == ["weight"], f"eq. 4's alpha is not a parameter, found {names}"
+    for _ in range(3):
+        y = m(torch.rand(2, 8, 6, 6) * 2 - 1)
+        loss = (y - 1.0).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        w = m.conv.weight
+        qw = m.conv.quant_weight()
+        assert torch.allclose(qw.scale.detach().flatten(), _eq4_alpha(w), rtol=1e-6, atol=0)
+        # the binarized weights are alpha_i Sign(w) of the latent weights (not clamped in place)
+        sign = torch.where(w >= 0, 1.0, -1.0)
+        assert torch.allclose(qw.value.detach(), _eq4_alpha(w).view(-1, 1, 1, 1) * sign, rtol=1e-6, atol=0)
+
+
+def test_bidrn_weight_gradient_is_eq4_derivative():
+    torch.manual_seed(1)
+    m = LCRConv(4, 4, 3)
+    w = m.conv.weight
+    g = torch.randn_like(w)
+    (m.conv.quant_weight().value * g).sum().backward()
+    n = w[0].numel()
+    alpha = w.detach().abs().sum(dim=(1, 2, 3), keepdim=True) / n
+    s = torch.where(w.detach() >= 0, 1.0, -1.0)
+    # d(alpha_i Sign(w_ij))/dw: Sign's eq.-2 approximation (2 - 2|w|) times alpha, plus the path through alpha
+    expect = alpha * g * (2 - 2 * w.detach().abs()).clamp(min=0) + s * (g * s).sum(dim=(1, 2, 3), keepdim=True) / n
+    assert torch.allclose(w.grad, expect, rtol=1e-5, atol=1e-7)
