@@ -48,6 +48,24 @@ def _cmd_train(args) -> int:
     return train_command(args)
 
 
+def _cmd_evaluate(args) -> int:
+    from binaryhpe.train.realdata import evaluate_command
+
+    return evaluate_command(args)
+
+
+def _cmd_infer(args) -> int:
+    from binaryhpe.train.infer import infer_command
+
+    return infer_command(args)
+
+
+def _cmd_bench(args) -> int:
+    from binaryhpe.train.proxy_bench import bench_command
+
+    return bench_command(args)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="binaryhpe", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -110,7 +128,34 @@ def main(argv=None) -> int:
     pt.add_argument("--steps", type=int, default=None, help="optimizer steps (default: from the configuration)")
     pt.add_argument("-o", "--output", required=True, help="output folder (checkpoint.pt, metrics.json)")
     pt.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    pt.add_argument("--data", default=None, metavar="NAME:PATH[,NAME:PATH...]",
+                    help="train on real data: h36m:PATH, coco:PATH, mpii:PATH (agora:PATH), each the data set in "
+                         "Hand4Whole's layout (docs/datasets.md); the default configuration is then the paper's "
+                         "(binaryhpe: batch 24, lr 1e-4, 14 epochs)")
     pt.set_defaults(func=_cmd_train)
+
+    pv = sub.add_parser("evaluate", help="the paper's metrics per part of a trained checkpoint on EHF / AGORA")
+    pv.add_argument("--checkpoint", required=True, help="binaryhpe train's OUT/checkpoint.pt")
+    pv.add_argument("--data", required=True, metavar="ehf:PATH[,agora:PATH]", help="evaluation data set(s)")
+    pv.add_argument("-o", "--output", required=True, help="output folder (metrics.json, metrics.md)")
+    pv.add_argument("--hardware", action="store_true", help="the encoders in the fixed-point hardware mode")
+    pv.set_defaults(func=_cmd_evaluate)
+
+    pi = sub.add_parser("infer", help="mesh (.obj) and overlay picture per image, float and hardware mode")
+    pi.add_argument("--checkpoint", required=True, help="binaryhpe train's OUT/checkpoint.pt")
+    pi.add_argument("images", nargs="+", metavar="IMAGE")
+    pi.add_argument("-o", "--output", required=True, help="output folder")
+    pi.set_defaults(func=_cmd_infer)
+
+    pq = sub.add_parser("bench", help="benchmarks: 'proxy' trains the binarizers on generated data and ranks them")
+    pq.add_argument("which", choices=["proxy"])
+    pq.add_argument("-o", "--output", required=True, help="output folder (proxy.json, proxy.md, proxy.png)")
+    pq.add_argument("--size", default="full", help="ci (a minute or two) or full (the benchmark, ~20 minutes)")
+    pq.add_argument("--rows", default=None, help="comma-separated rows (mean, fp, bnn, reactnet, recu, bidrn-bbr, "
+                                                 "bidrn; default all)")
+    pq.add_argument("--steps", type=int, default=None, help="override the size's steps")
+    pq.add_argument("--seeds", type=int, default=None, help="override the size's number of seeds")
+    pq.set_defaults(func=_cmd_bench)
 
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore", message="fast_hadamard_transform")  # brevitas import-time notice

@@ -309,8 +309,11 @@ def make_layer(cfg):
 
 
 def train(cfg=None, out_dir="out", steps: int | None = None, resume: bool = False, seed: int = 0,
-          log=print, n_test: int = TEST_SAMPLES) -> dict:
-    """Train the whole-body model on generated data; writes OUT/checkpoint.pt, OUT/metrics.json (rank 0)."""
+          log=print, n_test: int = TEST_SAMPLES, data: list | None = None) -> dict:
+    """Train the whole-body model; writes OUT/checkpoint.pt, OUT/metrics.json (rank 0).
+
+    ``data``: None for generated data, else ``[(name, path), ...]`` (``realdata.parse_data``): the real data
+    sets' training splits, concatenated, with the standard augmentation; an epoch is one pass over them."""
     from binaryhpe.train.data.proxy import ProxyConfig, ProxyDataset
     from binaryhpe.train.wholebody import WholeBodyConfig, build_wholebody, wholebody_loss
 
@@ -339,20 +342,29 @@ def train(cfg=None, out_dir="out", steps: int | None = None, resume: bool = Fals
     info = setup_distributed()
     try:
         return _train(cfg, out, ckpt_path, steps, state, seed, info, log, n_test, ProxyConfig, ProxyDataset,
-                      build_wholebody, wholebody_loss)
+                      build_wholebody, wholebody_loss, data)
     finally:
         cleanup_distributed(info)
 
 
 def _train(cfg, out, ckpt_path, steps, state, seed, info, log, n_test, ProxyConfig, ProxyDataset,
-           build_wholebody, wholebody_loss):
+           build_wholebody, wholebody_loss, data=None):
     say = log if info.main else (lambda *a, **k: None)
     seed_all(seed)
     layer = make_layer(cfg)
     pcfg = ProxyConfig(img_size=cfg.image_size, n_joints=cfg.body_joints, focal=cfg.focal)
-    n_train = TRAIN_BATCHES_PER_EPOCH * cfg.batch_size
-    train_ds = ProxyDataset(n_train, seed=seed, split="train", cfg=pcfg, layer=layer, transform="default")
-    per_epoch = n_train // cfg.batch_size
+    if data:
+        from binaryhpe.train.realdata import training_set
+
+        train_ds = training_set(data, cfg, layer, seed)
+        per_epoch = len(train_ds) // cfg.batch_size
+        if per_epoch == 0:
+            raise BinaryHPEError(f"the training data ({len(train_ds)} samples) is smaller than one batch of "
+                                 f"{cfg.batch_size}")
+    else:
+        n_train = TRAIN_BATCHES_PER_EPOCH * cfg.batch_size
+        train_ds = ProxyDataset(n_train, seed=seed, split="train", cfg=pcfg, layer=layer, transform="default")
+        per_epoch = n_train // cfg.batch_size
     total = steps if steps is not None else cfg.epochs * per_epoch
     if total < 0:
         raise BinaryHPEError(f"--steps {total}: expected a non-negative number of steps")
@@ -368,14 +380,24 @@ def _train(cfg, out, ckpt_path, steps, state, seed, info, log, n_test, ProxyConf
         start = int(state["step"])
         say(f"resuming from {ckpt_path} at step {start}")
     nparams = sum(p.numel() for p in model.parameters())
-    say(f"training {cfg.name} ({cfg.binarizer}, {nparams:,} parameters) on generated data: steps {start}->{total}, "
+    what = "generated data" if not data else "+".join(f"{n} ({p})" for n, p in data)
+    say(f"training {cfg.name} ({cfg.binarizer}, {nparams:,} parameters) on {what}: steps {start}->{total}, "
         f"global batch {cfg.batch_size} over {info.world_size} process(es), lr {cfg.lr:g}, "
         f"{per_epoch} steps/epoch, device {info.device}")
     cfg_dict = json.loads(json.dumps(cfg.to_dict(), default=list))
     t0 = time.time()
     every = max(1, min(50, (total - start) // 10 or 1))
 
+    def set_lr(step):
+        """The step schedule: lr x lr_decay_factor^-(number of lr_decay_epochs passed)."""
+        n = sum(1 for e in cfg.lr_decay_epochs if step >= e * per_epoch)
+        for g in optimizer.param_groups:
+            g["lr"] = cfg.lr / cfg.lr_decay_factor ** n
+
+    set_lr(start)
+
     def on_step(step, losses, net, opt):
+        set_lr(step)
         if cfg.binarizer == "recu":
             from binaryhpe.train.binarizers import set_recu_tau
 
@@ -404,7 +426,18 @@ def _train(cfg, out, ckpt_path, steps, state, seed, info, log, n_test, ProxyConf
         for b in _unwrap(model).buffers():
             dist.broadcast(b, 0)
     identical = ranks_identical(model, info) if info.world_size > 1 else None
-    if info.main:
+    if info.main and data:
+        save_checkpoint(ckpt_path, model, optimizer, step, cfg_dict, {"seed": seed, "world_size": info.world_size,
+                                                                      "data": [[n, str(p)] for n, p in data]})
+        metrics = {"step": step, "config": cfg.name, "binarizer": cfg.binarizer,
+                   "data": {n: str(p) for n, p in data}, "train_samples": len(train_ds), "steps_per_epoch": per_epoch,
+                   "world_size": info.world_size, "device": str(info.device),
+                   **({"ranks_identical": identical} if identical is not None else {}),
+                   "train_seconds": round(time.time() - t0, 2), **({"loss": losses} if losses else {})}
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        say(f"step {step}: checkpoint {ckpt_path}; evaluate it with binaryhpe evaluate --checkpoint {ckpt_path} "
+            "--data ehf:PATH")
+    elif info.main:
         save_checkpoint(ckpt_path, model, optimizer, step, cfg_dict, {"seed": seed, "world_size": info.world_size})
         test_ds = ProxyDataset(n_test, seed=seed, split="test", cfg=pcfg, layer=layer)
         metrics = evaluate(model, test_ds, layer, info.device)
@@ -476,7 +509,15 @@ def train_command(args) -> int:
     """``binaryhpe train``: args.config, args.steps, args.output, args.resume (cli.py)."""
     if args.steps is not None and args.steps < 0:
         raise BinaryHPEError(f"--steps {args.steps}: expected a non-negative number of steps")
-    train(args.config, args.output, steps=args.steps, resume=args.resume,
+    data = None
+    if getattr(args, "data", None):
+        from binaryhpe.train.realdata import parse_data
+
+        data = parse_data(args.data)
+    cfg = args.config
+    if data and cfg is None and not args.resume:
+        cfg = "binaryhpe"  # real data: the paper-scale model with the paper's schedule
+    train(cfg, args.output, steps=args.steps, resume=args.resume, data=data,
           log=lambda *a, **k: print(*a, **k, flush=True))
     return 0
 

@@ -92,6 +92,8 @@ class WholeBodyConfig:
     batch_size: int = 24  # the paper's training defaults (Section 4.1)
     lr: float = 1e-4
     epochs: int = 14
+    lr_decay_epochs: tuple = ()  # step schedule: lr / lr_decay_factor after each of these epochs (paper: none)
+    lr_decay_factor: float = 10.0
 
     def __post_init__(self):
         for key in ("image_size", "body_size", "hand_size", "face_size"):
@@ -128,11 +130,15 @@ class WholeBodyConfig:
             v = getattr(self, key)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise BinaryHPEError(f"wholebody.{key} = {v!r}: expected a positive integer")
+        object.__setattr__(self, "lr_decay_epochs", tuple(self.lr_decay_epochs))
+        if any(not isinstance(e, int) or isinstance(e, bool) or e < 1 for e in self.lr_decay_epochs):
+            raise BinaryHPEError(f"wholebody.lr_decay_epochs = {self.lr_decay_epochs!r}: expected positive epoch "
+                                 "numbers")
         object.__setattr__(self, "hand_mcp", tuple(self.hand_mcp))
         if not self.hand_mcp or any(not isinstance(i, int) or not 0 <= i < self.hand_joints for i in self.hand_mcp):
             raise BinaryHPEError(f"wholebody.hand_mcp = {self.hand_mcp!r}: expected indices in [0, "
                                  f"hand_joints = {self.hand_joints})")
-        for key in ("focal", "camera_3d_size", "lr", "hand_box_scale", "face_box_scale"):
+        for key in ("focal", "camera_3d_size", "lr", "hand_box_scale", "face_box_scale", "lr_decay_factor"):
             v = getattr(self, key)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
                 raise BinaryHPEError(f"wholebody.{key} = {v!r}: expected a positive number")
@@ -455,7 +461,8 @@ def wholebody_loss(out: dict, batch: dict) -> dict:
     - smplx: sum over the SMPL-X keys present in ``batch`` (``SMPLX_KEYS``, camera included), mask
       ``smplx_valid`` (B, 1);
     - joint: ``joint_img`` (B, J, 3) with ``joint_valid`` (B, J, 1), plus ``joints_3d`` when both the output
-      (an SMPL-X layer is attached) and the batch have it, same mask;
+      (an SMPL-X layer is attached) and the batch have it, masked by ``joints_3d_valid`` when the batch has it
+      (the real-data adapters), else by ``joint_valid``;
     - box: ``boxes`` (B, 3, 4), mask ``box_valid`` (B, 3, 1) when given.
     Missing masks count as all valid. Returns {"total", "smplx", "joint", "box"} (scalar tensors).
     """
@@ -474,7 +481,8 @@ def wholebody_loss(out: dict, batch: dict) -> dict:
     jv = _mask(batch, "joint_valid", (B, J, 1), ref)
     joint = _masked_l1(out["joint_img"], batch["joint_img"].to(ref), jv, "joint_img")
     if "joints_3d" in out and "joints_3d" in batch:
-        joint = joint + _masked_l1(out["joints_3d"], batch["joints_3d"].to(ref), jv, "joints_3d")
+        jv3 = _mask(batch, "joints_3d_valid", (B, J, 1), ref) if "joints_3d_valid" in batch else jv
+        joint = joint + _masked_l1(out["joints_3d"], batch["joints_3d"].to(ref), jv3, "joints_3d")
     bv = _mask(batch, "box_valid", (B, 3, 1), ref)
     box = _masked_l1(out["boxes"], batch["boxes"].to(ref), bv, "boxes")
     return {"total": smplx + joint + box, "smplx": smplx, "joint": joint, "box": box}

@@ -75,6 +75,12 @@ def flip_sample(s: dict, vertex_perm=None, layer=None) -> dict:
         out["joints_3d"] = j
     if "joint_valid" in s:
         out["joint_valid"] = s["joint_valid"][..., perm, :].clone()
+    if "joints_3d_valid" in s:  # the real-data adapters' masks (train/data/datasets.py)
+        out["joints_3d_valid"] = s["joints_3d_valid"][..., perm, :].clone()
+    if "box_valid" in s:
+        out["box_valid"] = s["box_valid"][..., [1, 0, 2], :].clone()
+    if "lhand_valid" in s and "rhand_valid" in s:
+        out["lhand_valid"], out["rhand_valid"] = s["rhand_valid"].clone(), s["lhand_valid"].clone()
     if "vertices" in s and vertex_perm is not None:
         v = s["vertices"][..., torch.as_tensor(vertex_perm), :].clone()
         v[..., 0] = -v[..., 0]

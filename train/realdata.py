@@ -1,0 +1,189 @@
+"""Real data from the command line: ``binaryhpe train --data ...`` and ``binaryhpe evaluate``.
+
+``--data`` is a comma-separated list of ``NAME:PATH`` (NAME: ``h36m``/``human36m``, ``coco``/``mscoco``,
+``mpii`` for training; ``ehf``, ``agora`` for evaluation), each PATH the user's copy of the data set in the
+layout of Hand4Whole's release (``binaryhpe.train.data.datasets`` describes each). Training concatenates the
+training splits (the paper: Human3.6M, whole-body MSCOCO and MPII, Section 4.1) with the standard augmentation
+(scale, rotation, flip, colour); evaluation runs the checkpoint's model on EHF (test) or AGORA (validation)
+and writes the paper's metrics per part (Table 1's columns) as ``OUT/metrics.json`` and ``OUT/metrics.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import numpy as np
+import torch
+
+from binaryhpe import BinaryHPEError
+
+TRAIN_SETS = ("human36m", "mscoco", "mpii", "agora")
+EVAL_SETS = ("ehf", "agora")
+ALIASES = {"h36m": "human36m", "human36m": "human36m", "coco": "mscoco", "mscoco": "mscoco", "mpii": "mpii",
+           "ehf": "ehf", "agora": "agora"}
+# Table 1's columns, in its order: (key in metrics.json, column title)
+TABLE1 = (("mpvpe", "MPVPE All"), ("mpvpe_hand", "MPVPE Hand"), ("mpvpe_face", "MPVPE Face"),
+          ("pa_mpvpe", "PA-MPVPE All"), ("pa_mpvpe_hand", "PA-MPVPE Hand"), ("pa_mpvpe_face", "PA-MPVPE Face"),
+          ("pa_mpjpe_body", "PA-MPJPE Body"), ("pa_mpjpe_hand", "PA-MPJPE Hand"))
+SMPLX_OUT = ("root_pose", "body_pose", "lhand_pose", "rhand_pose", "jaw_pose", "expr", "shape")
+
+
+def parse_data(spec: str, allowed=TRAIN_SETS, what: str = "a training") -> list:
+    """``"h36m:/a,coco:/b"`` -> [("human36m", Path("/a")), ("mscoco", Path("/b"))]; one error per bad entry."""
+    out = []
+    for item in [s for s in str(spec).split(",") if s.strip()]:
+        name, sep, path = item.partition(":")
+        key = ALIASES.get(name.strip().lower())
+        if not sep or not path:
+            raise BinaryHPEError(f"--data {item!r}: expected NAME:PATH (e.g. h36m:/data/Human36M)")
+        if key is None or key not in allowed:
+            raise BinaryHPEError(f"--data {item!r}: {name!r} is not {what} data set (expected one of "
+                                 f"{', '.join(allowed)})")
+        p = pathlib.Path(path).expanduser()
+        if not p.is_dir():
+            raise BinaryHPEError(f"--data {item!r}: folder {p} not found")
+        out.append((key, p))
+    if not out:
+        raise BinaryHPEError("--data: no data set given (expected NAME:PATH[,NAME:PATH...])")
+    return out
+
+
+class Augmented(torch.utils.data.Dataset):
+    """A data set with a per-(seed, sample, epoch) deterministic transform (``set_epoch`` as the proxy)."""
+
+    def __init__(self, ds, transform, seed: int = 0):
+        self.ds, self.transform, self.seed, self.epoch = ds, transform, int(seed), 0
+
+    def __len__(self):
+        return len(self.ds)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __getitem__(self, i):
+        s = self.ds[i]
+        if self.transform is None:
+            return s
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, i, self.epoch, 11]))
+        return self.transform(s, rng)
+
+
+def training_set(data: list, cfg, layer, seed: int = 0, augment: bool = True):
+    """The concatenated training splits of ``data`` (``parse_data``) at the model's input size."""
+    from binaryhpe.train.data.augment import Augment, vertex_flip_permutation
+    from binaryhpe.train.data.datasets import make_dataset
+
+    parts = []
+    for name, root in data:
+        ds = make_dataset(name, root, "train", input_size=cfg.image_size, n_joints=cfg.body_joints, layer=layer,
+                          focal=cfg.focal)
+        if len(ds) == 0:
+            raise BinaryHPEError(f"{name} data set at {root}: no training sample (empty annotations?)")
+        parts.append(ds)
+    ds = parts[0] if len(parts) == 1 else torch.utils.data.ConcatDataset(parts)
+    if not augment:
+        return ds
+    with torch.no_grad():
+        v = layer({k: torch.zeros(1, n) for k, n in (("root_pose", 3), ("body_pose", 63), ("lhand_pose", 45),
+                                                     ("rhand_pose", 45), ("jaw_pose", 3), ("expr", 10),
+                                                     ("shape", 10))})["vertices"][0].numpy()
+    try:
+        perm = vertex_flip_permutation(v, tol=1e-5 * float(np.ptp(v[:, 1])))
+    except ValueError:
+        perm = None
+    return Augmented(ds, Augment(vertex_perm=perm, layer=layer), seed)
+
+
+def evaluation_set(name: str, root, cfg, layer):
+    from binaryhpe.train.data.datasets import NJ, make_dataset
+
+    split = "test" if name == "ehf" else "val"
+    ds = make_dataset(name, root, split, input_size=cfg.image_size, n_joints=NJ, layer=layer, focal=cfg.focal)
+    if len(ds) == 0:
+        raise BinaryHPEError(f"{name} data set at {root}: no {split} sample")
+    return ds
+
+
+@torch.no_grad()
+def evaluate_dataset(model, ds, layer, device, batch: int = 8) -> dict:
+    """Table 1's errors (mm, ``metrics.evaluate_parts``) of ``model`` on ``ds``: the predicted SMPL-X mesh and
+    joints (root-relative) against the sample's ground-truth mesh (``vertices``) and joints (``joints_3d``,
+    all 55 SMPL-X joints, root-relative); samples without a ground-truth mesh are left out and counted."""
+    from binaryhpe.train.metrics import evaluate_parts
+
+    model.eval()
+    pv, gv, pj, gj, skipped = [], [], [], [], 0
+    for i in range(0, len(ds), batch):
+        b = torch.utils.data.default_collate([ds[j] for j in range(i, min(len(ds), i + batch))])
+        ok = b["vertices_valid"].reshape(-1) > 0
+        skipped += int((~ok).sum())
+        if not ok.any():
+            continue
+        out = model(b["img"][ok].to(device))
+        m = layer({k: out[k].float().cpu() for k in SMPLX_OUT})
+        root = m["joints"][:, :1]
+        pv.append(m["vertices"] - root)
+        pj.append(m["joints"][:, :b["joints_3d"].shape[1]] - root)
+        gv.append(b["vertices"][ok])
+        gj.append(b["joints_3d"][ok])
+    if not pv:
+        raise BinaryHPEError("evaluate: no sample has a ground-truth mesh")
+    r = evaluate_parts(torch.cat(pv), torch.cat(gv), torch.cat(pj), torch.cat(gj), layer)
+    return {**{k: float(v) for k, v in r.items()}, "samples": int(sum(len(x) for x in pv)), "skipped": skipped}
+
+
+def load_model(ckpt, device="cpu"):
+    """(model, cfg, layer, state) of a ``binaryhpe train`` checkpoint."""
+    from binaryhpe.train.loop import load_checkpoint, make_layer, restore_model
+    from binaryhpe.train.wholebody import WholeBodyConfig, build_wholebody
+
+    state = load_checkpoint(ckpt)
+    try:
+        cfg = WholeBodyConfig.from_dict(state["config"])
+    except (BinaryHPEError, TypeError) as e:
+        raise BinaryHPEError(f"checkpoint {ckpt}: its configuration is not valid ({e})") from None
+    layer = make_layer(cfg)
+    model = build_wholebody(cfg, smplx_layer=layer)
+    restore_model(state, model, ckpt)
+    return model.to(device).eval(), cfg, layer, state
+
+
+def format_metrics(results: dict) -> str:
+    lines = ["| data set | samples | " + " | ".join(t for _, t in TABLE1) + " |",
+             "|---|---:|" + "---:|" * len(TABLE1)]
+    for name, r in results.items():
+        lines.append(f"| {name} | {r['samples']} | " + " | ".join(f"{r[k]:.1f}" for k, _ in TABLE1) + " |")
+    return "\n".join(lines)
+
+
+def evaluate_command(args) -> int:
+    """``binaryhpe evaluate --checkpoint CKPT --data ehf:PATH[,agora:PATH] -o OUT [--hardware]``."""
+    from binaryhpe.train.loop import pick_device
+
+    data = parse_data(args.data, EVAL_SETS, "an evaluation")
+    device = pick_device()
+    model, cfg, layer, state = load_model(args.checkpoint, device)
+    if getattr(args, "hardware", False):
+        from binaryhpe.train.hardware import to_hardware
+
+        model = to_hardware(model.cpu())
+        device = torch.device("cpu")
+    results = {}
+    for name, root in data:
+        ds = evaluation_set(name, root, cfg, layer)
+        results[name] = evaluate_dataset(model, ds, layer, device)
+    out = pathlib.Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    doc = {"checkpoint": str(args.checkpoint), "step": int(state["step"]), "config": cfg.name,
+           "mode": "hardware" if getattr(args, "hardware", False) else "float", "units": "mm", "results": results}
+    (out / "metrics.json").write_text(json.dumps(doc, indent=2) + "\n")
+    table = format_metrics(results)
+    (out / "metrics.md").write_text(table + "\n")
+    print(table)
+    print(f"-> {out}/metrics.json, {out}/metrics.md")
+    return 0
+
+
+__all__ = ["Augmented", "EVAL_SETS", "TABLE1", "TRAIN_SETS", "evaluate_command", "evaluate_dataset",
+           "evaluation_set", "format_metrics", "load_model", "parse_data", "training_set"]
