@@ -413,7 +413,13 @@ def _lower(s: BuildState) -> BuildState:
     from binaryhpe.compile.lower import load_qonnx
     from binaryhpe.compile.partition import partition_host
 
-    s.partition = partition_host(load_qonnx(s.qonnx), source=str(s.qonnx.name))
+    try:
+        full = load_qonnx(s.qonnx)
+    except BinaryHPEError as e:  # name the user's file, not its copy in OUT
+        if s.model != str(s.qonnx) and str(s.qonnx) in str(e) and pathlib.Path(s.model).is_file():
+            raise BinaryHPEError(str(e).replace(str(s.qonnx), s.model)) from None
+        raise
+    s.partition = partition_host(full, source=str(s.qonnx.name))
     s.mw = s.partition.hw
     s.g = s.partition.lowered
     _log(s.partition.summary())

@@ -111,6 +111,92 @@ class ExtractRegion:
         return ModelWrapper(m, fix_missing_initializer_valueinfo=False), False
 
 
+class ValidateGraph:
+    """The graph is valid ONNX before anything maps it: ``onnx.checker.check_model`` (single assignment, every
+    input defined, opsets) and ONNX's strict shape inference with qonnx's custom ops hidden as qonnx's
+    ``InferShapes`` hides them (a weight tensor that does not fit its Conv, a MatMul of incompatible shapes,
+    a declared shape that contradicts the inferred one). A failure is one ``BinaryHPEError`` naming the node
+    when ONNX names one. ``apply`` returns ``(model, False)``."""
+
+    def apply(self, model):
+        import copy
+        import re
+
+        import onnx
+        import onnx.shape_inference as si
+        from qonnx.core.modelwrapper import ModelWrapper
+        from qonnx.transformation.infer_shapes import _hide_finn_ops
+
+        try:
+            onnx.checker.check_model(model.model)
+        except Exception as e:  # noqa: BLE001 - onnx.checker raises ValidationError and others
+            raise BinaryHPEError(f"the graph is not valid ONNX ({_first_line(e)}): re-export the model") from None
+        try:
+            m = ModelWrapper(copy.deepcopy(model.model), fix_missing_initializer_valueinfo=False)
+            _hide_finn_ops(m)
+            si.infer_shapes(m.model, check_type=True, strict_mode=True)
+        except Exception as e:  # noqa: BLE001 - onnx raises InferenceError, qonnx AttributeError/KeyError
+            msg = _first_line(e)
+            hit = re.search(r"op_type:(\w+), node name: ([^)]+)\)", msg)
+            where = f"cannot map node {hit.group(2)!r} (op type {hit.group(1)}): " if hit else ""
+            raise BinaryHPEError(f"{where}ONNX shape inference fails on the graph ({msg}): fix the shapes, "
+                                 "attributes or weights of the exported model") from None
+        _check_qonnx_ops(model)
+        return model, False
+
+
+#: qonnx's custom ops: their inputs (ONNX's checker does not know them)
+QONNX_OP_INPUTS = {"Quant": ("x", "scale", "zero point", "bit width"), "BipolarQuant": ("x", "scale"),
+                   "Trunc": ("x", "scale", "zero point", "input bit width", "output bit width")}
+#: qonnx's Trunc version 2 (an output scale before the output bit width)
+TRUNC_V2_INPUTS = ("x", "scale", "zero point", "input bit width", "output scale", "output bit width")
+
+
+def _check_qonnx_ops(mw) -> None:
+    """Quant / BipolarQuant / Trunc nodes have their inputs, and their constant parameters are usable: non-empty,
+    finite, a positive scale that broadcasts to the input, a positive integer bit width."""
+    from onnx import numpy_helper
+
+    inits = {i.name: i for i in mw.graph.initializer}
+    for n in mw.graph.node:
+        names = QONNX_OP_INPUTS.get(n.op_type)
+        if names is None:
+            continue
+        if n.op_type == "Trunc" and len(n.input) == len(TRUNC_V2_INPUTS):
+            names = TRUNC_V2_INPUTS
+        where = f"cannot map node {n.name!r} (op type {n.op_type})"
+        if len(n.input) != len(names) or not all(n.input):
+            raise BinaryHPEError(f"{where}: takes {len(names)} inputs ({', '.join(names)}), has "
+                                 f"{sum(1 for i in n.input if i)}: fix the exported model")
+        xshape = mw.get_tensor_shape(n.input[0]) if n.input[0] not in inits else list(inits[n.input[0]].dims)
+        for role, t in zip(names[1:], n.input[1:]):
+            if t not in inits:
+                continue  # computed parameters: the lowering says whether it takes them
+            v = numpy_helper.to_array(inits[t])
+            bad = None
+            if v.size == 0 or not np.all(np.isfinite(v)):
+                bad = "is empty or not finite"
+            elif "scale" in role and np.any(v <= 0):
+                bad = "is not positive"
+            elif "bit width" in role and (v.size != 1 or float(v.reshape(-1)[0]) != round(float(v.reshape(-1)[0]))
+                                          or float(v.reshape(-1)[0]) < 1):
+                bad = f"is not one positive integer ({v.reshape(-1)[:4].tolist()})"
+            elif xshape is not None and role in ("scale", "zero point"):
+                try:
+                    if tuple(np.broadcast_shapes(v.shape, tuple(xshape))) != tuple(xshape):
+                        bad = f"of shape {v.shape} does not broadcast to the input's {tuple(xshape)}"
+                except ValueError:
+                    bad = f"of shape {v.shape} does not broadcast to the input's {tuple(xshape)}"
+            if bad:
+                raise BinaryHPEError(f"{where}: its {role} {t!r} {bad}: fix the exported model")
+
+
+def _first_line(e: Exception) -> str:
+    """An exception's message on one line (ONNX's span lines; at most 400 characters)."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return f"{type(e).__name__}: {' '.join(lines)}"[:400]
+
+
 class FindHostPre:
     """The host pre-processing of a graph: ``apply`` returns ``(model, False)`` and sets ``indices`` (the nodes
     before the first activation quantizer, graph order) and ``hw_input`` (the tensor that quantizer reads; the
@@ -297,11 +383,13 @@ def partition_host(mw, source: str = "") -> HostPartition:
     from binaryhpe.compile.lower_base import Lowerer
 
     g = mw.graph
+    if not g.node:
+        raise BinaryHPEError("the graph has no nodes: nothing to map (an empty file, or a model exported without "
+                             "its graph)")
     if len(g.input) != 1 or len(g.output) != 1:
         raise BinaryHPEError(f"the graph has {len(g.input)} inputs and {len(g.output)} outputs; the hardware flow "
                              "takes exactly one input and one output (export the network with one of each)")
-    if not g.node:
-        raise BinaryHPEError("the graph has no nodes: nothing to map")
+    ValidateGraph().apply(mw)
     inits = _inits(mw)
     fp = FindHostPre()
     fp.apply(mw)

@@ -267,7 +267,12 @@ def _synth_lines(report: dict) -> list[str]:
     return lines
 
 
-def render_markdown(report: dict, figdir: pathlib.Path | None = None) -> str:
+def _figures(est: dict) -> dict:
+    """The report's plots as SVG text (rendered once for report.md and report.html)."""
+    return {"roofline": roofline_svg(est), "resources": breakdown_svg(est)} if est else {}
+
+
+def render_markdown(report: dict, figdir: pathlib.Path | None = None, figures: dict | None = None) -> str:
     est = report.get("estimate") or {}
     parts = [f"# binaryhpe build report: {report.get('model')}", ""]
     parts.append(_md_table(["", ""], _summary_rows(report)))
@@ -278,11 +283,11 @@ def render_markdown(report: dict, figdir: pathlib.Path | None = None) -> str:
     if figdir is not None and est:
         figdir.mkdir(parents=True, exist_ok=True)
         figs = []
-        rs = roofline_svg(est)
-        if rs:
-            (figdir / "roofline.svg").write_text(rs)
+        svg = figures if figures is not None else _figures(est)
+        if svg["roofline"]:
+            (figdir / "roofline.svg").write_text(svg["roofline"])
             figs.append("![roofline](report_figs/roofline.svg)")
-        (figdir / "resources.svg").write_text(breakdown_svg(est))
+        (figdir / "resources.svg").write_text(svg["resources"])
         figs.append("![resources by kind](report_figs/resources.svg)")
         parts += ["", "## Plots", ""] + figs
     if report.get("estimate_note"):
@@ -298,7 +303,7 @@ CSS = ("body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-col
        "h1{font-size:20px}h2{font-size:16px;margin-top:1.5em}.ok{color:green}.bad{color:#b00}")
 
 
-def render_html(report: dict) -> str:
+def render_html(report: dict, figures: dict | None = None) -> str:
     est = report.get("estimate") or {}
     body = [f"<h1>binaryhpe build report: {html.escape(str(report.get('model')))}</h1>"]
     body.append("<table>" + "".join(f"<tr><th>{html.escape(a)}</th><td style='text-align:left'>{html.escape(b)}</td></tr>"
@@ -308,7 +313,8 @@ def render_html(report: dict) -> str:
     if sl:
         body += ["<h2>Synthesis and place-and-route</h2><ul>"] + [f"<li>{html.escape(x)}</li>" for x in sl] + ["</ul>"]
     if est:
-        body += ["<h2>Plots</h2>", roofline_svg(est), breakdown_svg(est)]
+        svg = figures if figures is not None else _figures(est)
+        body += ["<h2>Plots</h2>", svg["roofline"], svg["resources"]]
     if report.get("estimate_note"):
         body.append(f"<p><em>{html.escape(report['estimate_note'])}</em></p>")
     body += ["<h2>Layers</h2>", _html_table(LAYER_HEAD, _layer_rows(report))]
@@ -320,8 +326,9 @@ def write_reports(report: dict, out_dir) -> dict:
     """Write ``report.md`` (with ``report_figs/*.svg``) and the self-contained ``report.html``."""
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.md").write_text(render_markdown(report, out / "report_figs"))
-    (out / "report.html").write_text(render_html(report))
+    figures = _figures(report.get("estimate") or {})
+    (out / "report.md").write_text(render_markdown(report, out / "report_figs", figures))
+    (out / "report.html").write_text(render_html(report, figures))
     return {"md": str(out / "report.md"), "html": str(out / "report.html")}
 
 

@@ -64,7 +64,8 @@ def helper_graph(path, middle=None, pre_fork=False) -> str:
         nodes.append(helper.make_node(middle, ["c0"], ["mid"], name="middle"))
         src = "mid"
     if pre_fork:
-        nodes.append(helper.make_node("Add", [src, "xr"], ["fork"], name="fork_add"))
+        nodes += [helper.make_node("Concat", ["xr", "xr"], ["xr2"], name="fork_concat", axis=1),
+                  helper.make_node("Add", [src, "xr2"], ["fork"], name="fork_add")]
         src = "fork"
     n, i = _quant("requant", src, "q1", 1.0, 4)
     nodes += n
@@ -130,7 +131,7 @@ def test_refusal_inside_the_hardware_region_stays_an_error(tmp_path, capsys):
 
 def test_pre_processing_read_inside_the_region_is_refused(tmp_path):
     path = helper_graph(tmp_path / "fork.onnx", pre_fork=True)
-    with pytest.raises(BinaryHPEError, match=r"cannot map node 'fork_add' \(op type Add\): it reads 'xr', a float "
+    with pytest.raises(BinaryHPEError, match=r"cannot map node 'fork_concat' \(op type Concat\): it reads 'xr', a float "
                                              r"tensor of the host pre-processing .*quantize the input once"):
         partition_host(load_qonnx(path))
 
