@@ -60,6 +60,19 @@ class TensorInfo:
     fmt: Fmt
     lanes: int = 1
     windowed: bool = False  # an SWG output: (OH, OW, K*K*C) windows plus a validity mask
+    #: a float (non-power-of-two) scale on top of the format: the integers stand for ``q * 2^-frac * scale``;
+    #: None (no scale), one exact rational (``fractions.Fraction``), or a tuple of one a channel (accumulators:
+    #: input scale x per-channel weight scale). Only the lowering (compile/lower_quant.py), the exact reference
+    #: and the host's conversions read it: the hardware computes on the integers.
+    scale: object = None
+
+    def to_real(self, q: np.ndarray) -> np.ndarray:
+        """The real values of integers ``q`` (H, W, C) in float64 (exact where float64 holds the products)."""
+        real = self.fmt.to_real(q)
+        if self.scale is None:
+            return real
+        sc = self.scale if isinstance(self.scale, tuple) else (self.scale,)
+        return real * np.array([float(s) for s in sc], dtype=np.float64)
 
 
 @dataclass

@@ -38,10 +38,45 @@ from binaryhpe.compile.lower_base import (  # noqa: F401 - the lowering framewor
 )
 
 
+def _legacy_requant(L: Lowerer, node) -> bool:
+    """True when the hardware-mode requantizer applies: a dyadic, unscaled input, a per-tensor power-of-two
+    scale, zero point 0, not narrow, and FLOOR wherever the requantization shifts right (anything else goes to
+    the exact chain solver, compile/lower_quant.py)."""
+    from binaryhpe.compile.lower_quant import is_float
+
+    if node.input[0] == L.iname or is_float(L, node.input[0]):
+        return node.input[0] == L.iname
+    vals = [L.const(n) for n in node.input[1:4]]
+    if any(v is None for v in vals) or np.size(vals[0]) != 1 or np.any(np.asarray(vals[1]) != 0):
+        return False
+    s = float(np.asarray(vals[0]).reshape(-1)[0])
+    if not s > 0 or -math.log2(s) != round(-math.log2(s)):
+        return False
+    a = _attrs(node)
+    mode = a.get("rounding_mode", b"ROUND")
+    mode = (mode.decode() if isinstance(mode, bytes) else mode).upper()
+    if int(a.get("narrow", 0)) or int(np.asarray(vals[2]).reshape(-1)[0]) < 2:
+        return False
+    if node.input[0] not in L.env:
+        return True  # the legacy path names the missing producer
+    src = L.g.tensors[L.env[node.input[0]]]
+    if src.fmt.bipolar:
+        return True
+    return src.fmt.frac - int(round(-math.log2(s))) <= 0 or mode == "FLOOR"
+
+
 @lowers("Quant")
 def _quant(L: Lowerer, node):
     if L.const(node.input[0]) is not None:
         return  # a weight quantizer: read by its consumer
+    if not _legacy_requant(L, node):
+        from binaryhpe.compile.lower_quant import quantize_chain
+
+        quantize_chain(L, node, node.input[0])
+        return
+    if node.input[0] == L.iname:
+        _input_quant(L, node)
+        return
     scale, zp, bw = (L.const(n) for n in node.input[1:4])
     if scale is None or zp is None or bw is None:
         raise _err(node, "scale, zero point and bit width must be constants")
@@ -60,11 +95,6 @@ def _quant(L: Lowerer, node):
         raise _err(node, "narrow-range quantizers are not supported")
     out_fmt = Fmt(bits, f, signed=bool(signed))
     shape = L.shape_hwc(node.output[0])
-    if node.input[0] == L.iname:  # the network input: the host quantizes, hardware sees integers
-        name = L.new_tensor(node.output[0], shape, out_fmt)
-        L.g.input = name
-        L.g.input_quant = {"scale": s, "bits": bits, "signed": signed, "rounding_mode": mode}
-        return
     src = L.info(node.input[0])
     if src.fmt.bipolar:
         raise _err(node, "requantizing a bipolar tensor is not supported")
@@ -80,9 +110,36 @@ def _quant(L: Lowerer, node):
         L.g.tensors[name].fmt = Fmt(out_w, f, signed=True)
 
 
+def _input_quant(L: Lowerer, node):
+    """The network input's quantizer: the host quantizes (compile/frames.quantize), hardware sees integers. Any
+    positive scale (a power of two goes into the format, another is the tensor's scale), any rounding mode,
+    narrow or not; zero point 0."""
+    from binaryhpe.compile.lower_quant import quant_spec, set_scale
+
+    qs = quant_spec(L, node)
+    if qs.zp != 0:
+        raise _err(node, "the input quantizer must have zero point 0")
+    shape = L.shape_hwc(node.output[0])
+    if qs.bipolar:
+        L.g.input = L.new_tensor(node.output[0], shape, Fmt(1, 0, signed=False, bipolar=True))
+        L.g.input_quant = {"bipolar": True}
+        return
+    name = L.new_tensor(node.output[0], shape, Fmt(qs.bits, 0, signed=qs.signed))
+    set_scale(L.g.tensors[name], qs.scale)
+    L.g.input = name
+    L.g.input_quant = {"scale": float(qs.scale), "bits": qs.bits, "signed": int(qs.signed),
+                       "rounding_mode": qs.mode, "narrow": int(qs.narrow)}
+
+
 @lowers("BipolarQuant")
 def _bipolar(L: Lowerer, node):
+    from binaryhpe.compile.lower_quant import is_float, quantize_chain
+
     if L.const(node.input[0]) is not None:
+        return
+    sc = L.const(node.input[1])
+    if node.input[0] != L.iname and (is_float(L, node.input[0]) or sc is None or np.any(np.asarray(sc) != 1.0)):
+        quantize_chain(L, node, node.input[0])
         return
     scale = L.const(node.input[1])
     if scale is None or np.any(np.asarray(scale) != 1.0):
@@ -132,9 +189,16 @@ def _conv(L: Lowerer, node):
     k, s, pad = _conv_geometry(node, a)
     src = L.info(node.input[0])
     q, wscale, wbits, bipolar_w = L.weight_of(node)
-    if len(node.input) > 2 and node.input[2]:
-        raise _err(node, "convolution bias is not supported (export without bias; BN/epilogues add constants)")
+    if np.ndim(q) != 4 or tuple(np.shape(q)[1:]) != (src.shape[2], k, k):
+        raise _err(node, f"weights of shape {tuple(np.shape(q))} do not fit a {k}x{k} kernel over {src.shape[2]} "
+                         f"input channels (expected (Cout, {src.shape[2]}, {k}, {k})): fix the exported model")
     out = _conv_mvu(L, node, src, _swg(L, node, src, k, s, pad), q, wscale, bipolar_w)
+    if len(node.input) > 2 and node.input[2]:
+        from binaryhpe.compile.lower_quant import add_bias, bias_of
+
+        out = add_bias(L, node, out, bias_of(L, node, node.input[2], q.shape[0]))
+        if not out:
+            return  # a pending chain: the next quantizer absorbs the bias
     L.env[node.output[0]] = out
     L.g.onnx_names[node.output[0]] = out
 
@@ -142,7 +206,10 @@ def _conv(L: Lowerer, node):
 def _conv_mvu(L: Lowerer, node, src: TensorInfo, win: str, q, wscale, bipolar_w: bool) -> str:
     """The MVU (and its weight-scale epilogue) of a convolution with integer weights ``q`` (Cout, Cin, K, K)
     over the windows ``win`` of ``src``; returns the output tensor."""
+    from binaryhpe.compile.lower_quant import scale_accumulator, weight_scale_per_out
+
     cout = q.shape[0]
+    wsc = weight_scale_per_out(node, wscale, tuple(np.shape(q)), 0)
     # (Cout, Cin, K, K) -> (Cout, K*K*Cin) in the SWG's (ky, kx, c) order
     wmat = np.transpose(q, (0, 2, 3, 1)).reshape(cout, -1).astype(np.int64)
     oh, ow, n = L.g.tensors[win].shape
@@ -153,7 +220,7 @@ def _conv_mvu(L: Lowerer, node, src: TensorInfo, win: str, q, wscale, bipolar_w:
                       weights=wmat, pixels=oh * ow)
         L.g.tensors[acc_name] = TensorInfo(acc_name, out_shape, Fmt(mvu.acc_w, 0))
         L.add(mvu)
-        return _scale_epilogue(L, node, acc_name, wscale, cout)
+        return scale_accumulator(L, node, acc_name, src, wsc)
     if not src.fmt.bipolar and not bipolar_w:
         wq, wfrac, wb = fixed_point(np.asarray(q, dtype=np.float64), MAX_CONST_BITS)
         wmat = np.transpose(wq, (0, 2, 3, 1)).reshape(cout, -1)
@@ -163,7 +230,7 @@ def _conv_mvu(L: Lowerer, node, src: TensorInfo, win: str, q, wscale, bipolar_w:
             raise _err(node, f"accumulator needs {mvu.acc_w} bits (> {MAX_WIDTH})")
         L.g.tensors[acc_name] = TensorInfo(acc_name, out_shape, Fmt(mvu.acc_w, src.fmt.frac + wfrac))
         L.add(mvu)
-        return acc_name
+        return scale_accumulator(L, node, acc_name, src, wsc)
     if not src.fmt.bipolar and bipolar_w:
         # fixed-point input, binary weights (an 8-bit first layer of a BNN-PYNQ CNV): +-1 as 2-bit integers
         mvu = FxpMvu(name=L.g.unique(node.name), inputs=[win], outputs=[acc_name], n=n, cout=cout,
@@ -172,7 +239,7 @@ def _conv_mvu(L: Lowerer, node, src: TensorInfo, win: str, q, wscale, bipolar_w:
             raise _err(node, f"accumulator needs {mvu.acc_w} bits (> {MAX_WIDTH})")
         L.g.tensors[acc_name] = TensorInfo(acc_name, out_shape, Fmt(mvu.acc_w, src.fmt.frac))
         L.add(mvu)
-        return _scale_epilogue(L, node, acc_name, wscale, cout)
+        return scale_accumulator(L, node, acc_name, src, wsc)
     raise _err(node, "binary (BipolarQuant) inputs need binary weights")
 
 
@@ -269,8 +336,97 @@ def _tensor_operands(L: Lowerer, node):
     return None, None, None
 
 
+def _float_operand(L: Lowerer, node):
+    """(tensor input, constant) of a binary op whose stream operand is float-valued (a pending chain or a tensor
+    with a float scale), or None."""
+    from binaryhpe.compile.lower_quant import is_float
+
+    c0, c1 = (L.const(n) for n in node.input[:2])
+    if (c0 is None) == (c1 is None):
+        return None
+    t, c = (node.input[1], c0) if c0 is not None else (node.input[0], c1)
+    return (t, c, c0 is not None) if is_float(L, t) else None
+
+
+def _chain_op(L: Lowerer, node, t: str, c, const_first: bool) -> None:
+    """Mul / Div / Add / Sub of a float-valued tensor by a constant: a step of its chain (lower_quant)."""
+    from fractions import Fraction
+
+    from binaryhpe.compile.lower_quant import chain_of, extend, per_channel_fr
+
+    cout = chain_of(L, t).c
+    v = per_channel_fr(node, c, cout)
+    one, zero = [Fraction(1)] * cout, [Fraction(0)] * cout
+    op = node.op_type
+    if op == "Mul":
+        step = ("affine", v, zero)
+    elif op == "Div":
+        if const_first:
+            raise _err(node, "constant divided by a stream is not supported")
+        if any(x == 0 for x in v):
+            raise _err(node, "division by zero")
+        step = ("affine", [1 / x for x in v], zero)
+    elif op == "Add":
+        step = ("affine", one, v)
+    else:  # Sub
+        step = ("affine", [-x for x in one], v) if const_first else ("affine", one, [-x for x in v])
+    extend(L, node, t, step)
+
+
+def _is_fixed(v, bits: int = MAX_CONST_BITS) -> bool:
+    try:
+        fixed_point(np.asarray(v, dtype=np.float64), bits)
+        return True
+    except ValueError:
+        return False
+
+
+@lowers("Div")
+def _div(L: Lowerer, node):
+    fo = _float_operand(L, node)
+    if fo is None:
+        c = L.const(node.input[1])
+        if c is None or L.const(node.input[0]) is not None:
+            raise _err(node, "only a stream divided by a constant is supported")
+        fo = (node.input[0], c, False)
+        L.info(node.input[0])  # a hardware value (names its producer otherwise)
+    _chain_op(L, node, *fo)
+
+
+@lowers("Clip")
+def _clip(L: Lowerer, node):
+    """Clip / Hardtanh (QuantHardTanh's Clip before its Quant): a step of the chain to the next quantizer."""
+    from fractions import Fraction
+
+    from binaryhpe.compile.lower_quant import extend
+
+    a = _attrs(node)
+    lo = L.const(node.input[1]) if len(node.input) > 1 and node.input[1] else a.get("min")
+    hi = L.const(node.input[2]) if len(node.input) > 2 and node.input[2] else a.get("max")
+    for name, v in (("min", node.input[1] if len(node.input) > 1 else ""),
+                    ("max", node.input[2] if len(node.input) > 2 else "")):
+        if v and L.const(v) is None:
+            raise _err(node, f"the {name} bound must be a constant")
+    b = [None if v is None else Fraction(float(np.asarray(v).reshape(-1)[0])) for v in (lo, hi)]
+    if b[0] is not None and b[1] is not None and b[0] > b[1]:
+        raise _err(node, f"min {b[0]} > max {b[1]}")
+    if node.input[0] not in L.chains:
+        L.info(node.input[0])
+    extend(L, node, node.input[0], ("clip", b[0], b[1]))
+
+
 @lowers("Mul")
 def _mul(L: Lowerer, node):
+    fo = _float_operand(L, node)
+    if fo is None:
+        c = L.const(node.input[1]) if L.const(node.input[1]) is not None else L.const(node.input[0])
+        if c is not None and not _is_fixed(c):
+            t = node.input[0] if L.const(node.input[1]) is not None else node.input[1]
+            fo = (t, c, t == node.input[1])
+    if fo is not None:
+        L.info(fo[0]) if fo[0] not in L.chains else None
+        _chain_op(L, node, *fo)
+        return
     src, c, _ = _tensor_operands(L, node)
     if src is None:
         raise _err(node, "multiplying two streams is not supported")
@@ -303,9 +459,24 @@ def _mul(L: Lowerer, node):
 
 @lowers("Add", "Sub")
 def _add(L: Lowerer, node):
+    fo = _float_operand(L, node)
+    if fo is None:
+        c = L.const(node.input[1]) if L.const(node.input[1]) is not None else L.const(node.input[0])
+        if c is not None and not _is_fixed(c, 24):
+            t = node.input[0] if L.const(node.input[1]) is not None else node.input[1]
+            fo = (t, c, t == node.input[1])
+    if fo is not None:
+        L.info(fo[0]) if fo[0] not in L.chains else None
+        _chain_op(L, node, *fo)
+        return
     src, c, const_first = _tensor_operands(L, node)
     if src is None:  # two streams
         a, b = L.info(node.input[0]), L.info(node.input[1])
+        if a.scale is not None or b.scale is not None:
+            from binaryhpe.compile.lower_quant import add_streams
+
+            add_streams(L, node, a, b)
+            return
         if node.op_type == "Sub":
             raise _err(node, "subtracting two streams is not supported")
         if a.shape != b.shape:
@@ -339,12 +510,33 @@ def _add(L: Lowerer, node):
                    pixels=src.shape[0] * src.shape[1], in_w=src.fmt.bits, out_w=out_w, const_w=cbits, b=q))
 
 
-@lowers("PRelu")
-def _prelu(L: Lowerer, node):
-    src = L.info(node.input[0])
+def _prelu_chain(L: Lowerer, node) -> bool:
+    """PRelu as a step of the chain to the next quantizer, unless it is the hardware-mode RPReLU slope (a
+    fixed-point slope and a FLOOR Quant keeping the input's format after it)."""
+    from binaryhpe.compile.lower_quant import chain_of, extend, is_float, per_channel_fr
+
     slope = L.const(node.input[1])
     if slope is None:
         raise _err(node, "the slope must be a constant")
+    if not is_float(L, node.input[0]):
+        src = L.info(node.input[0])
+        q = L.single_consumer(node, "Quant")
+        if _is_fixed(slope) and q is not None and L.const(q.input[1]) is not None and np.size(L.const(q.input[1])) == 1:
+            qs = float(np.asarray(L.const(q.input[1])).reshape(-1)[0])
+            if qs > 0 and -math.log2(qs) == src.fmt.frac and \
+                    _attrs(q).get("rounding_mode", b"ROUND") in (b"FLOOR", "FLOOR"):
+                return False
+    sl = per_channel_fr(node, slope, chain_of(L, node.input[0]).c)
+    extend(L, node, node.input[0], ("prelu", sl))
+    return True
+
+
+@lowers("PRelu")
+def _prelu(L: Lowerer, node):
+    if _prelu_chain(L, node):
+        return
+    src = L.info(node.input[0])
+    slope = L.const(node.input[1])
     cout = src.shape[2]
     v = _per_channel(node, slope, cout)
     try:
@@ -367,6 +559,11 @@ def _prelu(L: Lowerer, node):
 
 @lowers("Relu")
 def _relu(L: Lowerer, node):
+    from binaryhpe.compile.lower_quant import extend, is_float
+
+    if is_float(L, node.input[0]):
+        extend(L, node, node.input[0], ("relu",))
+        return
     src = L.info(node.input[0])
     name = L.new_tensor(node.output[0], src.shape, src.fmt)
     L.add(Requant(name=L.g.unique(node.name), inputs=[src.name], outputs=[name], c=src.shape[2],
@@ -384,22 +581,44 @@ def _pool(L: Lowerer, node):
     k, s, pad = int(ks[0]), int(st[0]), int(pads[0])
     h, w, c = src.shape
     mode = "max" if node.op_type == "MaxPool" else "sum"
-    if mode == "sum" and (pad or k & (k - 1)):
-        raise _err(node, "average pooling must be unpadded with a power-of-two window (sum and shift)")
+    if mode == "sum" and pad:
+        raise _err(node, "average pooling must be unpadded (a padded window divides by a varying count)")
     elem_w = src.fmt.width
     try:
         pool = Pool(name=L.g.unique(node.name), inputs=[src.name], outputs=[], h=h, w=w, c=c, k=k, s=s, pad=pad,
                     mode=mode, elem_w=elem_w, signed=not src.fmt.bipolar)
     except ValueError as e:
         raise _err(node, str(e)) from None
+    scale = src.scale
     if mode == "max":
         fmt = src.fmt
-    else:
+    elif k & (k - 1) == 0:
         sh = int(math.log2(k * k))
         fmt = Fmt(pool.out_w if pool.out_w else elem_w + clog2(k * k), src.fmt.frac + sh)
+    else:  # the exact sum, its value divided by k*k: a scale
+        from fractions import Fraction
+
+        fmt = Fmt(pool.out_w if pool.out_w else elem_w + clog2(k * k), src.fmt.frac)
+        d = Fraction(1, k * k)
+        scale = tuple(s * d for s in scale) if isinstance(scale, tuple) else (d if scale is None else scale * d)
     name = L.new_tensor(node.output[0], L.shape_hwc(node.output[0]), fmt)
+    L.g.tensors[name].scale = scale
     pool.outputs = [name]
     L.add(pool)
+
+
+@lowers("GlobalAveragePool")
+def _global_avg(L: Lowerer, node):
+    """A global average pool is an average pool whose window is the whole (square) image."""
+    from onnx import helper
+
+    src = L.info(node.input[0])
+    h, w, _ = src.shape
+    if h != w:
+        raise _err(node, f"global average pooling of a non-square {h}x{w} image is not supported")
+    n2 = helper.make_node("AveragePool", list(node.input), list(node.output), name=node.name, kernel_shape=[h, w],
+                          strides=[1, 1])
+    _pool(L, n2)
 
 
 @lowers("Concat")
@@ -410,6 +629,10 @@ def _concat(L: Lowerer, node):
     fmts = {p.fmt for p in parts}
     if len(fmts) != 1:
         raise _err(node, f"operands have different formats {sorted(map(str, fmts))}")
+    scales = {str(p.scale) for p in parts}
+    if len(scales) != 1:
+        raise _err(node, f"operands have different scales ({', '.join(sorted(scales))}); concatenate tensors "
+                         "quantized by one shared quantizer")
     fmt = parts[0].fmt
     elem_w = fmt.width
     cur = parts[0]
@@ -419,6 +642,7 @@ def _concat(L: Lowerer, node):
         name = L.new_tensor(node.output[0], shape, fmt) if last else L.g.unique(f"{node.name}_part{i}")
         if not last:
             L.g.tensors[name] = TensorInfo(name, shape, fmt)
+        L.g.tensors[name].scale = parts[0].scale
         L.add(Concat(name=L.g.unique(node.name), inputs=[cur.name, p.name], outputs=[name], h=shape[0],
                      w=shape[1], c1=cur.shape[2], c2=p.shape[2], elem_w=elem_w, signed=not fmt.bipolar))
         cur = L.g.tensors[name]

@@ -75,17 +75,25 @@ def load_qonnx(path, qonnx_passes: bool = False):
             n.domain = "qonnx.custom_op.general"
     # the passes of qonnx.util.cleanup that this graph needs (only when there is something for them to do),
     # keeping node names; each followed by qonnx's cleanup as ModelWrapper.transform runs it
-    inits = {i.name for i in mw.graph.initializer}
-    if len(mw.graph.input) > 1:
-        mw = transform(mw, RemoveStaticGraphInputs())
-    if any(n.op_type not in ("Quant", "BipolarQuant") and n.input and all(i in inits for i in n.input if i)
-           for n in mw.graph.node):
-        mw = transform(mw, FoldConstants(exclude_op_types=["Quant", "BipolarQuant", "QuantizeLinear",
-                                                         "DequantizeLinear"]))
-    if any(n.op_type == "Transpose" for n in mw.graph.node):
-        mw = transform(mw, FoldTransposeIntoQuantInit())
-    mw = transform(mw, NameUnnamedNodes())
-    mw = transform(mw, InferShapes() if qonnx_passes else _InferShapes())
+    try:  # a graph these library passes cannot take is a malformed file: one line, not their traceback
+        inits = {i.name for i in mw.graph.initializer}
+        if len(mw.graph.input) > 1:
+            mw = transform(mw, RemoveStaticGraphInputs())
+        if any(n.op_type not in ("Quant", "BipolarQuant") and n.input and all(i in inits for i in n.input if i)
+               for n in mw.graph.node):
+            mw = transform(mw, FoldConstants(exclude_op_types=["Quant", "BipolarQuant", "QuantizeLinear",
+                                                             "DequantizeLinear"]))
+        if any(n.op_type == "Transpose" for n in mw.graph.node):
+            mw = transform(mw, FoldTransposeIntoQuantInit())
+        mw = transform(mw, NameUnnamedNodes())
+        mw = transform(mw, InferShapes() if qonnx_passes else _InferShapes())
+    except BinaryHPEError:
+        raise
+    except Exception as e:  # noqa: BLE001 - onnx and qonnx raise many kinds on malformed graphs
+        first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")[:300]
+        raise BinaryHPEError(f"{p}: qonnx's cleaning and ONNX shape inference fail on this graph "
+                             f"({type(e).__name__}: {first}); check it with onnx.checker.check_model and import "
+                             "the opset of every domain it uses") from None
     return mw
 
 
@@ -401,6 +409,8 @@ class Lowerer:
         if prod is None or prod.op_type not in ("Quant", "BipolarQuant") or self.const(prod.input[0]) is None:
             raise _err(node, "weights must be an initializer quantized by Quant or BipolarQuant")
         w = self.const(prod.input[0]).astype(np.float64)
+        if not np.all(np.isfinite(w)):
+            raise _err(node, f"weights {prod.input[0]!r} hold non-finite values (NaN/inf): fix the trained model")
         scale = self.const(prod.input[1])
         if prod.op_type == "BipolarQuant":
             q = np.where(w >= 0, 1, -1).astype(np.int64)
@@ -452,6 +462,10 @@ class Lowerer:
                     e.node, e.op_type = node.name, node.op_type
                 raise
         oname = g.output[0].name
+        if oname in self.chains:  # float ops after the last integer tensor: post-processing for the host
+            from binaryhpe.compile.lower_quant import float_tail_error
+
+            raise float_tail_error(self, oname)
         if oname not in self.env:
             e = BinaryHPEError(f"graph output {oname!r} was not produced by a hardware layer")
             prod = self.producer(oname)

@@ -2,16 +2,14 @@
 
 Registered into ``compile.lower.LOWERINGS`` (``compile/lower.py`` imports this module at its end):
 
-- ``BatchNormalization`` + ``BipolarQuant`` (BN then sign) -> one ``Threshold`` layer: ``y = x >= T_c`` (or
-  ``x <= T_c`` for a negative BN scale). ``T_c`` is found by running the *actual* QONNX BN and BipolarQuant
-  nodes (qonnx ``execute_onnx``, i.e. onnxruntime's float32) over every integer value the BN input can take,
-  so the decision is bit-identical to the QONNX execution. The decision must be monotone in ``x``; a channel
-  whose decision is constant gets a threshold beyond the range. BN feeding anything else is an error.
+- ``BatchNormalization`` -> a step of the chain to the next quantizer (``compile/lower_quant.py``): BN + sign
+  becomes one ``Threshold`` layer, BN + a multi-bit Quant a ``MultiThreshold`` (or an exact multiply-add-shift),
+  computed exactly (rational arithmetic, the square root compared by squaring), never by sampling.
 - ``MatMul`` / ``Gemm`` (fully connected) -> ``XnorMvu`` (binary inputs and weights) or ``FxpMvu``
   (fixed-point inputs: binary weights as 2-bit integers) over one 1x1 "pixel" with ``n`` = all inputs. The
   stream is channels-last (H, W, C) while ONNX's Flatten is (C, H, W): the weight columns are permuted.
   The MVU reads its producer's stream directly (``FcXnorMvu``/``FcFxpMvu``, mask tied to ones).
-  A Gemm bias becomes an ``AddConst`` (exact fixed-point constants only).
+  A Gemm bias becomes an ``AddConst`` where it is on the accumulator's grid, else a step of the chain.
 - ``Flatten`` / ``Reshape`` (constant shape, to (1, n)) -> a view, no layer; only MatMul/Gemm may read it.
 """
 
@@ -20,8 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from binaryhpe.compile.graph import Fmt, TensorInfo
-from binaryhpe.compile.kinds.base import clog2
-from binaryhpe.compile.kinds.elementwise import AddConst, Threshold
+from binaryhpe.compile.kinds.elementwise import AddConst
 from binaryhpe.compile.kinds.mvu import FcFxpMvu, FcXnorMvu
 from binaryhpe.compile.lower_base import (
     MAX_WIDTH,
@@ -29,7 +26,6 @@ from binaryhpe.compile.lower_base import (
     _align_up,
     _attrs,
     _err,
-    _scale_epilogue,
     fixed_point,
     lowers,
 )
@@ -76,93 +72,29 @@ class _Ranges:
 # ---------------------------------------------------------------------------------------------------------
 # BatchNormalization + BipolarQuant -> Threshold
 
-def _eval_bn_sign(L: Lowerer, bn, bq, values: np.ndarray, c: int, rank: int) -> np.ndarray:
-    """Run the QONNX BN and BipolarQuant nodes on ``values`` (float32, the BN input's real values) for every
-    channel; return (len(values), c) booleans (True = +1)."""
-    from onnx import TensorProto, helper
-    from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.core.onnx_exec import execute_onnx
-
-    m = values.size
-    if rank == 4:
-        shape = [1, c, m, 1]
-        x = np.broadcast_to(values.reshape(1, 1, m, 1), shape)
-    elif rank == 2:
-        shape = [m, c]
-        x = np.broadcast_to(values.reshape(m, 1), shape)
-    else:
-        raise _err(bn, f"BatchNormalization on a rank-{rank} tensor is not supported")
-    inits = [n for n in list(bn.input[1:]) + list(bq.input[1:]) if n]
-    graph = helper.make_graph(
-        [bn, bq], "bn_sign_sweep",
-        [helper.make_tensor_value_info(bn.input[0], TensorProto.FLOAT, shape)],
-        [helper.make_tensor_value_info(bq.output[0], TensorProto.FLOAT, shape)],
-        value_info=[helper.make_tensor_value_info(bn.output[0], TensorProto.FLOAT, shape)],
-    )
-    model = helper.make_model(graph, opset_imports=list(L.mw.model.opset_import))
-    sub = ModelWrapper(model)
-    for n in inits:
-        sub.set_initializer(n, L.const(n))
-    y = execute_onnx(sub, {bn.input[0]: np.ascontiguousarray(x, dtype=np.float32)})[bq.output[0]]
-    y = np.asarray(y).reshape(shape)
-    y = y[0, :, :, 0].T if rank == 4 else y
-    if not np.all((y == 1) | (y == -1)):
-        raise _err(bq, "BipolarQuant after BatchNormalization must produce +-1 (scale 1)")
-    return y > 0
-
-
 @lowers("BatchNormalization")
 def _batchnorm(L: Lowerer, node):
-    bq = L.single_consumer(node, "BipolarQuant")
-    if bq is None:
-        cons = L.consumers(node.output[0])
-        what = ", ".join(f"{c.name} ({c.op_type})" for c in cons) or "the graph output"
-        raise _err(node, f"BatchNormalization must feed exactly one BipolarQuant (BN + sign become thresholds); "
-                         f"it feeds {what}: fold it into a preceding layer or quantize it with BipolarQuant")
-    scale = L.const(bq.input[1])
-    if scale is None or np.any(np.asarray(scale) != 1.0):
-        raise _err(bq, "binary activations must have scale 1")
+    """Inference BatchNormalization ``gamma (x - mean) / sqrt(var + eps) + beta``: a step of the chain to the next
+    quantizer (compile/lower_quant.py), with its parameters as exact rationals and the square root kept exact."""
+    from fractions import Fraction
+
+    from binaryhpe.compile.lower_quant import chain_of, extend, per_channel_fr
+
     if any(L.const(n) is None for n in node.input[1:5]):
         raise _err(node, "BatchNormalization parameters must be constants")
     if _attrs(node).get("training_mode", 0):
         raise _err(node, "training-mode BatchNormalization is not supported")
-    src = L.info(node.input[0])
-    if src.fmt.bipolar:
-        raise _err(node, "BatchNormalization of a bipolar tensor: put it after the matrix product")
-    h, w, c = src.shape
-    rank = len(L.tensor_shape(node.input[0]))
-    lo, hi = _int_range(L, src.name)
-    if (hi - lo + 1) * c > MAX_THRESHOLD_SWEEP:
-        raise _err(node, f"input range {lo}..{hi} ({src.fmt}) is too wide to find thresholds by sweeping")
-    ints = np.arange(lo, hi + 1, dtype=np.int64)
-    vals = src.fmt.to_real(ints).astype(np.float32)
-    if not np.array_equal(vals.astype(np.float64), src.fmt.to_real(ints)):
-        raise _err(node, f"input values {src.fmt} are not exact in float32")
-    dec = _eval_bn_sign(L, node, bq, vals, c, rank)  # (values, c)
-    thr = np.zeros(c, dtype=np.int64)
-    neg = np.zeros(c, dtype=np.int64)
-    for ch in range(c):
-        d = dec[:, ch]
-        if d.all():
-            thr[ch] = lo - 1  # always +1: a threshold below the range
-            continue
-        if not d.any():
-            thr[ch] = hi + 1  # always -1: a threshold above the range
-            continue
-        steps = np.flatnonzero(d[1:] != d[:-1])
-        if steps.size != 1:
-            raise _err(node, f"channel {ch}: BN + sign is not monotone in the input ({steps.size} changes)")
-        k = int(steps[0])  # decision changes between ints[k] and ints[k+1]
-        if d[k + 1]:  # 0...0 1...1: x >= T
-            thr[ch] = ints[k + 1]
-        else:  # 1...1 0...0: x <= T (negative BN scale)
-            thr[ch] = ints[k]
-            neg[ch] = 1
-    thr_w = max(clog2(max(abs(lo - 1), hi + 2)) + 1, 2)
-    out = L.new_tensor(bq.output[0], (h, w, c), Fmt(1, 0, signed=False, bipolar=True))
-    L.skip.add(bq.name)
-    L.add(Threshold(name=L.g.unique(node.name), inputs=[src.name], outputs=[out], c=c, pixels=h * w,
-                    in_w=src.fmt.bits, thr_w=thr_w, thresholds=thr, neg=neg))
+    if node.input[0] not in L.chains:
+        src = L.info(node.input[0])
+        if src.fmt.bipolar:
+            raise _err(node, "BatchNormalization of a bipolar tensor: put it after the matrix product")
+    c = chain_of(L, node.input[0]).c
+    gamma, beta, mean, var = (per_channel_fr(node, L.const(n), c) for n in node.input[1:5])
+    eps = Fraction(float(np.float32(_attrs(node).get("epsilon", 1e-5))))
+    d = [v + eps for v in var]
+    if any(x <= 0 for x in d):
+        raise _err(node, "variance + epsilon must be positive")
+    extend(L, node, node.input[0], ("bn", gamma, mean, d, beta))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -248,14 +180,18 @@ def _fc(L: Lowerer, node):
     mvu_in = src.name
     xnor_kind, fxp_kind = FcXnorMvu, FcFxpMvu
     acc_name = L.g.unique(f"{node.name}_acc")
+    from binaryhpe.compile.lower_quant import add_bias, bias_of, scale_accumulator, weight_scale_per_out
+
+    trans = node.op_type == "Gemm" and a.get("transB", 0)
+    wsc = weight_scale_per_out(node, wscale, tuple(q.shape), 0 if trans else 1)
     if src.fmt.bipolar and bipolar_w:
         mvu = xnor_kind(name=L.g.unique(node.name), inputs=[mvu_in], outputs=[acc_name], n=n, cout=cout,
                         weights=wmat.astype(np.int64), pixels=1)
         L.g.tensors[acc_name] = TensorInfo(acc_name, (1, 1, cout), Fmt(mvu.acc_w, 0))
         L.add(mvu)
-        out = _scale_epilogue(L, node, acc_name, wscale, cout)
+        out = scale_accumulator(L, node, acc_name, src, wsc)
     elif not src.fmt.bipolar:
-        if bipolar_w:
+        if bipolar_w or wscale is not None:
             wq, wfrac = wmat.astype(np.int64), 0
         else:
             try:
@@ -269,13 +205,27 @@ def _fc(L: Lowerer, node):
             raise _err(node, f"accumulator needs {mvu.acc_w} bits (> {MAX_WIDTH})")
         L.g.tensors[acc_name] = TensorInfo(acc_name, (1, 1, cout), Fmt(mvu.acc_w, src.fmt.frac + wfrac))
         L.add(mvu)
-        out = _scale_epilogue(L, node, acc_name, wscale, cout) if bipolar_w else acc_name
+        out = scale_accumulator(L, node, acc_name, src, wsc)
     else:
         raise _err(node, "binary (bipolar) inputs need binary (BipolarQuant) weights")
     if node.op_type == "Gemm" and len(node.input) > 2 and node.input[2]:
-        out = _fc_bias(L, node, out, cout)
+        if L.g.tensors[out].scale is None and L.const(node.input[2]) is not None \
+                and _fixed_bias(L.const(node.input[2])):
+            out = _fc_bias(L, node, out, cout)
+        else:
+            out = add_bias(L, node, out, bias_of(L, node, node.input[2], cout))
+            if not out:
+                return  # a pending chain: the next quantizer absorbs the bias
     L.env[node.output[0]] = out
     L.g.onnx_names[node.output[0]] = out
+
+
+def _fixed_bias(b) -> bool:
+    try:
+        _q, frac, _ = fixed_point(np.asarray(b, dtype=np.float64).reshape(-1), 24)
+    except ValueError:
+        return False
+    return frac <= 16
 
 
 def _fc_bias(L: Lowerer, node, acc: str, cout: int) -> str:

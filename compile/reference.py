@@ -234,6 +234,421 @@ def _prelu(x, slope):
     return np.where(x < 0, x * slope, x)
 
 
+# --- float-scaled values: scaled-exact tensors, certified decisions ------------------------------------------
+#: unit roundoff of float64
+_U = 2.0 ** -53
+#: elementwise ops with constants whose float64 error the tracker bounds and whose exact value it can recompute
+_CHAIN_OPS = {"Mul", "Div", "Add", "Sub", "BatchNormalization", "Relu", "PRelu", "Clip"}
+#: ops that move values without arithmetic (a scaled-exact tensor stays one)
+_MOVE_OPS = {"Reshape", "Flatten", "Identity", "MaxPool", "Transpose", "Squeeze", "Unsqueeze"}
+
+
+def _frac(v) -> "Fraction":
+    from fractions import Fraction
+
+    return Fraction(float(v))
+
+
+class _Sq:
+    """An exact real ``p + r * sqrt(d)`` for the reference's recheck of one element (``p``, ``r``, ``d``
+    Fractions); written for the reference alone (the compiler's solver has its own, compile/lower_quant.py)."""
+
+    def __init__(self, p, r=0, d=0):
+        from fractions import Fraction
+
+        self.p, self.r, self.d = Fraction(p), Fraction(r), Fraction(d)
+
+    def minus(self, c) -> int:
+        """The sign of ``self - c``."""
+        p = self.p - c
+        if self.r == 0:
+            return (p > 0) - (p < 0)
+        rs = 1 if self.r > 0 else -1
+        if p == 0 or (p > 0) == (rs > 0):
+            return rs if p == 0 else (1 if p > 0 else -1)
+        lhs, rhs = p * p, self.r * self.r * self.d
+        if lhs == rhs:
+            return 0
+        return (1 if p > 0 else -1) if lhs > rhs else rs
+
+
+class FloatTracker:
+    """Follows the float-scaled values of one float64 execution (``exact_reference``):
+
+    - **scaled-exact** tensors ``I * P``: a quantizer's output (integers ``I`` times its scale ``P``), and a Conv /
+      Gemm / MatMul of two such tensors (the integer sum in float64, exact below 2^53, times the product of the
+      scales, itself exact in float64), a bias on the same grid, max pooling, reshapes. Their float64 value is
+      replaced by ``I * P`` rounded once, so it no longer depends on the order of a float64 sum.
+    - everything computed from them by ``_CHAIN_OPS`` has a bound on its float64 error (``err``) and its recipe
+      (``path``: the scaled-exact root and the ops after it);
+    - a quantizer reading such a value decides each element where the bound keeps the float64 value away from
+      every rounding boundary (certified); the others are recomputed exactly (``_recheck``: Fractions, a
+      BatchNormalization's square root compared by squaring) and the float64 output is corrected where it was
+      wrong. A value whose error is unknown reaching a quantizer, or an inexact value reaching anything else
+      than ``_CHAIN_OPS``, a quantizer or the graph output, makes the frame not exact (``problems``).
+    """
+
+    def __init__(self, graph):
+        self.scaled: dict = {}
+        self.err: dict = {}
+        self.path: dict = {}
+        self.stats = {"quantizers": 0, "elements": 0, "rechecked": 0, "corrected": 0}
+        self.problems: list = []
+        self.replaced: set = set()
+        self.outputs = {o.name for o in graph.output}
+        self.consts = {i.name for i in graph.initializer} | {
+            o for n in graph.node if n.op_type == "Constant" for o in n.output}
+
+    # -- helpers --------------------------------------------------------------------------------------------
+    def _exact_of(self, name, ctx):
+        """(I, P) of an exact tensor: its scaled-exact pair, or an exact dyadic float64 array as integers times a
+        power of two; None otherwise."""
+        if name in self.scaled:
+            return self.scaled[name]
+        if name in self.err or name not in ctx:
+            return None
+        v = np.asarray(ctx[name])
+        if v.dtype.kind != "f":
+            return None
+        e = lsb_exponent(v)
+        if e is None:
+            return np.zeros_like(v), np.float64(1.0)
+        if significant_bits(v, e) > FLOAT64_BITS:
+            return None
+        return v * 2.0 ** (-e), np.float64(2.0**e)
+
+    @staticmethod
+    def _exact_product(a, b) -> bool:
+        from fractions import Fraction
+
+        a, b = np.asarray(a, dtype=np.float64).reshape(-1), np.asarray(b, dtype=np.float64).reshape(-1)
+        return all(Fraction(float(x)) * Fraction(float(y)) == Fraction(float(x) * float(y))
+                   for x in np.unique(a) for y in np.unique(b))
+
+    def _inexact_inputs(self, node) -> list:
+        return [i for i in node.input if i in self.err]
+
+    # -- after each node ----------------------------------------------------------------------------------------
+    def after(self, node, ctx, entry: dict) -> None:
+        """Follow ``node`` (just executed; ``entry`` its widths record, which this may mark ``scaled`` or
+        ``tracked``)."""
+        op = node.op_type
+        if op in ("Quant", "BipolarQuant"):
+            if self._is_const(node.input[0], ctx):
+                return
+            self._quant(node, ctx)
+            return
+        if op in ("Conv", "Gemm", "MatMul") and node.domain in ("", "ai.onnx"):
+            if self._matmul(node, ctx, entry):
+                return
+        x = node.input[0] if node.input else ""
+        if op in _MOVE_OPS and x in self.scaled:
+            I, P = self.scaled[x]
+            if np.size(P) == 1 or op in ("MaxPool", "Identity"):
+                self.scaled[node.output[0]] = (I if op == "Identity" else np.asarray(ctx[node.output[0]]) / P, P)
+                return
+        tracked_in = [i for i in node.input if i in self.err]
+        wide = entry["bits"] > FLOAT64_BITS or entry.get("non_dyadic")
+        if not tracked_in and not wide:
+            return  # exact in float64
+        if op in _CHAIN_OPS and tracked_in in ([], [x]) and all(
+                i == x or self._is_const(i, ctx) for i in node.input if i):
+            self._chain(node, ctx)
+            entry["tracked"] = True
+            return
+        if op == "MaxPool" and tracked_in == [x]:
+            out = node.output[0]
+            self.err[out] = np.full(np.shape(ctx[out]), float(np.max(self.err[x])) if np.size(self.err[x]) else 0.0)
+            self.path[out] = None
+            entry["tracked"] = True
+            return  # a monotone selection: the bound carries over, the recipe does not
+        if not tracked_in:
+            return  # a wide dyadic value: ExactRun.max_bits reports it
+        for o in node.output:
+            self.err[o] = np.full(np.shape(ctx[o]), np.inf)
+            self.path[o] = None
+        entry["tracked"] = True
+        if not (set(node.output) <= self.outputs):
+            self.problems.append(f"node {node.name} ({op}) reads a float value that is not exact in float64")
+
+    def _is_const(self, name, ctx) -> bool:
+        return bool(name) and name in self.consts
+
+    def _matmul(self, node, ctx, widths_entry) -> bool:
+        x, w = self._exact_of(node.input[0], ctx), self._exact_of(node.input[1], ctx)
+        if x is None or w is None or np.size(x[1]) != 1:
+            return False
+        Ix, Px = x
+        Iw, Pw = w
+        op = node.op_type
+        at = _attrs(node)
+        pw = np.asarray(Pw, dtype=np.float64)
+        if op == "Conv":
+            if pw.size > 1:
+                pw = pw.reshape(-1)
+                if pw.size != Iw.shape[0]:
+                    return False
+            I = _conv(Ix, Iw, None, at)
+            bound = _conv(Ix, Iw, None, at, absolute=True)
+            P = (Px * pw).reshape(1, -1, 1, 1) if pw.size > 1 else np.float64(Px * pw.reshape(-1)[0])
+        else:
+            a2 = at if op == "Gemm" else {}
+            if pw.size > 1:  # one scale an output column: the weights' rows (transB) or columns
+                pw2 = np.broadcast_to(pw, Iw.shape)
+                pw2 = pw2.T if a2.get("transB", 0) else pw2
+                if not np.all(pw2 == pw2[:1, :]):
+                    return False
+                pw = pw2[0]
+            I = _gemm(Ix, Iw, None, a2)
+            bound = _gemm(Ix, Iw, None, a2, absolute=True)
+            P = (Px * pw).reshape(1, -1) if pw.size > 1 else np.float64(Px * pw.reshape(-1)[0])
+            if float(a2.get("alpha", 1.0)) != 1.0:
+                return False
+        if float(np.max(bound, initial=0.0)) >= 2.0**FLOAT64_BITS or not self._exact_product(Px, pw):
+            return False
+        out = node.output[0]
+        bias = node.input[2] if len(node.input) > 2 and node.input[2] else None
+        if bias is not None:
+            if op == "Gemm" and float(at.get("beta", 1.0)) != 1.0:
+                return False
+            b = np.asarray(ctx[bias], dtype=np.float64)
+            bshape = (1, -1, 1, 1) if op == "Conv" else (1, -1)
+            bq = b.reshape(bshape) / P
+            if np.all(bq == np.round(bq)) and np.all(np.abs(b.reshape(bshape)) == np.abs(bq * P)):
+                I = I + bq
+                bias = None
+        if float(np.max(np.abs(I), initial=0.0)) >= 2.0**FLOAT64_BITS:
+            return False
+        if bias is None:
+            self.scaled[out] = (I, P)
+            ctx[out] = I * P
+            self.replaced.add(out)
+        else:  # a bias off the accumulator's grid: the exact root without it, the bias a chain step
+            root = out + "#nobias"
+            self.scaled[root] = (I, P)
+            b = np.asarray(ctx[bias], dtype=np.float64).reshape((1, -1, 1, 1) if op == "Conv" else (1, -1))
+            v = I * P + b
+            ctx[out] = v
+            self.err[out] = (np.abs(I * P) + np.abs(v)) * _U
+            self.path[out] = (root, [("Add", b)])
+        mx = float(np.max(bound, initial=0.0))
+        widths_entry["bits"] = math.frexp(mx)[1] if mx else 0  # the partial sums of the integer sum
+        widths_entry["scaled"] = True
+        if not all(_is_pow2(float(v)) for v in np.asarray(P, dtype=np.float64).reshape(-1)):
+            widths_entry["float_scale"] = True  # I * P is not a float32 value: float32 executions round it
+        return True
+
+    def _chain(self, node, ctx) -> None:
+        """A _CHAIN_OPS node on a value with an error bound: the output's bound and recipe."""
+        op = node.op_type
+        x, out = node.input[0], node.output[0]
+        v, y = np.asarray(ctx[x], dtype=np.float64), np.asarray(ctx[out], dtype=np.float64)
+        e = self.err[x] if x in self.err else np.zeros_like(v)  # an exact input (scaled-exact or dyadic)
+        consts = [np.asarray(ctx[i], dtype=np.float64) if i else None for i in node.input[1:]]
+        at = _attrs(node)
+        if op == "Mul":
+            c = consts[0]
+            e2, step = np.abs(c) * e + 2 * _U * np.abs(y), ("Mul", c)
+        elif op == "Div":
+            c = consts[0]
+            e2, step = e / np.abs(c) + 2 * _U * np.abs(y), ("Div", c)
+        elif op in ("Add", "Sub"):
+            e2, step = e + 2 * _U * np.abs(y), (op, consts[0])
+        elif op == "BatchNormalization":
+            g, b, m, var = consts[:4]
+            eps = float(np.float32(at.get("epsilon", 1e-5)))
+            shp = (1, -1, 1, 1) if v.ndim == 4 else (1, -1)
+            g, b, m, var = (a.reshape(shp) for a in (g, b, m, var))
+            k = np.abs(g) / np.sqrt(var + eps)
+            e2 = k * e * (1 + 16 * _U) + 16 * _U * (k * (np.abs(v) + np.abs(m)) + np.abs(b) + np.abs(y))
+            step = ("BatchNormalization", g, b, m, var, eps)
+        elif op == "Relu":
+            e2, step = e, ("Relu",)
+        elif op == "PRelu":
+            c = consts[0]
+            e2, step = np.maximum(1.0, np.abs(c)) * e + 2 * _U * np.abs(y), ("PRelu", c)
+        else:  # Clip
+            lo = consts[0] if len(consts) > 0 and consts[0] is not None else at.get("min")
+            hi = consts[1] if len(consts) > 1 and consts[1] is not None else at.get("max")
+            e2, step = e, ("Clip", lo, hi)
+        self.err[out] = np.broadcast_to(e2, y.shape).copy()
+        if x in self.err:
+            p = self.path.get(x)
+            self.path[out] = None if p is None else (p[0], p[1] + [step])
+        else:  # an exact input is the root of the recipe
+            self.path[out] = (x, [step])
+
+    def _quant(self, node, ctx) -> None:
+        """A quantizer: certify its float64 decisions, recheck the others exactly, record its scaled-exact output."""
+        x, out = node.input[0], node.output[0]
+        at = _attrs(node)
+        y = np.asarray(ctx[out], dtype=np.float64)
+        scale = np.asarray(ctx[node.input[1]], dtype=np.float64)
+        if x in self.err or (node.op_type == "Quant" and not all(_is_pow2(float(v)) for v in scale.reshape(-1))):
+            self._decide(node, ctx, at)
+            y = np.asarray(ctx[out], dtype=np.float64)
+        self.err.pop(out, None)
+        if scale.size == 1 or node.op_type == "BipolarQuant":
+            sc = np.float64(scale.reshape(-1)[0]) if scale.size == 1 else scale
+            if np.size(sc) == 1 and sc > 0:
+                self.scaled[out] = (np.round(y / sc), sc)
+        elif np.all(scale > 0):
+            self.scaled[out] = (np.round(y / scale), scale)
+
+    def _decide(self, node, ctx, at) -> None:
+        x, out = node.input[0], node.output[0]
+        if ctx.get(x) is None:
+            return
+        v = np.asarray(ctx[x], dtype=np.float64)
+        e = self.err.get(x, np.zeros_like(v))
+        if node.op_type == "BipolarQuant":
+            s, zp, mode = 1.0, 0.0, "SIGN"
+        else:
+            s = np.asarray(ctx[node.input[1]], dtype=np.float64)
+            zp = np.asarray(ctx[node.input[2]], dtype=np.float64)
+            if s.size != 1 or zp.size != 1:
+                self.problems.append(f"node {node.name} (Quant): a per-channel quantizer of a float value")
+                return
+            s, zp = float(s.reshape(-1)[0]), float(zp.reshape(-1)[0])
+            mode = at.get("rounding_mode", b"ROUND")
+            mode = (mode.decode() if isinstance(mode, bytes) else mode).upper()
+            at = dict(at, _bw=int(np.asarray(ctx[node.input[3]]).reshape(-1)[0]))
+            if at["_bw"] == 1 and int(at.get("signed", 1)):
+                mode = "SIGN"
+        u = v / s + zp
+        eu = np.asarray(e) / s + 4 * _U * np.abs(u)
+        if mode == "SIGN":
+            dist = np.abs(u)
+        elif mode in ("ROUND", "HALF_EVEN", "HALF_UP", "HALF_DOWN"):
+            dist = np.abs(u - np.floor(u) - 0.5)
+        else:
+            dist = np.minimum(u - np.floor(u), np.ceil(u) - u)
+        unsure = ~(dist > eu)
+        self.stats["quantizers"] += 1
+        self.stats["elements"] += int(v.size)
+        if not unsure.any():
+            return
+        idx = np.argwhere(unsure)
+        p = self.path.get(x) if x in self.err else (x, [])  # an exact input: its own value, only the division rounds
+        if p is None:
+            self.problems.append(f"node {node.name} ({node.op_type}): {len(idx)} decision(s) within the float64 "
+                                 f"error bound, and the value's recipe is not recomputable exactly")
+            return
+        y = np.asarray(ctx[out], dtype=np.float64).copy()
+        for ix in idx:
+            ix = tuple(int(i) for i in ix)
+            val = self._recheck(p, ix, ctx, x)
+            q = _quant_decision(val, node.op_type, s, zp, at)
+            self.stats["rechecked"] += 1
+            if q != y[ix]:
+                self.stats["corrected"] += 1
+                y[ix] = q
+        ctx[out] = y
+
+    def _recheck(self, p, ix, ctx, x) -> _Sq:
+        """The exact value of element ``ix`` of ``x``: its scaled-exact root times its scale, then the recipe's
+        ops one by one in exact arithmetic."""
+        root, ops = p
+        if root in self.scaled:
+            I, P = self.scaled[root]
+            Pb = np.broadcast_to(P, I.shape)
+            val = _Sq(_frac(I[ix]) * _frac(Pb[ix]))
+        else:  # an exact float64 tensor
+            val = _Sq(_frac(np.asarray(ctx[root])[ix]))
+        ch = ix[1] if len(ix) > 1 else 0
+
+        def at_(c):
+            c = np.asarray(c, dtype=np.float64)
+            if c.size == 1:
+                return _frac(c.reshape(-1)[0])
+            full = np.broadcast_to(c, np.shape(ctx[x])) if c.ndim == len(ix) else None
+            return _frac(full[ix]) if full is not None else _frac(c.reshape(-1)[ch])
+
+        from fractions import Fraction
+
+        for step in ops:
+            k = step[0]
+            if k in ("Mul", "Div", "Add", "Sub"):
+                c = at_(step[1])
+                if k == "Mul":
+                    val = _Sq(val.p * c, val.r * c, val.d)
+                elif k == "Div":
+                    val = _Sq(val.p / c, val.r / c, val.d)
+                elif k == "Add":
+                    val = _Sq(val.p + c, val.r, val.d)
+                else:
+                    val = _Sq(val.p - c, val.r, val.d)
+            elif k == "BatchNormalization":
+                g, b, m, var, eps = at_(step[1]), at_(step[2]), at_(step[3]), at_(step[4]), Fraction(step[5])
+                if val.r != 0:
+                    raise BinaryHPEError("two BatchNormalizations on one exact recipe")
+                d = var + eps
+                val = _Sq(b, g * (val.p - m) / d, d)  # g (v - m) / sqrt(d) = g (v - m) sqrt(d) / d
+            elif k == "Relu":
+                if val.minus(0) < 0:
+                    val = _Sq(0)
+            elif k == "PRelu":
+                if val.minus(0) < 0:
+                    c = at_(step[1])
+                    val = _Sq(val.p * c, val.r * c, val.d)
+            elif k == "Clip":
+                lo, hi = step[1], step[2]
+                if lo is not None and val.minus(_frac(np.asarray(lo).reshape(-1)[0])) < 0:
+                    val = _Sq(_frac(np.asarray(lo).reshape(-1)[0]))
+                if hi is not None and val.minus(_frac(np.asarray(hi).reshape(-1)[0])) > 0:
+                    val = _Sq(_frac(np.asarray(hi).reshape(-1)[0]))
+        return val
+
+
+def _is_pow2(s: float) -> bool:
+    return s > 0 and math.frexp(s)[0] == 0.5
+
+
+def _quant_decision(val: _Sq, op: str, s: float, zp: float, at: dict) -> float:
+    """What a Quant (or BipolarQuant) outputs for the exact value ``val`` (qonnx's int_quant, exactly)."""
+    from fractions import Fraction
+
+    if op == "BipolarQuant":
+        return 1.0 if val.minus(0) >= 0 else -1.0
+    sf, z = Fraction(s), Fraction(zp)
+    u = _Sq(val.p / sf + z, val.r / sf, val.d)  # v / s + zp
+    mode = at.get("rounding_mode", b"ROUND")
+    mode = (mode.decode() if isinstance(mode, bytes) else mode).upper()
+    est = math.floor(float(u.p) + (float(u.r) * math.sqrt(float(u.d)) if u.r else 0.0))
+    while u.minus(est) < 0:
+        est -= 1
+    while u.minus(est + 1) >= 0:
+        est += 1
+    fl = est  # floor(u)
+    is_int = u.minus(fl) == 0
+    half = u.minus(Fraction(2 * fl + 1, 2))
+    sgn = u.minus(0)
+    if mode == "FLOOR":
+        n = fl
+    elif mode == "CEIL":
+        n = fl if is_int else fl + 1
+    elif mode in ("DOWN", "ROUND_TO_ZERO"):
+        n = fl if (sgn >= 0 or is_int) else fl + 1
+    elif mode == "UP":
+        n = fl if is_int else (fl + 1 if sgn > 0 else fl)
+    elif half != 0:
+        n = fl + 1 if half > 0 else fl
+    elif mode in ("ROUND", "HALF_EVEN"):
+        n = fl if fl % 2 == 0 else fl + 1
+    elif mode == "HALF_UP":
+        n = fl + 1 if sgn > 0 else fl
+    else:  # HALF_DOWN
+        n = fl if sgn > 0 else fl + 1
+    signed, narrow = int(at.get("signed", 1)), int(at.get("narrow", 0))
+    bw = at["_bw"]
+    if signed and bw == 1:  # qonnx's int_quant: a 1-bit signed quantizer is a sign (+1 for v / s + zp >= 0)
+        return float((Fraction(1 if u.minus(0) >= 0 else -1) - z) * sf)
+    lo = -(2 ** (bw - 1)) + narrow if signed else 0
+    hi = 2 ** (bw - 1) - 1 if signed else 2**bw - 1 - narrow
+    n = min(max(n, lo), hi)
+    return float((n - z) * sf)
+
+
 # --- the exact execution -----------------------------------------------------------------------------
 @dataclass
 class ExactRun:
@@ -244,11 +659,23 @@ class ExactRun:
     #: per node: {"node", "op", "bits"}: the significant bits its outputs (and, for Conv/MatMul/Gemm, its
     #: partial sums) need, measured on this frame
     widths: list = field(default_factory=list)
+    #: the float-scaled values of this frame (``FloatTracker``): scaled-exact tensors, certified and rechecked
+    #: quantizer decisions, and what could not be decided exactly (``tracker.problems``)
+    tracker: object = None
+
+    @property
+    def decisions_exact(self) -> bool:
+        """True when every quantizer reading a float value decided exactly (certified by the float64 error
+        bound, or recomputed exactly) and no inexact float value reached anything but a quantizer, a tracked
+        float op or the graph output."""
+        return self.tracker is None or not self.tracker.problems
 
     @property
     def max_bits(self) -> int:
-        """The widest value or partial sum of the dyadic nodes (those whose exact value is a float)."""
-        return max((w["bits"] for w in self.widths if not w.get("non_dyadic")), default=0)
+        """The widest value or partial sum of the dyadic nodes (those whose exact value is a float; a
+        scaled-exact product counts its integer sum, a tracked float value not at all)."""
+        return max((w["bits"] for w in self.widths if not w.get("non_dyadic") and not w.get("tracked")),
+                   default=0)
 
     @property
     def non_dyadic_nodes(self) -> list[str]:
@@ -259,15 +686,18 @@ class ExactRun:
 
     @property
     def float64_exact(self) -> bool:
-        """True when every value and partial sum of this frame fits float64's 53 bits: the execution is the
-        exact value of the graph. False where a node's values are not on one power-of-two grid within 53
-        bits (a wider sum, or a non-dyadic op such as a transcendental function): see ``wide_nodes(53)``."""
-        return self.max_bits <= FLOAT64_BITS
+        """True when every value and partial sum of this frame fits float64's 53 bits (a float-scaled product
+        counted by its integer sum) and every quantizer of a float value decided exactly (``decisions_exact``):
+        the execution is the exact value of the graph at every integer. False where a node's values are not on
+        one power-of-two grid within 53 bits (a wider sum, or a non-dyadic op such as a transcendental
+        function): see ``wide_nodes(53)``."""
+        return self.max_bits <= FLOAT64_BITS and self.decisions_exact
 
     @property
     def float32_exact(self) -> bool:
-        """True when a float32 execution holds every value and partial sum of this frame exactly."""
-        return self.max_bits <= FLOAT32_BITS
+        """True when a float32 execution holds every value and partial sum of this frame exactly (never with a
+        float-scaled product: integers times a non-power-of-two scale are rounded in float32)."""
+        return self.max_bits <= FLOAT32_BITS and not any(w.get("float_scale") for w in self.widths)
 
     def wide_nodes(self, limit: int = FLOAT32_BITS) -> list[dict]:
         """The nodes whose values or partial sums need more than ``limit`` bits on this frame."""
@@ -357,6 +787,7 @@ def exact_reference(mw, x: np.ndarray) -> ExactRun:
     ctx[iname] = x
     opsets = m64.get_opset_imports()
     widths = []
+    tracker = FloatTracker(graph)
     with _quiet():
         for node in graph.node:
             opset = opsets.get(node.domain, get_preferred_qonnx_opset())
@@ -382,8 +813,15 @@ def exact_reference(mw, x: np.ndarray) -> ExactRun:
                     except BinaryHPEError as e:
                         raise BinaryHPEError(f"node {node.name} ({node.op_type}): {e}") from None
             nd = bits > FLOAT64_BITS and node.op_type in NON_DYADIC_OPS
-            widths.append({"node": node.name, "op": node.op_type, "bits": int(bits), "non_dyadic": bool(nd)})
-    return ExactRun(context=ctx, output=ctx[graph.output[0].name], widths=widths)
+            entry = {"node": node.name, "op": node.op_type, "bits": int(bits), "non_dyadic": bool(nd)}
+            _track(tracker, node, ctx, entry)
+            widths.append(entry)
+    return ExactRun(context=ctx, output=ctx[graph.output[0].name], widths=widths, tracker=tracker)
+
+
+def _track(tracker: "FloatTracker", node, ctx, entry: dict) -> None:
+    """Let the tracker follow ``node``."""
+    tracker.after(node, ctx, entry)
 
 
 def float32_context(mw, x: np.ndarray) -> dict:
@@ -417,7 +855,11 @@ def onnx_context(mw, x: np.ndarray, exact: bool = True) -> dict:
 def hw_input(g: HwGraph, ctx: dict) -> np.ndarray:
     """The integers the hardware receives: the input quantizer's output in the QONNX execution."""
     onnx_in = next(k for k, v in g.onnx_names.items() if v == g.input)
-    return g.tensors[g.input].fmt.from_real(nchw_to_hwc(ctx[onnx_in]))
+    info = g.tensors[g.input]
+    v = nchw_to_hwc(ctx[onnx_in])
+    if info.scale is not None:  # q * scale is exact in float64 (a quantizer's output), so is the quotient
+        v = v / float(info.scale)
+    return info.fmt.from_real(v)
 
 
 def compare_with_onnx(g: HwGraph, mw, x: np.ndarray) -> dict:
@@ -426,7 +868,8 @@ def compare_with_onnx(g: HwGraph, mw, x: np.ndarray) -> dict:
     hold this frame (``float32_exact``; ``wide_nodes`` lists the nodes past 24 bits)."""
     run = exact_reference(mw, x)
     ctx = run.context
-    decisions = _non_dyadic_decisions(mw, x, run)
+    tr = run.tracker
+    decisions = {"nodes": run.non_dyadic_nodes, **tr.stats, "problems": tr.problems[:4], "agree": run.decisions_exact}
     env = g.execute(hw_input(g, ctx))
     checked, first_bad, total = 0, None, 0
     for onnx_name, hw_name in g.onnx_names.items():
@@ -434,20 +877,55 @@ def compare_with_onnx(g: HwGraph, mw, x: np.ndarray) -> dict:
         if info.windowed or onnx_name not in ctx or hw_name not in env:
             continue
         ref = nchw_to_hwc(ctx[onnx_name])
-        got = info.fmt.to_real(env[hw_name])
-        bad = int(np.count_nonzero(ref != got))
+        bad = _mismatches(info, env[hw_name], onnx_name, ref, tr)
         checked += 1
         total += ref.size
         if bad and first_bad is None:
             first_bad = {"onnx_tensor": onnx_name, "hw_tensor": hw_name, "mismatches": bad, "elements": ref.size,
                          "producer": getattr(g.producer(hw_name), "name", None)}
-    out_ref = nchw_to_hwc(ctx[output_onnx_name(g, mw)])
-    out_got = g.tensors[g.output].fmt.to_real(env[g.output])
+    oname = output_onnx_name(g, mw)
+    out_ref = nchw_to_hwc(ctx[oname])
+    out_bad = _mismatches(g.tensors[g.output], env[g.output], oname, out_ref, tr)
     return {"tensors_checked": checked, "elements_checked": total, "first_mismatch": first_bad,
-            "output_exact": bool(np.array_equal(out_ref, out_got)), "reference": REFERENCE_NAME,
+            "output_exact": out_bad == 0, "reference": REFERENCE_NAME,
             "max_bits": run.max_bits, "float32_exact": run.float32_exact,
-            "float64_exact": run.float64_exact and decisions["agree"], "non_dyadic": decisions,
+            "float64_exact": run.float64_exact, "non_dyadic": decisions,
             "wide_nodes": [w["node"] for w in run.wide_nodes()][:8], "env": env, "ctx": ctx}
+
+
+def _mismatches(info, q: np.ndarray, onnx_name: str, ref: np.ndarray, tr: "FloatTracker") -> int:
+    """Elements where the hardware tensor (integers ``q``, format and scale of ``info``) differs from the reference
+    value ``ref`` (HWC): exactly, as integers, where the reference holds the tensor as integers times a scale
+    (``FloatTracker.scaled``); within the certified float64 error bound where the reference value is a tracked
+    float (a float-scaled value the hardware carries exactly); else as float64 values (exact dyadic values)."""
+    from fractions import Fraction
+
+    q = np.asarray(q, dtype=np.int64)
+    if tr is not None and onnx_name in tr.scaled and info.scale is not None:
+        if info.fmt.bipolar:  # bits 0/1 stand for -1/+1 (times the scale)
+            q = 2 * q - 1
+        I, P = tr.scaled[onnx_name]
+        I = nchw_to_hwc(np.asarray(I))
+        c = q.shape[-1]
+        pc = np.broadcast_to(np.asarray(P, dtype=np.float64).reshape(-1), (c,)) if np.size(P) in (1, c) else None
+        if pc is None or I.shape != q.shape:
+            return int(np.count_nonzero(ref != info.to_real(q)))
+        unit = Fraction(2) ** (-info.fmt.frac) if not info.fmt.bipolar else Fraction(1)
+        sc = info.scale if isinstance(info.scale, tuple) else (info.scale,) * c
+        bad = 0
+        for ch in range(c):
+            k = unit * Fraction(sc[ch]) / Fraction(float(pc[ch]))  # q * k must be I
+            a, b = q[..., ch], I[..., ch]
+            if k.numerator < 2**20 and k.denominator < 2**20:
+                bad += int(np.count_nonzero(a * k.numerator != b.astype(np.int64) * k.denominator))
+            else:
+                bad += sum(int(x) * k.numerator != int(y) * k.denominator for x, y in zip(a.reshape(-1), b.reshape(-1)))
+        return bad
+    got = info.to_real(q)
+    if tr is not None and onnx_name in tr.err:
+        e = nchw_to_hwc(np.broadcast_to(tr.err[onnx_name], np.shape(tr.err[onnx_name])))
+        return int(np.count_nonzero(~(np.abs(got - ref) <= e)))
+    return int(np.count_nonzero(ref != got))
 
 
 def output_onnx_name(g: HwGraph, mw) -> str:

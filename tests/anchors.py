@@ -268,8 +268,10 @@ def _ew_op(g: Graph, op, x: str, b: str | None) -> str:
         return g.op("MultiThreshold", [g.op("Mul", [x, g.const(sgn.reshape(1, -1))]), g.const(t)], domain=QDOMAIN,
                     out_dtype="BINARY")
     if name == "MultiThreshold":
+        # qonnx's out_bias is added to the count (a signed kind's offset: its lowest level)
         return g.op("MultiThreshold", [x, g.const(np.asarray(op.thresholds, dtype=np.float64))], domain=QDOMAIN,
-                    out_dtype=f"UINT{op.out_w}")
+                    out_dtype=f"{'INT' if getattr(op, 'signed', False) else 'UINT'}{op.out_w}",
+                    out_bias=float(getattr(op, "offset", 0)))
     raise KeyError(f"no anchor for elementwise kind {name}")
 
 

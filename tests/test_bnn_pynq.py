@@ -242,14 +242,22 @@ def test_error_flatten_not_followed_by_fc(tmp_path):
     assert repr(node.name) in msg and f"op type {node.op_type}" in msg and "MatMul/Gemm" in msg, msg
 
 
-def test_error_non_unit_weight_scale(tmp_path):
-    """Brevitas' default binary weight scale (0.1) makes the accumulator a non-fixed-point float."""
+def test_non_unit_weight_scale_is_a_tensor_scale(tmp_path):
+    """Brevitas' default binary weight scale (0.1) makes the accumulator a float-scaled tensor: the hardware keeps
+    the integer sum, the tensor carries the scale, and the exact reference (integers times scale) agrees."""
+    from fractions import Fraction
+
     from brevitas.nn import QuantLinear
     from brevitas.quant.binary import SignedBinaryWeightPerTensorConst
 
     model = M.build("fc", 0, hidden=(16,))
     model.head = QuantLinear(16, 10, bias=False, weight_quant=SignedBinaryWeightPerTensorConst)
     mw = _export(model, (1, 1, 12, 12), tmp_path, "scale01")
-    msg = _one_error(mw)
-    assert "op type MatMul" in msg and "scale" in msg, msg
+    g = lower(mw)
+    assert g.tensors[g.output].scale == Fraction(float(np.float32(0.1)))
+    for seed in range(3):
+        x = np.random.default_rng(seed).uniform(-1, 1, (1, 1, 12, 12)).astype(np.float32)
+        r = compare_with_onnx(g, mw, x)
+        assert r["first_mismatch"] is None and r["output_exact"] and r["float64_exact"], r["first_mismatch"]
+
 

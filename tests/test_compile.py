@@ -106,20 +106,22 @@ def test_unsupported_op_names_node_and_reason(tmp_path):
         lower(p)
 
 
-def test_non_power_of_two_scale_is_rejected(tmp_path):
-    nodes = [_quant("x", "a", "q0"), _quant("a", "y", "q1")]
-    inits = _quant_inits("q0", 2**-7, 8) + _quant_inits("q1", 0.3, 8)
-    p = _model(nodes, inits, [1, 2, 4, 4], [1, 2, 4, 4], str(tmp_path / "m.onnx"))
-    with pytest.raises(LoweringError, match="op type Quant.*not a power of two"):
-        lower(p)
+@pytest.mark.parametrize("case", ["scale_0.3", "round_shift"])
+def test_float_scale_and_rounding_requantizers_are_exact(tmp_path, case):
+    """A requantizer with a non-power-of-two scale (0.3), or with ROUND on a right shift (both refused before
+    issue 17), is compiled to integer hardware (compile/lower_quant.py) equal to the exact reference for every
+    integer the input quantizer can give (-128..127, in eight frames)."""
+    from binaryhpe.compile.reference import compare_with_onnx
 
-
-def test_rounding_right_shift_is_rejected(tmp_path):
+    q1 = _quant_inits("q1", 0.3, 8) if case == "scale_0.3" else _quant_inits("q1", 2**-4, 8)
     nodes = [_quant("x", "a", "q0"), _quant("a", "y", "q1", mode="ROUND")]
-    inits = _quant_inits("q0", 2**-7, 8) + _quant_inits("q1", 2**-4, 8)
-    p = _model(nodes, inits, [1, 2, 4, 4], [1, 2, 4, 4], str(tmp_path / "m.onnx"))
-    with pytest.raises(LoweringError, match="rounding mode ROUND"):
-        lower(p)
+    p = _model(nodes, _quant_inits("q0", 2**-7, 8) + q1, [1, 2, 4, 4], [1, 2, 4, 4], str(tmp_path / "m.onnx"))
+    mw = load_qonnx(p)
+    g = lower(mw)
+    ints = np.arange(-128, 128).reshape(8, 1, 2, 4, 4)
+    for x in ints:
+        r = compare_with_onnx(g, mw, (x * 2.0**-7).astype(np.float32))
+        assert r["first_mismatch"] is None and r["output_exact"] and r["float64_exact"], r["first_mismatch"]
 
 
 def test_missing_and_bad_files(tmp_path):

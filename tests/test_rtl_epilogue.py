@@ -84,6 +84,21 @@ CASES = {
     "multithreshold": lambda: _epi("mt", 2, MultiThreshold(
         name="mt0", c=4, pixels=PIX, in_w=8, thr_w=9, out_w=2,
         thresholds=np.array([[-40, 0, 40], [90, -90, 3], [-256, 255, 0], [7, 7, 7]]))),
+    # signed levels with an offset (compile/lower_quant.py): a 2-bit narrow quantizer's -1, 0, 1 (two thresholds,
+    # offset -1), and a 2-bit unsigned quantizer's 0..3 on a signed 3-bit stream (three thresholds)
+    "multithreshold_signed": lambda: _epi("mts", 2, MultiThreshold(
+        name="mts0", c=4, pixels=PIX, in_w=8, thr_w=9, out_w=2, offset=-1, signed=True,
+        thresholds=np.array([[-40, 40], [-128, 127], [-256, 255], [7, 7]]))),
+    "multithreshold_unsigned_levels": lambda: _epi("mtu", 1, MultiThreshold(
+        name="mtu0", c=3, pixels=PIX, in_w=8, thr_w=10, out_w=3, offset=0, signed=True,
+        thresholds=np.array([[-40, 0, 40], [-128, -1, 127], [5, 6, 256]]))),
+    # a decreasing channel's sign flip, then signed levels -2..1 (offset -2), then a following op
+    "multithreshold_offset_chain": lambda: _epi("mto", 2, _ms("dir", 4, 8, 9, 2, 0, 70, m=np.array([1, -1, 1, -1])),
+                                                MultiThreshold(name="mt", c=4, pixels=PIX, in_w=9, thr_w=10, out_w=2,
+                                                               offset=-2, signed=True,
+                                                               thresholds=np.array([[-50, 0, 50], [-255, 0, 256],
+                                                                                    [-300, -299, 300], [3, 4, 5]])),
+                                                _ac("after", 4, 2, 4, 3, 71)),
     # --- chains -------------------------------------------------------------------------------------------
     # the BiDRN block: alpha scale, BN shift, RPReLU (shift - gamma, slope, + zeta), residual join
     "rprelu_block": lambda: _epi("blk", 2, _ms("alpha", 6, 9, 12, 8, 1, 10), _ac("bn", 6, 12, 12, 12, 11),

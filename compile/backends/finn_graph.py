@@ -23,7 +23,7 @@ FxpMvu          ``MVAU`` (INT x INT, ``noActivation``): the exact accumulator
 Sign            ``Thresholding``: thresholds (0, 0), ``ActVal`` -1: x >= 0 -> +1, else -1 (INT2)
 Threshold       ``Thresholding``: (T, T), ``ActVal`` -1; FINN's thresholds only rise, so channels with
                 ``x <= T`` are negated first (``Requant``, scale -1 on them): ``-x >= -T``
-MultiThreshold  ``Thresholding`` with our thresholds, ``ActVal`` 0: the same count of thresholds passed
+MultiThreshold  ``Thresholding`` with our thresholds, ``ActVal`` = offset: the same count of thresholds passed
 Requant         ``Requant``, scale 2^-shift, bias -(1/2 - 2^-(shift+1)): FINN rounds x*scale + bias to the
                 nearest integer (python: floor(v + 1/2); its HLS variant: ``lrint``, ties to even; its RTL:
                 a rounding constant). x*scale is a multiple of 2^-shift, so v is never a tie and its
@@ -281,8 +281,8 @@ class _Builder:
 
     @EMITTERS.emits(MultiThreshold, note="`Thresholding`")
     def MultiThreshold(self, lay):  # noqa: N802
-        return [self.thresholding(self.src(lay.inputs[0]), lay.thresholds, _int_dt(lay.out_w, signed=False), 0,
-                                  lay.lanes)]
+        return [self.thresholding(self.src(lay.inputs[0]), lay.thresholds, _int_dt(lay.out_w, signed=lay.signed),
+                                  int(lay.offset), lay.lanes)]
 
     @EMITTERS.emits(Requant, note="`Requant`")
     def Requant(self, lay):  # noqa: N802

@@ -12,7 +12,7 @@ AddConst        ``y = sat_out(x + b_c)``                                     2
 Prelu           ``y = x > 0 ? sat_out(x) : sat_out((beta_c * x) >> shift)``  3
 Sign            ``y = x >= 0`` (1 bit)                                       5
 Threshold       ``y = x >= T_c`` (``x <= T_c`` when ``neg_c``) (1 bit)       6
-MultiThreshold  ``y = sum_i (x >= T_c,i)``, 2^k - 1 thresholds (k bits)      7
+MultiThreshold  ``y = offset + sum_i (x >= T_c,i)``, n <= 2^k - 1 thresholds    7
 ==============  ==========================================================  ==============
 
 ``>> shift`` with a negative ``shift`` is an exact left shift (``shift_floor``). In hardware these are the
@@ -478,50 +478,69 @@ class Threshold(_Elementwise):
 
 @dataclass(kw_only=True)
 class MultiThreshold(_Elementwise):
-    """FINN-style MultiThreshold: ``y = sum_i (x >= T_c,i)``, ``2^out_w - 1`` thresholds a channel, unsigned
-    ``out_w``-bit output (a k-bit uniform activation)."""
+    """FINN-style MultiThreshold: ``y = offset + sum_i (x >= T_c,i)``, ``n`` thresholds a channel
+    (``1 <= n <= 2^out_w - 1``; FINN's hardware-mode use has ``n = 2^out_w - 1``, ``offset = 0``), an
+    ``out_w``-bit output, unsigned unless ``signed`` (a quantizer's levels ``offset .. offset + n``, e.g. the
+    signed levels -1, 0, 1 of a 2-bit narrow quantizer: ``offset = -1``, two thresholds)."""
 
     thr_w: int = 16
     out_w: int = 2
     thresholds: np.ndarray
+    offset: int = 0
+    signed: bool = False
 
     def __post_init__(self) -> None:
         self.rtl_module = "bhpe_epilogue"
         self._check_common()
         self._check_width("thr_w", self.thr_w, hi=63)
         self._check_width("out_w", self.out_w, hi=8)
-        n = (1 << self.out_w) - 1
         t = np.asarray(self.thresholds)
-        if t.shape != (self.c, n):
-            raise self._err(f"thresholds must have shape ({self.c}, {n}) for out_w={self.out_w}, got {t.shape}")
+        if t.ndim != 2 or t.shape[0] != self.c or not 1 <= t.shape[1] <= (1 << self.out_w) - 1:
+            raise self._err(f"thresholds must have shape ({self.c}, n) with 1 <= n <= {(1 << self.out_w) - 1} "
+                            f"for out_w={self.out_w}, got {t.shape}")
         lo, hi = _range(self.thr_w)
         t = t.astype(np.int64)
         if t.min() < lo or t.max() > hi:
             raise self._err(f"thresholds {t.min()}..{t.max()} do not fit {self.thr_w} signed bits")
         self.thresholds = t
+        if not isinstance(self.offset, (int, np.integer)):
+            raise self._err(f"offset must be an integer, got {self.offset!r}")
+        self.offset, self.signed = int(self.offset), bool(self.signed)
+        olo, ohi = _range(self.out_w) if self.signed else (0, (1 << self.out_w) - 1)
+        if self.offset < olo or self.offset + self.n > ohi:
+            raise self._err(f"outputs {self.offset}..{self.offset + self.n} do not fit the "
+                            f"{'signed' if self.signed else 'unsigned'} {self.out_w}-bit output")
+        if abs(self.offset) >= 1 << 15:
+            raise self._err(f"offset {self.offset} does not fit 16 signed bits")
+
+    @property
+    def n(self) -> int:
+        """Thresholds a channel."""
+        return int(self.thresholds.shape[1])
 
     def execute(self, ins: list[np.ndarray]) -> list[np.ndarray]:
         x = self._input(ins[0], self.in_w)
-        return [(x[..., None] >= self.thresholds).sum(axis=-1).astype(np.int64)]
+        return [self.offset + (x[..., None] >= self.thresholds).sum(axis=-1).astype(np.int64)]
 
     def in_streams(self) -> list[StreamSpec]:
         return [StreamSpec(self.lanes, self.in_w)]
 
     def out_streams(self) -> list[StreamSpec]:
-        return [StreamSpec(self.lanes, self.out_w, signed=False)]
+        return [StreamSpec(self.lanes, self.out_w, signed=self.signed)]
 
     def rtl_memories(self) -> dict[str, list[int]]:
         """One lane entry = the channel's thresholds, threshold i at bit i*thr_w (two's complement)."""
-        n = (1 << self.out_w) - 1
         entries = [sum(v << (i * self.thr_w) for i, v in enumerate(to_unsigned(row, self.thr_w)))
                    for row in self.thresholds]
-        return {"InitFile": self._rom_words(np.array(entries, dtype=object), n * self.thr_w)}
+        return {"InitFile": self._rom_words(np.array(entries, dtype=object), self.n * self.thr_w)}
 
     def resources(self) -> dict:
-        """First-order model: per lane 2^k - 1 comparators (1 LUT/bit) and a popcount adder tree, ROM."""
-        n = (1 << self.out_w) - 1
+        """First-order model: per lane n comparators (1 LUT/bit) and a popcount adder tree (plus an adder for a
+        non-zero offset), ROM."""
+        n = self.n
         cmp_w = max(self.in_w, self.thr_w)
-        return self._stage_resources(self.lanes * self.out_w, n * (cmp_w + 1) + n, n * self.thr_w)
+        return self._stage_resources(self.lanes * self.out_w, n * (cmp_w + 1) + n + (self.out_w if self.offset else 0),
+                                     n * self.thr_w)
 
 
 #: kind name -> class, for the compiler's lowering and the tests

@@ -74,7 +74,7 @@ def op_const_bits(op: _Elementwise) -> int:
     if isinstance(op, Threshold):
         return op.thr_w + 1
     if isinstance(op, MultiThreshold):
-        return ((1 << op.out_w) - 1) * op.thr_w
+        return op.n * op.thr_w
     return 0
 
 
@@ -223,6 +223,8 @@ class Epilogue(HwLayer):
     def _shift(self, op) -> int:
         if isinstance(op, JoinAdd):
             return int(op.shift_a)
+        if isinstance(op, MultiThreshold):
+            return int(op.offset)  # the RTL adds OpShift to the count (bhpe_epilogue.sv, op 7)
         return int(getattr(op, "shift", 0))
 
     def rtl_params(self) -> dict:

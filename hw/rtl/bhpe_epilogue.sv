@@ -20,7 +20,8 @@
 //           4 JoinAdd        y = sat((x <<< Shift) + (b <<< Aux))             (b from the b_* stream)
 //           5 Sign           y = x >= 0 (1 bit)
 //           6 Threshold      y = dir ? x <= T_c : x >= T_c (1 bit; entry {dir, T_c}, T_c Aux bits)
-//           7 MultiThreshold y = #{j : x >= T_c,j}, 2^OutW - 1 thresholds of Aux bits (unsigned OutW bits)
+//           7 MultiThreshold y = Shift + #{j : x >= T_c,j}, CW / Aux thresholds of Aux bits (OutW bits, modulo
+//                            2^OutW: the compiler keeps Shift + CW / Aux within the output's range)
 //   OpOutW  the op's output width (its input width is the previous op's output width, op 0's is InW);
 //   OpShift a signed shift (negative: an exact left shift); OpAux as above;
 //   OpCW    constant bits a lane (0: none); OpCOff its offset (per lane) in the ROM entry;
@@ -318,8 +319,9 @@ module bhpe_epilogue #(
         assign te  = CmpW'(thr);
         assign y[l*OW +: OW] = OW'(dir ? (xe <= te) : (xe >= te));
       end else begin : gen_multithreshold
-        localparam int unsigned NumThr = (1 << OW) - 1;
+        localparam int unsigned NumThr = (Aux == 0) ? 1 : CW / Aux;  // thresholds a channel
         localparam int unsigned CmpW   = (IW > Aux) ? IW : Aux;
+        localparam logic [OW-1:0] Offs = OW'(Sh);  // the signed offset, modulo 2^OW
         logic signed [CmpW-1:0] xe;
         logic [NumThr-1:0]      ge;
         logic [OW-1:0]          count;
@@ -330,7 +332,7 @@ module bhpe_epilogue #(
           assign ge[t] = (xe >= CmpW'(thr));
         end
         always_comb begin
-          count = '0;
+          count = Offs;
           for (int unsigned t = 0; t < NumThr; t++) begin
             count = count + OW'(ge[t]);
           end
