@@ -91,20 +91,35 @@ class Storage:
     ctype: str
     elem_bytes: int
     signed: bool = True
+    base: str = ""  # C variable holding the first image row the buffer holds (a tile's band); "" = row 0
+    rows: int = 0  # image rows the buffer holds (0: all ``h``)
 
     @property
     def cw(self) -> int:
         return -(-self.c // 32)
 
     @property
+    def held(self) -> int:
+        return self.rows or self.h
+
+    @property
+    def pix_bytes(self) -> int:
+        return self.cw * 4 if self.packed else self.c * self.elem_bytes
+
+    @property
     def nbytes(self) -> int:
-        return self.h * self.w * (self.cw * 4 if self.packed else self.c * self.elem_bytes)
+        return self.held * self.w * self.pix_bytes
+
+    def at(self, pix: str) -> str:
+        """Buffer pixel index of image pixel ``pix`` (row-major over the image)."""
+        return f"(({pix}) - {self.base} * {self.w})" if self.base else f"({pix})"
 
     def rd(self, pix: str, ch: str) -> str:
-        """C expression (int32_t) of element ``ch`` of pixel ``pix``."""
+        """C expression (int32_t) of element ``ch`` of image pixel ``pix``."""
+        q = self.at(pix)
         if self.packed:
-            return f"((int32_t)(({self.cname}[({pix}) * {self.cw} + (({ch}) >> 5)] >> (({ch}) & 31)) & 1u))"
-        return f"((int32_t){self.cname}[({pix}) * {self.c} + ({ch})])"
+            return f"((int32_t)(({self.cname}[{q} * {self.cw} + (({ch}) >> 5)] >> (({ch}) & 31)) & 1u))"
+        return f"((int32_t){self.cname}[{q} * {self.c} + ({ch})])"
 
 
 def _storage(info: TensorInfo, cname: str) -> Storage:
@@ -162,6 +177,13 @@ class CModel:
     raw_input: Storage | None = None  # the caller's 0/1 bytes when the network input is bipolar
     stack_bytes: int = 0
     steps: list[str] = field(default_factory=list)  # layers that emit code, in order
+    step_io: dict[str, tuple] = field(default_factory=dict)  # step -> (input tensors, output tensors)
+    fused: dict = field(default_factory=dict)  # MVU name -> the Epilogue run in its output loop
+    fused_acc: set = field(default_factory=set)  # accumulators of fused MVUs (registers only, no buffer)
+    defs: dict[str, int] = field(default_factory=dict)  # buffer -> step that writes it
+    uses: dict[str, list] = field(default_factory=dict)  # buffer -> steps that read it
+    tiling: object = None  # memplan.Tiling or None
+    banks: list | None = None  # the target's RAM banks (memplan.Bank), fastest first; None: one arena
 
     @property
     def flash_data_bytes(self) -> int:
@@ -177,20 +199,60 @@ class CModel:
         return self.plan.peak if self.plan else 0
 
 
-def analyze(g: HwGraph) -> CModel:
-    """Aliases, windows, storage and the memory plan."""
+def fusable_epilogues(g: HwGraph) -> dict:
+    """MVU name -> the Epilogue that the C computes inside that MVU's output loop (the accumulator never
+    reaches memory): an Epilogue whose chain input is an MVU output read by nothing else (not the network
+    output), whose JoinAdd operand (if any) is produced before the MVU runs."""
+    consumers: dict[str, list] = {}
+    producer: dict[str, int] = {}
+    for i, lay in enumerate(g.layers):
+        for t in lay.inputs:
+            consumers.setdefault(t, []).append(lay)
+        alias = isinstance(lay, (Fork, Fifo, Dwc, SlidingWindow))
+        for o in lay.outputs:  # an alias's data is its input's: produced where that was
+            producer[o] = producer.get(lay.inputs[0], -1) if alias else i
+    out = {}
+    for i, lay in enumerate(g.layers):
+        if not isinstance(lay, (XnorMvu, FxpMvu)):
+            continue
+        t = lay.outputs[0]
+        cs = consumers.get(t, [])
+        while len(cs) == 1 and isinstance(cs[0], (Fifo, Dwc)) and t != g.output:  # plumbing without data change
+            t = cs[0].outputs[0]
+            cs = consumers.get(t, [])
+        if t == g.output or lay.outputs[0] == g.output or len(cs) != 1 or not isinstance(cs[0], Epilogue) or cs[0].inputs[0] != t:
+            continue
+        epi = cs[0]
+        if any(b == t or producer.get(b, -1) > i for b in epi.inputs[1:]):
+            continue
+        out[lay.name] = epi
+    return out
+
+
+def analyze(g: HwGraph, tiling=None, banks=None) -> CModel:
+    """Aliases, windows, MVU + Epilogue fusion, storage and the memory plan (``tiling``: a
+    :class:`memplan.Tiling` whose region's buffers hold one band of rows)."""
     cm = CModel(g)
     cm.root[g.input] = g.input
+    cm.fused = fusable_epilogues(g)
+    skip = {e.name for e in cm.fused.values()}
+    alias_of = {o: lay.inputs[0] for lay in g.layers if isinstance(lay, (Fork, Fifo, Dwc)) for o in lay.outputs}
     uses: dict[str, list[int]] = {}
     step = 0
     defs: dict[str, int] = {}
     if g.tensors[g.input].fmt.bipolar:  # 0/1 bytes from the caller, packed into the arena by step 0
         defs[g.input] = 0
         cm.steps.append(PACK_INPUT)
+        cm.step_io[PACK_INPUT] = ([], [g.input])
         step = 1
     for lay in g.layers:
+        if lay.name in skip:
+            continue
         role = EMITTERS.entry(lay).role  # raises, naming the layer, for a kind C neither maps nor refuses
         if role == "alias":
+            if lay.inputs[0] in cm.fused_acc:  # plumbing between an MVU and its fused Epilogue: no data
+                cm.fused_acc.update(lay.outputs)
+                continue
             for o in lay.outputs:
                 cm.root[o] = cm.root[lay.inputs[0]]
                 if lay.inputs[0] in cm.windows:
@@ -201,39 +263,64 @@ def analyze(g: HwGraph) -> CModel:
             cm.windows[o] = Window(cm.root[lay.inputs[0]], lay.h, lay.w, lay.c, lay.k, lay.k, lay.s, lay.pad)
             cm.root[o] = cm.root[lay.inputs[0]]
             continue
-        for t in lay.inputs:
+        ins, outs = list(lay.inputs), list(lay.outputs)
+        if lay.name in cm.fused:
+            cm.fused_acc.add(lay.outputs[0])
+            ins += cm.fused[lay.name].inputs[1:]
+            outs = list(cm.fused[lay.name].outputs)
+        for t in ins:
+            u = t
+            while u not in cm.root and u in alias_of:  # a fused JoinAdd operand reached through a later Fifo
+                u = alias_of[u]
+            if u in cm.root:
+                cm.root[t] = cm.root[u]
             if t not in cm.root:
                 raise CBackendError(f"layer {lay.name!r}: input {t!r} is not produced before it")
             uses.setdefault(cm.root[t], []).append(step)
-        for o in lay.outputs:
+        for o in outs:
             cm.root[o] = o
             defs[o] = step
         cm.steps.append(lay.name)
+        cm.step_io[lay.name] = (ins, outs)
         step += 1
     nsteps = step
     out_root = cm.root[g.output]
     uses.setdefault(out_root, []).append(nsteps)  # copied out after the last layer
-    bufs = []
-    for i, (name, st) in enumerate(defs.items()):
-        s = _storage(g.tensors[name], f"T{i}")
-        cm.storage[name] = s
-        end = max(uses.get(name, [st]))
-        bufs.append(memplan.Buffer(name, s.nbytes, st, max(end, st)))
+    cm.defs, cm.uses = defs, uses
+    for i, name in enumerate(defs):
+        cm.storage[name] = _storage(g.tensors[name], f"T{i}")
     if g.input not in cm.storage:
         cm.storage[g.input] = _storage(g.tensors[g.input], "IN")
     else:
         h, w, c = g.tensors[g.input].shape
         cm.raw_input = Storage(g.input, "IN", h, w, c, False, "int8_t", 1)
-    cm.plan = memplan.plan(bufs, nsteps + 1)
-    for lay in g.layers:
-        if lay.name in cm.steps:
-            cm.layer_ram[lay.name] = sum(cm.storage[o].nbytes for o in lay.outputs)
-    if PACK_INPUT in cm.steps:
-        cm.layer_ram[PACK_INPUT] = cm.storage[g.input].nbytes
+    cm.tiling = tiling
+    cm.banks = banks
+    if tiling is not None:
+        tiling.apply(cm)  # band buffers, row bases, lifetimes stretched over the region
+    bufs = []
+    for name, st in defs.items():
+        s = cm.storage[name]
+        end = max(uses.get(name, [st]))
+        start = st
+        if tiling is not None:
+            start, end = tiling.lifetime(cm, name, start, end)
+        bufs.append(memplan.Buffer(name, s.nbytes, start, max(end, start), heat=_heat(cm, name)))
+    cm.plan = memplan.plan(bufs, nsteps + 1, getattr(cm, "banks", None))
+    for name in cm.steps:
+        cm.layer_ram[name] = sum(cm.storage[o].nbytes for o in cm.step_io[name][1])
     ins, outs = cm.input_storage, cm.storage[out_root]
     out_t, out_b = ctype_for(g.tensors[g.output].fmt.bits if not outs.packed else 2)
-    cm.io_bytes = ins.nbytes + outs.h * outs.w * outs.c * out_b
+    cm.io_bytes = cm.raw_input.nbytes if cm.raw_input else ins.h * ins.w * ins.pix_bytes
+    cm.io_bytes += outs.h * outs.w * outs.c * out_b
+    cm.stack_bytes = stack_bytes(cm)
     return cm
+
+
+def _heat(cm: CModel, name: str) -> float:
+    """Accesses per byte of a buffer over a frame (reads by each consumer step + the write): the planner puts
+    the hottest buffers in the fastest RAM bank."""
+    return float(1 + len(cm.uses.get(name, [])))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -307,6 +394,7 @@ class _Emitter:
         self.decls: list[str] = []  # extern declarations
         self.funcs: list[str] = []
         self.owner: str | None = None  # the layer whose flash a constant counts to (an Epilogue's, for its ops)
+        self.helpers: dict[str, str] = {}  # static inline helpers (dot products), by name
 
     def const(self, lay, suffix: str, values, ctype: str | None = None) -> str:
         name = f"W_{_ident(lay.name)}_{suffix}"
@@ -354,79 +442,256 @@ class _Emitter:
             raise CBackendError(f"layer {lay.name!r}: window {win.kh}x{win.kw}x{win.c} != N = {lay.n}")
         return win
 
-    def _out_store(self, o: Storage, idx: str, val: str) -> str:
-        return f"{o.cname}[{idx}] = ({o.ctype})({val});"
+    # --- convolutions: XNOR-popcount and fixed-point MVUs ----------------------------------------------
+    # Per output pixel the window is gathered once into a contiguous local array (zero words / zeros for the
+    # padding taps, skipped by nothing: a zero input adds 0 to a fixed-point sum, and a padded tap's XOR with
+    # the weights is corrected below), then per output channel one straight-line dot product over the whole
+    # window (``bhpe_xdot_N`` / ``bhpe_fdot_N``, N compile-time) with the accumulator in a register, and the
+    # fused Epilogue (if any) on the accumulator in registers, one store of the result.
 
-    def _conv_head(self, win: Window) -> list[str]:
-        return [
-            f"  for (int oy = 0; oy < {win.oh}; oy++) {{",
-            f"    for (int ox = 0; ox < {win.ow}; ox++) {{",
-            f"      int32_t toff[{win.kh * win.kw}], woff[{win.kh * win.kw}], nt = 0;",
-            f"      for (int ky = 0; ky < {win.kh}; ky++) {{",
-            f"        const int iy = oy * {win.s} - {win.pad} + ky;",
-            f"        if (iy < 0 || iy >= {win.h}) continue;",
-            f"        for (int kx = 0; kx < {win.kw}; kx++) {{",
-            f"          const int ix = ox * {win.s} - {win.pad} + kx;",
-            f"          if (ix < 0 || ix >= {win.w}) continue;",
-        ]
+    def _helper(self, name: str, code: str) -> str:
+        self.helpers.setdefault(name, code)
+        return name
 
-    @EMITTERS.emits(XnorMvu, FcXnorMvu, note="XOR + popcount loop")
+    def _xdot(self, n: int) -> str:
+        """``uint32_t bhpe_xdot_n(x, w)``: sum over ``n`` words of popcount(x ^ w). SWAR, straight-line:
+        groups of three words through a carry-save adder (ones and twos words) then two 4-bit-field counts,
+        byte sums folded every 30 words; ``n > 90``: a loop over 30-word chunks. (A loop over the 3-word groups
+        was tried: gcc 12.2 -O2 for x86-64 miscompiled it inside the fused output loop, -fno-ivopts cured it;
+        this form is exact on every compiler tested here.)"""
+        def chunk(base: str, m: int) -> list[str]:
+            L = ["b = 0u;"]
+            for g0 in range(0, m, 3):
+                if g0 + 3 <= m:  # a carry-save adder: the three words' bits as ones + 2 * twos
+                    a = [f"(x[{base}{i}] ^ w[{base}{i}])" for i in range(g0, g0 + 3)]
+                    L.append(f"a0 = {a[0]}; a1 = {a[1]}; a2 = {a[2]}; u = a0 ^ a1; "
+                             "b += bhpe_pc8(bhpe_pc4(u ^ a2) + 2u * bhpe_pc4((a0 & a1) | (u & a2)));")
+                else:
+                    terms = [f"bhpe_pc4(x[{base}{i}] ^ w[{base}{i}])" for i in range(g0, m)]
+                    L.append(f"b += bhpe_pc8({' + '.join(terms)});")
+            L.append("b = (b & 0x00FF00FFu) + ((b >> 8) & 0x00FF00FFu); t += (b * 0x00010001u) >> 16;")
+            return L
+        body = []
+        full, tail = divmod(n, 30)
+        if n <= 90:
+            for c0 in range(0, n, 30):
+                body += chunk(f"{c0} + " if c0 else "", min(30, n - c0))
+        else:
+            body += [f"for (int j = 0; j < {full * 30}; j += 30) {{", *["  " + ln for ln in chunk("j + ", 30)], "}"]
+            if tail:
+                body += chunk(f"{full * 30} + ", tail)
+        code = "\n".join([
+            f"BHPE_INLINE uint32_t bhpe_xdot_{n}(const uint32_t *x, const uint32_t *w) {{",
+            "  uint32_t t = 0u;",
+            "#if BHPE_POPCOUNT_IMPL == BHPE_POPCOUNT_SWAR",
+            "  uint32_t b, a0, a1, a2, u;" if n >= 3 else "  uint32_t b;",
+            *["  " + ln for ln in body],
+            "#else",
+            f"  for (int i = 0; i < {n}; i++) t += BHPE_POPCOUNT32(x[i] ^ w[i]);",
+            "#endif",
+            "  return t;", "}", ""])
+        return self._helper(f"bhpe_xdot_{n}", code)
+
+    def _fdot(self, n: int, pairs: bool, wtype: str) -> str:
+        """``int32_t bhpe_fdot*_n(x, w)``: a fixed-point dot product of ``n`` elements (``pairs``: ``n``
+        words of two 16-bit halves each, one SMLAD a word on a core with the DSP extension)."""
+        if pairs:
+            name = f"bhpe_fdot2_{n}"
+            body = [f"  acc = BHPE_SMLAD(x[{j}], w[{j}], acc);" for j in range(n)] if n <= 128 else \
+                [f"  for (int j = 0; j < {n}; j++) acc = BHPE_SMLAD(x[j], w[j], acc);"]
+            code = "\n".join([f"BHPE_INLINE int32_t {name}(const uint32_t *x, const uint32_t *w) {{",
+                               "  int32_t acc = 0;", *body, "  return acc;", "}", ""])
+        else:
+            name = f"bhpe_fdot_{wtype}_{n}"
+            code = "\n".join([f"BHPE_INLINE int32_t {name}(const int32_t *x, const {wtype} *w) {{",
+                               "  int32_t acc = 0;",
+                               f"  for (int j = 0; j < {n}; j++) acc += x[j] * (int32_t)w[j];",
+                               "  return acc;", "}", ""])
+        return self._helper(name, code)
+
+    def _gather(self, win: Window, src: Storage, dst: str, per_tap: int, zero: str, track_pad: bool,
+                copy=None) -> list[str]:
+        """Gather the window of output pixel (oy, ox) into ``dst`` (``per_tap`` elements a tap, ``zero`` for a
+        padding tap; with ``track_pad`` the padding taps' indices go to ``pl[np++]``)."""
+        cw = per_tap
+        L = [f"      for (int ky = 0; ky < {win.kh}; ky++) {{",
+             f"        const int32_t iy = oy * {win.s} - {win.pad} + ky;",
+             f"        for (int kx = 0; kx < {win.kw}; kx++) {{",
+             f"          const int32_t ix = ox * {win.s} - {win.pad} + kx;",
+             f"          {dst.split('[')[0]}_t *d = &{dst}[(ky * {win.kw} + kx) * {cw}];"]
+        rd = f"&{src.cname}[{src.at(f'iy * {win.w} + ix')} * {cw}]"
+        if win.pad:
+            L += [f"          if (iy < 0 || iy >= {win.h} || ix < 0 || ix >= {win.w}) {{",
+                  f"            for (int k = 0; k < {cw}; k++) d[k] = {zero};"]
+            if track_pad:
+                L.append(f"            pl[np++] = ky * {win.kw} + kx;")
+            L += ["            continue;", "          }"]
+        L += [f"          const {src.ctype} *s = {rd};",
+              f"          for (int k = 0; k < {cw}; k++) d[k] = {copy or 's[k]'};", "        }", "      }"]
+        return L
+
+    def _out_loop(self, lay, o: Storage, acc_lines: list[str], ow: int) -> list[str]:
+        """Per output channel ``c``: ``acc_lines`` (computing ``acc``), the fused Epilogue's ops, one store."""
+        epi = self.cm.fused.get(lay.name)
+        body, v = [], "acc"
+        if epi is not None:
+            vb = self.st(epi.inputs[1]).rd(f"oy * {ow} + ox", "c") if len(epi.inputs) > 1 else None
+            self.owner = lay.name
+            try:
+                body, v = self._ops(epi, v, vb)
+            finally:
+                self.owner = None
+        cout = lay.cout
+        L = [f"      const int32_t opix = {o.at(f'oy * {ow} + ox')};"]
+        if o.packed:
+            L += ["      uint32_t word = 0u;"]
+        L += [f"      for (int c = 0; c < {cout}; c++) {{", *[f"        {x}" for x in acc_lines],
+              *[f"        {x}" for x in body]]
+        if o.packed:
+            L += [f"        word |= (uint32_t)({v} != 0) << (c & 31);",
+                  f"        if ((c & 31) == 31 || c == {cout - 1}) {{ {o.cname}[opix * {o.cw} + (c >> 5)] = word; "
+                  "word = 0u; }"]
+        else:
+            L += [f"        {o.cname}[opix * {cout} + c] = ({o.ctype})({v});"]
+        L += ["      }", "    }", "  }"]
+        return L
+
+    def _contiguous(self, win: Window) -> bool:
+        """The window is one contiguous run of the source (1x1 without padding, or a whole frame)."""
+        return win.pad == 0 and ((win.kh == 1 and win.kw == 1) or (win.kh == win.h and win.kw == win.w))
+
+    @EMITTERS.emits(XnorMvu, FcXnorMvu, note="gathered window, straight-line XOR + popcount")
     def xnor(self, lay: XnorMvu) -> str:
-        """packed words, XOR + popcount over the valid taps"""
+        """gathered window words, one XOR-popcount dot product an output channel, fused Epilogue"""
         win = self._window(lay)
         src = self.cm.storage[win.src]
         if not src.packed:
             raise CBackendError(f"layer {lay.name!r}: a binary MVU needs a bipolar input")
-        o = self.st(lay.outputs[0])
+        o = self.st(self.cm.step_io[lay.name][1][0])
         cw, taps = src.cw, win.kh * win.kw
+        n = taps * cw
         w = (np.asarray(lay.weights) > 0).astype(np.uint64).reshape(lay.cout, taps, win.c)
         packed = np.zeros((lay.cout, taps, cw), dtype=np.uint64)
         for c in range(win.c):
             packed[:, :, c // 32] |= w[:, :, c] << np.uint64(c % 32)
+        L = [f"  for (int32_t oy = row0; oy < row1; oy++) {{", f"    for (int32_t ox = 0; ox < {win.ow}; ox++) {{"]
+        if cw == 1 and win.c < 32 and taps > 1:  # dense: the taps' C bits back to back, ceil(taps*C/32) words
+            return self._xnor_dense(lay, win, src, o, w, L)
         wn = self.const(lay, "w", packed, "uint32_t")
-        L = self._conv_head(win)
-        L += [f"          toff[nt] = (iy * {win.w} + ix) * {cw}; woff[nt] = (ky * {win.kw} + kx) * {cw}; nt++;",
-              "        }", "      }",
-              f"      const int32_t base = {win.c} * nt;",
-              f"      {o.ctype} *op = &{o.cname}[(oy * {win.ow} + ox) * {lay.cout}];",
-              f"      for (int co = 0; co < {lay.cout}; co++) {{",
-              f"        const uint32_t *wr = &{wn}[co * {taps * cw}];",
-              "        int32_t d = 0;",
-              "        for (int t = 0; t < nt; t++) {",
-              f"          const uint32_t *a = &{src.cname}[toff[t]], *b = &wr[woff[t]];",
-              f"          for (int k = 0; k < {cw}; k++) d += __builtin_popcount(a[k] ^ b[k]);",
-              "        }",
-              f"        op[co] = ({o.ctype})(base - 2 * d);",
-              "      }", "    }", "  }"]
-        return "\n".join(L)
+        dot = self._xdot(n)
+        if self._contiguous(win):
+            L.append(f"      const uint32_t *x = &{src.cname}[{src.at(f'oy * {win.s} * {win.w} + ox * {win.s}')}"
+                     f" * {cw}];")
+            acc = [f"const int32_t acc = {win.c * taps} - 2 * (int32_t){dot}(x, &{wn}[c * {n}]);"]
+        else:
+            L += [f"      uint32_t xw[{n}];"]
+            if win.pad:
+                L += [f"      int32_t pl[{taps}], np = 0;"]
+            L += [ln.replace("xw_t *", "uint32_t *") for ln in self._gather(win, src, "xw", cw, "0u", bool(win.pad))]
+            L.append("      const uint32_t *x = xw;")
+            if win.pad:
+                pc = np.array([[sum(bin(int(v)).count("1") for v in packed[co, t]) for t in range(taps)]
+                               for co in range(lay.cout)])
+                pn = self.const(lay, "pc", pc)
+                L.append(f"      const int32_t base = {win.c} * ({taps} - np);")
+                acc = [f"int32_t d = (int32_t){dot}(x, &{wn}[c * {n}]);",
+                       f"for (int j = 0; j < np; j++) d -= (int32_t){pn}[c * {taps} + pl[j]];",
+                       "const int32_t acc = base - 2 * d;"]
+            else:
+                acc = [f"const int32_t acc = {win.c * taps} - 2 * (int32_t){dot}(x, &{wn}[c * {n}]);"]
+        return "\n".join(L + self._out_loop(lay, o, acc, win.ow))
 
-    @EMITTERS.emits(FxpMvu, FcFxpMvu, note="multiply-accumulate loop")
+    def _xnor_dense(self, lay, win: Window, src: Storage, o: Storage, w, L: list[str]) -> str:
+        """A binary window of fewer than 32 channels: tap ``t``'s ``C`` bits at bit ``t*C`` of one dense bit
+        vector (the gathering unrolled over the taps with constant shifts), so the dot product runs over
+        ``ceil(taps*C/32)`` words instead of one word a tap; a padding tap is a zero field, corrected by its
+        weight popcount as in the sparse layout."""
+        c, taps = win.c, win.kh * win.kw
+        nw = -(-taps * c // 32)
+        bits = np.zeros((lay.cout, nw * 32), dtype=np.uint64)
+        bits[:, :taps * c] = w.reshape(lay.cout, taps * c)
+        words = np.zeros((lay.cout, nw), dtype=np.uint64)
+        for b in range(32):
+            words |= bits[:, b::32] << np.uint64(b)
+        wn = self.const(lay, "w", words, "uint32_t")
+        dot = self._xdot(nw)
+        L += [f"      uint32_t x[{nw}] = {{0u}};"]
+        if win.pad:
+            L += [f"      int32_t pl[{taps}], np = 0;"]
+        for t in range(taps):
+            ky, kx = divmod(t, win.kw)
+            pos = t * c
+            wd, sh = divmod(pos, 32)
+            L += ["      {", f"        const int32_t iy = oy * {win.s} - {win.pad} + {ky}, "
+                  f"ix = ox * {win.s} - {win.pad} + {kx};"]
+            rd = f"{src.cname}[{src.at(f'iy * {win.w} + ix')}]"
+            if win.pad:
+                L += [f"        uint32_t v = 0u;",
+                      f"        if ((uint32_t)iy < {win.h}u && (uint32_t)ix < {win.w}u) v = {rd}; "
+                      f"else pl[np++] = {t};"]
+            else:
+                L += [f"        const uint32_t v = {rd};"]
+            L.append(f"        x[{wd}] |= v << {sh};" if sh else f"        x[{wd}] |= v;")
+            if sh + c > 32:
+                L.append(f"        x[{wd + 1}] |= v >> {32 - sh};")
+            L.append("      }")
+        if win.pad:
+            pc = np.asarray(w, dtype=np.int64).reshape(lay.cout, taps, c).sum(axis=2)
+            pn = self.const(lay, "pc", pc)
+            L.append(f"      const int32_t base = {c} * ({taps} - np);")
+            acc = [f"int32_t d = (int32_t){dot}(x, &{wn}[c * {nw}]);",
+                   f"for (int j = 0; j < np; j++) d -= (int32_t){pn}[c * {taps} + pl[j]];",
+                   "const int32_t acc = base - 2 * d;"]
+        else:
+            acc = [f"const int32_t acc = {c * taps} - 2 * (int32_t){dot}(x, &{wn}[c * {nw}]);"]
+        return "\n".join(L + self._out_loop(lay, o, acc, win.ow))
+
+    @EMITTERS.emits(FxpMvu, FcFxpMvu, note="gathered window, straight-line multiply-accumulate (SMLAD pairs)")
     def fxp(self, lay: FxpMvu) -> str:
-        """int32 multiply-accumulate over the valid taps"""
+        """gathered window, one dot product an output channel (two 16-bit MACs an SMLAD), fused Epilogue"""
         win = self._window(lay)
         src = self.cm.storage[win.src]
         if src.packed:
             raise CBackendError(f"layer {lay.name!r}: a fixed-point MVU needs a fixed-point input")
-        o = self.st(lay.outputs[0])
+        o = self.st(self.cm.step_io[lay.name][1][0])
         if lay.acc_w > 32:
             raise CBackendError(f"layer {lay.name!r}: accumulator of {lay.acc_w} bits > 32")
         taps = win.kh * win.kw
-        wn = self.const(lay, "w", np.asarray(lay.weights).reshape(lay.cout, taps * win.c))
-        L = self._conv_head(win)
-        L += [f"          toff[nt] = (iy * {win.w} + ix) * {win.c}; woff[nt] = (ky * {win.kw} + kx) * {win.c}; nt++;",
-              "        }", "      }",
-              f"      {o.ctype} *op = &{o.cname}[(oy * {win.ow} + ox) * {lay.cout}];",
-              f"      for (int co = 0; co < {lay.cout}; co++) {{",
-              f"        const {self._wtype(wn)} *wr = &{wn}[co * {taps * win.c}];",
-              "        int32_t acc = 0;",
-              "        for (int t = 0; t < nt; t++) {",
-              f"          const {src.ctype} *a = &{src.cname}[toff[t]];",
-              f"          const {self._wtype(wn)} *b = &wr[woff[t]];",
-              f"          for (int k = 0; k < {win.c}; k++) acc += (int32_t)a[k] * (int32_t)b[k];",
-              "        }",
-              f"        op[co] = ({o.ctype})acc;",
-              "      }", "    }", "  }"]
-        return "\n".join(L)
+        n = taps * win.c
+        wts = np.asarray(lay.weights, dtype=np.int64).reshape(lay.cout, n)
+        pairs = src.elem_bytes <= 2 and lay.w_w <= 16
+        L = [f"  for (int32_t oy = row0; oy < row1; oy++) {{", f"    for (int32_t ox = 0; ox < {win.ow}; ox++) {{"]
+        if pairs:
+            npair = -(-n // 2)
+            wp = np.zeros((lay.cout, 2 * npair), dtype=np.int64)
+            wp[:, :n] = wts
+            words = (wp[:, 0::2] & 0xFFFF) | ((wp[:, 1::2] & 0xFFFF) << 16)
+            wn = self.const(lay, "w", words, "uint32_t")
+            dot = self._fdot(npair, True, "")
+            L += [f"      int32_t xv[{2 * npair}];"]
+            if 2 * npair > n:
+                L.append(f"      xv[{n}] = 0;")
+            if self._contiguous(win):
+                L += [f"      const {src.ctype} *s = &{src.cname}[{src.at(f'oy * {win.s} * {win.w} + ox * {win.s}')}"
+                      f" * {win.c}];", f"      for (int k = 0; k < {n}; k++) xv[k] = s[k];"]
+            else:
+                L += [ln.replace("xv_t *", "int32_t *") for ln in self._gather(win, src, "xv", win.c, "0", False)]
+            L += [f"      uint32_t xp[{npair}];",
+                  f"      for (int j = 0; j < {npair}; j++) xp[j] = (uint32_t)(uint16_t)xv[2 * j] | "
+                  "((uint32_t)(uint16_t)xv[2 * j + 1] << 16);"]
+            acc = [f"const int32_t acc = {dot}(xp, &{wn}[c * {npair}]);"]
+        else:
+            wn = self.const(lay, "w", wts)
+            wt = self._wtype(wn)
+            dot = self._fdot(n, False, wt)
+            L += [f"      int32_t xv[{n}];"]
+            if self._contiguous(win):
+                L += [f"      const {src.ctype} *s = &{src.cname}[{src.at(f'oy * {win.s} * {win.w} + ox * {win.s}')}"
+                      f" * {win.c}];", f"      for (int k = 0; k < {n}; k++) xv[k] = s[k];"]
+            else:
+                L += [ln.replace("xv_t *", "int32_t *") for ln in self._gather(win, src, "xv", win.c, "0", False)]
+            acc = [f"const int32_t acc = {dot}(xv, &{wn}[c * {n}]);"]
+        return "\n".join(L + self._out_loop(lay, o, acc, win.ow))
 
     def _wtype(self, name: str) -> str:
         for d in self.decls:
@@ -441,18 +706,18 @@ class _Emitter:
         o = self.st(lay.outputs[0])
         win = Window(self.cm.root[lay.inputs[0]], lay.h, lay.w, lay.c, lay.k, lay.k, lay.s, lay.pad)
         lo = -(1 << (lay.elem_w - 1)) if lay.signed else 0
-        L = [f"  for (int oy = 0; oy < {win.oh}; oy++) {{",
-             f"    for (int ox = 0; ox < {win.ow}; ox++) {{",
+        L = [f"  for (int32_t oy = row0; oy < row1; oy++) {{",
+             f"    for (int32_t ox = 0; ox < {win.ow}; ox++) {{",
              f"      const int32_t op = oy * {win.ow} + ox;"]
         if o.packed:
-            L.append(f"      for (int k = 0; k < {o.cw}; k++) {o.cname}[op * {o.cw} + k] = 0u;")
+            L.append(f"      for (int k = 0; k < {o.cw}; k++) {o.cname}[{o.at('op')} * {o.cw} + k] = 0u;")
         L += [f"      for (int c = 0; c < {lay.c}; c++) {{",
               f"        int32_t r = {lo if lay.mode == 'max' else 0};",
               f"        for (int ky = 0; ky < {lay.k}; ky++) {{",
-              f"          const int iy = oy * {lay.s} - {lay.pad} + ky;",
+              f"          const int32_t iy = oy * {lay.s} - {lay.pad} + ky;",
               f"          if (iy < 0 || iy >= {lay.h}) continue;",
               f"          for (int kx = 0; kx < {lay.k}; kx++) {{",
-              f"            const int ix = ox * {lay.s} - {lay.pad} + kx;",
+              f"            const int32_t ix = ox * {lay.s} - {lay.pad} + kx;",
               f"            if (ix < 0 || ix >= {lay.w}) continue;",
               f"            const int32_t v = {src.rd(f'iy * {lay.w} + ix', 'c')};",
               "            " + ("if (v > r) r = v;" if lay.mode == "max" else "r += v;"),
@@ -463,22 +728,23 @@ class _Emitter:
 
     def _store(self, o: Storage, pix: str, ch: str, val: str) -> str:
         if o.packed:
-            return f"if ({val}) {o.cname}[({pix}) * {o.cw} + (({ch}) >> 5)] |= 1u << (({ch}) & 31);"
-        return f"{o.cname}[({pix}) * {o.c} + ({ch})] = ({o.ctype})({val});"
+            return f"if ({val}) {o.cname}[{o.at(pix)} * {o.cw} + (({ch}) >> 5)] |= 1u << (({ch}) & 31);"
+        return f"{o.cname}[{o.at(pix)} * {o.c} + ({ch})] = ({o.ctype})({val});"
 
-    def _pix_loop(self, pixels: int, *outs: Storage) -> list[str]:
-        """Open the loop over pixels ``p``, clearing each packed output's words of the pixel first."""
-        L = [f"  for (int32_t p = 0; p < {pixels}; p++) {{"]
+    def _pix_loop(self, w: int, *outs: Storage) -> list[str]:
+        """Open the loop over the image pixels ``p`` of rows [row0, row1) (``w`` pixels a row), clearing each packed
+        output's words of the pixel first."""
+        L = [f"  for (int32_t p = row0 * {w}; p < row1 * {w}; p++) {{"]
         for o in outs:
             if o.packed:
-                L.append(f"    for (int k = 0; k < {o.cw}; k++) {o.cname}[p * {o.cw} + k] = 0u;")
+                L.append(f"    for (int k = 0; k < {o.cw}; k++) {o.cname}[{o.at('p')} * {o.cw} + k] = 0u;")
         return L
 
     @EMITTERS.emits(Concat, note="channel copy")
     def concat(self, lay: Concat) -> str:
         """channel copy"""
         a, b, o = self.st(lay.inputs[0]), self.st(lay.inputs[1]), self.st(lay.outputs[0])
-        L = self._pix_loop(lay.h * lay.w, o)
+        L = self._pix_loop(lay.w, o)
         L += [f"    for (int c = 0; c < {lay.c1}; c++) {{ const int32_t v = {a.rd('p', 'c')}; "
               f"{self._store(o, 'p', 'c', 'v')} }}",
               f"    for (int c = 0; c < {lay.c2}; c++) {{ const int32_t v = {b.rd('p', 'c')}; "
@@ -491,7 +757,7 @@ class _Emitter:
         x, o = self.st(lay.inputs[0]), self.st(lay.outputs[0])
         offs = ", ".join(str(v) for v in lay.off)
         L = [f"  static const int32_t off[{lay.s}] = {{{offs}}};"]
-        L += self._pix_loop(lay.oh * lay.ow, o)
+        L += self._pix_loop(lay.ow, o)
         L += [f"    const int32_t oy = p / {lay.ow}, ox = p % {lay.ow};",
               f"    const int32_t ry = oy % {lay.s}, rx = ox % {lay.s};",
               f"    const int32_t q = (oy / {lay.s} + off[ry]) * {lay.w} + ox / {lay.s} + off[rx];",
@@ -504,7 +770,7 @@ class _Emitter:
     def split(self, lay: Split) -> str:
         """channel copy"""
         x, a, b = self.st(lay.inputs[0]), self.st(lay.outputs[0]), self.st(lay.outputs[1])
-        L = self._pix_loop(lay.h * lay.w, a, b)
+        L = self._pix_loop(lay.w, a, b)
         L += [f"    for (int c = 0; c < {lay.c1}; c++) {{ const int32_t v = {x.rd('p', 'c')}; "
               f"{self._store(a, 'p', 'c', 'v')} }}",
               f"    for (int c = 0; c < {lay.c2}; c++) {{ const int32_t v = {x.rd('p', f'c + {lay.c1}')}; "
@@ -516,47 +782,53 @@ class _Emitter:
     # ``v`` (a C expression of its input, and ``vb`` of the second input of a JoinAdd) into locals suffixed
     # ``i``, and the name of the local holding the result. A stand-alone layer loads, runs one op and stores;
     # an Epilogue runs all its ops on one load (the arithmetic of each op, intermediate saturation included,
-    # is the same text either way).
+    # is the same text either way), and an Epilogue fused into an MVU runs them on the accumulator register.
 
     def elementwise(self, lay, fn) -> str:
         x, o = self.st(lay.inputs[0]), self.st(lay.outputs[0])
         vb = self.st(lay.inputs[1]).rd("p", "c") if len(lay.inputs) > 1 else None
         body, y = fn(self, lay, x.rd("p", "c"), vb, 0)
-        return "\n".join(self._elem_loop(x.h * x.w, lay.c, o, body, y))
+        return "\n".join(self._elem_loop(x.w, lay.c, o, body, y))
 
-    def _elem_loop(self, pixels: int, c: int, o: Storage, body: list[str], y: str) -> list[str]:
-        """Per pixel and channel ``body`` (computing ``y``), then one store of ``y``; a bit-packed output is
-        built in a register word and stored once per 32 channels."""
-        L = [f"  for (int32_t p = 0; p < {pixels}; p++) {{"]
+    def _elem_loop(self, w: int, c: int, o: Storage, body: list[str], y: str) -> list[str]:
+        """Per pixel of rows [row0, row1) and channel ``body`` (computing ``y``), then one store of ``y``; a
+        bit-packed output is built in a register word and stored once per 32 channels."""
+        L = [f"  for (int32_t p = row0 * {w}; p < row1 * {w}; p++) {{"]
         if not o.packed:
-            L += [f"    for (int c = 0; c < {c}; c++) {{", *[f"      {s}" for s in body],
-                  f"      {self._store(o, 'p', 'c', y)}", "    }", "  }"]
+            L += [f"    {o.ctype} *op = &{o.cname}[{o.at('p')} * {c}];",
+                  f"    for (int c = 0; c < {c}; c++) {{", *[f"      {s}" for s in body],
+                  f"      op[c] = ({o.ctype})({y});", "    }", "  }"]
             return L
         L += [f"    for (int k = 0; k < {o.cw}; k++) {{", "      uint32_t word = 0u;",
               f"      const int cend = k * 32 + 32 < {c} ? k * 32 + 32 : {c};",
               "      for (int c = k * 32; c < cend; c++) {", *[f"        {s}" for s in body],
               f"        word |= (uint32_t)({y} != 0) << (c & 31);", "      }",
-              f"      {o.cname}[p * {o.cw} + k] = word;", "    }", "  }"]
+              f"      {o.cname}[{o.at('p')} * {o.cw} + k] = word;", "    }", "  }"]
         return L
+
+    def _ops(self, lay: Epilogue, v: str, vb):
+        """The C of an Epilogue's ops on the value ``v`` (channel ``c``): (statements, result local)."""
+        body = []
+        for i, op in enumerate(lay.ops):
+            e = EMITTERS.entry(op)
+            if e.role != "op":
+                raise CBackendError(f"layer {lay.name!r}: op {op.name!r} ({type(op).__name__}) is not an "
+                                    "elementwise operation of the C backend")
+            lines, v = e.fn(self, op, v, vb if isinstance(op, JoinAdd) else None, i)
+            body += [f"/* {type(op).__name__} {op.name} */", *lines]
+        return body, v
 
     @EMITTERS.emits(Epilogue, note="one fused loop")
     def epilogue(self, lay: Epilogue) -> str:
         """one fused loop: one load, every op's arithmetic in locals, one store"""
         x, o = self.st(lay.inputs[0]), self.st(lay.outputs[0])
         vb = self.st(lay.inputs[1]).rd("p", "c") if len(lay.inputs) > 1 else None
-        body, v = [], x.rd("p", "c")
         self.owner = lay.name
         try:
-            for i, op in enumerate(lay.ops):
-                e = EMITTERS.entry(op)
-                if e.role != "op":
-                    raise CBackendError(f"layer {lay.name!r}: op {op.name!r} ({type(op).__name__}) is not an "
-                                        "elementwise operation of the C backend")
-                lines, v = e.fn(self, op, v, vb if isinstance(op, JoinAdd) else None, i)
-                body += [f"/* {type(op).__name__} {op.name} */", *lines]
+            body, v = self._ops(lay, x.rd("p", "c"), vb)
         finally:
             self.owner = None
-        return "\n".join(self._elem_loop(x.h * x.w, lay.c, o, body, v))
+        return "\n".join(self._elem_loop(x.w, lay.c, o, body, v))
 
     @EMITTERS.emits(Requant, role="op", note="elementwise loop")
     def requant(self, lay: Requant, v: str, vb, i: int):
@@ -626,11 +898,12 @@ class _Emitter:
     def multithreshold(self, lay: MultiThreshold, v: str, vb, i: int):
         """count of the channel's thresholds passed"""
         wide = _wide(max(lay.in_w, lay.thr_w))
-        nthr = (1 << lay.out_w) - 1
+        nthr = lay.n
         ctype = "int64_t" if wide == "int64_t" else None
         tn = self.const(lay, "t", lay.thresholds, ctype)
         return [f"const {wide} x{i} = ({wide})({v});", f"const {self._wtype(tn)} *tc{i} = &{tn}[c * {nthr}];",
-                f"int32_t y{i} = 0;", f"for (int j = 0; j < {nthr}; j++) y{i} += x{i} >= ({wide})tc{i}[j];"], f"y{i}"
+                f"int32_t y{i} = {int(lay.offset)};",
+                f"for (int j = 0; j < {nthr}; j++) y{i} += x{i} >= ({wide})tc{i}[j];"], f"y{i}"
 
 
 def _ident(name: str) -> str:
@@ -674,9 +947,67 @@ void bhpe_model_run(const bhpe_in_t *in, bhpe_out_t *out);
 """
 
 
-def generate(g: HwGraph) -> CModel:
-    """Generate the C library of ``g``; ``CModel.files`` maps file names to their text."""
-    cm = analyze(g)
+POPCOUNT_C = r"""/* Popcount of the XNOR-popcount dot products, chosen per core (override with -DBHPE_POPCOUNT_IMPL=n):
+ * 1 SWAR: 2-bit then 4-bit field sums a word, three words' nibble counts added before the byte step, bytes
+ *   summed over up to 30 words before they are folded (two 16-bit sums, one multiply) (no core here has a scalar popcount
+ *   instruction; __builtin_popcount is a call to libgcc's __popcountsi2 on Thumb-2); the default wherever the
+ *   core has Thumb-2's shifted operands (M3/M4/M7/M33/M55) and on the host;
+ * 2 __builtin_popcount a word;
+ * 3 a 256-entry byte table (ARMv6-M, Cortex-M0/M0+/M23: no shifted operands, and a SWAR step costs more). */
+#define BHPE_POPCOUNT_SWAR 1
+#define BHPE_POPCOUNT_BUILTIN 2
+#define BHPE_POPCOUNT_TABLE 3
+#ifndef BHPE_POPCOUNT_IMPL
+#if defined(__ARM_ARCH_6M__) || defined(__ARM_ARCH_8M_BASE__)
+#define BHPE_POPCOUNT_IMPL BHPE_POPCOUNT_TABLE
+#else
+#define BHPE_POPCOUNT_IMPL BHPE_POPCOUNT_SWAR
+#endif
+#endif
+#if BHPE_POPCOUNT_IMPL == BHPE_POPCOUNT_TABLE
+static const uint8_t bhpe_pc_table[256] = {
+#define BHPE_B2(n) n, n + 1, n + 1, n + 2
+#define BHPE_B4(n) BHPE_B2(n), BHPE_B2(n + 1), BHPE_B2(n + 1), BHPE_B2(n + 2)
+#define BHPE_B6(n) BHPE_B4(n), BHPE_B4(n + 1), BHPE_B4(n + 1), BHPE_B4(n + 2)
+  BHPE_B6(0), BHPE_B6(1), BHPE_B6(1), BHPE_B6(2)};
+#define BHPE_POPCOUNT32(v) ((uint32_t)bhpe_pc_table[(v) & 255u] + bhpe_pc_table[((v) >> 8) & 255u] + \
+                            bhpe_pc_table[((v) >> 16) & 255u] + bhpe_pc_table[(v) >> 24])
+#elif BHPE_POPCOUNT_IMPL == BHPE_POPCOUNT_BUILTIN
+#define BHPE_POPCOUNT32(v) ((uint32_t)__builtin_popcount(v))
+#else
+/* per 4-bit field of v: its count of ones (<= 4); three words go through a carry-save adder first (ones and
+ * twos words: u = a0 ^ a1, ones = u ^ a2, twos = (a0 & a1) | (u & a2)), so two counts give three words' */
+static inline uint32_t bhpe_pc4(uint32_t v) {
+  v -= (v >> 1) & 0x55555555u;
+  return (v & 0x33333333u) + ((v >> 2) & 0x33333333u);
+}
+/* nibble sums (<= 12: three words) to byte sums (<= 24; up to ten such, 30 words, summed per byte: <= 240),
+ * folded by the dot product into two 16-bit sums (<= 480) and one multiply adding them (<= 960) */
+static inline uint32_t bhpe_pc8(uint32_t q) { return (q & 0x0F0F0F0Fu) + ((q >> 4) & 0x0F0F0F0Fu); }
+#endif
+/* BHPE_SMLAD(x, w, acc): acc + lo(x) lo(w) + hi(x) hi(w), two signed 16-bit halves a word: one SMLAD
+ * (the DSP extension: M4, M7, M33, M55) or the portable form; the sum modulo 2^32 is the same, and the
+ * accumulator of a layer fits 32 bits (the compiler's acc_w), so either is exact. */
+#define BHPE_LO(p) (((int32_t)((p) & 0xFFFFu) ^ 0x8000) - 0x8000)
+#define BHPE_HI(p) (((int32_t)((p) >> 16) ^ 0x8000) - 0x8000)
+#if defined(__ARM_FEATURE_SIMD32) && __ARM_FEATURE_SIMD32
+#define BHPE_SMLAD(x, w, acc) ((int32_t)__smlad((int32_t)(x), (int32_t)(w), (acc)))
+#else
+#define BHPE_SMLAD(x, w, acc) ((acc) + BHPE_LO(x) * BHPE_LO(w) + BHPE_HI(x) * BHPE_HI(w))
+#endif
+"""
+
+
+def _step_rows(cm: CModel, name: str) -> int:
+    """Image rows of a step's output (the ``row1`` of an untiled call)."""
+    return cm.storage[cm.step_io[name][1][0]].h
+
+
+def generate(g: HwGraph, tiling=None, banks=None) -> CModel:
+    """Generate the C library of ``g``; ``CModel.files`` maps file names to their text. ``tiling`` (a
+    :class:`memplan.Tiling`) runs its region band by band; ``banks`` (:class:`memplan.Bank`, fastest first)
+    splits the arena over RAM banks (one arena when None)."""
+    cm = analyze(g, tiling, banks)
     em = _Emitter(cm)
     ins = cm.input_storage
     out_root = cm.root[g.output]
@@ -684,31 +1015,42 @@ def generate(g: HwGraph) -> CModel:
     ofmt = g.tensors[g.output].fmt
     out_t, _ = ctype_for(2 if outs.packed else ofmt.bits, True if outs.packed else ofmt.signed)
     body = []
-    calls = []
     if cm.raw_input is not None:
         p = cm.storage[g.input]
-        code = "\n".join(em._pix_loop(p.h * p.w, p) + [
+        code = "\n".join(em._pix_loop(p.w, p) + [
             f"    for (int c = 0; c < {p.c}; c++) {{ const int32_t v = {cm.raw_input.rd('p', 'c')}; "
             f"{em._store(p, 'p', 'c', 'v != 0')} }}", "  }"])
         body.append(f"/* 0: pack the bipolar input (0/1 bytes) into 32 channels a word */\n"
-                    f"static void layer_000(void) {{\n{code}\n}}\n")
-        calls.append("  layer_000(); BHPE_LAYER_HOOK(0);")
+                    f"static void layer_000(int32_t row0, int32_t row1) {{\n{code}\n}}\n")
     for lay in g.layers:
-        if lay.name not in cm.steps:
+        if lay.name not in cm.step_io:
             continue
         i = cm.steps.index(lay.name)
-        fn = f"layer_{i:03d}"
         code = em.layer(lay)
-        body.append(f"/* {i}: {type(lay).__name__} {lay.name}: {', '.join(lay.inputs)} -> "
-                    f"{', '.join(lay.outputs)} */\nstatic void {fn}(void) {{\n{code}\n}}\n")
-        calls.append(f"  {fn}(); BHPE_LAYER_HOOK({i});")
+        ins_, outs_ = cm.step_io[lay.name]
+        fused = f" + Epilogue {cm.fused[lay.name].name}" if lay.name in cm.fused else ""
+        body.append(f"/* {i}: {type(lay).__name__} {lay.name}{fused}: {', '.join(ins_)} -> "
+                    f"{', '.join(outs_)} */\nstatic void layer_{i:03d}(int32_t row0, int32_t row1) {{\n{code}\n}}\n")
+    if tiling is not None:
+        calls, base_vars = tiling.calls(cm)
+    else:
+        calls = [f"  layer_{i:03d}(0, {_step_rows(cm, n)}); BHPE_LAYER_HOOK({i});" for i, n in enumerate(cm.steps)]
+        base_vars = []
     macros = []
     for name, s in cm.storage.items():
         if name == g.input and cm.raw_input is None:
             continue
-        off = cm.plan.buffers[name].offset
-        macros.append(f"#define {s.cname} ((({s.ctype} *)(void *)(bhpe_arena + {off})))  /* {name}: "
-                      f"{s.h}x{s.w}x{s.c} {'packed' if s.packed else s.ctype}, {s.nbytes} B */")
+        b = cm.plan.buffers[name]
+        macros.append(f"#define {s.cname} ((({s.ctype} *)(void *)({memplan.arena_name(b.bank)} + {b.offset})))  "
+                      f"/* {name}: {s.held}x{s.w}x{s.c} {'packed' if s.packed else s.ctype}, {s.nbytes} B"
+                      f"{f', rows from {s.base}' if s.base else ''} */")
+    arenas = []
+    for bank, size in cm.plan.bank_peak.items():
+        if size == 0 and bank:
+            continue  # no buffer in this bank
+        sec = memplan.section_attr(bank)
+        arenas += [f"static uint32_t {memplan.arena_name(bank)}_words[{max(1, size // 4)}]{sec};",
+                   f"#define {memplan.arena_name(bank)} ((uint8_t *)(void *){memplan.arena_name(bank)}_words)"]
     n_out = outs.h * outs.w * outs.c
     copy_out = f"  for (int32_t i = 0; i < {n_out}; i++) out[i] = (bhpe_out_t){outs.rd(f'i / {outs.c}', f'i % {outs.c}')};" \
         if outs.packed else f"  for (int32_t i = 0; i < {n_out}; i++) out[i] = (bhpe_out_t){outs.cname}[i];"
@@ -724,8 +1066,10 @@ def generate(g: HwGraph) -> CModel:
         "#define BHPE_SAT(x, lo, hi) ((x) < (lo) ? (lo) : ((x) > (hi) ? (hi) : (x)))",
         "/* BHPE_SSAT(x, n, lo, hi): x (int32_t) saturated to n signed bits = [lo, hi] (lo = -2^(n-1), hi = 2^(n-1) - 1):",
         " * ACLE's __ssat (one SSAT instruction) where the core has it, else the portable compare. */",
-        "#if defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT",
+        "#if (defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT) || (defined(__ARM_FEATURE_SIMD32) && __ARM_FEATURE_SIMD32)",
         "#include <arm_acle.h>",
+        "#endif",
+        "#if defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT",
         "#define BHPE_SSAT(x, n, lo, hi) ((int32_t)__ssat((x), (n)))",
         "#else",
         "#define BHPE_SSAT(x, n, lo, hi) BHPE_SAT((x), (lo), (hi))",
@@ -733,13 +1077,22 @@ def generate(g: HwGraph) -> CModel:
         "#ifndef BHPE_LAYER_HOOK",
         "#define BHPE_LAYER_HOOK(i) ((void)0)",
         "#endif",
-        "",
-        f"/* One static activation arena ({cm.plan.peak} B; {cm.plan.naive} B without buffer reuse). */",
-        f"static uint32_t bhpe_arena_words[{max(1, cm.plan.peak // 4)}];",
-        "#define bhpe_arena ((uint8_t *)(void *)bhpe_arena_words)",
+        "#if defined(__GNUC__)",
+        "#define BHPE_SECTION(s) __attribute__((section(s)))  /* a RAM bank's arena (the linker script places it) */",
+        "#define BHPE_INLINE static inline __attribute__((always_inline))  /* the dot products: into the loop */",
+        "#else",
+        "#define BHPE_SECTION(s)",
+        "#define BHPE_INLINE static inline",
+        "#endif",
+        POPCOUNT_C,
+        f"/* Static activation arena ({cm.plan.peak} B; {cm.plan.naive} B without buffer reuse)"
+        f"{', over RAM banks ' + ', '.join(f'{k} {v} B' for k, v in cm.plan.bank_peak.items()) if banks else ''}. */",
+        *arenas,
         f"static const {ins.ctype} *IN;",
         *macros,
+        *base_vars,
         "",
+        *em.helpers.values(),
         *body,
         "void bhpe_model_run(const bhpe_in_t *in, bhpe_out_t *out) {",
         "  IN = in;",
@@ -761,10 +1114,28 @@ def generate(g: HwGraph) -> CModel:
         in_frac=0 if cm.raw_input is not None else g.tensors[g.input].fmt.frac, out_frac=0 if outs.packed else ofmt.frac, arena=cm.plan.peak,
         nlayers=len(cm.steps), in_t=ins.ctype, out_t=out_t)
     cm.files = {"model.h": model_h, "model.c": model_c, "weights.c": weights_c, "weights.h": weights_h}
-    # stack: the per-pixel tap offset arrays of the largest window plus a frame of locals
-    taps = max([w.kh * w.kw for w in cm.windows.values()] + [1])
-    cm.stack_bytes = 8 * taps + 64
     return cm
+
+
+def stack_bytes(cm: CModel) -> int:
+    """Stack estimate: the largest MVU's gathered window (words, or inputs and their 16-bit pairs) and padding
+    list, plus a frame of locals."""
+    most = 0
+    by_name = {lay.name: lay for lay in cm.g.layers}
+    for name in cm.steps:
+        lay = by_name.get(name)
+        if not isinstance(lay, (XnorMvu, FxpMvu)):
+            continue
+        t = lay.inputs[0]
+        win = cm.windows.get(t)
+        if win is None:
+            continue  # a whole-frame window is read in place
+        taps = win.kh * win.kw
+        if isinstance(lay, XnorMvu):
+            most = max(most, 4 * taps * -(-win.c // 32) + 4 * taps)
+        else:
+            most = max(most, 4 * taps * win.c + 2 * taps * win.c + 8)
+    return most + 96
 
 
 def write(cm: CModel, out_dir) -> pathlib.Path:
@@ -789,4 +1160,5 @@ def largest(cm: CModel) -> dict:
             "weights": ws[0], "weight_bytes": ws[1]}
 
 
-__all__ = ["CBackendError", "CModel", "analyze", "generate", "write", "layer_memory", "largest", "ctype_for"]
+__all__ = ["CBackendError", "CModel", "analyze", "generate", "write", "layer_memory", "largest", "ctype_for",
+           "fusable_epilogues", "stack_bytes"]

@@ -24,6 +24,28 @@ def test_frames(g, n_random: int = 2, seed: int = 0) -> list[np.ndarray]:
     return [x.astype(np.int64) for x in xs]
 
 
+def plan_for_target(g, target: dict):
+    """The C of ``g`` for ``target``: buffers over the target's RAM banks (if it lists them)."""
+    cm0 = cbackend.analyze(g)
+    banks = mcu_targets.banks_for_plan(target, cm0.stack_bytes, cm0.io_bytes)
+    return cbackend.generate(g, banks=banks)
+
+
+def bank_report(cm, target: dict) -> dict:
+    """Bytes of the arena in each RAM bank (the one arena as ``arena`` when the target lists no banks), with
+    the stack and the caller's I/O buffers where ``banks_for_plan`` reserves them."""
+    raw = target.get("ram_banks")
+    if not raw:
+        return {"arena": {"bytes": cm.plan.peak, "capacity": target["ram_bytes"]}}
+    banks = mcu_targets.banks_for_plan(target, cm.stack_bytes, cm.io_bytes)
+    cap = {b["name"]: b["bytes"] for b in raw}
+    out = {}
+    for i, b in enumerate(banks):
+        out[b.name] = {"bytes": cm.plan.bank_peak.get(b.name, 0), "capacity": cap[b.name],
+                       "wait_states": b.wait_states, "reserved": cap[b.name] - b.bytes if cap[b.name] >= b.bytes else 0}
+    return out
+
+
 def build_mcu(g, out_dir, target_name: str, sim: bool = False, frames: list[np.ndarray] | None = None,
               seed: int = 0, extra_frames: list[np.ndarray] | None = None) -> dict:
     """``binaryhpe build [MODEL] --target mcu:NAME -o OUT [--sim]``: write OUT/c/ and return the report.
@@ -38,8 +60,10 @@ def build_mcu(g, out_dir, target_name: str, sim: bool = False, frames: list[np.n
     """
     out_dir = pathlib.Path(out_dir)
     target = mcu_targets.load_target(target_name)
-    cm = cbackend.generate(g)
+    cm = plan_for_target(g, target)
     c_dir = cbackend.write(cm, out_dir / "c")
+    if target.get("ram_banks"):
+        (c_dir / "bhpe_banks.ld").write_text(mcu_targets.bank_linker_script(cm, target))
     fit = mcu_targets.check_fit(cm, target)  # raises when it does not fit
     pred = mcu_cycles.predict(cm, target)
     report = {"target": target["name"], "core": target["core"], "clock_hz": target["clock_hz"],
@@ -51,6 +75,7 @@ def build_mcu(g, out_dir, target_name: str, sim: bool = False, frames: list[np.n
               "io_bytes": cm.io_bytes,
               "predicted_cycles_per_frame": pred["cycles"], "predicted_instructions_per_frame": pred["instructions"],
               "predicted_ms_per_frame": round(1e3 * pred["cycles"] / target["clock_hz"], 3),
+              "ram_banks": bank_report(cm, target), "tiling": cm.tiling.report(cm) if cm.tiling else None,
               "cycle_model": pred["model"], "c_dir": str(c_dir),
               "layers": [dict(m, **p) for m, p in zip(cbackend.layer_memory(cm), pred["layers"])],
               "bit_exact": None, "instructions_per_frame": None}

@@ -37,19 +37,24 @@ CPI = {"cortex-m4": 1.25, "cortex-m7": 0.80, "cortex-m33": 1.20, "cortex-m55": 0
 
 #: instructions per unit of work (Thumb-2, gcc -O2); see the module docstring
 INSTR = {
-    "xnor_word": 22,        # ldr, ldr, eor, bl __popcountsi2 (~13 incl. return), add, loop (per 32 channels)
-    "xnor_tap": 6,          # per (pixel, out channel, valid tap): pointers, loop
-    "xnor_out": 8,          # per (pixel, out channel): base - 2d, store, loop
-    "fxp_mac": 5,           # ldrsb/ldrsh x2, mla, loop
-    "fxp_tap": 6,
-    "fxp_out": 6,
-    "window_tap": 12,       # per (pixel, tap) of the tap-list gathering (bounds checks)
+    "xnor_word": 13,        # ldr, ldr, eor; a third of a 3-word carry-save adder (5) and of two 4-bit-field counts (14), nibble add, byte step; spills
+    "xnor_fold": 7,         # per 30 words: the byte sums folded (and, and-shift, add, multiply, shift, add)
+    "xnor_corr": 5,         # per (padded tap, output channel): the padding tap's weight popcount subtracted
+    "mvu_out": 10,          # per (pixel, out channel): weight pointer, dot entry, base - 2d, store, loop
+    "out_packed": 3,        # extra per output element written bit-packed (or, shift, word store every 32)
+    "gather_tap": 10,       # per (pixel, tap) of the window gathering (coordinates, bounds, pointers)
+    "gather_elem": 2,       # per element (word) copied by the gathering
+    "dense_tap": 9,         # per (pixel, tap) of a dense binary gathering (< 32 channels): bounds, load, shift, or
+    "fxp_pack": 4,          # per pair of 16-bit inputs packed into one word
+    "fxp_pair": 3,          # ldr, ldr, smlad (two MACs)
+    "fxp_mac": 4,           # int32 path: ldr, ldrs[bh], mla, (loop)
     "pixel": 10,            # per output pixel of any layer
+    "window_tap": 12,       # per (pixel, tap) of a phase shuffle's address computation
     "elem": 10,             # per element of an elementwise epilogue (load, op, saturate, store, loop)
     "elem_packed": 6,       # extra per element when reading or writing a bit-packed tensor
     "mt_thr": 4,            # per threshold of a MultiThreshold
     "pool_tap": 9,          # per (element, tap)
-    "copy": 8,              # per element of Concat/Split
+    "copy": 4,              # per element of Concat/Split
     "epi_elem": 5,          # per element of a fused Epilogue: load, index, store, loop
     "epi_packed": 2,        # extra per element of an Epilogue reading or writing a bit-packed tensor
 }
@@ -68,31 +73,81 @@ for _k in (Fork, Fifo, Dwc, SlidingWindow):
 
 
 def layer_instructions(cm, lay) -> int:
-    """Predicted instructions of ``lay``'s generated C function; an unknown kind is an error naming it."""
+    """Predicted instructions of ``lay``'s generated C function (a whole frame, untiled); an unknown kind is an
+    error naming it."""
     e = MODEL.entry(lay)
     st = cm.storage
-    out = st[cm.root[lay.outputs[0]]]
-    packed = any(st[cm.root[t]].packed for t in list(lay.inputs) + list(lay.outputs))
+    outs = cm.step_io[lay.name][1] if lay.name in cm.step_io else lay.outputs
+    out = st[cm.root[outs[0]]]
+    ins = cm.step_io[lay.name][0] if lay.name in cm.step_io else lay.inputs
+    packed = any(st[cm.root[t]].packed for t in list(ins) + list(outs) if cm.root.get(t) in st)
     return int(e.fn(cm, lay, out.h * out.w, INSTR["elem_packed"] if packed else 0))
 
 
-@MODEL.emits(XnorMvu, FcXnorMvu, FxpMvu, FcFxpMvu)
-def _mvu(cm, lay, pixels: int, extra: int) -> int:
-    """tap gathering, then per output channel the valid taps' words / MACs"""
+def _window_of(cm, lay):
     from binaryhpe.compile.cbackend import Window
 
     t = lay.inputs[0]
     if t in cm.windows:
-        win = cm.windows[t]
+        return cm.windows[t]
+    s = cm.storage[cm.root[t]]
+    return Window(cm.root[t], s.h, s.w, s.c, s.h, s.w, 1, 0)
+
+
+def _padded_taps(win) -> int:
+    """Sum over output pixels of the taps outside the image (each costs one correction an output channel)."""
+    return win.oh * win.ow * win.kh * win.kw - win.valid_taps()
+
+
+def _epi_per_elem(epi) -> int:
+    per = 0
+    for op in epi.ops:
+        if type(op) not in EPI_OP:
+            raise BinaryHPEError(f"mcu cycle model: op {op.name!r} (kind {type(op).__name__}) of Epilogue "
+                                 f"{epi.name!r} has no per-op cost (mcu_cycles.EPI_OP)")
+        per += EPI_OP[type(op)]
+        if isinstance(op, MultiThreshold):
+            per += INSTR["mt_thr"] * op.n
+    return per
+
+
+@MODEL.emits(XnorMvu, FcXnorMvu, FxpMvu, FcFxpMvu)
+def _mvu(cm, lay, pixels: int, extra: int) -> int:
+    """per output pixel the window gathered (per tap, per element), per (pixel, output channel) the
+    straight-line dot product (per 32-channel word / per pair of 16-bit MACs), the padding corrections and the
+    fused Epilogue's ops on the accumulator"""
+    from binaryhpe.compile.cbackend import CModel  # noqa: F401  (cm is one)
+
+    win = _window_of(cm, lay)
+    taps = win.kh * win.kw
+    contiguous = win.pad == 0 and (taps == 1 or (win.kh == win.h and win.kw == win.w))
+    src = cm.storage[win.src]
+    binary = isinstance(lay, XnorMvu)
+    per_tap = src.cw if binary else win.c
+    n = pixels * INSTR["pixel"]
+    dense = binary and src.cw == 1 and win.c < 32 and taps > 1  # cbackend._xnor_dense: taps' bits back to back
+    if dense:
+        n += pixels * taps * INSTR["dense_tap"]
+    elif not contiguous:
+        n += pixels * taps * (INSTR["gather_tap"] + per_tap * INSTR["gather_elem"])
+    epi = getattr(cm, "fused", {}).get(lay.name)
+    out = cm.storage[cm.root[(cm.step_io[lay.name][1] if lay.name in cm.step_io else lay.outputs)[0]]]
+    per_out = INSTR["mvu_out"] + (INSTR["out_packed"] if out.packed else 0)
+    if epi is not None:
+        per_out += _epi_per_elem(epi)
+    if binary:
+        words = -(-taps * win.c // 32) if dense else taps * src.cw
+        per_out += words * INSTR["xnor_word"] + -(-words // 30) * INSTR["xnor_fold"]
+        corr = _padded_taps(win) * lay.cout * INSTR["xnor_corr"] if win.pad and not contiguous else 0
+        return n + pixels * lay.cout * per_out + corr
+    pairs = src.elem_bytes <= 2 and lay.w_w <= 16
+    m = taps * win.c
+    if pairs:
+        n += pixels * -(-m // 2) * INSTR["fxp_pack"] + (pixels * m * INSTR["gather_elem"] if contiguous else 0)
+        per_out += -(-m // 2) * INSTR["fxp_pair"]
     else:
-        s = cm.storage[cm.root[t]]
-        win = Window(cm.root[t], s.h, s.w, s.c, s.h, s.w, 1, 0)
-    vt = win.valid_taps()
-    n = pixels * (INSTR["pixel"] + INSTR["window_tap"] * win.kh * win.kw)
-    if isinstance(lay, XnorMvu):
-        cw = -(-win.c // 32)
-        return n + lay.cout * (vt * (INSTR["xnor_tap"] + cw * INSTR["xnor_word"]) + pixels * INSTR["xnor_out"])
-    return n + lay.cout * (vt * (INSTR["fxp_tap"] + win.c * INSTR["fxp_mac"]) + pixels * INSTR["fxp_out"])
+        per_out += m * INSTR["fxp_mac"]
+    return n + pixels * lay.cout * per_out
 
 
 @MODEL.emits(Pool)
@@ -121,21 +176,14 @@ def _elementwise(cm, lay, pixels: int, extra: int) -> int:
     """per element: load, operation, saturation, store"""
     per = INSTR["elem"] + extra
     if isinstance(lay, MultiThreshold):
-        per += INSTR["mt_thr"] * ((1 << lay.out_w) - 1)
+        per += INSTR["mt_thr"] * lay.n
     return pixels * INSTR["pixel"] + pixels * lay.c * per
 
 
 @MODEL.emits(Epilogue)
 def _epilogue(cm, lay, pixels: int, extra: int) -> int:
     """per element one load and store, per op its arithmetic in registers"""
-    per = INSTR["epi_elem"] + (INSTR["epi_packed"] if extra else 0)
-    for op in lay.ops:
-        if type(op) not in EPI_OP:
-            raise BinaryHPEError(f"mcu cycle model: op {op.name!r} (kind {type(op).__name__}) of Epilogue "
-                                 f"{lay.name!r} has no per-op cost (mcu_cycles.EPI_OP)")
-        per += EPI_OP[type(op)]
-        if isinstance(op, MultiThreshold):
-            per += INSTR["mt_thr"] * ((1 << op.out_w) - 1)
+    per = INSTR["epi_elem"] + (INSTR["epi_packed"] if extra else 0) + _epi_per_elem(lay)
     return pixels * INSTR["pixel"] + pixels * lay.c * per
 
 

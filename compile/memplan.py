@@ -26,12 +26,26 @@ ALIGN = 4
 
 
 @dataclass
+class Bank:
+    """One RAM bank of a target (``ram_banks`` in the target JSON): a name, the bytes the arena may use in it,
+    its access cost (``wait_states``: extra cycles a data access, 0 for a TCM) and its address (for the linker
+    script)."""
+
+    name: str
+    bytes: int
+    wait_states: int = 0
+    origin: str = ""
+
+
+@dataclass
 class Buffer:
     name: str
     size: int  # bytes
     start: int  # schedule step that writes it
     end: int  # last schedule step that reads it (inclusive)
     offset: int = -1
+    heat: float = 1.0  # accesses per byte over a frame (hot buffers go to fast banks)
+    bank: str = ""  # the RAM bank it is placed in ("": the one arena)
 
 
 @dataclass
@@ -41,6 +55,8 @@ class MemPlan:
     naive: int = 0
     lower_bound: int = 0
     steps: int = 0
+    bank_peak: dict[str, int] = field(default_factory=dict)  # bank -> bytes of its arena
+    overflow: dict[str, int] = field(default_factory=dict)  # bank -> bytes beyond its capacity (does not fit)
 
     def live_bytes(self, step: int) -> int:
         return sum(b.size for b in self.buffers.values() if b.start <= step <= b.end)
@@ -48,7 +64,8 @@ class MemPlan:
     def to_dict(self) -> dict:
         return {"arena_bytes": self.peak, "naive_bytes": self.naive, "lower_bound_bytes": self.lower_bound,
                 "saving": round(1 - self.peak / self.naive, 4) if self.naive else 0.0,
-                "buffers": {n: {"bytes": b.size, "offset": b.offset, "live": [b.start, b.end]}
+                "banks": dict(self.bank_peak),
+                "buffers": {n: {"bytes": b.size, "offset": b.offset, "live": [b.start, b.end], "bank": b.bank}
                             for n, b in self.buffers.items()}}
 
 
@@ -56,21 +73,54 @@ def _align(n: int) -> int:
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
-def plan(buffers: list[Buffer], steps: int) -> MemPlan:
-    """Place ``buffers`` (lifetimes in schedule steps ``0..steps-1``) in one arena."""
+def _first_fit(b: Buffer, placed: list[Buffer]) -> int:
+    size = _align(b.size)
+    clashes = sorted((p for p in placed if p.start <= b.end and b.start <= p.end), key=lambda p: p.offset)
+    off = 0
+    for p in clashes:
+        if off + size <= p.offset:
+            break
+        off = max(off, p.offset + _align(p.size))
+    return off
+
+
+def plan(buffers: list[Buffer], steps: int, banks: list[Bank] | None = None) -> MemPlan:
+    """Place ``buffers`` (lifetimes in schedule steps ``0..steps-1``) in one arena, or over ``banks`` (fastest
+    first): all in the fastest bank if it holds them (largest first, first fit: the one-arena placement);
+    else hottest buffers first, each in the fastest bank where it fits (first fit among the buffers of that
+    bank live at the same time); if that leaves a buffer without room, again largest first (better packing);
+    what fits nowhere goes to the largest bank and is reported in ``overflow``."""
     mp = MemPlan(buffers={b.name: b for b in buffers}, steps=steps)
-    placed: list[Buffer] = []
-    for b in sorted(buffers, key=lambda b: (-_align(b.size), b.start, b.name)):
-        size = _align(b.size)
-        clashes = sorted((p for p in placed if p.start <= b.end and b.start <= p.end), key=lambda p: p.offset)
-        off = 0
-        for p in clashes:
-            if off + size <= p.offset:
+    if not banks:
+        placed: list[Buffer] = []
+        for b in sorted(buffers, key=lambda b: (-_align(b.size), b.start, b.name)):
+            b.offset, b.bank = _first_fit(b, placed), ""
+            placed.append(b)
+        mp.bank_peak = {"": max((b.offset + _align(b.size) for b in buffers), default=0)}
+    else:
+        by_size = sorted(buffers, key=lambda b: (-_align(b.size), -b.heat, b.start, b.name))
+        orders = ((by_size, banks[:1]),  # all in the fastest bank, if it holds them
+                  (sorted(buffers, key=lambda b: (-b.heat, -_align(b.size), b.start, b.name)), banks),
+                  (by_size, banks))
+        for order, use in orders:
+            per: dict[str, list[Buffer]] = {k.name: [] for k in banks}
+            spill = False
+            for b in order:
+                for k in use:
+                    off = _first_fit(b, per[k.name])
+                    if off + _align(b.size) <= k.bytes:
+                        b.offset, b.bank = off, k.name
+                        break
+                else:
+                    k = max(banks, key=lambda k: k.bytes)
+                    b.offset, b.bank = _first_fit(b, per[k.name]), k.name
+                    spill = True
+                per[b.bank].append(b)
+            if not spill:
                 break
-            off = max(off, p.offset + _align(p.size))
-        b.offset = off
-        placed.append(b)
-    mp.peak = max((b.offset + _align(b.size) for b in buffers), default=0)
+        mp.bank_peak = {k.name: max((b.offset + _align(b.size) for b in per[k.name]), default=0) for k in banks}
+        mp.overflow = {k.name: mp.bank_peak[k.name] - k.bytes for k in banks if mp.bank_peak[k.name] > k.bytes}
+    mp.peak = sum(mp.bank_peak.values())
     mp.naive = sum(_align(b.size) for b in buffers)
     mp.lower_bound = max((sum(_align(b.size) for b in buffers if b.start <= s <= b.end) for s in range(steps)),
                          default=0)
@@ -78,11 +128,32 @@ def plan(buffers: list[Buffer], steps: int) -> MemPlan:
     return mp
 
 
+def arena_name(bank: str) -> str:
+    """C name of a bank's arena (``bhpe_arena`` for the one arena)."""
+    return "bhpe_arena" + (f"_{_c_ident(bank)}" if bank else "")
+
+
+def section_name(bank: str) -> str:
+    """The ELF section of a bank's arena (``.bss.bhpe.<bank>``: a .bss input section, so a host link with no
+    script puts it in .bss; the target's linker script places it in the bank)."""
+    return f".bss.bhpe.{_c_ident(bank)}"
+
+
+def section_attr(bank: str) -> str:
+    if not bank:
+        return ""
+    return f" BHPE_SECTION(\"{section_name(bank)}\")"
+
+
+def _c_ident(s: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in s)
+
+
 def check(mp: MemPlan) -> None:
-    """No two buffers live at the same step may overlap in the arena (raises AssertionError)."""
+    """No two buffers of one bank live at the same step may overlap (raises AssertionError)."""
     bs = list(mp.buffers.values())
     for i, a in enumerate(bs):
         assert a.offset >= 0 and a.offset % ALIGN == 0, a
         for b in bs[i + 1:]:
-            if a.start <= b.end and b.start <= a.end:
+            if a.bank == b.bank and a.start <= b.end and b.start <= a.end:
                 assert a.offset + a.size <= b.offset or b.offset + b.size <= a.offset, (a, b)

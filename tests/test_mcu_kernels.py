@@ -1,0 +1,205 @@
+"""Microcontroller backend, issue 20: the kernels (gathered windows, straight-line XNOR-popcount and SMLAD dot
+products, Epilogues fused into the MVU's output loop, the three popcount implementations), RAM banks (placement,
+overflow, the part's linker script) and tiled execution (band buffers, halos, the planner's choice).
+
+Every C output integer is compared with ``HwGraph.execute`` on the host; the linker script is checked with
+arm-none-eabi-gcc / nm where the cross toolchain is installed (CI's set-up has it).
+"""
+
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from binaryhpe import BinaryHPEError
+from binaryhpe.compile import cbackend, mcu_build, mcu_targets, memplan
+from binaryhpe.compile.graph import Fmt
+from binaryhpe.compile.kinds.elementwise import Requant
+from binaryhpe.compile.kinds.mvu import FxpMvu, XnorMvu
+from binaryhpe.compile.kinds.swg import SlidingWindow
+from binaryhpe.compile.passes import FuseEpilogue
+from binaryhpe.sim import mcu
+from test_mcu import _Chain, _frames, _every_kind_graph
+
+BIP = Fmt(1, 0, False, True)
+#: the popcount implementations of model.c (BHPE_POPCOUNT_IMPL): SWAR, __builtin_popcount, byte table
+POPCOUNTS = (["-DBHPE_POPCOUNT_IMPL=1"], ["-DBHPE_POPCOUNT_IMPL=2"], ["-DBHPE_POPCOUNT_IMPL=3"])
+
+
+def _host(g, frames, d, extra=None, **kw):
+    cm = cbackend.generate(g, **kw)
+    c = cbackend.write(cm, d / "c")
+    exe = mcu.host_build(c, d / "host_model", extra=extra)
+    got = mcu.host_run(exe, frames, g.tensors[g.output].shape)
+    refs = [g.execute(x)[g.output] for x in frames]
+    return sum(int(np.count_nonzero(a != b)) for a, b in zip(got, refs)), cm, refs
+
+
+def _binary_conv(c, cout, k, pad, fuse, seed, hw=(5, 6), s=1):
+    """bipolar input (H, W, c) -> k x k binary conv -> (with ``fuse``) Requant(relu) fused into it."""
+    rng = np.random.default_rng(seed)
+    h, w = hw
+    ch = _Chain((h, w, c), BIP)
+    sw = ch.add(SlidingWindow, ["x"], [("win", (1, 1, k * k * c), BIP, True)], h=h, w=w, c=c, k=k, s=s, pad=pad,
+                elem_w=1, signed=False)
+    ch.g.tensors["win"].shape = (sw.oh, sw.ow, k * k * c)
+    acc_w = int(np.ceil(np.log2(k * k * c + 1))) + 1
+    ch.add(XnorMvu, ["win"], [("acc", (sw.oh, sw.ow, cout), Fmt(acc_w, 0))], n=k * k * c, cout=cout,
+           weights=rng.choice([-1, 1], size=(cout, k * k * c)), pixels=sw.oh * sw.ow)
+    ch.g.output = "acc"
+    if fuse:
+        ch.add(Requant, ["acc"], [("rq", (sw.oh, sw.ow, cout), Fmt(6, 0))], c=cout, pixels=sw.oh * sw.ow,
+               in_w=acc_w, out_w=6, shift=2, relu=True)
+        ch.g.output = "rq"
+        FuseEpilogue().apply(ch.g)
+    return ch.g
+
+
+@pytest.mark.parametrize("c, k, pad", [(320, 3, 1), (352, 3, 1), (13, 3, 1), (37, 1, 0), (96, 3, 0)])
+def test_binary_conv_dot_paths_bit_exact(c, k, pad, tmp_path):
+    """Straight-line dot (90 words: three 30-word chunks), the chunk loop (99 words), the dense layout (13
+    channels a tap, padding corrections), 1x1 read in place, and no padding; with the all-0 / all-1 frames a
+    30-word chunk holds far more than 255 disagreeing bits (the byte sums must be folded without overflow)."""
+    g = _binary_conv(c, 33, k, pad, fuse=True, seed=c)
+    frames = _frames(g, seed=c)
+    src = None
+    for extra in POPCOUNTS:
+        bad, cm, refs = _host(g, frames, tmp_path / extra[0][-1], extra=extra)
+        assert bad == 0, extra
+        src = (tmp_path / extra[0][-1] / "c" / "model.c").read_text()
+    assert len({r.tobytes() for r in refs}) > 1
+    assert len(cm.fused) == 1 and "acc" not in cm.storage  # the accumulator never reaches memory
+    taps = k * k
+    n = -(-taps * c // 32) if c < 32 and taps > 1 else taps * -(-c // 32)
+    assert f"bhpe_xdot_{n}(" in src
+    if n > 90:
+        assert "for (int j = 0; j < 90; j += 30)" in src
+    # the unfused graph (the accumulator is the output) gives the same integers
+    g2 = _binary_conv(c, 33, k, pad, fuse=False, seed=c)
+    bad, _, _ = _host(g2, frames, tmp_path / "unfused")
+    assert bad == 0
+
+
+def test_fixed_point_pairs_and_int32_path(tmp_path):
+    """FxpMvu: 16-bit pairs (SMLAD or its portable form) with an odd window, and the int32 path for a 20-bit
+    input (no 16-bit halves), both with zero padding and a fused Requant; also under ARM's __smlad via QEMU
+    in test_mcu (the tiny BiDRN's stem)."""
+    rng = np.random.default_rng(5)
+    for in_w, w_w, c in ((16, 10, 3), (20, 6, 5)):
+        h, w = 4, 5
+        ch = _Chain((h, w, c), Fmt(in_w, 0))
+        sw = ch.add(SlidingWindow, ["x"], [("win", (h, w, 9 * c), Fmt(in_w, 0), True)], h=h, w=w, c=c, k=3, s=1,
+                    pad=1, elem_w=in_w)
+        n = 9 * c
+        mvu = FxpMvu(name="fx", inputs=["win"], outputs=["acc"], n=n, cout=7, in_w=in_w, w_w=w_w,
+                     weights=rng.integers(-(1 << (w_w - 1)), 1 << (w_w - 1), size=(7, n)), pixels=h * w)
+        assert mvu.acc_w <= 32
+        ch.g.layers.append(mvu)
+        ch.t("acc", (h, w, 7), Fmt(mvu.acc_w, 0))
+        ch.add(Requant, ["acc"], [("o", (h, w, 7), Fmt(16, 0))], c=7, pixels=h * w, in_w=mvu.acc_w, out_w=16,
+               shift=8)
+        ch.g.output = "o"
+        FuseEpilogue().apply(ch.g)
+        del sw
+        frames = _frames(ch.g, seed=in_w)
+        bad, cm, refs = _host(ch.g, frames, tmp_path / str(in_w))
+        assert bad == 0 and len({r.tobytes() for r in refs}) > 1
+        src = (tmp_path / str(in_w) / "c" / "model.c").read_text()
+        assert ("bhpe_fdot2_" in src) == (in_w <= 16)
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="needs arm-none-eabi-gcc")
+def test_popcount_per_core_compiles(tmp_path):
+    """model.c compiles warning-free for ARMv6-M (the byte-table popcount), and each core gets the
+    implementation model.c's header picks."""
+    g = _binary_conv(40, 9, 3, 1, fuse=True, seed=1)
+    d = cbackend.write(cbackend.generate(g), tmp_path / "c")
+    for cpu in ("cortex-m0", "cortex-m3", "cortex-m7", "cortex-m55"):
+        mcu._run(["arm-none-eabi-gcc", "-mthumb", f"-mcpu={cpu}", "-std=c99", "-pedantic", "-Wall", "-Wextra",
+                  "-Werror", "-O2", "-c", str(d / "model.c"), "-o", str(tmp_path / f"{cpu}.o")])
+        r = mcu._run(["arm-none-eabi-gcc", "-mthumb", f"-mcpu={cpu}", "-std=c99", "-E", "-dM", "-I", str(d),
+                      str(d / "model.c")])
+        impl = [ln for ln in r.stdout.decode().splitlines() if ln.startswith("#define BHPE_POPCOUNT_IMPL ")]
+        assert impl == ["#define BHPE_POPCOUNT_IMPL BHPE_POPCOUNT_" + ("TABLE" if cpu == "cortex-m0" else "SWAR")]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# RAM banks
+
+
+def test_banks_hot_buffers_fast_and_overflow():
+    bufs = [memplan.Buffer("big_cold", 4000, 0, 3, heat=2), memplan.Buffer("hot", 800, 1, 2, heat=9),
+            memplan.Buffer("warm", 900, 2, 3, heat=4), memplan.Buffer("early", 1000, 0, 0, heat=3)]
+    banks = [memplan.Bank("tcm", 2048, 0), memplan.Bank("sram", 8192, 1)]
+    p = memplan.plan(bufs, 4, banks)
+    assert p.buffers["hot"].bank == "tcm" and p.buffers["big_cold"].bank == "sram"
+    assert not p.overflow and p.peak == sum(p.bank_peak.values())
+    for name, k in (("tcm", banks[0]), ("sram", banks[1])):
+        assert p.bank_peak[name] <= k.bytes
+    # everything fits the fast bank: one arena there, packed largest first
+    q = memplan.plan([memplan.Buffer("a", 100, 0, 1, heat=1), memplan.Buffer("b", 100, 2, 3, heat=5)], 4, banks)
+    assert {b.bank for b in q.buffers.values()} == {"tcm"} and q.peak == 100
+    # nothing fits: reported, not silently placed
+    r = memplan.plan([memplan.Buffer("x", 10000, 0, 1)], 2, banks)
+    assert r.overflow == {"sram": 10000 - 8192}
+
+
+def _bank_target(tmp_path, fast: int, slow: int):
+    t = json.loads((mcu_targets.HERE / "stm32h7.json").read_text())
+    t.update(name="banked", ram_banks=[{"name": "tcm", "bytes": fast, "wait_states": 0, "origin": "0x20000000"},
+                                       {"name": "sram", "bytes": slow, "wait_states": 1, "origin": "0x24000000"}])
+    p = tmp_path / "banked.json"
+    p.write_text(json.dumps(t))
+    return str(p)
+
+
+def test_banks_build_exact_and_linker_script(tmp_path):
+    """A target whose fast bank cannot hold the arena: buffers spread over both banks, the report gives bytes per
+    bank, the C stays exact (host), and the generated linker script puts each bank's arena in its bank."""
+    g, _ = _every_kind_graph(0)
+    g.output = "fo"
+    target = _bank_target(tmp_path, 3072, 65536)
+    rep = mcu_build.build_mcu(g, tmp_path / "o", target, sim=False)
+    banks = rep["ram_banks"]
+    assert set(banks) == {"tcm", "sram"} and banks["tcm"]["bytes"] > 0 and banks["sram"]["bytes"] > 0
+    assert banks["tcm"]["bytes"] + banks["tcm"]["reserved"] <= 3072
+    assert banks["tcm"]["bytes"] + banks["sram"]["bytes"] == rep["arena_bytes"]
+    c = tmp_path / "o" / "c"
+    exe = mcu.host_build(c, tmp_path / "hm")
+    frames = _frames(g, seed=3)
+    got = mcu.host_run(exe, frames, g.tensors["fo"].shape)
+    assert all(np.array_equal(a, g.execute(x)["fo"]) for a, x in zip(got, frames))
+    ld = (c / "bhpe_banks.ld").read_text()
+    assert "TCM (rw) : ORIGIN = 0x20000000, LENGTH = 3072" in ld and "*(.bss.bhpe.sram)" in ld
+    if shutil.which("arm-none-eabi-gcc") and shutil.which("arm-none-eabi-nm"):
+        (tmp_path / "main.c").write_text('#include "model.h"\nstatic bhpe_in_t i[BHPE_IN_SIZE];\n'
+                                         "static bhpe_out_t o[BHPE_OUT_SIZE];\n"
+                                         "void _start(void) { bhpe_model_run(i, o); for (;;) {} }\n")
+        elf = tmp_path / "banked.elf"
+        mcu._run(["arm-none-eabi-gcc", "-mthumb", "-mcpu=cortex-m7", "-O2", "-nostartfiles", "--specs=nosys.specs", "-T", str(c / "bhpe_banks.ld"),
+                  "-I", str(c), str(tmp_path / "main.c"), str(c / "model.c"), str(c / "weights.c"), "-o", str(elf)])
+        nm = subprocess.run(["arm-none-eabi-nm", str(elf)], capture_output=True, text=True).stdout
+        addr = {ln.split()[2]: int(ln.split()[0], 16) for ln in nm.splitlines() if len(ln.split()) == 3}
+        assert 0x20000000 <= addr["bhpe_arena_tcm_words"] < 0x20000000 + 3072
+        assert 0x24000000 <= addr["bhpe_arena_sram_words"] < 0x24000000 + 65536
+
+
+def test_banks_do_not_fit_names_banks(tmp_path):
+    g, _ = _every_kind_graph(0)
+    g.output = "fo"
+    with pytest.raises(BinaryHPEError, match=r"does not fit target banked: RAM: .*banks over their room: sram"):
+        mcu_build.build_mcu(g, tmp_path / "o", _bank_target(tmp_path, 1024, 2048), sim=False)
+
+
+def test_bank_errors(tmp_path):
+    t = json.loads((mcu_targets.HERE / "stm32h7.json").read_text())
+    t["ram_banks"] = [{"name": "a", "bytes": 10}, {"name": "a", "bytes": 20}]
+    (tmp_path / "t.json").write_text(json.dumps(t))
+    with pytest.raises(BinaryHPEError, match="bank 'a' listed twice"):
+        mcu_targets.load_target(str(tmp_path / "t.json"))
+    t["ram_banks"] = [{"name": "a", "bytes": -1}]
+    (tmp_path / "t.json").write_text(json.dumps(t))
+    with pytest.raises(BinaryHPEError, match="bytes must be a positive integer"):
+        mcu_targets.load_target(str(tmp_path / "t.json"))
