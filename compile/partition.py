@@ -158,6 +158,10 @@ def _check_qonnx_ops(mw) -> None:
     from onnx import numpy_helper
 
     inits = {i.name: i for i in mw.graph.initializer}
+    shapes = {}
+    for vi in [*mw.graph.input, *mw.graph.output, *mw.graph.value_info]:
+        if vi.type.tensor_type.HasField("shape"):
+            shapes.setdefault(vi.name, [d.dim_value for d in vi.type.tensor_type.shape.dim])
     for n in mw.graph.node:
         names = QONNX_OP_INPUTS.get(n.op_type)
         if names is None:
@@ -168,7 +172,7 @@ def _check_qonnx_ops(mw) -> None:
         if len(n.input) != len(names) or not all(n.input):
             raise BinaryHPEError(f"{where}: takes {len(names)} inputs ({', '.join(names)}), has "
                                  f"{sum(1 for i in n.input if i)}: fix the exported model")
-        xshape = mw.get_tensor_shape(n.input[0]) if n.input[0] not in inits else list(inits[n.input[0]].dims)
+        xshape = shapes.get(n.input[0]) if n.input[0] not in inits else list(inits[n.input[0]].dims)
         for role, t in zip(names[1:], n.input[1:]):
             if t not in inits:
                 continue  # computed parameters: the lowering says whether it takes them
