@@ -121,7 +121,11 @@ class HwGraph:
         for lay in targets:
             if tensor_old not in lay.inputs:
                 raise BinaryHPEError(f"hardware graph: layer {lay.name} does not read {tensor_old!r}")
-            lay.inputs = [tensor_new if t == tensor_old else t for t in lay.inputs]
+            if consumers is None:
+                lay.inputs = [tensor_new if t == tensor_old else t for t in lay.inputs]
+            else:  # one input each time a layer is listed (a layer reading a tensor twice is listed twice)
+                k = lay.inputs.index(tensor_old)
+                lay.inputs = [*lay.inputs[:k], tensor_new, *lay.inputs[k + 1:]]
         if consumers is None and self.output == tensor_old:
             self.output = tensor_new
 
