@@ -128,6 +128,10 @@ def reference_frames(g, mw, seed: int, frames: int, user_frames=None) -> tuple[d
     from binaryhpe.compile.worstcase import simulation_frames
 
     named = simulation_frames(g, seed=seed, random=frames)
+    # the frames are (1, C, H, W) of the hardware input; a (1, n) QONNX input (an MLP's) is the same values
+    in_shape = tuple(int(d) for d in io_shapes(mw)[0])
+    named = {k: (np.asarray(v).reshape(in_shape) if np.size(v) == int(np.prod(in_shape)) else v)
+             for k, v in named.items()}
     xs = list(named.values()) + [np.asarray(x)[None] for x in (user_frames if user_frames is not None else [])]
     chk = check_frames(g, mw, xs)
     for i, x in enumerate(user_frames if user_frames is not None else [], len(named)):
