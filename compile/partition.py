@@ -298,7 +298,8 @@ class HostPartition:
 
     def run_post(self, ctx: dict) -> np.ndarray:
         """The full graph's output from ``ctx[hw_output]`` (the hardware region's output, real values, batch
-        dimension included), by the exact reference's executor."""
+        dimension included), by the exact reference's executor. (The post part starts with a copy of the hardware
+        output's quantizer, if one produces it: see ``_requantize_host_input``.)"""
         y = np.asarray(ctx[self.hw_output], dtype=np.float64)
         if self.post is None:
             return y
@@ -440,4 +441,44 @@ def partition_host(mw, source: str = "") -> HostPartition:
         p.pre, _ = ExtractRegion(pre, g.input[0].name, fp.hw_input, f"{g.name or 'graph'}_pre").apply(mw)
     if post:
         p.post, _ = ExtractRegion(post, out, g.output[0].name, f"{g.name or 'graph'}_post").apply(mw)
+        _requantize_host_input(p.post, mw, out)
     return p
+
+
+def _requantize_host_input(post, mw, out: str) -> None:
+    """When the hardware's output comes from an activation quantizer (integers ``q`` times a float scale ``s``),
+    the post part starts with a copy of it (``ROUND`` mode: the value is on its grid already) so that the exact
+    reference's executor knows its input as ``q * s`` exactly, as it does in the whole graph, and not as the float64
+    rounding of ``q * s`` (a float MatMul/Gemm on the host then rounds once, the same way in both)."""
+    import copy
+
+    from onnx import helper
+
+    g = mw.graph
+    prod = next((n for n in g.node if out in n.output), None)
+    inits = {i.name: i for i in g.initializer}
+    if prod is None or prod.op_type not in ("Quant", "BipolarQuant") or not all(i in inits for i in prod.input[1:]):
+        return
+    pg = post.graph
+    host_in = f"{out}__hw"
+    vi = copy.deepcopy(pg.input[0])
+    vi.name = host_in
+    old = pg.input[0]
+    pg.value_info.append(copy.deepcopy(old))
+    del pg.input[:]
+    pg.input.append(vi)
+    node = copy.deepcopy(prod)
+    node.name = f"{prod.name}__host"
+    node.input[0] = host_in
+    if node.op_type == "Quant":
+        for a in node.attribute:
+            if a.name == "rounding_mode":
+                a.s = b"ROUND"
+    have = {i.name for i in pg.initializer}
+    for t in prod.input[1:]:
+        if t not in have:
+            pg.initializer.append(copy.deepcopy(inits[t]))
+    pg.node.insert(0, node)
+    if not any(a.name == "rounding_mode" for a in node.attribute) and node.op_type == "Quant":
+        node.attribute.append(helper.make_attribute("rounding_mode", "ROUND"))
+    post.__dict__.pop("_bhpe_float64", None)
