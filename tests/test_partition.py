@@ -218,3 +218,33 @@ def test_host_nodes_in_every_build_kind(tmp_path, capsys, kind):
     rep = json.loads((out / "report.json").read_text())
     assert rep["host_nodes"] == ["pre_mul", "pre_sub", "pre_reshape", "post_mul", "post_softmax"]
     assert "host nodes (5): pre pre_mul, pre_sub, pre_reshape; post post_mul, post_softmax" in capsys.readouterr().out
+
+
+def test_float_head_on_the_host_equals_the_whole_graph(tmp_path):
+    # the hardware ends in a float-scaled quantizer (scale 0.37, ROUND), the host runs a float MatMul on it: the
+    # host's input is q * 0.37 exactly (a ROUND copy of that quantizer starts the post part), so the whole graph's
+    # output from the cut tensor equals the whole graph's exact reference element for element
+    rng = np.random.default_rng(4)
+    nodes, inits = [], []
+    n, i = _quant("in_quant", "x", "q0", 2.0**-5, 8)
+    nodes += n
+    inits += i + [_init("w0", rng.standard_normal((3, 2, 3, 3))), _init("w0_s", 1.0),
+                  _init("head", rng.standard_normal((4, 5)))]
+    nodes += [helper.make_node("BipolarQuant", ["w0", "w0_s"], ["wq0"], name="wquant0", domain=QONNX_DOMAIN),
+              helper.make_node("Conv", ["q0", "wq0"], ["c0"], name="conv0", kernel_shape=[3, 3], pads=[1, 1, 1, 1])]
+    n, i = _quant("out_quant", "c0", "q1", 0.37, 4, mode="ROUND")
+    nodes += n
+    inits += i
+    nodes.append(helper.make_node("MatMul", ["q1", "head"], ["y"], name="float_head"))
+    graph = helper.make_graph(nodes, "float_head", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 5])], initializer=inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
+                                                      helper.make_opsetid(QONNX_DOMAIN, 1)]), str(tmp_path / "h.onnx"))
+    mw = load_qonnx(tmp_path / "h.onnx")
+    p = partition_host(mw)
+    assert p.post_nodes == ["float_head"] and p.hw_output == "q1" and p.pre_nodes == []
+    assert [n.op_type for n in p.post.graph.node] == ["Quant", "MatMul"]
+    for _ in range(4):
+        x = rng.uniform(-1, 1, (1, 2, 4, 4)).astype(np.float32)
+        full = exact_reference(mw, x)
+        assert np.array_equal(p.run_post({"q1": full.context["q1"].copy()}), full.output)
