@@ -381,6 +381,41 @@ def _is_fixed(v, bits: int = MAX_CONST_BITS) -> bool:
         return False
 
 
+@lowers("Trunc")
+def _trunc(L: Lowerer, node):
+    """qonnx's Trunc (v2: x, scale, zero point, input bits, output scale, output bits; Brevitas' TruncAvgPool2d):
+    ``clamp(mode(round(x / scale + zp) / T)) * output_scale`` with ``T = 2^round(log2(output_scale / scale))``: the
+    chain's steps (an inner half-even rounding, then the division by T) and a quantizer with the output scale."""
+    from fractions import Fraction
+
+    from binaryhpe.compile.lower_quant import QuantSpec, chain_of, quantize_chain_spec
+
+    vals = [L.const(n) for n in node.input[1:6]]
+    if len(node.input) != 6 or any(v is None for v in vals):
+        raise _err(node, "only qonnx's Trunc v2 with constant scale, zero point, bit widths and output scale is "
+                         "supported (export with a current Brevitas)")
+    s, zp, _in_bw, out_s, out_bw = (float(np.asarray(v).reshape(-1)[0]) for v in vals)
+    if np.size(vals[0]) != 1 or np.size(vals[3]) != 1:
+        raise _err(node, "the scales must be per tensor")
+    if zp != 0 or not s > 0 or not out_s > 0:
+        raise _err(node, "zero point 0 and positive scales are supported")
+    a = _attrs(node)
+    mode = a.get("rounding_mode", b"FLOOR")
+    mode = (mode.decode() if isinstance(mode, bytes) else mode).upper()
+    t = Fraction(2) ** int(np.round(np.log2(out_s / s)))
+    if node.input[0] not in L.chains:
+        L.info(node.input[0])
+    c = chain_of(L, node.input[0]).c
+    one, zero = [Fraction(1)] * c, [Fraction(0)] * c
+    ch = chain_of(L, node.input[0])
+    ch = ch.then(("affine", [1 / Fraction(s)] * c, zero), node).then(("round", "HALF_EVEN"), node)
+    ch = ch.then(("affine", [Fraction(out_s) / t] * c, zero), node)  # the quantizer divides by out_s again
+    del one
+    qs = QuantSpec(scale=Fraction(out_s), bits=int(out_bw), signed=bool(a.get("signed", 1)),
+                   narrow=bool(a.get("narrow", 0)), mode=mode)
+    quantize_chain_spec(L, node, ch, qs)
+
+
 @lowers("Div")
 def _div(L: Lowerer, node):
     fo = _float_operand(L, node)
@@ -627,12 +662,10 @@ def _concat(L: Lowerer, node):
         raise _err(node, "only channel concatenation (axis 1)")
     parts = [L.info(n) for n in node.input]
     fmts = {p.fmt for p in parts}
-    if len(fmts) != 1:
-        raise _err(node, f"operands have different formats {sorted(map(str, fmts))}")
     scales = {str(p.scale) for p in parts}
-    if len(scales) != 1:
-        raise _err(node, f"operands have different scales ({', '.join(sorted(scales))}); concatenate tensors "
-                         "quantized by one shared quantizer")
+    if len(fmts) != 1 or len(scales) != 1:
+        _concat_scaled(L, node, parts)
+        return
     fmt = parts[0].fmt
     elem_w = fmt.width
     cur = parts[0]
@@ -645,6 +678,37 @@ def _concat(L: Lowerer, node):
         L.g.tensors[name].scale = parts[0].scale
         L.add(Concat(name=L.g.unique(node.name), inputs=[cur.name, p.name], outputs=[name], h=shape[0],
                      w=shape[1], c1=cur.shape[2], c2=p.shape[2], elem_w=elem_w, signed=not fmt.bipolar))
+        cur = L.g.tensors[name]
+
+
+def _concat_scaled(L: Lowerer, node, parts: list) -> None:
+    """Concatenation of tensors with different steps (scales or formats): the output keeps every channel's own step
+    as a per-channel scale (``TensorInfo.scale``), the integers are widened (exactly) to one width."""
+    from binaryhpe.compile.lower_quant import base_of
+
+    if any(p.fmt.bipolar for p in parts):
+        raise _err(node, "binary operands can only be concatenated with binary operands of the same scale")
+    bits = max(p.fmt.bits for p in parts)
+    units, wide = [], []
+    for i, p in enumerate(parts):
+        units += base_of(p)
+        if p.fmt.bits < bits:
+            name = L.g.unique(f"{node.name}_widen{i}")
+            L.g.tensors[name] = TensorInfo(name, p.shape, Fmt(bits, p.fmt.frac), scale=p.scale)
+            L.add(Requant(name=L.g.unique(f"{node.name}_widen{i}"), inputs=[p.name], outputs=[name], c=p.shape[2],
+                          pixels=p.shape[0] * p.shape[1], in_w=p.fmt.bits, out_w=bits, shift=0))
+            p = L.g.tensors[name]
+        wide.append(p)
+    cur = wide[0]
+    for i, p in enumerate(wide[1:], 1):
+        last = i == len(wide) - 1
+        shape = (cur.shape[0], cur.shape[1], cur.shape[2] + p.shape[2])
+        name = L.new_tensor(node.output[0], shape, Fmt(bits, 0)) if last else L.g.unique(f"{node.name}_part{i}")
+        if not last:
+            L.g.tensors[name] = TensorInfo(name, shape, Fmt(bits, 0))
+        L.g.tensors[name].scale = tuple(units[:shape[2]])
+        L.add(Concat(name=L.g.unique(node.name), inputs=[cur.name, p.name], outputs=[name], h=shape[0],
+                     w=shape[1], c1=cur.shape[2], c2=p.shape[2], elem_w=bits, signed=True))
         cur = L.g.tensors[name]
 
 

@@ -39,7 +39,7 @@ from binaryhpe.compile.lower_base import Lowerer, _attrs, _err
 MAX_THRESHOLD_LEVELS = 16
 MAX_FALLBACK_LEVELS = 256
 #: widest multiplier of a float-scaled epilogue (signed bits) and widest product
-MUL_CONST_BITS = 24
+MUL_CONST_BITS = 32
 MAX_EPILOGUE_WIDTH = 62
 #: longest chain whose float64 evaluation is certified by its error bound (longer ones are checked exactly)
 MAX_CHAIN_STEPS = 32
@@ -231,7 +231,8 @@ class Chain:
     """The real value of a QONNX tensor as a per-channel function of the integers of hardware tensor ``src``:
     ``x -> steps(x * base_c)``. Steps (per-channel Fractions): ``("affine", a, b)``: ``a v + b``;
     ``("bn", k, mean, d, beta)``: ``k (v - mean) / sqrt(d) + beta``; ``("relu",)``; ``("prelu", slope)``
-    (slope >= 0); ``("clip", lo, hi)`` (None: unbounded)."""
+    (slope >= 0); ``("clip", lo, hi)`` (None: unbounded); ``("round", mode)``: an inner rounding to an integer (a
+    Trunc's first step)."""
 
     src: str
     base: list
@@ -272,6 +273,8 @@ class Chain:
                     v = Surd(lo)
                 if hi is not None and v.cmp(hi) > 0:
                     v = Surd(hi)
+            elif kind == "round":
+                v = Surd(round_exact(v, s[1]))
         return v
 
     def approx(self, x: np.ndarray) -> np.ndarray:
@@ -293,6 +296,8 @@ class Chain:
                     v = np.maximum(v, float(s[1]))
                 if s[2] is not None:
                     v = np.minimum(v, float(s[2]))
+            elif kind == "round":
+                v = _round_float(v, s[1])
         return v
 
     def approx_certified(self, qs: "QuantSpec", x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -306,6 +311,7 @@ class Chain:
         col = (lambda arr: np.array([float(a) for a in arr])[:, None])
         v = x.astype(np.float64) * col(self.base)
         mag = np.abs(v)
+        inner_ok = np.ones(x.shape, dtype=bool)
         for s in self.steps:
             kind = s[0]
             if kind == "affine":
@@ -327,6 +333,12 @@ class Chain:
                 if s[2] is not None:
                     v = np.minimum(v, float(s[2]))
                     mag = np.maximum(mag, abs(float(s[2])))
+            elif kind == "round":  # an inner rounding (Trunc): certain only away from its own boundaries
+                half = s[1].upper() in ("ROUND", "HALF_EVEN", "HALF_UP", "HALF_DOWN")
+                d = np.abs(v - np.floor(v) - 0.5) if half else np.minimum(v - np.floor(v), np.ceil(v) - v)
+                inner_ok &= d > 2.0**-40 * (mag + 1.0)
+                v = _round_float(v, s[1])
+                mag = np.abs(v)  # exact integers from here on
         if qs.bipolar:
             u, umag, edges = v, mag, "zero"
         else:
@@ -340,7 +352,7 @@ class Chain:
             dist = np.abs(u - np.floor(u) - 0.5)
         else:
             dist = np.minimum(u - np.floor(u), np.ceil(u) - u)
-        return qs.approx(v), dist > tol
+        return qs.approx(v), (dist > tol) & inner_ok
 
     def directions(self) -> np.ndarray:
         """Per channel +1 (nondecreasing in x) or -1 (nonincreasing): the product of the signs of the strictly
@@ -561,12 +573,15 @@ def mulshift_constants(t: np.ndarray, levels: list, lo_p: np.ndarray, hi_p: np.n
     the intersection is not empty for some ``m``."""
     c, mm = t.shape
     L = np.array(levels, dtype=object)
-    for sh in range(0, 48):
+    # multipliers below 2^4 are tried only where the slope is that small: start where the largest is about 2^6
+    top = float(np.max(slope)) if np.size(slope) else 0.0
+    sh0 = max(0, 6 - math.frexp(top)[1]) if top > 0 else 0
+    for sh in range(sh0, 64):
         res_m, res_a, ok = [], [], True
         for ch in range(c):
             lo, hi = int(lo_p[ch]), int(hi_p[ch])
             ideal = float(slope[ch]) * 2.0**sh
-            cands = sorted({max(0, int(math.floor(ideal)) + d) for d in (-1, 0, 1, 2)})
+            cands = sorted({max(0, int(math.floor(ideal)) + d) for d in (0, 1, -1, 2, -2, 3)})
             found = None
             for m in cands:
                 if m.bit_length() + 1 > max_bits:
@@ -633,8 +648,11 @@ def _signed_bits(lo: int, hi: int) -> int:
 def quantize_chain(L: Lowerer, qnode, onnx_in: str) -> str:
     """Lower quantizer ``qnode`` reading ``onnx_in`` (a pending chain or a hardware tensor with any scale) to
     Threshold / MultiThreshold / MulShift-AddConst-Requant; returns the output hardware tensor."""
-    qs = quant_spec(L, qnode)
-    chain = chain_of(L, onnx_in)
+    return quantize_chain_spec(L, qnode, chain_of(L, onnx_in), quant_spec(L, qnode))
+
+
+def quantize_chain_spec(L: Lowerer, qnode, chain: Chain, qs: QuantSpec) -> str:
+    """``quantize_chain`` with the chain and the quantizer given (a Trunc builds both itself)."""
     src = L.g.tensors[chain.src]
     h, w, c = src.shape
     pixels = h * w
@@ -679,7 +697,8 @@ def quantize_chain(L: Lowerer, qnode, onnx_in: str) -> str:
     if len(levels) <= MAX_THRESHOLD_LEVELS:
         return _multithreshold(L, qnode, src, dirs, t, lo_p, hi_p, levels, out_fmt, out_scale)
     sat_lo, sat_hi = (0, out_fmt.hi) if not qs.signed or levels[0] >= 0 else (out_fmt.lo, out_fmt.hi)
-    found = mulshift_constants(t, levels, lo_p, hi_p, sat_lo, sat_hi, _slopes(chain, qs, dirs))
+    found = mulshift_constants(t, levels, lo_p, hi_p, sat_lo, sat_hi, _slopes(chain, qs, dirs),
+                               min(MUL_CONST_BITS, MAX_EPILOGUE_WIDTH - 2 - src.fmt.bits))
     if found is None or levels[0] < sat_lo or levels[-1] > sat_hi:
         if len(levels) <= MAX_FALLBACK_LEVELS:
             return _multithreshold(L, qnode, src, dirs, t, lo_p, hi_p, levels, out_fmt, out_scale)
@@ -871,8 +890,10 @@ def add_bias(L: Lowerer, node, acc_name: str, bias: list) -> str:
 
 
 def add_streams(L: Lowerer, node, a: TensorInfo, b: TensorInfo) -> None:
-    """``a + b`` of two tensors with float scales: aligned exactly on the finer grid where the ratio of their
-    steps is a power of two (a shift) or a whole number (an exact multiply), else one error with the reason."""
+    """``a + b`` of two tensors with float scales, exactly: with ``step_a / step_b = p / q`` (a ratio of integers:
+    float32 scales are dyadic rationals), ``a + b = (step_b / q) * (p * qa + q * qb)``: each operand is multiplied by
+    its integer (a shift where it is a power of two) and the sum carries the scale ``step_b / q``. One error with
+    the reason when the integers or the sum are too wide."""
     from binaryhpe.compile.kinds.elementwise import JoinAdd
 
     if a.shape != b.shape:
@@ -885,31 +906,32 @@ def add_streams(L: Lowerer, node, a: TensorInfo, b: TensorInfo) -> None:
         raise _err(node, "the operands' per-channel scales differ by different ratios; quantize both with one "
                          "per-tensor quantizer")
     r = ratios.pop()
-    if r < 1:
-        a, b, ua, ub, r = b, a, ub, ua, 1 / r
-    # now a's step = r * b's step, r >= 1: a is brought to b's grid
     h, w, c = a.shape
-    if r.denominator != 1:
-        raise _err(node, f"the operands' scales {float(ua[0]):.9g} and {float(ub[0]):.9g} differ by the ratio {r} "
-                         "(not a whole number), so no exact common grid exists; quantize both inputs of a residual "
-                         "add with one shared quantizer (the same scale)")
-    n = int(r)
-    shift_a = 0
-    src_a = a
-    if n & (n - 1) == 0:
-        shift_a = n.bit_length() - 1
-    else:
+    p, q = r.numerator, r.denominator
+    srcs, shifts = [], []
+    for info, n in ((a, p), (b, q)):
+        if n & (n - 1) == 0:
+            srcs.append(info)
+            shifts.append(n.bit_length() - 1)
+            continue
         mbits = n.bit_length() + 1
+        if mbits > MUL_CONST_BITS or info.fmt.bits + mbits > 48:
+            raise _err(node, f"the operands' scales {float(ua[0]):.9g} and {float(ub[0]):.9g} differ by the ratio "
+                             f"{p}/{q}: the exact common grid needs a {mbits}-bit multiplier, too wide; quantize both "
+                             "inputs of the add with one shared quantizer (the same scale)")
         name = L.g.unique(f"{node.name}_align")
-        L.g.tensors[name] = TensorInfo(name, a.shape, Fmt(a.fmt.bits + mbits, 0))
-        L.add(MulShift(name=L.g.unique(f"{node.name}_align"), inputs=[a.name], outputs=[name], c=c, pixels=h * w,
-                       in_w=a.fmt.bits, out_w=a.fmt.bits + mbits, const_w=mbits,
+        L.g.tensors[name] = TensorInfo(name, a.shape, Fmt(info.fmt.bits + mbits, 0))
+        L.add(MulShift(name=L.g.unique(f"{node.name}_align"), inputs=[info.name], outputs=[name], c=c, pixels=h * w,
+                       in_w=info.fmt.bits, out_w=info.fmt.bits + mbits, const_w=mbits,
                        m=np.full(c, n, dtype=np.int64), shift=0))
-        src_a = L.g.tensors[name]
-    out_w = max(src_a.fmt.bits + shift_a, b.fmt.bits) + 1
-    if out_w > 32:
-        raise _err(node, f"the aligned sum needs {out_w} bits (> 32)")
+        srcs.append(L.g.tensors[name])
+        shifts.append(0)
+    out_w = max(srcs[0].fmt.bits + shifts[0], srcs[1].fmt.bits + shifts[1]) + 1
+    if out_w > 48:
+        raise _err(node, f"the operands' scales differ by the ratio {p}/{q}: their exact sum needs {out_w} bits "
+                         "(> 48); quantize both inputs of the add with one shared quantizer (the same scale)")
     out = L.new_tensor(node.output[0], a.shape, Fmt(out_w, b.fmt.frac))
-    L.g.tensors[out].scale = b.scale
-    L.add(JoinAdd(name=L.g.unique(node.name), inputs=[src_a.name, b.name], outputs=[out], c=c, pixels=h * w,
-                  in_w=src_a.fmt.bits, in_b_w=b.fmt.bits, out_w=out_w, shift_a=shift_a, shift_b=0))
+    sc = b.scale if b.scale is not None else Fr(1)
+    set_scale(L.g.tensors[out], tuple(Fr(x) / q for x in sc) if isinstance(sc, tuple) else Fr(sc) / q)
+    L.add(JoinAdd(name=L.g.unique(node.name), inputs=[srcs[0].name, srcs[1].name], outputs=[out], c=c, pixels=h * w,
+                  in_w=srcs[0].fmt.bits, in_b_w=srcs[1].fmt.bits, out_w=out_w, shift_a=shifts[0], shift_b=shifts[1]))

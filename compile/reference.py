@@ -304,7 +304,8 @@ class FloatTracker:
         """(I, P) of an exact tensor: its scaled-exact pair, or an exact dyadic float64 array as integers times a
         power of two; None otherwise."""
         if name in self.scaled:
-            return self.scaled[name]
+            I, P, div = self.scaled[name]
+            return (I, P) if div == 1 else None
         if name in self.err or name not in ctx:
             return None
         v = np.asarray(ctx[name])
@@ -342,11 +343,22 @@ class FloatTracker:
             if self._matmul(node, ctx, entry):
                 return
         x = node.input[0] if node.input else ""
-        if op in _MOVE_OPS and x in self.scaled:
-            I, P = self.scaled[x]
-            if np.size(P) == 1 or op in ("MaxPool", "Identity"):
-                self.scaled[node.output[0]] = (I if op == "Identity" else np.asarray(ctx[node.output[0]]) / P, P)
+        if op == "Trunc" and len(node.input) == 6:  # a quantizer too: integers times its output scale
+            if x in self.err:
+                self.problems.append(f"node {node.name} (Trunc) reads a float value that is not exact in float64")
                 return
+            osc = np.asarray(ctx[node.input[4]], dtype=np.float64)
+            if osc.size == 1 and osc.reshape(-1)[0] > 0:
+                self.scaled[node.output[0]] = (np.round(np.asarray(ctx[node.output[0]]) / osc.reshape(-1)[0]),
+                                               np.float64(osc.reshape(-1)[0]), 1)
+            return
+        if op in _MOVE_OPS and x in self.scaled:
+            I, P, div = self.scaled[x]
+            if (np.size(P) == 1 or op in ("MaxPool", "Identity")) and (div == 1 or op == "Identity"):
+                self.scaled[node.output[0]] = (I if op == "Identity" else np.asarray(ctx[node.output[0]]) / P, P, div)
+                return
+        if op in ("AveragePool", "GlobalAveragePool") and x in self.scaled and self._avg(node, ctx, entry):
+            return
         tracked_in = [i for i in node.input if i in self.err]
         wide = entry["bits"] > FLOAT64_BITS or entry.get("non_dyadic")
         if not tracked_in and not wide:
@@ -420,12 +432,12 @@ class FloatTracker:
         if float(np.max(np.abs(I), initial=0.0)) >= 2.0**FLOAT64_BITS:
             return False
         if bias is None:
-            self.scaled[out] = (I, P)
+            self.scaled[out] = (I, P, 1)
             ctx[out] = I * P
             self.replaced.add(out)
         else:  # a bias off the accumulator's grid: the exact root without it, the bias a chain step
             root = out + "#nobias"
-            self.scaled[root] = (I, P)
+            self.scaled[root] = (I, P, 1)
             b = np.asarray(ctx[bias], dtype=np.float64).reshape((1, -1, 1, 1) if op == "Conv" else (1, -1))
             v = I * P + b
             ctx[out] = v
@@ -436,6 +448,28 @@ class FloatTracker:
         widths_entry["scaled"] = True
         if not all(_is_pow2(float(v)) for v in np.asarray(P, dtype=np.float64).reshape(-1)):
             widths_entry["float_scale"] = True  # I * P is not a float32 value: float32 executions round it
+        return True
+
+    def _avg(self, node, ctx, entry) -> bool:
+        """An average pool of a scaled-exact tensor: the window sums of its integers (exact in float64) over the
+        window size, a scaled-exact value with a divisor; its float64 value is within a few roundings."""
+        I, P, div = self.scaled[node.input[0]]
+        at = _attrs(node)
+        glob = node.op_type == "GlobalAveragePool"
+        if div != 1 or (not glob and any(at.get("pads", [0, 0, 0, 0])) and not at.get("count_include_pad", 0)):
+            return False
+        cnt = I.shape[2] * I.shape[3] if glob else int(np.prod(at["kernel_shape"]))
+        S = np.round(_avgpool(I, at, global_pool=glob) * cnt)
+        if float(np.max(np.abs(S), initial=0.0)) >= 2.0**50:
+            return False
+        out = node.output[0]
+        if cnt & (cnt - 1) == 0 and np.array_equal(np.asarray(ctx[out], dtype=np.float64), S * (P / cnt)):
+            self.scaled[out] = (S, np.asarray(P, dtype=np.float64) / cnt, 1)  # exact in float64
+            return True
+        self.scaled[out] = (S, P, cnt)
+        self.err[out] = 4 * _U * np.abs(np.asarray(ctx[out], dtype=np.float64))
+        self.path[out] = (out, [])
+        entry["tracked"] = True
         return True
 
     def _chain(self, node, ctx) -> None:
@@ -491,9 +525,9 @@ class FloatTracker:
         if scale.size == 1 or node.op_type == "BipolarQuant":
             sc = np.float64(scale.reshape(-1)[0]) if scale.size == 1 else scale
             if np.size(sc) == 1 and sc > 0:
-                self.scaled[out] = (np.round(y / sc), sc)
+                self.scaled[out] = (np.round(y / sc), sc, 1)
         elif np.all(scale > 0):
-            self.scaled[out] = (np.round(y / scale), scale)
+            self.scaled[out] = (np.round(y / scale), scale, 1)
 
     def _decide(self, node, ctx, at) -> None:
         x, out = node.input[0], node.output[0]
@@ -550,9 +584,9 @@ class FloatTracker:
         ops one by one in exact arithmetic."""
         root, ops = p
         if root in self.scaled:
-            I, P = self.scaled[root]
+            I, P, div = self.scaled[root]
             Pb = np.broadcast_to(P, I.shape)
-            val = _Sq(_frac(I[ix]) * _frac(Pb[ix]))
+            val = _Sq(_frac(I[ix]) * _frac(Pb[ix]) / div)
         else:  # an exact float64 tensor
             val = _Sq(_frac(np.asarray(ctx[root])[ix]))
         ch = ix[1] if len(ix) > 1 else 0
@@ -904,7 +938,7 @@ def _mismatches(info, q: np.ndarray, onnx_name: str, ref: np.ndarray, tr: "Float
     if tr is not None and onnx_name in tr.scaled and info.scale is not None:
         if info.fmt.bipolar:  # bits 0/1 stand for -1/+1 (times the scale)
             q = 2 * q - 1
-        I, P = tr.scaled[onnx_name]
+        I, P, div = tr.scaled[onnx_name]
         I = nchw_to_hwc(np.asarray(I))
         c = q.shape[-1]
         pc = np.broadcast_to(np.asarray(P, dtype=np.float64).reshape(-1), (c,)) if np.size(P) in (1, c) else None
@@ -914,7 +948,7 @@ def _mismatches(info, q: np.ndarray, onnx_name: str, ref: np.ndarray, tr: "Float
         sc = info.scale if isinstance(info.scale, tuple) else (info.scale,) * c
         bad = 0
         for ch in range(c):
-            k = unit * Fraction(sc[ch]) / Fraction(float(pc[ch]))  # q * k must be I
+            k = unit * Fraction(sc[ch]) * div / Fraction(float(pc[ch]))  # q * k must be I
             a, b = q[..., ch], I[..., ch]
             if k.numerator < 2**20 and k.denominator < 2**20:
                 bad += int(np.count_nonzero(a * k.numerator != b.astype(np.int64) * k.denominator))

@@ -320,22 +320,37 @@ def test_float_value_read_by_a_non_quantizer_is_refused(tmp_path):
     assert "op type BatchNormalization" in msg and "without a quantizer" in msg, msg
 
 
-def test_residual_add_of_incompatible_scales_is_refused(tmp_path):
-    """Two quantizers whose scales differ by 1.5: no exact common grid; the error says so and what to change."""
+def _add_graph(tmp_path, sa: float, sb: float, then_quant: bool):
+    """x -> Quant(1, 5 bits) -> two quantizers with scales sa, sb -> Add (-> Quant(0.25, 8 bits))."""
     g = _G()
-    t = g.quant("x", 1.0, 4)
-    a = g.quant(t, 0.3, 8)
-    b = g.quant(t, 0.2, 8)
-    y = g.op("Add", [a, b])
+    t = g.quant("x", 1.0, 5)
+    y = g.op("Add", [g.quant(t, sa, 8), g.quant(t, sb, 8)])
+    if then_quant:
+        y = g.quant(y, 0.25, 8)
     g.nodes[-1].output[0] = "y"
-    graph = helper.make_graph(g.nodes, "m", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 2, 2])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 2, 2])], g.inits)
-    del y
+    graph = helper.make_graph(g.nodes, "m", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 1, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 1, 16])], g.inits)
     p = tmp_path / "m.onnx"
     p.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
                                                           helper.make_opsetid(QDOM, 1)]).SerializeToString())
-    msg = _one_error(load_qonnx(p))
-    assert "op type Add" in msg and "not a whole number" in msg and "shared quantizer" in msg, msg
+    return load_qonnx(p)
+
+
+@pytest.mark.parametrize("then_quant", [False, True])
+def test_residual_add_of_different_scales_is_exact(tmp_path, then_quant):
+    """Scales 0.3 and 0.2 (float32): their ratio is a ratio of integers p / q, so p * a + q * b on the grid
+    0.2 / q is the exact sum; the reference holds it as integers times that scale and agrees, on all 32 inputs."""
+    mw = _add_graph(tmp_path, 0.3, 0.2, then_quant)
+    g = lower(mw)
+    x = np.arange(-16, 16, dtype=np.float32).reshape(1, 2, 1, 16)
+    r = compare_with_onnx(g, mw, x)
+    assert r["first_mismatch"] is None and r["output_exact"] and r["float64_exact"], r["first_mismatch"]
+
+
+def test_residual_add_without_a_narrow_common_grid_is_refused(tmp_path):
+    """Scales 0.3 and 0.2 * 2^-12: the exact common grid needs a 37-bit multiplier; the error says what to do."""
+    msg = _one_error(_add_graph(tmp_path, 0.3, float(np.float32(0.2) * 2.0**-12), True))
+    assert "op type Add" in msg and "ratio" in msg and "shared quantizer" in msg, msg
 
 
 def test_per_channel_activation_quantizer_is_refused(tmp_path):
