@@ -17,13 +17,21 @@ from binaryhpe.train.hardware import to_hardware
 from test_train_exact import CASES, NC
 
 
-def boost(m, gain: float):
+def boost(m, gain: float, alpha: float | None = None):
     """Test weights: every conv / linear weight times ``gain`` (alpha and the fixed-point sums grow with it),
-    so the saturating formats downstream can be reached."""
+    so the saturating formats downstream can be reached. ``alpha``: also scale each binary conv's latent
+    weights so that its mean abs(w), eq. 4's alpha, averages ``alpha`` (alpha follows the weights; a random
+    BiDRN's is about 0.1)."""
+    from binaryhpe.train.layers import LCRConv
+
     with torch.no_grad():
         for _, p in m.named_parameters():
             if p.dim() > 1:
                 p.mul_(gain)
+        if alpha is not None:
+            for mod in m.modules():
+                if isinstance(mod, LCRConv):
+                    mod.conv.weight.mul_(alpha / mod.conv.weight.abs().mean())
     return m
 
 
@@ -85,10 +93,10 @@ def test_saturating_frames_are_truly_saturating(tmp_path):
 
 
 def test_tiny_bidrn_reaches_the_residual_saturation(tmp_path):
-    """The network-level test the issue asks for: on the tiny BiDRN (test weights: conv weights x8), the
-    worst-case frames saturate the 16-bit block outputs (eq. 11 sums), and the exact reference equals the
-    compiler's integer reference on every frame."""
-    m = to_hardware(boost(randomize(BiDRN(TINY), seed=1), 8.0))
+    """The network-level test the issue asks for: on the tiny BiDRN (test weights: conv weights x8, binary
+    convs' alpha about 8), the worst-case frames saturate the 16-bit block outputs (eq. 11 sums), and the exact
+    reference equals the compiler's integer reference on every frame."""
+    m = to_hardware(boost(randomize(BiDRN(TINY), seed=1), 8.0, alpha=8.0))
     mw, g = _compile(m, (1, 3, 16, 16), tmp_path / "tiny.onnx")
     ints = W.worst_case_int_frames(g)
     rows = W.reach(g, ints)
