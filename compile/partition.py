@@ -457,7 +457,15 @@ def _requantize_host_input(post, mw, out: str) -> None:
     g = mw.graph
     prod = next((n for n in g.node if out in n.output), None)
     inits = {i.name: i for i in g.initializer}
-    if prod is None or prod.op_type not in ("Quant", "BipolarQuant") or not all(i in inits for i in prod.input[1:]):
+    if prod is None or not all(i in inits for i in prod.input[1:]):
+        return
+    if prod.op_type == "Trunc" and len(prod.input) == len(TRUNC_V2_INPUTS):
+        # a Trunc (version 2) gives integers times its output scale: the same grid as a Quant of that scale
+        at = {a.name: a.i for a in prod.attribute if a.name in ("signed", "narrow")}
+        prod = helper.make_node("Quant", [prod.input[0], prod.input[4], prod.input[2], prod.input[5]], [out],
+                                name=prod.name, domain=prod.domain, signed=at.get("signed", 1), narrow=0,
+                                rounding_mode="ROUND")
+    if prod.op_type not in ("Quant", "BipolarQuant"):
         return
     pg = post.graph
     host_in = f"{out}__hw"
