@@ -57,7 +57,9 @@ class Surd:
     __slots__ = ("p", "r", "d")
 
     def __init__(self, p: Fr, r: Fr = Fr(0), d: Fr = Fr(0)):
-        self.p, self.r, self.d = Fr(p), Fr(r), Fr(d)
+        self.p = p if type(p) is Fr else Fr(p)
+        self.r = r if type(r) is Fr else Fr(r)
+        self.d = d if type(d) is Fr else Fr(d)
         if self.r and self.d <= 0:
             raise ValueError("Surd: sqrt of a non-positive number")
 
@@ -73,6 +75,8 @@ class Surd:
 
     def cmp(self, c) -> int:
         """sign(self - c) for a rational ``c``."""
+        if not self.r:
+            return (self.p > c) - (self.p < c)
         return Surd(self.p - c, self.r, self.d).sign()
 
     def add(self, c) -> "Surd":
@@ -85,6 +89,8 @@ class Surd:
         return float(self.p) + (float(self.r) * math.sqrt(float(self.d)) if self.r else 0.0)
 
     def floor(self) -> int:
+        if not self.r:
+            return math.floor(self.p)  # exact for a Fraction
         n = math.floor(float(self))
         while self.cmp(n) < 0:
             n -= 1

@@ -49,9 +49,11 @@ def _range(bits: int, signed: bool = True) -> tuple[int, int]:
 
 def input_real_range(g: HwGraph) -> tuple[float, float]:
     """The real values the input quantizer maps to its smallest and largest integer (inside the range)."""
-    fmt = g.tensors[g.input].fmt
-    lo, hi = fmt_bounds(fmt)
-    return float(fmt.to_real(lo)), float(fmt.to_real(hi))
+    info = g.tensors[g.input]
+    lo, hi = fmt_bounds(info.fmt)
+    if info.fmt.bipolar:
+        return float(info.fmt.to_real(lo)), float(info.fmt.to_real(hi))
+    return float(info.to_real(np.array([[[lo]]]))[0, 0, 0]), float(info.to_real(np.array([[[hi]]]))[0, 0, 0])
 
 
 def to_frame(g: HwGraph, q_hwc: np.ndarray, beyond: bool = True) -> np.ndarray:
@@ -60,7 +62,7 @@ def to_frame(g: HwGraph, q_hwc: np.ndarray, beyond: bool = True) -> np.ndarray:
     fmt = g.tensors[g.input].fmt
     lo, hi = fmt_bounds(fmt)
     q = np.asarray(q_hwc, dtype=np.int64)
-    v = fmt.to_real(q)
+    v = g.tensors[g.input].to_real(q) if not fmt.bipolar else fmt.to_real(q)  # with a float input scale
     if beyond:
         rlo, rhi = input_real_range(g)
         span = max(abs(rlo), abs(rhi))

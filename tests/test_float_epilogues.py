@@ -358,3 +358,39 @@ def test_per_channel_activation_quantizer_is_refused(tmp_path):
         1, 3, 1, 1), "bits": 4})
     msg = _one_error(mw)
     assert "op type Quant" in msg and "per-tensor" in msg, msg
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the reference's own decisions (compile/reference.py FloatTracker), independent of the compiler
+
+def test_reference_rechecks_uncertain_decisions_exactly(tmp_path, monkeypatch):
+    """With the float64 error bound made huge (every decision uncertain) and the float64 BatchNorm output pushed
+    off by 0.4 of a quantizer step, the reference recomputes every element exactly from the integers and the
+    recipe (Fractions, the square root by squaring) and corrects the float64 decisions: its output equals the
+    independent brute force."""
+    from binaryhpe.compile import reference as R
+
+    steps = [("Mul", [0.031, 0.047, 0.029]), ("BN", [0.9, -1.3, 0.6], [0.1, -0.2, 0.3], [0.2, 0.1, -0.4],
+                                                     [1.1, 0.7, 2.3])]
+    q = {"scale": 0.1, "bits": 4, "mode": "ROUND"}
+    ints = np.arange(-32, 32)
+    mw = _build(tmp_path, 3, ints.size, 6, 1.0, steps, q)
+    orig = R._run_node_standard
+
+    def off(node, ctx, graph, opset):
+        orig(node, ctx, graph, opset)
+        if node.op_type == "BatchNormalization":
+            ctx[node.output[0]] = ctx[node.output[0]] + 0.04
+
+    monkeypatch.setattr(R, "_run_node_standard", off)
+    monkeypatch.setattr(R, "_U", 2.0**-3)
+    x = np.broadcast_to(ints, (3, ints.size)).astype(np.float32)[None, :, None, :]
+    run = R.exact_reference(mw, x)
+    st = run.tracker.stats
+    assert st["rechecked"] == 3 * ints.size and st["corrected"] > 0 and run.decisions_exact, st
+    want = _brute(3, ints, 1.0, steps, q)
+    assert np.array_equal(run.output[0, :, 0, :], want)
+    # without the exact recheck (the same push, a bound too small to see it) the float64 decisions are wrong
+    monkeypatch.setattr(R, "_U", 2.0**-53)
+    run = R.exact_reference(mw, x)
+    assert not np.array_equal(run.output[0, :, 0, :], want)
