@@ -76,6 +76,8 @@ class RemoveIdentityRequant(Pass):
             if dst == g.output:
                 continue
             sf, df = g.tensors[src].fmt, g.tensors[dst].fmt
+            if g.tensors[src].scale != g.tensors[dst].scale:
+                continue  # a float scale is the tensor's meaning (compile/lower_quant.py materialize): keep it
             if sf.frac != df.frac:
                 if len(cmap.get(src, [])) != 1 or src == g.input:
                     continue
