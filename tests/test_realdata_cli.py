@@ -79,6 +79,12 @@ def test_evaluate_on_ehf_and_agora(trained, capsys):
             gv = s["vertices"].double().numpy()  # root-relative ground truth (J_regressor pelvis)
             errs.append(np.linalg.norm(pv - gv, axis=1).mean() * 1000)
     assert r["results"]["ehf"]["mpvpe"] == pytest.approx(np.mean(errs), rel=1e-4)
+    # the same with the encoders in the fixed-point hardware mode
+    assert main(["evaluate", "--checkpoint", str(out / "checkpoint.pt"), "--data", f"ehf:{d / 'ehf'}", "--hardware",
+                 "-o", str(d / "eval_hw")]) == 0
+    rh = json.loads((d / "eval_hw" / "metrics.json").read_text())
+    assert rh["mode"] == "hardware" and rh["results"]["ehf"]["samples"] == 2
+    assert all(np.isfinite(rh["results"]["ehf"][k]) for k in keys)
 
 
 def test_infer_writes_meshes_and_overlays(trained):
