@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -27,8 +28,6 @@ def run_cocotb(
 
     The build folder is keyed by top level and parameters so that repeated runs reuse it.
     """
-    from cocotb_tools.runner import get_runner
-
     setup_verilator()
     parameters = dict(parameters or {})
     # explicit sources get the package and the stream checker they instantiate; the package comes first
@@ -36,6 +35,17 @@ def run_cocotb(
     key = hashlib.sha1(json.dumps([toplevel, parameters, [str(s) for s in srcs]], sort_keys=True).encode()).hexdigest()[:12]
     root = build_root or pathlib.Path(os.environ.get("BINARYHPE_SIM_BUILD", pathlib.Path.cwd() / "sim_build"))
     build_dir = root / f"{toplevel}_{key}"
+    # one process at a time builds and runs in a build folder (pytest-xdist workers may want the same one: the
+    # same module and parameters in two test files, or two scenarios of one test writing the same results file)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with open(root / f"{build_dir.name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_and_test(toplevel, test_module, parameters, srcs, build_dir, extra_env, waves, test_dir)
+
+
+def _build_and_test(toplevel, test_module, parameters, srcs, build_dir, extra_env, waves, test_dir) -> pathlib.Path:
+    from cocotb_tools.runner import get_runner
+
     runner = get_runner("verilator")
     # --assert: the stream protocol checkers (bhpe_stream_assert) and every other assertion are live; a
     # failing one stops the simulation and fails the test
