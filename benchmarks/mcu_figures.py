@@ -4,23 +4,21 @@
    no_grad), both on the tiny BiDRN, one thread each, in one run; the ratio is the figure to quote.
 2. Per target (built-in JSON files): flash, RAM, predicted cycles and ms per frame of the tiny BiDRN, and
    whether it fits; with ``--qemu``, QEMU's instruction count next to the model's.
-3. ``--paper DEPTH H W``: a BiDRN-DEPTH at a reduced input size H x W is exported, lowered and compiled to C;
-   flash (weights: independent of the input size) is exact, RAM and cycles are measured at H x W and scaled
-   by the pixel count to the paper's input size (activations and work are proportional to H*W at a fixed
-   architecture), which gives the paper-scale figures per target and the largest square input that fits each
-   target's RAM and runs at 1 frame/s by the cycle model.
+3. ``--face SIZE``: the face encoder (BiDRN-18, the paper's 192x192 input by default) exported, lowered and built
+   for the STM32H7 (``compile/mcu_build.build_mcu``: RAM banks, the tiled region the planner chooses), run on
+   the host (gcc) and, with ``--qemu``, under QEMU (Cortex-M7): flash, RAM per bank, tiling, predicted time,
+   QEMU's instruction count per layer kind next to the model's, bit-exactness; host time per frame of the C.
 
 With ``--unfused`` the C is generated from the graph with its Epilogues unfused (one loop and one buffer an
 elementwise operation, as before the fused epilogue), for the per-frame instruction comparison.
 
-Usage: python benchmarks/mcu_figures.py [--qemu] [--unfused] [--paper 18 64 64 --paper-size 192 192] [--frames 50]
+Usage: python benchmarks/mcu_figures.py [--qemu] [--unfused] [--face 192] [--frames 50]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import pathlib
 import tempfile
 import time
@@ -96,47 +94,47 @@ def per_target(g, work: pathlib.Path, qemu: bool) -> list[dict]:
     return rows
 
 
-def paper_scale(depth: int, h: int, w: int, size: tuple[int, int], work: pathlib.Path) -> dict:
-    from binaryhpe.compile import cbackend, mcu_cycles, mcu_targets
+def face_encoder(size: int, work: pathlib.Path, qemu: bool, frames: int) -> dict:
+    """BiDRN-18 at size x size built for the STM32H7 (banks, tiling), host (and QEMU) checked."""
+    from binaryhpe.compile import mcu_build
     from binaryhpe.compile.lower import load_qonnx, lower
+    from binaryhpe.compile.passes import optimize
+    from binaryhpe.sim import mcu
     from binaryhpe.train.bidrn import BiDRN, example_input, randomize
     from binaryhpe.train.config import bidrn_config
     from binaryhpe.train.export import export_qonnx
     from binaryhpe.train.hardware import to_hardware
 
-    cfg = bidrn_config(depth, (h, w))
+    t0 = time.perf_counter()
+    cfg = bidrn_config(18, (size, size))
     m = randomize(BiDRN(cfg), seed=0).eval()
     to_hardware(m)
-    path = export_qonnx(m, example_input(cfg, seed=0), work / f"bidrn{depth}_{h}x{w}.onnx", verbose=False)
-    g = lower(load_qonnx(path))
-    cm = cbackend.generate(g)
-    scale = size[0] * size[1] / (h * w)
-    out = {"depth": depth, "built_at": [h, w], "paper_size": list(size), "weights_bytes": cm.flash_data_bytes,
-           "arena_bytes_built": cm.plan.peak, "naive_bytes_built": cm.plan.naive, "targets": []}
-    for name in mcu_targets.builtin_targets():
-        t = mcu_targets.load_target(name)
-        pred = mcu_cycles.predict(cm, t)
-        flash = cm.flash_data_bytes + mcu_targets.CODE_FIXED + mcu_targets.CODE_PER_LAYER * len(cm.steps)
-        ram_px = (cm.plan.peak + cm.io_bytes) / (h * w)
-        ram = ram_px * size[0] * size[1] + cm.stack_bytes
-        cyc = pred["cycles"] * scale
-        # the largest square input (multiple of 32) that fits RAM and runs at >= 1 frame/s
-        px_ram = (t["ram_bytes"] - cm.stack_bytes) / ram_px
-        px_fps = t["clock_hz"] / (pred["cycles"] / (h * w))
-        side = int(math.sqrt(min(px_ram, px_fps)) // 32 * 32)
-        out["targets"].append({"target": name, "flash_bytes": flash, "flash_fits": flash <= t["flash_bytes"],
-                               "ram_bytes_paper": int(ram), "ram_fits": ram <= t["ram_bytes"],
-                               "cycles_paper": int(cyc), "s_per_frame_paper": round(cyc / t["clock_hz"], 2),
-                               "largest_square_input_1fps": side if flash <= t["flash_bytes"] else 0})
-    return out
+    path = export_qonnx(m, example_input(cfg, seed=0), work / f"face{size}.onnx", verbose=False)
+    g = optimize(lower(load_qonnx(path)))
+    t_export = time.perf_counter() - t0
+    xs = mcu_build.test_frames(g, n_random=1)[:2]
+    t0 = time.perf_counter()
+    r = mcu_build.build_mcu(g, work / "face", "stm32h7", sim=qemu, frames=xs)
+    t_build = time.perf_counter() - t0
+    exe = mcu.host_build(work / "face" / "c", work / "face_host")
+    host = mcu.host_run(exe, xs, g.tensors[g.output].shape)
+    host_exact = all(np.array_equal(a, g.execute(x)[g.output]) for a, x in zip(host, xs))
+    c_s = mcu.host_time(exe, xs[0], reps=max(1, frames // 25))
+    return {"size": size, "export_s": round(t_export, 1), "build_s": round(t_build, 1),
+            "flash_bytes": r["flash_bytes"], "weights_bytes": r["weights_bytes"], "ram_bytes": r["ram_bytes"],
+            "arena_bytes": r["arena_bytes"], "naive_arena_bytes": r["naive_arena_bytes"],
+            "ram_banks": r["ram_banks"], "tiling": r["tiling"], "predicted_ms": r["predicted_ms_per_frame"],
+            "predicted_instructions": r["predicted_instructions_per_frame"],
+            "qemu_instructions": r["instructions_per_frame"], "bit_exact_qemu": r.get("bit_exact_target"),
+            "bit_exact_host": host_exact, "host_c_ms_per_frame": 1e3 * c_s,
+            "code_text_bytes": (r.get("target_code_size") or {}).get("text"), "per_kind": per_kind(r["layers"])}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--qemu", action="store_true", help="also run every target under QEMU")
     ap.add_argument("--frames", type=int, default=50)
-    ap.add_argument("--paper", type=int, nargs=3, metavar=("DEPTH", "H", "W"))
-    ap.add_argument("--paper-size", type=int, nargs=2, default=(192, 192))
+    ap.add_argument("--face", type=int, metavar="SIZE", help="the face BiDRN-18 at SIZE x SIZE (paper: 192)")
     ap.add_argument("--unfused", action="store_true",
                     help="C of the graph with its Epilogues unfused (one loop an operation, for comparison)")
     a = ap.parse_args()
@@ -162,16 +160,23 @@ def main() -> None:
                   f"{r['predicted_instructions']:10d} {str(r['qemu_instructions']):>10s} {str(r['bit_exact']):>5s}")
             print("  per kind (layers, predicted / measured instructions): " + ", ".join(
                 f"{k} {v['layers']}: {v['predicted']} / {v['measured']}" for k, v in r["per_kind"].items()))
-        if a.paper:
-            p = paper_scale(*a.paper, tuple(a.paper_size), work)
-            res["paper"] = p
-            print(f"BiDRN-{p['depth']} built at {p['built_at']}, scaled to {p['paper_size']}: weights "
-                  f"{p['weights_bytes']} B; arena at the built size {p['arena_bytes_built']} B "
-                  f"(naive {p['naive_bytes_built']} B)")
-            for t in p["targets"]:
-                print(f"  {t['target']:12s} flash {t['flash_bytes']:9d} B fits={t['flash_fits']!s:5s} RAM "
-                      f"{t['ram_bytes_paper']:10d} B fits={t['ram_fits']!s:5s} {t['s_per_frame_paper']:8.2f} s/frame; "
-                      f"largest square input at 1 fps that fits: {t['largest_square_input_1fps']}")
+        if a.face:
+            f = face_encoder(a.face, work, a.qemu, a.frames)
+            res["face"] = f
+            til = f["tiling"]
+            print(f"face BiDRN-18 at {f['size']}x{f['size']} on stm32h7: flash {f['flash_bytes']} B (weights "
+                  f"{f['weights_bytes']} B, arm-none-eabi-size .text {f['code_text_bytes']}), RAM {f['ram_bytes']} B "
+                  f"(arena {f['arena_bytes']} B, naive {f['naive_arena_bytes']} B)")
+            print("  banks: " + ", ".join(f"{k} {v['bytes']} B of {v['capacity']}" for k, v in f["ram_banks"].items()))
+            if til:
+                print(f"  tiled region {til['region']['first']} .. {til['region']['last']} ({til['region']['steps']} "
+                      f"steps), {til['bands']} bands of {til['tile_rows']} rows of {til['reference_tensor']}, halo "
+                      f"overhead {100 * til['halo_overhead_rows']:.1f} % of the region's rows")
+            print(f"  predicted {f['predicted_instructions']} instructions, {f['predicted_ms']:.1f} ms/frame "
+                  f"({1e3 / f['predicted_ms']:.2f} frames/s); QEMU {f['qemu_instructions']} instructions; bit-exact "
+                  f"host {f['bit_exact_host']}, QEMU {f['bit_exact_qemu']}; host C {f['host_c_ms_per_frame']:.1f} ms/frame")
+            print("  per kind (layers, predicted / measured instructions): " + ", ".join(
+                f"{k} {v['layers']}: {v['predicted']} / {v['measured']}" for k, v in f["per_kind"].items()))
         print(json.dumps(res, default=lambda o: o.item() if isinstance(o, np.generic) else str(o)))
 
 

@@ -395,8 +395,12 @@ class _Emitter:
         self.funcs: list[str] = []
         self.owner: str | None = None  # the layer whose flash a constant counts to (an Epilogue's, for its ops)
         self.helpers: dict[str, str] = {}  # static inline helpers (dot products), by name
+        self.pack: list | None = None  # while emitting an Epilogue's ops: its per-channel constants, by column
 
     def const(self, lay, suffix: str, values, ctype: str | None = None) -> str:
+        if self.pack is not None and ctype is None and np.asarray(values).ndim == 1:
+            self.pack.append(np.asarray(values, dtype=np.int64))  # one per-channel column of the Epilogue's array
+            return f"@K{len(self.pack) - 1}@"
         name = f"W_{_ident(lay.name)}_{suffix}"
         if ctype is None:
             ctype, _ = _smallest(values)
@@ -456,9 +460,7 @@ class _Emitter:
     def _xdot(self, n: int) -> str:
         """``uint32_t bhpe_xdot_n(x, w)``: sum over ``n`` words of popcount(x ^ w). SWAR, straight-line:
         groups of three words through a carry-save adder (ones and twos words) then two 4-bit-field counts,
-        byte sums folded every 30 words; ``n > 90``: a loop over 30-word chunks. (A loop over the 3-word groups
-        was tried: gcc 12.2 -O2 for x86-64 miscompiled it inside the fused output loop, -fno-ivopts cured it;
-        this form is exact on every compiler tested here.)"""
+        byte sums folded every 30 words; ``n > 90``: a loop over 30-word chunks."""
         def chunk(base: str, m: int) -> list[str]:
             L = ["b = 0u;"]
             for g0 in range(0, m, 3):
@@ -807,15 +809,27 @@ class _Emitter:
         return L
 
     def _ops(self, lay: Epilogue, v: str, vb):
-        """The C of an Epilogue's ops on the value ``v`` (channel ``c``): (statements, result local)."""
+        """The C of an Epilogue's ops on the value ``v`` (channel ``c``): (statements, result local). The ops'
+        per-channel constants are the columns of one array ``[c][k]`` (one pointer ``kc`` a channel, instead of
+        a pointer an op that the compiler keeps in registers or spills)."""
         body = []
-        for i, op in enumerate(lay.ops):
-            e = EMITTERS.entry(op)
-            if e.role != "op":
-                raise CBackendError(f"layer {lay.name!r}: op {op.name!r} ({type(op).__name__}) is not an "
-                                    "elementwise operation of the C backend")
-            lines, v = e.fn(self, op, v, vb if isinstance(op, JoinAdd) else None, i)
-            body += [f"/* {type(op).__name__} {op.name} */", *lines]
+        self.pack = []
+        try:
+            for i, op in enumerate(lay.ops):
+                e = EMITTERS.entry(op)
+                if e.role != "op":
+                    raise CBackendError(f"layer {lay.name!r}: op {op.name!r} ({type(op).__name__}) is not an "
+                                        "elementwise operation of the C backend")
+                lines, v = e.fn(self, op, v, vb if isinstance(op, JoinAdd) else None, i)
+                body += [f"/* {type(op).__name__} {op.name} */", *lines]
+            cols = self.pack
+        finally:
+            self.pack = None
+        if cols:
+            k = np.stack(cols, axis=1)  # (c, columns)
+            name = self.const(lay, "k", k.ravel())
+            body = [f"const {self._wtype(name)} *kc = &{name}[c * {k.shape[1]}];"] + \
+                [_unpack(ln, len(cols)) for ln in body]
         return body, v
 
     @EMITTERS.emits(Epilogue, note="one fused loop")
@@ -904,6 +918,14 @@ class _Emitter:
         return [f"const {wide} x{i} = ({wide})({v});", f"const {self._wtype(tn)} *tc{i} = &{tn}[c * {nthr}];",
                 f"int32_t y{i} = {int(lay.offset)};",
                 f"for (int j = 0; j < {nthr}; j++) y{i} += x{i} >= ({wide})tc{i}[j];"], f"y{i}"
+
+
+def _unpack(line: str, n: int) -> str:
+    for j in range(n):
+        line = line.replace(f"@K{j}@[c]", f"kc[{j}]")
+    if "@K" in line:
+        raise CBackendError(f"an Epilogue op indexes a per-channel constant other than by the channel: {line!r}")
+    return line
 
 
 def _ident(name: str) -> str:
@@ -1003,6 +1025,32 @@ def _step_rows(cm: CModel, name: str) -> int:
     return cm.storage[cm.step_io[name][1][0]].h
 
 
+def _tiled_calls(cm: CModel) -> tuple[list[str], list[str]]:
+    """The run function's calls with the tiled region unrolled band by band: before a step writes a band buffer,
+    the buffer's row base ``R_<buffer>`` is set to the first row the band holds."""
+    t = cm.tiling
+    region = t.steps(cm)
+    calls = []
+    for i, name in enumerate(cm.steps):
+        if t.start < i <= t.end:
+            continue
+        if i != t.start:
+            calls.append(f"  layer_{i:03d}(0, {_step_rows(cm, name)}); BHPE_LAYER_HOOK({i});")
+            continue
+        for b, (band, lo) in enumerate(zip(t.bands, t.band_lo)):
+            calls.append(f"  /* band {b + 1} of {len(t.bands)} of the tiled region */")
+            for s in region:
+                y0, y1 = band[s]
+                if y0 >= y1:
+                    continue
+                j = cm.steps.index(s)
+                sets = " ".join(f"{cm.storage[o].base} = {lo[o]};" for o in cm.step_io[s][1] if o in t.held)
+                calls.append(f"  {sets + ' ' if sets else ''}layer_{j:03d}({y0}, {y1}); BHPE_LAYER_HOOK({j});")
+    bases = [f"static int32_t {cm.storage[o].base};  /* first row of {o} held in its band buffer */"
+             for o in t.held]
+    return calls, bases
+
+
 def generate(g: HwGraph, tiling=None, banks=None) -> CModel:
     """Generate the C library of ``g``; ``CModel.files`` maps file names to their text. ``tiling`` (a
     :class:`memplan.Tiling`) runs its region band by band; ``banks`` (:class:`memplan.Bank`, fastest first)
@@ -1032,18 +1080,18 @@ def generate(g: HwGraph, tiling=None, banks=None) -> CModel:
         body.append(f"/* {i}: {type(lay).__name__} {lay.name}{fused}: {', '.join(ins_)} -> "
                     f"{', '.join(outs_)} */\nstatic void layer_{i:03d}(int32_t row0, int32_t row1) {{\n{code}\n}}\n")
     if tiling is not None:
-        calls, base_vars = tiling.calls(cm)
+        calls, base_vars = _tiled_calls(cm)
     else:
         calls = [f"  layer_{i:03d}(0, {_step_rows(cm, n)}); BHPE_LAYER_HOOK({i});" for i, n in enumerate(cm.steps)]
         base_vars = []
-    macros = []
+    macros, inits = [], []
     for name, s in cm.storage.items():
         if name == g.input and cm.raw_input is None:
             continue
         b = cm.plan.buffers[name]
-        macros.append(f"#define {s.cname} ((({s.ctype} *)(void *)({memplan.arena_name(b.bank)} + {b.offset})))  "
-                      f"/* {name}: {s.held}x{s.w}x{s.c} {'packed' if s.packed else s.ctype}, {s.nbytes} B"
-                      f"{f', rows from {s.base}' if s.base else ''} */")
+        macros.append(f"static {s.ctype} *{s.cname};  /* {name}: {s.held}x{s.w}x{s.c} "
+                      f"{'packed' if s.packed else s.ctype}, {s.nbytes} B{f', rows from {s.base}' if s.base else ''} */")
+        inits.append(f"  {s.cname} = ({s.ctype} *)(void *)({memplan.arena_name(b.bank)} + {b.offset});")
     arenas = []
     for bank, size in cm.plan.bank_peak.items():
         if size == 0 and bank:
@@ -1096,6 +1144,10 @@ def generate(g: HwGraph, tiling=None, banks=None) -> CModel:
         *body,
         "void bhpe_model_run(const bhpe_in_t *in, bhpe_out_t *out) {",
         "  IN = in;",
+        "  /* the buffers' places in the arena: pointers set here, not constant addresses (gcc 12.2 -O1/-O2 on",
+        "   * x86-64 miscompiled fused loops storing through constant arena addresses: points-to analysis after",
+        "   * ivopts' negated-base rewrite; -fno-tree-pta cured it) */",
+        *inits,
         *calls,
         copy_out,
         "}",

@@ -10,7 +10,7 @@ import pathlib
 
 import numpy as np
 
-from binaryhpe.compile import cbackend, mcu_cycles, mcu_targets
+from binaryhpe.compile import cbackend, mcu_cycles, mcu_targets, memplan
 from binaryhpe.sim.mcu import cross_build, host_build, host_run, qemu_run
 
 
@@ -24,11 +24,53 @@ def test_frames(g, n_random: int = 2, seed: int = 0) -> list[np.ndarray]:
     return [x.astype(np.int64) for x in xs]
 
 
-def plan_for_target(g, target: dict):
-    """The C of ``g`` for ``target``: buffers over the target's RAM banks (if it lists them)."""
+#: tile heights (output rows of the region's last tensor a band) the planner tries
+TILE_ROWS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
+
+
+def _fits(cm, target: dict) -> bool:
+    try:
+        mcu_targets.check_fit(cm, target)
+    except mcu_targets.TargetError:
+        return False
+    return True
+
+
+def plan_for_target(g, target: dict, tiling: memplan.Tiling | None = None):
+    """The C of ``g`` for ``target``: buffers over the target's RAM banks (if it lists them); when the whole-frame
+    plan does not fit the RAM, the early part of the schedule runs tiled: among the regions that start at the
+    first step and end at any later step of row-local kinds (not the last), and the tile heights of
+    ``TILE_ROWS``, the one that fits with the fewest predicted cycles (halo recomputation counted), fewer bands
+    on a tie. ``tiling`` forces one."""
     cm0 = cbackend.analyze(g)
     banks = mcu_targets.banks_for_plan(target, cm0.stack_bytes, cm0.io_bytes)
-    return cbackend.generate(g, banks=banks)
+    if tiling is not None:
+        return cbackend.generate(g, tiling=tiling, banks=banks)
+    cm = cbackend.analyze(g, banks=banks)
+    if _fits(cm, target):
+        return cbackend.generate(g, banks=banks)
+    best = None
+    by_name = {lay.name: lay for lay in g.layers}
+    for end in range(len(cm0.steps) - 1):
+        if not memplan.tileable(by_name.get(cm0.steps[end])):
+            break
+        ref_h = cm0.storage[cm0.step_io[cm0.steps[end]][1][0]].h
+        for rows in TILE_ROWS:
+            if rows >= ref_h:
+                break
+            try:
+                cmt = cbackend.analyze(g, memplan.Tiling(0, end, rows), banks)
+            except memplan.TilingError:
+                break
+            if not _fits(cmt, target):
+                continue
+            cyc = mcu_cycles.predict(cmt, target)["cycles"]
+            key = (cyc, len(cmt.tiling.bands))
+            if best is None or key < best[0]:
+                best = (key, end, rows)
+    if best is None:
+        return cbackend.generate(g, banks=banks)  # check_fit names the shortfall of the untiled plan
+    return cbackend.generate(g, tiling=memplan.Tiling(0, best[1], best[2]), banks=banks)
 
 
 def bank_report(cm, target: dict) -> dict:
@@ -47,7 +89,7 @@ def bank_report(cm, target: dict) -> dict:
 
 
 def build_mcu(g, out_dir, target_name: str, sim: bool = False, frames: list[np.ndarray] | None = None,
-              seed: int = 0, extra_frames: list[np.ndarray] | None = None) -> dict:
+              seed: int = 0, extra_frames: list[np.ndarray] | None = None, tiling=None) -> dict:
     """``binaryhpe build [MODEL] --target mcu:NAME -o OUT [--sim]``: write OUT/c/ and return the report.
 
     ``extra_frames`` (integer input frames, H x W x C: a user's ``--inputs``) run after the test frames and are
@@ -60,7 +102,7 @@ def build_mcu(g, out_dir, target_name: str, sim: bool = False, frames: list[np.n
     """
     out_dir = pathlib.Path(out_dir)
     target = mcu_targets.load_target(target_name)
-    cm = plan_for_target(g, target)
+    cm = plan_for_target(g, target, tiling)
     c_dir = cbackend.write(cm, out_dir / "c")
     if target.get("ram_banks"):
         (c_dir / "bhpe_banks.ld").write_text(mcu_targets.bank_linker_script(cm, target))
@@ -88,7 +130,9 @@ def build_mcu(g, out_dir, target_name: str, sim: bool = False, frames: list[np.n
         got = host_run(exe, xs, g.tensors[g.output].shape)
         host_bad = sum(int(np.count_nonzero(a != b)) for a, b in zip(got, refs))
         cb = cross_build(c_dir, target, xs, cm.storage[g.input].ctype, out_dir / "qemu")
-        qr = qemu_run(cb["elf"], target, g.tensors[g.output].shape)
+        # QEMU runs some 10-100 M guest instructions a second here: allow for the slowest
+        qr = qemu_run(cb["elf"], target, g.tensors[g.output].shape,
+                      timeout=300 + pred["instructions"] * len(xs) / 5e6)
         tgt_bad = sum(int(np.count_nonzero(a != b)) for a, b in zip(qr["outputs"], refs)) \
             if len(qr["outputs"]) == len(refs) else -1
         meas = qr["instructions"][0]

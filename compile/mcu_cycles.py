@@ -49,6 +49,7 @@ INSTR = {
     "fxp_pair": 3,          # ldr, ldr, smlad (two MACs)
     "fxp_mac": 4,           # int32 path: ldr, ldrs[bh], mla, (loop)
     "pixel": 10,            # per output pixel of any layer
+    "band_call": 20,        # per band and step of a tiled region: setting row bases, the call
     "window_tap": 12,       # per (pixel, tap) of a phase shuffle's address computation
     "elem": 10,             # per element of an elementwise epilogue (load, op, saturate, store, loop)
     "elem_packed": 6,       # extra per element when reading or writing a bit-packed tensor
@@ -193,6 +194,7 @@ def predict(cm, target: dict) -> dict:
 
     rows = []
     by_name = {lay.name: lay for lay in cm.g.layers}
+    computed = cm.tiling.rows_computed(cm) if getattr(cm, "tiling", None) is not None else {}
     for name in cm.steps:
         if name == PACK_INPUT:
             p = cm.storage[cm.g.input]
@@ -202,6 +204,9 @@ def predict(cm, target: dict) -> dict:
             continue
         lay = by_name[name]
         n = layer_instructions(cm, lay)
+        if name in computed:  # tiled: the rows computed over all bands (halos twice), plus a call a band
+            h = cm.storage[cm.step_io[name][1][0]].h
+            n = n * computed[name] / h + INSTR["band_call"] * len(cm.tiling.bands)
         rows.append({"layer": name, "kind": type(lay).__name__, "predicted_instructions": int(n),
                      "predicted_cycles": int(round(n * cpi))})
     tot = sum(r["predicted_instructions"] for r in rows)

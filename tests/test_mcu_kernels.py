@@ -203,3 +203,116 @@ def test_bank_errors(tmp_path):
     (tmp_path / "t.json").write_text(json.dumps(t))
     with pytest.raises(BinaryHPEError, match="bytes must be a positive integer"):
         mcu_targets.load_target(str(tmp_path / "t.json"))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# tiled execution
+
+
+@pytest.fixture(scope="module")
+def tiny_graph(tmp_path_factory):
+    from binaryhpe.compile.flow import step_lower
+    from binaryhpe.train.export import export_qonnx
+    from binaryhpe.train.hardware import to_hardware
+    from binaryhpe.train.models import build_model
+
+    d = tmp_path_factory.mktemp("tiny_tiled")
+    net, x = build_model("tiny-bidrn", seed=0)
+    to_hardware(net)
+    g, _ = step_lower(export_qonnx(net, x, d / "model.onnx", verbose=False))
+    return g
+
+
+@pytest.mark.parametrize("end, rows", [(3, 2), (5, 4), (10, 1), (20, 2), (40, 3)])
+def test_tiled_regions_bit_exact(tiny_graph, end, rows, tmp_path):
+    """Regions of the tiny BiDRN's schedule ending at various steps (through stride-2 convs, the average pool,
+    Concat / Split and the fused joins), tile heights 1-4 rows: every output integer equals the untiled
+    reference; the report counts the recomputed halo rows."""
+    g = tiny_graph
+    frames = _frames(g, seed=end, n=2)
+    t = memplan.Tiling(0, end, rows)
+    bad, cm, refs = _host(g, frames, tmp_path, tiling=t)
+    assert bad == 0
+    rep = t.report(cm)
+    assert rep["bands"] == len(t.bands) > 1 and rep["tile_rows"] == rows
+    assert rep["rows_computed"] > rep["rows_untiled"] and rep["halo_overhead_rows"] > 0
+    src = (tmp_path / "c" / "model.c").read_text()
+    assert src.count("of the tiled region */") == len(t.bands)
+    for buf, n in t.held.items():  # band buffers hold at most the image (the deep region's early ones: all of it)
+        assert n <= cm.storage[buf].h and cm.storage[buf].base in src
+    assert any(n < cm.storage[buf].h for buf, n in t.held.items())
+    # the cycle model counts the halo: a tiled region costs more than the untiled one
+    from binaryhpe.compile import mcu_cycles
+    tgt = mcu_targets.load_target("stm32h7")
+    assert mcu_cycles.predict(cm, tgt)["instructions"] > mcu_cycles.predict(cbackend.analyze(g), tgt)["instructions"]
+
+
+def test_planner_tiles_when_ram_is_short(tiny_graph, tmp_path):
+    """A part whose RAM cannot hold the untiled arena: the planner picks a tiled region and tile height that fit
+    (the report says which, with the halo overhead and the predicted time); with enough RAM it does not tile."""
+    g = tiny_graph
+    full = mcu_build.build_mcu(g, tmp_path / "full", "stm32h7", sim=False)
+    assert full["tiling"] is None and full["predicted_ms_per_frame"] > 0
+    t = json.loads((mcu_targets.HERE / "stm32h7.json").read_text())
+    need = full["arena_bytes"]
+    t.update(name="short", ram_banks=[{"name": "ram", "bytes": need + full["io_bytes"] + full["stack_bytes_estimate"]
+                                       - 2048, "wait_states": 0, "origin": "0x20000000"}])
+    (tmp_path / "short.json").write_text(json.dumps(t))
+    rep = mcu_build.build_mcu(g, tmp_path / "tiled", str(tmp_path / "short.json"), sim=False)
+    til = rep["tiling"]
+    assert til is not None and til["bands"] > 1 and til["halo_overhead_rows"] >= 0
+    assert rep["arena_bytes"] < need and rep["ram_bytes"] <= t["ram_banks"][0]["bytes"]
+    assert rep["predicted_ms_per_frame"] >= full["predicted_ms_per_frame"]
+    assert json.loads((tmp_path / "tiled" / "report.json").read_text())["tiling"]["region"] == til["region"]
+    frames = _frames(g, seed=7, n=2)
+    exe = mcu.host_build(tmp_path / "tiled" / "c", tmp_path / "hm")
+    got = mcu.host_run(exe, frames, g.tensors[g.output].shape)
+    assert all(np.array_equal(a, g.execute(x)[g.output]) for a, x in zip(got, frames))
+
+
+def test_tiling_refuses_a_fully_connected_layer():
+    from binaryhpe.compile.kinds.mvu import FcXnorMvu
+
+    ch = _Chain((2, 2, 32), BIP)
+    fc = ch.add(FcXnorMvu, ["x"], [("acc", (1, 1, 3), Fmt(9, 0))], n=128, cout=3,
+                weights=np.random.default_rng(0).choice([-1, 1], size=(3, 128)), pixels=1)
+    ch.g.output = "acc"
+    assert not memplan.tileable(fc) and memplan.tileable(None)
+    with pytest.raises(memplan.TilingError, match="reads the whole frame"):
+        cbackend.analyze(ch.g, memplan.Tiling(0, 1, 1))
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
+                    reason="needs arm-none-eabi-gcc and qemu-system-arm")
+def test_face_bidrn18_tiled_bit_exact_host_and_qemu(tmp_path):
+    """The paper-scale face encoder (BiDRN-18: 7x7/2 stem, max pool, four stages up to 512 channels) at a reduced
+    32x32 input, on a Cortex-M7 part whose RAM is short of the untiled arena: the planner tiles the early region,
+    and every output integer equals HwGraph.execute on the host and under QEMU (the 192x192 input is
+    benchmarks/mcu_figures.py --face)."""
+    from binaryhpe.compile.lower import load_qonnx, lower
+    from binaryhpe.compile.passes import optimize
+    from binaryhpe.train.bidrn import BiDRN, example_input, randomize
+    from binaryhpe.train.config import bidrn_config
+    from binaryhpe.train.export import export_qonnx
+    from binaryhpe.train.hardware import to_hardware
+
+    cfg = bidrn_config(18, (32, 32))
+    m = randomize(BiDRN(cfg), seed=0).eval()
+    to_hardware(m)
+    g = optimize(lower(load_qonnx(export_qonnx(m, example_input(cfg, seed=0), tmp_path / "face.onnx",
+                                               verbose=False))))
+    full = mcu_build.build_mcu(g, tmp_path / "full", "stm32h7", sim=False)
+    t = json.loads((mcu_targets.HERE / "stm32h7.json").read_text())
+    room = full["arena_bytes"] * 3 // 4
+    t.update(name="h7-short", ram_banks=[
+        {"name": "dtcm", "bytes": room // 4 + full["stack_bytes_estimate"], "wait_states": 0, "origin": "0x20000000"},
+        {"name": "axi", "bytes": room - room // 4 + full["io_bytes"], "wait_states": 1, "origin": "0x24000000"}])
+    (tmp_path / "h7short.json").write_text(json.dumps(t))
+    frames = _frames(g, seed=4, n=1)[:2]
+    rep = mcu_build.build_mcu(g, tmp_path / "tiled", str(tmp_path / "h7short.json"), sim=True, frames=frames)
+    assert rep["tiling"] is not None and rep["tiling"]["region"]["first"] == "/stem/conv_hw/Conv"
+    assert rep["arena_bytes"] < full["arena_bytes"]
+    assert rep["bit_exact_host"] and rep["bit_exact_target"], rep["mismatches"]
+    assert sum(b["bytes"] for b in rep["ram_banks"].values()) == rep["arena_bytes"]
+    ratio = rep["predicted_instructions_per_frame"] / rep["instructions_per_frame"]
+    assert 0.8 < ratio < 1.25, ratio  # the cycle model against QEMU's count, tiled (halo rows included)
