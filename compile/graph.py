@@ -280,7 +280,9 @@ class HwGraph:
             "source": self.source,
             "input": self.input,
             "output": self.output,
-            "tensors": {k: {"shape": list(v.shape), "format": str(v.fmt), "lanes": v.lanes}
+            "tensors": {k: {"shape": list(v.shape), "format": str(v.fmt), "lanes": v.lanes,
+                            **({"scale": [str(s) for s in v.scale] if isinstance(v.scale, tuple) else str(v.scale)}
+                               if v.scale is not None else {})}
                         for k, v in self.tensors.items()},
             "layers": self.summary(),
         }

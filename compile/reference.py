@@ -335,7 +335,13 @@ class FloatTracker:
         ``tracked``)."""
         op = node.op_type
         if op in ("Quant", "BipolarQuant"):
-            if self._is_const(node.input[0], ctx):
+            if self._is_const(node.input[0], ctx):  # a weight quantizer: integers times its (per-channel) scale
+                y = np.asarray(ctx[node.output[0]], dtype=np.float64)
+                sc = np.asarray(ctx[node.input[1]], dtype=np.float64)
+                if np.all(sc > 0):
+                    I = np.round(y / sc)
+                    if np.array_equal(I * sc, y):
+                        self.scaled[node.output[0]] = (I, sc, 1)
                 return
             self._quant(node, ctx)
             return
