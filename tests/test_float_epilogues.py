@@ -394,3 +394,42 @@ def test_reference_rechecks_uncertain_decisions_exactly(tmp_path, monkeypatch):
     monkeypatch.setattr(R, "_U", 2.0**-53)
     run = R.exact_reference(mw, x)
     assert not np.array_equal(run.output[0, :, 0, :], want)
+
+
+def test_multithreshold_offset_kind():
+    """The kind the solver emits for signed levels: y = offset + #{x >= t}; its output range is checked."""
+    mt = MultiThreshold(name="mt", c=2, in_w=8, thr_w=9, out_w=2, offset=-1, signed=True,
+                        thresholds=np.array([[-3, 4], [0, 0]]))
+    x = np.array([[[-4, -1], [-3, 0], [4, 5]]])
+    assert mt.execute([x])[0].tolist() == [[[-1, -1], [0, 1], [1, 1]]]
+    assert mt.out_streams()[0].signed and mt.n == 2
+    with pytest.raises(ValueError, match="do not fit the signed 2-bit output"):
+        MultiThreshold(name="bad", c=1, in_w=8, thr_w=9, out_w=2, offset=-1, signed=True,
+                       thresholds=np.array([[0, 1, 2]]))
+    with pytest.raises(ValueError, match="1 <= n <= 3"):
+        MultiThreshold(name="bad", c=1, in_w=8, thr_w=9, out_w=2, thresholds=np.zeros((1, 4)))
+
+
+@pytest.mark.parametrize("pool", ["GlobalAveragePool", "AveragePool3"])
+def test_average_pools_of_any_window_are_exact(tmp_path, pool):
+    """A 3x3 average (a global one over 3x3, or a 3x3 window): the exact window sum with the scale divided by 9,
+    requantized by a float-scale quantizer; equal to the exact reference on 40 random frames."""
+    g = _G()
+    t = g.quant("x", 0.0371, 6)
+    t = g.op("GlobalAveragePool", [t]) if pool == "GlobalAveragePool" else \
+        g.op("AveragePool", [t], kernel_shape=[3, 3], strides=[3, 3])
+    g.quant(t, 0.013, 8)
+    g.nodes[-1].output[0] = "y"
+    graph = helper.make_graph(g.nodes, "m", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 3, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 1, 1])], g.inits)
+    p = tmp_path / "m.onnx"
+    p.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
+                                                          helper.make_opsetid(QDOM, 1)]).SerializeToString())
+    mw = load_qonnx(p)
+    hw = lower(mw)
+    assert hw.tensors[hw.layers[0].outputs[0]].scale == Fraction(float(np.float32(0.0371))) / 9
+    rng = np.random.default_rng(3)
+    for _ in range(40):
+        x = rng.uniform(-1.3, 1.3, (1, 4, 3, 3)).astype(np.float32)
+        r = compare_with_onnx(hw, mw, x)
+        assert r["first_mismatch"] is None and r["output_exact"] and r["float64_exact"], r
