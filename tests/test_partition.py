@@ -248,3 +248,37 @@ def test_float_head_on_the_host_equals_the_whole_graph(tmp_path):
         x = rng.uniform(-1, 1, (1, 2, 4, 4)).astype(np.float32)
         full = exact_reference(mw, x)
         assert np.array_equal(p.run_post({"q1": full.context["q1"].copy()}), full.output)
+
+
+def test_mcu_sim_checks_the_whole_graph(tmp_path, capsys):
+    # --target mcu:NAME --sim --inputs: the hardware region is the C (host gcc and QEMU); the host nodes are listed;
+    # frames of the full input run pre, C, post and equal the whole graph's exact reference
+    path = helper_graph(tmp_path / "g.onnx")
+    mw = load_qonnx(path)
+    frames = np.random.default_rng(6).uniform(-1, 1, (2, 32)).astype(np.float32)
+    np.save(tmp_path / "f.npy", frames)
+    out = tmp_path / "out"
+    assert main(["build", path, "-o", str(out), "--target", "mcu:stm32f4", "--sim",
+                 "--inputs", str(tmp_path / "f.npy")]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["bit_exact"] is True and rep["host_nodes"] == ["pre_mul", "pre_sub", "pre_reshape", "post_mul",
+                                                              "post_softmax"]
+    whole = rep["simulation"]["whole_graph"]
+    assert whole["exact"] and whole["frames_checked"] == 4 and whole["random_frames"] == 2
+    want = np.stack([exact_reference(mw, x[None]).output[0] for x in frames])
+    assert np.array_equal(np.load(out / "outputs.npy"), want)
+
+
+def test_whole_graph_check_catches_a_wrong_host_part(tmp_path, monkeypatch):
+    # a host pre-processing that computes something else: every hardware check still passes (the region is
+    # right for the frames it gets), the whole graph's outputs do not equal its reference, and the build fails
+    from binaryhpe.compile.partition import HostPartition
+
+    right = HostPartition.hw_frame
+    monkeypatch.setattr(HostPartition, "hw_frame", lambda self, x: right(self, x) + 0.5)
+    path = helper_graph(tmp_path / "g.onnx")
+    out = tmp_path / "out"
+    assert main(["build", path, "-o", str(out), "--target", "mcu:stm32f4", "--sim"]) == 1
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["bit_exact"] is False and rep["simulation"]["mismatching_frames"] == []
+    assert rep["simulation"]["whole_graph"]["mismatching_frames"] == [0, 1]
