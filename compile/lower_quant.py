@@ -702,10 +702,14 @@ def quantize_chain_spec(L: Lowerer, qnode, chain: Chain, qs: QuantSpec) -> str:
     out_fmt, out_scale = _out_format(qs, levels)
     if len(levels) <= MAX_THRESHOLD_LEVELS:
         return _multithreshold(L, qnode, src, dirs, t, lo_p, hi_p, levels, out_fmt, out_scale)
-    sat_lo, sat_hi = (0, out_fmt.hi) if not qs.signed or levels[0] >= 0 else (out_fmt.lo, out_fmt.hi)
-    found = mulshift_constants(t, levels, lo_p, hi_p, sat_lo, sat_hi, _slopes(chain, qs, dirs),
+    # the proof and the saturation in the quantizer's own integers q (qmin..qmax; the hardware integers are q - zp):
+    # an unsigned quantizer saturates to [0, 2^b - 1] (a ReLU Requant of b + 1 bits), a signed one to b bits
+    qlev = list(range(qs.qmin, qs.qmax + 1))
+    q_w = qs.bits + 1 if not qs.signed else qs.bits
+    sat_lo, sat_hi = (0, (1 << qs.bits) - 1) if not qs.signed else (-(1 << (qs.bits - 1)), (1 << (qs.bits - 1)) - 1)
+    found = mulshift_constants(t, qlev, lo_p, hi_p, sat_lo, sat_hi, _slopes(chain, qs, dirs),
                                min(MUL_CONST_BITS, MAX_EPILOGUE_WIDTH - 2 - src.fmt.bits))
-    if found is None or levels[0] < sat_lo or levels[-1] > sat_hi:
+    if found is None:
         if len(levels) <= MAX_FALLBACK_LEVELS:
             return _multithreshold(L, qnode, src, dirs, t, lo_p, hi_p, levels, out_fmt, out_scale)
         raise _err(qnode, f"no exact multiply-add-shift with a multiplier of at most {MUL_CONST_BITS} bits computes "
@@ -728,11 +732,21 @@ def quantize_chain_spec(L: Lowerer, qnode, chain: Chain, qs: QuantSpec) -> str:
     L.g.tensors[s_name] = TensorInfo(s_name, (h, w, c), Fmt(sum_w, 0))
     L.add(AddConst(name=L.g.unique(f"{what}_add"), inputs=[p_name], outputs=[s_name], c=c, pixels=pixels,
                    in_w=prod_w, out_w=sum_w, const_w=abits, b=a))
-    out = L.new_tensor(qnode.output[0], (h, w, c), out_fmt)
+    if qs.zp == 0:
+        out = L.new_tensor(qnode.output[0], (h, w, c), Fmt(q_w, 0))
+        set_scale(L.g.tensors[out], out_scale)
+        L.add(Requant(name=L.g.unique(what), inputs=[s_name], outputs=[out], c=c, pixels=pixels, in_w=sum_w,
+                      out_w=q_w, shift=sh, relu=not qs.signed))
+        return out
+    q_name = L.g.unique(f"{what}_q")
+    L.g.tensors[q_name] = TensorInfo(q_name, (h, w, c), Fmt(q_w, 0))
+    L.add(Requant(name=L.g.unique(f"{what}_q"), inputs=[s_name], outputs=[q_name], c=c, pixels=pixels, in_w=sum_w,
+                  out_w=q_w, shift=sh, relu=not qs.signed))
+    zbits = max(2, abs(qs.zp).bit_length() + 1)
+    out = L.new_tensor(qnode.output[0], (h, w, c), Fmt(out_fmt.bits, 0))
     set_scale(L.g.tensors[out], out_scale)
-    relu = levels[0] >= 0 and sat_lo == 0
-    L.add(Requant(name=L.g.unique(what), inputs=[s_name], outputs=[out], c=c, pixels=pixels, in_w=sum_w,
-                  out_w=out_fmt.bits, shift=sh, relu=relu))
+    L.add(AddConst(name=L.g.unique(what), inputs=[q_name], outputs=[out], c=c, pixels=pixels, in_w=q_w,
+                   out_w=out_fmt.bits, const_w=zbits, b=np.full(c, -qs.zp, dtype=np.int64)))  # q - zp, exact
     return out
 
 
@@ -769,6 +783,10 @@ def _multithreshold(L, qnode, src, dirs, t, lo_p, hi_p, levels, out_fmt, out_sca
         L.add(MulShift(name=L.g.unique(f"{qnode.name}_dir"), inputs=[src.name], outputs=[x_name], c=c,
                        pixels=pixels, in_w=src.fmt.bits, out_w=x_w, const_w=2, m=dirs.astype(np.int64), shift=0))
     n = len(levels) - 1
+    if out_fmt.bits > 8:
+        raise _err(qnode, f"no exact multiply-add-shift computes this quantizer over its input range, and thresholds "
+                          f"for its {len(levels)} levels would need a {out_fmt.bits}-bit output (at most 8); use a "
+                          "power-of-two scale or fewer bits")
     lo_all, hi_all = int(np.min(lo_p)), int(np.max(hi_p))
     thr = np.clip(t, lo_all, hi_all + 1).astype(np.int64)
     thr_w = max(_signed_bits(lo_all, hi_all + 1), 2)

@@ -433,3 +433,10 @@ def test_average_pools_of_any_window_are_exact(tmp_path, pool):
         x = rng.uniform(-1.3, 1.3, (1, 4, 3, 3)).astype(np.float32)
         r = compare_with_onnx(hw, mw, x)
         assert r["first_mismatch"] is None and r["output_exact"] and r["float64_exact"], r
+
+
+@pytest.mark.parametrize("bits,zp", [(3, 2.0), (8, 100.0)])
+def test_nonzero_zero_point(tmp_path, bits, zp):
+    """An asymmetric (unsigned, zero point zp) quantizer: the hardware integers are the quantized value minus zp."""
+    steps = [("Mul", [0.021, 0.033, 0.017]), ("Add", [0.3, -0.2, 0.05])]
+    _check(tmp_path, 3, 7, 1.0, steps, {"scale": 0.0173, "bits": bits, "signed": 0, "zp": zp, "mode": "ROUND"})
