@@ -11,7 +11,7 @@ PositionNet of Hand4Whole, Sun et al. 2018), 726 parameters, so that the encoder
 Rows: full precision, BNN, ReActNet, ReCU, BiDRN with a binarized Block Residual (the closest in size to the
 baselines) and with the full-precision Block Residual, and "predict the mean" (the training set's mean
 position of every joint: what a network that ignores the image can at best do under an L2 error). Every
-trained row uses Adam (lr 3e-3 for every row), the L1 loss of the joint term on (x, y) in [0, 1], the same fixed training
+trained row uses Adam (lr 3e-3 for every row, decayed linearly to 0 over the run, as ReActNet and ReCU train), the L1 loss of the joint term on (x, y) in [0, 1], the same fixed training
 set (no augmentation) and the same number of steps; the seeds change the initialisation and the batch order.
 The error is the mean Euclidean distance between predicted and true joints on the held-out samples, in
 pixels of the 32x24 input. Params and OPs are counted by the paper's convention
@@ -120,6 +120,7 @@ def train_row(method: str, data: dict, size: ProxySize, seed: int, log=None) -> 
     torch.manual_seed(seed)
     model = JointNet(method)
     opt = torch.optim.Adam(model.parameters(), lr=size.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1 - s / size.steps)  # linear decay to 0
     g = torch.Generator().manual_seed(1000 + seed)
     n = data["img"].shape[0]
     if n < size.batch:
@@ -136,6 +137,7 @@ def train_row(method: str, data: dict, size: ProxySize, seed: int, log=None) -> 
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        sched.step()
         if log and (step + 1) % max(1, size.steps // 4) == 0:
             log(f"  {method} seed {seed}: step {step + 1}/{size.steps} loss {loss.item():.4f}")
     return model.eval()
@@ -211,7 +213,8 @@ def run(size: str | ProxySize = "full", out_dir=None, methods=None, log=print) -
 def format_table(result: dict) -> str:
     sz = result["size"]
     lines = [f"Proxy: {result['task']}; {sz['train']} training / {sz['test']} held-out generated samples, "
-             f"{sz['steps']} Adam steps of batch {sz['batch']} (lr {sz['lr']:g}), seeds {list(sz['seeds'])}", "",
+             f"{sz['steps']} Adam steps of batch {sz['batch']} (lr {sz['lr']:g} decayed linearly to 0), seeds "
+             f"{list(sz['seeds'])}", "",
              "| Method | Params (M) | OPs (G) | error (px), mean +- std | per seed | train s |",
              "|---|---:|---:|---:|---|---:|"]
     for r in result["rows"]:
