@@ -1,11 +1,14 @@
 """Analytic cycle model of the generated C on a Cortex-M core, per layer.
 
-Counts the work of each layer from the hardware graph (packed words of XNOR-popcount, fixed-point MACs,
-epilogue elements, pool taps, copied elements), multiplies by *instructions per unit* read off the Thumb-2
-inner loops that arm-none-eabi-gcc -O2 emits for the generated code (the same for M4, M7, M33, M55: all
-run the same scalar Thumb-2 code; none has a scalar popcount instruction, so ``__builtin_popcount`` is
-libgcc's ``__popcountsi2``, a call to a branch-free SWAR routine), and converts instructions to cycles with
-a per-core cycles-per-instruction figure (CPI):
+Counts the work of each layer from the hardware graph (packed words of XNOR-popcount, 16-bit MAC pairs, gathered
+window taps, fused epilogue ops, epilogue elements, pool taps, copied elements), multiplies by *instructions per
+unit* read off the Thumb-2 code that arm-none-eabi-gcc -O2 emits for the generated C (the same for M4, M7, M33,
+M55: the same scalar Thumb-2 code, SMLAD and SSAT included; the XNOR-popcount is the SWAR sequence of
+``cbackend.POPCOUNT_C``, none of these cores has a scalar popcount instruction), and converts instructions to
+cycles with a per-core cycles-per-instruction figure (CPI). The constants were set from the instruction
+sequences and then checked against QEMU's per-layer instruction counts of the tiny BiDRN and the face BiDRN-18
+(docs/mcu.md: ``xnor_word``, ``mvu_out``, ``dense_tap`` and ``copy`` were adjusted to those counts). A tiled
+region's layers count the rows computed over all bands (the halo rows each time they are recomputed).
 
 =========== ===== =====================================================================================
 core        CPI   why
