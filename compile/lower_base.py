@@ -14,6 +14,9 @@ import numpy as np
 from binaryhpe import BinaryHPEError
 from binaryhpe.compile.graph import Fmt, HwGraph, TensorInfo
 from binaryhpe.compile.kinds.elementwise import MulShift, Requant
+# ModelWrapper's initializer ValueInfos and qonnx's InferShapes on indices (shared with train/export.py)
+from binaryhpe.qonnx_passes import InferShapesIndexed as _InferShapes
+from binaryhpe.qonnx_passes import add_initializer_value_info as _add_initializer_value_info
 
 MAX_CONST_BITS = 16
 MAX_WIDTH = 32
@@ -21,6 +24,11 @@ MAX_WIDTH = 32
 
 class LoweringError(BinaryHPEError):
     pass
+
+
+#: the float-chain functions of compile/lower_quant.py, registered there when it is imported (it imports this
+#: module; a pending chain exists only after one of its functions made it): "materialize", "float_tail_error"
+CHAIN_HOOKS: dict = {}
 
 
 def _err(node, reason: str) -> LoweringError:
@@ -102,61 +110,6 @@ def _transform(mw, transformation):
     mw = mw.transform(transformation, make_deepcopy=False, cleanup=False)
     _CleanPasses(mw).run()
     return mw
-
-
-def _add_initializer_value_info(mw) -> None:
-    """A ValueInfo (the initializer's shape and element type, appended to value_info) for every initializer a
-    node reads or writes that has none, in node order: ``ModelWrapper.check_all_tensor_shapes_specified(
-    fix_missing_init_shape=True)``, which ``ModelWrapper.__init__`` runs, with one index instead of a scan of
-    the graph per tensor."""
-    from onnx import helper
-
-    g = mw.graph
-    have = {vi.name for vi in [*g.input, *g.output, *g.value_info]}
-    inits = {}
-    for init in g.initializer:
-        inits.setdefault(init.name, init)
-    for n in g.node:
-        for t in [*(i for i in n.input if i != ""), *n.output]:
-            if t in have or t not in inits:
-                continue
-            init = inits[t]
-            g.value_info.append(helper.make_tensor_value_info(t, init.data_type, tuple(init.dims)))
-            have.add(t)
-
-
-class _InferShapes:
-    """qonnx's ``InferShapes`` (custom ops hidden behind shape-compatible standard ops, ONNX shape inference,
-    custom ops restored), with the new ModelWrapper's initializer ValueInfos added by
-    ``_add_initializer_value_info``."""
-
-    def apply(self, model):
-        import onnx.shape_inference as si
-        from qonnx.core.modelwrapper import ModelWrapper
-        from qonnx.transformation.infer_shapes import _hide_finn_ops, _restore_finn_ops
-
-        hidden = _hide_finn_ops(_ValueInfoLookup(model))
-        model = ModelWrapper(si.infer_shapes(model.model), fix_missing_initializer_valueinfo=False)
-        _add_initializer_value_info(model)
-        _restore_finn_ops(model, hidden)
-        return model, False
-
-
-class _ValueInfoLookup:
-    """A ModelWrapper whose ``get_tensor_valueinfo`` reads an index built once (the graph's ValueInfos do not
-    change while ``_hide_finn_ops`` swaps nodes); everything else is the wrapped model's."""
-
-    def __init__(self, mw):
-        self._mw = mw
-        self._vi: dict = {}
-        for vi in [*mw.graph.input, *mw.graph.output, *mw.graph.value_info]:
-            self._vi.setdefault(vi.name, vi)
-
-    def get_tensor_valueinfo(self, name):
-        return self._vi.get(name)
-
-    def __getattr__(self, attr):
-        return getattr(self._mw, attr)
 
 
 class _CleanPasses:
@@ -368,9 +321,7 @@ class Lowerer:
 
     def info(self, onnx_name: str) -> TensorInfo:
         if onnx_name in self.chains:  # a float chain read by a layer that is not a quantizer
-            from binaryhpe.compile.lower_quant import materialize
-
-            return materialize(self, onnx_name)
+            return CHAIN_HOOKS["materialize"](self, onnx_name)
         if onnx_name not in self.env:
             raise BinaryHPEError(f"tensor {onnx_name!r} has no hardware value (unsupported producer)")
         return self.g.tensors[self.env[onnx_name]]
@@ -463,9 +414,7 @@ class Lowerer:
                 raise
         oname = g.output[0].name
         if oname in self.chains:  # float ops after the last integer tensor: post-processing for the host
-            from binaryhpe.compile.lower_quant import float_tail_error
-
-            raise float_tail_error(self, oname)
+            raise CHAIN_HOOKS["float_tail_error"](self, oname)
         if oname not in self.env:
             e = BinaryHPEError(f"graph output {oname!r} was not produced by a hardware layer")
             prod = self.producer(oname)
@@ -540,3 +489,32 @@ def _align_up(L: Lowerer, node, src: TensorInfo, frac: int) -> TensorInfo:
     return L.g.tensors[name]
 
 
+# ---------------------------------------------------------------------------------------------------------
+# value ranges (the thresholds' search range)
+
+def _int_range(L: Lowerer, tensor: str) -> tuple[int, int]:
+    """A bound [lo, hi] on the integers a hardware tensor can hold: its producer's ``value_range`` (an
+    accumulator over n binary synapses lies in [-n, n]; an AddConst shifts its input's range; ...) given
+    its inputs' ranges, within the format's range; the format's range where the kind knows nothing tighter."""
+    info = L.g.tensors[tensor]
+    lo, hi = -(1 << (info.fmt.bits - 1)), (1 << (info.fmt.bits - 1)) - 1
+    prod = L.g.producer(tensor)
+    if prod is None:
+        return lo, hi
+    r = prod.value_range(_Ranges(L, prod.inputs))
+    if r is None:
+        return lo, hi
+    return max(lo, r[0]), min(hi, r[1])
+
+
+class _Ranges:
+    """The input ranges of a layer, computed when a kind asks for one (most kinds never do)."""
+
+    def __init__(self, L: Lowerer, inputs: list[str]):
+        self.L, self.inputs = L, inputs
+
+    def __getitem__(self, i: int) -> tuple[int, int]:
+        return _int_range(self.L, self.inputs[i])
+
+    def __len__(self) -> int:
+        return len(self.inputs)

@@ -20,8 +20,9 @@ import numpy as np
 from binaryhpe.compile.graph import Fmt, TensorInfo
 from binaryhpe.compile.kinds.elementwise import AddConst
 from binaryhpe.compile.kinds.mvu import FcFxpMvu, FcXnorMvu
-from binaryhpe.compile.lower_base import (
+from binaryhpe.compile.lower_base import (  # noqa: F401 - _int_range: the value ranges, public here as before
     MAX_WIDTH,
+    _int_range,
     Lowerer,
     _align_up,
     _attrs,
@@ -40,34 +41,6 @@ MAX_THRESHOLD_SWEEP = 1 << 22
 
 # ---------------------------------------------------------------------------------------------------------
 # value ranges (for the threshold sweep)
-
-def _int_range(L: Lowerer, tensor: str) -> tuple[int, int]:
-    """A bound [lo, hi] on the integers a hardware tensor can hold: its producer's ``value_range`` (an
-    accumulator over n binary synapses lies in [-n, n]; an AddConst shifts its input's range; ...) given
-    its inputs' ranges, within the format's range; the format's range where the kind knows nothing tighter."""
-    info = L.g.tensors[tensor]
-    lo, hi = -(1 << (info.fmt.bits - 1)), (1 << (info.fmt.bits - 1)) - 1
-    prod = L.g.producer(tensor)
-    if prod is None:
-        return lo, hi
-    r = prod.value_range(_Ranges(L, prod.inputs))
-    if r is None:
-        return lo, hi
-    return max(lo, r[0]), min(hi, r[1])
-
-
-class _Ranges:
-    """The input ranges of a layer, computed when a kind asks for one (most kinds never do)."""
-
-    def __init__(self, L: Lowerer, inputs: list[str]):
-        self.L, self.inputs = L, inputs
-
-    def __getitem__(self, i: int) -> tuple[int, int]:
-        return _int_range(self.L, self.inputs[i])
-
-    def __len__(self) -> int:
-        return len(self.inputs)
-
 
 # ---------------------------------------------------------------------------------------------------------
 # BatchNormalization + BipolarQuant -> Threshold

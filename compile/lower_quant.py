@@ -32,7 +32,7 @@ import numpy as np
 from binaryhpe.compile.graph import Fmt, TensorInfo
 from binaryhpe.compile.kinds.base import clog2
 from binaryhpe.compile.kinds.elementwise import AddConst, MulShift, MultiThreshold, Requant, Threshold
-from binaryhpe.compile.lower_base import Lowerer, _attrs, _err
+from binaryhpe.compile.lower_base import CHAIN_HOOKS, Lowerer, _attrs, _err, _int_range
 
 #: quantizers with at most this many output levels become a MultiThreshold (2^4: up to 4-bit activations);
 #: wider ones a multiply-add-shift, or a MultiThreshold of up to 256 levels where no exact constants exist
@@ -640,10 +640,6 @@ def _slopes(chain: Chain, qs: QuantSpec, dirs: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------------
 # the quantizer ending a chain -> hardware
 
-def _int_range(L: Lowerer, tensor: str) -> tuple[int, int]:
-    from binaryhpe.compile.lower_bnn import _int_range as rng
-
-    return rng(L, tensor)
 
 
 def _signed_bits(lo: int, hi: int) -> int:
@@ -959,3 +955,6 @@ def add_streams(L: Lowerer, node, a: TensorInfo, b: TensorInfo) -> None:
     set_scale(L.g.tensors[out], tuple(Fr(x) / q for x in sc) if isinstance(sc, tuple) else Fr(sc) / q)
     L.add(JoinAdd(name=L.g.unique(node.name), inputs=[srcs[0].name, srcs[1].name], outputs=[out], c=c, pixels=h * w,
                   in_w=srcs[0].fmt.bits, in_b_w=srcs[1].fmt.bits, out_w=out_w, shift_a=shifts[0], shift_b=shifts[1]))
+
+
+CHAIN_HOOKS.update(materialize=materialize, float_tail_error=float_tail_error)
