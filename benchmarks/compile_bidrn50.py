@@ -1,12 +1,16 @@
 """Benchmark: export and compile (QONNX -> hardware graph -> RTL, no simulation) of the paper-scale BiDRN-50
 body encoder at 256x192; also checks the Brevitas-vs-QONNX exactness on one random input. Prints figures.
 
-The lowering (``load_qonnx`` + ``lower``) is timed twice in one run: with the indexed cleaning passes
+The export is timed as ``export_qonnx`` runs it (Brevitas' export, then qonnx's ModelWrapper + InferShapes on
+indices) and, on the same Brevitas file, with qonnx's own passes (the export before the index); both files must
+be identical, byte for byte. The lowering (``load_qonnx`` + ``lower``) is timed twice in one run: with the indexed cleaning passes
 (``load_qonnx``) and with qonnx's own passes (``load_qonnx(..., qonnx_passes=True)``, the code before the
-index); both must give the same model, byte for byte. ``--no-before`` skips the slow qonnx run;
+index); both must give the same model, byte for byte. ``--no-before`` skips the slow qonnx runs
+(``--no-lower-before`` only the lowering's);
 ``--qonnx=FILE`` times only the lowering of an exported QONNX file (no build, export, RTL or check).
 
-    .venv/bin/python benchmarks/compile_bidrn50.py [model] [--no-before] [--qonnx=FILE]
+    .venv/bin/python benchmarks/compile_bidrn50.py [model] [--no-before] [--no-lower-before] [--no-check]
+                                                       [--qonnx=FILE]
 """
 
 import pathlib
@@ -17,10 +21,11 @@ import time
 
 import numpy as np
 import torch
+from brevitas.export import export_qonnx as brevitas_export
 
 from binaryhpe.compile.flow import predicted_cycles, step_lower, step_rtl
 from binaryhpe.compile.lower import load_qonnx, lower
-from binaryhpe.train.export import execute_qonnx, export_qonnx
+from binaryhpe.train.export import _quiet, execute_qonnx, infer_shapes_file
 from binaryhpe.train.hardware import to_hardware
 from binaryhpe.train.models import build_model
 
@@ -53,16 +58,43 @@ def time_lowering(path: pathlib.Path, before: bool = True) -> None:
         raise SystemExit("the indexed cleaning passes gave a different model from qonnx's")
 
 
-def main(name: str = "bidrn-50-body", check: bool = True, before: bool = True) -> None:
+def time_export(model, x, out: pathlib.Path, before: bool = True) -> pathlib.Path:
+    """Export as ``export_qonnx`` does (Brevitas' export, then qonnx's ModelWrapper + InferShapes on indices) and
+    print its time; when ``before``, also the same Brevitas file through qonnx's own passes (the export before the
+    index), whose bytes must be the same. Returns the exported file."""
+    path = out / "model.onnx"
+    t = time.time()
+    with _quiet():
+        brevitas_export(model.eval(), x, str(path), dynamo=False)
+    t_brev = time.time() - t
+    raw = path.read_bytes()
+    t = time.time()
+    mw = infer_shapes_file(path)
+    t_new = time.time() - t
+    print(f"export to QONNX: {t_brev + t_new:.1f} s (Brevitas export_qonnx {t_brev:.1f} s, ModelWrapper + InferShapes "
+          f"on indices {t_new:.1f} s; {len(mw.graph.node)} nodes)", flush=True)
+    if before:
+        ref = out / "model_qonnx_passes.onnx"
+        ref.write_bytes(raw)
+        t = time.time()
+        infer_shapes_file(ref, qonnx_passes=True)
+        t_old = time.time() - t
+        same = ref.read_bytes() == path.read_bytes()
+        print(f"  before (qonnx's own ModelWrapper + InferShapes): {t_brev + t_old:.1f} s (the same Brevitas "
+              f"{t_brev:.1f} s, qonnx's passes {t_old:.1f} s); files identical: {same}", flush=True)
+        if not same:
+            raise SystemExit("the indexed export passes gave a different file from qonnx's")
+    return path
+
+
+def main(name: str = "bidrn-50-body", check: bool = True, before: bool = True, lower_before: bool = True) -> None:
     out = pathlib.Path(tempfile.mkdtemp(prefix="bhpe_b50_"))
     t = time.time()
     model, x = build_model(name)
     to_hardware(model)
     print(f"build + freeze {name}: {time.time() - t:.1f} s", flush=True)
-    t = time.time()
-    path = export_qonnx(model, x, out / "model.onnx")
-    print(f"export to QONNX: {time.time() - t:.1f} s", flush=True)
-    time_lowering(path, before)
+    path = time_export(model, x, out, before)
+    time_lowering(path, before and lower_before)
     t = time.time()
     g, mw = step_lower(path)
     t_lower = time.time() - t
@@ -87,4 +119,5 @@ if __name__ == "__main__":
     if qonnx:
         time_lowering(pathlib.Path(qonnx[0]), before="--no-before" not in sys.argv)
     else:
-        main(*(args[:1] or []), before="--no-before" not in sys.argv)
+        main(*(args[:1] or []), check="--no-check" not in sys.argv, before="--no-before" not in sys.argv,
+             lower_before="--no-lower-before" not in sys.argv)

@@ -14,6 +14,9 @@ import numpy as np
 from binaryhpe import BinaryHPEError
 from binaryhpe.compile.graph import Fmt, HwGraph, TensorInfo
 from binaryhpe.compile.kinds.elementwise import MulShift, Requant
+# ModelWrapper's initializer ValueInfos and qonnx's InferShapes on indices (shared with train/export.py)
+from binaryhpe.qonnx_passes import InferShapesIndexed as _InferShapes
+from binaryhpe.qonnx_passes import add_initializer_value_info as _add_initializer_value_info
 
 MAX_CONST_BITS = 16
 MAX_WIDTH = 32
@@ -107,61 +110,6 @@ def _transform(mw, transformation):
     mw = mw.transform(transformation, make_deepcopy=False, cleanup=False)
     _CleanPasses(mw).run()
     return mw
-
-
-def _add_initializer_value_info(mw) -> None:
-    """A ValueInfo (the initializer's shape and element type, appended to value_info) for every initializer a
-    node reads or writes that has none, in node order: ``ModelWrapper.check_all_tensor_shapes_specified(
-    fix_missing_init_shape=True)``, which ``ModelWrapper.__init__`` runs, with one index instead of a scan of
-    the graph per tensor."""
-    from onnx import helper
-
-    g = mw.graph
-    have = {vi.name for vi in [*g.input, *g.output, *g.value_info]}
-    inits = {}
-    for init in g.initializer:
-        inits.setdefault(init.name, init)
-    for n in g.node:
-        for t in [*(i for i in n.input if i != ""), *n.output]:
-            if t in have or t not in inits:
-                continue
-            init = inits[t]
-            g.value_info.append(helper.make_tensor_value_info(t, init.data_type, tuple(init.dims)))
-            have.add(t)
-
-
-class _InferShapes:
-    """qonnx's ``InferShapes`` (custom ops hidden behind shape-compatible standard ops, ONNX shape inference,
-    custom ops restored), with the new ModelWrapper's initializer ValueInfos added by
-    ``_add_initializer_value_info``."""
-
-    def apply(self, model):
-        import onnx.shape_inference as si
-        from qonnx.core.modelwrapper import ModelWrapper
-        from qonnx.transformation.infer_shapes import _hide_finn_ops, _restore_finn_ops
-
-        hidden = _hide_finn_ops(_ValueInfoLookup(model))
-        model = ModelWrapper(si.infer_shapes(model.model), fix_missing_initializer_valueinfo=False)
-        _add_initializer_value_info(model)
-        _restore_finn_ops(model, hidden)
-        return model, False
-
-
-class _ValueInfoLookup:
-    """A ModelWrapper whose ``get_tensor_valueinfo`` reads an index built once (the graph's ValueInfos do not
-    change while ``_hide_finn_ops`` swaps nodes); everything else is the wrapped model's."""
-
-    def __init__(self, mw):
-        self._mw = mw
-        self._vi: dict = {}
-        for vi in [*mw.graph.input, *mw.graph.output, *mw.graph.value_info]:
-            self._vi.setdefault(vi.name, vi)
-
-    def get_tensor_valueinfo(self, name):
-        return self._vi.get(name)
-
-    def __getattr__(self, attr):
-        return getattr(self._mw, attr)
 
 
 class _CleanPasses:

@@ -32,10 +32,11 @@ def _quiet():
             logging.getLogger("torch").setLevel(level)
 
 
-def export_qonnx(model: torch.nn.Module, example: torch.Tensor, path, verbose: bool = True) -> pathlib.Path:
-    """Export ``model`` (already in hardware mode for bit-exact flows) to a cleaned-up QONNX file."""
+def export_qonnx(model: torch.nn.Module, example: torch.Tensor, path, verbose: bool = True,
+                 qonnx_passes: bool = False) -> pathlib.Path:
+    """Export ``model`` (already in hardware mode for bit-exact flows) to a cleaned-up QONNX file.
+    ``qonnx_passes``: shape inference with qonnx's own passes instead of the indexed ones (the same file; slow)."""
     from brevitas.export import export_qonnx as brevitas_export
-    from qonnx.core.modelwrapper import ModelWrapper
 
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -51,13 +52,30 @@ def export_qonnx(model: torch.nn.Module, example: torch.Tensor, path, verbose: b
     # Brevitas' export is already clean (no constant subgraphs; node names are the module paths, which
     # errors downstream then point at). qonnx's cleanup_model renames every node and is quadratic in the
     # graph size (tens of minutes on BiDRN-50), so it is not run here.
-    from qonnx.transformation.infer_shapes import InferShapes
-
-    mw = ModelWrapper(str(path)).transform(InferShapes(), make_deepcopy=False, cleanup=False)
-    mw.save(str(path))
+    mw = infer_shapes_file(path, qonnx_passes)
     if verbose:
         print(f"[export] {len(mw.graph.node)} nodes in {time.time() - t0:.1f} s", flush=True)
     return path
+
+
+def infer_shapes_file(path, qonnx_passes: bool = False):
+    """qonnx's ``ModelWrapper(path)`` (ValueInfos for initializers) and ``InferShapes`` on the file at ``path``,
+    saved back; returns the ModelWrapper. By default on indices (binaryhpe.qonnx_passes), the same bytes as qonnx's
+    own passes, which scan the graph once per tensor (minutes on a BiDRN-50; ``qonnx_passes=True`` runs them)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    if qonnx_passes:
+        from qonnx.transformation.infer_shapes import InferShapes
+
+        mw = ModelWrapper(str(path)).transform(InferShapes(), make_deepcopy=False, cleanup=False)
+    else:
+        from binaryhpe.qonnx_passes import InferShapesIndexed, add_initializer_value_info
+
+        mw = ModelWrapper(str(path), fix_missing_initializer_valueinfo=False)
+        add_initializer_value_info(mw)
+        mw = mw.transform(InferShapesIndexed(), make_deepcopy=False, cleanup=False)
+    mw.save(str(path))
+    return mw
 
 
 def execute_qonnx(path_or_model, x: np.ndarray) -> np.ndarray:
@@ -65,7 +83,13 @@ def execute_qonnx(path_or_model, x: np.ndarray) -> np.ndarray:
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
 
-    mw = path_or_model if isinstance(path_or_model, ModelWrapper) else ModelWrapper(str(path_or_model))
+    if isinstance(path_or_model, ModelWrapper):
+        mw = path_or_model
+    else:  # ModelWrapper(path), its initializer ValueInfos added on an index (binaryhpe.qonnx_passes)
+        from binaryhpe.qonnx_passes import add_initializer_value_info
+
+        mw = ModelWrapper(str(path_or_model), fix_missing_initializer_valueinfo=False)
+        add_initializer_value_info(mw)
     iname, oname = mw.graph.input[0].name, mw.graph.output[0].name
     with _quiet():
         return execute_onnx(mw, {iname: np.asarray(x, dtype=np.float32)})[oname]
