@@ -508,8 +508,11 @@ def _add(L: Lowerer, node):
     if src is None:  # two streams
         a, b = L.info(node.input[0]), L.info(node.input[1])
         if a.scale is not None or b.scale is not None:
-            from binaryhpe.compile.lower_quant import add_streams
+            from binaryhpe.compile.lower_quant import add_streams, add_then_quant
 
+            q = L.single_consumer(node, "Quant")
+            if node.op_type == "Add" and q is not None and add_then_quant(L, node, q, a, b):
+                return  # the add and its quantizer as one exact multiply-add-shift of both operands
             add_streams(L, node, a, b)
             return
         if node.op_type == "Sub":

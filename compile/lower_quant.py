@@ -958,3 +958,108 @@ def add_streams(L: Lowerer, node, a: TensorInfo, b: TensorInfo) -> None:
 
 
 CHAIN_HOOKS.update(materialize=materialize, float_tail_error=float_tail_error)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# a residual add read only by a quantizer: one multiply-add-shift of both operands, verified exhaustively
+
+#: most operand pairs the exhaustive verification of a two-operand requantizer enumerates
+MAX_PAIR_CHECK = 1 << 18
+
+
+def add_then_quant(L: Lowerer, node, qnode, a: TensorInfo, b: TensorInfo) -> bool:
+    """``Quant(a + b)`` of two per-tensor-scaled tensors as ``sat((m_a * qa + m_b * qb + c) >> sh)`` (MulShift x 2,
+    JoinAdd, AddConst, Requant), when constants exist that give the quantizer's exact output for EVERY pair of
+    integers the operands can hold (enumerated: at most ``MAX_PAIR_CHECK`` pairs; each pair bounds ``c`` to an
+    interval, the intersection must not be empty). Returns False (nothing emitted) otherwise: the exact common-grid
+    sum (``add_streams``) and the quantizer's own lowering take over."""
+    from binaryhpe.compile.kinds.elementwise import JoinAdd
+
+    if a.shape != b.shape or a.fmt.bipolar or b.fmt.bipolar or isinstance(a.scale, tuple) \
+            or isinstance(b.scale, tuple):
+        return False
+    try:
+        qs = quant_spec(L, qnode)
+    except BinaryHPEError:
+        return False
+    if qs.bipolar or qs.zp != 0:
+        return False
+    ra, rb = _int_range(L, a.name), _int_range(L, b.name)
+    na, nb = ra[1] - ra[0] + 1, rb[1] - rb[0] + 1
+    if na * nb > MAX_PAIR_CHECK:
+        return False
+    ua, ub = base_of(a)[0], base_of(b)[0]
+    qa, qb = np.meshgrid(np.arange(ra[0], ra[1] + 1), np.arange(rb[0], rb[1] + 1), indexing="ij")
+    qa, qb = qa.reshape(-1), qb.reshape(-1)
+    # the exact outputs: u = (ua qa + ub qb) / s = (A qa + B qb) / D with integers A, B, D
+    ka, kb = ua / qs.scale, ub / qs.scale
+    den = ka.denominator * kb.denominator // math.gcd(ka.denominator, kb.denominator)
+    A, B = int(ka * den), int(kb * den)
+    if max(abs(A), abs(B), den).bit_length() + 12 > 62:
+        return False
+    num = A * qa.astype(np.int64) + B * qb.astype(np.int64)  # u = num / den, exactly
+    fl = np.floor_divide(num, den)
+    rem2 = 2 * (num - fl * den)  # 2 * frac * den
+    mode = qs.mode
+    if mode == "FLOOR":
+        n = fl
+    elif mode == "CEIL":
+        n = fl + (rem2 > 0)
+    elif mode in ("DOWN", "ROUND_TO_ZERO"):
+        n = np.where(num >= 0, fl, fl + (rem2 > 0))
+    elif mode == "UP":
+        n = np.where(num > 0, fl + (rem2 > 0), fl)
+    else:
+        up = (rem2 > den) | ((rem2 == den) & {"ROUND": (fl % 2 == 1), "HALF_EVEN": (fl % 2 == 1),
+                                                "HALF_UP": (num > 0), "HALF_DOWN": (num < 0)}[mode])
+        n = fl + up
+    f = np.clip(n, qs.qmin, qs.qmax)
+    sat_lo, sat_hi = (0, (1 << qs.bits) - 1) if not qs.signed else (-(1 << (qs.bits - 1)), (1 << (qs.bits - 1)) - 1)
+    low, high = f > sat_lo, f < sat_hi  # pairs whose output the saturation does not give
+    found = None
+    for sh in range(4, 40):
+        for ma in sorted({int(math.floor(float(ka) * 2**sh)) + d for d in (0, 1, -1)}):
+            for mb in sorted({int(math.floor(float(kb) * 2**sh)) + d for d in (0, 1, -1)}):
+                if max(abs(ma), abs(mb)).bit_length() + 1 > MUL_CONST_BITS:
+                    continue
+                t = ma * qa.astype(np.int64) + mb * qb.astype(np.int64)
+                c_lo = int(np.max(f[low] * (1 << sh) - t[low], initial=-(1 << 62)))
+                c_hi = int(np.min((f[high] + 1) * (1 << sh) - t[high] - 1, initial=1 << 62))
+                if c_lo <= c_hi:
+                    found = (ma, mb, 0 if c_lo <= 0 <= c_hi else (c_lo if c_lo > 0 else c_hi), sh)
+                    break
+            if found:
+                break
+        if found:
+            break
+    if found is None:
+        return False
+    ma, mb, cc, sh = found
+    h, w, c = a.shape
+    srcs = []
+    for info, m in ((a, ma), (b, mb)):
+        mbits = max(2, abs(m).bit_length() + 1)
+        name = L.g.unique(f"{node.name}_scale")
+        L.g.tensors[name] = TensorInfo(name, a.shape, Fmt(info.fmt.bits + mbits, 0))
+        L.add(MulShift(name=L.g.unique(f"{node.name}_scale"), inputs=[info.name], outputs=[name], c=c, pixels=h * w,
+                       in_w=info.fmt.bits, out_w=info.fmt.bits + mbits, const_w=mbits,
+                       m=np.full(c, m, dtype=np.int64), shift=0))
+        srcs.append(L.g.tensors[name])
+    sum_w = max(srcs[0].fmt.bits, srcs[1].fmt.bits) + 1
+    s_name = L.g.unique(f"{node.name}_sum")
+    L.g.tensors[s_name] = TensorInfo(s_name, a.shape, Fmt(sum_w, 0))
+    L.add(JoinAdd(name=L.g.unique(node.name), inputs=[srcs[0].name, srcs[1].name], outputs=[s_name], c=c,
+                  pixels=h * w, in_w=srcs[0].fmt.bits, in_b_w=srcs[1].fmt.bits, out_w=sum_w))
+    cbits = max(2, abs(cc).bit_length() + 1)
+    c_w = max(sum_w, cbits) + 1
+    c_name = L.g.unique(f"{node.name}_round")
+    L.g.tensors[c_name] = TensorInfo(c_name, a.shape, Fmt(c_w, 0))
+    L.add(AddConst(name=L.g.unique(f"{node.name}_round"), inputs=[s_name], outputs=[c_name], c=c, pixels=h * w,
+                   in_w=sum_w, out_w=c_w, const_w=cbits, b=np.full(c, cc, dtype=np.int64)))
+    q_w = qs.bits + 1 if not qs.signed else qs.bits
+    out = L.new_tensor(qnode.output[0], a.shape, Fmt(q_w, 0))
+    set_scale(L.g.tensors[out], qs.scale)
+    L.add(Requant(name=L.g.unique(qnode.name), inputs=[c_name], outputs=[out], c=c, pixels=h * w, in_w=c_w,
+                  out_w=q_w, shift=sh, relu=not qs.signed))
+    L.skip.add(qnode.name)
+    return True

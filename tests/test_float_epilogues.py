@@ -339,17 +339,23 @@ def _add_graph(tmp_path, sa: float, sb: float, then_quant: bool):
 @pytest.mark.parametrize("then_quant", [False, True])
 def test_residual_add_of_different_scales_is_exact(tmp_path, then_quant):
     """Scales 0.3 and 0.2 (float32): their ratio is a ratio of integers p / q, so p * a + q * b on the grid
-    0.2 / q is the exact sum; the reference holds it as integers times that scale and agrees, on all 32 inputs."""
+    0.2 / q is the exact sum; the reference holds it as integers times that scale and agrees, on all 32 inputs.
+    Followed by a quantizer, the add and the quantizer are one multiply-add-shift of both operands whose
+    constants are checked on every pair of operand integers (compile/lower_quant.add_then_quant)."""
     mw = _add_graph(tmp_path, 0.3, 0.2, then_quant)
     g = lower(mw)
+    if then_quant:  # the add and its quantizer: one multiply-add-shift of both operands, verified on every pair
+        assert not any(isinstance(lay, MultiThreshold) for lay in g.layers[2:])
+        assert isinstance(g.layers[-1], Requant) and g.layers[-1].shift > 0
     x = np.arange(-16, 16, dtype=np.float32).reshape(1, 2, 1, 16)
     r = compare_with_onnx(g, mw, x)
     assert r["first_mismatch"] is None and r["output_exact"] and r["float64_exact"], r["first_mismatch"]
 
 
 def test_residual_add_without_a_narrow_common_grid_is_refused(tmp_path):
-    """Scales 0.3 and 0.2 * 2^-12: the exact common grid needs a 37-bit multiplier; the error says what to do."""
-    msg = _one_error(_add_graph(tmp_path, 0.3, float(np.float32(0.2) * 2.0**-12), True))
+    """Scales 0.3 and 0.2 * 2^-12, the sum read by the graph output (no quantizer that could absorb it): the exact
+    common grid needs a 37-bit multiplier; the error says what to do."""
+    msg = _one_error(_add_graph(tmp_path, 0.3, float(np.float32(0.2) * 2.0**-12), False))
     assert "op type Add" in msg and "ratio" in msg and "shared quantizer" in msg, msg
 
 
