@@ -180,6 +180,7 @@ class CModel:
     step_io: dict[str, tuple] = field(default_factory=dict)  # step -> (input tensors, output tensors)
     fused: dict = field(default_factory=dict)  # MVU name -> the Epilogue run in its output loop
     fused_acc: set = field(default_factory=set)  # accumulators of fused MVUs (registers only, no buffer)
+    in_place: dict = field(default_factory=dict)  # output buffer -> the input buffer its step overwrites
     defs: dict[str, int] = field(default_factory=dict)  # buffer -> step that writes it
     uses: dict[str, list] = field(default_factory=dict)  # buffer -> steps that read it
     tiling: object = None  # memplan.Tiling or None
@@ -298,15 +299,29 @@ def analyze(g: HwGraph, tiling=None, banks=None) -> CModel:
     cm.banks = banks
     if tiling is not None:
         tiling.apply(cm)  # band buffers, row bases, lifetimes stretched over the region
-    bufs = []
+    cm.in_place = _in_place(cm, out_root)
+    base = {}
+    for o, x in cm.in_place.items():
+        base[o] = base.get(x, x)
+    life = {}
     for name, st in defs.items():
-        s = cm.storage[name]
         end = max(uses.get(name, [st]))
         start = st
         if tiling is not None:
             start, end = tiling.lifetime(cm, name, start, end)
-        bufs.append(memplan.Buffer(name, s.nbytes, start, max(end, start), heat=_heat(cm, name)))
+        life[name] = (start, max(end, start))
+    bufs = []
+    for name in defs:
+        if name in base:
+            continue
+        start, end = life[name]
+        end = max([end] + [life[o][1] for o, b in base.items() if b == name])
+        bufs.append(memplan.Buffer(name, cm.storage[name].nbytes, start, end, heat=_heat(cm, name)))
     cm.plan = memplan.plan(bufs, nsteps + 1, getattr(cm, "banks", None))
+    for o, b in base.items():  # an in-place output: at its input's place (never larger: _in_place checks)
+        pb = cm.plan.buffers[b]
+        cm.plan.buffers[o] = memplan.Buffer(o, cm.storage[o].nbytes, *life[o], offset=pb.offset, heat=0.0,
+                                            bank=pb.bank, in_place_of=b)
     for name in cm.steps:
         cm.layer_ram[name] = sum(cm.storage[o].nbytes for o in cm.step_io[name][1])
     ins, outs = cm.input_storage, cm.storage[out_root]
@@ -315,6 +330,35 @@ def analyze(g: HwGraph, tiling=None, banks=None) -> CModel:
     cm.io_bytes += outs.h * outs.w * outs.c * out_b
     cm.stack_bytes = stack_bytes(cm)
     return cm
+
+
+def _in_place(cm: CModel, out_root: str) -> dict[str, str]:
+    """Output buffer -> the input buffer it overwrites: an elementwise step (a stand-alone Epilogue or op) whose
+    chain input is read by no later step writes its output over it: same shape and element size, neither
+    bit-packed, so a forward loop reads each element before it writes it (a narrower output would be safe too,
+    but it would keep the wider buffer's bytes for its own lifetime: more RAM, not less). Not inside a tiled
+    region (a band buffer's rows follow its own consumers)."""
+    from binaryhpe.compile.kinds.elementwise import _Elementwise
+
+    by_name = {lay.name: lay for lay in cm.g.layers}
+    t = cm.tiling
+    out = {}
+    for i, name in enumerate(cm.steps):
+        lay = by_name.get(name)
+        if not isinstance(lay, (Epilogue, _Elementwise)) or (t is not None and t.start <= i <= t.end):
+            continue
+        ins, outs = cm.step_io[name]
+        x, o = cm.root[ins[0]], outs[0]
+        if x not in cm.defs or x == out_root or max(cm.uses.get(x, [i])) != i or len(outs) != 1:
+            continue
+        if any(cm.root[b] == x for b in ins[1:]):
+            continue
+        sx, so = cm.storage[x], cm.storage[o]
+        if (sx.h, sx.w, sx.c) != (so.h, so.w, so.c) or sx.packed or sx.rows or so.rows:
+            continue
+        if not so.packed and so.elem_bytes == sx.elem_bytes:  # a narrower output would hold the wider place
+            out[o] = x
+    return out
 
 
 def _heat(cm: CModel, name: str) -> float:
@@ -398,7 +442,8 @@ class _Emitter:
         self.pack: list | None = None  # while emitting an Epilogue's ops: its per-channel constants, by column
 
     def const(self, lay, suffix: str, values, ctype: str | None = None) -> str:
-        if self.pack is not None and ctype is None and np.asarray(values).ndim == 1:
+        if self.pack is not None and ctype is None and np.asarray(values).ndim == 1 \
+                and not isinstance(lay, MultiThreshold):  # its thresholds are indexed c * n + j
             self.pack.append(np.asarray(values, dtype=np.int64))  # one per-channel column of the Epilogue's array
             return f"@K{len(self.pack) - 1}@"
         name = f"W_{_ident(lay.name)}_{suffix}"

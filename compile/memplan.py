@@ -46,6 +46,7 @@ class Buffer:
     offset: int = -1
     heat: float = 1.0  # accesses per byte over a frame (hot buffers go to fast banks)
     bank: str = ""  # the RAM bank it is placed in ("": the one arena)
+    in_place_of: str = ""  # written over this buffer by an elementwise step (same place, see cbackend._in_place)
 
 
 @dataclass
@@ -65,7 +66,8 @@ class MemPlan:
         return {"arena_bytes": self.peak, "naive_bytes": self.naive, "lower_bound_bytes": self.lower_bound,
                 "saving": round(1 - self.peak / self.naive, 4) if self.naive else 0.0,
                 "banks": dict(self.bank_peak),
-                "buffers": {n: {"bytes": b.size, "offset": b.offset, "live": [b.start, b.end], "bank": b.bank}
+                "buffers": {n: {"bytes": b.size, "offset": b.offset, "live": [b.start, b.end], "bank": b.bank,
+                                **({"in_place_of": b.in_place_of} if b.in_place_of else {})}
                             for n, b in self.buffers.items()}}
 
 
@@ -155,6 +157,8 @@ def check(mp: MemPlan) -> None:
     for i, a in enumerate(bs):
         assert a.offset >= 0 and a.offset % ALIGN == 0, a
         for b in bs[i + 1:]:
+            if a.in_place_of or b.in_place_of:
+                continue  # shares its input's place by construction
             if a.bank == b.bank and a.start <= b.end and b.start <= a.end:
                 assert a.offset + a.size <= b.offset or b.offset + b.size <= a.offset, (a, b)
 

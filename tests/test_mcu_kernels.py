@@ -316,3 +316,24 @@ def test_face_bidrn18_tiled_bit_exact_host_and_qemu(tmp_path):
     assert sum(b["bytes"] for b in rep["ram_banks"].values()) == rep["arena_bytes"]
     ratio = rep["predicted_instructions_per_frame"] / rep["instructions_per_frame"]
     assert 0.8 < ratio < 1.25, ratio  # the cycle model against QEMU's count, tiled (halo rows included)
+
+
+def test_in_place_epilogues(tiny_graph, tmp_path):
+    """A stand-alone Epilogue whose input is read by no later step writes over it (same element size): the two
+    buffers share one place, the plan reports it, and the outputs stay exact; an input still read later is not
+    overwritten."""
+    g = tiny_graph
+    frames = _frames(g, seed=11, n=2)
+    bad, cm, _ = _host(g, frames, tmp_path)
+    assert bad == 0 and cm.in_place
+    for o, x in cm.in_place.items():
+        po, px = cm.plan.buffers[o], cm.plan.buffers[x]
+        base = cm.plan.buffers[po.in_place_of]  # x, or the buffer x itself was written over (a chain)
+        assert not base.in_place_of and po.in_place_of in (x, px.in_place_of)
+        assert (po.offset, po.bank) == (px.offset, px.bank) == (base.offset, base.bank) and base.end >= po.end
+        step = next(i for i, s in enumerate(cm.steps) if o in cm.step_io[s][1])
+        assert max(cm.uses[x]) == step and cm.storage[o].elem_bytes == cm.storage[x].elem_bytes
+    d = cm.plan.to_dict()["buffers"]
+    assert sum(1 for b in d.values() if "in_place_of" in b) == len(cm.in_place)
+    # the network input (the caller's buffer) and buffers read after the step are never overwritten
+    assert g.input not in cm.in_place.values()
