@@ -434,6 +434,11 @@ def partition_host(mw, source: str = "") -> HostPartition:
             out = crossing[0]
     else:  # pragma: no cover - each round moves at least one node to the host
         raise BinaryHPEError("partitioning the graph did not converge")
+    if not lowered.layers:
+        q = next(n for n in g.node if fp.hw_input in n.input and n.op_type in ("Quant", "BipolarQuant"))
+        raise BinaryHPEError(f"cannot map node {q.name!r} (op type {q.op_type}): the hardware region it starts holds "
+                             f"no layer (its input {fp.hw_input!r} comes from float nodes that stay on the host, "
+                             f"and nothing after it maps to hardware): quantize the input of the first layer")
     p = HostPartition(full=mw, hw=hw, hw_input=fp.hw_input, hw_output=out, lowered=lowered, reasons=reasons,
                       pre_nodes=[g.node[i].name for i in sorted(pre)],
                       post_nodes=[g.node[i].name for i in sorted(post)])
