@@ -706,6 +706,9 @@ def quantize_chain_spec(L: Lowerer, qnode, chain: Chain, qs: QuantSpec) -> str:
     found = mulshift_constants(t, qlev, lo_p, hi_p, sat_lo, sat_hi, _slopes(chain, qs, dirs),
                                min(MUL_CONST_BITS, MAX_EPILOGUE_WIDTH - 2 - src.fmt.bits))
     if found is None:
+        split = _prelu_split(L, qnode, chain, qs, src, lo, hi)
+        if split is not None:
+            return split
         if len(levels) <= MAX_FALLBACK_LEVELS:
             return _multithreshold(L, qnode, src, dirs, t, lo_p, hi_p, levels, out_fmt, out_scale)
         raise _err(qnode, f"no exact multiply-add-shift with a multiplier of at most {MUL_CONST_BITS} bits computes "
@@ -1063,3 +1066,92 @@ def add_then_quant(L: Lowerer, node, qnode, a: TensorInfo, b: TensorInfo) -> boo
                   out_w=q_w, shift=sh, relu=not qs.signed))
     L.skip.add(qnode.name)
     return True
+
+
+# ---------------------------------------------------------------------------------------------------------
+# a PReLU kink inside a signed output's range: split at zero into two multiply-add-shifts
+
+_MIRROR = {"FLOOR": "CEIL", "CEIL": "FLOOR"}
+
+
+def _mulshift_branch(L: Lowerer, qnode, chain: Chain, qs: QuantSpec, src: TensorInfo, lo: int, hi: int,
+                     tag: str) -> TensorInfo | None:
+    """The constants of ``max(sat((m_c x + a_c) >> sh), 0)`` equal to ``qs(chain(x))`` (a function >= 0) on
+    [lo, hi] (proven by ``mulshift_constants``; a ReLU Requant of ``qs.bits`` signed bits), or None."""
+    dirs, t = solve_thresholds(chain, qs, lo, hi)
+    lo_p, hi_p = np.where(dirs > 0, lo, -hi), np.where(dirs > 0, hi, -lo)
+    q_w = qs.bits
+    # the branch's values are >= 0: the proof is over the levels 0..qmax, the saturation a ReLU Requant's [0, max]
+    t = t[:, -qs.qmin:]
+    found = mulshift_constants(t, list(range(0, qs.qmax + 1)), lo_p, hi_p, 0, (1 << (q_w - 1)) - 1,
+                               _slopes(chain, qs, dirs), min(MUL_CONST_BITS, MAX_EPILOGUE_WIDTH - 2 - src.fmt.bits))
+    if found is None:
+        return None
+    m, a, sh = found
+    m = np.array([int(v) * int(d) for v, d in zip(m, dirs)], dtype=np.int64)
+    a = np.array([int(v) for v in a], dtype=np.int64)
+    mbits = max(2, int(np.max(np.abs(m))).bit_length() + 1)
+    prod_w = src.fmt.bits + mbits
+    abits = max(2, int(np.max(np.abs(a))).bit_length() + 1)
+    sum_w = max(prod_w, abits) + 1
+    if sum_w > MAX_EPILOGUE_WIDTH:
+        return None
+    return (m, a, sh, mbits, prod_w, abits, sum_w, q_w, tag)
+
+
+def _emit_branch(L: Lowerer, qnode, src: TensorInfo, plan) -> TensorInfo:
+    """The MulShift -> AddConst -> Requant of a ``_mulshift_branch`` plan, into a new tensor."""
+    m, a, sh, mbits, prod_w, abits, sum_w, q_w, tag = plan
+    h, w, c = src.shape
+    names = [L.g.unique(f"{qnode.name}_{tag}{k}") for k in ("_mul", "_add", "")]
+    for n, wd in zip(names, (prod_w, sum_w, q_w)):
+        L.g.tensors[n] = TensorInfo(n, src.shape, Fmt(wd, 0))
+    L.add(MulShift(name=L.g.unique(names[0]), inputs=[src.name], outputs=[names[0]], c=c, pixels=h * w,
+                   in_w=src.fmt.bits, out_w=prod_w, const_w=mbits, m=m, shift=0))
+    L.add(AddConst(name=L.g.unique(names[1]), inputs=[names[0]], outputs=[names[1]], c=c, pixels=h * w,
+                   in_w=prod_w, out_w=sum_w, const_w=abits, b=a))
+    L.add(Requant(name=L.g.unique(names[2]), inputs=[names[1]], outputs=[names[2]], c=c, pixels=h * w, in_w=sum_w,
+                  out_w=q_w, shift=sh, relu=True))
+    return L.g.tensors[names[2]]
+
+
+def _prelu_split(L: Lowerer, qnode, chain: Chain, qs: QuantSpec, src: TensorInfo, lo: int, hi: int) -> str | None:
+    """``Q(prelu(v))`` for a signed quantizer ``Q`` (zero point 0) and slopes >= 0 as ``P + N``: ``P = Q(relu(v))``
+    is 0 where ``v < 0`` and ``N = -Q~(min(relu(-slope v), -qmin * s))`` (``Q~`` the mirrored rounding:
+    ``-Q(u) = Q~(-u)``) is 0 where ``v >= 0``, so their sum is the quantizer's output everywhere; each is a monotone
+    clamped affine function of the accumulator with its own proven multiply-add-shift. None where the chain is
+    not of that form or a branch has no exact constants."""
+    from binaryhpe.compile.kinds.elementwise import JoinAdd
+
+    idx = [i for i, st in enumerate(chain.steps) if st[0] == "prelu"]
+    if len(idx) != 1 or not qs.signed or qs.zp != 0 or qs.bipolar or qs.bits + 1 > 24:
+        return None
+    i = idx[0]
+    if any(st[0] in ("relu", "prelu", "clip", "round") for st in chain.steps[i + 1:]):
+        return None
+    c = chain.c
+    pre, post, slope = chain.steps[:i], chain.steps[i + 1:], chain.steps[i][1]
+    zero = [Fr(0)] * c
+    p_chain = Chain(chain.src, chain.base, pre + [("relu",)] + post, chain.nodes)
+    # -slope * v after the (affine) steps that follow the PReLU: -(post(slope v)) on the negative side
+    n_steps = pre + [("affine", list(slope), zero)] + post + [("affine", [Fr(-1)] * c, zero), ("relu",),
+                                                              ("clip", None, -qs.qmin * qs.scale)]
+    n_chain = Chain(chain.src, chain.base, n_steps, chain.nodes)
+    if any(st[0] == "affine" and any(b != 0 for b in st[2]) for st in post):
+        return None  # an offset after the PReLU moves the kink off zero
+    n_qs = QuantSpec(scale=qs.scale, bits=qs.bits + 1, signed=True, mode=_MIRROR.get(qs.mode, qs.mode))
+    pos = _mulshift_branch(L, qnode, p_chain, qs, src, lo, hi, "pos")
+    neg = _mulshift_branch(L, qnode, n_chain, n_qs, src, lo, hi, "neg") if pos is not None else None
+    if neg is None:
+        return None
+    pos, neg = _emit_branch(L, qnode, src, pos), _emit_branch(L, qnode, src, neg)
+    h, w, ch = src.shape
+    nn = L.g.unique(f"{qnode.name}_negate")
+    L.g.tensors[nn] = TensorInfo(nn, src.shape, Fmt(neg.fmt.bits + 2, 0))
+    L.add(MulShift(name=L.g.unique(nn), inputs=[neg.name], outputs=[nn], c=ch, pixels=h * w, in_w=neg.fmt.bits,
+                   out_w=neg.fmt.bits + 2, const_w=2, m=np.full(ch, -1, dtype=np.int64), shift=0))
+    out = L.new_tensor(qnode.output[0], src.shape, Fmt(qs.bits, 0))
+    set_scale(L.g.tensors[out], qs.scale)
+    L.add(JoinAdd(name=L.g.unique(qnode.name), inputs=[pos.name, nn], outputs=[out], c=ch, pixels=h * w,
+                  in_w=pos.fmt.bits, in_b_w=neg.fmt.bits + 2, out_w=qs.bits))  # P * N = 0: no saturation
+    return out

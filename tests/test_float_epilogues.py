@@ -446,3 +446,15 @@ def test_nonzero_zero_point(tmp_path, bits, zp):
     """An asymmetric (unsigned, zero point zp) quantizer: the hardware integers are the quantized value minus zp."""
     steps = [("Mul", [0.021, 0.033, 0.017]), ("Add", [0.3, -0.2, 0.05])]
     _check(tmp_path, 3, 7, 1.0, steps, {"scale": 0.0173, "bits": bits, "signed": 0, "zp": zp, "mode": "ROUND"})
+
+
+@pytest.mark.parametrize("mode", ["ROUND", "FLOOR", "CEIL", "HALF_UP"])
+def test_prelu_kink_in_a_signed_output_splits_at_zero(tmp_path, mode):
+    """BN + PReLU (slopes 0.25, 0.1, 0) + a signed 8-bit quantizer: no single multiply-add-shift follows the kink, so
+    the output is split at zero, Q(relu(v)) + (-Q~(relu(-slope v))) (Q~ the mirrored rounding), each a proven
+    multiply-add-shift with a ReLU; exact against the brute force on every input integer and channel."""
+    steps = [("Mul", [0.013, 0.021, 0.017]), ("BN", [1.1, -0.8, 0.5], [0.3, -0.2, 0.1], [0.0, 0.5, -0.5],
+                                                     [1.0, 2.0, 0.5]), ("PRelu", [0.25, 0.1, 0.0])]
+    g = _check(tmp_path, 3, 8, 1.0, steps, {"scale": 0.011, "bits": 8, "mode": mode})
+    kinds = [type(lay).__name__ for lay in g.layers]
+    assert "MultiThreshold" not in kinds and kinds.count("Requant") == 2 and "JoinAdd" in kinds, kinds
