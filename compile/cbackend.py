@@ -126,7 +126,10 @@ def _storage(info: TensorInfo, cname: str) -> Storage:
     h, w, c = info.shape
     if info.fmt.bipolar:
         return Storage(info.name, cname, h, w, c, True, "uint32_t", 4, False)
-    t, n = ctype_for(info.fmt.bits, info.fmt.signed)
+    try:
+        t, n = ctype_for(info.fmt.bits, info.fmt.signed)
+    except CBackendError as e:
+        raise CBackendError(f"tensor {info.name!r}: {e}") from None
     return Storage(info.name, cname, h, w, c, False, t, n, info.fmt.signed)
 
 
@@ -386,9 +389,12 @@ def _arr(values, ctype: str, per_line: int = 16) -> str:
 
 
 def _smallest(values, min_bits: int = 2) -> tuple[str, int]:
+    """Smallest C type of a constant array: int8/16/32, or int64 for a constant wider than 32 bits (a
+    float-scaled chain's multiplier; the ops that use it compute in int64_t)."""
     v = np.asarray(values, dtype=np.int64)
     amax = int(max(abs(int(v.min())), abs(int(v.max())))) if v.size else 0
-    return ctype_for(max(min_bits, amax.bit_length() + 1))
+    bits = max(min_bits, amax.bit_length() + 1)
+    return ("int64_t", 8) if bits > 32 else ctype_for(bits)
 
 
 def _range(bits: int, signed: bool = True) -> tuple[int, int]:

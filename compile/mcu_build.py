@@ -15,9 +15,15 @@ from binaryhpe.sim.mcu import cross_build, host_build, host_run, qemu_run
 
 
 def test_frames(g, n_random: int = 2, seed: int = 0) -> list[np.ndarray]:
-    """Random frames over the input format's full range plus the extremes (min, max, zero)."""
+    """Random frames over the input format's full range (0/1 for a bipolar input) plus the extremes (min, max,
+    zero)."""
     info = g.tensors[g.input]
-    lo, hi = -(1 << (info.fmt.bits - 1)), (1 << (info.fmt.bits - 1)) - 1
+    if info.fmt.bipolar:  # bits: 1 = +1, 0 = -1
+        lo, hi = 0, 1
+    elif info.fmt.signed:
+        lo, hi = -(1 << (info.fmt.bits - 1)), (1 << (info.fmt.bits - 1)) - 1
+    else:
+        lo, hi = 0, (1 << info.fmt.bits) - 1
     rng = np.random.default_rng(seed)
     xs = [rng.integers(lo, hi + 1, size=info.shape) for _ in range(n_random)]
     xs += [np.full(info.shape, lo), np.full(info.shape, hi), np.zeros(info.shape, dtype=np.int64)]

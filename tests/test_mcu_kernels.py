@@ -337,3 +337,25 @@ def test_in_place_epilogues(tiny_graph, tmp_path):
     assert sum(1 for b in d.values() if "in_place_of" in b) == len(cm.in_place)
     # the network input (the caller's buffer) and buffers read after the step are never overwritten
     assert g.input not in cm.in_place.values()
+
+
+def test_wide_constants_and_test_frames(tmp_path):
+    """A per-channel constant wider than 32 bits (a float-scaled chain's multiplier) is an int64_t array and the
+    op computes in int64_t; build_mcu's own test frames follow the input format (0/1 bits for a bipolar input,
+    non-negative for an unsigned one)."""
+    from binaryhpe.compile.kinds.elementwise import MulShift
+
+    rng = np.random.default_rng(9)
+    ch = _Chain((3, 4, 5), Fmt(8, 0))
+    ch.add(MulShift, ["x"], [("y", (3, 4, 5), Fmt(16, 0))], c=5, pixels=12, in_w=8, out_w=16, const_w=40,
+           m=rng.integers(-(1 << 39), 1 << 39, size=5), shift=36)
+    ch.g.output = "y"
+    frames = _frames(ch.g, seed=9)
+    bad, cm, refs = _host(ch.g, frames, tmp_path)
+    assert bad == 0 and len({r.tobytes() for r in refs}) > 1
+    assert "const int64_t W_" in (tmp_path / "c" / "weights.c").read_text()
+    g = _binary_conv(40, 9, 3, 1, fuse=True, seed=3)
+    assert {int(v) for x in mcu_build.test_frames(g) for v in np.unique(x)} == {0, 1}
+    ch2 = _Chain((2, 2, 3), Fmt(4, 0, signed=False))
+    assert min(int(x.min()) for x in mcu_build.test_frames(ch2.g)) == 0
+    assert max(int(x.max()) for x in mcu_build.test_frames(ch2.g)) == 15
