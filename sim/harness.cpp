@@ -4,8 +4,8 @@
 //
 // usage: Vsim IN OUT FRAMES IN_BEATS OUT_BEATS STALL_IN_PERMILLE STALL_OUT_PERMILLE SEED TIMEOUT DRAIN
 //             [WAVES.fst] [+verilator+... plusargs, e.g. +verilator+rand+reset+2 +verilator+seed+7]
-// IN: one hex word a line (FRAMES * IN_BEATS lines). OUT: "cycle hexword" a line; "# frame_in C" where a frame's
-// first beat went in, "# done C" after the last expected output beat, "# cycles C" all cycles simulated after reset
+// IN: one hex word a line (FRAMES * IN_BEATS lines), of any width up to the input port's. OUT: "cycle hexword" a
+// line; "# frame_in C" where a frame's first beat went in, "# done C" after the last expected output beat, "# cycles C" all cycles simulated after reset
 // (the drain included).
 //
 // The harness trusts nothing the design says about itself:
@@ -33,6 +33,7 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "Vbhpe_top.h"
@@ -58,6 +59,48 @@ static uint32_t rnd() {  // xorshift64*
   return (uint32_t)((rng_state * 2685821657736338717ULL) >> 32);
 }
 
+// Stream data of any width: Verilator holds a port of up to 64 bits in an integer (CData .. QData) and a wider
+// one in 32-bit words (VlWide<N>, least significant first). A beat is kept as 32-bit words, least significant
+// first, as many as the widest line of the input file needs (at least two).
+template <typename T>
+static void set_data(T& port, const uint32_t* w) {
+  port = (T)((uint64_t)w[0] | ((uint64_t)w[1] << 32));
+}
+template <std::size_t N>
+static void set_data(VlWide<N>& port, const uint32_t* w) {
+  for (std::size_t i = 0; i < N; i++) port[i] = w[i];
+}
+template <typename T>
+static void print_data(std::FILE* f, const T& port) {
+  std::fprintf(f, "%llx", (unsigned long long)port);
+}
+template <std::size_t N>
+static void print_data(std::FILE* f, const VlWide<N>& port) {
+  std::size_t i = N - 1;
+  while (i > 0 && port[i] == 0) i--;  // no leading zero words
+  std::fprintf(f, "%x", port[i]);
+  while (i-- > 0) std::fprintf(f, "%08x", port[i]);
+}
+// words a beat of a port type is kept in (VlWide<N>: N)
+template <typename T>
+struct DataWords { static constexpr std::size_t n = 2; };
+template <std::size_t N>
+struct DataWords<VlWide<N>> { static constexpr std::size_t n = N; };
+// one hex number (no prefix) into ``chunks`` 32-bit words, least significant first
+static bool parse_hex(const std::string& line, std::size_t chunks, uint32_t* w) {
+  std::size_t end = line.find_last_not_of(" \t\r");
+  if (end == std::string::npos) return false;
+  std::size_t digits = end + 1;
+  if ((digits + 7) / 8 > chunks) return false;
+  for (std::size_t k = 0; k < chunks; k++) {
+    if (digits == 0) { w[k] = 0; continue; }
+    std::size_t n = std::min<std::size_t>(8, digits);
+    w[k] = (uint32_t)std::strtoul(line.substr(digits - n, n).c_str(), nullptr, 16);
+    digits -= n;
+  }
+  return true;
+}
+
 int main(int argc, char** argv) {
   // positional arguments; "+..." ones are Verilator's plusargs (ctx.commandArgs reads them)
   std::vector<const char*> pos;
@@ -73,16 +116,28 @@ int main(int argc, char** argv) {
   rng_state = std::strtoull(pos[8], nullptr, 10) * 0x9E3779B97F4A7C15ULL + 1;
   const long timeout = std::atol(pos[9]);
   long drain = std::atol(pos[10]);
-  std::vector<uint64_t> in;
+  // the input beats, ``ichunks`` 32-bit words each (the port's words; a line wider than the port is an error)
+  const std::size_t ichunks = DataWords<std::remove_reference_t<decltype(Vbhpe_top::in_tdata)>>::n;
+  std::vector<uint32_t> in;
+  std::size_t n_in = 0;
   {
     std::ifstream f(pos[1]);
     std::string line;
-    while (std::getline(f, line)) if (!line.empty()) in.push_back(std::strtoull(line.c_str(), nullptr, 16));
+    while (std::getline(f, line)) {
+      if (line.empty()) continue;
+      in.resize((n_in + 1) * ichunks);
+      if (!parse_hex(line, ichunks, &in[n_in * ichunks])) {
+        std::fprintf(stderr, "input line %zu is not a hex word of at most %zu bits\n", n_in + 1, 32 * ichunks);
+        return 2;
+      }
+      n_in++;
+    }
   }
-  if ((long)in.size() != frames * in_beats) {
-    std::fprintf(stderr, "input has %zu beats, expected %ld\n", in.size(), frames * in_beats);
+  if ((long)n_in != frames * in_beats) {
+    std::fprintf(stderr, "input has %zu beats, expected %ld\n", n_in, frames * in_beats);
     return 2;
   }
+  const std::vector<uint32_t> no_data(ichunks, 0);
   // weight images: port i's words, each (bits + 31) / 32 little-endian 32-bit chunks
   std::vector<std::vector<uint32_t>> wimg(BHPE_NUM_WPORTS);
   std::vector<size_t> wchunks(BHPE_NUM_WPORTS), wpos(BHPE_NUM_WPORTS, 0), wwords(BHPE_NUM_WPORTS);
@@ -157,9 +212,9 @@ int main(int argc, char** argv) {
     const bool draining = got >= want;
     const bool in_idle = stall_in && (rnd() % 1000) < stall_in;
     const bool out_stall = !draining && stall_out && (rnd() % 1000) < stall_out;
-    in_offered = ip < in.size() && (in_offered || !in_idle);
+    in_offered = ip < n_in && (in_offered || !in_idle);
     top.in_tvalid = in_offered ? 1 : 0;
-    top.in_tdata = ip < in.size() ? in[ip] : 0;
+    set_data(top.in_tdata, ip < n_in ? &in[ip * ichunks] : no_data.data());
     top.out_tready = out_stall ? 0 : 1;
     for (int i = 0; i < BHPE_NUM_WPORTS; i++) {
       wvalid[i] = wvalid[i] || !(stall_in && (rnd() % 1000) < stall_in);
@@ -172,10 +227,14 @@ int main(int argc, char** argv) {
     for (int i = 0; i < BHPE_NUM_WPORTS; i++)
       if (wvalid[i] && bhpe_wport_ready(top, i)) { wpos[i]++; wvalid[i] = false; w_fire = true; }
     if (out_fire && draining) {
-      std::fprintf(out, "# extra %llu %llx\n", (unsigned long long)(t - t0), (unsigned long long)top.out_tdata);
+      std::fprintf(out, "# extra %llu ", (unsigned long long)(t - t0));
+      print_data(out, top.out_tdata);
+      std::fputc('\n', out);
       extra++;
     } else if (out_fire) {
-      std::fprintf(out, "%llu %llx\n", (unsigned long long)(t - t0), (unsigned long long)top.out_tdata);
+      std::fprintf(out, "%llu ", (unsigned long long)(t - t0));
+      print_data(out, top.out_tdata);
+      std::fputc('\n', out);
       got++;
       if (got == want) {
         std::fprintf(out, "# done %llu\n", (unsigned long long)(t - t0 + 1));
@@ -200,7 +259,7 @@ int main(int argc, char** argv) {
       std::fprintf(out, "# deadlock %llu\n", (unsigned long long)(t - t0));
       std::fclose(out);
       std::fprintf(stderr, "DEADLOCK: no beat moved for %ld cycles (%ld of %ld output beats, %zu of %zu input)\n",
-                   timeout, got, want, ip, in.size());
+                   timeout, got, want, ip, n_in);
 #if VM_TRACE
       if (tfp) tfp->close();
 #endif
@@ -220,9 +279,9 @@ int main(int argc, char** argv) {
                  extra, want, drain);
     return 5;
   }
-  if (ip < in.size()) {
+  if (ip < n_in) {
     std::fprintf(stderr, "INPUT LEFT: the design took %zu of %zu input beats (%ld frames of %ld beats); it ran "
-                 "%ld cycles past its last output\n", ip, in.size(), frames, in_beats, drain);
+                 "%ld cycles past its last output\n", ip, n_in, frames, in_beats, drain);
     return 4;
   }
   return 0;

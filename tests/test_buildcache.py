@@ -80,28 +80,28 @@ def test_failed_build_leaves_nothing(tmp_path):
     assert [p.name for p in buildcache.cache_root().iterdir() if not p.name.endswith(".lock")] == []
 
 
-# a whole-network top level for the harness: out = in + ADD (8 bits), through the library's FIFO
+# a whole-network top level for the harness: out = in + ADD (W bits), through the library's FIFO
 TOP = """module bhpe_top (
   input  logic clk_i, input logic rst_ni,
-  input  logic [7:0] in_tdata, input logic in_tvalid, output logic in_tready,
-  output logic [7:0] out_tdata, output logic out_tvalid, input logic out_tready
+  input  logic [{w}-1:0] in_tdata, input logic in_tvalid, output logic in_tready,
+  output logic [{w}-1:0] out_tdata, output logic out_tvalid, input logic out_tready
 );
-  logic [7:0] d;
-  assign d = in_tdata + 8'd{add};
-  bhpe_fifo #(.Width(8), .Depth(4)) u_f (.clk_i, .rst_ni, .in_tdata(d), .in_tvalid, .in_tready,
-                                         .out_tdata, .out_tvalid, .out_tready);
+  logic [{w}-1:0] d;
+  assign d = in_tdata + {w}'d{add};
+  bhpe_fifo #(.Width({w}), .Depth(4)) u_f (.clk_i, .rst_ni, .in_tdata(d), .in_tvalid, .in_tready,
+                                          .out_tdata, .out_tvalid, .out_tready);
 endmodule
 """
 
 
-def _design(folder: pathlib.Path, add: int) -> pathlib.Path:
+def _design(folder: pathlib.Path, add: int, w: int = 8) -> pathlib.Path:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "bhpe_top.sv").write_text(TOP.format(add=add))
+    (folder / "bhpe_top.sv").write_text(TOP.format(add=add, w=w))
     return folder
 
 
-def _run(exe: pathlib.Path, folder: pathlib.Path) -> list[int]:
-    (folder / "in.hex").write_text("".join(f"{v:x}\n" for v in range(8)))
+def _run(exe: pathlib.Path, folder: pathlib.Path, values=tuple(range(8))) -> list[int]:
+    (folder / "in.hex").write_text("".join(f"{v:x}\n" for v in values))
     r = subprocess.run([str(exe), "in.hex", "out.txt", "2", "4", "4", "0", "0", "1", "1000", "20"], cwd=folder,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -119,3 +119,12 @@ def test_same_design_is_one_model_and_a_changed_rtl_rebuilds(tmp_path):
     assert _run(c, tmp_path / "a") == [v + 3 for v in range(8)]
     w = netsim.build(_design(tmp_path / "a", 3), lib, waves=True, verbose=False)  # a trace build is another model
     assert w not in (a, c)
+
+
+def test_harness_streams_wider_than_64_bits(tmp_path):
+    # 100-bit streams (Verilator's VlWide<4> ports): every bit in and out, carries across the 32-bit words
+    lib = [rtl_dir() / n for n in ("bhpe_pkg.sv", "bhpe_fifo.sv", "bhpe_stream_assert.sv")]
+    exe = netsim.build(_design(tmp_path / "w", 1, w=100), lib, verbose=False)
+    full = 2**100 - 1
+    values = [0, 1, full - 1, 2**64 - 1, 2**96 - 1, 2**32 - 1, 0x1234_5678_9ABC_DEF0_1357_9BDF_2, full >> 1]
+    assert _run(exe, tmp_path / "w", values) == [(v + 1) % 2**100 for v in values]
