@@ -3,11 +3,11 @@ harness of sim/netsim.py and the engine harness of sim/engine.py; tests, flows a
 
 A model lives in ``cache_root()/<key>/``, where the key is a SHA-256 over everything the compiled binary depends
 on: the bytes of every RTL source and of every file they `include and the sources' paths as given to Verilator
-(relative to the design's folder where they are in it), the harness, any generated
-C++ the harness includes, the Verilator command line (flags, parameters, top level), the Verilator version and
-root, the C++ compiler's identity and the build-relevant environment (CXX, CXXFLAGS, CPPFLAGS, LDFLAGS). A changed
-input is a new key, so a changed RTL always rebuilds; files a model reads at run time ($readmemh ROM images,
-weight-stream images) are read from the simulation's working folder and are not part of it.
+(relative to the design's folder where they are in it), the harness, any generated C++ the harness includes, the
+Verilator command line (flags, parameters, top level), the Verilator version and root, the C++ compiler's
+identity and the build-relevant environment (CXX, CXXFLAGS, CPPFLAGS, LDFLAGS, LDLIBS, make's variables in
+MAKEFLAGS). A changed input is a new key, so a changed RTL always rebuilds; files a model reads at run time
+($readmemh ROM images, weight-stream images) are read from the simulation's working folder and are not part of it.
 
 Each model is built in a folder of its own and renamed into place under a lock, so processes that want the same
 model at once (pytest-xdist workers) build it once. ``BINARYHPE_SIM_CACHE`` names the cache folder (default:
@@ -64,6 +64,11 @@ def toolchain_identity() -> str:
     """Verilator (root, binary, version) and the C++ compiler (path, version) a build would use, plus the
     build-relevant environment: one string, part of every key. Call after ``setup_verilator``."""
     env = "\n".join(f"{k}={os.environ.get(k, '')}" for k in BUILD_ENV)
+    # make's variables from the environment (setup_verilator puts CFG_CXXFLAGS_PCH_I there), without the ones that
+    # do not change the binary (the compiler cache, make's jobserver)
+    make_vars = sorted(w for w in os.environ.get("MAKEFLAGS", "").split()
+                       if "=" in w and not w.startswith(("OBJCACHE=", "--jobserver", "-")))
+    env += "\nMAKEFLAGS=" + " ".join(make_vars)
     return _tool_identity(os.environ.get("VERILATOR_ROOT", ""), os.environ.get("PATH", "")) + "\n" + env
 
 

