@@ -32,6 +32,20 @@ def _quiet():
             logging.getLogger("torch").setLevel(level)
 
 
+@contextlib.contextmanager
+def no_jit_lint():
+    """torch's TorchScript ONNX exporter checks the graph's invariants (``torch._C._jit_pass_lint``) after each of
+    its passes, a check whose time grows faster than the graph (most of a BiDRN-50's export); the check changes
+    nothing in the graph, so the file is the same without it (tests/test_export_passes.py compares the bytes), and
+    the exported file is checked against the PyTorch model by execution anyway (``check_export``)."""
+    lint = torch._C._jit_pass_lint
+    torch._C._jit_pass_lint = lambda graph: None
+    try:
+        yield
+    finally:
+        torch._C._jit_pass_lint = lint
+
+
 def export_qonnx(model: torch.nn.Module, example: torch.Tensor, path, verbose: bool = True,
                  qonnx_passes: bool = False) -> pathlib.Path:
     """Export ``model`` (already in hardware mode for bit-exact flows) to a cleaned-up QONNX file.
@@ -46,7 +60,8 @@ def export_qonnx(model: torch.nn.Module, example: torch.Tensor, path, verbose: b
     model.eval()
     with _quiet():
         try:  # the TorchScript exporter is 3-4x faster than dynamo on these graphs and exports the same ops
-            brevitas_export(model, example, str(path), dynamo=False)
+            with no_jit_lint():
+                brevitas_export(model, example, str(path), dynamo=False)
         except Exception:  # noqa: BLE001 - fall back to torch's default (dynamo) exporter
             brevitas_export(model, example, str(path))
     # Brevitas' export is already clean (no constant subgraphs; node names are the module paths, which
