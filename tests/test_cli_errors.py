@@ -102,8 +102,9 @@ def havoc(model: onnx.ModelProto, rng) -> None:
             k = int(rng.integers(0, len(g.initializer)))
             init = g.initializer[k]
             shape = tuple(int(d) for d in rng.integers(0, 4, size=int(rng.integers(0, 5))))
-            vals = rng.choice([0.0, 1.0, -1.0, 0.5, 3.0, 2.0**-3, 1e9, np.inf, -0.25], size=shape)
             dtype = np.int64 if init.data_type == TensorProto.INT64 else np.float32
+            vals = rng.choice([0, 1, -1, 3, 7, 1 << 40] if dtype == np.int64 else
+                              [0.0, 1.0, -1.0, 0.5, 3.0, 2.0**-3, 1e9, np.inf, -0.25], size=shape)
             g.initializer[k].CopyFrom(numpy_helper.from_array(np.asarray(vals).astype(dtype), init.name))
         elif what == 3:
             ints = [a for a in n.attribute if a.type in (onnx.AttributeProto.INT, onnx.AttributeProto.INTS)]
