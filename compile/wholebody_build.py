@@ -100,12 +100,13 @@ def parts_of(manifest: dict) -> list[Part]:
 
 def lower_part(part: Part) -> None:
     """Lower the part's QONNX once; keep the engine's graph (epilogues fused) and the dataflow's (before folding)."""
-    from binaryhpe.compile.lower import load_qonnx, lower
+    from binaryhpe.compile.lower import load_qonnx
+    from binaryhpe.compile.partition import partition_host
     from binaryhpe.compile.passes import FOLDING_STAGE, run_passes, standard_passes
 
     t = time.time()
-    part.mw = load_qonnx(part.qonnx)
-    g = lower(part.mw, source=part.qonnx.name)
+    hp = partition_host(load_qonnx(part.qonnx), source=part.qonnx.name)  # a user's network: its hardware region
+    part.mw, g = hp.hw, hp.lowered
     part.g_prepared = run_passes(g.copy(), standard_passes(), stop=FOLDING_STAGE)
     part.g = run_passes(g, standard_passes(), stop="forks")
     _log(f"{part.name}: lowered, {len(part.g.layers)} layers ({time.time() - t:.0f} s)")
