@@ -19,6 +19,7 @@ bytes (= ``pixels * N * Cout * w_bits`` bits when the word is a whole number of 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -56,6 +57,7 @@ def _fold(lay) -> dict:
 # roofline peaks
 
 
+@functools.lru_cache(maxsize=None)
 def binary_lut_per_mac() -> float:
     """Marginal LUT6 per XNOR-popcount synapse (one PE x SIMD lane) of the XnorMvu resource model."""
     def luts(pe, simd):

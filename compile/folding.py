@@ -108,7 +108,9 @@ def fold_for_device(g0: HwGraph, device, fps="max", overrides: dict | None = Non
     lo = lo_t
     hi = hi_t
     while hi / lo > 1.05 and hi - lo > 1:
-        mid = int(math.sqrt(lo * hi))
+        # the geometric midpoint, strictly between lo and hi (int(sqrt(lo * hi)) can equal lo, e.g. 20 and 22:
+        # then an over-budget trial left lo where it was and the search never ended)
+        mid = min(hi - 1, max(lo + 1, int(math.sqrt(lo * hi))))
         g, est = run(mid)
         if est["fits"]:
             hi = mid

@@ -297,16 +297,16 @@ def test_build_device_rules():
 def test_device_build_is_one_flow_that_lowers_the_qonnx_once(tiny_qonnx, tmp_path, monkeypatch, capsys):
     """``build --device``: the QONNX is lowered once (the folding search runs on that graph), every step prints
     ``[build] step i/n name`` and its time is in report.json; the folding is the device search's."""
-    from binaryhpe.compile import lower as lower_mod
+    from binaryhpe.compile.lower_base import Lowerer
 
     calls = []
-    real = lower_mod.lower
+    real = Lowerer.run
 
-    def counting(*a, **k):
-        calls.append(a[1:] or k)
-        return real(*a, **k)
+    def counting(self, *a, **k):  # the lowering itself (compile.partition.partition_host runs it on the region)
+        calls.append(self)
+        return real(self, *a, **k)
 
-    monkeypatch.setattr(lower_mod, "lower", counting)
+    monkeypatch.setattr(Lowerer, "run", counting)
     rep = F.build(str(tiny_qonnx), tmp_path / "out", device="ecp5-85f")
     assert len(calls) == 1
     names = [s["name"] for s in rep["steps"]]
@@ -323,3 +323,21 @@ def test_device_build_is_one_flow_that_lowers_the_qonnx_once(tiny_qonnx, tmp_pat
     want = {lay.name: lay.folding() for lay in g.layers if lay.foldable}
     got = {r["name"]: r["folding"] for r in rep["layers"] if r["name"] in want}
     assert got == want and rep["predicted_cycles_per_frame"] == est["ii_cycles"]
+
+
+def test_max_fold_search_ends_where_the_geometric_midpoint_rounds_to_the_low_end(monkeypatch):
+    """The "as fast as fits" search bisects the target cycles geometrically; between 20 (over budget) and 22 (fits)
+    int(sqrt(20 * 22)) is 20 again, and the search used to repeat that trial forever (``--arch auto`` on
+    Brevitas' tfc_1w1a ran for over ten minutes). It must end at the fastest target that fits."""
+    tried = []
+
+    def fake_trial(g0, dev, target, overrides):
+        tried.append(target)
+        fits = target >= 21
+        return None, {"ii_cycles": target, "fits": fits, "fps": 1e6 / target, "totals": {"lut": 0, "bram18": 0}}
+
+    monkeypatch.setattr(FD, "_trial", fake_trial)
+    monkeypatch.setattr(FD, "_mvu_max_cycles", lambda g0: 1000)
+    _, est = FD.fold_for_device(None, "zu3eg", "max", progress=False)
+    assert est["target_cycles"] == 21
+    assert len(tried) < 40 and 20 in tried
