@@ -34,6 +34,8 @@ BiDRN-50, with a 16x16 input, an 8-channel stem and three small stages):
 4. **simulate** the stitched RTL with Verilator and compare every output integer with the reference,
 5. **estimate** resources, frame rate and the roofline for a device, and the device-aware folding,
 6. build an **ECP5 bitstream** (Yosys + nextpnr + ecppack) of a small part of the network.
+7. **bring your own Brevitas network**: a small CNN written with Brevitas' stock quantizers, built and simulated
+   bit-exact, its float head on the host.
 
 It runs on a 2-core CPU in about three minutes when the machine is idle (the Verilator build and the place and
 route are most of it). Everything is written under `tutorial_out/` beside the notebook."""),
@@ -243,6 +245,61 @@ for k, v in pnr["utilisation"].items():
     print(f"  {k:14s} {v['used']:6,d} / {v['available']:6,d}")
 e = estimate(part, "ecp5-25f")["totals"]
 print(f"estimate: {e['lut']:,} LUT4, {e['ff']:,} FF; Yosys: {bit['synth']['lut']:,} LUT4, {bit['synth']['ff']:,} FF")"""),
+    ("md", """## 7. Bring your own Brevitas network
+
+The flow above starts from the toolkit's own BiDRN, but `binaryhpe build` takes any QONNX file exported from a
+network written with Brevitas' stock quantizers (docs/byo-brevitas.md). Below: a small CNN as a user writes it,
+with float-scaled 8-bit input and weight quantizers (per-channel on the first convolution), BatchNorm followed by
+4-bit `QuantReLU`, a bias, and a float `nn.Linear` head. The build keeps the float head on the host
+(`host_nodes`), compiles every BatchNorm + ReLU + quantizer chain to integer hardware proven equal to the graph's
+exact semantics, and `--sim` checks the whole graph's outputs, host part included, against the exact reference."""),
+    ("code", """from torch import nn
+from brevitas.export import export_qonnx
+from brevitas.nn import QuantConv2d, QuantIdentity, QuantReLU
+from brevitas.quant import (Int8ActPerTensorFloat, Int8WeightPerChannelFloat, Int8WeightPerTensorFloat,
+                            Uint8ActPerTensorFloat)
+from binaryhpe.cli import main as binaryhpe_cli
+
+
+class MyNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inp = QuantIdentity(act_quant=Int8ActPerTensorFloat, return_quant_tensor=True)
+        self.conv1 = QuantConv2d(3, 8, 3, padding=1, bias=False, weight_quant=Int8WeightPerChannelFloat)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.act1 = QuantReLU(act_quant=Uint8ActPerTensorFloat, bit_width=4, return_quant_tensor=True)
+        self.pool = nn.MaxPool2d(2)
+        self.conv2 = QuantConv2d(8, 8, 3, padding=1, bias=True, weight_quant=Int8WeightPerTensorFloat,
+                                 weight_bit_width=4)
+        self.bn2 = nn.BatchNorm2d(8)
+        self.act2 = QuantReLU(act_quant=Uint8ActPerTensorFloat, bit_width=4)
+        self.head = nn.Linear(8 * 4 * 4, 10)
+
+    def forward(self, x):
+        x = self.pool(self.act1(self.bn1(self.conv1(self.inp(x)))))
+        x = self.act2(self.bn2(self.conv2(x)))
+        return self.head(torch.flatten(x, 1))
+
+
+torch.manual_seed(0)
+mynet = MyNet().train()
+with torch.no_grad():  # a few batches, so that BatchNorm's statistics and the activation scales are not their defaults
+    for _ in range(3):
+        mynet(torch.randn(16, 3, 8, 8))
+mynet.eval()
+export_qonnx(mynet, torch.randn(1, 3, 8, 8), str(OUT / "mynet.onnx"))
+rc = binaryhpe_cli(["build", str(OUT / "mynet.onnx"), "-o", str(OUT / "mynet"), "--sim"])
+rep = json.loads((OUT / "mynet" / "report.json").read_text())
+print(f"\\nexit code {rc}; host nodes {rep['host_nodes']}; bit-exact: {rep['bit_exact']}")
+hwg = json.loads((OUT / "mynet" / "hwgraph.json").read_text())  # the hardware graph, with each epilogue's ops
+ops = []
+for layer in hwg["layers"]:
+    if layer["kind"] in ("Fifo", "Fork", "Dwc", "SlidingWindow"):
+        continue
+    inner = [f"{op['kind']}({op['in_w']} -> {op['out_w']} bits)" for op in layer.get("ops", [])]
+    ops += [op["kind"] for op in layer.get("ops", [])]
+    print(f"  {layer['kind']:10s} {layer['name']:24s} {' '.join(inner)}")
+summary.update(byo_bit_exact=rep["bit_exact"], byo_host_nodes=rep["host_nodes"], byo_epilogue_ops=sorted(set(ops)))"""),
     ("md", """## Summary"""),
     ("code", """summary["wall_s"] = round(time.time() - T0)
 (OUT / "summary.json").write_text(json.dumps(summary, indent=1, default=str))

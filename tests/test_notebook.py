@@ -96,5 +96,11 @@ def test_tutorial_executes(tmp_path):
     report = json.loads((tmp_path / "tutorial_out" / "report.json").read_text())
     assert report["device"]["name"] == "zynq-7020" and report["bit_exact"] is True
     assert "<svg" in (tmp_path / "tutorial_out" / "report.html").read_text()
+    # section 7: a user's Brevitas network with stock quantizers, its float head on the host, bit-exact end to end
+    byo = json.loads((tmp_path / "tutorial_out" / "mynet" / "report.json").read_text())
+    assert s["byo_bit_exact"] is True and byo["bit_exact"] is True
+    assert byo["simulation"]["whole_graph"]["frames_checked"] > 0
+    assert s["byo_host_nodes"] == byo["host_nodes"] and byo["host_nodes"][-1] == "node_linear"
+    assert "MultiThreshold" in s["byo_epilogue_ops"]  # 4-bit ReLU outputs: BN + ReLU + quantizer as thresholds
     _check_images(nb)
     assert "bit-exact: True" in _text(nb)
