@@ -56,8 +56,9 @@ def load_frames(path, in_shape) -> np.ndarray:
     return x32
 
 
-def _round(v: np.ndarray, mode: str) -> np.ndarray:
-    """qonnx's rounding modes (``Quant``'s ``rounding_mode``), exactly (``v`` float64)."""
+def round_float(v: np.ndarray, mode: str) -> np.ndarray:
+    """qonnx's rounding modes (``Quant``'s ``rounding_mode``), exactly (``v`` float64); the host's input quantizer
+    and the compiler's float64 chain evaluation (``compile.lower_quant``) both round with it."""
     mode = mode.upper()
     if mode in ("ROUND", "HALF_EVEN"):
         return np.round(v)
@@ -73,7 +74,7 @@ def _round(v: np.ndarray, mode: str) -> np.ndarray:
         return np.sign(v) * np.floor(np.abs(v) + 0.5)
     if mode == "HALF_DOWN":
         return np.sign(v) * np.ceil(np.abs(v) - 0.5)
-    raise BinaryHPEError(f"input quantizer: unknown rounding mode {mode!r}")
+    raise BinaryHPEError(f"unknown rounding mode {mode!r}")
 
 
 def quantize(g, x: np.ndarray) -> np.ndarray:
@@ -91,7 +92,7 @@ def quantize(g, x: np.ndarray) -> np.ndarray:
     elif "scale" in iq:
         bits, signed, narrow = int(iq["bits"]), bool(iq["signed"]), int(iq.get("narrow", 0))
         lo, hi = (-(1 << (bits - 1)) + narrow, (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1 - narrow)
-        q = _round(np.clip(v / float(iq["scale"]), lo, hi), str(iq.get("rounding_mode", "ROUND")))
+        q = round_float(np.clip(v / float(iq["scale"]), lo, hi), str(iq.get("rounding_mode", "ROUND")))
     else:
         raise BinaryHPEError(f"hardware graph of {g.source or 'the model'}: no input quantizer recorded "
                              "(the QONNX input must go through a Quant or BipolarQuant node first)")

@@ -373,6 +373,23 @@ def _chain_op(L: Lowerer, node, t: str, c, const_first: bool) -> None:
     extend(L, node, t, step)
 
 
+def _chain_step(L: Lowerer, node, fixed_bits: int) -> bool:
+    """Mul / Add / Sub of a stream and a constant as a step of a float chain (``_chain_op``) when the stream is
+    float-valued or the constant is not a fixed-point value of ``fixed_bits`` bits; True when it was."""
+    fo = _float_operand(L, node)
+    if fo is None:
+        c = L.const(node.input[1]) if L.const(node.input[1]) is not None else L.const(node.input[0])
+        if c is not None and not _is_fixed(c, fixed_bits):
+            t = node.input[0] if L.const(node.input[1]) is not None else node.input[1]
+            fo = (t, c, t == node.input[1])
+    if fo is None:
+        return False
+    if fo[0] not in L.chains:
+        L.info(fo[0])  # a hardware value (names its producer otherwise)
+    _chain_op(L, node, *fo)
+    return True
+
+
 def _is_fixed(v, bits: int = MAX_CONST_BITS) -> bool:
     try:
         fixed_point(np.asarray(v, dtype=np.float64), bits)
@@ -452,15 +469,7 @@ def _clip(L: Lowerer, node):
 
 @lowers("Mul")
 def _mul(L: Lowerer, node):
-    fo = _float_operand(L, node)
-    if fo is None:
-        c = L.const(node.input[1]) if L.const(node.input[1]) is not None else L.const(node.input[0])
-        if c is not None and not _is_fixed(c):
-            t = node.input[0] if L.const(node.input[1]) is not None else node.input[1]
-            fo = (t, c, t == node.input[1])
-    if fo is not None:
-        L.info(fo[0]) if fo[0] not in L.chains else None
-        _chain_op(L, node, *fo)
+    if _chain_step(L, node, MAX_CONST_BITS):
         return
     src, c, _ = _tensor_operands(L, node)
     if src is None:
@@ -494,15 +503,7 @@ def _mul(L: Lowerer, node):
 
 @lowers("Add", "Sub")
 def _add(L: Lowerer, node):
-    fo = _float_operand(L, node)
-    if fo is None:
-        c = L.const(node.input[1]) if L.const(node.input[1]) is not None else L.const(node.input[0])
-        if c is not None and not _is_fixed(c, 24):
-            t = node.input[0] if L.const(node.input[1]) is not None else node.input[1]
-            fo = (t, c, t == node.input[1])
-    if fo is not None:
-        L.info(fo[0]) if fo[0] not in L.chains else None
-        _chain_op(L, node, *fo)
+    if _chain_step(L, node, 24):
         return
     src, c, const_first = _tensor_operands(L, node)
     if src is None:  # two streams

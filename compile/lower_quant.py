@@ -29,6 +29,7 @@ from fractions import Fraction as Fr
 
 import numpy as np
 
+from binaryhpe.compile.frames import round_float
 from binaryhpe.compile.graph import Fmt, TensorInfo
 from binaryhpe.compile.kinds.base import clog2
 from binaryhpe.compile.kinds.elementwise import AddConst, MulShift, MultiThreshold, Requant, Threshold
@@ -130,23 +131,6 @@ def round_exact(u: Surd, mode: str) -> int:
     raise ValueError(f"unknown rounding mode {mode!r}")
 
 
-def _round_float(v: np.ndarray, mode: str) -> np.ndarray:
-    mode = mode.upper()
-    if mode in ("ROUND", "HALF_EVEN"):
-        return np.round(v)
-    if mode == "CEIL":
-        return np.ceil(v)
-    if mode == "FLOOR":
-        return np.floor(v)
-    if mode == "UP":
-        return np.sign(v) * np.ceil(np.abs(v))
-    if mode in ("DOWN", "ROUND_TO_ZERO"):
-        return np.fix(v)
-    if mode == "HALF_UP":
-        return np.sign(v) * np.floor(np.abs(v) + 0.5)
-    return np.sign(v) * np.ceil(np.abs(v) - 0.5)
-
-
 # ---------------------------------------------------------------------------------------------------------
 # the quantizer at the end of a chain
 
@@ -194,7 +178,7 @@ class QuantSpec:
         if self.bipolar:
             return np.where(v >= 0, 1, -1)
         u = v / float(self.scale) + self.zp
-        return np.clip(_round_float(u, self.mode), self.qmin, self.qmax) - self.zp
+        return np.clip(round_float(u, self.mode), self.qmin, self.qmax) - self.zp
 
 
 def quant_spec(L: Lowerer, node) -> QuantSpec:
@@ -303,7 +287,7 @@ class Chain:
                 if s[2] is not None:
                     v = np.minimum(v, float(s[2]))
             elif kind == "round":
-                v = _round_float(v, s[1])
+                v = round_float(v, s[1])
         return v
 
     def approx_certified(self, qs: "QuantSpec", x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -343,7 +327,7 @@ class Chain:
                 half = s[1].upper() in ("ROUND", "HALF_EVEN", "HALF_UP", "HALF_DOWN")
                 d = np.abs(v - np.floor(v) - 0.5) if half else np.minimum(v - np.floor(v), np.ceil(v) - v)
                 inner_ok &= d > 2.0**-40 * (mag + 1.0)
-                v = _round_float(v, s[1])
+                v = round_float(v, s[1])
                 mag = np.abs(v)  # exact integers from here on
         if qs.bipolar:
             u, umag, edges = v, mag, "zero"
@@ -715,12 +699,7 @@ def quantize_chain_spec(L: Lowerer, qnode, chain: Chain, qs: QuantSpec) -> str:
                           f"this quantizer over the input range {lo}..{hi}, and its {len(levels)} levels are too "
                           f"many for thresholds; use at most 8 bits or a power-of-two scale")
     m, a, sh = found
-    m = np.array([int(v) * int(d) for v, d in zip(m, dirs)], dtype=np.int64)
-    a = np.array([int(v) for v in a], dtype=np.int64)
-    mbits = max(2, int(np.max(np.abs(m))).bit_length() + 1)
-    prod_w = src.fmt.bits + mbits
-    abits = max(2, int(np.max(np.abs(a))).bit_length() + 1)
-    sum_w = max(prod_w, abits) + 1
+    m, a, mbits, prod_w, abits, sum_w = _mulshift_widths(m, a, dirs, src)
     if sum_w > MAX_EPILOGUE_WIDTH:
         raise _err(qnode, f"the exact multiply-add-shift needs {sum_w} bits (> {MAX_EPILOGUE_WIDTH})")
     p_name = L.g.unique(f"{what}_mul")
@@ -747,6 +726,17 @@ def quantize_chain_spec(L: Lowerer, qnode, chain: Chain, qs: QuantSpec) -> str:
     L.add(AddConst(name=L.g.unique(what), inputs=[q_name], outputs=[out], c=c, pixels=pixels, in_w=q_w,
                    out_w=out_fmt.bits, const_w=zbits, b=np.full(c, -qs.zp, dtype=np.int64)))  # q - zp, exact
     return out
+
+
+def _mulshift_widths(m, a, dirs, src: TensorInfo):
+    """The multiplier (with each channel's direction), the addend, and the widths of ``m_c * x`` and of the sum
+    ``m_c * x + a_c`` for the multiply-add-shift of a ``src`` input: (m, a, mbits, prod_w, abits, sum_w)."""
+    m = np.array([int(v) * int(d) for v, d in zip(m, dirs)], dtype=np.int64)
+    a = np.array([int(v) for v in a], dtype=np.int64)
+    mbits = max(2, int(np.max(np.abs(m))).bit_length() + 1)
+    prod_w = src.fmt.bits + mbits
+    abits = max(2, int(np.max(np.abs(a))).bit_length() + 1)
+    return m, a, mbits, prod_w, abits, max(prod_w, abits) + 1
 
 
 def _out_format(qs: QuantSpec, levels: list):
@@ -1088,12 +1078,7 @@ def _mulshift_branch(L: Lowerer, qnode, chain: Chain, qs: QuantSpec, src: Tensor
     if found is None:
         return None
     m, a, sh = found
-    m = np.array([int(v) * int(d) for v, d in zip(m, dirs)], dtype=np.int64)
-    a = np.array([int(v) for v in a], dtype=np.int64)
-    mbits = max(2, int(np.max(np.abs(m))).bit_length() + 1)
-    prod_w = src.fmt.bits + mbits
-    abits = max(2, int(np.max(np.abs(a))).bit_length() + 1)
-    sum_w = max(prod_w, abits) + 1
+    m, a, mbits, prod_w, abits, sum_w = _mulshift_widths(m, a, dirs, src)
     if sum_w > MAX_EPILOGUE_WIDTH:
         return None
     return (m, a, sh, mbits, prod_w, abits, sum_w, q_w, tag)
