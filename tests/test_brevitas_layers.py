@@ -9,7 +9,6 @@ quantizers have float scales and ROUND rounding; BatchNorm statistics are random
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 
@@ -22,35 +21,17 @@ from brevitas.quant import (Int8ActPerTensorFloat, Int8WeightPerChannelFloat, In
 from brevitas.quant.binary import SignedBinaryActPerTensorConst, SignedBinaryWeightPerTensorConst
 from torch import nn
 
+import user_brevitas_models as U
 from binaryhpe.compile.kinds.elementwise import MultiThreshold, Requant, Threshold
 from binaryhpe.compile.lower import load_qonnx, lower
 from binaryhpe.compile.partition import partition_host
 from binaryhpe.compile.reference import compare_with_onnx
 
 
-def _bn(model: nn.Module, seed: int) -> nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-                c = m.num_features
-                m.running_mean.copy_(torch.randn(c, generator=g))
-                m.running_var.copy_(torch.rand(c, generator=g) * 3 + 0.3)
-                w = torch.randn(c, generator=g)
-                w[0] = -abs(w[0])  # a negative BatchNorm scale: a decreasing channel
-                m.weight.copy_(w)
-                m.bias.copy_(torch.randn(c, generator=g) * 0.5)
-    return model
-
-
 def _calibrated(model: nn.Module, shape, seed: int = 0) -> nn.Module:
-    """A few training-mode passes (statistics-based activation scales leave their initial values), then eval."""
-    g = torch.Generator().manual_seed(seed)
-    model.train()
-    with torch.no_grad():
-        for _ in range(3):
-            model(torch.randn(8, *shape[1:], generator=g))
-    return _bn(model.eval(), seed)
+    """A few training-mode passes (statistics-based activation scales leave their initial values), then random
+    BatchNorm statistics with a decreasing channel in every BatchNorm."""
+    return U.randomize_bn(U.calibrate(model, shape, seed), seed, negative_first=True)
 
 
 def _i8():
@@ -184,8 +165,6 @@ def test_brevitas_layers_lower_exactly(tmp_path, name):
         assert any(t.scale is not None and isinstance(t.scale, tuple) for t in g.tensors.values())  # the concat
 
 
-@pytest.mark.skipif(shutil.which("verilator") is None and not __import__("os").environ.get("VERILATOR_ROOT"),
-                    reason="Verilator is not installed")
 def test_brevitas_network_simulates_bit_exact(tmp_path):
     """The conv + bias + BN + QuantReLU network through the CLI with --sim: RTL equals the exact reference."""
     path, _ = _export("conv_bias_bn_relu", tmp_path)

@@ -33,8 +33,9 @@ BNN_PYNQ = {"tfc_1w1a": (1, 1, 28, 28), "tfc_2w2a": (1, 1, 28, 28), "cnv_1w1a": 
             "cnv_2w2a": (1, 3, 32, 32)}
 
 
-def randomize_bn(model: nn.Module, seed: int) -> nn.Module:
-    """Random BatchNorm statistics and affine parameters (seeded), of the size the accumulators have."""
+def randomize_bn(model: nn.Module, seed: int, negative_first: bool = False) -> nn.Module:
+    """Random BatchNorm statistics and affine parameters (seeded), of the size the accumulators have;
+    ``negative_first``: channel 0 of every BatchNorm gets a negative scale (a decreasing channel)."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for m in model.modules():
@@ -42,12 +43,15 @@ def randomize_bn(model: nn.Module, seed: int) -> nn.Module:
                 c = m.num_features
                 m.running_mean.copy_(torch.randn(c, generator=g) * 2.0)
                 m.running_var.copy_(torch.rand(c, generator=g) * 4.0 + 0.5)
-                m.weight.copy_(torch.randn(c, generator=g))
+                w = torch.randn(c, generator=g)
+                if negative_first:
+                    w[0] = -abs(w[0])
+                m.weight.copy_(w)
                 m.bias.copy_(torch.randn(c, generator=g) * 0.5)
     return model
 
 
-def _calibrate(model: nn.Module, shape, seed: int) -> nn.Module:
+def calibrate(model: nn.Module, shape, seed: int) -> nn.Module:
     """A few training-mode passes on random data, as a user's training would, so that Brevitas' statistics-based
     activation scales are not their initial values; then eval mode."""
     g = torch.Generator().manual_seed(seed)
@@ -170,7 +174,7 @@ def build_user(name: str, seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     model = USER[name]()
     randomize_bn(model, seed + 1000)
-    return _calibrate(model, INPUT_SHAPES[name], seed)
+    return calibrate(model, INPUT_SHAPES[name], seed)
 
 
 def bnn_pynq(name: str, seed: int = 0) -> nn.Module:
