@@ -49,7 +49,7 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    from binaryhpe.train.realdata import evaluate_command
+    from binaryhpe.train.evaluate import evaluate_command
 
     return evaluate_command(args)
 

@@ -46,7 +46,8 @@ def test_train_on_real_data(trained):
 
 
 def test_evaluate_on_ehf_and_agora(trained, capsys):
-    from binaryhpe.train.realdata import evaluation_set, load_model
+    from binaryhpe.train.evaluate import load_model
+    from binaryhpe.train.realdata import evaluation_set
 
     d, out, _ = trained
     layer = default_layer()

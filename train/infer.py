@@ -79,7 +79,7 @@ def predict_mesh(model, layer, x: torch.Tensor) -> tuple:
 def infer(checkpoint, images, out_dir, log=print) -> dict:
     from binaryhpe.train import meshio
     from binaryhpe.train.hardware import to_hardware
-    from binaryhpe.train.realdata import load_model
+    from binaryhpe.train.evaluate import load_model
 
     if not images:
         raise BinaryHPEError("infer: no image given")

@@ -4,13 +4,12 @@
 ``mpii`` for training; ``ehf``, ``agora`` for evaluation), each PATH the user's copy of the data set in the
 layout of Hand4Whole's release (``binaryhpe.train.data.datasets`` describes each). Training concatenates the
 training splits (the paper: Human3.6M, whole-body MSCOCO and MPII, Section 4.1) with the standard augmentation
-(scale, rotation, flip, colour); evaluation runs the checkpoint's model on EHF (test) or AGORA (validation)
-and writes the paper's metrics per part (Table 1's columns) as ``OUT/metrics.json`` and ``OUT/metrics.md``.
+(scale, rotation, flip, colour); evaluation (``binaryhpe.train.evaluate``) runs the checkpoint's model on EHF (test) or AGORA
+(validation) and writes the paper's metrics per part (Table 1's columns) as ``OUT/metrics.json`` and ``OUT/metrics.md``.
 """
 
 from __future__ import annotations
 
-import json
 import pathlib
 
 import numpy as np
@@ -105,85 +104,5 @@ def evaluation_set(name: str, root, cfg, layer):
     return ds
 
 
-@torch.no_grad()
-def evaluate_dataset(model, ds, layer, device, batch: int = 8) -> dict:
-    """Table 1's errors (mm, ``metrics.evaluate_parts``) of ``model`` on ``ds``: the predicted SMPL-X mesh and
-    joints (root-relative) against the sample's ground-truth mesh (``vertices``) and joints (``joints_3d``,
-    all 55 SMPL-X joints, root-relative); samples without a ground-truth mesh are left out and counted."""
-    from binaryhpe.train.metrics import evaluate_parts
-
-    model.eval()
-    pv, gv, pj, gj, skipped = [], [], [], [], 0
-    for i in range(0, len(ds), batch):
-        b = torch.utils.data.default_collate([ds[j] for j in range(i, min(len(ds), i + batch))])
-        ok = b["vertices_valid"].reshape(-1) > 0
-        skipped += int((~ok).sum())
-        if not ok.any():
-            continue
-        out = model(b["img"][ok].to(device))
-        m = layer({k: out[k].float().cpu() for k in SMPLX_OUT})
-        root = m["joints"][:, :1]
-        pv.append(m["vertices"] - root)
-        pj.append(m["joints"][:, :b["joints_3d"].shape[1]] - root)
-        gv.append(b["vertices"][ok])
-        gj.append(b["joints_3d"][ok])
-    if not pv:
-        raise BinaryHPEError("evaluate: no sample has a ground-truth mesh")
-    r = evaluate_parts(torch.cat(pv), torch.cat(gv), torch.cat(pj), torch.cat(gj), layer)
-    return {**{k: float(v) for k, v in r.items()}, "samples": int(sum(len(x) for x in pv)), "skipped": skipped}
-
-
-def load_model(ckpt, device="cpu"):
-    """(model, cfg, layer, state) of a ``binaryhpe train`` checkpoint."""
-    from binaryhpe.train.loop import load_checkpoint, make_layer, restore_model
-    from binaryhpe.train.wholebody import WholeBodyConfig, build_wholebody
-
-    state = load_checkpoint(ckpt)
-    try:
-        cfg = WholeBodyConfig.from_dict(state["config"])
-    except (BinaryHPEError, TypeError) as e:
-        raise BinaryHPEError(f"checkpoint {ckpt}: its configuration is not valid ({e})") from None
-    layer = make_layer(cfg)
-    model = build_wholebody(cfg, smplx_layer=layer)
-    restore_model(state, model, ckpt)
-    return model.to(device).eval(), cfg, layer, state
-
-
-def format_metrics(results: dict) -> str:
-    lines = ["| data set | samples | " + " | ".join(t for _, t in TABLE1) + " |",
-             "|---|---:|" + "---:|" * len(TABLE1)]
-    for name, r in results.items():
-        lines.append(f"| {name} | {r['samples']} | " + " | ".join(f"{r[k]:.1f}" for k, _ in TABLE1) + " |")
-    return "\n".join(lines)
-
-
-def evaluate_command(args) -> int:
-    """``binaryhpe evaluate --checkpoint CKPT --data ehf:PATH[,agora:PATH] -o OUT [--hardware]``."""
-    from binaryhpe.train.loop import pick_device
-
-    data = parse_data(args.data, EVAL_SETS, "an evaluation")
-    device = pick_device()
-    model, cfg, layer, state = load_model(args.checkpoint, device)
-    if getattr(args, "hardware", False):
-        from binaryhpe.train.hardware import to_hardware
-
-        model = to_hardware(model.cpu())
-        device = torch.device("cpu")
-    results = {}
-    for name, root in data:
-        ds = evaluation_set(name, root, cfg, layer)
-        results[name] = evaluate_dataset(model, ds, layer, device)
-    out = pathlib.Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    doc = {"checkpoint": str(args.checkpoint), "step": int(state["step"]), "config": cfg.name,
-           "mode": "hardware" if getattr(args, "hardware", False) else "float", "units": "mm", "results": results}
-    (out / "metrics.json").write_text(json.dumps(doc, indent=2) + "\n")
-    table = format_metrics(results)
-    (out / "metrics.md").write_text(table + "\n")
-    print(table)
-    print(f"-> {out}/metrics.json, {out}/metrics.md")
-    return 0
-
-
-__all__ = ["Augmented", "EVAL_SETS", "TABLE1", "TRAIN_SETS", "evaluate_command", "evaluate_dataset",
-           "evaluation_set", "format_metrics", "load_model", "parse_data", "training_set"]
+__all__ = ["ALIASES", "Augmented", "EVAL_SETS", "SMPLX_OUT", "TABLE1", "TRAIN_SETS", "evaluation_set", "parse_data",
+           "training_set"]
