@@ -90,7 +90,7 @@ def held_out_loss(model):
 
 losses = []
 loss_before = held_out_loss(net)
-fit(net, loss_fn, data, steps=40, global_batch=16, lr=3e-3, seed=0,
+fit(net, loss_fn, data, steps=40, global_batch=16, lr=1e-2, seed=0,
     on_step=lambda step, ls, model, opt: losses.append(ls["total"]))
 net.eval()
 loss_after = held_out_loss(net)
