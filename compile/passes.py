@@ -60,6 +60,15 @@ def _drop_tensor(g: HwGraph, name: str) -> None:
     g.drop_tensor(name)
 
 
+def _reads_width_field(layer, tensor: str) -> str | None:
+    """The field holding the width of ``layer``'s input port that reads ``tensor`` (``in_w``, or a JoinAdd's
+    ``in_b_w``) for the elementwise kinds, whose RTL takes that width as a parameter; None for other kinds, and
+    when the layer reads ``tensor`` on more than one port."""
+    if not isinstance(layer, tuple(ELEMENTWISE_KINDS.values())) or layer.inputs.count(tensor) != 1:
+        return None
+    return ("in_w", "in_b_w")[layer.inputs.index(tensor)] if layer.inputs.index(tensor) < 2 else None
+
+
 class RemoveIdentityRequant(Pass):
     """Drop Requants that neither shift nor saturate nor clamp; a power-of-two scale leaves one behind that
     only changes the format, which moves onto the source tensor when nobody else reads it."""
@@ -78,10 +87,16 @@ class RemoveIdentityRequant(Pass):
             sf, df = g.tensors[src].fmt, g.tensors[dst].fmt
             if g.tensors[src].scale != g.tensors[dst].scale:
                 continue  # a float scale is the tensor's meaning (compile/lower_quant.py materialize): keep it
+            cons = cmap.get(dst, [])
+            if lay.out_w > lay.in_w and not all(_reads_width_field(c, dst) for c in cons):
+                continue  # a widening Requant stays before a kind whose input port width it sets
             if sf.frac != df.frac:
                 if len(cmap.get(src, [])) != 1 or src == g.input:
                     continue
                 g.tensors[src] = dataclasses.replace(g.tensors[src], fmt=dataclasses.replace(df, bits=sf.bits))
+            if lay.out_w > lay.in_w:  # the consumers now read the narrower source stream: their ports follow
+                for c in cons:
+                    setattr(c, _reads_width_field(c, dst), lay.in_w)
             g.rewire(dst, src, cmap.get(dst, []))
             cmap[src] = [c for c in cmap.get(src, []) if c is not lay] + cmap.pop(dst, [])
             for k, v in list(g.onnx_names.items()):
