@@ -44,14 +44,11 @@ def evaluate_dataset(model, ds, layer, device, batch: int = 8) -> dict:
 
 def load_model(ckpt, device="cpu"):
     """(model, cfg, layer, state) of a ``binaryhpe train`` checkpoint."""
-    from binaryhpe.train.loop import load_checkpoint, make_layer, restore_model
-    from binaryhpe.train.wholebody import WholeBodyConfig, build_wholebody
+    from binaryhpe.train.loop import checkpoint_config, load_checkpoint, make_layer, restore_model
+    from binaryhpe.train.wholebody import build_wholebody
 
     state = load_checkpoint(ckpt)
-    try:
-        cfg = WholeBodyConfig.from_dict(state["config"])
-    except (BinaryHPEError, TypeError) as e:
-        raise BinaryHPEError(f"checkpoint {ckpt}: its configuration is not valid ({e})") from None
+    cfg = checkpoint_config(state, ckpt)
     layer = make_layer(cfg)
     model = build_wholebody(cfg, smplx_layer=layer)
     restore_model(state, model, ckpt)

@@ -145,6 +145,17 @@ def load_checkpoint(path) -> dict:
     return state
 
 
+def checkpoint_config(state: dict, where):
+    """The ``WholeBodyConfig`` a checkpoint (``load_checkpoint``) was trained with; one BinaryHPEError naming
+    ``where`` when it is not a valid configuration."""
+    from binaryhpe.train.wholebody import WholeBodyConfig
+
+    try:
+        return WholeBodyConfig.from_dict(state["config"])
+    except (BinaryHPEError, TypeError) as e:
+        raise BinaryHPEError(f"checkpoint {where}: its configuration is not valid ({e})") from None
+
+
 def restore_model(state: dict, model, where) -> None:
     try:
         _unwrap(model).load_state_dict(state["model"], strict=True)
@@ -315,17 +326,14 @@ def train(cfg=None, out_dir="out", steps: int | None = None, resume: bool = Fals
     ``data``: None for generated data, else ``[(name, path), ...]`` (``realdata.parse_data``): the real data
     sets' training splits, concatenated, with the standard augmentation; an epoch is one pass over them."""
     from binaryhpe.train.data.proxy import ProxyConfig, ProxyDataset
-    from binaryhpe.train.wholebody import WholeBodyConfig, build_wholebody, wholebody_loss
+    from binaryhpe.train.wholebody import build_wholebody, wholebody_loss
 
     out = pathlib.Path(out_dir)
     ckpt_path = out / "checkpoint.pt"
     state = None
     if resume:
         state = load_checkpoint(ckpt_path)
-        try:
-            saved = WholeBodyConfig.from_dict(state["config"])
-        except (BinaryHPEError, TypeError) as e:
-            raise BinaryHPEError(f"checkpoint {ckpt_path}: its configuration is not valid ({e})") from None
+        saved = checkpoint_config(state, ckpt_path)
         if cfg is None:
             cfg = saved
         else:
@@ -489,13 +497,10 @@ def _write_mesh(model, ds, layer, out, device, say):
 def export_checkpoint(ckpt, out_dir, verbose: bool = False) -> dict:
     """The trained whole-body model of a checkpoint: its BiDRN encoders in hardware mode to QONNX
     (``binaryhpe export --checkpoint OUT/checkpoint.pt -o DIR``; see ``wholebody.export_wholebody``)."""
-    from binaryhpe.train.wholebody import WholeBodyConfig, build_wholebody, export_wholebody
+    from binaryhpe.train.wholebody import build_wholebody, export_wholebody
 
     state = load_checkpoint(ckpt)
-    try:
-        cfg = WholeBodyConfig.from_dict(state["config"])
-    except (BinaryHPEError, TypeError) as e:
-        raise BinaryHPEError(f"checkpoint {ckpt}: its configuration is not valid ({e})") from None
+    cfg = checkpoint_config(state, ckpt)
     model = build_wholebody(cfg)
     restore_model(state, model, ckpt)
     model.eval()
