@@ -902,6 +902,17 @@ def add_bias(L: Lowerer, node, acc_name: str, bias: list) -> str:
     return ""
 
 
+def _times_int(L: Lowerer, name: str, info: TensorInfo, m: int, mbits: int) -> TensorInfo:
+    """``info`` times the integer ``m`` (``mbits`` signed bits) on every channel: an exact MulShift into a new
+    tensor of ``info``'s width plus ``mbits`` (an operand of a residual add brought to the common grid)."""
+    h, w, c = info.shape
+    out = L.g.unique(name)
+    L.g.tensors[out] = TensorInfo(out, info.shape, Fmt(info.fmt.bits + mbits, 0))
+    L.add(MulShift(name=L.g.unique(name), inputs=[info.name], outputs=[out], c=c, pixels=h * w, in_w=info.fmt.bits,
+                   out_w=info.fmt.bits + mbits, const_w=mbits, m=np.full(c, m, dtype=np.int64), shift=0))
+    return L.g.tensors[out]
+
+
 def add_streams(L: Lowerer, node, a: TensorInfo, b: TensorInfo) -> None:
     """``a + b`` of two tensors with float scales, exactly: with ``step_a / step_b = p / q`` (a ratio of integers:
     float32 scales are dyadic rationals), ``a + b = (step_b / q) * (p * qa + q * qb)``: each operand is multiplied by
@@ -932,12 +943,7 @@ def add_streams(L: Lowerer, node, a: TensorInfo, b: TensorInfo) -> None:
             raise _err(node, f"the operands' scales {float(ua[0]):.9g} and {float(ub[0]):.9g} differ by the ratio "
                              f"{p}/{q}: the exact common grid needs a {mbits}-bit multiplier, too wide; quantize both "
                              "inputs of the add with one shared quantizer (the same scale)")
-        name = L.g.unique(f"{node.name}_align")
-        L.g.tensors[name] = TensorInfo(name, a.shape, Fmt(info.fmt.bits + mbits, 0))
-        L.add(MulShift(name=L.g.unique(f"{node.name}_align"), inputs=[info.name], outputs=[name], c=c, pixels=h * w,
-                       in_w=info.fmt.bits, out_w=info.fmt.bits + mbits, const_w=mbits,
-                       m=np.full(c, n, dtype=np.int64), shift=0))
-        srcs.append(L.g.tensors[name])
+        srcs.append(_times_int(L, f"{node.name}_align", info, n, mbits))
         shifts.append(0)
     out_w = max(srcs[0].fmt.bits + shifts[0], srcs[1].fmt.bits + shifts[1]) + 1
     if out_w > 48:
@@ -1031,13 +1037,7 @@ def add_then_quant(L: Lowerer, node, qnode, a: TensorInfo, b: TensorInfo) -> boo
     h, w, c = a.shape
     srcs = []
     for info, m in ((a, ma), (b, mb)):
-        mbits = max(2, abs(m).bit_length() + 1)
-        name = L.g.unique(f"{node.name}_scale")
-        L.g.tensors[name] = TensorInfo(name, a.shape, Fmt(info.fmt.bits + mbits, 0))
-        L.add(MulShift(name=L.g.unique(f"{node.name}_scale"), inputs=[info.name], outputs=[name], c=c, pixels=h * w,
-                       in_w=info.fmt.bits, out_w=info.fmt.bits + mbits, const_w=mbits,
-                       m=np.full(c, m, dtype=np.int64), shift=0))
-        srcs.append(L.g.tensors[name])
+        srcs.append(_times_int(L, f"{node.name}_scale", info, m, max(2, abs(m).bit_length() + 1)))
     sum_w = max(srcs[0].fmt.bits, srcs[1].fmt.bits) + 1
     s_name = L.g.unique(f"{node.name}_sum")
     L.g.tensors[s_name] = TensorInfo(s_name, a.shape, Fmt(sum_w, 0))
