@@ -642,16 +642,11 @@ class _Emitter:
                 L += [f"      int32_t pl[{taps}], np = 0;"]
             L += [ln.replace("xw_t *", "uint32_t *") for ln in self._gather(win, src, "xw", cw, "0u", bool(win.pad))]
             L.append("      const uint32_t *x = xw;")
+            pc = None
             if win.pad:
                 pc = np.array([[sum(bin(int(v)).count("1") for v in packed[co, t]) for t in range(taps)]
                                for co in range(lay.cout)])
-                pn = self.const(lay, "pc", pc)
-                L.append(f"      const int32_t base = {win.c} * ({taps} - np);")
-                acc = [f"int32_t d = (int32_t){dot}(x, &{wn}[c * {n}]);",
-                       f"for (int j = 0; j < np; j++) d -= (int32_t){pn}[c * {taps} + pl[j]];",
-                       "const int32_t acc = base - 2 * d;"]
-            else:
-                acc = [f"const int32_t acc = {win.c * taps} - 2 * (int32_t){dot}(x, &{wn}[c * {n}]);"]
+            acc = self._xnor_acc(lay, L, dot, wn, n, win.c, taps, pc)
         return "\n".join(L + self._out_loop(lay, o, acc, win.ow))
 
     def _xnor_dense(self, lay, win: Window, src: Storage, o: Storage, w, L: list[str]) -> str:
@@ -688,16 +683,22 @@ class _Emitter:
             if sh + c > 32:
                 L.append(f"        x[{wd + 1}] |= v >> {32 - sh};")
             L.append("      }")
-        if win.pad:
-            pc = np.asarray(w, dtype=np.int64).reshape(lay.cout, taps, c).sum(axis=2)
-            pn = self.const(lay, "pc", pc)
-            L.append(f"      const int32_t base = {c} * ({taps} - np);")
-            acc = [f"int32_t d = (int32_t){dot}(x, &{wn}[c * {nw}]);",
-                   f"for (int j = 0; j < np; j++) d -= (int32_t){pn}[c * {taps} + pl[j]];",
-                   "const int32_t acc = base - 2 * d;"]
-        else:
-            acc = [f"const int32_t acc = {c * taps} - 2 * (int32_t){dot}(x, &{wn}[c * {nw}]);"]
+        pc = np.asarray(w, dtype=np.int64).reshape(lay.cout, taps, c).sum(axis=2) if win.pad else None
+        acc = self._xnor_acc(lay, L, dot, wn, nw, c, taps, pc)
         return "\n".join(L + self._out_loop(lay, o, acc, win.ow))
+
+    def _xnor_acc(self, lay, L: list[str], dot: str, wn: str, nwords: int, c: int, taps: int, pc) -> list[str]:
+        """The accumulator of one output channel from the XNOR-popcount dot product ``dot`` over the gathered
+        ``nwords`` words: ``C * taps - 2 * popcount``; with padding (``pc``: each channel's weight popcount a tap,
+        None without padding) the zero fields of the ``np`` padding taps in ``pl`` are taken out of the count and
+        of the taps (its ``base`` line is appended to ``L``)."""
+        if pc is None:
+            return [f"const int32_t acc = {c * taps} - 2 * (int32_t){dot}(x, &{wn}[c * {nwords}]);"]
+        pn = self.const(lay, "pc", pc)
+        L.append(f"      const int32_t base = {c} * ({taps} - np);")
+        return [f"int32_t d = (int32_t){dot}(x, &{wn}[c * {nwords}]);",
+                f"for (int j = 0; j < np; j++) d -= (int32_t){pn}[c * {taps} + pl[j]];",
+                "const int32_t acc = base - 2 * d;"]
 
     @EMITTERS.emits(FxpMvu, FcFxpMvu, note="gathered window, straight-line multiply-accumulate (SMLAD pairs)")
     def fxp(self, lay: FxpMvu) -> str:
