@@ -168,6 +168,24 @@ def _trim(root: pathlib.Path) -> None:
             shutil.rmtree(d, ignore_errors=True)
 
 
+def verilate(cmd: list[str], cwd: pathlib.Path, exe: pathlib.Path, what: str, log_tag: str, label: str,
+             verbose: bool = False) -> None:
+    """Run one ``verilator --build`` command in ``cwd`` (a ``cached_build`` step): a failed build, or one that did
+    not write ``exe``, is one BinaryHPEError naming ``what`` with the last 30 lines of Verilator's output;
+    ``verbose`` prints ``[log_tag] verilating LABEL ...`` and the build time."""
+    from binaryhpe import BinaryHPEError
+
+    t0 = time.time()
+    if verbose:
+        print(f"[{log_tag}] verilating {label} ...", flush=True)
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
+    if r.returncode != 0 or not exe.exists():
+        tail = "\n".join((r.stdout + r.stderr).splitlines()[-30:])
+        raise BinaryHPEError(f"Verilator build of {what} failed:\n{tail}")
+    if verbose:
+        print(f"[{log_tag}] built in {time.time() - t0:.1f} s", flush=True)
+
+
 def make_flags(opt_fast: str = "-O2", opt_slow: str = "-O0", opt_global: str = "-O2") -> list[str]:
     """Verilator's ``-MAKEFLAGS``: optimization of the per-cycle code (OPT_FAST), of the constructors and
     initial blocks (OPT_SLOW) and of the Verilator runtime (OPT_GLOBAL); ccache when installed; the PCH flag

@@ -22,7 +22,7 @@ import tempfile
 import time
 
 from binaryhpe import BinaryHPEError
-from binaryhpe.sim.buildcache import cached_build, key_of, make_flags, sv_closure
+from binaryhpe.sim.buildcache import cached_build, key_of, make_flags, sv_closure, verilate
 from binaryhpe.sim.toolchain import library_order, rtl_dir, setup_verilator
 
 #: the engine's parameters (bhpe_engine) and their defaults
@@ -71,15 +71,8 @@ def build_engine(params: dict | None, out_dir, *, sources=None, waves: bool = Fa
     key = key_of([json.dumps(cmd)], [*sv_closure(srcs, [rtl_dir(), rtl_dir() / "engine"]), HARNESS])
 
     def run(tmp: pathlib.Path) -> None:
-        t0 = time.time()
-        if verbose:
-            print(f"[engine] verilating bhpe_engine ({len(srcs)} files, {p}) ...", flush=True)
-        r = subprocess.run([*cmd, "-Mdir", str(tmp)], capture_output=True, text=True, cwd=tmp)
-        if r.returncode != 0 or not (tmp / "Veng").exists():
-            tail = "\n".join((r.stdout + r.stderr).splitlines()[-30:])
-            raise BinaryHPEError(f"Verilator build of bhpe_engine failed:\n{tail}")
-        if verbose:
-            print(f"[engine] built in {time.time() - t0:.1f} s", flush=True)
+        verilate([*cmd, "-Mdir", str(tmp)], tmp, tmp / "Veng", "bhpe_engine", "engine",
+                 f"bhpe_engine ({len(srcs)} files, {p})", verbose)
 
     exe = cached_build(key, "Veng", run, tag="engine-")
     if verbose:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from binaryhpe import BinaryHPEError
-from binaryhpe.sim.buildcache import cached_build, key_of, make_flags, sv_closure
+from binaryhpe.sim.buildcache import cached_build, key_of, make_flags, sv_closure, verilate
 from binaryhpe.sim.streams import pack, unpack
 from binaryhpe.sim.toolchain import library_order, setup_verilator
 
@@ -105,15 +105,7 @@ def build(rtl_dir, lib: list[pathlib.Path], waves: bool = False, verbose: bool =
             (obj / "wports.inc").write_text(wports)
             full += ["-CFLAGS", f"-DBHPE_WPORTS -I{obj}"]
         full += names + [str(harness)]
-        t0 = time.time()
-        if verbose:
-            print(f"[sim] verilating {len(srcs)} files ...", flush=True)
-        r = subprocess.run(full, capture_output=True, text=True, cwd=rtl_dir)
-        if r.returncode != 0 or not (obj / "Vsim").exists():
-            tail = "\n".join((r.stdout + r.stderr).splitlines()[-30:])
-            raise BinaryHPEError(f"Verilator build of {rtl_dir / 'bhpe_top.sv'} failed:\n{tail}")
-        if verbose:
-            print(f"[sim] built in {time.time() - t0:.1f} s", flush=True)
+        verilate(full, rtl_dir, obj / "Vsim", str(rtl_dir / "bhpe_top.sv"), "sim", f"{len(srcs)} files", verbose)
 
     exe = cached_build(key, "Vsim", run, tag="net-")
     if verbose:
