@@ -135,7 +135,7 @@ def engine_report(report: dict, program, cfg, dev, out: pathlib.Path, bitstream:
     from binaryhpe.compile.engine.resources import engine_resources
 
     cm = cycle_model(program, cfg)
-    rf = roofline(program, cfg)
+    rf = roofline(program, cfg, cm)
     measured = (report.get("simulation") or {}).get("layer_cycles")
     report["arch"] = "engine"
     report["predicted_cycles_per_frame"] = cm["total"]["cycles"]

@@ -248,12 +248,13 @@ def cycle_model(program, cfg: EngineConfig | None = None) -> dict:
     return {"layers": layers, "total": total, "clock_mhz": cfg.clock_mhz}
 
 
-def roofline(program, cfg: EngineConfig | None = None) -> dict:
+def roofline(program, cfg: EngineConfig | None = None, cm: dict | None = None) -> dict:
     """The frame's compute bound (binary ops at the XNOR array's ``2 * PE * 64`` ops a cycle plus fixed-point ops
     at the MAC array's ``2 * PEF * 8``), its bandwidth bound (the program's DRAM bytes at the port's bytes a
-    cycle), and ``fraction`` = the larger bound / the modelled cycles."""
+    cycle), and ``fraction`` = the larger bound / the modelled cycles. ``cm``: the program's
+    :func:`cycle_model` under ``cfg`` when the caller has it already (it is computed otherwise)."""
     cfg = cfg or program.cfg
-    cm = cycle_model(program, cfg)
+    cm = cm if cm is not None else cycle_model(program, cfg)
     binary = sum(op.op_counts.get("binary", 0) for op in program.ops)
     fixed = sum(op.op_counts.get("fixed", 0) for op in program.ops)
     compute_bound = binary / (2 * cfg.xnor_per_cycle) + fixed / (2 * cfg.mac_per_cycle)
