@@ -4,6 +4,9 @@
   encoders must give different outputs for different images. A stem that ends in ReLU feeds all-(+1) binary
   inputs to the first block (Sign(0) = +1), and when that block changes shape nothing else of the image gets
   through (eq. 3's argument).
+- BiDRN's own stem ends in BatchNorm, not ReLU: the first block's binary convolutions (after its Hardtanh
+  pre-activation, eq. 3) see inputs of both signs, in float and in hardware mode, in the tiny layout and in
+  the paper's ResNet-50 layout.
 - BiDRN's weight scale is eq. 4, alpha_i = ||w_i||_1 / (Cin K K), recomputed from the current latent weights at
   every step, with its gradient, not a free parameter initialised once.
 """
@@ -11,8 +14,10 @@
 import pytest
 import torch
 
+from binaryhpe.train.bidrn import BiDRN, example_input, randomize
 from binaryhpe.train.binarizers import BINARIZER_NAMES, build_backbone
-from binaryhpe.train.config import bidrn_config
+from binaryhpe.train.config import TINY, bidrn_config
+from binaryhpe.train.hardware import to_hardware
 from binaryhpe.train.layers import LCRConv
 
 
@@ -36,6 +41,39 @@ def test_two_images_give_two_outputs_at_paper_layout(name):
     diff = (ya - yb).abs()
     # not merely a rounding difference: a clear share of the output elements changes
     assert (diff > 1e-4).float().mean() > 0.05, f"{name}: two images give (almost) the same output"
+
+
+@pytest.mark.parametrize("layout", ["tiny", "bidrn-50"])
+@pytest.mark.parametrize("mode", ["float", "hardware"])
+def test_first_block_binary_conv_inputs_take_both_signs(layout, mode):
+    cfg = TINY if layout == "tiny" else bidrn_config(50, input_size=(64, 64))
+    net = randomize(BiDRN(cfg), seed=0).eval()
+    if mode == "hardware":
+        to_hardware(net)
+    first = net.blocks[0]
+    convs = [(n, m) for n, m in first.named_modules() if isinstance(m, LCRConv)]
+    # the convolutions that take the block input's pre-activation: the first LCR module's branches (and a
+    # binarized Block Residual)
+    takes_input = [(n, m) for n, m in convs if n.startswith(("convs.0.", "br."))]
+    assert takes_input, "the first block has no binary convolution on its input"
+    seen = {}
+    hooks = [(m.conv_hw if mode == "hardware" else m.conv).register_forward_hook(
+        lambda mod, args, out, n=n: seen.setdefault(n, []).append(args[0].detach().clone())) for n, m in takes_input]
+    with torch.no_grad():
+        net(example_input(cfg, seed=3))
+        net(example_input(cfg, seed=4))
+    for h in hooks:
+        h.remove()
+    assert set(seen) == {n for n, _ in takes_input}
+    for n, (b, b2) in seen.items():
+        assert set(torch.unique(b).tolist()) == {-1.0, 1.0}, f"{n}: binary input values {torch.unique(b).tolist()}"
+        # a ReLU before the pre-activation makes every input +1 (no -1 at all, the same for every image); with
+        # the BatchNorm output the sign follows the image (after the 3x3/2 max pool of the ResNet stem, which
+        # takes the largest of 9 values, mostly +1, but the -1s are where the image is dark)
+        neg, moved = float((b < 0).float().mean()), float((b != b2).float().mean())
+        print(f"{layout} {mode} {n}: -1 share {neg:.4f}, changed by another image {moved:.4f}")
+        assert neg > 0.003, f"{layout} {mode}: first block {n}: only {neg:.4f} of the binary inputs are -1"
+        assert moved > 0.003, f"{layout} {mode}: first block {n}: two images give the same binary inputs"
 
 
 def _eq4_alpha(w):

@@ -14,7 +14,7 @@ Mapping table (ResNet layer -> BiDRN module; f = channel factor). ``docs/bidrn-m
 | bottleneck 1x1 conv3, C -> 4C | | FUR f = 4 |
 | shortcut with downsample conv (1x1, stride s) | | Block Residual: full-precision 1x1 conv + BN (or binarized) |
 | identity shortcut | | identity Block Residual (full-precision a_f) |
-| stem 7x7/2 conv + BN + ReLU + 3x3/2 max pool | | unchanged, full precision |
+| stem 7x7/2 conv + BN + ReLU + 3x3/2 max pool | | full precision, conv + BN + max pool without the ReLU: the first block's Hardtanh (eq. 3) takes the BN output |
 
 Every binary conv's input is the Hardtanh of the previous layer's output; each block's output is
 ``LCR path + BlockResidual(a_f)`` with ``a_f`` the Hardtanh of the block input.

@@ -12,7 +12,8 @@ Module kinds:
   concat of f branches), Fusion Down (eq. 10, split into f chunks, summed, BatchNorm), Down Sample (Down Scale
   + Fusion Up), for channel factors f = 2 and 4.
 - ``BlockResidual``: full-precision 1x1 conv + BN, its binarized variant, or identity (eq. 11).
-- ``Stem``: the full-precision ResNet stem.
+- ``Stem``: the full-precision ResNet stem, conv + BN (+ max pool) without a ReLU: its output goes straight to
+  the first block's Hardtanh pre-activation (eq. 3), which must see both signs.
 """
 
 from __future__ import annotations
@@ -269,7 +270,11 @@ class BlockResidual(HwModule):
 
 
 class Stem(HwModule):
-    """Full-precision stem: conv k x k / s -> BN -> ReLU (-> 3x3/2 max pool)."""
+    """Full-precision stem: conv k x k / s -> BN (-> 3x3/2 max pool), no ReLU.
+
+    The first block's Hardtanh pre-activation (``PreAct``, eq. 3) takes this output. A ReLU here would make it
+    >= 0, so Sign would give +1 everywhere and the first block's binary convolutions would see no image
+    (Section 3.1: the failure the Hardtanh pre-activation avoids)."""
 
     def __init__(self, cin: int, cout: int, k: int, stride: int, maxpool: bool):
         super().__init__()
@@ -288,7 +293,7 @@ class Stem(HwModule):
 
     def forward(self, x):
         y = self.qx(self.conv_hw(self.q_in(x))) if self.hw else self.conv(x)
-        y = F.relu(self.bn(y))
+        y = self.bn(y)
         if self.maxpool:
             y = F.max_pool2d(y, 3, 2, 1)
         return y
