@@ -79,8 +79,33 @@ def module_and_params(lay) -> tuple[str, dict]:
     return lay.rtl_module, dict(lay.rtl_params())
 
 
+def check_stream_widths(g: HwGraph) -> None:
+    """Every port a layer's RTL declares (``in_streams`` / ``out_streams``) has the width, lane count and
+    signedness of the tensor wired to it; raises naming the layer, the port and the tensor's producer.
+
+    ``generate`` declares one bus per tensor, so a port wider than its bus would be zero-extended by
+    SystemVerilog without a word (a negative value read as a large positive one): a pass that changes a
+    tensor's format must change its consumers' ports with it, and this is where a miss is caught."""
+    for lay in g.layers:
+        for side, specs, tensors in (("input", lay.in_streams(), lay.inputs),
+                                     ("output", lay.out_streams(), lay.outputs)):
+            for i, (spec, t) in enumerate(zip(specs, tensors)):
+                info = g.tensors[t]
+                width = info.fmt.width
+                if (spec.width, spec.lanes) == (width, info.lanes) and (width == 1 or spec.signed == info.fmt.signed):
+                    continue
+                prod = g.producer(t)
+                src = f"produced by {prod.name} ({type(prod).__name__})" if prod else "the graph's input"
+                raise BinaryHPEError(
+                    f"layer {lay.name} ({type(lay).__name__}): {side} {i} takes {spec.lanes} x "
+                    f"{'s' if spec.signed else 'u'}{spec.width} bits, but tensor {t} ({src}) is {info.lanes} x "
+                    f"{info.fmt} ({width} bits): a pass left the port and the stream at different widths")
+
+
 def generate(g: HwGraph, out_dir, top: str = TOP) -> dict:
-    """Write ``top.sv`` and ``mem/*.hex`` into ``out_dir``; return a manifest (files, ports, instances)."""
+    """Write ``top.sv`` and ``mem/*.hex`` into ``out_dir``; return a manifest (files, ports, instances).
+    Refuses a graph whose ports and streams differ in width (:func:`check_stream_widths`)."""
+    check_stream_widths(g)
     out = pathlib.Path(out_dir)
     (out / "mem").mkdir(parents=True, exist_ok=True)
     for old in (out / "mem").glob("*.hex"):
