@@ -112,3 +112,57 @@ def test_bidrn_weight_gradient_is_eq4_derivative():
     # d(alpha_i Sign(w_ij))/dw: Sign's eq.-2 approximation (2 - 2|w|) times alpha, plus the path through alpha
     expect = alpha * g * (2 - 2 * w.detach().abs()).clamp(min=0) + s * (g * s).sum(dim=(1, 2, 3), keepdim=True) / n
     assert torch.allclose(w.grad, expect, rtol=1e-5, atol=1e-7)
+
+
+def test_bnn_latent_weights_are_clipped_after_every_step():
+    """BNN's Algorithm 1 clips the latent weights to [-1, 1] after each update; without it a weight past 1 never
+    gets a gradient again from the clipped STE (its sign is frozen). Both training loops call the clip."""
+    from binaryhpe.train import proxy_bench as P
+    from binaryhpe.train.binarizers import BNNConv, after_optimizer_step
+
+    torch.manual_seed(0)
+    net = build_backbone("bnn", bidrn_config(18, input_size=(32, 32)))
+    opt = torch.optim.SGD(net.parameters(), lr=50.0)  # one huge step: many latent weights leave [-1, 1]
+    net(torch.rand(2, 3, 32, 32) * 2 - 1).square().mean().backward()
+    opt.step()
+    convs = [m for m in net.modules() if isinstance(m, BNNConv)]
+    outside = sum(int((m.weight.abs() > 1).sum()) for m in convs)
+    assert outside > 100, "the step was meant to push weights out of [-1, 1]"
+    after_optimizer_step(net)
+    assert all(float(m.weight.abs().max()) <= 1.0 for m in convs)
+    assert sum(int((m.weight.abs() == 1).sum()) for m in convs) >= outside  # clipped onto +-1, not reset
+
+    # the proxy benchmark's loop applies it (a large learning rate would push weights past 1 otherwise)
+    data = {"img": torch.rand(16, 3, *P.SIZE), "joints": torch.rand(16, P.JOINTS, 2)}
+    model = P.train_row("bnn", data, P.ProxySize(train=16, test=16, steps=3, batch=16, seeds=(0,), lr=2.0), 0)
+    ws = [m.weight for m in model.modules() if isinstance(m, BNNConv)]
+    assert all(float(w.abs().max()) <= 1.0 for w in ws) and any(bool((w.abs() == 1).any()) for w in ws)
+
+
+def test_recu_tau_schedule_is_exponential_and_reaches_099():
+    """ReCU's released training code: tau = A e^(epoch/epochs) + B from 0.85 to 0.99 (not linear)."""
+    import math
+
+    from binaryhpe.train import proxy_bench as P
+    from binaryhpe.train.binarizers import ReCUConv, recu_tau
+
+    e = math.e
+    assert recu_tau(0.0) == pytest.approx(0.85, abs=1e-12) and recu_tau(1.0) == pytest.approx(0.99, abs=1e-12)
+    # halfway: 0.85 + 0.14 (sqrt(e) - 1) / (e - 1), below the linear schedule's 0.92
+    assert recu_tau(0.5) == pytest.approx(0.85 + 0.14 * (math.sqrt(e) - 1) / (e - 1), abs=1e-12)
+    assert recu_tau(0.5) < 0.905
+    seen = []
+    orig = ReCUConv.forward
+
+    def spy(self, x):
+        seen.append(self.tau)
+        return orig(self, x)
+
+    ReCUConv.forward = spy
+    try:
+        data = {"img": torch.rand(16, 3, *P.SIZE), "joints": torch.rand(16, P.JOINTS, 2)}
+        P.train_row("recu", data, P.ProxySize(train=16, test=16, steps=5, batch=16, seeds=(0,)), 0)
+    finally:
+        ReCUConv.forward = orig
+    per_step = sorted(set(seen))
+    assert per_step == pytest.approx([recu_tau(s / 4) for s in range(5)], abs=1e-12)

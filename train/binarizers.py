@@ -9,7 +9,8 @@ written as a ``torch.autograd.Function``. They are selected by name through ``BI
 of the model unchanged).
 
 Forward / backward of each method (docs/wholebody.md has them as a table; each class docstring states its own):
-- ``bnn`` (Hubara 2016): sign of inputs and weights, STE clipped to [-1, 1] for both.
+- ``bnn`` (Hubara 2016): sign of inputs and weights, STE clipped to [-1, 1] for both; latent weights clipped to
+  [-1, 1] after every optimiser step (``after_optimizer_step``).
 - ``xnor`` (Rastegari 2016): sign(x) times K (box-filtered channel mean of abs(x)); weights alpha sign(w), alpha
   the mean abs(w) per output channel, gradient alpha g 1{abs(w) <= 1} + sign(w) sum(g sign(w)) / n.
 - ``dorefa`` (Zhou 2016): 1-bit activations round(clip(x, 0, 1)) in {0, 1}; weights E(abs(w)) sign(w) (one
@@ -18,8 +19,9 @@ Forward / backward of each method (docs/wholebody.md has them as a table; each c
   the magnitude-aware gradient alpha g 1{abs(w) < 1}; a real shortcut around every conv.
 - ``reactnet`` (Liu 2020): RSign sign(x - t) with a learnable threshold per input channel, RPReLU, weights
   alpha sign(w) with gradient g 1{abs(w) < 1}; a real shortcut around every conv.
-- ``recu`` (Xu 2021b): weights recentred, normalised, clamped at the Laplace tau-quantile, signed with an
-  identity STE; learnable output scale; ApproxSign activations.
+- ``recu`` (Xu 2021b): weights recentred, normalised, clamped at the Laplace tau-quantile (tau rising
+  exponentially from 0.85 to 0.99, ``recu_tau``), signed with an identity STE; learnable output scale;
+  activations divided by their per-sample std in training, ApproxSign.
 - ``fda`` (Xu 2021a): the Fourier-series gradient of sign for weights and activations, and a noise
   adaptation module.
 
@@ -218,8 +220,15 @@ class BaselineConv(nn.Conv2d):
     def forward(self, x):
         return F.conv2d(self.binarize_input(x), self.binarize_weight(self.weight), None, self.stride, self.padding)
 
+    def after_step(self) -> None:
+        """What the method does to its latent weights after each optimiser step (``after_optimizer_step``)."""
+
 
 class BNNConv(BaselineConv):
+    """BNN: Sign of inputs and weights with the clipped STE; the latent weights are clipped to [-1, 1] after
+    every optimiser step (Hubara et al. 2016, Algorithm 1: "clip(W - eta g, -1, 1)"): without the clip a weight
+    that leaves [-1, 1] gets no gradient from the clipped STE again and its sign is frozen for good."""
+
     name = "bnn"
 
     def binarize_input(self, x):
@@ -227,6 +236,10 @@ class BNNConv(BaselineConv):
 
     def binarize_weight(self, w):
         return SignSTE.apply(w)
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        self.weight.clamp_(-1.0, 1.0)
 
 
 class XNORConv(BaselineConv):
@@ -290,11 +303,17 @@ class ReActConv(BaselineConv):
 
 
 class ReCUConv(BaselineConv):
-    """ReCU: weights recentred (per output channel mean removed), normalised, clamped at the tau-quantile of
-    the Laplace distribution they are modelled by, Q(tau) = -b ln(2 - 2 tau) with b = E abs(w~), then signed with
-    an identity STE; learnable per-channel output scale alpha; the activation is normalised by its std in
-    training (sign unchanged) and signed with ApproxSign. ``tau`` is raised from 0.85 to 0.99 during training
-    by the caller (``set_tau``)."""
+    """ReCU (Xu et al., ICCV 2021), as its released code: the weights are balanced (per output channel mean
+    removed) and standardised (w1 = w0 / (std(w0) / (2 sqrt 2))), clamped at the tau-quantile of the Laplace
+    distribution they are modelled by, Q(tau) = -b ln(2 - 2 tau) with b = E abs(w1) over the layer (the
+    rectified clamp unit, no gradient outside [-Q, Q]), then signed with an identity STE; the output is scaled
+    by a learnable per-channel alpha (initialised uniform in [0, 1)); the activation is divided by its
+    per-sample standard deviation in training (the sign is unchanged) and signed with the gradient
+    (2 - 2 abs(a))_+. ``tau`` rises from 0.85 to 0.99 over training, exponentially (``recu_tau``), set by the
+    caller (``set_recu_tau``). A learnable threshold per input channel before the sign, as ReActNet's RSign:
+    not in ReCU's released convolution, but the paper's Table 1 counts it (ReCU 21.71 M = BNN 21.61 M + one
+    parameter per binary conv's input and one per output channel, ``hand4whole.BinaryConv2d``), so the
+    baseline compared here has it."""
 
     name = "recu"
 
@@ -302,7 +321,7 @@ class ReCUConv(BaselineConv):
         super().__init__(cin, cout, k, stride, padding)
         self.tau = tau
         self.threshold = nn.Parameter(torch.zeros(cin))
-        self.alpha = nn.Parameter(torch.ones(cout))
+        self.alpha = nn.Parameter(torch.rand(cout))
 
     def quantile(self, w1: torch.Tensor) -> torch.Tensor:
         return -w1.abs().mean() * math.log(2 - 2 * self.tau)
@@ -469,8 +488,28 @@ def build_backbone(name: str, cfg: BiDRNConfig) -> nn.Module:
     return BaselineBackbone(name, cfg)
 
 
+RECU_TAU = (0.85, 0.99)
+
+
+def recu_tau(progress: float) -> float:
+    """ReCU's tau schedule (its released training code): tau = A e^p + B, rising exponentially from 0.85 at
+    progress p = 0 to 0.99 at p = 1 (A = (0.99 - 0.85) / (e - 1), B = 0.85 - A); p is epoch / epochs there,
+    step / steps here."""
+    lo, hi = RECU_TAU
+    p = min(1.0, max(0.0, float(progress)))
+    a = (hi - lo) / (math.e - 1)
+    return a * math.exp(p) + lo - a
+
+
+def after_optimizer_step(model: nn.Module) -> None:
+    """Call after every optimiser step: each baseline conv's ``after_step`` (BNN clips its latent weights)."""
+    for m in model.modules():
+        if isinstance(m, BaselineConv):
+            m.after_step()
+
+
 def set_recu_tau(model: nn.Module, tau: float) -> None:
-    """ReCU's schedule: tau rises linearly from 0.85 to 0.99 over training; set it on every ReCU conv."""
+    """Set ReCU's tau on every ReCU conv (``recu_tau`` gives the schedule)."""
     if not 0.5 < tau < 1:
         raise BinaryHPEError(f"ReCU tau = {tau}: expected a value in (0.5, 1)")
     for m in model.modules():
@@ -479,5 +518,5 @@ def set_recu_tau(model: nn.Module, tau: float) -> None:
 
 
 __all__ = ["BASELINE_NAMES", "BINARIZERS", "BINARIZER_NAMES", "BaselineBackbone", "BaselineConv", "BinaryBlock",
-           "build_backbone", "check_binarizer", "fourier_sign_grad", "make_binary_conv", "set_recu_tau",
-           "stem_activation"]
+           "after_optimizer_step", "build_backbone", "check_binarizer", "fourier_sign_grad", "make_binary_conv",
+           "recu_tau", "set_recu_tau", "stem_activation"]

@@ -32,6 +32,7 @@ import torch
 import torch.distributed as dist
 
 from binaryhpe import BinaryHPEError
+from binaryhpe.train.binarizers import after_optimizer_step
 
 CHECKPOINT_FORMAT = "binaryhpe-train-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -251,6 +252,7 @@ def fit(model, loss_fn, dataset, *, steps: int, global_batch: int, lr: float, se
             optimizer.zero_grad(set_to_none=True)
             ls["total"].backward()
             optimizer.step()
+            after_optimizer_step(net)  # a baseline's own post-update rule (BNN clips its latent weights)
             step += 1
             losses = {k2: float(v.detach()) for k2, v in ls.items()}
             if on_step is not None:
@@ -407,9 +409,9 @@ def _train(cfg, out, ckpt_path, steps, state, seed, info, log, n_test, ProxyConf
     def on_step(step, losses, net, opt):
         set_lr(step)
         if cfg.binarizer == "recu":
-            from binaryhpe.train.binarizers import set_recu_tau
+            from binaryhpe.train.binarizers import recu_tau, set_recu_tau
 
-            set_recu_tau(model, 0.85 + 0.14 * min(1.0, step / max(1, total)))
+            set_recu_tau(model, recu_tau(step / max(1, total)))
         if info.main and (step % every == 0 or step == total):
             dt = (time.time() - t0) / max(1, step - start)
             say(f"step {step}/{total} epoch {step // per_epoch} loss {losses['total']:.4f} (smplx "
@@ -418,9 +420,9 @@ def _train(cfg, out, ckpt_path, steps, state, seed, info, log, n_test, ProxyConf
             save_checkpoint(ckpt_path, net, opt, step, cfg_dict, {"seed": seed, "world_size": info.world_size})
 
     if cfg.binarizer == "recu":
-        from binaryhpe.train.binarizers import set_recu_tau
+        from binaryhpe.train.binarizers import recu_tau, set_recu_tau
 
-        set_recu_tau(model, 0.85 + 0.14 * min(1.0, start / max(1, total)))
+        set_recu_tau(model, recu_tau(start / max(1, total)))
     losses = {}
     if start < total:
         model, optimizer, losses = fit(model, wholebody_loss, train_ds, steps=total, global_batch=cfg.batch_size,
