@@ -436,6 +436,181 @@ def _sat(expr: str, bits: int, wide: str, signed: bool = True) -> str:
     return f"BHPE_SAT({expr}, {_lit(lo, wide)}, {_lit(hi, wide)})"
 
 
+def fmt_range(g: HwGraph, tensor: str, c: int) -> tuple[list, list]:
+    """Per channel, the integer range of a tensor's format (what the C reads from its buffer)."""
+    from binaryhpe.compile.worstcase import fmt_bounds
+
+    lo, hi = fmt_bounds(g.tensors[tensor].fmt)
+    return [lo] * c, [hi] * c
+
+
+def acc_range(g: HwGraph, lay) -> tuple[list, list]:
+    """Per output channel, the range of an MVU's accumulator: an XNOR-popcount's ``+-sum |w|`` (its +-1 products,
+    a padding tap adding 0), a fixed-point one's from its weights on its input format's range (a padding zero
+    inside it)."""
+    from binaryhpe.compile.worstcase import fmt_bounds
+
+    w = np.asarray(lay.weights, dtype=np.int64).reshape(lay.cout, -1)
+    if isinstance(lay, XnorMvu):
+        s = [int(v) for v in np.abs(w).sum(axis=1)]
+        return [-v for v in s], s
+    lo, hi = fmt_bounds(g.tensors[lay.inputs[0]].fmt)
+    lo, hi = min(lo, 0), max(hi, 0)
+    pos = [int(v) for v in np.where(w > 0, w, 0).sum(axis=1)]
+    neg = [int(v) for v in np.where(w < 0, w, 0).sum(axis=1)]
+    return [p * lo + q * hi for p, q in zip(pos, neg)], [p * hi + q * lo for p, q in zip(pos, neg)]
+
+
+def free_saturations(g: HwGraph, epi, mvu=None) -> int:
+    """How many of an Epilogue's (or one elementwise op's) saturations the C leaves out (``op_ranges``), its input
+    the accumulator of ``mvu`` when it runs fused into that MVU."""
+    ops = epi.ops if isinstance(epi, Epilogue) else [epi]
+    rng = acc_range(g, mvu) if mvu is not None else fmt_range(g, epi.inputs[0], epi.c)
+    brng = fmt_range(g, epi.inputs[1], epi.c) if len(epi.inputs) > 1 else None
+    n = 0
+    for op in ops:
+        free, rng = op_ranges(op, rng, brng)
+        n += len(free)
+    return n
+
+
+def op_ranges(op, rng, brng=None) -> tuple[set, tuple]:
+    """Interval arithmetic of one elementwise op, per channel (Python integers, exact): from the range
+    ``rng = (lo[], hi[])`` of its input (``brng``: a JoinAdd's second input) to (the op's saturation sites whose
+    value provably stays inside the output range for every channel, the output's range). Each step is monotone
+    in its input (floor shifts, products with a channel's constant taken at both ends), so the bounds are sound;
+    a site is kept whenever a bound reaches past the range."""
+    from binaryhpe.compile.kinds.base import sat as _np_sat  # noqa: F401  (the semantics followed here)
+
+    lo, hi = list(rng[0]), list(rng[1])
+    n = len(lo)
+
+    def shift(v: int, sh: int) -> int:
+        return v >> sh if sh >= 0 else v * (1 << -sh)
+
+    def mul(a, b, k):  # per channel [a, b] * k
+        ps = [(x * kk, y * kk) for x, y, kk in zip(a, b, k)]
+        return [min(p) for p in ps], [max(p) for p in ps]
+
+    def clip(a, b, bits):
+        rlo, rhi = _range(bits)
+        free = all(x >= rlo for x in a) and all(y <= rhi for y in b)
+        return free, [min(max(x, rlo), rhi) for x in a], [min(max(y, rlo), rhi) for y in b]
+
+    def const(v):
+        arr = np.asarray(v, dtype=np.int64).ravel()
+        return [int(arr[0])] * n if arr.size == 1 else [int(x) for x in arr]
+
+    free: set = set()
+    if isinstance(op, Requant):
+        ok, lo, hi = clip([shift(x, op.shift) for x in lo], [shift(y, op.shift) for y in hi], op.out_w)
+        if ok:
+            free.add("y")
+        if op.relu:
+            lo, hi = [max(x, 0) for x in lo], [max(y, 0) for y in hi]
+    elif isinstance(op, MulShift):
+        a, b = mul(lo, hi, const(op.m))
+        ok, lo, hi = clip([shift(x, op.shift) for x in a], [shift(y, op.shift) for y in b], op.out_w)
+        if ok:
+            free.add("y")
+    elif isinstance(op, AddConst):
+        k = const(op.b)
+        ok, lo, hi = clip([x + kk for x, kk in zip(lo, k)], [y + kk for y, kk in zip(hi, k)], op.out_w)
+        if ok:
+            free.add("y")
+    elif isinstance(op, Prelu):  # x > 0: sat(x); x <= 0: sat(floor(beta x 2^-shift))
+        plo, phi = [max(x, 1) for x in lo], hi
+        ok_p, plo, phi = clip(plo, phi, op.out_w)
+        nlo, nhi = lo, [min(y, 0) for y in hi]
+        a, b = mul(nlo, nhi, const(op.beta))
+        ok_n, nlo, nhi = clip([shift(x, op.shift) for x in a], [shift(y, op.shift) for y in b], op.out_w)
+        pos_any = [y > 0 for y in hi]
+        neg_any = [x <= 0 for x in lo]
+        if ok_p or not any(pos_any):
+            free.add("pos")
+        if ok_n or not any(neg_any):
+            free.add("neg")
+        lo = [min([p] * pa + [q] * na) for p, q, pa, na in zip(plo, nlo, pos_any, neg_any)]
+        hi = [max([p] * pa + [q] * na) for p, q, pa, na in zip(phi, nhi, pos_any, neg_any)]
+    elif isinstance(op, JoinAdd):
+        if brng is None:
+            raise CBackendError(f"op {op.name!r}: a JoinAdd needs its second input's range")
+        blo, bhi = brng
+        ok, lo, hi = clip([shift(x, -op.shift_a) + shift(z, -op.shift_b) for x, z in zip(lo, blo)],
+                          [shift(y, -op.shift_a) + shift(z, -op.shift_b) for y, z in zip(hi, bhi)], op.out_w)
+        if ok:
+            free.add("y")
+    elif isinstance(op, (Sign, Threshold)):
+        lo, hi = [0] * n, [1] * n
+    elif isinstance(op, MultiThreshold):
+        lo, hi = [int(op.offset)] * n, [int(op.offset) + op.n] * n
+    else:
+        raise CBackendError(f"op {op.name!r}: no value range for a {type(op).__name__}")
+    return free, (lo, hi)
+
+
+#: words of a dot product written straight-line; longer ones loop over 8-word blocks
+XDOT_UNROLL = 160
+
+
+def _harley_seal(n: int) -> str:
+    """``bhpe_xdot_n`` (``n >= 8``) as a Harley-Seal carry-save adder: per 8-word block seven carry-save adders
+    (``u = l ^ p; h = (l & p) | (u & q); l = u ^ q``: ``l + p + q = l' + 2 h``) add the block's XORed words into
+    the running ``ones`` / ``twos`` / ``fours`` words and give one ``eights`` word, whose popcount goes into byte
+    sums (``t8``, at most 8 a byte a block: ``BHPE_BYTESUM`` adds the bytes into a 32-bit sum); the words left
+    after the blocks go in pairs through one adder into ``ones`` and half adders into ``twos`` and ``fours``.
+    The count is ``8 t8 + popcount(fours) * 4 + popcount(twos) * 2 + popcount(ones)`` (the last three as 4-bit
+    then 8-bit field sums: at most 12 a nibble, 56 a byte)."""
+    def pair(p: str, k: int) -> list[str]:
+        return [f"BHPE_LDRD(x{p}, {4 * k}, xa, xb); BHPE_LDRD(w{p}, {4 * k}, wa, wb); a0 = xa ^ wa; a1 = xb ^ wb;"]
+
+    def csa(h: str, lo: str, p: str, q: str) -> list[str]:
+        return [f"u = {lo} ^ {p}; {h} = ({lo} & {p}) | (u & {q}); {lo} = u ^ {q};"]
+
+    def block(p: str, k0: int) -> list[str]:
+        L = []
+        for j in range(0, 8, 2):
+            L += pair(p, k0 + j) + csa("ta" if j % 4 == 0 else "tb", "ones", "a0", "a1")
+            if j % 4 == 2:
+                L += csa("fa" if j == 2 else "fb", "twos", "ta", "tb")
+        return L + csa("e", "fours", "fa", "fb") + ["t8 = BHPE_BYTESUM(bhpe_pc8(bhpe_pc4(e)), t8);"]
+
+    nb = n // 8
+    body = []
+    if n <= XDOT_UNROLL:
+        for b in range(nb):
+            body += block("", 8 * b)
+        p, i = "", 8 * nb
+    else:
+        body += ["const uint32_t *xp = x, *wp = w;", f"for (int j = 0; j < {nb}; j++, xp += 8, wp += 8) {{",
+                 *["  " + ln for ln in block("p", 0)], "}"]
+        p, i = "p", 0
+    rest = n - 8 * nb
+    while rest > 0:  # the words after the blocks: a pair (or the last word) into ones, carries up half adders
+        if rest >= 2:
+            body += pair(p, i) + csa("ta", "ones", "a0", "a1")
+            i, rest = i + 2, rest - 2
+        else:
+            body.append(f"a0 = x{p}[{i}] ^ w{p}[{i}]; ta = ones & a0; ones ^= a0;")
+            i, rest = i + 1, rest - 1
+        body.append("fa = twos & ta; twos ^= ta; e = fours & fa; fours ^= fa; t8 = BHPE_BYTESUM(bhpe_pc8(bhpe_pc4(e)), t8);")
+    body.append("t = 8u * t8 + BHPE_BYTESUM(bhpe_pc8(bhpe_pc4(ones) + 2u * bhpe_pc4(twos)) + "
+                "4u * bhpe_pc8(bhpe_pc4(fours)), 0u);")
+    return "\n".join([
+        f"BHPE_INLINE uint32_t bhpe_xdot_{n}(const uint32_t *x, const uint32_t *w) {{",
+        "  uint32_t t = 0u;",
+        "#if BHPE_POPCOUNT_IMPL == BHPE_POPCOUNT_SWAR",
+        "  uint32_t ones = 0u, twos = 0u, fours = 0u, t8 = 0u, ta, tb = 0u, fa, fb = 0u, e, u, a0, a1 = 0u, "
+        "xa = 0u, xb = 0u, wa = 0u, wb = 0u;",
+        "  (void)tb; (void)fb; (void)a1; (void)xa; (void)xb; (void)wa; (void)wb;",
+        *["  " + ln for ln in body],
+        "#else",
+        f"  for (int i = 0; i < {n}; i++) t += BHPE_POPCOUNT32(x[i] ^ w[i]);",
+        "#endif",
+        "  return t;", "}", ""])
+
+
+
 class _Emitter:
     def __init__(self, cm: CModel):
         self.cm = cm
@@ -446,6 +621,12 @@ class _Emitter:
         self.owner: str | None = None  # the layer whose flash a constant counts to (an Epilogue's, for its ops)
         self.helpers: dict[str, str] = {}  # static inline helpers (dot products), by name
         self.pack: list | None = None  # while emitting an Epilogue's ops: its per-channel constants, by column
+        self.free: set = set()  # while emitting an op: its saturation sites the value ranges prove never clip
+
+    def _satr(self, site: str, expr: str, bits: int, wide: str) -> str:
+        """``_sat`` at an op's saturation ``site``, or ``expr`` itself where ``op_ranges`` proved that the value
+        stays inside the ``bits``-bit range for every channel (the saturation would never clip)."""
+        return f"({expr})" if site in self.free else _sat(expr, bits, wide)
 
     def const(self, lay, suffix: str, values, ctype: str | None = None) -> str:
         if self.pack is not None and ctype is None and np.asarray(values).ndim == 1 \
@@ -509,9 +690,13 @@ class _Emitter:
         return name
 
     def _xdot(self, n: int) -> str:
-        """``uint32_t bhpe_xdot_n(x, w)``: sum over ``n`` words of popcount(x ^ w). SWAR, straight-line:
-        groups of three words through a carry-save adder (ones and twos words) then two 4-bit-field counts,
-        byte sums folded every 30 words; ``n > 90``: a loop over 30-word chunks."""
+        """``uint32_t bhpe_xdot_n(x, w)``: sum over ``n`` words of popcount(x ^ w), straight-line (a loop over
+        8-word blocks beyond ``XDOT_UNROLL`` words). SWAR: ``n >= 8`` a Harley-Seal carry-save adder over 8-word
+        blocks (ones, twos, fours words; each block's eights word counted into byte sums, ``BHPE_BYTESUM``), the
+        three words counted once at the end; ``n < 8`` groups of three words through one carry-save adder. Words
+        are loaded in pairs (``BHPE_LDRD``: one LDRD on Thumb-2)."""
+        if n >= 8:
+            return self._helper(f"bhpe_xdot_{n}", _harley_seal(n))
         def chunk(base: str, m: int) -> list[str]:
             L = ["b = 0u;"]
             for g0 in range(0, m, 3):
@@ -522,23 +707,14 @@ class _Emitter:
                 else:
                     terms = [f"bhpe_pc4(x[{base}{i}] ^ w[{base}{i}])" for i in range(g0, m)]
                     L.append(f"b += bhpe_pc8({' + '.join(terms)});")
-            L.append("b = (b & 0x00FF00FFu) + ((b >> 8) & 0x00FF00FFu); t += (b * 0x00010001u) >> 16;")
+            L.append("t = BHPE_BYTESUM(b, t);")
             return L
-        body = []
-        full, tail = divmod(n, 30)
-        if n <= 90:
-            for c0 in range(0, n, 30):
-                body += chunk(f"{c0} + " if c0 else "", min(30, n - c0))
-        else:
-            body += [f"for (int j = 0; j < {full * 30}; j += 30) {{", *["  " + ln for ln in chunk("j + ", 30)], "}"]
-            if tail:
-                body += chunk(f"{full * 30} + ", tail)
         code = "\n".join([
             f"BHPE_INLINE uint32_t bhpe_xdot_{n}(const uint32_t *x, const uint32_t *w) {{",
             "  uint32_t t = 0u;",
             "#if BHPE_POPCOUNT_IMPL == BHPE_POPCOUNT_SWAR",
             "  uint32_t b, a0, a1, a2, u;" if n >= 3 else "  uint32_t b;",
-            *["  " + ln for ln in body],
+            *["  " + ln for ln in chunk("", n)],
             "#else",
             f"  for (int i = 0; i < {n}; i++) t += BHPE_POPCOUNT32(x[i] ^ w[i]);",
             "#endif",
@@ -562,6 +738,77 @@ class _Emitter:
                                "  return acc;", "}", ""])
         return self._helper(name, code)
 
+    def _int8_pairs(self, win: Window, src: Storage) -> tuple[list, list[str]]:
+        """The 16-bit pairs of an int8 window and the C that fills ``xp[]`` with them. A window row (``kw * c``
+        elements, contiguous in the source; the whole window when it is contiguous) is read a word of four
+        elements ``e0..e3`` at a time into two pairs, ``(e0, e2)`` and ``(e1, e3)`` (``BHPE_SXTB16``: one SXTB16
+        each on the DSP extension), the row's last one to three elements as pairs of neighbours; the weights are
+        paired the same way (``plist``: window element indices, -1 a zero). A window that reaches over the
+        image border (padding) is gathered element by element with zeros, then paired by the same list."""
+        c, n = win.c, win.kh * win.kw * win.c
+        segs = [(0, n)] if self._contiguous(win) else [(r * win.kw * c, win.kw * c) for r in range(win.kh)]
+        plist, fast = [], []
+        for r, (e0, ln) in enumerate(segs):
+            if self._contiguous(win):
+                base = src.at(f"oy * {win.s} * {win.w} + ox * {win.s}")
+            else:
+                base = src.at(f"(iy0 + {r}) * {win.w} + ix0")
+            fast.append(f"s = &{src.cname}[{base} * {c}];")
+            for q in range(ln // 4):
+                j = len(plist)
+                plist += [(e0 + 4 * q, e0 + 4 * q + 2), (e0 + 4 * q + 1, e0 + 4 * q + 3)]
+                fast.append(f"memcpy(&v, s + {4 * q}, 4); xp[{j}] = BHPE_SXTB16(v); xp[{j + 1}] = BHPE_SXTB16(v >> 8);")
+            for t in range(4 * (ln // 4), ln, 2):
+                j = len(plist)
+                hi = t + 1 < ln
+                plist.append((e0 + t, e0 + t + 1 if hi else -1))
+                fast.append(f"xp[{j}] = (uint32_t)(s[{t}] & 0xFFFF)"
+                            + (f" | ((uint32_t)(s[{t + 1}] & 0xFFFF) << 16);" if hi else ";"))
+        npair = len(plist)
+        L = [f"      uint32_t xp[{npair}], v = 0u;", f"      const {src.ctype} *s;", "      (void)v;"]
+        if self._contiguous(win) or win.pad == 0:
+            if not self._contiguous(win):
+                L.append(f"      const int32_t iy0 = oy * {win.s}, ix0 = ox * {win.s};")
+            return plist, L + [f"      {x}" for x in fast]
+        pa = ", ".join(str(a) for a, _ in plist)
+        pb = ", ".join(str(b if b >= 0 else n) for _, b in plist)
+        L += [f"      const int32_t iy0 = oy * {win.s} - {win.pad}, ix0 = ox * {win.s} - {win.pad};",
+              f"      if ((uint32_t)iy0 <= {win.h - win.kh}u && (uint32_t)ix0 <= {win.w - win.kw}u) {{",
+              *[f"        {x}" for x in fast], "      } else {",
+              f"        static const int16_t pa[{npair}] = {{{pa}}}, pb[{npair}] = {{{pb}}};",
+              f"        int32_t xv[{n + 1}];", f"        xv[{n}] = 0;"]
+        L += ["  " + ln.replace("xv_t *", "int32_t *") for ln in self._gather(win, src, "xv", c, "0", False)]
+        L += [f"        for (int j = 0; j < {npair}; j++) xp[j] = (uint32_t)(uint16_t)xv[pa[j]] | "
+              "((uint32_t)(uint16_t)xv[pb[j]] << 16);", "        (void)s;", "      }"]
+        return plist, L
+
+    def _fdot_group(self, n: int, g: int) -> str:
+        """``void bhpe_fdot2g<g>_<n>(x, w, acc)``: ``g`` output channels' dot products over ``n`` words of two
+        16-bit inputs (``w``: a word's ``g`` channels side by side), one SMLAD a (word, channel): each input word
+        is loaded once for the ``g`` channels, and the words two at a time (``BHPE_LDRD``), the pointers moved
+        every 32 words (LDRD's offset reaches 1020 bytes)."""
+        name = f"bhpe_fdot2g{g}_{n}"
+        L = [f"BHPE_INLINE void {name}(const uint32_t *x, const uint32_t *w, int32_t *acc) {{",
+             "  int32_t " + ", ".join(f"a{k} = 0" for k in range(g)) + ";",
+             "  uint32_t xa, xb, " + ", ".join(f"w{k}" for k in range(g)) + ";"]
+        for j0 in range(0, n, 32):
+            if j0:
+                L.append(f"  x += 32; w += {32 * g};")
+            m = min(32, n - j0)
+            for j in range(0, m, 2):
+                if j + 1 < m:
+                    L.append(f"  BHPE_LDRD(x, {4 * j}, xa, xb);")
+                else:
+                    L.append(f"  xa = x[{j}];")
+                for xv, jj in (("xa", j), ("xb", j + 1)):
+                    if jj >= m:
+                        continue
+                    for k in range(0, g, 2):
+                        L.append(f"  BHPE_LDRD(w, {4 * (jj * g + k)}, w{k}, w{k + 1});")
+                    L.append("  " + " ".join(f"a{k} = BHPE_SMLAD({xv}, w{k}, a{k});" for k in range(g)))
+        L += ["  " + " ".join(f"acc[{k}] = a{k};" for k in range(g)), "}", ""]
+        return self._helper(name, "\n".join(L))
+
     def _gather(self, win: Window, src: Storage, dst: str, per_tap: int, zero: str, track_pad: bool,
                 copy=None) -> list[str]:
         """Gather the window of output pixel (oy, ox) into ``dst`` (``per_tap`` elements a tap, ``zero`` for a
@@ -583,31 +830,40 @@ class _Emitter:
               f"          for (int k = 0; k < {cw}; k++) d[k] = {copy or 's[k]'};", "        }", "      }"]
         return L
 
-    def _out_loop(self, lay, o: Storage, acc_lines: list[str], ow: int) -> list[str]:
-        """Per output channel ``c``: ``acc_lines`` (computing ``acc``), the fused Epilogue's ops, one store."""
+    def _out_loop(self, lay, o: Storage, acc_lines: list[str], ow: int, group: int = 1) -> list[str]:
+        """Per output channel ``c``: ``acc_lines`` (computing ``acc``), the fused Epilogue's ops, one store. With
+        ``group`` > 1, ``acc_lines`` run once for the channels ``cg .. cg + group - 1`` (into ``accs[]``)."""
         epi = self.cm.fused.get(lay.name)
         body, v = [], "acc"
         if epi is not None:
             vb = self.st(epi.inputs[1]).rd(f"oy * {ow} + ox", "c") if len(epi.inputs) > 1 else None
             self.owner = lay.name
             try:
-                body, v = self._ops(epi, v, vb)
+                body, v = self._ops(epi, v, vb, self._acc_range(lay))
             finally:
                 self.owner = None
         cout = lay.cout
         L = [f"      const int32_t opix = {o.at(f'oy * {ow} + ox')};"]
         if o.packed:
             L += ["      uint32_t word = 0u;"]
-        L += [f"      for (int c = 0; c < {cout}; c++) {{", *[f"        {x}" for x in acc_lines],
-              *[f"        {x}" for x in body]]
+        if group > 1:
+            L += [f"      for (int cg = 0; cg < {cout}; cg += {group}) {{", f"      int32_t accs[{group}];",
+                  *[f"      {x}" for x in acc_lines], f"      for (int c = cg; c < cg + {group}; c++) {{",
+                  "        const int32_t acc = accs[c - cg];", *[f"        {x}" for x in body]]
+        else:
+            L += [f"      for (int c = 0; c < {cout}; c++) {{", *[f"        {x}" for x in acc_lines],
+                  *[f"        {x}" for x in body]]
         if o.packed:
             L += [f"        word |= (uint32_t)({v} != 0) << (c & 31);",
                   f"        if ((c & 31) == 31 || c == {cout - 1}) {{ {o.cname}[opix * {o.cw} + (c >> 5)] = word; "
                   "word = 0u; }"]
         else:
             L += [f"        {o.cname}[opix * {cout} + c] = ({o.ctype})({v});"]
-        L += ["      }", "    }", "  }"]
+        L += ["      }"] + (["      }"] if group > 1 else []) + ["    }", "  }"]
         return L
+
+    def _acc_range(self, lay):
+        return acc_range(self.g, lay)
 
     def _contiguous(self, win: Window) -> bool:
         """The window is one contiguous run of the source (1x1 without padding, or a whole frame)."""
@@ -716,23 +972,39 @@ class _Emitter:
         pairs = src.elem_bytes <= 2 and lay.w_w <= 16
         L = [f"  for (int32_t oy = row0; oy < row1; oy++) {{", f"    for (int32_t ox = 0; ox < {win.ow}; ox++) {{"]
         if pairs:
-            npair = -(-n // 2)
-            wp = np.zeros((lay.cout, 2 * npair), dtype=np.int64)
-            wp[:, :n] = wts
-            words = (wp[:, 0::2] & 0xFFFF) | ((wp[:, 1::2] & 0xFFFF) << 16)
+            if src.elem_bytes == 1:  # int8 rows read a word at a time, two pairs a word (_int8_pairs)
+                plist, gather = self._int8_pairs(win, src)
+            else:
+                plist, gather = [(2 * j, 2 * j + 1 if 2 * j + 1 < n else -1) for j in range(-(-n // 2))], None
+            npair = len(plist)
+            wz = np.concatenate([wts, np.zeros((lay.cout, 1), dtype=np.int64)], axis=1)  # index -1: 0
+            words = (wz[:, [a for a, _ in plist]] & 0xFFFF) | ((wz[:, [b for _, b in plist]] & 0xFFFF) << 16)
+            group = 4 if lay.cout % 4 == 0 else 2 if lay.cout % 2 == 0 else 1
+            if group > 1:  # [cout / group][pair][group]: a pair's words of the group's channels side by side
+                words = words.reshape(lay.cout // group, group, npair).transpose(0, 2, 1)
             wn = self.const(lay, "w", words, "uint32_t")
-            dot = self._fdot(npair, True, "")
-            L += [f"      int32_t xv[{2 * npair}];"]
-            if 2 * npair > n:
+            dot = self._fdot_group(npair, group) if group > 1 else self._fdot(npair, True, "")
+            if gather is not None:
+                L += gather
+            else:
+                L += [f"      int32_t xv[{2 * npair}];"]
+            if gather is not None:
+                pass
+            elif 2 * npair > n:
                 L.append(f"      xv[{n}] = 0;")
-            if self._contiguous(win):
+            if gather is not None:
+                pass
+            elif self._contiguous(win):
                 L += [f"      const {src.ctype} *s = &{src.cname}[{src.at(f'oy * {win.s} * {win.w} + ox * {win.s}')}"
                       f" * {win.c}];", f"      for (int k = 0; k < {n}; k++) xv[k] = s[k];"]
             else:
                 L += [ln.replace("xv_t *", "int32_t *") for ln in self._gather(win, src, "xv", win.c, "0", False)]
-            L += [f"      uint32_t xp[{npair}];",
-                  f"      for (int j = 0; j < {npair}; j++) xp[j] = (uint32_t)(uint16_t)xv[2 * j] | "
-                  "((uint32_t)(uint16_t)xv[2 * j + 1] << 16);"]
+            if gather is None:
+                L += [f"      uint32_t xp[{npair}];",
+                      f"      for (int j = 0; j < {npair}; j++) xp[j] = (uint32_t)(uint16_t)xv[2 * j] | "
+                      "((uint32_t)(uint16_t)xv[2 * j + 1] << 16);"]
+            if group > 1:
+                return "\n".join(L + self._out_loop(lay, o, [f"{dot}(xp, &{wn}[cg * {npair}], accs);"], win.ow, group))
             acc = [f"const int32_t acc = {dot}(xp, &{wn}[c * {npair}]);"]
         else:
             wn = self.const(lay, "w", wts)
@@ -794,10 +1066,26 @@ class _Emitter:
                 L.append(f"    for (int k = 0; k < {o.cw}; k++) {o.cname}[{o.at('p')} * {o.cw} + k] = 0u;")
         return L
 
+    @staticmethod
+    def _same_elems(*st: Storage) -> bool:
+        """Neither bit-packed and one C type: a channel copy is a byte copy."""
+        return not any(s.packed for s in st) and len({s.ctype for s in st}) == 1
+
+    def _pix_copy(self, w: int, runs) -> list[str]:
+        """Per pixel of rows [row0, row1), each run ``(dst, dst_ch, src, src_ch, n)`` copies ``n`` channels by one
+        ``memcpy`` of constant size (inlined as word loads and stores)."""
+        L = [f"  for (int32_t p = row0 * {w}; p < row1 * {w}; p++) {{"]
+        for d, dc, s, sc, n in runs:
+            L.append(f"    memcpy(&{d.cname}[{d.at('p')} * {d.c} + {dc}], &{s.cname}[{s.at('p')} * {s.c} + {sc}], "
+                     f"{n * d.elem_bytes});")
+        return L + ["  }"]
+
     @EMITTERS.emits(Concat, note="channel copy")
     def concat(self, lay: Concat) -> str:
         """channel copy"""
         a, b, o = self.st(lay.inputs[0]), self.st(lay.inputs[1]), self.st(lay.outputs[0])
+        if self._same_elems(a, b, o):
+            return "\n".join(self._pix_copy(lay.w, [(o, 0, a, 0, lay.c1), (o, lay.c1, b, 0, lay.c2)]))
         L = self._pix_loop(lay.w, o)
         L += [f"    for (int c = 0; c < {lay.c1}; c++) {{ const int32_t v = {a.rd('p', 'c')}; "
               f"{self._store(o, 'p', 'c', 'v')} }}",
@@ -824,6 +1112,8 @@ class _Emitter:
     def split(self, lay: Split) -> str:
         """channel copy"""
         x, a, b = self.st(lay.inputs[0]), self.st(lay.outputs[0]), self.st(lay.outputs[1])
+        if self._same_elems(x, a, b):
+            return "\n".join(self._pix_copy(lay.w, [(a, 0, x, 0, lay.c1), (b, 0, x, lay.c1, lay.c2)]))
         L = self._pix_loop(lay.w, a, b)
         L += [f"    for (int c = 0; c < {lay.c1}; c++) {{ const int32_t v = {x.rd('p', 'c')}; "
               f"{self._store(a, 'p', 'c', 'v')} }}",
@@ -840,9 +1130,50 @@ class _Emitter:
 
     def elementwise(self, lay, fn) -> str:
         x, o = self.st(lay.inputs[0]), self.st(lay.outputs[0])
+        if isinstance(lay, Sign) and self._sign_words(x, o, lay.c):
+            return "\n".join(self._sign_pack(x, o, lay.c))
         vb = self.st(lay.inputs[1]).rd("p", "c") if len(lay.inputs) > 1 else None
-        body, y = fn(self, lay, x.rd("p", "c"), vb, 0)
+        self.free = op_ranges(lay, self._fmt_range(lay.inputs[0], lay.c),
+                              self._fmt_range(lay.inputs[1], lay.c) if len(lay.inputs) > 1 else None)[0]
+        try:
+            body, y = fn(self, lay, x.rd("p", "c"), vb, 0)
+        finally:
+            self.free = set()
         return "\n".join(self._elem_loop(x.w, lay.c, o, body, y))
+
+    @staticmethod
+    def _sign_words(x: Storage, o: Storage, c: int) -> int:
+        """Channels a word of ``x`` when a Sign from ``x`` to the bit-packed ``o`` can run a word at a time (8- or
+        16-bit elements, whole words a pixel), else 0."""
+        per = {1: 4, 2: 2}.get(x.elem_bytes, 0) if o.packed and not x.packed else 0
+        return per if per and c % per == 0 else 0
+
+    def _sign_pack(self, x: Storage, o: Storage, c: int) -> list[str]:
+        """Sign (``x >= 0``) into bit-packed words, a word of elements at a time: the elements' sign bits
+        (``~v & 0x80808080``, two's complement, little-endian) gathered by one multiply into the top bits (the
+        partial products land on distinct bits, no carries) and shifted to channel ``c``'s bit: about 5
+        instructions for 4 int8 channels instead of 5 an element."""
+        per = self._sign_words(x, o, c)
+        mask, mul, sh = ("0x80808080u", "0x00204081u", 28) if per == 4 else ("0x80008000u", "0x00008001u", 30)
+        L = [f"  for (int32_t p = row0 * {x.w}; p < row1 * {x.w}; p++) {{",
+             f"    const uint8_t *s = (const uint8_t *)&{x.cname}[{x.at('p')} * {c}];",
+             f"    uint32_t *d = &{o.cname}[{o.at('p')} * {o.cw}];"]
+
+        def word(k: str, n: int) -> list[str]:
+            out = ["uint32_t word = 0u, v;"]
+            for gi in range(n // per):
+                out.append(f"memcpy(&v, s + {k}{gi * per * x.elem_bytes}, 4); "
+                           f"word |= ((~v & {mask}) * {mul}) >> {sh}{f' << {gi * per}' if gi else ''};")
+            return out
+        full, tail = divmod(c, 32)
+        step = 32 * x.elem_bytes
+        if full:
+            L += [f"    for (int k = 0; k < {full}; k++) {{",
+                  *[f"      {ln}" for ln in word(f"k * {step} + ", 32)], "      d[k] = word;", "    }"]
+        if tail:
+            L += ["    {", *[f"      {ln}" for ln in word(f"{full * step} + " if full else "", tail)],
+                  f"      d[{full}] = word;", "    }"]
+        return L + ["  }"]
 
     def _elem_loop(self, w: int, c: int, o: Storage, body: list[str], y: str) -> list[str]:
         """Per pixel of rows [row0, row1) and channel ``body`` (computing ``y``), then one store of ``y``; a
@@ -860,23 +1191,33 @@ class _Emitter:
               f"      {o.cname}[{o.at('p')} * {o.cw} + k] = word;", "    }", "  }"]
         return L
 
-    def _ops(self, lay: Epilogue, v: str, vb):
+    def _fmt_range(self, tensor: str, c: int):
+        return fmt_range(self.g, tensor, c)
+
+    def _ops(self, lay: Epilogue, v: str, vb, rng=None):
         """The C of an Epilogue's ops on the value ``v`` (channel ``c``): (statements, result local). The ops'
         per-channel constants are the columns of one array ``[c][k]`` (one pointer ``kc`` a channel, instead of
-        a pointer an op that the compiler keeps in registers or spills)."""
+        a pointer an op that the compiler keeps in registers or spills). ``rng``: per channel the range of ``v``
+        (default: its tensor's format), carried through the ops (``op_ranges``) so that a saturation that
+        cannot clip is not emitted."""
         body = []
         self.pack = []
+        if rng is None:
+            rng = self._fmt_range(lay.inputs[0], lay.c)
+        brng = self._fmt_range(lay.inputs[1], lay.c) if len(lay.inputs) > 1 else None
         try:
             for i, op in enumerate(lay.ops):
                 e = EMITTERS.entry(op)
                 if e.role != "op":
                     raise CBackendError(f"layer {lay.name!r}: op {op.name!r} ({type(op).__name__}) is not an "
                                         "elementwise operation of the C backend")
+                self.free, rng = op_ranges(op, rng, brng)
                 lines, v = e.fn(self, op, v, vb if isinstance(op, JoinAdd) else None, i)
                 body += [f"/* {type(op).__name__} {op.name} */", *lines]
             cols = self.pack
         finally:
             self.pack = None
+            self.free = set()
         if cols:
             k = np.stack(cols, axis=1)  # (c, columns)
             name = self.const(lay, "k", k.ravel())
@@ -888,6 +1229,8 @@ class _Emitter:
     def epilogue(self, lay: Epilogue) -> str:
         """one fused loop: one load, every op's arithmetic in locals, one store"""
         x, o = self.st(lay.inputs[0]), self.st(lay.outputs[0])
+        if len(lay.ops) == 1 and isinstance(lay.ops[0], Sign) and self._sign_words(x, o, lay.c):
+            return "\n".join(self._sign_pack(x, o, lay.c))
         vb = self.st(lay.inputs[1]).rd("p", "c") if len(lay.inputs) > 1 else None
         self.owner = lay.name
         try:
@@ -901,7 +1244,7 @@ class _Emitter:
         """shift, saturate (relu)"""
         wide = _wide(lay.in_w + max(0, -lay.shift) + 1)
         return [f"const {wide} x{i} = ({wide})({v});",
-                f"const {wide} s{i} = {_sat(_shift(f'x{i}', lay.shift, wide), lay.out_w, wide)};",
+                f"const {wide} s{i} = {self._satr('y', _shift(f'x{i}', lay.shift, wide), lay.out_w, wide)};",
                 f"const {wide} y{i} = {f'(s{i} < 0 ? 0 : s{i})' if lay.relu else f's{i}'};"], f"y{i}"
 
     @EMITTERS.emits(MulShift, role="op", note="elementwise loop")
@@ -911,7 +1254,7 @@ class _Emitter:
         m = self.const(lay, "m", lay.m)
         return [f"const {wide} x{i} = ({wide})({v});",
                 f"const {wide} s{i} = {_shift(f'x{i} * ({wide}){m}[c]', lay.shift, wide)};",
-                f"const {wide} y{i} = {_sat(f's{i}', lay.out_w, wide)};"], f"y{i}"
+                f"const {wide} y{i} = {self._satr('y', f's{i}', lay.out_w, wide)};"], f"y{i}"
 
     @EMITTERS.emits(AddConst, role="op", note="elementwise loop")
     def addconst(self, lay: AddConst, v: str, vb, i: int):
@@ -920,16 +1263,16 @@ class _Emitter:
         bn = self.const(lay, "b", lay.b)
         return [f"const {wide} x{i} = ({wide})({v});",
                 f"const {wide} s{i} = x{i} + ({wide}){bn}[c];",
-                f"const {wide} y{i} = {_sat(f's{i}', lay.out_w, wide)};"], f"y{i}"
+                f"const {wide} y{i} = {self._satr('y', f's{i}', lay.out_w, wide)};"], f"y{i}"
 
     @EMITTERS.emits(Prelu, role="op", note="elementwise loop")
     def prelu(self, lay: Prelu, v: str, vb, i: int):
         """x > 0 ? saturate(x) : saturate(shift(beta_c x))"""
         wide = _wide(max(lay.in_w + lay.const_w + max(0, -lay.shift), lay.in_w + 1))
         bn = self.const(lay, "beta", lay.beta)
-        neg = _sat(_shift(f"x{i} * ({wide}){bn}[c]", lay.shift, wide), lay.out_w, wide)
+        neg = self._satr("neg", _shift(f"x{i} * ({wide}){bn}[c]", lay.shift, wide), lay.out_w, wide)
         return [f"const {wide} x{i} = ({wide})({v});",
-                f"const {wide} y{i} = x{i} > 0 ? {_sat(f'x{i}', lay.out_w, wide)} : {neg};"], f"y{i}"
+                f"const {wide} y{i} = x{i} > 0 ? {self._satr('pos', f'x{i}', lay.out_w, wide)} : {neg};"], f"y{i}"
 
     @EMITTERS.emits(JoinAdd, role="op", note="elementwise loop")
     def joinadd(self, lay: JoinAdd, v: str, vb: str, i: int):
@@ -939,7 +1282,7 @@ class _Emitter:
         wide = _wide(max(lay.in_w + lay.shift_a, lay.in_b_w + lay.shift_b) + 1)
         ea, eb = f"({wide})({v})", f"({wide})({vb})"
         return [f"const {wide} s{i} = {_shift(ea, -lay.shift_a, wide)} + {_shift(eb, -lay.shift_b, wide)};",
-                f"const {wide} y{i} = {_sat(f's{i}', lay.out_w, wide)};"], f"y{i}"
+                f"const {wide} y{i} = {self._satr('y', f's{i}', lay.out_w, wide)};"], f"y{i}"
 
     @EMITTERS.emits(Sign, role="op", note="elementwise loop")
     def sign(self, lay: Sign, v: str, vb, i: int):
@@ -1022,10 +1365,11 @@ void bhpe_model_run(const bhpe_in_t *in, bhpe_out_t *out);
 
 
 POPCOUNT_C = r"""/* Popcount of the XNOR-popcount dot products, chosen per core (override with -DBHPE_POPCOUNT_IMPL=n):
- * 1 SWAR: 2-bit then 4-bit field sums a word, three words' nibble counts added before the byte step, bytes
- *   summed over up to 30 words before they are folded (two 16-bit sums, one multiply) (no core here has a scalar popcount
- *   instruction; __builtin_popcount is a call to libgcc's __popcountsi2 on Thumb-2); the default wherever the
- *   core has Thumb-2's shifted operands (M3/M4/M7/M33/M55) and on the host;
+ * 1 SWAR: windows of 8 words or more through a Harley-Seal carry-save adder (8-word blocks into ones / twos /
+ *   fours words, each block's eights word counted into byte sums), shorter ones three words through one
+ *   carry-save adder then 2-bit and 4-bit field sums; byte sums added by BHPE_BYTESUM (no core here has a scalar
+ *   popcount instruction; __builtin_popcount is a call to libgcc's __popcountsi2 on Thumb-2); the default
+ *   wherever the core has Thumb-2's shifted operands (M3/M4/M7/M33/M55) and on the host;
  * 2 __builtin_popcount a word;
  * 3 a 256-entry byte table (ARMv6-M, Cortex-M0/M0+/M23: no shifted operands, and a SWAR step costs more). */
 #define BHPE_POPCOUNT_SWAR 1
@@ -1055,15 +1399,37 @@ static inline uint32_t bhpe_pc4(uint32_t v) {
   v -= (v >> 1) & 0x55555555u;
   return (v & 0x33333333u) + ((v >> 2) & 0x33333333u);
 }
-/* nibble sums (<= 12: three words) to byte sums (<= 24; up to ten such, 30 words, summed per byte: <= 240),
- * folded by the dot product into two 16-bit sums (<= 480) and one multiply adding them (<= 960) */
+/* nibble sums (<= 12) to byte sums (<= 24) */
 static inline uint32_t bhpe_pc8(uint32_t q) { return (q & 0x0F0F0F0Fu) + ((q >> 4) & 0x0F0F0F0Fu); }
+#endif
+/* BHPE_BYTESUM(v, acc): acc + the sum of v's four bytes: one USADA8 (sum of absolute differences from 0) on
+ * a core with the DSP extension (M4, M7, M33, M55), else two 16-bit sums and one multiply (bytes <= 255). */
+#if defined(__ARM_FEATURE_SIMD32) && __ARM_FEATURE_SIMD32
+#define BHPE_BYTESUM(v, acc) ((uint32_t)__usada8((v), 0u, (acc)))
+#else
+#define BHPE_BYTESUM(v, acc) ((acc) + (((((v) & 0x00FF00FFu) + (((v) >> 8) & 0x00FF00FFu)) * 0x00010001u) >> 16))
+#endif
+/* BHPE_LDRD(p, k, lo, hi): the two words at byte offset k (a literal) of p: one LDRD on Thumb-2 (word aligned
+ * is enough on ARMv7-M / ARMv8-M; gcc does not pair these loads itself), else two loads. The "m" operands
+ * tell the compiler which words the instruction reads (it must not move it above their stores). */
+#if defined(__GNUC__) && defined(__thumb2__)
+#define BHPE_LDRD(p, k, lo, hi) __asm__("ldrd %0, %1, [%2, #" #k "]" : "=r"(lo), "=r"(hi) : \
+                                        "r"(p), "m"((p)[(k) / 4]), "m"((p)[(k) / 4 + 1]))
+#else
+#define BHPE_LDRD(p, k, lo, hi) ((lo) = (p)[(k) / 4], (hi) = (p)[(k) / 4 + 1])
 #endif
 /* BHPE_SMLAD(x, w, acc): acc + lo(x) lo(w) + hi(x) hi(w), two signed 16-bit halves a word: one SMLAD
  * (the DSP extension: M4, M7, M33, M55) or the portable form; the sum modulo 2^32 is the same, and the
  * accumulator of a layer fits 32 bits (the compiler's acc_w), so either is exact. */
 #define BHPE_LO(p) (((int32_t)((p) & 0xFFFFu) ^ 0x8000) - 0x8000)
 #define BHPE_HI(p) (((int32_t)((p) >> 16) ^ 0x8000) - 0x8000)
+/* BHPE_SXTB16(v): bytes 0 and 2 of v sign-extended into the two 16-bit halves (one SXTB16 on the DSP
+ * extension, else the portable form: (b ^ 0x80) - 0x80 sign-extends a byte, modulo 2^16 a half) */
+#if defined(__ARM_FEATURE_SIMD32) && __ARM_FEATURE_SIMD32
+#define BHPE_SXTB16(v) ((uint32_t)__sxtb16((int32_t)(v)))
+#else
+#define BHPE_SXTB16(v) ((((((v) & 0xFFu) ^ 0x80u) - 0x80u) & 0xFFFFu) | ((((((v) >> 16) & 0xFFu) ^ 0x80u) - 0x80u) << 16))
+#endif
 #if defined(__ARM_FEATURE_SIMD32) && __ARM_FEATURE_SIMD32
 #define BHPE_SMLAD(x, w, acc) ((int32_t)__smlad((int32_t)(x), (int32_t)(w), (acc)))
 #else
@@ -1096,11 +1462,26 @@ def _tiled_calls(cm: CModel) -> tuple[list[str], list[str]]:
                 if y0 >= y1:
                     continue
                 j = cm.steps.index(s)
-                sets = " ".join(f"{cm.storage[o].base} = {lo[o]};" for o in cm.step_io[s][1] if o in t.held)
+                sets = " ".join(f"P_{cm.storage[o].base} = {lo[o]};" for o in cm.step_io[s][1] if o in t.held)
                 calls.append(f"  {sets + ' ' if sets else ''}layer_{j:03d}({y0}, {y1}); BHPE_LAYER_HOOK({j});")
-    bases = [f"static int32_t {cm.storage[o].base};  /* first row of {o} held in its band buffer */"
+    bases = [f"static int32_t P_{cm.storage[o].base};  /* first row of {o} held in its band buffer */"
              for o in t.held]
     return calls, bases
+
+
+def _hoist(cm: CModel, code: str) -> str:
+    """Local copies of the file-scope buffer pointers ``P_<name>`` (and tiled row bases) that ``code`` uses, as
+    the names it uses: a store through an ``int8_t`` pointer may alias any object, so the compiler reloads a
+    file-scope pointer after every such store; a local ``const`` copy stays in a register."""
+    import re
+
+    used = set(re.findall(r"\b(T\d+|IN|R_T\d+)\b", code))
+    decl = {"IN": f"const {cm.input_storage.ctype} *const IN = P_IN;"}
+    for st in cm.storage.values():
+        decl.setdefault(st.cname, f"{st.ctype} *const {st.cname} = P_{st.cname};")
+        if st.base:
+            decl[st.base] = f"const int32_t {st.base} = P_{st.base};"
+    return "".join(f"  {decl[n]}\n" for n in sorted(used) if n in decl)
 
 
 def generate(g: HwGraph, tiling=None, banks=None) -> CModel:
@@ -1121,7 +1502,7 @@ def generate(g: HwGraph, tiling=None, banks=None) -> CModel:
             f"    for (int c = 0; c < {p.c}; c++) {{ const int32_t v = {cm.raw_input.rd('p', 'c')}; "
             f"{em._store(p, 'p', 'c', 'v != 0')} }}", "  }"])
         body.append(f"/* 0: pack the bipolar input (0/1 bytes) into 32 channels a word */\n"
-                    f"static void layer_000(int32_t row0, int32_t row1) {{\n{code}\n}}\n")
+                    f"static void layer_000(int32_t row0, int32_t row1) {{\n{_hoist(cm, code)}{code}\n}}\n")
     for lay in g.layers:
         if lay.name not in cm.step_io:
             continue
@@ -1130,7 +1511,8 @@ def generate(g: HwGraph, tiling=None, banks=None) -> CModel:
         ins_, outs_ = cm.step_io[lay.name]
         fused = f" + Epilogue {cm.fused[lay.name].name}" if lay.name in cm.fused else ""
         body.append(f"/* {i}: {type(lay).__name__} {lay.name}{fused}: {', '.join(ins_)} -> "
-                    f"{', '.join(outs_)} */\nstatic void layer_{i:03d}(int32_t row0, int32_t row1) {{\n{code}\n}}\n")
+                    f"{', '.join(outs_)} */\nstatic void layer_{i:03d}(int32_t row0, int32_t row1) {{\n"
+                    f"{_hoist(cm, code)}{code}\n}}\n")
     if tiling is not None:
         calls, base_vars = _tiled_calls(cm)
     else:
@@ -1141,9 +1523,9 @@ def generate(g: HwGraph, tiling=None, banks=None) -> CModel:
         if name == g.input and cm.raw_input is None:
             continue
         b = cm.plan.buffers[name]
-        macros.append(f"static {s.ctype} *{s.cname};  /* {name}: {s.held}x{s.w}x{s.c} "
+        macros.append(f"static {s.ctype} *P_{s.cname};  /* {name}: {s.held}x{s.w}x{s.c} "
                       f"{'packed' if s.packed else s.ctype}, {s.nbytes} B{f', rows from {s.base}' if s.base else ''} */")
-        inits.append(f"  {s.cname} = ({s.ctype} *)(void *)({memplan.arena_name(b.bank)} + {b.offset});")
+        inits.append(f"  P_{s.cname} = ({s.ctype} *)(void *)({memplan.arena_name(b.bank)} + {b.offset});")
     arenas = []
     for bank, size in cm.plan.bank_peak.items():
         if size == 0 and bank:
@@ -1157,12 +1539,17 @@ def generate(g: HwGraph, tiling=None, banks=None) -> CModel:
     model_c = "\n".join([
         f"/* Generated by binaryhpe (compile/cbackend.py) from {g.source or 'a hardware graph'}. Do not edit. */",
         "#include <stdint.h>",
+        "#include <string.h>  /* memcpy of one word (an unaligned-safe load; compiled to one LDR) */",
         '#include "model.h"',
         '#include "weights.h"',
         "",
         "/* floor(x / 2^s) is written x >> s: this needs >> of a negative signed int to be an arithmetic shift",
         " * (implementation-defined in C99; arithmetic on gcc, clang and arm-none-eabi-gcc). Checked here: */",
         "typedef char bhpe_arithmetic_shift_check[(((int32_t)-3) >> 1) == -2 ? 1 : -1];",
+        "/* the packed Sign reads four int8 (two int16) elements as one little-endian word */",
+        "#if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__",
+        "#error \"model.c assumes a little-endian target\"",
+        "#endif",
         "#define BHPE_SAT(x, lo, hi) ((x) < (lo) ? (lo) : ((x) > (hi) ? (hi) : (x)))",
         "/* BHPE_SSAT(x, n, lo, hi): x (int32_t) saturated to n signed bits = [lo, hi] (lo = -2^(n-1), hi = 2^(n-1) - 1):",
         " * ACLE's __ssat (one SSAT instruction) where the core has it, else the portable compare. */",
@@ -1188,20 +1575,20 @@ def generate(g: HwGraph, tiling=None, banks=None) -> CModel:
         f"/* Static activation arena ({cm.plan.peak} B; {cm.plan.naive} B without buffer reuse)"
         f"{', over RAM banks ' + ', '.join(f'{k} {v} B' for k, v in cm.plan.bank_peak.items()) if banks else ''}. */",
         *arenas,
-        f"static const {ins.ctype} *IN;",
+        f"static const {ins.ctype} *P_IN;",
         *macros,
         *base_vars,
         "",
         *em.helpers.values(),
         *body,
         "void bhpe_model_run(const bhpe_in_t *in, bhpe_out_t *out) {",
-        "  IN = in;",
+        "  P_IN = in;",
         "  /* the buffers' places in the arena: pointers set here, not constant addresses (gcc 12.2 -O1/-O2 on",
         "   * x86-64 miscompiled fused loops storing through constant arena addresses: points-to analysis after",
         "   * ivopts' negated-base rewrite; -fno-tree-pta cured it) */",
         *inits,
         *calls,
-        copy_out,
+        _hoist(cm, copy_out) + copy_out,
         "}",
         ""])
     weights_c = "\n".join([f"/* Generated by binaryhpe: weights and constants ({cm.flash_data_bytes} B, flash). */",

@@ -56,11 +56,12 @@ def _binary_conv(c, cout, k, pad, fuse, seed, hw=(5, 6), s=1):
     return ch.g
 
 
-@pytest.mark.parametrize("c, k, pad", [(320, 3, 1), (352, 3, 1), (13, 3, 1), (37, 1, 0), (96, 3, 0)])
+@pytest.mark.parametrize("c, k, pad", [(320, 3, 1), (608, 3, 1), (13, 3, 1), (37, 1, 0), (96, 3, 0), (64, 1, 0)])
 def test_binary_conv_dot_paths_bit_exact(c, k, pad, tmp_path):
-    """Straight-line dot (90 words: three 30-word chunks), the chunk loop (99 words), the dense layout (13
-    channels a tap, padding corrections), 1x1 read in place, and no padding; with the all-0 / all-1 frames a
-    30-word chunk holds far more than 255 disagreeing bits (the byte sums must be folded without overflow)."""
+    """Harley-Seal straight-line (90 words: 11 blocks of 8 and a pair), the 8-word block loop past
+    cbackend.XDOT_UNROLL (171 words: 21 blocks and three words left: a pair and one), the dense layout (13
+    channels a tap, padding corrections, three words through one carry-save adder), 1x1 read in place (two words),
+    no padding (27 words); the all-0 / all-1 frames make every word disagree in all 32 bits (the largest sums)."""
     g = _binary_conv(c, 33, k, pad, fuse=True, seed=c)
     frames = _frames(g, seed=c)
     src = None
@@ -73,12 +74,33 @@ def test_binary_conv_dot_paths_bit_exact(c, k, pad, tmp_path):
     taps = k * k
     n = -(-taps * c // 32) if c < 32 and taps > 1 else taps * -(-c // 32)
     assert f"bhpe_xdot_{n}(" in src
-    if n > 90:
-        assert "for (int j = 0; j < 90; j += 30)" in src
+    assert (f"for (int j = 0; j < {n // 8}; j++, xp += 8, wp += 8)" in src) == (n > cbackend.XDOT_UNROLL)
+    assert ("t8 = BHPE_BYTESUM" in src) == (n >= 8)  # Harley-Seal from 8 words
     # the unfused graph (the accumulator is the output) gives the same integers
     g2 = _binary_conv(c, 33, k, pad, fuse=False, seed=c)
     bad, _, _ = _host(g2, frames, tmp_path / "unfused")
     assert bad == 0
+
+
+def test_saturations_left_out_only_where_the_ranges_prove_it(tmp_path):
+    """cbackend.op_ranges: a Requant (shift 2 to 6 signed bits, relu) after a 3x3 binary conv of 13 channels sees
+    an accumulator of at most +-117, so it never clips and the C has no saturation; with 320 channels it clips
+    and the saturation stays. The boundary is exact (+-128 >> 2 fits [-32, 31], -129 does not), and both
+    networks give HwGraph.execute's integers on frames that reach the accumulator's extremes."""
+    for c, clipped in ((13, False), (320, True)):
+        g = _binary_conv(c, 33, 3, 1, fuse=True, seed=c)
+        bad, cm, refs = _host(g, _frames(g, seed=c), tmp_path / str(c))
+        assert bad == 0
+        src = (tmp_path / str(c) / "c" / "model.c").read_text()
+        assert (", 6, -32, 31)" in src) == clipped, c
+        epi = next(iter(cm.fused.values()))
+        assert cbackend.free_saturations(g, epi, next(lay for lay in g.layers if isinstance(lay, XnorMvu))) \
+            == (0 if clipped else 1)
+    rq = epi.ops[0]
+    assert "y" in cbackend.op_ranges(rq, ([-128], [127]))[0]
+    assert cbackend.op_ranges(rq, ([-128], [127]))[1] == ([0], [31])  # relu after the shift
+    assert "y" not in cbackend.op_ranges(rq, ([-129], [127]))[0]
+    assert "y" not in cbackend.op_ranges(rq, ([-128], [128]))[0]
 
 
 def test_fixed_point_pairs_and_int32_path(tmp_path):
