@@ -26,6 +26,11 @@ import time
 import numpy as np
 
 
+#: issue 20's speed targets on the STM32H7 (by the cycle model): tiny BiDRN ms a frame, face BiDRN-18 frames a second
+TINY_MS_TARGET = 2.0
+FACE_FPS_TARGET = 1.0
+
+
 def tiny_graph(work: pathlib.Path):
     from binaryhpe.compile.flow import step_lower
     from binaryhpe.train.export import export_qonnx
@@ -160,6 +165,13 @@ def main() -> None:
                   f"{r['predicted_instructions']:10d} {str(r['qemu_instructions']):>10s} {str(r['bit_exact']):>5s}")
             print("  per kind (layers, predicted / measured instructions): " + ", ".join(
                 f"{k} {v['layers']}: {v['predicted']} / {v['measured']}" for k, v in r["per_kind"].items()))
+        h7 = next((r for r in res["targets"] if r["target"] == "stm32h7" and r["fits"]), None)
+        if h7:
+            print(f"issue 20 target, tiny BiDRN on stm32h7: {h7['predicted_ms']:.3f} ms/frame by the model (<= "
+                  f"{TINY_MS_TARGET} ms: {'met' if h7['predicted_ms'] <= TINY_MS_TARGET else 'missed'})"
+                  + (f"; QEMU's count at the model's CPI: "
+                     f"{h7['predicted_ms'] * h7['qemu_instructions'] / h7['predicted_instructions']:.3f} ms"
+                     if h7["qemu_instructions"] else ""))
         if a.face:
             f = face_encoder(a.face, work, a.qemu, a.frames)
             res["face"] = f
@@ -177,6 +189,9 @@ def main() -> None:
                   f"host {f['bit_exact_host']}, QEMU {f['bit_exact_qemu']}; host C {f['host_c_ms_per_frame']:.1f} ms/frame")
             print("  per kind (layers, predicted / measured instructions): " + ", ".join(
                 f"{k} {v['layers']}: {v['predicted']} / {v['measured']}" for k, v in f["per_kind"].items()))
+            fps = 1e3 / f["predicted_ms"]
+            print(f"issue 20 target, face BiDRN-18 at {f['size']}x{f['size']} on stm32h7: {fps:.2f} frames/s by the "
+                  f"model (>= {FACE_FPS_TARGET}: {'met' if fps >= FACE_FPS_TARGET else 'missed'})")
         print(json.dumps(res, default=lambda o: o.item() if isinstance(o, np.generic) else str(o)))
 
 
