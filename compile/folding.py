@@ -56,6 +56,14 @@ def _trial(g0, dev, target, overrides):
     return g, est
 
 
+def pipeline_for_clock(g: HwGraph, clock_mhz: float) -> None:
+    """Choose each matrix-vector unit's pipelining for the device's clock (``kinds.mvu.mvu_pipelining``: the
+    multiplier and adder-tree registers), before the FIFOs are sized from the latencies."""
+    for lay in g.layers:
+        if hasattr(lay, "clock_mhz"):
+            lay.clock_mhz = float(clock_mhz)
+
+
 def fold_for_device(g0: HwGraph, device, fps="max", overrides: dict | None = None,
                     progress: bool = True) -> tuple[HwGraph, dict]:
     """Fold the unfolded graph ``g0`` (from :func:`prepare`) for ``device``.
@@ -65,6 +73,7 @@ def fold_for_device(g0: HwGraph, device, fps="max", overrides: dict | None = Non
     fits. Returns the folded graph and its estimate (with ``storage``, ``target_cycles`` and ``search``)."""
     dev = load_device(device)
     clk = dev.clock_mhz * 1e6
+    pipeline_for_clock(g0, dev.clock_mhz)
     t0 = time.time()
     lo_t, hi_t = 1, max(_mvu_max_cycles(g0), 1)
     trials = []
@@ -129,6 +138,8 @@ def system_estimate(parts: list, device, fps_target: float) -> dict:
     slowest part's (``clock / ii / passes``) and the DRAM bandwidth all parts share."""
     dev = load_device(device)
     clk = dev.clock_mhz * 1e6
+    for _, g0, _ in parts:
+        pipeline_for_clock(g0, dev.clock_mhz)
     graphs = [fold_at(g0, max(1, int(clk / (fps_target * n)))) for _, g0, n in parts]
     rates = [n for _, _, n in parts]
     storages = plan_storage_multi(graphs, dev, rates)

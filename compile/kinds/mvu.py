@@ -33,8 +33,36 @@ from fractions import Fraction
 from binaryhpe.compile.kinds.base import HwLayer, StreamSpec, WeightMemory, clog2
 from binaryhpe.compile.kinds.plumbing import _bram18, _lutram
 
-#: register stages between an accepted input beat and the output register (fetch, dot/popcount, acc)
+#: register stages between an accepted input beat and the output register (fetch, dot/popcount, acc), before
+#: the stages added for the clock (:func:`mvu_pipelining`)
 MVU_PIPELINE = 3
+#: the clock (MHz) an MVU's pipelining is chosen for when the build names no device (ECP5-85F's, the
+#: default device of ``--bitstream``)
+DEFAULT_CLOCK_MHZ = 100.0
+#: popcount trees of up to this many bits stay combinational at any clock (an XnorMvu at SIMD 8 alone on the
+#: ECP5-85F: 200 MHz, its popcount 1.4 ns of logic; benchmarks/ecp5_fmax.py --layers)
+POPCOUNT_COMB_BITS = 32
+
+
+def mvu_pipelining(binary: bool, simd: int, clock_mhz: float) -> tuple[bool, int]:
+    """``(mul_reg, tree_levels)`` of an MVU for a target clock (the RTL parameters ``MulReg``, ``TreeLevels``).
+
+    Fixed point: the multipliers' outputs are registered (a MULT18X18D is ~3 ns of the ECP5's 10), and the
+    adder tree gets a register every 2 adder levels up to 125 MHz, every level above (UltraScale+ at 200 to
+    250 MHz). Binary: popcounts of up to :data:`POPCOUNT_COMB_BITS` bits stay combinational; wider ones are
+    registered every 3 levels (every 2 above 125 MHz). Each register is one cycle of latency
+    (``bhpe_pkg::mvu_extra_stages``), never a cycle of rate."""
+    fast = clock_mhz > 125.0
+    if binary:
+        return False, (0 if simd <= POPCOUNT_COMB_BITS else (2 if fast else 3))
+    return True, (1 if fast else 2)
+
+
+def tree_stages(count: int, levels_per_stage: int) -> int:
+    """Registers on every path of ``bhpe_pipe_adder_tree`` (``bhpe_pkg::tree_stages``)."""
+    if levels_per_stage == 0 or count < 2:
+        return 0
+    return (clog2(count) - 1) // levels_per_stage
 #: the RTL module of an MVU whose weights are streamed in (both kinds)
 WSTREAM_MODULE = "bhpe_mvu_wstream"
 WEIGHT_SOURCES = ("rom", "stream")
@@ -53,6 +81,9 @@ class _MvuBase(HwLayer):
     weight_source: str = "rom"
     #: weight-stream words the source delivers a clock cycle (cycle model of "stream"; above 1 counts as 1)
     wstream_rate: float = 1.0
+    #: the clock (MHz) the pipelining is chosen for (:func:`mvu_pipelining`; the device's clock, set by
+    #: ``compile.folding.fold_for_device``)
+    clock_mhz: float = DEFAULT_CLOCK_MHZ
 
     #: RTL module of the kind with its weights in a ROM (class attribute, set by each kind)
     ROM_MODULE = ""
@@ -126,19 +157,35 @@ class _MvuBase(HwLayer):
             words.append(word)
         return words
 
+    @property
+    def mul_reg(self) -> bool:
+        """The RTL's ``MulReg``: a register after the multipliers (fixed point, :func:`mvu_pipelining`)."""
+        return mvu_pipelining(self.BINARY, self.simd, self.clock_mhz)[0]
+
+    @property
+    def tree_levels(self) -> int:
+        """The RTL's ``TreeLevels``: adder / popcount tree levels between registers (0: none)."""
+        return mvu_pipelining(self.BINARY, self.simd, self.clock_mhz)[1]
+
+    @property
+    def pipeline(self) -> int:
+        """Register stages from an accepted input beat to the output register: MVU_PIPELINE + the multiplier
+        register + the tree's registers (``bhpe_pkg::mvu_extra_stages``)."""
+        return MVU_PIPELINE + int(self.mul_reg and not self.BINARY) + tree_stages(self.simd, self.tree_levels)
+
     def cycles(self) -> dict:
         """``ii`` = pixels*NF*SF (one weight-matrix step a cycle); ``latency`` = cycles from the first input
-        beat's handshake to the last output beat's handshake, both counted, = ii + MVU_PIPELINE.
+        beat's handshake to the last output beat's handshake, both counted, = ii + ``pipeline``.
 
         Streamed weights: a step also needs a weight word; with the stream delivering ``r = wstream_rate``
         words a cycle (r < 1: bandwidth bound) the ``K = pixels*NF*SF`` steps of a frame take
-        ``ii = ceil(K / r)`` cycles and ``latency = ceil((K - 1) / r) + 1 + MVU_PIPELINE`` (the first step at
+        ``ii = ceil(K / r)`` cycles and ``latency = ceil((K - 1) / r) + 1 + pipeline`` (the first step at
         the first weight word, one more every 1/r cycles); at r >= 1 both equal the ROM unit's."""
         k = self.pixels * self.nf * self.sf
         if not self.streamed or self.wstream_rate >= 1:
-            return {"ii": k, "latency": k + MVU_PIPELINE}
+            return {"ii": k, "latency": k + self.pipeline}
         r = Fraction(self.wstream_rate).limit_denominator(1 << 20)
-        return {"ii": math.ceil(k / r), "latency": math.ceil((k - 1) / r) + 1 + MVU_PIPELINE}
+        return {"ii": math.ceil(k / r), "latency": math.ceil((k - 1) / r) + 1 + self.pipeline}
 
     # --- the kind interface (compile/kinds/base.py) ---------------------------------------------------
     exact = True  # acc_w holds every accumulator
@@ -163,7 +210,8 @@ class _MvuBase(HwLayer):
         return self.pe
 
     def stream_capacity(self) -> int:
-        return 2 * self.sf + 8  # the input buffer of a pixel's SF beats (twice: double buffered) + pipeline
+        # the input buffer of a pixel's SF beats (twice: double buffered) + pipeline (a step a register)
+        return 2 * self.sf + 8 + self.pipeline - MVU_PIPELINE
 
     def weight_memory(self) -> WeightMemory:
         """The ROM of NF*SF words of PE*SIMD weights (none, ``bram18`` 0, when streamed); it may move to
@@ -235,7 +283,8 @@ class _MvuBase(HwLayer):
         if self.streamed:
             xnor = self._w_elem_w() == 1 and self._in_width() == 1 and not self._in_signed()
             return {"Binary": xnor, "N": self.n, "Cout": self.cout, "Pe": self.pe, "Simd": self.simd,
-                    "InW": self._in_width(), "WW": self._w_elem_w(), "AccW": self.acc_w}
+                    "InW": self._in_width(), "WW": self._w_elem_w(), "AccW": self.acc_w,
+                    "MulReg": int(self.mul_reg and not xnor), "TreeLevels": self.tree_levels}
         return self._rom_params()
 
     def rtl_memories(self) -> dict[str, list[int]]:
@@ -311,7 +360,8 @@ class XnorMvu(_MvuBase):
         return 1
 
     def _rom_params(self) -> dict:
-        return {"N": self.n, "Cout": self.cout, "Pe": self.pe, "Simd": self.simd, "AccW": self.acc_w}
+        return {"N": self.n, "Cout": self.cout, "Pe": self.pe, "Simd": self.simd, "AccW": self.acc_w,
+                "TreeLevels": self.tree_levels}
 
     def _matrix_words(self) -> list[int]:
         """NF*SF words of pe*simd bits, bit p*simd+s = weight of channel nf*pe+p, element sf*simd+s
@@ -425,7 +475,8 @@ class FxpMvu(_MvuBase):
 
     def _rom_params(self) -> dict:
         return {"N": self.n, "Cout": self.cout, "Pe": self.pe, "Simd": self.simd,
-                "InW": self.in_w, "WW": self.w_w, "AccW": self.acc_w}
+                "InW": self.in_w, "WW": self.w_w, "AccW": self.acc_w, "MulReg": int(self.mul_reg),
+                "TreeLevels": self.tree_levels}
 
     def _matrix_words(self) -> list[int]:
         """NF*SF words of pe*simd*w_w bits, slot p*simd+s = two's-complement weight of channel nf*pe+p,

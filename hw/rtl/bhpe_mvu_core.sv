@@ -8,7 +8,15 @@
 // Input: one registered fetch step a cycle (operand act_i, mask_i, weight word wgt_i, first_i / last_i
 // synapse-fold flags, valid_i). Stage 2 forms, per PE, the dot product of one synapse fold and registers
 // it; stage 3 accumulates over the SF synapse folds and hands the Pe accumulators to the output register on
-// the last one. The pipeline advances when en_o is high (the output slot is free or draining).
+// the last one. The pipeline advances when en_o is high (the output slot is free or draining) and holds
+// every register otherwise, so a stall of any length loses nothing.
+//
+// Stage 2 can be cut for the clock (Extra = bhpe_pkg::mvu_extra_stages(Binary, Simd, MulReg, TreeLevels)
+// more registers between the fetch and the dot-product register, each one cycle of latency; the folded
+// rate stays one step a cycle):
+//   MulReg = 1     (fixed point) a register after the Simd multipliers (the MULT18X18D / DSP48 output);
+//   TreeLevels = L a register every L levels of the adder tree (fixed point) or of the popcount tree
+//                  (binary), bhpe_pipe_adder_tree; 0 = a combinational tree.
 //
 //   Binary = 1: dot = 2 * popcount(~(a ^ w) & mask) - popcount(mask)   (InW = WW = 1; the two popcounts are
 //               registered, the difference is formed in stage 3)
@@ -22,7 +30,9 @@ module bhpe_mvu_core #(
   parameter int unsigned Simd   = 1,
   parameter int unsigned InW    = 1,
   parameter int unsigned WW     = 1,
-  parameter int unsigned AccW   = 8
+  parameter int unsigned AccW   = 8,
+  parameter bit          MulReg     = 1'b0,
+  parameter int unsigned TreeLevels = 0
 ) (
   input  logic                  clk_i,
   input  logic                  rst_ni,
@@ -41,8 +51,32 @@ module bhpe_mvu_core #(
   assign en_o = ~out_valid_q | out_tready;
 
   // ---- stage 2: per-PE dot product of one synapse fold (registered) ---------------------------------
+  localparam int unsigned Extra = bhpe_pkg::mvu_extra_stages(Binary, Simd, MulReg, TreeLevels);
   logic            valid2_q, first2_q, last2_q;
+  logic            valid_x, first_x, last_x;  // the step whose dot product reaches the stage-2 register
   logic [AccW-1:0] term [Pe];  // the registered dot product, as stage 3 adds it
+
+  // the step's flags travel beside the Extra registers of the dot product
+  if (Extra > 0) begin : gen_flags_pipe
+    logic [Extra-1:0] v_q, f_q, l_q;
+    always_ff @(posedge clk_i) begin
+      if (!rst_ni) v_q <= '0;
+      else if (en_o) v_q <= Extra'({v_q, valid_i});
+    end
+    always_ff @(posedge clk_i) begin
+      if (en_o) begin
+        f_q <= Extra'({f_q, first_i});
+        l_q <= Extra'({l_q, last_i});
+      end
+    end
+    assign valid_x = v_q[Extra-1];
+    assign first_x = f_q[Extra-1];
+    assign last_x  = l_q[Extra-1];
+  end else begin : gen_flags_direct
+    assign valid_x = valid_i;
+    assign first_x = first_i;
+    assign last_x  = last_i;
+  end
 
   if (Binary) begin : gen_xnor
     if (InW != 1 || WW != 1) begin : gen_bad_binary
@@ -52,24 +86,50 @@ module bhpe_mvu_core #(
     logic [CntW-1:0] pc [Pe];
     logic [CntW-1:0] pc_q [Pe];
     logic [CntW-1:0] pcm, pcm_q;
-    for (genvar p = 0; p < Pe; p++) begin : gen_pe_popcount
-      logic [Simd-1:0] agree;
-      assign agree = ~(act_i ^ wgt_i[p*Simd +: Simd]) & mask_i;
-      bhpe_popcount #(.Width(Simd)) u_pc (.bits_i(agree), .count_o(pc[p]));
+    if (TreeLevels == 0) begin : gen_pc_comb
+      for (genvar p = 0; p < Pe; p++) begin : gen_pe_popcount
+        logic [Simd-1:0] agree;
+        assign agree = ~(act_i ^ wgt_i[p*Simd +: Simd]) & mask_i;
+        bhpe_popcount #(.Width(Simd)) u_pc (.bits_i(agree), .count_o(pc[p]));
+      end
+      bhpe_popcount #(.Width(Simd)) u_pcm (.bits_i(mask_i), .count_o(pcm));
+    end else begin : gen_pc_pipe
+      // the popcounts as CntW-bit adder trees of single bits, registered every TreeLevels levels
+      for (genvar p = 0; p < Pe; p++) begin : gen_pe_popcount
+        logic [Simd-1:0]      agree;
+        logic [Simd*CntW-1:0] bits;
+        assign agree = ~(act_i ^ wgt_i[p*Simd +: Simd]) & mask_i;
+        for (genvar b = 0; b < Simd; b++) begin : gen_bit
+          assign bits[b*CntW +: CntW] = CntW'(agree[b]);
+        end
+        bhpe_pipe_adder_tree #(.Count(Simd), .Width(CntW), .LevelsPerStage(TreeLevels)) u_pc (
+          .clk_i, .en_i(en_o), .terms_i(bits), .sum_o(pc[p])
+        );
+      end
+      logic [Simd*CntW-1:0] mbits;
+      for (genvar b = 0; b < Simd; b++) begin : gen_mbit
+        assign mbits[b*CntW +: CntW] = CntW'(mask_i[b]);
+      end
+      bhpe_pipe_adder_tree #(.Count(Simd), .Width(CntW), .LevelsPerStage(TreeLevels)) u_pcm (
+        .clk_i, .en_i(en_o), .terms_i(mbits), .sum_o(pcm)
+      );
+    end
+    for (genvar p = 0; p < Pe; p++) begin : gen_pe_term
       assign term[p] = (AccW'(pc_q[p]) << 1) - AccW'(pcm_q);
     end
-    bhpe_popcount #(.Width(Simd)) u_pcm (.bits_i(mask_i), .count_o(pcm));
     always_ff @(posedge clk_i) begin
-      if (en_o && valid_i) begin
+      if (en_o && valid_x) begin
         pc_q  <= pc;
         pcm_q <= pcm;
       end
     end
+    logic unused_mulreg;  // the binary products are XNOR gates, not multipliers
+    assign unused_mulreg = MulReg;
   end else begin : gen_fxp
     logic signed [AccW-1:0] dot [Pe];
     logic signed [AccW-1:0] dot_q [Pe];
     for (genvar p = 0; p < Pe; p++) begin : gen_pe_dot
-      logic [Simd*AccW-1:0] prods;
+      logic [Simd*AccW-1:0] terms;
       for (genvar s = 0; s < Simd; s++) begin : gen_simd_mul
         logic signed [InW-1:0]    a;
         logic signed [WW-1:0]     w;
@@ -77,24 +137,34 @@ module bhpe_mvu_core #(
         assign a = mask_i[s] ? act_i[s*InW +: InW] : '0;
         assign w = wgt_i[(p*Simd + s)*WW +: WW];
         assign prod = a * w;
-        assign prods[s*AccW +: AccW] = AccW'(prod);
+        if (MulReg) begin : gen_mul_reg  // the multiplier's output register
+          logic signed [InW+WW-1:0] prod_q;
+          always_ff @(posedge clk_i) begin
+            if (en_o) prod_q <= prod;
+          end
+          assign terms[s*AccW +: AccW] = AccW'(prod_q);
+        end else begin : gen_mul_comb
+          assign terms[s*AccW +: AccW] = AccW'(prod);
+        end
       end
-      bhpe_adder_tree #(.Count(Simd), .Width(AccW)) u_sum (.terms_i(prods), .sum_o(dot[p]));
+      bhpe_pipe_adder_tree #(.Count(Simd), .Width(AccW), .LevelsPerStage(TreeLevels)) u_sum (
+        .clk_i, .en_i(en_o), .terms_i(terms), .sum_o(dot[p])
+      );
       assign term[p] = dot_q[p];
     end
     always_ff @(posedge clk_i) begin
-      if (en_o && valid_i) dot_q <= dot;
+      if (en_o && valid_x) dot_q <= dot;
     end
   end
 
   always_ff @(posedge clk_i) begin
     if (!rst_ni) valid2_q <= 1'b0;
-    else if (en_o) valid2_q <= valid_i;
+    else if (en_o) valid2_q <= valid_x;
   end
   always_ff @(posedge clk_i) begin
-    if (en_o && valid_i) begin
-      first2_q <= first_i;
-      last2_q  <= last_i;
+    if (en_o && valid_x) begin
+      first2_q <= first_x;
+      last2_q  <= last_x;
     end
   end
 

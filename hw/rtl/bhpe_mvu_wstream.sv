@@ -21,7 +21,8 @@
 // A step takes a weight beat and, in neuron fold 0, an input beat in the same cycle: in_tready waits for
 // w_tvalid and w_tready waits for in_tvalid there (AXI-Stream allows ready to depend on valid; no valid
 // depends on a ready). Pipeline latency 3 cycles, as the ROM units: the same bhpe_mvu_fetch (with
-// WStream = 1: its weight word comes from w_t* instead of its ROM) and the same bhpe_mvu_core.
+// WStream = 1: its weight word comes from w_t* instead of its ROM) and the same bhpe_mvu_core, with the same
+// pipelining for the clock (MulReg, TreeLevels: bhpe_pkg::mvu_extra_stages more cycles of latency).
 module bhpe_mvu_wstream #(
   parameter bit          Binary = 1'b1,
   parameter int unsigned N      = 9,
@@ -31,6 +32,8 @@ module bhpe_mvu_wstream #(
   parameter int unsigned InW    = 1,
   parameter int unsigned WW     = 1,
   parameter int unsigned AccW   = bhpe_pkg::mvu_acc_width(Binary, N, InW, WW),
+  parameter bit          MulReg     = 1'b0,
+  parameter int unsigned TreeLevels = 0,
   localparam int unsigned WordW = Pe * Simd * WW,
   localparam int unsigned DataW = Simd * InW
 ) (
@@ -74,7 +77,8 @@ module bhpe_mvu_wstream #(
 
   // ---- stages 2 and 3: the ROM units' compute stages ------------------------------------------------
   bhpe_mvu_core #(
-    .Binary(Binary), .Pe(Pe), .Simd(Simd), .InW(InW), .WW(WW), .AccW(AccW)
+    .Binary(Binary), .Pe(Pe), .Simd(Simd), .InW(InW), .WW(WW), .AccW(AccW), .MulReg(MulReg),
+    .TreeLevels(TreeLevels)
   ) u_core (
     .clk_i, .rst_ni, .act_i(act1), .mask_i(mask1), .wgt_i(wgt1), .valid_i(valid1), .first_i(first1),
     .last_i(last1), .en_o(en), .out_tdata, .out_tvalid, .out_tready

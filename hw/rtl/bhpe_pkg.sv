@@ -30,6 +30,22 @@ package bhpe_pkg;
     return binary ? ($clog2(n + 1) + 1) : (w_w + in_w + $clog2(n));
   endfunction
 
+  // Registers on every leaf-to-root path of bhpe_pipe_adder_tree (Count terms, a register every
+  // LevelsPerStage adder levels, none at the root): floor((D - 1) / LevelsPerStage), D = clog2(Count) levels;
+  // 0 with LevelsPerStage = 0 or Count <= 2.
+  function automatic int unsigned tree_stages(input int unsigned count, input int unsigned levels_per_stage);
+    int unsigned d;
+    d = clog2_min1(count);
+    return (levels_per_stage == 0 || count < 2) ? 0 : (d - 1) / levels_per_stage;
+  endfunction
+
+  // Registers bhpe_mvu_core adds between the operand fetch and the dot-product register (each one cycle of
+  // latency): the multipliers' output register (fixed point, MulReg) and the adder or popcount tree's.
+  function automatic int unsigned mvu_extra_stages(input bit binary, input int unsigned simd, input bit mul_reg,
+                                                   input int unsigned tree_levels);
+    return (binary ? 0 : 32'(mul_reg)) + tree_stages(simd, tree_levels);
+  endfunction
+
 endpackage
 
 `endif  // BHPE_PKG_SV

@@ -8,7 +8,9 @@
 // in (ky, kx, c) order, with a mask bit per element (1 = real tap, 0 = zero padding), and produces Cout
 // signed accumulators, Pe lanes a beat in channel order (lane p of beat nf = channel nf*Pe + p):
 //   acc[c] = 2 * popcount(~(a ^ w[c]) & mask) - popcount(mask)        (range -N..N, AccW bits)
-// Cycles per pixel: NF*SF with NF = Cout/Pe, SF = N/Simd; pipeline latency 3 cycles.
+// Cycles per pixel: NF*SF with NF = Cout/Pe, SF = N/Simd; pipeline latency 3 cycles + the stages below.
+// Pipelining for the clock (bhpe_mvu_core): TreeLevels (a register every TreeLevels levels of the popcount
+// trees, 0 = none) adds bhpe_pkg::tree_stages(Simd, TreeLevels) cycles of latency; the rate is unchanged.
 //
 // Weight ROM (InitFile, $readmemh, Depth NF*SF words of Pe*Simd bits): the word at address nf*SF + sf
 // holds, at bit p*Simd + s, the weight (1 = +1, 0 = -1) of output channel nf*Pe + p for window element
@@ -19,6 +21,7 @@ module bhpe_xnor_mvu #(
   parameter int unsigned Pe       = 1,
   parameter int unsigned Simd     = 1,
   parameter int unsigned AccW     = bhpe_pkg::mvu_acc_width(1'b1, N, 1, 1),
+  parameter int unsigned TreeLevels = 0,
   parameter string       InitFile = ""
 ) (
   input  logic                 clk_i,
@@ -61,7 +64,8 @@ module bhpe_xnor_mvu #(
 
   // ---- stages 2 and 3: XNOR + popcount per PE, accumulate over the synapse folds -------------------
   bhpe_mvu_core #(
-    .Binary(1'b1), .Pe(Pe), .Simd(Simd), .InW(1), .WW(1), .AccW(AccW)
+    .Binary(1'b1), .Pe(Pe), .Simd(Simd), .InW(1), .WW(1), .AccW(AccW), .MulReg(1'b0),
+    .TreeLevels(TreeLevels)
   ) u_core (
     .clk_i, .rst_ni, .act_i(act1), .mask_i(mask1), .wgt_i(wgt1), .valid_i(valid1), .first_i(first1),
     .last_i(last1), .en_o(en), .out_tdata, .out_tvalid, .out_tready
