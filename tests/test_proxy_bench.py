@@ -1,5 +1,9 @@
 """``binaryhpe bench proxy`` at CI size: the rows, the seeds, the statistics, Params/OPs per row, the plot; and a
-short full-precision run that must learn (beat predicting the mean)."""
+short full-precision run (two seeds) that must meet the benchmark's learning criterion: beat predicting the mean
+clearly (``proxy_bench.beats_mean_clearly``: every seed below, by more than 3 seed std and at least 10 %).
+
+Torch runs on one thread here, as ``benchmarks/proxy_table.py`` does: on this shared 2-core machine two torch
+threads per process made the CI run four to ten times slower (thread contention), not faster."""
 
 import json
 import math
@@ -19,6 +23,14 @@ def test_soft_argmax_finds_a_peak():
     xy = P.soft_argmax_2d(heat)
     assert torch.allclose(xy[0, 0], torch.tensor([5.5 / 8, 2.5 / 6]), atol=1e-6)
     assert torch.allclose(xy[0, 1], torch.tensor([0.5 / 8, 0.5 / 6]), atol=1e-6)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
@@ -66,16 +78,28 @@ def test_mean_row_is_the_mean_prediction_error(ci_run):
     assert r["rows"][0]["error_mean"] == pytest.approx(want, rel=1e-5)
 
 
-def test_full_precision_learns():
-    """A short run (150 steps) of the full-precision row beats predicting the mean by a clear margin."""
-    from binaryhpe.train.data.proxy import default_layer
+def test_full_precision_learns_clearly():
+    """Full precision, two seeds of 100 steps on 256 samples, through ``run`` (the benchmark's path): every seed
+    below the mean row, the mean below it by more than 3 seed std and by at least 10 %. (The binary rows need the
+    benchmark's 500 steps to do so; docs/training.md.)"""
+    size = P.ProxySize(train=256, test=64, steps=100, batch=16, seeds=(0, 1))
+    r = P.run(size, None, ["mean", "fp"], log=lambda *a: None)
+    mean, fp = r["rows"]
+    assert mean["method"] == "mean" and fp["method"] == "fp"
+    assert fp["beats_mean_clearly"] is True, (fp["errors"], mean["error_mean"])
+    # the criterion itself: recomputed here from its definition
+    assert max(fp["errors"]) < mean["error_mean"]
+    assert mean["error_mean"] - fp["error_mean"] > 3 * np.std(fp["errors"])
+    assert fp["error_mean"] <= 0.9 * mean["error_mean"]
 
-    layer = default_layer()
-    tr, te = P.make_data(384, "train", layer), P.make_data(128, "test", layer)
-    mean = P.pixel_error(tr["joints"].mean(0, keepdim=True).expand_as(te["joints"]), te["joints"])
-    model = P.train_row("fp", tr, P.ProxySize(train=384, test=128, steps=150, batch=16, seeds=(0,)), 0)
-    err = P.pixel_error(P.predict(model, te["img"]), te["joints"])
-    assert err < 0.8 * mean, (err, mean)
+
+def test_clearly_criterion():
+    row = {"errors": [2.0, 2.2], "error_mean": 2.1, "error_std": 0.1}
+    assert P.beats_mean_clearly(row, 3.0)  # 0.9 below: > 3 std (0.3) and 30 %
+    assert not P.beats_mean_clearly(row, 2.3)  # 0.2 below: less than 3 std
+    assert not P.beats_mean_clearly({"errors": [3.3, 3.3], "error_mean": 3.3, "error_std": 0.0}, 3.44)  # 4 %
+    assert not P.beats_mean_clearly({"errors": [1.0, 3.5], "error_mean": 2.25, "error_std": 1.25}, 3.44)
+    assert not P.beats_mean_clearly({"errors": [], "error_mean": 0.0, "error_std": 0.0}, 3.44)
 
 
 def test_bad_arguments_are_one_line(capsys):
