@@ -480,8 +480,6 @@ def op_ranges(op, rng, brng=None) -> tuple[set, tuple]:
     value provably stays inside the output range for every channel, the output's range). Each step is monotone
     in its input (floor shifts, products with a channel's constant taken at both ends), so the bounds are sound;
     a site is kept whenever a bound reaches past the range."""
-    from binaryhpe.compile.kinds.base import sat as _np_sat  # noqa: F401  (the semantics followed here)
-
     lo, hi = list(rng[0]), list(rng[1])
     n = len(lo)
 
@@ -549,6 +547,13 @@ def op_ranges(op, rng, brng=None) -> tuple[set, tuple]:
     return free, (lo, hi)
 
 
+#: a pool of more channels runs taps outside, channels inside (one bounds check a tap, the window's maxima or
+#: sums in a local array); fewer keep the channel-outside loop (gcc unrolls its constant-bound taps)
+POOL_CHANNELS_INSIDE = 16
+
+#: a stand-alone elementwise step over at most this many channels is written out channel by channel
+ELEM_UNROLL = 16
+
 #: words of a dot product written straight-line; longer ones loop over 8-word blocks
 XDOT_UNROLL = 160
 
@@ -593,7 +598,8 @@ def _harley_seal(n: int) -> str:
         else:
             body.append(f"a0 = x{p}[{i}] ^ w{p}[{i}]; ta = ones & a0; ones ^= a0;")
             i, rest = i + 1, rest - 1
-        body.append("fa = twos & ta; twos ^= ta; e = fours & fa; fours ^= fa; t8 = BHPE_BYTESUM(bhpe_pc8(bhpe_pc4(e)), t8);")
+        body.append("fa = twos & ta; twos ^= ta; e = fours & fa; fours ^= fa; "
+                    "t8 = BHPE_BYTESUM(bhpe_pc8(bhpe_pc4(e)), t8);")
     body.append("t = 8u * t8 + BHPE_BYTESUM(bhpe_pc8(bhpe_pc4(ones) + 2u * bhpe_pc4(twos)) + "
                 "4u * bhpe_pc8(bhpe_pc4(fours)), 0u);")
     return "\n".join([
@@ -922,23 +928,32 @@ class _Emitter:
         L += [f"      uint32_t x[{nw}] = {{0u}};"]
         if win.pad:
             L += [f"      int32_t pl[{taps}], np = 0;"]
-        for t in range(taps):
-            ky, kx = divmod(t, win.kw)
-            pos = t * c
-            wd, sh = divmod(pos, 32)
-            L += ["      {", f"        const int32_t iy = oy * {win.s} - {win.pad} + {ky}, "
-                  f"ix = ox * {win.s} - {win.pad} + {kx};"]
-            rd = f"{src.cname}[{src.at(f'iy * {win.w} + ix')}]"
-            if win.pad:
-                L += [f"        uint32_t v = 0u;",
-                      f"        if ((uint32_t)iy < {win.h}u && (uint32_t)ix < {win.w}u) v = {rd}; "
-                      f"else pl[np++] = {t};"]
-            else:
-                L += [f"        const uint32_t v = {rd};"]
-            L.append(f"        x[{wd}] |= v << {sh};" if sh else f"        x[{wd}] |= v;")
-            if sh + c > 32:
-                L.append(f"        x[{wd + 1}] |= v >> {32 - sh};")
-            L.append("      }")
+
+        def gather(checked: bool, ind: str) -> list[str]:
+            out = []
+            for t in range(taps):
+                ky, kx = divmod(t, win.kw)
+                wd, sh = divmod(t * c, 32)
+                out += [f"{ind}{{", f"{ind}  const int32_t iy = oy * {win.s} - {win.pad} + {ky}, "
+                        f"ix = ox * {win.s} - {win.pad} + {kx};"]
+                rd = f"{src.cname}[{src.at(f'iy * {win.w} + ix')}]"
+                if checked:
+                    out += [f"{ind}  uint32_t v = 0u;",
+                            f"{ind}  if ((uint32_t)iy < {win.h}u && (uint32_t)ix < {win.w}u) v = {rd}; "
+                            f"else pl[np++] = {t};"]
+                else:
+                    out += [f"{ind}  const uint32_t v = {rd};"]
+                out.append(f"{ind}  x[{wd}] |= v << {sh};" if sh else f"{ind}  x[{wd}] |= v;")
+                if sh + c > 32:
+                    out.append(f"{ind}  x[{wd + 1}] |= v >> {32 - sh};")
+                out.append(f"{ind}}}")
+            return out
+        if win.pad:  # a window inside the image (most pixels) skips the bounds checks
+            L += [f"      if ((uint32_t)(oy * {win.s} - {win.pad}) <= {win.h - win.kh}u && "
+                  f"(uint32_t)(ox * {win.s} - {win.pad}) <= {win.w - win.kw}u) {{",
+                  *gather(False, "        "), "      } else {", *gather(True, "        "), "      }"]
+        else:
+            L += gather(False, "      ")
         pc = np.asarray(w, dtype=np.int64).reshape(lay.cout, taps, c).sum(axis=2) if win.pad else None
         acc = self._xnor_acc(lay, L, dot, wn, nw, c, taps, pc)
         return "\n".join(L + self._out_loop(lay, o, acc, win.ow))
@@ -988,18 +1003,14 @@ class _Emitter:
                 L += gather
             else:
                 L += [f"      int32_t xv[{2 * npair}];"]
-            if gather is not None:
-                pass
-            elif 2 * npair > n:
-                L.append(f"      xv[{n}] = 0;")
-            if gather is not None:
-                pass
-            elif self._contiguous(win):
-                L += [f"      const {src.ctype} *s = &{src.cname}[{src.at(f'oy * {win.s} * {win.w} + ox * {win.s}')}"
-                      f" * {win.c}];", f"      for (int k = 0; k < {n}; k++) xv[k] = s[k];"]
-            else:
-                L += [ln.replace("xv_t *", "int32_t *") for ln in self._gather(win, src, "xv", win.c, "0", False)]
-            if gather is None:
+                if 2 * npair > n:
+                    L.append(f"      xv[{n}] = 0;")
+                if self._contiguous(win):
+                    L += [f"      const {src.ctype} *s = &{src.cname}"
+                          f"[{src.at(f'oy * {win.s} * {win.w} + ox * {win.s}')} * {win.c}];",
+                          f"      for (int k = 0; k < {n}; k++) xv[k] = s[k];"]
+                else:
+                    L += [ln.replace("xv_t *", "int32_t *") for ln in self._gather(win, src, "xv", win.c, "0", False)]
                 L += [f"      uint32_t xp[{npair}];",
                       f"      for (int j = 0; j < {npair}; j++) xp[j] = (uint32_t)(uint16_t)xv[2 * j] | "
                       "((uint32_t)(uint16_t)xv[2 * j + 1] << 16);"]
@@ -1032,6 +1043,25 @@ class _Emitter:
         o = self.st(lay.outputs[0])
         win = Window(self.cm.root[lay.inputs[0]], lay.h, lay.w, lay.c, lay.k, lay.k, lay.s, lay.pad)
         lo = -(1 << (lay.elem_w - 1)) if lay.signed else 0
+        if not src.packed and not o.packed and lay.c > POOL_CHANNELS_INSIDE:  # taps outside, channels inside
+            up = "if (v > r[c]) r[c] = v;" if lay.mode == "max" else "r[c] += v;"
+            return "\n".join([
+                f"  for (int32_t oy = row0; oy < row1; oy++) {{",
+                f"    for (int32_t ox = 0; ox < {win.ow}; ox++) {{",
+                f"      int32_t r[{lay.c}];",
+                f"      for (int c = 0; c < {lay.c}; c++) r[c] = {lo if lay.mode == 'max' else 0};",
+                f"      for (int ky = 0; ky < {lay.k}; ky++) {{",
+                f"        const int32_t iy = oy * {lay.s} - {lay.pad} + ky;",
+                f"        if (iy < 0 || iy >= {lay.h}) continue;",
+                f"        for (int kx = 0; kx < {lay.k}; kx++) {{",
+                f"          const int32_t ix = ox * {lay.s} - {lay.pad} + kx;",
+                f"          if (ix < 0 || ix >= {lay.w}) continue;",
+                f"          const {src.ctype} *s = &{src.cname}[{src.at(f'iy * {lay.w} + ix')} * {lay.c}];",
+                f"          for (int c = 0; c < {lay.c}; c++) {{ const int32_t v = s[c]; {up} }}",
+                "        }", "      }",
+                f"      {o.ctype} *d = &{o.cname}[{o.at(f'oy * {win.ow} + ox')} * {lay.c}];",
+                f"      for (int c = 0; c < {lay.c}; c++) d[c] = ({o.ctype})r[c];",
+                "    }", "  }"])
         L = [f"  for (int32_t oy = row0; oy < row1; oy++) {{",
              f"    for (int32_t ox = 0; ox < {win.ow}; ox++) {{",
              f"      const int32_t op = oy * {win.ow} + ox;"]
@@ -1179,6 +1209,18 @@ class _Emitter:
         """Per pixel of rows [row0, row1) and channel ``body`` (computing ``y``), then one store of ``y``; a
         bit-packed output is built in a register word and stored once per 32 channels."""
         L = [f"  for (int32_t p = row0 * {w}; p < row1 * {w}; p++) {{"]
+        if c <= ELEM_UNROLL:  # the channels written out: constant indices and offsets, no channel loop
+            if not o.packed:
+                L.append(f"    {o.ctype} *op = &{o.cname}[{o.at('p')} * {c}];")
+                for k in range(c):
+                    L += [f"    {{ const int c = {k};", *[f"      {s}" for s in body],
+                          f"      op[c] = ({o.ctype})({y}); }}"]
+                return L + ["  }"]
+            L.append("    uint32_t word = 0u;")
+            for k in range(c):
+                L += [f"    {{ const int c = {k};", *[f"      {s}" for s in body],
+                      f"      word |= (uint32_t)({y} != 0) << {k}; }}"]
+            return L + [f"    {o.cname}[{o.at('p')}] = word;", "  }"]
         if not o.packed:
             L += [f"    {o.ctype} *op = &{o.cname}[{o.at('p')} * {c}];",
                   f"    for (int c = 0; c < {c}; c++) {{", *[f"      {s}" for s in body],
@@ -1428,7 +1470,8 @@ static inline uint32_t bhpe_pc8(uint32_t q) { return (q & 0x0F0F0F0Fu) + ((q >> 
 #if defined(__ARM_FEATURE_SIMD32) && __ARM_FEATURE_SIMD32
 #define BHPE_SXTB16(v) ((uint32_t)__sxtb16((int32_t)(v)))
 #else
-#define BHPE_SXTB16(v) ((((((v) & 0xFFu) ^ 0x80u) - 0x80u) & 0xFFFFu) | ((((((v) >> 16) & 0xFFu) ^ 0x80u) - 0x80u) << 16))
+#define BHPE_SXTB16(v) ((((((v) & 0xFFu) ^ 0x80u) - 0x80u) & 0xFFFFu) | \
+                        ((((((v) >> 16) & 0xFFu) ^ 0x80u) - 0x80u) << 16))
 #endif
 #if defined(__ARM_FEATURE_SIMD32) && __ARM_FEATURE_SIMD32
 #define BHPE_SMLAD(x, w, acc) ((int32_t)__smlad((int32_t)(x), (int32_t)(w), (acc)))

@@ -42,11 +42,15 @@ CPI = {"cortex-m4": 1.25, "cortex-m7": 0.80, "cortex-m33": 1.20, "cortex-m55": 0
 
 #: instructions per unit of work (Thumb-2, gcc -O2); see the module docstring
 INSTR = {
-    "xnor_word": 10,        # windows of < 8 words, per word: ldr, ldr, eor, a third of a carry-save adder and of two 4-bit-field counts, byte step
+    "xnor_word": 10,        # windows of < 8 words, per word: ldr, ldr, eor, a third of a carry-save adder and of two
+                            # 4-bit-field counts, byte step
     "xnor_fold": 2,         # windows of < 8 words: the byte sums added (one USADA8) and returned
-    "xnor_block": 63,       # Harley-Seal, per 8-word block: 8 LDRD, 8 eor, 7 carry-save adders (35), the eights' popcount into byte sums (12)
-    "xnor_pair": 25,        # Harley-Seal, per pair of words left after the blocks: 2 LDRD, 2 eor, an adder, two half adders, a popcount
-    "xnor_final": 30,       # Harley-Seal, per dot product: ones / twos / fours counted (3 x 4-bit fields, 2 byte steps, USADA8), 8 t8 added
+    "xnor_block": 63,       # Harley-Seal, per 8-word block: 8 LDRD, 8 eor, 7 carry-save adders (35), the eights'
+                            # popcount into byte sums (12)
+    "xnor_pair": 25,        # Harley-Seal, per pair of words left after the blocks: 2 LDRD, 2 eor, an adder, two half
+                            # adders, a popcount
+    "xnor_final": 30,       # Harley-Seal, per dot product: ones / twos / fours counted (3 x 4-bit fields, 2 byte
+                            # steps, USADA8), 8 t8 added
     "xnor_corr": 5,         # per (padded tap, output channel): the padding tap's weight popcount subtracted
     "mvu_out": 10,          # per (pixel, out channel): weight pointer, dot entry, base - 2d, store, loop
     "out_packed": 3,        # extra per output element written bit-packed (or, shift, word store every 32)
@@ -58,8 +62,10 @@ INSTR = {
     "fxp_tail8": 4,         # int8 window, per pair of a row's last elements: ldrsb (two), pack, store
     "fxp_row8": 3,          # int8 window, per row: its address
     "fxp_pair": 3,          # ldr, ldr, smlad (two MACs)
-    "fxp_pair_g4": 7,       # per pair and group of 4 output channels: half an LDRD of inputs (and its address), 2 LDRD of weights, 4 smlad
-    "fxp_pair_g2": 4,       # per pair and group of 2 output channels: half an LDRD of inputs (and its address), 1 LDRD of weights, 2 smlad
+    "fxp_pair_g4": 7,       # per pair and group of 4 output channels: half an LDRD of inputs (and its address), 2 LDRD
+                            # of weights, 4 smlad
+    "fxp_pair_g2": 4,       # per pair and group of 2 output channels: half an LDRD of inputs (and its address), 1 LDRD
+                            # of weights, 2 smlad
     "fxp_group": 6,         # per group of output channels: the call, the accumulators stored and read back
     "mvu_out_g": 4,         # per (pixel, out channel) of a grouped fixed-point MVU: accumulator from the group, store
     "fxp_mac": 4,           # int32 path: ldr, ldrs[bh], mla, (loop)
@@ -70,12 +76,16 @@ INSTR = {
     "elem_packed": 6,       # extra per element when reading or writing a bit-packed tensor
     "sat": 1,               # one saturation (SSAT) of an Epilogue op, left out where the ranges prove it never clips
     "mt_thr": 4,            # per threshold of a MultiThreshold
-    "pool_tap": 9,          # per (element, tap)
+    "pool_tap": 9,          # per (element, tap), channels inside the tap loop (more than cbackend.POOL_CHANNELS_INSIDE)
+    "pool_tap_few": 3,      # per (element, tap), channels outside (few channels: gcc unrolls the constant-bound taps)
     "copy": 4,              # per element of Concat/Split (bit-packed or of different C types)
     "copy_word": 2,         # Concat/Split of one C type, per word of a pixel's channel run (memcpy: ldr, str)
     "copy_run": 3,          # Concat/Split of one C type, per pixel and run (addresses)
-    "sign_group": 4,        # packed Sign, per word of 4 int8 / 2 int16 inputs: ldr, bic, mul, shift, orr (and the store)
+    "sign_group": 4,        # packed Sign, per word of 4 int8 / 2 int16 inputs: ldr, bic, mul, shift, orr (and the
+                            # store)
     "epi_elem": 5,          # per element of a fused Epilogue: load, index, store, loop
+    "loop_elem": 3,         # of that, the channel loop (add, compare-branch, index): none where the channels are
+                            # written out
     "epi_packed": 2,        # extra per element of an Epilogue reading or writing a bit-packed tensor
 }
 
@@ -210,6 +220,14 @@ def _free_sat(cm, epi, mvu=None) -> int:
     return free_saturations(cm.g, epi, mvu) * INSTR["sat"]
 
 
+def _unrolled(lay) -> int:
+    """Instructions a stand-alone elementwise step saves an element where cbackend writes its channels out
+    (at most ``cbackend.ELEM_UNROLL`` channels: no channel loop)."""
+    from binaryhpe.compile.cbackend import ELEM_UNROLL
+
+    return INSTR["loop_elem"] if lay.c <= ELEM_UNROLL else 0
+
+
 def _sign_packed(cm, lay) -> int:
     """Channels a word when ``lay`` (a Sign, or an Epilogue of one Sign) runs as cbackend's packed Sign, else 0."""
     from binaryhpe.compile.cbackend import _Emitter
@@ -223,10 +241,11 @@ def _sign_packed(cm, lay) -> int:
 @MODEL.emits(Pool)
 def _pool(cm, lay, pixels: int, extra: int) -> int:
     """per (element, valid tap)"""
-    from binaryhpe.compile.cbackend import Window
+    from binaryhpe.compile.cbackend import POOL_CHANNELS_INSIDE, Window
 
     win = Window("", lay.h, lay.w, lay.c, lay.k, lay.k, lay.s, lay.pad)
-    return pixels * INSTR["pixel"] + lay.c * win.valid_taps() * INSTR["pool_tap"]
+    per = INSTR["pool_tap"] if lay.c > POOL_CHANNELS_INSIDE else INSTR["pool_tap_few"]
+    return pixels * INSTR["pixel"] + lay.c * win.valid_taps() * per
 
 
 @MODEL.emits(Concat, Split)
@@ -253,7 +272,7 @@ def _elementwise(cm, lay, pixels: int, extra: int) -> int:
     """per element: load, operation, saturation, store (a packed Sign: per word of inputs)"""
     if isinstance(lay, Sign) and _sign_packed(cm, lay):
         return pixels * (INSTR["pixel"] + -(-lay.c // _sign_packed(cm, lay)) * INSTR["sign_group"])
-    per = INSTR["elem"] + extra - _free_sat(cm, lay)
+    per = INSTR["elem"] + extra - _free_sat(cm, lay) - _unrolled(lay)
     if isinstance(lay, MultiThreshold):
         per += INSTR["mt_thr"] * lay.n
     return pixels * INSTR["pixel"] + pixels * lay.c * per
@@ -264,7 +283,8 @@ def _epilogue(cm, lay, pixels: int, extra: int) -> int:
     """per element one load and store, per op its arithmetic in registers (a packed Sign: per word of inputs)"""
     if _sign_packed(cm, lay):
         return pixels * (INSTR["pixel"] + -(-lay.c // _sign_packed(cm, lay)) * INSTR["sign_group"])
-    per = INSTR["epi_elem"] + (INSTR["epi_packed"] if extra else 0) + _epi_per_elem(lay) - _free_sat(cm, lay)
+    per = INSTR["epi_elem"] + (INSTR["epi_packed"] if extra else 0) + _epi_per_elem(lay) - _free_sat(cm, lay) \
+        - _unrolled(lay)
     return pixels * INSTR["pixel"] + pixels * lay.c * per
 
 

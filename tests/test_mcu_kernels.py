@@ -15,7 +15,7 @@ import pytest
 from binaryhpe import BinaryHPEError
 from binaryhpe.compile import cbackend, mcu_build, mcu_targets, memplan
 from binaryhpe.compile.graph import Fmt
-from binaryhpe.compile.kinds.elementwise import Requant
+from binaryhpe.compile.kinds.elementwise import Requant, Sign
 from binaryhpe.compile.kinds.mvu import FxpMvu, XnorMvu
 from binaryhpe.compile.kinds.swg import SlidingWindow
 from binaryhpe.compile.passes import FuseEpilogue
@@ -103,32 +103,54 @@ def test_saturations_left_out_only_where_the_ranges_prove_it(tmp_path):
     assert "y" not in cbackend.op_ranges(rq, ([-128], [128]))[0]
 
 
+@pytest.mark.parametrize("bits, c", [(8, 40), (8, 12), (16, 6), (16, 64), (8, 6)])
+def test_packed_sign_a_word_at_a_time(bits, c, tmp_path):
+    """A Sign into a bit-packed tensor from int8 (int16) elements runs four (two) channels a word (one multiply
+    gathers the sign bits), over whole and partial output words; 6 int8 channels (not whole words) take the
+    element loop. Random, minimum, maximum and zero frames: every bit equals HwGraph.execute."""
+    h, w = 3, 5
+    ch = _Chain((h, w, c), Fmt(bits, 0))
+    ch.add(Sign, ["x"], [("s", (h, w, c), BIP)], c=c, pixels=h * w, in_w=bits)
+    ch.g.output = "s"
+    bad, cm, refs = _host(ch.g, _frames(ch.g, seed=c), tmp_path)
+    assert bad == 0 and len({r.tobytes() for r in refs}) > 1
+    src = (tmp_path / "c" / "model.c").read_text()
+    word = c % (4 if bits == 8 else 2) == 0
+    assert (("0x00204081u" if bits == 8 else "0x00008001u") in src) == word
+
+
 def test_fixed_point_pairs_and_int32_path(tmp_path):
     """FxpMvu: 16-bit pairs (SMLAD or its portable form) with an odd window, and the int32 path for a 20-bit
-    input (no 16-bit halves), both with zero padding and a fused Requant; also under ARM's __smlad via QEMU
-    in test_mcu (the tiny BiDRN's stem)."""
+    input (no 16-bit halves), both with zero padding and a fused Requant; one, two and four output channels a
+    pass (7, 6, 8 and 4 channels); int8 windows read a word at a time (rows of 9 and 15 elements: two and three
+    words and a tail, the border pixels gathered with zeros); also under ARM's __smlad / __sxtb16 via QEMU in
+    test_mcu (the tiny BiDRN's stem)."""
     rng = np.random.default_rng(5)
-    for in_w, w_w, c in ((16, 10, 3), (20, 6, 5)):
+    for in_w, w_w, c, cout in ((16, 10, 3, 7), (20, 6, 5, 7), (8, 8, 3, 8), (8, 7, 5, 6), (16, 9, 4, 4)):
         h, w = 4, 5
         ch = _Chain((h, w, c), Fmt(in_w, 0))
         sw = ch.add(SlidingWindow, ["x"], [("win", (h, w, 9 * c), Fmt(in_w, 0), True)], h=h, w=w, c=c, k=3, s=1,
                     pad=1, elem_w=in_w)
         n = 9 * c
-        mvu = FxpMvu(name="fx", inputs=["win"], outputs=["acc"], n=n, cout=7, in_w=in_w, w_w=w_w,
-                     weights=rng.integers(-(1 << (w_w - 1)), 1 << (w_w - 1), size=(7, n)), pixels=h * w)
+        mvu = FxpMvu(name="fx", inputs=["win"], outputs=["acc"], n=n, cout=cout, in_w=in_w, w_w=w_w,
+                     weights=rng.integers(-(1 << (w_w - 1)), 1 << (w_w - 1), size=(cout, n)), pixels=h * w)
         assert mvu.acc_w <= 32
         ch.g.layers.append(mvu)
-        ch.t("acc", (h, w, 7), Fmt(mvu.acc_w, 0))
-        ch.add(Requant, ["acc"], [("o", (h, w, 7), Fmt(16, 0))], c=7, pixels=h * w, in_w=mvu.acc_w, out_w=16,
-               shift=8)
+        ch.t("acc", (h, w, cout), Fmt(mvu.acc_w, 0))
+        ch.add(Requant, ["acc"], [("o", (h, w, cout), Fmt(16, 0))], c=cout, pixels=h * w, in_w=mvu.acc_w,
+               out_w=16, shift=8)
         ch.g.output = "o"
         FuseEpilogue().apply(ch.g)
         del sw
         frames = _frames(ch.g, seed=in_w)
-        bad, cm, refs = _host(ch.g, frames, tmp_path / str(in_w))
+        d = tmp_path / f"{in_w}-{c}-{cout}"
+        bad, cm, refs = _host(ch.g, frames, d)
         assert bad == 0 and len({r.tobytes() for r in refs}) > 1
-        src = (tmp_path / str(in_w) / "c" / "model.c").read_text()
-        assert ("bhpe_fdot2_" in src) == (in_w <= 16)
+        src = (d / "c" / "model.c").read_text()
+        group = 4 if cout % 4 == 0 else 2 if cout % 2 == 0 else 1
+        assert ("bhpe_fdot2_" in src) == (in_w <= 16 and group == 1)
+        assert (f"bhpe_fdot2g{group}_" in src) == (in_w <= 16 and group > 1)
+        assert ("= BHPE_SXTB16(v);" in src) == (in_w == 8)
 
 
 def test_popcount_per_core_compiles(tmp_path):
