@@ -4,7 +4,8 @@ simulation) and the Verilator simulation speed in cycles per second; the time of
 search on that graph). Prints its figures.
 
 Simulation speed before and after, in one run: the same frames through the model built as before (the harness
-of commit ``BEFORE_COMMIT`` with its flags: three evaluations a cycle, C++ at -O1) and as now (sim/netsim.py),
+of commit ``BEFORE_COMMIT`` with its flags: three evaluations a cycle, C++ at -O1; and its stream protocol checker,
+concurrent assertions) and as now (sim/netsim.py, hw/rtl/bhpe_stream_assert.sv),
 ``--repeat`` runs each, alternating, so that both see the same machine load. Three rates: the report's
 ``sim_cycles_per_s`` (every simulated cycle over the run's wall time); as the report had it before, the cycles up
 to the last output over the same wall time (the drain after it was simulated but not counted); and every
@@ -31,15 +32,25 @@ BEFORE_FLAGS = ["-O2", "-Wno-fatal", "-Wno-lint", "-Wno-style", "--assert", "--x
 
 
 def build_before(rtl: pathlib.Path, work: pathlib.Path) -> tuple[pathlib.Path, float]:
-    """The model as ``BEFORE_COMMIT`` built it (its harness.cpp and flags), uncached; returns (binary, seconds)."""
+    """The model as ``BEFORE_COMMIT`` built it (its harness.cpp, flags and stream protocol checker; the design's
+    other modules as generated now), uncached; returns (binary, seconds)."""
     from binaryhpe.sim.toolchain import library_order, setup_verilator
 
     setup_verilator()
     repo = pathlib.Path(__file__).resolve().parent.parent
+
+    def before(path: str) -> str:
+        return subprocess.run(["git", "show", f"{BEFORE_COMMIT}:{path}"], cwd=repo, capture_output=True, text=True,
+                              check=True).stdout
+
     harness = work / "harness.cpp"
-    harness.write_text(subprocess.run(["git", "show", f"{BEFORE_COMMIT}:sim/harness.cpp"], cwd=repo,
-                                      capture_output=True, text=True, check=True).stdout)
-    srcs = [*library_order((rtl / "lib").glob("*.sv")), rtl / "bhpe_top.sv"]
+    harness.write_text(before("sim/harness.cpp"))
+    lib = work / "lib"
+    lib.mkdir()
+    for f in (rtl / "lib").glob("*.sv"):
+        (lib / f.name).write_text(f.read_text())
+    (lib / "bhpe_stream_assert.sv").write_text(before("hw/rtl/bhpe_stream_assert.sv"))
+    srcs = [*library_order(lib.glob("*.sv")), rtl / "bhpe_top.sv"]
     obj = work / "obj_before"
     cmd = ["verilator", "--cc", "--exe", "--build", "-j", "2", "--top-module", "bhpe_top", "--prefix", "Vbhpe_top",
            *BEFORE_FLAGS, "-Mdir", str(obj), "-o", "Vsim", *map(str, srcs), str(harness)]

@@ -8,9 +8,14 @@
 //   valid_held:  once tvalid is high it stays high until the beat is taken (tvalid & tready);
 //   data_stable: while a beat waits (tvalid & ~tready), tdata (with the mask sideband, if any, packed in
 //                by the caller) does not change.
-// The properties are compiled out when SYNTHESIS is defined (Yosys/slang, Vivado and Quartus define it);
+// Each property is an immediate assertion at the clock edge on the values just before it, against a register
+// of the stream as the previous edge saw it (whether a beat waited, and its data): the same checks as
+// "tvalid & ~tready |=> tvalid / $stable(tdata)" with "disable iff (!rst_ni)", without a concurrent
+// assertion's sampled copy of every variable the tdata expression reads (a whole FIFO memory, in Verilator, at
+// every evaluation).
+// The checks are compiled out when SYNTHESIS is defined (Yosys/slang, Vivado and Quartus define it);
 // Simulations with Verilator check them (built with --assert: sim/runner.py and sim/netsim.py always pass it); a
-// failing property stops the simulation with an error naming the instance.
+// failing check stops the simulation with an error naming the instance.
 module bhpe_stream_assert #(
   parameter int unsigned DataW = 1
 ) (
@@ -21,12 +26,22 @@ module bhpe_stream_assert #(
   input logic             tready_i
 );
 `ifndef SYNTHESIS
-  valid_known : assert property (@(posedge clk_i) disable iff (!rst_ni) !$isunknown(tvalid_i))
-    else $error("%m: tvalid is X after reset");
-  valid_held : assert property (@(posedge clk_i) disable iff (!rst_ni) tvalid_i && !tready_i |=> tvalid_i)
-    else $error("%m: tvalid dropped before tready took the beat");
-  data_stable : assert property (@(posedge clk_i) disable iff (!rst_ni)
-                                 tvalid_i && !tready_i |=> $stable(tdata_i))
-    else $error("%m: tdata changed while the beat waited for tready");
+  logic             wait_q;  // at the previous edge, out of reset: a beat was offered and not taken
+  logic [DataW-1:0] data_q;  // tdata at the previous edge
+
+  always_ff @(posedge clk_i) begin
+    if (rst_ni) begin
+      valid_known : assert (!$isunknown(tvalid_i))
+        else $error("%m: tvalid is X after reset");
+      if (wait_q) begin
+        valid_held : assert (tvalid_i)
+          else $error("%m: tvalid dropped before tready took the beat");
+        data_stable : assert (tdata_i === data_q)
+          else $error("%m: tdata changed while the beat waited for tready");
+      end
+    end
+    wait_q <= rst_ni && tvalid_i && !tready_i;
+    data_q <= tdata_i;
+  end
 `endif
 endmodule
