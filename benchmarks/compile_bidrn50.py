@@ -1,9 +1,10 @@
 """Benchmark: export and compile (QONNX -> hardware graph -> RTL, no simulation) of the paper-scale BiDRN-50
 body encoder at 256x192; also checks the Brevitas-vs-QONNX exactness on one random input. Prints figures.
 
-The export is timed as ``export_qonnx`` runs it (Brevitas' export without torch's graph lint, then qonnx's
-ModelWrapper + InferShapes on indices) and as before (with the lint, qonnx's own passes); both files must be
-identical, byte for byte. The lowering (``load_qonnx`` + ``lower``) is timed twice in one run: with the indexed cleaning passes
+The export is timed as ``export_qonnx`` runs it (Brevitas' export without torch's graph lint, traced at a
+32x32 input and given the real input's shapes, then qonnx's ModelWrapper + InferShapes on indices) and as before
+(traced at the full input: ``small_trace=False``); both files must be identical, byte for byte. Wall and CPU
+seconds (the process's user + system time, all its threads) are printed: the machine is shared. The lowering (``load_qonnx`` + ``lower``) is timed twice in one run: with the indexed cleaning passes
 (``load_qonnx``) and with qonnx's own passes (``load_qonnx(..., qonnx_passes=True)``, the code before the
 index); both must give the same model, byte for byte. ``--no-before`` skips the slow qonnx runs
 (``--no-lower-before`` only the lowering's);
@@ -21,11 +22,11 @@ import time
 
 import numpy as np
 import torch
-from brevitas.export import export_qonnx as brevitas_export
 
 from binaryhpe.compile.flow import predicted_cycles, step_lower, step_rtl
 from binaryhpe.compile.lower import load_qonnx, lower
-from binaryhpe.train.export import _quiet, execute_qonnx, infer_shapes_file, no_jit_lint
+from binaryhpe.train.export import (_quiet, brevitas_torchscript_export, execute_qonnx, infer_shapes_file,
+                                    small_trace_input)
 from binaryhpe.train.hardware import to_hardware
 from binaryhpe.train.models import build_model
 
@@ -59,33 +60,37 @@ def time_lowering(path: pathlib.Path, before: bool = True) -> None:
 
 
 def time_export(model, x, out: pathlib.Path, before: bool = True) -> pathlib.Path:
-    """Export as ``export_qonnx`` does (Brevitas' export without torch's graph lint, then qonnx's ModelWrapper +
-    InferShapes on indices) and print its time; when ``before``, also the export as it was before (Brevitas' export
-    with the lint, qonnx's own passes), whose file must be the same, byte for byte. Returns the exported file."""
+    """Export as ``export_qonnx`` does (Brevitas' export without torch's graph lint, traced at a small input and
+    retargeted to ``x``'s shape; then qonnx's ModelWrapper + InferShapes on indices) and print its wall and CPU time;
+    when ``before``, also the export traced at the full input (``small_trace=False``, the export before the small
+    trace), whose file must be the same, byte for byte. Returns the exported file."""
     path = out / "model.onnx"
-    t = time.time()
-    with _quiet(), no_jit_lint():
-        brevitas_export(model.eval(), x, str(path), dynamo=False)
-    t_brev = time.time() - t
-    t = time.time()
+    t, c = time.time(), time.process_time()
+    with _quiet():
+        brevitas_torchscript_export(model.eval(), x, path)
+    t_brev, c_brev = time.time() - t, time.process_time() - c
+    t, c = time.time(), time.process_time()
     mw = infer_shapes_file(path)
-    t_new = time.time() - t
-    print(f"export to QONNX: {t_brev + t_new:.1f} s (Brevitas export_qonnx without torch's graph lint {t_brev:.1f} s, "
-          f"ModelWrapper + InferShapes on indices {t_new:.1f} s; {len(mw.graph.node)} nodes)", flush=True)
+    t_new, c_new = time.time() - t, time.process_time() - c
+    print(f"export to QONNX: {t_brev + t_new:.1f} s wall, {c_brev + c_new:.1f} s CPU (Brevitas export_qonnx traced at "
+          f"{tuple(small_trace_input(model, x).shape)} and retargeted {t_brev:.1f} s wall / {c_brev:.1f} s CPU, "
+          f"ModelWrapper + InferShapes on indices {t_new:.1f} s / {c_new:.1f} s; {len(mw.graph.node)} nodes)",
+          flush=True)
     if before:
         ref = out / "model_before.onnx"
-        t = time.time()
+        t, c = time.time(), time.process_time()
         with _quiet():
-            brevitas_export(model.eval(), x, str(ref), dynamo=False)
-        t_lint = time.time() - t
-        t = time.time()
-        infer_shapes_file(ref, qonnx_passes=True)
-        t_old = time.time() - t
+            brevitas_torchscript_export(model.eval(), x, ref, small_trace=False)
+        t_full, c_full = time.time() - t, time.process_time() - c
+        t, c = time.time(), time.process_time()
+        infer_shapes_file(ref)
+        t_old, c_old = time.time() - t, time.process_time() - c
         same = ref.read_bytes() == path.read_bytes()
-        print(f"  before (with the lint, qonnx's own ModelWrapper + InferShapes): {t_lint + t_old:.1f} s (Brevitas "
-              f"{t_lint:.1f} s, qonnx's passes {t_old:.1f} s); files identical: {same}", flush=True)
+        print(f"  before (traced at the full input {tuple(x.shape)}): {t_full + t_old:.1f} s wall, {c_full + c_old:.1f} "
+              f"s CPU (Brevitas {t_full:.1f} s / {c_full:.1f} s, the same passes {t_old:.1f} s / {c_old:.1f} s); files "
+              f"identical: {same}", flush=True)
         if not same:
-            raise SystemExit("the export without the lint and with the indexed passes gave a different file")
+            raise SystemExit("the small trace gave a different file from the full-size trace")
     return path
 
 
