@@ -479,7 +479,15 @@ def op_ranges(op, rng, brng=None) -> tuple[set, tuple]:
     ``rng = (lo[], hi[])`` of its input (``brng``: a JoinAdd's second input) to (the op's saturation sites whose
     value provably stays inside the output range for every channel, the output's range). Each step is monotone
     in its input (floor shifts, products with a channel's constant taken at both ends), so the bounds are sound;
-    a site is kept whenever a bound reaches past the range."""
+    a site is kept whenever a bound reaches past the range. An op of another kind (a user's, registered with
+    ``EMITTERS``), or an unknown input range (None), proves nothing: no site, output range None."""
+    if isinstance(op, (Sign, Threshold)):
+        return set(), ([0] * op.c, [1] * op.c)
+    if isinstance(op, MultiThreshold):
+        return set(), ([int(op.offset)] * op.c, [int(op.offset) + op.n] * op.c)
+    if rng is None or not isinstance(op, (Requant, MulShift, AddConst, Prelu, JoinAdd)) or \
+            (isinstance(op, JoinAdd) and brng is None):
+        return set(), None
     lo, hi = list(rng[0]), list(rng[1])
     n = len(lo)
 
@@ -530,20 +538,12 @@ def op_ranges(op, rng, brng=None) -> tuple[set, tuple]:
             free.add("neg")
         lo = [min([p] * pa + [q] * na) for p, q, pa, na in zip(plo, nlo, pos_any, neg_any)]
         hi = [max([p] * pa + [q] * na) for p, q, pa, na in zip(phi, nhi, pos_any, neg_any)]
-    elif isinstance(op, JoinAdd):
-        if brng is None:
-            raise CBackendError(f"op {op.name!r}: a JoinAdd needs its second input's range")
+    else:  # JoinAdd
         blo, bhi = brng
         ok, lo, hi = clip([shift(x, -op.shift_a) + shift(z, -op.shift_b) for x, z in zip(lo, blo)],
                           [shift(y, -op.shift_a) + shift(z, -op.shift_b) for y, z in zip(hi, bhi)], op.out_w)
         if ok:
             free.add("y")
-    elif isinstance(op, (Sign, Threshold)):
-        lo, hi = [0] * n, [1] * n
-    elif isinstance(op, MultiThreshold):
-        lo, hi = [int(op.offset)] * n, [int(op.offset) + op.n] * n
-    else:
-        raise CBackendError(f"op {op.name!r}: no value range for a {type(op).__name__}")
     return free, (lo, hi)
 
 
@@ -796,7 +796,7 @@ class _Emitter:
         name = f"bhpe_fdot2g{g}_{n}"
         L = [f"BHPE_INLINE void {name}(const uint32_t *x, const uint32_t *w, int32_t *acc) {{",
              "  int32_t " + ", ".join(f"a{k} = 0" for k in range(g)) + ";",
-             "  uint32_t xa, xb, " + ", ".join(f"w{k}" for k in range(g)) + ";"]
+             "  uint32_t xa, xb = 0u, " + ", ".join(f"w{k}" for k in range(g)) + ";", "  (void)xb;"]
         for j0 in range(0, n, 32):
             if j0:
                 L.append(f"  x += 32; w += {32 * g};")
