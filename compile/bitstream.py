@@ -6,7 +6,12 @@ places and routes it on the ECP5 part of ``device`` (package CABGA381 for the 25
 speed grade 6 / 8 as the device files state), with a clock constraint at the device's clock, and writes the
 ``.bit`` file. The stream ports are left to nextpnr's pin placement (``--lpf-allow-unconstrained``): the
 bitstream is a real configuration of the part, but its pins are not a board's; a board LPF can be passed as
-``lpf``. Returns fmax (nextpnr's timing report), utilisation and the file paths.
+``lpf``. Returns fmax (nextpnr's timing report), the critical path (:func:`timing_summary`), utilisation and
+the file paths.
+
+Router: nextpnr-ecp5's ``router2`` by default (the whole tiny BiDRN routes in minutes with it, about an hour
+with ``router1``); ``router="router1"`` or the environment variable ``BINARYHPE_NEXTPNR_ROUTER=router1``
+chooses the other one.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import pathlib
 import re
 import shutil
 import subprocess
+import os
 import time
 
 from binaryhpe import BinaryHPEError
@@ -62,6 +68,73 @@ def parse_nextpnr_report(rep: dict) -> dict:
                        for k, v in fmax.items()}, "utilisation": util}
 
 
+#: nextpnr-ecp5's router when neither the caller nor ``BINARYHPE_NEXTPNR_ROUTER`` names one
+DEFAULT_ROUTER = "router2"
+ROUTERS = ("router1", "router2")
+
+
+def nextpnr_router(router: str | None = None) -> str:
+    """The router a bitstream build uses: ``router``, else ``$BINARYHPE_NEXTPNR_ROUTER``, else router2."""
+    r = router or os.environ.get("BINARYHPE_NEXTPNR_ROUTER") or DEFAULT_ROUTER
+    if r not in ROUTERS:
+        raise BinaryHPEError(f"nextpnr router {r!r} is not one of {', '.join(ROUTERS)} "
+                             "(BINARYHPE_NEXTPNR_ROUTER or the router argument)")
+    return r
+
+
+def _cell_name(end: dict) -> str | None:
+    return end.get("cell") if isinstance(end, dict) else None
+
+
+def report_critical_path(rep: dict) -> dict | None:
+    """The slowest clock's critical path from nextpnr's ``--report`` JSON: ``{"from_cell", "from_port",
+    "to_cell", "to_port", "from_net", "to_net", "delay_ns", "logic_ns", "routing_ns", "setup_ns", "steps",
+    "modules"}``. ``logic_ns`` counts clock-to-out, cell and setup delays (``setup_ns`` separately too),
+    ``routing_ns`` the wires; ``modules`` lists the hierarchy prefixes of the cells along the path, in order
+    (where in the design the path runs). None when the report has no path."""
+    paths = rep.get("critical_paths") or []
+    if not paths:
+        return None
+    fmax = rep.get("fmax", {})
+    slow = min(fmax, key=lambda k: fmax[k].get("achieved", float("inf"))) if fmax else None
+    # a path "from"/"to" names a clock edge and net ("posedge clk"); take the slowest clock's own path
+    cp = next((p for p in paths if slow and slow in str(p.get("to", "")) and slow in str(p.get("from", ""))),
+              paths[0])
+    steps = cp.get("path") or []
+    if not steps:
+        return None
+    routing = sum(float(x.get("delay", 0)) for x in steps if x.get("type") == "routing")
+    setup = sum(float(x.get("delay", 0)) for x in steps if x.get("type") == "setup")
+    total = sum(float(x.get("delay", 0)) for x in steps)
+    nets = [x.get("net") for x in steps if x.get("type") == "routing" and x.get("net")]
+    modules = []
+    for x in steps:
+        cell = _cell_name(x.get("to", {})) or ""
+        mod = cell.split(".")[:-1]
+        m = ".".join(p for p in mod if not p.startswith("gen_"))  # the module instances, not generate blocks
+        if m and (not modules or modules[-1] != m):
+            modules.append(m)
+    return {"from_cell": _cell_name(steps[0].get("from", {})), "from_port": steps[0].get("from", {}).get("port"),
+            "to_cell": _cell_name(steps[-1].get("to", {})), "to_port": steps[-1].get("to", {}).get("port"),
+            "from_net": nets[0] if nets else None, "to_net": nets[-1] if nets else None,
+            "delay_ns": round(total, 3), "logic_ns": round(total - routing, 3), "routing_ns": round(routing, 3),
+            "setup_ns": round(setup, 3), "steps": len(steps), "modules": modules}
+
+
+def timing_summary(rep: dict, log_text: str = "") -> dict:
+    """The ``timing`` key of a build report: ``fmax_mhz``, ``constraint_mhz`` and ``critical_path``
+    (:func:`report_critical_path` of the report JSON, with ``sources``: the RTL lines the path runs through,
+    from nextpnr's log, ``compile.engine.synth.critical_path``)."""
+    from binaryhpe.compile.engine.synth import critical_path as log_critical_path
+
+    p = parse_nextpnr_report(rep)
+    cons = [v.get("constraint") for v in rep.get("fmax", {}).values() if v.get("constraint") is not None]
+    cp = report_critical_path(rep)
+    if cp is not None and log_text:
+        cp["sources"] = log_critical_path(log_text).get("sources", [])
+    return {"fmax_mhz": p["fmax_mhz"], "constraint_mhz": min(cons) if cons else None, "critical_path": cp}
+
+
 def _run(cmd: list, cwd: pathlib.Path, log: pathlib.Path, what: str, timeout: int) -> None:
     t0 = time.time()
     with open(log, "w") as f:
@@ -82,16 +155,17 @@ def _run(cmd: list, cwd: pathlib.Path, log: pathlib.Path, what: str, timeout: in
 
 
 def build_bitstream(rtl, out, device="ecp5-85f", top: str = "bhpe_top", lpf=None, seed: int = 1,
-                    timeout: int = 3600) -> dict:
+                    timeout: int = 3600, router: str | None = None) -> dict:
     """Yosys + nextpnr-ecp5 + ecppack of the design folder ``rtl`` (bhpe_top.sv, lib/, mem/) into ``out``.
 
-    Returns ``{"bitstream", "fmax_mhz", "clock_mhz", "utilisation", "synth", "device", "package",
-    "design", "wall_s": {...}}``."""
+    Returns ``{"bitstream", "fmax_mhz", "clock_mhz", "timing", "router", "utilisation", "synth", "device",
+    "package", "design", "wall_s": {...}}`` (``timing``: :func:`timing_summary`)."""
     from binaryhpe.compile.synth import synth_design
 
     rtl, out = pathlib.Path(rtl), pathlib.Path(out)
     dev = load_device(device)
     flag, pkg, speed = part_options(dev)
+    router = nextpnr_router(router)
     yosys, nextpnr, ecppack = _tool("yosys"), _tool("nextpnr-ecp5"), _tool("ecppack")
     del yosys
     out.mkdir(parents=True, exist_ok=True)
@@ -104,17 +178,19 @@ def build_bitstream(rtl, out, device="ecp5-85f", top: str = "bhpe_top", lpf=None
     # nextpnr runs in ``out`` with relative paths (YoWASP's sandbox)
     cmd = [nextpnr, flag, "--package", pkg, "--speed", speed, "--json", netlist.name, "--textcfg", "design.config",
            "--report", "nextpnr_report.json", "--freq", f"{dev.clock_mhz:g}", "--seed", str(seed),
-           "--timing-allow-fail", "--threads", "1"]
+           "--timing-allow-fail", "--threads", "1", "--router", router]
     if lpf:
         shutil.copyfile(lpf, out / "pins.lpf")
         cmd += ["--lpf", "pins.lpf"]
     else:
         cmd += ["--lpf-allow-unconstrained"]
-    _log(f"nextpnr-ecp5 {flag} {pkg} speed {speed} at {dev.clock_mhz:g} MHz (log {out / 'nextpnr.log'})")
+    _log(f"nextpnr-ecp5 {flag} {pkg} speed {speed} at {dev.clock_mhz:g} MHz, {router} (log {out / 'nextpnr.log'})")
     t1 = time.time()
     _run(cmd, out, out / "nextpnr.log", "nextpnr-ecp5", timeout)
     t_pnr = time.time() - t1
-    rep = parse_nextpnr_report(json.loads((out / "nextpnr_report.json").read_text()))
+    raw = json.loads((out / "nextpnr_report.json").read_text())
+    rep = parse_nextpnr_report(raw)
+    timing = timing_summary(raw, (out / "nextpnr.log").read_text(errors="replace"))
     t2 = time.time()
     _run([ecppack, "--compress", "design.config", f"{top}.bit"], out, out / "ecppack.log", "ecppack", timeout)
     bit = out / f"{top}.bit"
@@ -124,7 +200,12 @@ def build_bitstream(rtl, out, device="ecp5-85f", top: str = "bhpe_top", lpf=None
     _log(f"{bit} ({bit.stat().st_size} bytes): fmax {rep['fmax_mhz']} MHz, "
          f"{rep['utilisation'].get('TRELLIS_COMB', {}).get('used')} LUT4/comb cells; "
          f"synth {t_syn:.0f} s, place & route {t_pnr:.0f} s")
-    return {"bitstream": str(bit), "fmax_mhz": rep["fmax_mhz"], "clock_mhz": dev.clock_mhz,
+    cp = timing["critical_path"]
+    if cp:
+        _log(f"critical path {cp['delay_ns']} ns ({cp['logic_ns']} logic, {cp['routing_ns']} routing): "
+             f"{cp['from_cell']} -> {cp['to_cell']}")
+    return {"bitstream": str(bit), "fmax_mhz": rep["fmax_mhz"], "clock_mhz": dev.clock_mhz, "timing": timing,
+            "router": router,
             "clocks": rep["clocks"], "utilisation": rep["utilisation"], "synth": syn, "device": dev.name,
             "part": dev.part, "package": pkg, "design": top,
             "wall_s": {"synth": round(t_syn, 1), "pnr": round(t_pnr, 1), "pack": round(t_pack, 1)}}

@@ -347,7 +347,8 @@ def apply_device_options(report: dict, g: HwGraph, out_dir, device=None, fps=Non
     - ``synth``: Yosys counts of the whole design (``synth=True``, or from the ECP5 run with ``bitstream``);
       ``synth="layers"`` also synthesizes each distinct layer configuration (``synth_layers``: the
       per-layer "synthesized" columns of the report; minutes for a whole BiDRN);
-    - ``bitstream``, ``fmax_mhz``, ``pnr``, ``fps_at_fmax``, ``timing_met``: with ``bitstream=True`` (ECP5
+    - ``bitstream``, ``fmax_mhz``, ``timing`` (``compile.bitstream.timing_summary``), ``pnr``, ``fps_at_fmax``,
+      ``timing_met``: with ``bitstream=True`` (ECP5
       devices; default ecp5-85f); ``fps_at_fmax`` is the estimate at min(fmax, device clock).
     Writes ``OUT/report.json``, ``OUT/report.md`` and ``OUT/report.html``. ``g`` is the graph the RTL was
     generated from (``OUT/rtl``)."""
@@ -380,6 +381,7 @@ def apply_device_options(report: dict, g: HwGraph, out_dir, device=None, fps=Non
         b = build_bitstream(rtl, out / "bitstream", device=dev)
         report["bitstream"] = b["bitstream"]
         report["fmax_mhz"] = b["fmax_mhz"]
+        report["timing"] = b["timing"]  # fmax, the critical path's ends and its logic / routing split
         report["pnr"] = b
         if b["fmax_mhz"] and est.get("fps_compute"):
             # the placed design's own rate: the compute bound scales with the clock it reaches, DRAM does not

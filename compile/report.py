@@ -205,6 +205,10 @@ def _summary_rows(report: dict) -> list[tuple[str, str]]:
         if report.get("fps_at_fmax") is not None:
             met = "met" if report.get("timing_met") else "NOT met: the fps above assumes a clock the placed design misses"
             rows.append(("fps at fmax", f"{report['fps_at_fmax']:,.1f} (timing at the device clock {met})"))
+        cp = (report.get("timing") or {}).get("critical_path")
+        if cp:
+            rows.append(("critical path", f"{cp['delay_ns']} ns ({cp['logic_ns']} ns logic, {cp['routing_ns']} ns "
+                                          f"routing): {cp['from_cell']} -> {cp['to_cell']}"))
     if report.get("vivado"):
         rows.append(("Vivado project script", str(report["vivado"])))
     rows.append(("simulation", _verdict(report)))

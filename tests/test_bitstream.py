@@ -9,7 +9,8 @@ import shutil
 import pytest
 
 from binaryhpe import BinaryHPEError
-from binaryhpe.compile.bitstream import parse_nextpnr_report, part_options
+from binaryhpe.compile.bitstream import (nextpnr_router, parse_nextpnr_report, part_options, report_critical_path,
+                                         timing_summary)
 from binaryhpe.compile.devices import load_device
 from binaryhpe.compile.flow import apply_device_options
 from example_graphs import example_graph
@@ -28,6 +29,42 @@ def test_parse_nextpnr_report_takes_the_slowest_clock():
            "utilization": {"TRELLIS_COMB": {"used": 10, "available": 24288}, "DP16KD": {"used": 0, "available": 56}}}
     p = parse_nextpnr_report(rep)
     assert p["fmax_mhz"] == 88.12 and p["utilisation"] == {"TRELLIS_COMB": {"used": 10, "available": 24288}}
+
+
+def _step(kind, delay, frm, to, net=None):
+    return {"type": kind, "delay": delay, "from": {"cell": frm, "port": "Q"}, "to": {"cell": to, "port": "DI"},
+            "net": net}
+
+
+def test_critical_path_of_the_slowest_clock_with_its_logic_routing_split():
+    # two clocks: the path of the slower one ("b") is the critical path; clock-to-out, cells and setup are
+    # logic, the wires routing
+    slow = [_step("clk-to-q", 0.4, "u.a_q", "u.a_q"), _step("routing", 1.5, "u.a_q", "u.lut", "u.a"),
+            _step("logic", 3.0, "u.mul", "u.mul"), _step("routing", 2.0, "u.mul", "u.s.sum_q", "u.p"),
+            _step("setup", 0.1, "u.s.sum_q", "u.s.sum_q")]
+    fast = [_step("clk-to-q", 0.4, "v.x", "v.x"), _step("routing", 0.5, "v.x", "v.y", "v.n")]
+    rep = {"fmax": {"posedge a": {"achieved": 150.0, "constraint": 100}, "posedge b": {"achieved": 142.0,
+                                                                                       "constraint": 100}},
+           "critical_paths": [{"from": "posedge a", "to": "posedge a", "path": fast},
+                              {"from": "posedge b", "to": "posedge b", "path": slow}]}
+    cp = report_critical_path(rep)
+    assert cp["from_cell"] == "u.a_q" and cp["to_cell"] == "u.s.sum_q"
+    assert cp["from_net"] == "u.a" and cp["to_net"] == "u.p" and cp["steps"] == 5
+    assert cp["routing_ns"] == 3.5 and cp["logic_ns"] == 3.5 and cp["setup_ns"] == 0.1 and cp["delay_ns"] == 7.0
+    assert cp["modules"] == ["u", "u.s"]
+    t = timing_summary(rep)
+    assert t["fmax_mhz"] == 142.0 and t["constraint_mhz"] == 100 and t["critical_path"] == cp
+    assert report_critical_path({"fmax": {}}) is None and timing_summary({})["critical_path"] is None
+
+
+def test_nextpnr_router_choice(monkeypatch):
+    monkeypatch.delenv("BINARYHPE_NEXTPNR_ROUTER", raising=False)
+    assert nextpnr_router() == "router2" and nextpnr_router("router1") == "router1"
+    monkeypatch.setenv("BINARYHPE_NEXTPNR_ROUTER", "router1")
+    assert nextpnr_router() == "router1" and nextpnr_router("router2") == "router2"
+    monkeypatch.setenv("BINARYHPE_NEXTPNR_ROUTER", "router9")
+    with pytest.raises(BinaryHPEError, match="router9"):
+        nextpnr_router()
 
 
 def test_ecp5_bitstream_of_a_small_design(tmp_path):
@@ -51,6 +88,13 @@ def test_ecp5_bitstream_of_a_small_design(tmp_path):
     on_disk = json.loads((out / "report.json").read_text())
     assert on_disk["bitstream"] == str(bit) and on_disk["fmax_mhz"] == rep["fmax_mhz"]
     assert "fmax" in (out / "report.md").read_text()
+    # the timing key: fmax and the critical path between two cells of the design, its delay = 1000 / fmax
+    t = on_disk["timing"]
+    assert t["fmax_mhz"] == rep["fmax_mhz"] and t["constraint_mhz"] == 100
+    cp = t["critical_path"]
+    assert cp["from_cell"] and cp["to_cell"] and cp["logic_ns"] > 0 and cp["routing_ns"] > 0
+    assert abs(cp["delay_ns"] - 1000 / rep["fmax_mhz"]) < 0.05 * cp["delay_ns"]
+    assert any(src.startswith("bhpe_") for src in cp["sources"]) and "critical path" in (out / "report.md").read_text()
     # the placed design's rate: the compute-bound estimate at min(fmax, device clock)
     clk = min(rep["fmax_mhz"], rep["pnr"]["clock_mhz"])
     assert rep["timing_met"] == (rep["fmax_mhz"] >= rep["pnr"]["clock_mhz"])

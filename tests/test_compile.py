@@ -231,7 +231,9 @@ def test_kind_facts_match_the_kinds_own_models():
     assert (m.width, m.depth, m.bits) == (32, 4 * 9, 72 * 16) and len(x.rtl_memories()["InitFile"]) == m.depth
     assert m.bram18 == x.resources()["bram18"] and set(m.placements) == {"uram", "dram"}
     assert x.op_counts() == {"binary": 2 * 72 * 16 * 9, "fixed": 0}
-    assert x.steps_at(x.pe, x.simd) == x.cycles()["ii"] and x.stream_capacity() == 2 * 9 + 8
+    # capacity: the double-buffered input (2 * SF beats), the pipeline, the 2-entry output FIFO (SIMD 8: no
+    # popcount register added, x.pipeline == 3)
+    assert x.steps_at(x.pe, x.simd) == x.cycles()["ii"] and x.pipeline == 3 and x.stream_capacity() == 2 * 9 + 9
     f = FxpMvu(name="f", n=8, cout=4, pe=2, simd=2, w_w=4, in_w=8, weights=rng.integers(-8, 8, size=(4, 8)))
     mf = f.weight_memory()
     assert (mf.width, mf.depth, mf.bits) == (16, 8, 8 * 4 * 4) and mf.bram18 == f.resources()["bram18"]

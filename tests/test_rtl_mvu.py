@@ -19,9 +19,9 @@ RTL = HERE.parent / "hw" / "rtl"
 # only the modules each unit needs, so the test does not depend on the rest of hw/rtl
 SOURCES = {
     "bhpe_xnor_mvu": ["bhpe_xnor_mvu", "bhpe_mvu_fetch", "bhpe_mvu_core", "bhpe_popcount", "bhpe_adder_tree",
-                      "bhpe_pipe_adder_tree"],
+                      "bhpe_pipe_adder_tree", "bhpe_fifo"],
     "bhpe_fxp_mvu": ["bhpe_fxp_mvu", "bhpe_mvu_fetch", "bhpe_mvu_core", "bhpe_popcount", "bhpe_adder_tree",
-                     "bhpe_pipe_adder_tree"],
+                     "bhpe_pipe_adder_tree", "bhpe_fifo"],
 }
 
 

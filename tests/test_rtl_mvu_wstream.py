@@ -26,7 +26,8 @@ sys.path.insert(0, str(HERE / "rtl"))
 DATA = pathlib.Path(tempfile.gettempdir()) / "binaryhpe_mvu_wstream"
 RTL = HERE.parent / "hw" / "rtl"
 SOURCES = [RTL / f"{m}.sv" for m in ("bhpe_mvu_wstream", "bhpe_mvu_fetch", "bhpe_mvu_core", "bhpe_popcount",
-                                     "bhpe_adder_tree", "bhpe_pipe_adder_tree")]
+                                     "bhpe_adder_tree", "bhpe_pipe_adder_tree",
+                                     "bhpe_fifo")]
 
 
 @pytest.fixture(autouse=True)

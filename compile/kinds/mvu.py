@@ -167,6 +167,21 @@ class _MvuBase(HwLayer):
         """The RTL's ``TreeLevels``: adder / popcount tree levels between registers (0: none)."""
         return mvu_pipelining(self.BINARY, self.simd, self.clock_mhz)[1]
 
+    def _pipe_ff(self) -> int:
+        """Flip-flops of the registers added for the clock and of the output FIFO's second entry (not in the
+        calibrated fits): the multipliers' outputs, the tree's registered nodes, the step flags beside them."""
+        pe, simd = self.pe, self.simd
+        w = clog2(simd + 1) if self.BINARY else self.acc_w
+        extra = self.pipeline - MVU_PIPELINE
+        ff = pe * self.acc_w + 3 * extra + 3  # FIFO entry + pointers, flags
+        if self.mul_reg and not self.BINARY:
+            ff += pe * simd * (self._in_width() + self._w_elem_w())
+        lv, d = self.tree_levels, clog2(simd) if simd > 1 else 0
+        for h in range(1, d):  # registered node heights: multiples of the levels a stage, below the root
+            if lv and h % lv == 0:
+                ff += (pe + (1 if self.BINARY else 0)) * (1 << (d - h)) * w
+        return ff
+
     @property
     def pipeline(self) -> int:
         """Register stages from an accepted input beat to the output register: MVU_PIPELINE + the multiplier
@@ -211,7 +226,8 @@ class _MvuBase(HwLayer):
 
     def stream_capacity(self) -> int:
         # the input buffer of a pixel's SF beats (twice: double buffered) + pipeline (a step a register)
-        return 2 * self.sf + 8 + self.pipeline - MVU_PIPELINE
+        # + the output FIFO's second entry
+        return 2 * self.sf + 9 + self.pipeline - MVU_PIPELINE
 
     def weight_memory(self) -> WeightMemory:
         """The ROM of NF*SF words of PE*SIMD weights (none, ``bram18`` 0, when streamed); it may move to
@@ -391,6 +407,7 @@ class XnorMvu(_MvuBase):
             if self.nf > 1:
                 lut += _lutram(2 * simd, self.sf)
             ff = 2 * simd + pe * (clog2(simd + 1) + 2 * acc) + clog2(simd + 1) + 2 * clog2(depth + 1) + 8 + width
+            ff += self._pipe_ff()
             return {"lut": int(round(lut)), "ff": int(ff), "bram18": 0, "dsp": 0}
         const = depth == 1
         bram = xnor_rom_bram18(width, depth)
@@ -403,6 +420,7 @@ class XnorMvu(_MvuBase):
         ff = 2 * simd + pe * (clog2(simd + 1) + 2 * acc) + clog2(simd + 1) + 3 * clog2(depth + 1) + 8
         if not const and bram == 0:
             ff += width  # the weight word register (inside the block RAM otherwise)
+        ff += self._pipe_ff()
         return {"lut": int(round(lut)), "ff": int(ff), "bram18": bram, "dsp": 0}
 
 
@@ -498,7 +516,7 @@ class FxpMvu(_MvuBase):
             lut += _lutram(width, depth)
         if self.nf > 1:
             lut += _lutram(simd * (self.in_w + 1), self.sf)  # input buffer (data + mask)
-        ff = simd * (self.in_w + 1) + width + 3 * pe * acc + 3 * clog2(depth + 1) + 8
+        ff = simd * (self.in_w + 1) + width + 3 * pe * acc + 3 * clog2(depth + 1) + 8 + self._pipe_ff()
         dsp = pe * simd * math.ceil(wa / 48)
         return {"lut": int(lut), "ff": int(ff), "bram18": bram, "dsp": int(dsp)}
 

@@ -17,6 +17,10 @@ import numpy as np
 from binaryhpe.compile.kinds.base import HwLayer, StreamSpec, clog2
 from binaryhpe.compile.kinds.plumbing import StreamKind, _bram18, _check_lanes, _lutram
 
+#: cycles from a read's issue to its beat at the output (``bhpe_swg``: the read address register, the read
+#: data register, the output FIFO's register)
+SWG_READ_PIPE = 3
+
 
 @dataclass
 class SlidingWindow(StreamKind, HwLayer):
@@ -91,9 +95,10 @@ class SlidingWindow(StreamKind, HwLayer):
         the row ``rows`` older was released); the reader issues one beat a cycle, starts output row ``oy``
         the cycle after the last input row it needs (``min(H-1, S*oy-Pad+K-1)``) is complete and after the
         previous output row; it releases rows older than ``S*oy-Pad`` when row ``oy`` starts (visible the
-        next cycle) and the whole frame after its last issue, or, when rows after the last window (floor
-        division) arrive later, the cycle after the last row is counted; the next frame waits for that. An issued beat leaves the output 2 cycles
-        later (read register, output FIFO). Cycle 0 is the first input beat.
+        next cycle) and the whole frame in the drain step: the cycle after its last issue, or, when rows
+        after the last window (floor division) arrive later, the cycle after the last row is counted; the
+        next frame waits for that. An issued beat leaves the output :data:`SWG_READ_PIPE` cycles later (read
+        address register, read data register, output FIFO). Cycle 0 is the first input beat.
         """
         h, k, s, pad, R = self.h, self.k, self.s, self.pad, self.rows
         rw = self.w * self.c // self.lanes                     # beats an input row
@@ -117,7 +122,7 @@ class SlidingWindow(StreamKind, HwLayer):
             if pending is not None and (pending[0] + 1) * h - 1 < len(we):
                 # frame end: its rows are released once the last one arrived (the drain step)
                 pf, last_issue = pending
-                t = max(last_issue + 1, we[(pf + 1) * h - 1] + 2)
+                t = max(last_issue + 2, we[(pf + 1) * h - 1] + 2)
                 for j in range(base, h):
                     free[pf * h + j] = t
                 base, frame_ok, pending = 0, t, None
@@ -138,8 +143,8 @@ class SlidingWindow(StreamKind, HwLayer):
                 progress = True
             if not progress:  # pragma: no cover - the ring always suffices (K + S rows)
                 raise RuntimeError(f"{self.name}: line buffer schedule deadlocked")
-        first_out = [rs[f * oh] + 2 for f in range(frames)]
-        last_out = [re[f * oh + oh - 1] + 2 for f in range(frames)]
+        first_out = [rs[f * oh] + SWG_READ_PIPE for f in range(frames)]
+        last_out = [re[f * oh + oh - 1] + SWG_READ_PIPE for f in range(frames)]
         return {"first_out": first_out, "last_out": last_out}
 
     # --- the kind interface (compile/kinds/base.py; the rest from StreamKind) ----------------------------
@@ -149,7 +154,8 @@ class SlidingWindow(StreamKind, HwLayer):
         return [self.lanes]  # its consumer's SIMD, set with the consumer's folding
 
     def stream_capacity(self) -> int:
-        return self.rows * self.w * (self.c // self.lanes) + 4  # the line buffer ring
+        # the line buffer ring + the read pipeline (2 reads in flight, the 4-entry output FIFO) + 1
+        return self.rows * self.w * (self.c // self.lanes) + 7
 
     @property
     def start_fraction(self) -> float:
@@ -178,10 +184,10 @@ class SlidingWindow(StreamKind, HwLayer):
 
     def resources(self) -> dict:
         """First-order model: (K+S)-row line buffer (BRAM18 by aspect, LUT RAM when small), ~12 counters,
-        a 2-beat output FIFO and the address arithmetic."""
+        the read data register and a 4-beat output FIFO, the address arithmetic and its register."""
         bw = self.lanes * self.elem_w
         depth = self.rows * self.w * self.c // self.lanes
         b = _bram18(bw, depth)
         aw = max(1, clog2(depth))
-        return {"lut": (0 if b else _lutram(bw, depth)) + 6 * aw + 80 + bw, "ff": 3 * bw + 2 * aw + 70,
+        return {"lut": (0 if b else _lutram(bw, depth)) + 6 * aw + 80 + bw, "ff": 5 * bw + 3 * aw + 70,
                 "bram18": b, "dsp": 0}

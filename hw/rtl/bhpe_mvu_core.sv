@@ -8,7 +8,7 @@
 // Input: one registered fetch step a cycle (operand act_i, mask_i, weight word wgt_i, first_i / last_i
 // synapse-fold flags, valid_i). Stage 2 forms, per PE, the dot product of one synapse fold and registers
 // it; stage 3 accumulates over the SF synapse folds and hands the Pe accumulators to the output register on
-// the last one. The pipeline advances when en_o is high (the output slot is free or draining) and holds
+// the last one. The pipeline advances when en_o is high (the 2-entry output FIFO has room) and holds
 // every register otherwise, so a stall of any length loses nothing.
 //
 // Stage 2 can be cut for the clock (Extra = bhpe_pkg::mvu_extra_stages(Binary, Simd, MulReg, TreeLevels)
@@ -47,8 +47,6 @@ module bhpe_mvu_core #(
   output logic                  out_tvalid,
   input  logic                  out_tready
 );
-  logic out_valid_q;
-  assign en_o = ~out_valid_q | out_tready;
 
   // ---- stage 2: per-PE dot product of one synapse fold (registered) ---------------------------------
   localparam int unsigned Extra = bhpe_pkg::mvu_extra_stages(Binary, Simd, MulReg, TreeLevels);
@@ -168,32 +166,35 @@ module bhpe_mvu_core #(
     end
   end
 
-  // ---- stage 3: accumulate, hand a beat to the output register on the last synapse fold ------------
-  logic [AccW-1:0] acc_q [Pe];
-  logic [AccW-1:0] acc_d [Pe];
-  logic [AccW-1:0] out_q [Pe];
+  // ---- stage 3: accumulate, push a beat into the output FIFO on the last synapse fold ---------------
+  // The output is a 2-entry FIFO (bhpe_fifo): the pipeline advances while it has room (en_o = its
+  // in_tready, a register compare), so out_tready reaches the FIFO's pointers only, never the pipeline's
+  // enables; with a ready consumer it holds at most one beat and the rate and latency are those of a
+  // single output register.
+  logic [AccW-1:0]    acc_q [Pe];
+  logic [AccW-1:0]    acc_d [Pe];
+  logic [Pe*AccW-1:0] acc_flat;
+  logic               out_push;
 
   always_comb begin
     for (int p = 0; p < Pe; p++) begin
       acc_d[p] = (first2_q ? '0 : acc_q[p]) + term[p];
     end
   end
-
-  always_ff @(posedge clk_i) begin
-    if (!rst_ni) out_valid_q <= 1'b0;
-    else if (en_o) out_valid_q <= valid2_q & last2_q;
-  end
-  always_ff @(posedge clk_i) begin
-    if (en_o && valid2_q) begin
-      acc_q <= acc_d;
-      if (last2_q) out_q <= acc_d;
-    end
-  end
-
-  assign out_tvalid = out_valid_q;
   for (genvar p = 0; p < Pe; p++) begin : gen_out_lane
-    assign out_tdata[p*AccW +: AccW] = out_q[p];
+    assign acc_flat[p*AccW +: AccW] = acc_d[p];
   end
+
+  always_ff @(posedge clk_i) begin
+    if (en_o && valid2_q) acc_q <= acc_d;
+  end
+
+  assign out_push = valid2_q & last2_q;
+  bhpe_fifo #(.Width(Pe * AccW), .Depth(2)) u_out_fifo (
+    .clk_i, .rst_ni,
+    .in_tdata(acc_flat), .in_tvalid(out_push), .in_tready(en_o),
+    .out_tdata, .out_tvalid, .out_tready
+  );
 
   // ---- stream protocol check of the stream this module drives (simulation only) ---------------------
   bhpe_stream_assert #(.DataW(Pe*AccW)) u_out_assert (

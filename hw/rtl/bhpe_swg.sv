@@ -20,8 +20,15 @@
 // Rows = K + S lets the writer bring in the S rows of the next output row while the current one is
 // emitted, so the generator runs at max(input beats, output beats) a frame; it cannot deadlock
 // because an output row never needs more than K + S held rows.
-// Reads go through a 2-entry output FIFO (bhpe_fifo) with credit counting, so out_tready never
-// reaches the memory read enable's register stage and one beat a cycle is sustained.
+// A read is issued, its address registered (the address arithmetic and the block RAM's address setup are
+// separate clock cycles), the memory read, and the data goes through a 4-entry output FIFO (bhpe_fifo) with
+// credit counting (a read is issued while issued + in flight + held < 4), so out_tready reaches no logic
+// but the FIFO's (not the read issue, not the counters) and one beat a cycle is sustained: a window element
+// leaves 3 cycles after its issue.
+// For the clock, the row accounting keeps two sums in registers of their own: avail_q = base_row + full_rows
+// (the rows of the reader's frame that are complete) and last_row_q (the last row the current output row
+// needs). A frame's rows are released the cycle after its last read is issued at the earliest (the drain
+// step), so the registered read of a row never meets the write of the next frame's row into its slot.
 module bhpe_swg #(
   parameter int unsigned ElemW = 8,
   parameter int unsigned Lanes = 1,
@@ -61,6 +68,8 @@ module bhpe_swg #(
   // signed coordinates span [-Pad, S*(max(OH,OW)-1) - Pad + K - 1 + S] and must hold H + Rows
   localparam int unsigned CoordW   = $clog2(MaxHW + 2 * Pad + K + 2 * S + 1) + 2;
   typedef logic signed [CoordW-1:0] coord_t;
+  // the last input row output row 0 needs, min(K - 1 - Pad, H - 1)
+  localparam coord_t LastRow0 = (K - 1 - Pad > H - 1) ? coord_t'(H - 1) : coord_t'(K - 1 - Pad);
 
   if (C % Lanes != 0) begin : gen_bad_lanes
     $error("bhpe_swg: Lanes must divide C");
@@ -83,13 +92,16 @@ module bhpe_swg #(
   logic [BeatW-1:0] mem [Depth];
   logic [BeatW-1:0] rdata_q;
   logic             wr_en, rd_en;
-  logic [AddrW-1:0] waddr, raddr;
+  logic [AddrW-1:0] waddr, raddr, raddr_q;  // raddr_q: the issued read's address, registered
 
   always_ff @(posedge clk_i) begin
     if (wr_en) mem[waddr] <= in_tdata;
   end
   always_ff @(posedge clk_i) begin
-    if (rd_en) rdata_q <= mem[raddr];
+    if (rd_en) rdata_q <= mem[raddr_q];
+  end
+  always_ff @(posedge clk_i) begin
+    raddr_q <= raddr;
   end
 
   // ---------------------------------------------------------------- shared row accounting
@@ -126,30 +138,37 @@ module bhpe_swg #(
   logic           active_q, active_d;          // current output row has its rows
   logic           drain_q, drain_d;            // frame issued, waiting for its unused last rows
   logic           frame_in;
-  coord_t         ry, rx, last_row;
+  coord_t         ry, rx;
+  coord_t         last_row_q, last_row_d;  // min(ry0 + K - 1, H - 1)
+  coord_t         last_row_nx;             // the next output row's, min(ry0 + S + K - 1, H - 1)
+  coord_t         avail_q, avail_d;        // base_row + full_rows
+  logic           frame_rel;               // this cycle releases the reader's frame (avail drops by H)
   logic [FullW-1:0] rel;  // ry - base_row, in [0, Rows) for a non-padding tap
   logic           ready_cond, row_ok, pad, issue;
   logic           last_cb, last_kx, last_ky, last_ox, last_oy;
 
-  // output stage: read data register -> 2-entry FIFO, credit counted
-  logic             infl_q, infl_pad_q;
-  logic [1:0]       ob_cnt_q, ob_cnt_d;
+  // output stage: read address register -> read data register -> 4-entry FIFO, credit counted
+  logic             iss_q, iss_pad_q, rd_q;  // the issued read, address registered (raddr_q)
+  logic             infl_q, infl_pad_q;      // its data, in rdata_q
+  logic [2:0]       ob_cnt_q, ob_cnt_d;
   logic             pop;
   logic [BeatW:0]   ob_in, ob_out;
   logic             ob_in_ready;
 
   assign ry       = ry0_q + coord_t'(ky_q);
   assign rx       = rx0_q + coord_t'(kx_q);
-  assign last_row = (ry0_q + coord_t'(K - 1) > coord_t'(H - 1)) ? coord_t'(H - 1) : ry0_q + coord_t'(K - 1);
+  assign last_row_nx = (ry0_q + coord_t'(S + K - 1) > coord_t'(H - 1)) ? coord_t'(H - 1)
+                                                                      : ry0_q + coord_t'(S + K - 1);
+  assign avail_d    = avail_q + coord_t'(row_done) - (frame_rel ? coord_t'(H) : '0);
   // every row of the reader's frame is complete (frame end: rows no window uses must arrive too)
-  assign frame_in = (base_row_q + coord_t'(full_rows_q)) >= coord_t'(H);
-  assign ready_cond = (base_row_q + coord_t'(full_rows_q)) > last_row;
+  assign frame_in = avail_q >= coord_t'(H);
+  assign ready_cond = avail_q > last_row_q;
   assign row_ok   = active_q | (ready_cond & ~drain_q);
   assign pad      = (ry < 0) || (ry >= coord_t'(H)) || (rx < 0) || (rx >= coord_t'(W));
   assign pop      = out_tvalid & out_tready;
-  // issue a read when the FIFO will have room for it when its data arrives
-  assign issue    = row_ok & (((ob_cnt_q + 2'(infl_q)) < 2'd2) | pop);
-  assign rd_en    = issue & ~pad;
+  // issue a read when the FIFO will have room for it when its data arrives, whatever the consumer does
+  assign issue    = row_ok & ((ob_cnt_q + 3'(iss_q) + 3'(infl_q)) < 3'd4);
+  assign rd_en    = rd_q;
   assign rel      = FullW'(ry - base_row_q);
   assign raddr    = AddrW'(AddrW'(slot_add(base_slot_q, rel)) * AddrW'(RowWords)
                          + AddrW'(rx) * AddrW'(CB) + AddrW'(cb_q));
@@ -167,16 +186,19 @@ module bhpe_swg #(
     kx_d        = kx_q;
     cb_d        = cb_q;
     ry0_d       = ry0_q;
+    last_row_d  = last_row_q;
     rx0_d       = rx0_q;
     active_d    = active_q;
     drain_d     = drain_q;
     base_row_d  = base_row_q;
     base_slot_d = base_slot_q;
+    frame_rel   = 1'b0;
     full_rows_d = full_rows_q + FullW'(row_done);
     // start of an output row: release the rows it no longer needs
     // end of a frame whose last rows arrived after its last window: release it now
     if (drain_q && frame_in) begin
       drain_d     = 1'b0;
+      frame_rel   = 1'b1;
       base_slot_d = slot_add(base_slot_q, FullW'(coord_t'(H) - base_row_q));
       full_rows_d = full_rows_d - FullW'(coord_t'(H) - base_row_q);
       base_row_d  = '0;
@@ -203,16 +225,10 @@ module bhpe_swg #(
               active_d = 1'b0;
               oy_d     = last_oy ? '0 : oy_q + OyW'(1);
               ry0_d    = last_oy ? -coord_t'(Pad) : ry0_q + coord_t'(S);
-              if (last_oy) begin
-                // end of the frame: release all its rows once they all arrived
-                if (frame_in) begin
-                  base_slot_d = slot_add(base_slot_d, FullW'(coord_t'(H) - base_row_d));
-                  full_rows_d = full_rows_d - FullW'(coord_t'(H) - base_row_d);
-                  base_row_d  = '0;
-                end else begin
-                  drain_d = 1'b1;
-                end
-              end
+              last_row_d = last_oy ? LastRow0 : last_row_nx;
+              // end of the frame: release all its rows once they all arrived and its last read is done
+              // (the drain step, the next cycle at the earliest)
+              if (last_oy) drain_d = 1'b1;
             end
           end
         end
@@ -221,14 +237,14 @@ module bhpe_swg #(
   end
 
   always_comb begin
-    ob_cnt_d = ob_cnt_q + 2'(infl_q) - 2'(pop);
+    ob_cnt_d = ob_cnt_q + 3'(infl_q) - 3'(pop);
   end
 
   assign ob_in = {infl_pad_q, infl_pad_q ? '0 : rdata_q};
 
   bhpe_fifo #(
     .Width(BeatW + 1),
-    .Depth(2)
+    .Depth(4)
   ) u_out_fifo (
     .clk_i,
     .rst_ni,
@@ -259,6 +275,11 @@ module bhpe_swg #(
       cb_q        <= '0;
       ry0_q       <= -coord_t'(Pad);
       rx0_q       <= -coord_t'(Pad);
+      last_row_q  <= LastRow0;
+      avail_q     <= '0;
+      iss_q       <= 1'b0;
+      iss_pad_q   <= 1'b0;
+      rd_q        <= 1'b0;
       active_q    <= 1'b0;
       drain_q     <= 1'b0;
       infl_q      <= 1'b0;
@@ -277,10 +298,15 @@ module bhpe_swg #(
       cb_q        <= cb_d;
       ry0_q       <= ry0_d;
       rx0_q       <= rx0_d;
+      last_row_q  <= last_row_d;
+      avail_q     <= avail_d;
+      iss_q       <= issue;
+      iss_pad_q   <= pad;
+      rd_q        <= issue & ~pad;
       active_q    <= active_d;
       drain_q     <= drain_d;
-      infl_q      <= issue;
-      infl_pad_q  <= pad;
+      infl_q      <= iss_q;
+      infl_pad_q  <= iss_pad_q;
       ob_cnt_q    <= ob_cnt_d;
     end
   end
