@@ -1,0 +1,43 @@
+"""The registers the matrix-vector units add for the clock (kinds.mvu.mvu_pipelining) follow the device's clock,
+and the cycle model, the RTL parameters and the FIFO-sizing capacity follow them."""
+
+import numpy as np
+
+from binaryhpe.compile.devices import load_device
+from binaryhpe.compile.folding import pipeline_for_clock
+from binaryhpe.compile.graph import HwGraph
+from binaryhpe.compile.kinds.mvu import MVU_PIPELINE, FxpMvu, XnorMvu, mvu_pipelining, tree_stages
+
+
+def test_tree_stages_counts_registered_levels_below_the_root():
+    # a tree of 2^D leaves has D adder levels; registers sit at heights L, 2L, ... below the root (height D)
+    assert [tree_stages(n, 1) for n in (1, 2, 3, 4, 8, 9, 16, 27)] == [0, 0, 1, 1, 2, 3, 3, 4]
+    assert [tree_stages(n, 2) for n in (2, 4, 8, 16, 27, 64)] == [0, 0, 1, 1, 2, 2]
+    assert tree_stages(64, 0) == 0 and tree_stages(1, 3) == 0
+
+
+def test_pipelining_follows_the_clock():
+    assert mvu_pipelining(False, 8, 100.0) == (True, 2)   # ECP5-85F, Zynq-7020
+    assert mvu_pipelining(False, 8, 250.0) == (True, 1)   # Alveo U250
+    assert mvu_pipelining(True, 32, 250.0) == (False, 0)  # a popcount of 32 bits stays combinational
+    assert mvu_pipelining(True, 64, 100.0) == (False, 3) and mvu_pipelining(True, 64, 200.0) == (False, 2)
+
+
+def test_device_clock_sets_each_mvu_and_its_latency():
+    rng = np.random.default_rng(1)
+    f = FxpMvu(name="f", n=27, cout=4, pe=2, simd=27, pixels=5, weights=rng.integers(-128, 128, size=(4, 27)))
+    x = XnorMvu(name="x", n=72, cout=4, pe=1, simd=72, pixels=5, weights=rng.choice([-1, 1], size=(4, 72)))
+    g = HwGraph(input="a", output="b")
+    g.layers = [f, x]
+    for dev, f_extra, x_extra in (("ecp5-85f", 1 + 2, 2), ("zu3eg", 1 + 4, 3)):
+        clock = load_device(dev).clock_mhz
+        pipeline_for_clock(g, clock)
+        assert f.clock_mhz == x.clock_mhz == clock
+        # FxpMvu: the multiplier register + tree registers (27 terms: 5 levels); XnorMvu: the popcount's (7 levels)
+        assert f.pipeline == MVU_PIPELINE + f_extra and x.pipeline == MVU_PIPELINE + x_extra
+        assert f.cycles() == {"ii": 5 * 2, "latency": 5 * 2 + f.pipeline}
+        p = f.rtl_params()
+        assert p["MulReg"] == 1 and p["TreeLevels"] == mvu_pipelining(False, 27, clock)[1]
+        assert x.rtl_params()["TreeLevels"] == mvu_pipelining(True, 72, clock)[1] and "MulReg" not in x.rtl_params()
+        # every added register can hold one step: the FIFO sizing sees them
+        assert f.stream_capacity() == 2 * f.sf + 9 + f_extra and x.stream_capacity() == 2 * x.sf + 9 + x_extra
