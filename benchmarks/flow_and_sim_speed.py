@@ -9,9 +9,10 @@ concurrent assertions) and as now (sim/netsim.py, hw/rtl/bhpe_stream_assert.sv),
 ``--repeat`` runs each, alternating, so that both see the same machine load. Three rates: the report's
 ``sim_cycles_per_s`` (every simulated cycle over the run's wall time); as the report had it before, the cycles up
 to the last output over the same wall time (the drain after it was simulated but not counted); and every
-simulated cycle per CPU second of the simulator process, which depends less on what else the machine runs.
+simulated cycle per CPU second of the simulator process, which depends less on what else the machine runs. The
+profile-guided build (``netsim.build(pgo=True)``) runs beside them unless ``--no-pgo``.
 
-    .venv/bin/python benchmarks/flow_and_sim_speed.py [--repeat N] [--no-before] [--no-device]
+    .venv/bin/python benchmarks/flow_and_sim_speed.py [--repeat=N] [--no-before] [--no-pgo] [--no-device]
 """
 
 import pathlib
@@ -59,7 +60,7 @@ def build_before(rtl: pathlib.Path, work: pathlib.Path) -> tuple[pathlib.Path, f
     return obj / "Vsim", time.time() - t
 
 
-def compare_speed(out: pathlib.Path, repeat: int) -> None:
+def compare_speed(out: pathlib.Path, repeat: int, pgo: bool = True) -> None:
     from binaryhpe.sim import netsim
 
     rtl = out / "rtl"
@@ -70,15 +71,21 @@ def compare_speed(out: pathlib.Path, repeat: int) -> None:
     after = netsim.build(rtl, sorted((rtl / "lib").glob("*.sv")), verbose=False)
     t_after = time.time() - t
     before, t_before = build_before(rtl, pathlib.Path(tempfile.mkdtemp(prefix="bhpe_before_")))
+    models = [("before", before), ("after", after)]
     print(f"\n== simulation speed, before and after ({len(ins)} frames, {repeat} runs each, alternating) ==")
     print(f"model build: before {t_before:.1f} s (uncached); after {t_after:.1f} s (from the cache when the flow "
           "above built it)")
+    if pgo:
+        t = time.time()
+        models.append(("pgo", netsim.build(rtl, sorted((rtl / "lib").glob("*.sv")), verbose=False, pgo=True)))
+        print(f"profile-guided build (netsim.build(pgo=True), BINARYHPE_SIM_PGO=1): {time.time() - t:.1f} s "
+              "(from the cache when built before)")
     for stall in (0.0, 0.3):
-        rates = {"before": [], "after": []}
-        done_rates = {"before": [], "after": []}
-        cpu_rates = {"before": [], "after": []}
+        rates = {name: [] for name, _ in models}
+        done_rates = {name: [] for name, _ in models}
+        cpu_rates = {name: [] for name, _ in models}
         for _ in range(repeat):
-            for name, exe in (("before", before), ("after", after)):
+            for name, exe in models:
                 ru = resource.getrusage(resource.RUSAGE_CHILDREN)
                 r = netsim.simulate(g, exe, rtl, ins, stall_in=stall, stall_out=stall, seed=1)
                 ru2 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -98,6 +105,10 @@ def compare_speed(out: pathlib.Path, repeat: int) -> None:
         bc, ac = statistics.median(cpu_rates["before"]), statistics.median(cpu_rates["after"])
         print(f"           per CPU second of the simulator (less sensitive to the machine's load): before {bc:,.0f}, "
               f"after {ac:,.0f} ({ac / bc:.2f}x)")
+        if pgo:
+            pw, pc = statistics.median(rates["pgo"]), statistics.median(cpu_rates["pgo"])
+            print(f"           profile-guided build: {pw:,.0f} cycles/s, {pc:,.0f} per CPU second ({pc / bc:.2f}x "
+                  "before)")
 
 
 def main(argv: list[str]) -> None:
@@ -116,7 +127,7 @@ def main(argv: list[str]) -> None:
     print(f"predicted: frame interval {rep['predicted_cycles_per_frame']}, latency {rep['predicted_latency_cycles']}")
     print("steps: " + ", ".join(f"{s['name']} {s['seconds']:.2f} s" for s in rep["steps"]))
     if "--no-before" not in argv:
-        compare_speed(out, repeat)
+        compare_speed(out, repeat, pgo="--no-pgo" not in argv)
     if "--no-device" not in argv:
         t = time.time()
         dev = build(str(out / "model.onnx"), out / "device", device="ecp5-85f")

