@@ -86,6 +86,34 @@ def _cell_name(end: dict) -> str | None:
     return end.get("cell") if isinstance(end, dict) else None
 
 
+def critical_path(log_text: str) -> dict:
+    """The worst clock-to-clock path of a nextpnr log, compactly: ``{"clock", "fmax_mhz", "delay_ns",
+    "logic_ns", "routing_ns", "from", "to", "sources"}``; ``sources`` lists the RTL lines the path runs through
+    (``file:line``, in path order, each once), ``from`` / ``to`` the first and last cell."""
+    fm = re.findall(r"Max frequency for clock '([^']+)': ([\d.]+) MHz", log_text)
+    blocks = re.findall(r"Critical path report for clock '([^']+)' \(posedge -> posedge\):\n(.*?)"
+                        r"Info: ([\d.]+) ns logic, ([\d.]+) ns routing", log_text, re.S)
+    if not blocks:
+        return {}
+    clock, body, logic, routing = blocks[-1]
+    srcs: list[str] = []
+    for m in re.finditer(r"Defined in:\n((?:Info:\s{20,}\S.*\n)+)", body):
+        for line in m.group(1).splitlines():
+            s = line.split("Info:", 1)[1].strip()
+            s = re.sub(r"^_src/", "", s)
+            if "/share/" in s:
+                continue
+            s = re.sub(r"(\.sv:\d+)[.\d-]*", r"\1", s)
+            if s not in srcs:
+                srcs.append(s)
+    cells = re.findall(r"(?:Source|Sink) (\S+)", body)
+    fmax = dict(fm).get(clock)
+    return {"clock": clock, "fmax_mhz": float(fmax) if fmax else None,
+            "delay_ns": round(float(logic) + float(routing), 2), "logic_ns": float(logic),
+            "routing_ns": float(routing), "from": cells[0] if cells else None, "to": cells[-1] if cells else None,
+            "sources": srcs}
+
+
 def report_critical_path(rep: dict) -> dict | None:
     """The slowest clock's critical path from nextpnr's ``--report`` JSON: ``{"from_cell", "from_port",
     "to_cell", "to_port", "from_net", "to_net", "delay_ns", "logic_ns", "routing_ns", "setup_ns", "steps",
@@ -124,14 +152,13 @@ def report_critical_path(rep: dict) -> dict | None:
 def timing_summary(rep: dict, log_text: str = "") -> dict:
     """The ``timing`` key of a build report: ``fmax_mhz``, ``constraint_mhz`` and ``critical_path``
     (:func:`report_critical_path` of the report JSON, with ``sources``: the RTL lines the path runs through,
-    from nextpnr's log, ``compile.engine.synth.critical_path``)."""
-    from binaryhpe.compile.engine.synth import critical_path as log_critical_path
+    from nextpnr's log, :func:`critical_path`)."""
 
     p = parse_nextpnr_report(rep)
     cons = [v.get("constraint") for v in rep.get("fmax", {}).values() if v.get("constraint") is not None]
     cp = report_critical_path(rep)
     if cp is not None and log_text:
-        cp["sources"] = log_critical_path(log_text).get("sources", [])
+        cp["sources"] = critical_path(log_text).get("sources", [])
     return {"fmax_mhz": p["fmax_mhz"], "constraint_mhz": min(cons) if cons else None, "critical_path": cp}
 
 

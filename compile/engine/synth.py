@@ -23,6 +23,7 @@ import shutil
 import tempfile
 
 from binaryhpe import BinaryHPEError
+from binaryhpe.compile.bitstream import critical_path  # noqa: F401 (the nextpnr log's worst path, for callers here)
 from binaryhpe.sim.toolchain import library_order, rtl_dir, rtl_library
 
 ENGINE_TOP = "bhpe_engine"
@@ -214,30 +215,3 @@ def engine_bitstream(cfg, out_dir, device="ecp5-85f", seed: int = 1, timeout: in
     (out / "engine_bitstream.json").write_text(json.dumps(res, indent=1))
     return res
 
-
-def critical_path(log_text: str) -> dict:
-    """The worst clock-to-clock path of a nextpnr log, compactly: ``{"clock", "fmax_mhz", "delay_ns",
-    "logic_ns", "routing_ns", "from", "to", "sources"}``; ``sources`` lists the RTL lines the path runs through
-    (``file:line``, in path order, each once), ``from`` / ``to`` the first and last cell."""
-    fm = re.findall(r"Max frequency for clock '([^']+)': ([\d.]+) MHz", log_text)
-    blocks = re.findall(r"Critical path report for clock '([^']+)' \(posedge -> posedge\):\n(.*?)"
-                        r"Info: ([\d.]+) ns logic, ([\d.]+) ns routing", log_text, re.S)
-    if not blocks:
-        return {}
-    clock, body, logic, routing = blocks[-1]
-    srcs: list[str] = []
-    for m in re.finditer(r"Defined in:\n((?:Info:\s{20,}\S.*\n)+)", body):
-        for line in m.group(1).splitlines():
-            s = line.split("Info:", 1)[1].strip()
-            s = re.sub(r"^_src/", "", s)
-            if "/share/" in s:
-                continue
-            s = re.sub(r"(\.sv:\d+)[.\d-]*", r"\1", s)
-            if s not in srcs:
-                srcs.append(s)
-    cells = re.findall(r"(?:Source|Sink) (\S+)", body)
-    fmax = dict(fm).get(clock)
-    return {"clock": clock, "fmax_mhz": float(fmax) if fmax else None,
-            "delay_ns": round(float(logic) + float(routing), 2), "logic_ns": float(logic),
-            "routing_ns": float(routing), "from": cells[0] if cells else None, "to": cells[-1] if cells else None,
-            "sources": srcs}
