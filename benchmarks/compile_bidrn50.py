@@ -86,8 +86,8 @@ def time_export(model, x, out: pathlib.Path, before: bool = True) -> pathlib.Pat
         infer_shapes_file(ref)
         t_old, c_old = time.time() - t, time.process_time() - c
         same = ref.read_bytes() == path.read_bytes()
-        print(f"  before (traced at the full input {tuple(x.shape)}): {t_full + t_old:.1f} s wall, {c_full + c_old:.1f} "
-              f"s CPU (Brevitas {t_full:.1f} s / {c_full:.1f} s, the same passes {t_old:.1f} s / {c_old:.1f} s); files "
+        print(f"  before (traced at the full input {tuple(x.shape)}): {t_full + t_old:.1f} s wall, "
+              f"{c_full + c_old:.1f} s CPU (Brevitas {t_full:.1f} s / {c_full:.1f} s, the same passes {t_old:.1f} s / {c_old:.1f} s); files "
               f"identical: {same}", flush=True)
         if not same:
             raise SystemExit("the small trace gave a different file from the full-size trace")
