@@ -87,7 +87,8 @@ def time_export(model, x, out: pathlib.Path, before: bool = True) -> pathlib.Pat
         t_old, c_old = time.time() - t, time.process_time() - c
         same = ref.read_bytes() == path.read_bytes()
         print(f"  before (traced at the full input {tuple(x.shape)}): {t_full + t_old:.1f} s wall, "
-              f"{c_full + c_old:.1f} s CPU (Brevitas {t_full:.1f} s / {c_full:.1f} s, the same passes {t_old:.1f} s / {c_old:.1f} s); files "
+              f"{c_full + c_old:.1f} s CPU (Brevitas {t_full:.1f} s / {c_full:.1f} s, the same passes {t_old:.1f} s / "
+              f"{c_old:.1f} s); files "
               f"identical: {same}", flush=True)
         if not same:
             raise SystemExit("the small trace gave a different file from the full-size trace")
