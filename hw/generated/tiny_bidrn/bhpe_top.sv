@@ -266,8 +266,8 @@ module bhpe_top (
   logic t__blocks_blocks_3_convs_2_Concat_part2_tvalid, t__blocks_blocks_3_convs_2_Concat_part2_tready;
   logic [15:0] t__blocks_blocks_3_convs_2_Concat_output_0_tdata;
   logic t__blocks_blocks_3_convs_2_Concat_output_0_tvalid, t__blocks_blocks_3_convs_2_Concat_output_0_tready;
-  logic [15:0] t_786_tdata;
-  logic t_786_tvalid, t_786_tready;
+  logic [15:0] t_785_tdata;
+  logic t_785_tvalid, t_785_tready;
   logic [63:0] t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tdata;
   logic t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tvalid, t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f00_tready;
   logic [63:0] t__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_tdata;
@@ -579,9 +579,9 @@ module bhpe_top (
   assign t__stem_q_in_act_quant_export_handler_Quant_output_0_tdata = in_tdata;
   assign t__stem_q_in_act_quant_export_handler_Quant_output_0_tvalid = in_tvalid;
   assign in_tready = t__stem_q_in_act_quant_export_handler_Quant_output_0_tready;
-  assign out_tdata = t_786_tdata;
-  assign out_tvalid = t_786_tvalid;
-  assign t_786_tready = out_tready;
+  assign out_tdata = t_785_tdata;
+  assign out_tvalid = t_785_tvalid;
+  assign t_785_tready = out_tready;
 
   bhpe_dwc #(
     .ElemW(8),
@@ -627,6 +627,8 @@ module bhpe_top (
     .InW(8),
     .WW(8),
     .AccW(21),
+    .MulReg(1),
+    .TreeLevels(2),
     .InitFile("mem/t__stem_conv_hw_Conv_InitFile.hex")
   ) u_t__stem_conv_hw_Conv (
     .clk_i(clk_i),
@@ -644,18 +646,18 @@ module bhpe_top (
   bhpe_epilogue #(
     .Lanes(8),
     .C(8),
-    .NumOps(5),
+    .NumOps(4),
     .InW(21),
     .InBW(1),
     .OutW(8),
     .HasB(0),
     .OpKind(256'h200010000),
-    .OpOutW(256'h80010001000100010),
-    .OpShift(256'h30000000000060004),
-    .OpAux(256'h1000000000000),
+    .OpOutW(256'h8001000100010),
+    .OpShift(256'h3000000060004),
+    .OpAux(256'h0),
     .OpCW(256'h900080000),
-    .OpCOff(256'h110011000800000000),
-    .OpReg(16'h1f),
+    .OpCOff(256'h11000800000000),
+    .OpReg(16'hf),
     .InitFile("mem/t__stem_qx_act_quant_export_handler_Quant_epi_InitFile.hex")
   ) u_t__stem_qx_act_quant_export_handler_Quant_epi (
     .clk_i(clk_i),
@@ -758,6 +760,7 @@ module bhpe_top (
     .Pe(8),
     .Simd(8),
     .AccW(8),
+    .TreeLevels(0),
     .InitFile("mem/t__blocks_blocks_0_convs_0_branches_0_conv_hw_Conv_InitFile.hex")
   ) u_t__blocks_blocks_0_convs_0_branches_0_conv_hw_Conv (
     .clk_i(clk_i),
@@ -773,7 +776,7 @@ module bhpe_top (
 
   bhpe_fifo #(
     .Width(64),
-    .Depth(79)
+    .Depth(82)
   ) u_fifo__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f01 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -863,7 +866,7 @@ module bhpe_top (
 
   bhpe_fifo #(
     .Width(64),
-    .Depth(108)
+    .Depth(111)
   ) u_fifo__blocks_blocks_0_pre_0_qa_act_quant_export_handler_Quant_output_0_f11 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -946,6 +949,7 @@ module bhpe_top (
     .Pe(8),
     .Simd(8),
     .AccW(8),
+    .TreeLevels(0),
     .InitFile("mem/t__blocks_blocks_0_convs_1_branches_0_conv_hw_Conv_InitFile.hex")
   ) u_t__blocks_blocks_0_convs_1_branches_0_conv_hw_Conv (
     .clk_i(clk_i),
@@ -961,7 +965,7 @@ module bhpe_top (
 
   bhpe_fifo #(
     .Width(64),
-    .Depth(83)
+    .Depth(86)
   ) u_fifo__blocks_blocks_0_pre_1_qa_act_quant_export_handler_Quant_output_0_f01 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -1050,7 +1054,7 @@ module bhpe_top (
 
   bhpe_fifo #(
     .Width(64),
-    .Depth(20)
+    .Depth(17)
   ) u_fifo__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f00 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -1119,6 +1123,7 @@ module bhpe_top (
     .Pe(4),
     .Simd(8),
     .AccW(8),
+    .TreeLevels(0),
     .InitFile("mem/t__blocks_blocks_1_convs_0_branches_0_conv_hw_Conv_InitFile.hex")
   ) u_t__blocks_blocks_1_convs_0_branches_0_conv_hw_Conv (
     .clk_i(clk_i),
@@ -1217,7 +1222,7 @@ module bhpe_top (
 
   bhpe_fifo #(
     .Width(64),
-    .Depth(12)
+    .Depth(9)
   ) u_fifo__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f11 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -1316,6 +1321,7 @@ module bhpe_top (
     .Pe(4),
     .Simd(8),
     .AccW(8),
+    .TreeLevels(0),
     .InitFile("mem/t__blocks_blocks_1_convs_0_branches_1_conv_hw_Conv_InitFile.hex")
   ) u_t__blocks_blocks_1_convs_0_branches_1_conv_hw_Conv (
     .clk_i(clk_i),
@@ -1331,7 +1337,7 @@ module bhpe_top (
 
   bhpe_fifo #(
     .Width(64),
-    .Depth(262)
+    .Depth(271)
   ) u_fifo__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f21 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -1387,6 +1393,8 @@ module bhpe_top (
     .InW(8),
     .WW(8),
     .AccW(19),
+    .MulReg(1),
+    .TreeLevels(2),
     .InitFile("mem/t__blocks_blocks_1_br_conv_hw_Conv_InitFile.hex")
   ) u_t__blocks_blocks_1_br_conv_hw_Conv (
     .clk_i(clk_i),
@@ -1669,6 +1677,7 @@ module bhpe_top (
     .Pe(8),
     .Simd(16),
     .AccW(9),
+    .TreeLevels(0),
     .InitFile("mem/t__blocks_blocks_1_convs_1_branches_0_conv_hw_Conv_InitFile.hex")
   ) u_t__blocks_blocks_1_convs_1_branches_0_conv_hw_Conv (
     .clk_i(clk_i),
@@ -1699,7 +1708,7 @@ module bhpe_top (
 
   bhpe_fifo #(
     .Width(32),
-    .Depth(188)
+    .Depth(200)
   ) u_fifo__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_output_0_f01 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -1869,7 +1878,7 @@ module bhpe_top (
 
   bhpe_fifo #(
     .Width(8),
-    .Depth(1066)
+    .Depth(1051)
   ) u_fifo__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f01 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -1925,6 +1934,8 @@ module bhpe_top (
     .InW(8),
     .WW(8),
     .AccW(20),
+    .MulReg(1),
+    .TreeLevels(2),
     .InitFile("mem/t__blocks_blocks_2_br_conv_hw_Conv_InitFile.hex")
   ) u_t__blocks_blocks_2_br_conv_hw_Conv (
     .clk_i(clk_i),
@@ -2024,6 +2035,7 @@ module bhpe_top (
     .Pe(1),
     .Simd(2),
     .AccW(5),
+    .TreeLevels(0),
     .InitFile("mem/t__blocks_blocks_2_convs_0_branches_0_conv_hw_Conv_InitFile.hex")
   ) u_t__blocks_blocks_2_convs_0_branches_0_conv_hw_Conv (
     .clk_i(clk_i),
@@ -2039,7 +2051,7 @@ module bhpe_top (
 
   bhpe_fifo #(
     .Width(8),
-    .Depth(186)
+    .Depth(194)
   ) u_fifo__blocks_blocks_2_convs_0_Split_output_0_f01 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -2167,6 +2179,7 @@ module bhpe_top (
     .Pe(1),
     .Simd(2),
     .AccW(5),
+    .TreeLevels(0),
     .InitFile("mem/t__blocks_blocks_2_convs_0_branches_1_conv_hw_Conv_InitFile.hex")
   ) u_t__blocks_blocks_2_convs_0_branches_1_conv_hw_Conv (
     .clk_i(clk_i),
@@ -2182,7 +2195,7 @@ module bhpe_top (
 
   bhpe_fifo #(
     .Width(8),
-    .Depth(186)
+    .Depth(194)
   ) u_fifo__blocks_blocks_2_convs_0_Split_output_1_f01 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -2356,6 +2369,7 @@ module bhpe_top (
     .Pe(4),
     .Simd(8),
     .AccW(8),
+    .TreeLevels(0),
     .InitFile("mem/t__blocks_blocks_2_convs_1_branches_0_conv_hw_Conv_InitFile.hex")
   ) u_t__blocks_blocks_2_convs_1_branches_0_conv_hw_Conv (
     .clk_i(clk_i),
@@ -2386,7 +2400,7 @@ module bhpe_top (
 
   bhpe_fifo #(
     .Width(8),
-    .Depth(368)
+    .Depth(392)
   ) u_fifo__blocks_blocks_2_pre_1_qa_act_quant_export_handler_Quant_output_0_f01 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -2530,6 +2544,7 @@ module bhpe_top (
     .Pe(1),
     .Simd(2),
     .AccW(5),
+    .TreeLevels(0),
     .InitFile("mem/t__blocks_blocks_2_convs_2_branches_0_conv_hw_Conv_InitFile.hex")
   ) u_t__blocks_blocks_2_convs_2_branches_0_conv_hw_Conv (
     .clk_i(clk_i),
@@ -2545,7 +2560,7 @@ module bhpe_top (
 
   bhpe_fifo #(
     .Width(8),
-    .Depth(170)
+    .Depth(178)
   ) u_fifo__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f01 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -2659,6 +2674,7 @@ module bhpe_top (
     .Pe(1),
     .Simd(2),
     .AccW(5),
+    .TreeLevels(0),
     .InitFile("mem/t__blocks_blocks_2_convs_2_branches_1_conv_hw_Conv_InitFile.hex")
   ) u_t__blocks_blocks_2_convs_2_branches_1_conv_hw_Conv (
     .clk_i(clk_i),
@@ -2674,7 +2690,7 @@ module bhpe_top (
 
   bhpe_fifo #(
     .Width(8),
-    .Depth(170)
+    .Depth(178)
   ) u_fifo__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f11 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -2788,6 +2804,7 @@ module bhpe_top (
     .Pe(1),
     .Simd(2),
     .AccW(5),
+    .TreeLevels(0),
     .InitFile("mem/t__blocks_blocks_2_convs_2_branches_2_conv_hw_Conv_InitFile.hex")
   ) u_t__blocks_blocks_2_convs_2_branches_2_conv_hw_Conv (
     .clk_i(clk_i),
@@ -2803,7 +2820,7 @@ module bhpe_top (
 
   bhpe_fifo #(
     .Width(8),
-    .Depth(170)
+    .Depth(178)
   ) u_fifo__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f21 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -2917,6 +2934,7 @@ module bhpe_top (
     .Pe(1),
     .Simd(2),
     .AccW(5),
+    .TreeLevels(0),
     .InitFile("mem/t__blocks_blocks_2_convs_2_branches_3_conv_hw_Conv_InitFile.hex")
   ) u_t__blocks_blocks_2_convs_2_branches_3_conv_hw_Conv (
     .clk_i(clk_i),
@@ -2932,7 +2950,7 @@ module bhpe_top (
 
   bhpe_fifo #(
     .Width(8),
-    .Depth(174)
+    .Depth(182)
   ) u_fifo__blocks_blocks_2_pre_2_qa_act_quant_export_handler_Quant_output_0_f31 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -3436,7 +3454,7 @@ module bhpe_top (
 
   bhpe_fifo #(
     .Width(8),
-    .Depth(3157)
+    .Depth(3320)
   ) u_fifo__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f01 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -3534,6 +3552,7 @@ module bhpe_top (
     .Pe(1),
     .Simd(2),
     .AccW(5),
+    .TreeLevels(0),
     .InitFile("mem/t__blocks_blocks_3_convs_0_branches_0_conv_hw_Conv_InitFile.hex")
   ) u_t__blocks_blocks_3_convs_0_branches_0_conv_hw_Conv (
     .clk_i(clk_i),
@@ -3549,7 +3568,7 @@ module bhpe_top (
 
   bhpe_fifo #(
     .Width(8),
-    .Depth(186)
+    .Depth(194)
   ) u_fifo__blocks_blocks_3_convs_0_Split_output_0_f01 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -3677,6 +3696,7 @@ module bhpe_top (
     .Pe(1),
     .Simd(2),
     .AccW(5),
+    .TreeLevels(0),
     .InitFile("mem/t__blocks_blocks_3_convs_0_branches_1_conv_hw_Conv_InitFile.hex")
   ) u_t__blocks_blocks_3_convs_0_branches_1_conv_hw_Conv (
     .clk_i(clk_i),
@@ -3692,7 +3712,7 @@ module bhpe_top (
 
   bhpe_fifo #(
     .Width(8),
-    .Depth(186)
+    .Depth(194)
   ) u_fifo__blocks_blocks_3_convs_0_Split_output_1_f01 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -3849,6 +3869,7 @@ module bhpe_top (
     .Pe(1),
     .Simd(2),
     .AccW(5),
+    .TreeLevels(0),
     .InitFile("mem/t__blocks_blocks_3_convs_0_branches_2_conv_hw_Conv_InitFile.hex")
   ) u_t__blocks_blocks_3_convs_0_branches_2_conv_hw_Conv (
     .clk_i(clk_i),
@@ -3864,7 +3885,7 @@ module bhpe_top (
 
   bhpe_fifo #(
     .Width(8),
-    .Depth(186)
+    .Depth(194)
   ) u_fifo__blocks_blocks_3_convs_0_Split_output_2_f01 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -4021,6 +4042,7 @@ module bhpe_top (
     .Pe(1),
     .Simd(2),
     .AccW(5),
+    .TreeLevels(0),
     .InitFile("mem/t__blocks_blocks_3_convs_0_branches_3_conv_hw_Conv_InitFile.hex")
   ) u_t__blocks_blocks_3_convs_0_branches_3_conv_hw_Conv (
     .clk_i(clk_i),
@@ -4036,7 +4058,7 @@ module bhpe_top (
 
   bhpe_fifo #(
     .Width(8),
-    .Depth(186)
+    .Depth(194)
   ) u_fifo__blocks_blocks_3_convs_0_Split_output_3_f01 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -4210,6 +4232,7 @@ module bhpe_top (
     .Pe(4),
     .Simd(8),
     .AccW(8),
+    .TreeLevels(0),
     .InitFile("mem/t__blocks_blocks_3_convs_1_branches_0_conv_hw_Conv_InitFile.hex")
   ) u_t__blocks_blocks_3_convs_1_branches_0_conv_hw_Conv (
     .clk_i(clk_i),
@@ -4240,7 +4263,7 @@ module bhpe_top (
 
   bhpe_fifo #(
     .Width(8),
-    .Depth(368)
+    .Depth(392)
   ) u_fifo__blocks_blocks_3_pre_1_qa_act_quant_export_handler_Quant_output_0_f01 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -4384,6 +4407,7 @@ module bhpe_top (
     .Pe(1),
     .Simd(2),
     .AccW(5),
+    .TreeLevels(0),
     .InitFile("mem/t__blocks_blocks_3_convs_2_branches_0_conv_hw_Conv_InitFile.hex")
   ) u_t__blocks_blocks_3_convs_2_branches_0_conv_hw_Conv (
     .clk_i(clk_i),
@@ -4399,7 +4423,7 @@ module bhpe_top (
 
   bhpe_fifo #(
     .Width(8),
-    .Depth(170)
+    .Depth(178)
   ) u_fifo__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f01 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -4513,6 +4537,7 @@ module bhpe_top (
     .Pe(1),
     .Simd(2),
     .AccW(5),
+    .TreeLevels(0),
     .InitFile("mem/t__blocks_blocks_3_convs_2_branches_1_conv_hw_Conv_InitFile.hex")
   ) u_t__blocks_blocks_3_convs_2_branches_1_conv_hw_Conv (
     .clk_i(clk_i),
@@ -4528,7 +4553,7 @@ module bhpe_top (
 
   bhpe_fifo #(
     .Width(8),
-    .Depth(170)
+    .Depth(178)
   ) u_fifo__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f11 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -4642,6 +4667,7 @@ module bhpe_top (
     .Pe(1),
     .Simd(2),
     .AccW(5),
+    .TreeLevels(0),
     .InitFile("mem/t__blocks_blocks_3_convs_2_branches_2_conv_hw_Conv_InitFile.hex")
   ) u_t__blocks_blocks_3_convs_2_branches_2_conv_hw_Conv (
     .clk_i(clk_i),
@@ -4657,7 +4683,7 @@ module bhpe_top (
 
   bhpe_fifo #(
     .Width(8),
-    .Depth(170)
+    .Depth(178)
   ) u_fifo__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f21 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -4771,6 +4797,7 @@ module bhpe_top (
     .Pe(1),
     .Simd(2),
     .AccW(5),
+    .TreeLevels(0),
     .InitFile("mem/t__blocks_blocks_3_convs_2_branches_3_conv_hw_Conv_InitFile.hex")
   ) u_t__blocks_blocks_3_convs_2_branches_3_conv_hw_Conv (
     .clk_i(clk_i),
@@ -4786,7 +4813,7 @@ module bhpe_top (
 
   bhpe_fifo #(
     .Width(8),
-    .Depth(174)
+    .Depth(182)
   ) u_fifo__blocks_blocks_3_pre_2_qa_act_quant_export_handler_Quant_output_0_f31 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -5131,9 +5158,9 @@ module bhpe_top (
     .b_tdata(t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tdata),
     .b_tvalid(t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tvalid),
     .b_tready(t__blocks_blocks_3_pre_0_qa_act_quant_export_handler_Quant_output_0_f01_q_tready),
-    .out_tdata(t_786_tdata),
-    .out_tvalid(t_786_tvalid),
-    .out_tready(t_786_tready)
+    .out_tdata(t_785_tdata),
+    .out_tvalid(t_785_tvalid),
+    .out_tready(t_785_tready)
   );
 
 endmodule
