@@ -205,9 +205,12 @@ def profile(exe, args: list, timeout: float = 300, core: str = "a53") -> dict:
     q = _qemu(core)
     with tempfile.TemporaryDirectory(prefix="bhpe-qemu-") as work:
         log = pathlib.Path(work) / "qemu.log"
-        # a fixed environment: the guest's stack (and so the alignment of what the kernels read) moves with the
-        # environment's size, and with it a few instructions of the profile
-        _run([*q, "-d", "in_asm,exec,nochain", "-D", log, exe, *args], timeout=timeout, env=PROFILE_ENV)
+        # a fixed environment and a fixed-length path to the program: the guest's stack (and so the alignment of
+        # what the kernels read) moves with the size of the environment and of argv, and with it a few
+        # instructions of the profile (a test's tmp_path is longer under pytest-xdist)
+        prog = pathlib.Path(work) / "prog"
+        prog.symlink_to(pathlib.Path(exe).resolve())
+        _run([*q, "-d", "in_asm,exec,nochain", "-D", log, prog, *args], timeout=timeout, env=PROFILE_ENV)
         return _count_log(log)[1]
 
 
