@@ -445,20 +445,14 @@ def fmt_range(g: HwGraph, tensor: str, c: int) -> tuple[list, list]:
 
 
 def acc_range(g: HwGraph, lay) -> tuple[list, list]:
-    """Per output channel, the range of an MVU's accumulator: an XNOR-popcount's ``+-sum |w|`` (its +-1 products,
-    a padding tap adding 0), a fixed-point one's from its weights on its input format's range (a padding zero
-    inside it)."""
-    from binaryhpe.compile.worstcase import fmt_bounds
+    """Per output channel, the range of an MVU's accumulator (``worstcase.mvu_bounds``): an XNOR-popcount's
+    ``+-sum |w|`` (its +-1 products, a padding tap adding 0), a fixed-point one's from its weights on its input
+    format's range (a padding zero inside it)."""
+    from binaryhpe.compile.worstcase import fmt_bounds, mvu_bounds
 
-    w = np.asarray(lay.weights, dtype=np.int64).reshape(lay.cout, -1)
-    if isinstance(lay, XnorMvu):
-        s = [int(v) for v in np.abs(w).sum(axis=1)]
-        return [-v for v in s], s
     lo, hi = fmt_bounds(g.tensors[lay.inputs[0]].fmt)
-    lo, hi = min(lo, 0), max(hi, 0)
-    pos = [int(v) for v in np.where(w > 0, w, 0).sum(axis=1)]
-    neg = [int(v) for v in np.where(w < 0, w, 0).sum(axis=1)]
-    return [p * lo + q * hi for p, q in zip(pos, neg)], [p * hi + q * lo for p, q in zip(pos, neg)]
+    alo, ahi = mvu_bounds(lay, (min(lo, 0), max(hi, 0)))
+    return [int(v) for v in alo], [int(v) for v in ahi]
 
 
 def free_saturations(g: HwGraph, epi, mvu=None) -> int:
@@ -845,7 +839,7 @@ class _Emitter:
             vb = self.st(epi.inputs[1]).rd(f"oy * {ow} + ox", "c") if len(epi.inputs) > 1 else None
             self.owner = lay.name
             try:
-                body, v = self._ops(epi, v, vb, self._acc_range(lay))
+                body, v = self._ops(epi, v, vb, acc_range(self.g, lay))
             finally:
                 self.owner = None
         cout = lay.cout
@@ -867,9 +861,6 @@ class _Emitter:
             L += [f"        {o.cname}[opix * {cout} + c] = ({o.ctype})({v});"]
         L += ["      }"] + (["      }"] if group > 1 else []) + ["    }", "  }"]
         return L
-
-    def _acc_range(self, lay):
-        return acc_range(self.g, lay)
 
     def _contiguous(self, win: Window) -> bool:
         """The window is one contiguous run of the source (1x1 without padding, or a whole frame)."""
@@ -1163,8 +1154,8 @@ class _Emitter:
         if isinstance(lay, Sign) and self._sign_words(x, o, lay.c):
             return "\n".join(self._sign_pack(x, o, lay.c))
         vb = self.st(lay.inputs[1]).rd("p", "c") if len(lay.inputs) > 1 else None
-        self.free = op_ranges(lay, self._fmt_range(lay.inputs[0], lay.c),
-                              self._fmt_range(lay.inputs[1], lay.c) if len(lay.inputs) > 1 else None)[0]
+        self.free = op_ranges(lay, fmt_range(self.g, lay.inputs[0], lay.c),
+                              fmt_range(self.g, lay.inputs[1], lay.c) if len(lay.inputs) > 1 else None)[0]
         try:
             body, y = fn(self, lay, x.rd("p", "c"), vb, 0)
         finally:
@@ -1233,9 +1224,6 @@ class _Emitter:
               f"      {o.cname}[{o.at('p')} * {o.cw} + k] = word;", "    }", "  }"]
         return L
 
-    def _fmt_range(self, tensor: str, c: int):
-        return fmt_range(self.g, tensor, c)
-
     def _ops(self, lay: Epilogue, v: str, vb, rng=None):
         """The C of an Epilogue's ops on the value ``v`` (channel ``c``): (statements, result local). The ops'
         per-channel constants are the columns of one array ``[c][k]`` (one pointer ``kc`` a channel, instead of
@@ -1245,8 +1233,8 @@ class _Emitter:
         body = []
         self.pack = []
         if rng is None:
-            rng = self._fmt_range(lay.inputs[0], lay.c)
-        brng = self._fmt_range(lay.inputs[1], lay.c) if len(lay.inputs) > 1 else None
+            rng = fmt_range(self.g, lay.inputs[0], lay.c)
+        brng = fmt_range(self.g, lay.inputs[1], lay.c) if len(lay.inputs) > 1 else None
         try:
             for i, op in enumerate(lay.ops):
                 e = EMITTERS.entry(op)

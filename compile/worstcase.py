@@ -127,14 +127,14 @@ def _first_level(g: HwGraph) -> list:
     return out
 
 
-def mvu_bounds(lay) -> tuple[np.ndarray, np.ndarray]:
+def mvu_bounds(lay, in_range: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per output channel, the smallest and largest sum the weights allow on the layer's input format
-    (binary: +-1 inputs; fixed point: the signed ``in_w``-bit range)."""
-    w = np.asarray(lay.weights, dtype=np.int64)
+    (binary: +-1 inputs; fixed point: inputs in ``in_range``, default the signed ``in_w``-bit range)."""
+    w = np.asarray(lay.weights, dtype=np.int64).reshape(lay.cout, -1)
     if type(lay).__name__.endswith("XnorMvu"):
         s = np.abs(w).sum(axis=1)
         return -s, s
-    lo, hi = _range(lay.in_w)
+    lo, hi = in_range if in_range is not None else _range(lay.in_w)
     pos, neg = np.where(w > 0, w, 0), np.where(w < 0, w, 0)
     return pos.sum(1) * lo + neg.sum(1) * hi, pos.sum(1) * hi + neg.sum(1) * lo
 
