@@ -174,7 +174,7 @@ class _MvuBase(HwLayer):
         w = clog2(simd + 1) if self.BINARY else self.acc_w
         extra = self.pipeline - MVU_PIPELINE
         ff = pe * self.acc_w + 3 * extra + 3  # FIFO entry + pointers, flags
-        if self.mul_reg and not self.BINARY:
+        if self.mul_reg:  # fixed point only (mvu_pipelining)
             ff += pe * simd * (self._in_width() + self._w_elem_w())
         lv, d = self.tree_levels, clog2(simd) if simd > 1 else 0
         for h in range(1, d):  # registered node heights: multiples of the levels a stage, below the root
@@ -186,7 +186,7 @@ class _MvuBase(HwLayer):
     def pipeline(self) -> int:
         """Register stages from an accepted input beat to the output register: MVU_PIPELINE + the multiplier
         register + the tree's registers (``bhpe_pkg::mvu_extra_stages``)."""
-        return MVU_PIPELINE + int(self.mul_reg and not self.BINARY) + tree_stages(self.simd, self.tree_levels)
+        return MVU_PIPELINE + int(self.mul_reg) + tree_stages(self.simd, self.tree_levels)
 
     def cycles(self) -> dict:
         """``ii`` = pixels*NF*SF (one weight-matrix step a cycle); ``latency`` = cycles from the first input
@@ -300,7 +300,7 @@ class _MvuBase(HwLayer):
             xnor = self._w_elem_w() == 1 and self._in_width() == 1 and not self._in_signed()
             return {"Binary": xnor, "N": self.n, "Cout": self.cout, "Pe": self.pe, "Simd": self.simd,
                     "InW": self._in_width(), "WW": self._w_elem_w(), "AccW": self.acc_w,
-                    "MulReg": int(self.mul_reg and not xnor), "TreeLevels": self.tree_levels}
+                    "MulReg": int(self.mul_reg), "TreeLevels": self.tree_levels}
         return self._rom_params()
 
     def rtl_memories(self) -> dict[str, list[int]]:
