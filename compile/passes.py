@@ -31,7 +31,7 @@ from binaryhpe import BinaryHPEError
 from binaryhpe.compile.graph import HwGraph, TensorInfo
 from binaryhpe.compile.kinds.elementwise import KINDS as ELEMENTWISE_KINDS
 from binaryhpe.compile.kinds.elementwise import JoinAdd, Requant
-from binaryhpe.compile.kinds.epilogue import Epilogue, op_out_w
+from binaryhpe.compile.kinds.epilogue import MAX_OPS, Epilogue, op_out_w, rtl_op_count
 from binaryhpe.compile.kinds.plumbing import Dwc, Fifo, Fork, PhaseShuffle
 
 
@@ -198,6 +198,8 @@ class FuseEpilogue(Pass):
         nxt = cons[0]
         if not isinstance(nxt, self.ELEMENTWISE) or id(nxt) in taken or nxt.in_w != op_out_w(cur):
             return None
+        if rtl_op_count(chain + [nxt]) > MAX_OPS:
+            return None  # one unit holds MAX_OPS RTL ops; the rest of the chain starts the next unit
         if (nxt.c, nxt.pixels, nxt.lanes) != (cur.c, cur.pixels, cur.lanes):
             return None
         if isinstance(nxt, JoinAdd):

@@ -221,7 +221,10 @@ def test_illegal_parameters_name_the_layer():
         fields = {"m": np.zeros(4), "b": np.zeros(4), "beta": np.zeros(4), "thresholds": thr}
         names = {f.name for f in dataclasses.fields(cls)}
         layer = cls(name="x", c=4, lanes=2, pixels=5, **{k: v for k, v in fields.items() if k in names})
-        assert layer.cycles() == {"ii": 10, "latency": 10, "pipeline": 1}
+        # one registered stage; a multiplying op three: its input and its product registered before its shift
+        # and saturation
+        depth = 3 if cls in (MulShift, Prelu) else 1
+        assert layer.cycles() == {"ii": 10, "latency": 9 + depth, "pipeline": depth}
         assert set(layer.resources()) == {"lut", "ff", "bram18", "dsp"}
         assert os.path.exists(RTL / f"{layer.rtl_module}.sv")
 
@@ -235,11 +238,16 @@ def test_epilogue_rom_is_op_major_and_every_op_is_a_stage():
     # word g: m's lanes (2 x 8 bits) at bit 0, then b's lanes (2 x 4 bits) at bit 2 * 8
     assert e.rtl_memories() == {"InitFile": [0x02FF | (0xF1 << 16), 0x7F80 | (0x87 << 16)]}
     assert e.const_offsets() == [0, 8, 12] and e.const_bits() == 12
-    assert e.registered() == [True, True, True] and e.stages() == 3
-    assert e.cycles() == {"ii": 2, "latency": 4, "pipeline": 3}
+    assert e.registered() == [True, True, True]
+    # the MulShift is two RTL ops: its 16-bit product (Mul, code 8), registered, then a Requant (code 0); as the
+    # first op it reads a register of the input (a Requant by 0 to the input's 8 bits) first
+    assert e.stages() == 5 and e.rtl_const_offsets() == [0, 0, 8, 8, 12]
+    assert e.cycles() == {"ii": 2, "latency": 6, "pipeline": 5}
     p = e.rtl_params()
-    assert (p["NumOps"], p["InW"], p["OutW"], p["HasB"], int(p["OpReg"])) == (3, 8, 1, 0, 0b111)
-    assert int(p["OpKind"]) == 1 | (2 << 16) | (5 << 32) and p["OpKind"].sv().startswith("256'h")
+    assert (p["NumOps"], p["InW"], p["OutW"], p["HasB"], int(p["OpReg"])) == (5, 8, 1, 0, 0b11111)
+    assert int(p["OpKind"]) == 0 | (8 << 16) | (0 << 32) | (2 << 48) | (5 << 64)
+    assert p["OpKind"].sv().startswith("256'h")
+    assert int(p["OpOutW"]) == 8 | (16 << 16) | (16 << 32) | (16 << 48) | (1 << 64)
 
 
 def test_epilogue_executes_its_ops_in_order():

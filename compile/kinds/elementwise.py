@@ -94,10 +94,22 @@ class _Elementwise(HwLayer):
         """Beats a frame on every stream: pixels * c / lanes."""
         return self.pixels * (self.c // self.lanes)
 
+    #: whether the RTL registers the op's product before its shift and saturation (a multiplying op whose
+    #: product fits the epilogue's 64-bit slot: ``MulShift``, ``Prelu``); a unit whose first op does also
+    #: registers its input (``compile/kinds/epilogue.py`` ``Epilogue.rtl_ops``)
+    product_register = False
+
+    @property
+    def rtl_stages(self) -> int:
+        """Registered stages of the op alone (a one-op ``bhpe_epilogue``): PIPELINE_DEPTH, plus the input and
+        the product registers of a multiplying op."""
+        return PIPELINE_DEPTH + 2 * int(self.product_register)
+
     def cycles(self) -> dict:
-        """One beat a cycle through one registered stage: ``ii`` = beats a frame; ``latency`` = first input
-        beat accepted to last output beat accepted = (beats - 1) + PIPELINE_DEPTH."""
-        return {"ii": self.beats, "latency": self.beats - 1 + PIPELINE_DEPTH, "pipeline": PIPELINE_DEPTH}
+        """One beat a cycle through ``rtl_stages`` registered stages: ``ii`` = beats a frame; ``latency`` =
+        first input beat accepted to last output beat accepted = (beats - 1) + rtl_stages."""
+        s = self.rtl_stages
+        return {"ii": self.beats, "latency": self.beats - 1 + s, "pipeline": s}
 
     # --- the kind interface (compile/kinds/base.py), shared by every elementwise kind ---------------------
     @property
@@ -129,7 +141,7 @@ class _Elementwise(HwLayer):
         return self.lanes
 
     def stream_capacity(self) -> int:
-        return PIPELINE_DEPTH + 3  # the registered stage plus skid
+        return self.rtl_stages + 3  # the registered stages plus skid
 
     def weight_memory(self):
         return None  # per-channel constants stay in the unit's own ROM
@@ -297,6 +309,12 @@ class MulShift(_Elementwise):
         self.shift = shift
         return True
 
+    @property
+    def product_register(self) -> bool:
+        """The product (``in_w + const_w`` bits, shifted left by a negative shift) is registered before the
+        shift and saturation: the multiplier's output is a pipeline boundary (ECP5's MULT18X18D, a DSP48)."""
+        return self.in_w + self.const_w + max(0, -self.shift) <= 64
+
     def value_range(self, in_ranges):
         """Without a shift the products of the input bounds and the multipliers' extremes."""
         if self.shift != 0:
@@ -384,6 +402,12 @@ class Prelu(_Elementwise):
         self._check_width("const_w", self.const_w)
         _shift_ok(self, self.shift)
         self.beta = self._const("beta", self.const_w)
+
+    @property
+    def product_register(self) -> bool:
+        """As ``MulShift``: the negative side's product (left-shifted by a negative shift), and the positive
+        side's input left-shifted by a positive shift, are registered before one shift and saturation."""
+        return max(self.in_w + self.const_w + max(0, -self.shift), self.in_w + max(0, self.shift)) <= 64
 
     def execute(self, ins: list[np.ndarray]) -> list[np.ndarray]:
         x = self._input(ins[0], self.in_w)

@@ -15,8 +15,10 @@ RTL contract (``hw/rtl/bhpe_epilogue.sv``, see its header):
 - one constant ROM image of ``C / Lanes`` words for all ops: op-major, op ``i``'s constants (its stand-alone
   ROM word, lane 0 in the LSBs) at bit ``Lanes * COff_i`` of the word; each stage reads its own ops' columns
   at the channel group of its beat (one counter at the input, its value travelling with the data);
-- a register after every op (``REGISTERED_AFTER``): the latency is the number of registers, one beat a
-  cycle.
+- a register after every op (``REGISTERED_AFTER``), and one after the product of a multiplying op
+  (``product_register`` of MulShift and Prelu): the RTL's op list (``rtl_ops``) then holds the op as two, its
+  product (``Mul`` / ``PreluMul``, registered) and a ``Requant`` of the product (its right shift and
+  saturation). The latency is the number of registers, one beat a cycle.
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ OP_CODES = {Requant: 0, MulShift: 1, AddConst: 2, Prelu: 3, JoinAdd: 4, Sign: 5,
 #: last op its measured interval grew from 2,304 to 4,352 cycles: an MVU stalls while a short epilogue
 #: cannot absorb its output bursts)
 REGISTERED_AFTER = tuple(OP_CODES)
+#: RTL-only op codes: the product half of a multiplying op with a product register (``rtl_ops``):
+#: 8 Mul ``y = (m_c * x) <<< max(-shift, 0)``; 9 PreluMul ``y = x > 0 ? x <<< max(shift, 0)
+#: : (beta_c * x) <<< max(-shift, 0)``; each followed by a Requant of ``max(shift, 0)``
+MUL_CODE, PRELU_MUL_CODE = 8, 9
 #: bits of one field of the packed per-op parameter vectors
 FIELD_W = 16
 #: most ops one unit holds (the packed vectors are ``MAX_OPS * FIELD_W`` bits)
@@ -83,6 +89,58 @@ def _op_memory(op: _Elementwise) -> list[int]:
     return mems.get("InitFile", [0] * (op.c // op.lanes))
 
 
+@dataclass(frozen=True)
+class RtlOp:
+    """One op of ``bhpe_epilogue``'s op list (its packed parameters): ``code`` (OpKind), ``out_w`` (OpOutW),
+    ``shift`` (OpShift), ``aux`` (OpAux), ``cw`` (OpCW: constant bits a lane), ``reg`` (a register after it)."""
+
+    code: int
+    out_w: int
+    shift: int
+    aux: int
+    cw: int
+    reg: bool
+
+
+def _aux(op) -> int:
+    if isinstance(op, Requant):
+        return int(bool(op.relu))
+    if isinstance(op, JoinAdd):
+        return int(op.shift_b)
+    if isinstance(op, (MultiThreshold, Threshold)):
+        return int(op.thr_w)
+    return 0
+
+
+def _shift(op) -> int:
+    if isinstance(op, JoinAdd):
+        return int(op.shift_a)
+    if isinstance(op, MultiThreshold):
+        return int(op.offset)  # the RTL adds OpShift to the count (bhpe_epilogue.sv, op 7)
+    return int(getattr(op, "shift", 0))
+
+
+def rtl_ops_of(op: _Elementwise, last: bool = True) -> list[RtlOp]:
+    """The RTL ops of one elementwise op: itself, registered after (every kind is, ``REGISTERED_AFTER``, and
+    the last op of a unit); or, with a product register, its product (registered) then a Requant of it."""
+    cw = op_const_bits(op)
+    reg = isinstance(op, REGISTERED_AFTER) or last
+    if not op.product_register:
+        return [RtlOp(OP_CODES[type(op)], op_out_w(op), _shift(op), _aux(op), cw, reg)]
+    lsh, rsh = max(0, -op.shift), max(0, op.shift)
+    if isinstance(op, MulShift):
+        prod = RtlOp(MUL_CODE, op.in_w + op.const_w + lsh, op.shift, 0, cw, True)
+    else:
+        prod = RtlOp(PRELU_MUL_CODE, max(op.in_w + op.const_w + lsh, op.in_w + rsh), op.shift, 0, cw, True)
+    return [prod, RtlOp(OP_CODES[Requant], op_out_w(op), rsh, 0, 0, reg)]
+
+
+def rtl_op_count(ops: list) -> int:
+    """RTL ops of a chain of elementwise ops (at most ``MAX_OPS`` in one unit; ``Epilogue.rtl_ops``)."""
+    n = sum(len(rtl_ops_of(op)) for op in ops)
+    return n + int(bool(ops) and ops[0].product_register)  # the input register before a first multiply
+
+
 @dataclass(kw_only=True)
 class Epilogue(HwLayer):
     """A fused chain of elementwise ops (``ops``, in order) with the intermediate tensors that fusion removed
@@ -95,11 +153,12 @@ class Epilogue(HwLayer):
         self.rtl_module = "bhpe_epilogue"
         if not self.ops:
             raise self._err("needs at least one op")
-        if len(self.ops) > MAX_OPS:
-            raise self._err(f"holds {len(self.ops)} ops, at most {MAX_OPS}")
         for op in self.ops:
             if type(op) not in OP_CODES:
                 raise self._err(f"op {getattr(op, 'name', op)!r} is a {type(op).__name__}, not an elementwise kind")
+        if rtl_op_count(self.ops) > MAX_OPS:
+            raise self._err(f"holds {len(self.ops)} ops, {rtl_op_count(self.ops)} in the RTL (a multiplying op "
+                            f"is two), at most {MAX_OPS}")
         first = self.ops[0]
         for op in self.ops[1:]:
             if (op.c, op.pixels, op.lanes) != (first.c, first.pixels, first.lanes):
@@ -172,9 +231,20 @@ class Epilogue(HwLayer):
         n = len(self.ops)
         return [isinstance(op, REGISTERED_AFTER) or i == n - 1 for i, op in enumerate(self.ops)]
 
+    def rtl_ops(self) -> list[RtlOp]:
+        """The RTL's op list (``rtl_ops_of`` each op; a multiplying op with a product register is two). When the
+        first op multiplies, a register of the input comes first (a Requant by 0 to the input's own width: a
+        copy), so that both multiplier inputs come from registers (the input stream's data is a FIFO's read
+        mux or another unit's logic), which the placer can put beside the multiplier."""
+        n = len(self.ops)
+        ops = [r for i, op in enumerate(self.ops) for r in rtl_ops_of(op, i == n - 1)]
+        if ops[0].code in (MUL_CODE, PRELU_MUL_CODE):
+            ops.insert(0, RtlOp(OP_CODES[Requant], self.in_w, 0, 0, 0, True))
+        return ops
+
     def stages(self) -> int:
-        """Registered stages between an accepted input beat and its output beat."""
-        return sum(self.registered())
+        """Registered stages between an accepted input beat and its output beat (the RTL ops' registers)."""
+        return sum(r.reg for r in self.rtl_ops())
 
     def cycles(self) -> dict:
         """One beat a cycle; ``latency`` = first input beat accepted to last output beat accepted
@@ -205,27 +275,17 @@ class Epilogue(HwLayer):
             acc += op_const_bits(op)
         return offs
 
+    def rtl_const_offsets(self) -> list[int]:
+        """Per RTL op: the same offsets (a product carries its op's constants, the Requant after it none)."""
+        offs, acc = [], 0
+        for r in self.rtl_ops():
+            offs.append(acc)
+            acc += r.cw
+        return offs
+
     def const_bits(self) -> int:
         """Constant bits a lane (the ROM word is ``lanes`` times this)."""
         return sum(op_const_bits(op) for op in self.ops)
-
-    def _aux(self, op) -> int:
-        if isinstance(op, Requant):
-            return int(bool(op.relu))
-        if isinstance(op, JoinAdd):
-            return int(op.shift_b)
-        if isinstance(op, MultiThreshold):
-            return int(op.thr_w)
-        if isinstance(op, Threshold):
-            return int(op.thr_w)
-        return 0
-
-    def _shift(self, op) -> int:
-        if isinstance(op, JoinAdd):
-            return int(op.shift_a)
-        if isinstance(op, MultiThreshold):
-            return int(op.offset)  # the RTL adds OpShift to the count (bhpe_epilogue.sv, op 7)
-        return int(getattr(op, "shift", 0))
 
     def rtl_params(self) -> dict:
         """Per-op fields packed ``FIELD_W`` bits each, op 0 in the LSBs (two's complement for shifts)."""
@@ -233,18 +293,18 @@ class Epilogue(HwLayer):
             return SvBits(sum((int(v) & ((1 << FIELD_W) - 1)) << (i * FIELD_W) for i, v in enumerate(vals)),
                           MAX_OPS * FIELD_W)
 
-        ops = self.ops
+        ops = self.rtl_ops()
         j = self.join
         return {
             "Lanes": self.lanes, "C": self.c, "NumOps": len(ops), "InW": self.in_w,
             "InBW": j.in_b_w if j is not None else 1, "OutW": self.out_w, "HasB": int(j is not None),
-            "OpKind": pack(OP_CODES[type(op)] for op in ops),
-            "OpOutW": pack(op_out_w(op) for op in ops),
-            "OpShift": pack(self._shift(op) for op in ops),
-            "OpAux": pack(self._aux(op) for op in ops),
-            "OpCW": pack(op_const_bits(op) for op in ops),
-            "OpCOff": pack(self.const_offsets()),
-            "OpReg": SvBits(sum(int(r) << i for i, r in enumerate(self.registered())), MAX_OPS),
+            "OpKind": pack(r.code for r in ops),
+            "OpOutW": pack(r.out_w for r in ops),
+            "OpShift": pack(r.shift for r in ops),
+            "OpAux": pack(r.aux for r in ops),
+            "OpCW": pack(r.cw for r in ops),
+            "OpCOff": pack(self.rtl_const_offsets()),
+            "OpReg": SvBits(sum(int(r.reg) << i for i, r in enumerate(ops)), MAX_OPS),
         }
 
     def rtl_memories(self) -> dict[str, list[int]]:
@@ -277,9 +337,9 @@ class Epilogue(HwLayer):
             dsp += r.get("dsp", 0)
         stages = self.stages()
         ff = addr_w * stages  # the counter and the group index in every register but the last
-        for op, reg in zip(self.ops, self.registered()):
-            if reg:
-                ff += self.lanes * op_out_w(op) + 1
+        for r in self.rtl_ops():
+            if r.reg:
+                ff += self.lanes * r.out_w + 1
         bram = 0
         if cbits:
             width = cbits * self.lanes

@@ -22,6 +22,10 @@
 //           6 Threshold      y = dir ? x <= T_c : x >= T_c (1 bit; entry {dir, T_c}, T_c Aux bits)
 //           7 MultiThreshold y = Shift + #{j : x >= T_c,j}, CW / Aux thresholds of Aux bits (OutW bits, modulo
 //                            2^OutW: the compiler keeps Shift + CW / Aux within the output's range)
+//           8 Mul            y = (m_c * x) <<< max(-Shift, 0), exact (OutW = InW + CW + the left shift):
+//                            the product half of a MulShift, registered, followed by a Requant
+//           9 PreluMul       y = x > 0 ? x <<< max(Shift, 0) : (beta_c * x) <<< max(-Shift, 0), exact:
+//                            the product half of a Prelu, registered, followed by a Requant
 //   OpOutW  the op's output width (its input width is the previous op's output width, op 0's is InW);
 //   OpShift a signed shift (negative: an exact left shift); OpAux as above;
 //   OpCW    constant bits a lane (0: none); OpCOff its offset (per lane) in the ROM entry;
@@ -163,8 +167,14 @@ module bhpe_epilogue #(
       localparam int unsigned Hi = Lanes * c_lo(s + 1);
       if (Hi > Lo) begin : gen_cols
         logic [Hi-Lo-1:0] c_q;
+        // in reset stage 0 reads group 0, the group of the first beat after it (the reset is sampled here,
+        // at the clock, not in the address logic: a simulator then re-evaluates no logic on rst_ni)
         always_ff @(posedge clk_i) begin
-          c_q <= rom[saddr[s*AddrW +: AddrW]][Lo +: Hi - Lo];
+          if (s == 0 && !rst_ni) begin
+            c_q <= rom[0][Lo +: Hi - Lo];
+          end else begin
+            c_q <= rom[saddr[s*AddrW +: AddrW]][Lo +: Hi - Lo];
+          end
         end
         if (Lo > 0 && Hi < CWordW) begin : gen_mid
           assign cview[s*CWordW +: CWordW] = {{(CWordW - Hi){1'b0}}, c_q, {Lo{1'b0}}};
@@ -186,7 +196,7 @@ module bhpe_epilogue #(
   for (genvar s = 0; s < NumStages; s++) begin : gen_grp
     if (s == 0) begin : gen_first
       assign sgin[s*AddrW +: AddrW]  = grp_q;
-      assign saddr[s*AddrW +: AddrW] = rst_ni ? grp_d : '0;
+      assign saddr[s*AddrW +: AddrW] = grp_d;
     end else begin : gen_later
       assign sgin[s*AddrW +: AddrW]  = sgrp_q[(s-1)*AddrW +: AddrW];
       assign saddr[s*AddrW +: AddrW] = (st_en[s-1] && st_take[s-1]) ? sgin[(s-1)*AddrW +: AddrW]
@@ -261,7 +271,19 @@ module bhpe_epilogue #(
         localparam int unsigned WideW = IW + LSh;
         logic signed [WideW-1:0] wide;
         logic signed [OW-1:0]    ys;
-        assign wide = (WideW'(x) <<< LSh) >>> RSh;
+        // (x <<< LSh) >>> RSh as bit selects (one of the two shifts is 0): a simulator copies bits instead of
+        // calling a general arithmetic shift
+        if (RSh >= IW) begin : gen_all_sign
+          assign wide = {WideW{x[IW-1]}};
+        end else if (RSh > 0) begin : gen_right
+          logic unused_low;  // the bits shifted out
+          assign unused_low = ^x[RSh-1:0];
+          assign wide = WideW'($signed(x[IW-1:RSh]));
+        end else if (LSh > 0) begin : gen_left
+          assign wide = {x, {LSh{1'b0}}};
+        end else begin : gen_none
+          assign wide = x;
+        end
         bhpe_epi_sat #(.InW(WideW), .OutW(OW)) u_sat (.in_i(wide), .out_o(ys));
         assign y[l*OW +: OW] = (Aux != 0 && ys[OW-1]) ? '0 : ys;
       end else if (Kind == 1) begin : gen_mulshift
@@ -274,6 +296,21 @@ module bhpe_epilogue #(
         assign prod = ProdW'(x) * ProdW'(m);
         assign wide = (WideW'(prod) <<< LSh) >>> RSh;
         bhpe_epi_sat #(.InW(WideW), .OutW(OW)) u_sat (.in_i(wide), .out_o(y[l*OW +: OW]));
+      end else if (Kind == 8) begin : gen_mul
+        localparam int unsigned ProdW = IW + CW;
+        logic signed [CW-1:0]    m;
+        logic signed [ProdW-1:0] prod;
+        assign m    = cw[Lanes*COff + l*CW +: CW];
+        assign prod = ProdW'(x) * ProdW'(m);
+        assign y[l*OW +: OW] = OW'(OW'(prod) <<< LSh);
+      end else if (Kind == 9) begin : gen_prelu_mul
+        localparam int unsigned ProdW = IW + CW;
+        logic signed [CW-1:0]    beta;
+        logic signed [ProdW-1:0] prod;
+        assign beta = cw[Lanes*COff + l*CW +: CW];
+        assign prod = ProdW'(x) * ProdW'(beta);
+        // x > 0: not negative and not zero
+        assign y[l*OW +: OW] = (!x[IW-1] && (x != '0)) ? OW'(OW'(x) <<< RSh) : OW'(OW'(prod) <<< LSh);
       end else if (Kind == 2) begin : gen_addconst
         localparam int unsigned SumW = ((IW > CW) ? IW : CW) + 1;
         logic signed [CW-1:0]   b;
