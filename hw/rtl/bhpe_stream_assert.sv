@@ -15,8 +15,8 @@
 // every evaluation). A check is an if with $error, not an immediate assert: Verilator asks its context whether
 // assertions are on at every assert it evaluates, three a stream a cycle (4% of the tiny BiDRN's simulation).
 // The checks are compiled out when SYNTHESIS is defined (Yosys/slang, Vivado and Quartus define it);
-// simulations check them; a failing check stops the simulation with an error naming the instance ($error:
-// Verilator stops at the first).
+// simulations check them; a failing check stops the simulation with an error naming the instance (the
+// first $error stops a Verilator model).
 module bhpe_stream_assert #(
   parameter int unsigned DataW = 1
 ) (
