@@ -221,9 +221,9 @@ def test_illegal_parameters_name_the_layer():
         fields = {"m": np.zeros(4), "b": np.zeros(4), "beta": np.zeros(4), "thresholds": thr}
         names = {f.name for f in dataclasses.fields(cls)}
         layer = cls(name="x", c=4, lanes=2, pixels=5, **{k: v for k, v in fields.items() if k in names})
-        # one registered stage; a multiplying op three: its input and its product registered before its shift
-        # and saturation
-        depth = 3 if cls in (MulShift, Prelu) else 1
+        # one registered stage; an op with constants also its input's register, a multiplying op also its
+        # product's (before its shift and saturation)
+        depth = {MulShift: 3, Prelu: 3, AddConst: 2, Threshold: 2, MultiThreshold: 2}.get(cls, 1)
         assert layer.cycles() == {"ii": 10, "latency": 9 + depth, "pipeline": depth}
         assert set(layer.resources()) == {"lut", "ff", "bram18", "dsp"}
         assert os.path.exists(RTL / f"{layer.rtl_module}.sv")

@@ -95,15 +95,17 @@ class _Elementwise(HwLayer):
         return self.pixels * (self.c // self.lanes)
 
     #: whether the RTL registers the op's product before its shift and saturation (a multiplying op whose
-    #: product fits the epilogue's 64-bit slot: ``MulShift``, ``Prelu``); a unit whose first op does also
-    #: registers its input (``compile/kinds/epilogue.py`` ``Epilogue.rtl_ops``)
+    #: product fits the epilogue's 64-bit slot: ``MulShift``, ``Prelu``)
     product_register = False
+    #: whether the op reads per-channel constants; a unit whose first op does registers its input first
+    #: (``compile/kinds/epilogue.py`` ``Epilogue.rtl_ops``)
+    has_constants = False
 
     @property
     def rtl_stages(self) -> int:
-        """Registered stages of the op alone (a one-op ``bhpe_epilogue``): PIPELINE_DEPTH, plus the input and
-        the product registers of a multiplying op."""
-        return PIPELINE_DEPTH + 2 * int(self.product_register)
+        """Registered stages of the op alone (a one-op ``bhpe_epilogue``): PIPELINE_DEPTH, plus the input
+        register of an op with constants and the product register of a multiplying op."""
+        return PIPELINE_DEPTH + int(self.has_constants) + int(self.product_register)
 
     def cycles(self) -> dict:
         """One beat a cycle through ``rtl_stages`` registered stages: ``ii`` = beats a frame; ``latency`` =
@@ -288,6 +290,8 @@ class JoinAdd(_Elementwise):
 class MulShift(_Elementwise):
     """``y = sat_out((m_c * x) >> shift)``, ``m`` per channel, ``const_w`` signed bits (alpha, BN scale)."""
 
+    has_constants = True
+
     out_w: int = 16
     const_w: int = 8
     m: np.ndarray
@@ -348,6 +352,8 @@ class MulShift(_Elementwise):
 class AddConst(_Elementwise):
     """``y = sat_out(x + b_c)``, ``b`` per channel, ``const_w`` signed bits (gamma, zeta, BN shift)."""
 
+    has_constants = True
+
     out_w: int = 16
     const_w: int = 16
     b: np.ndarray
@@ -389,6 +395,8 @@ class AddConst(_Elementwise):
 @dataclass(kw_only=True)
 class Prelu(_Elementwise):
     """``y = x > 0 ? sat_out(x) : sat_out((beta_c * x) >> shift)`` (the slope of RPReLU, eq. 6)."""
+
+    has_constants = True
 
     out_w: int = 16
     const_w: int = 8
@@ -462,6 +470,8 @@ class Sign(_Elementwise):
 class Threshold(_Elementwise):
     """BNN-PYNQ BatchNorm + Sign: ``y = x >= T_c``, or ``x <= T_c`` where ``neg_c`` (negative BN scale)."""
 
+    has_constants = True
+
     thr_w: int = 16
     thresholds: np.ndarray
     neg: np.ndarray | None = None
@@ -506,6 +516,8 @@ class MultiThreshold(_Elementwise):
     (``1 <= n <= 2^out_w - 1``; FINN's hardware-mode use has ``n = 2^out_w - 1``, ``offset = 0``), an
     ``out_w``-bit output, unsigned unless ``signed`` (a quantizer's levels ``offset .. offset + n``, e.g. the
     signed levels -1, 0, 1 of a 2-bit narrow quantizer: ``offset = -1``, two thresholds)."""
+
+    has_constants = True
 
     thr_w: int = 16
     out_w: int = 2

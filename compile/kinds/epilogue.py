@@ -135,10 +135,14 @@ def rtl_ops_of(op: _Elementwise, last: bool = True) -> list[RtlOp]:
     return [prod, RtlOp(OP_CODES[Requant], op_out_w(op), rsh, 0, 0, reg)]
 
 
+def input_register(ops: list) -> bool:
+    """Whether a unit of these ops registers its input first: its first op reads constants (``Epilogue.rtl_ops``)."""
+    return bool(ops) and op_const_bits(ops[0]) > 0
+
+
 def rtl_op_count(ops: list) -> int:
     """RTL ops of a chain of elementwise ops (at most ``MAX_OPS`` in one unit; ``Epilogue.rtl_ops``)."""
-    n = sum(len(rtl_ops_of(op)) for op in ops)
-    return n + int(bool(ops) and ops[0].product_register)  # the input register before a first multiply
+    return sum(len(rtl_ops_of(op)) for op in ops) + int(input_register(ops))
 
 
 @dataclass(kw_only=True)
@@ -233,12 +237,14 @@ class Epilogue(HwLayer):
 
     def rtl_ops(self) -> list[RtlOp]:
         """The RTL's op list (``rtl_ops_of`` each op; a multiplying op with a product register is two). When the
-        first op multiplies, a register of the input comes first (a Requant by 0 to the input's own width: a
-        copy), so that both multiplier inputs come from registers (the input stream's data is a FIFO's read
-        mux or another unit's logic), which the placer can put beside the multiplier."""
+        first op reads constants, a register of the input comes first (a Requant by 0 to the input's own width:
+        a copy; ``input_register``): the RTL reads a stage's constants as its beat enters the register before
+        it, so that the read address is a register and the handshake reaches only register enables; and a
+        multiplier's inputs are then both registers (not the input stream's FIFO read mux), which the placer
+        can put beside it."""
         n = len(self.ops)
         ops = [r for i, op in enumerate(self.ops) for r in rtl_ops_of(op, i == n - 1)]
-        if ops[0].code in (MUL_CODE, PRELU_MUL_CODE):
+        if input_register(self.ops):
             ops.insert(0, RtlOp(OP_CODES[Requant], self.in_w, 0, 0, 0, True))
         return ops
 

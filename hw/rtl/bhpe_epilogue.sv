@@ -35,8 +35,9 @@
 // Constant ROM (InitFile, $readmemh): C/Lanes words of Lanes*CTot bits, op-major: op i's constants
 // (Lanes entries of CW bits, lane 0 in the LSBs) at bit Lanes*COff of the word. One channel-group counter
 // at the input; the group index travels with each beat through the stage registers, and every stage reads
-// its own ops' columns of the word into a register (synchronous read: block RAM or distributed ROM), so
-// each constant bit is registered once, not carried along the pipeline.
+// its own ops' columns of the word into a register (synchronous read: block RAM or distributed ROM) as its
+// beat enters the register before it, so each constant bit is registered once, not carried along the
+// pipeline. Stage 0 has no constants (the compiler puts a register of the input before a first op with them).
 //
 // Pipeline: one stage per register (OpReg), each elastic (ready = !valid | next ready): latency = number
 // of registers, one beat a cycle. The compiler registers every op (compile/kinds/epilogue.py
@@ -122,9 +123,12 @@ module bhpe_epilogue #(
   end
 
   // ---- constant ROM, channel-group counter, per-stage constant registers -----------------------------
-  // One ROM image; stage s reads its ops' columns (bits Lanes*CLo(s) up to Lanes*CHi(s)) into a register,
-  // synchronously, at the channel group of the beat that will be at its input in the next cycle: the
-  // counter's next value for stage 0, the group index travelling with the data in register s-1 for s > 0.
+  // One ROM image; stage s (s >= 1) reads its ops' columns (bits Lanes*CLo(s) up to Lanes*CHi(s)) into a
+  // register, synchronously, in the cycle the beat it will work on enters register s-1: at that beat's channel
+  // group, with that register's enable. So the read address is a register (the group index travelling with
+  // the data, one counter at the input) and the handshake reaches only the read register's enable, as it does
+  // every data register's. Stage 0 reads no constants: the compiler registers the input first when the first
+  // op has constants (compile/kinds/epilogue.py, Epilogue.rtl_ops).
   localparam int unsigned AddrW = bhpe_pkg::clog2_min1(Depth);
 
   function automatic int unsigned first_op(input int unsigned stage);  // first op of a stage
@@ -140,20 +144,19 @@ module bhpe_epilogue #(
     return (stage >= NumStages) ? CTot : 32'(OpCOff[first_op(stage)*FieldW +: FieldW]);
   endfunction
 
-  logic [AddrW-1:0]           grp_q, grp_d;  // channel group of the beat at the input
-  logic [NumStages*AddrW-1:0] sgrp_q;        // per register: the channel group of the beat it holds
-  logic [NumStages*AddrW-1:0] sgin;          // per stage: the channel group of the beat at its input
-  logic [NumStages*AddrW-1:0] saddr;         // per stage: the group of its input beat in the next cycle
-
-  always_comb begin
-    grp_d = grp_q;
-    if (in_tvalid && in_tready) grp_d = (grp_q == AddrW'(Depth - 1)) ? '0 : grp_q + AddrW'(1);
+  if (CTot > 0 && c_lo(1) > 0) begin : gen_bad_first_stage
+    $error("bhpe_epilogue: stage 0 reads constants; the first op with constants must follow a register");
   end
+
+  logic [AddrW-1:0]           grp_q;   // channel group of the beat at the input
+  logic [NumStages*AddrW-1:0] sgrp_q;  // per register: the channel group of the beat it holds
+  logic [NumStages*AddrW-1:0] sgin;    // per stage: the channel group of the beat at its input
+
   always_ff @(posedge clk_i) begin
     if (!rst_ni) begin
       grp_q <= '0;
-    end else begin
-      grp_q <= grp_d;
+    end else if (in_tvalid && in_tready) begin
+      grp_q <= (grp_q == AddrW'(Depth - 1)) ? '0 : grp_q + AddrW'(1);
     end
   end
 
@@ -165,16 +168,10 @@ module bhpe_epilogue #(
     for (genvar s = 0; s < NumStages; s++) begin : gen_read
       localparam int unsigned Lo = Lanes * c_lo(s);
       localparam int unsigned Hi = Lanes * c_lo(s + 1);
-      if (Hi > Lo) begin : gen_cols
+      if (s > 0 && Hi > Lo) begin : gen_cols
         logic [Hi-Lo-1:0] c_q;
-        // in reset stage 0 reads group 0, the group of the first beat after it (the reset is sampled here,
-        // at the clock, not in the address logic: a simulator then re-evaluates no logic on rst_ni)
         always_ff @(posedge clk_i) begin
-          if (s == 0 && !rst_ni) begin
-            c_q <= rom[0][Lo +: Hi - Lo];
-          end else begin
-            c_q <= rom[saddr[s*AddrW +: AddrW]][Lo +: Hi - Lo];
-          end
+          if (st_en[s-1] && st_take[s-1]) c_q <= rom[sgin[(s-1)*AddrW +: AddrW]][Lo +: Hi - Lo];
         end
         if (Lo > 0 && Hi < CWordW) begin : gen_mid
           assign cview[s*CWordW +: CWordW] = {{(CWordW - Hi){1'b0}}, c_q, {Lo{1'b0}}};
@@ -195,12 +192,9 @@ module bhpe_epilogue #(
 
   for (genvar s = 0; s < NumStages; s++) begin : gen_grp
     if (s == 0) begin : gen_first
-      assign sgin[s*AddrW +: AddrW]  = grp_q;
-      assign saddr[s*AddrW +: AddrW] = grp_d;
+      assign sgin[s*AddrW +: AddrW] = grp_q;
     end else begin : gen_later
-      assign sgin[s*AddrW +: AddrW]  = sgrp_q[(s-1)*AddrW +: AddrW];
-      assign saddr[s*AddrW +: AddrW] = (st_en[s-1] && st_take[s-1]) ? sgin[(s-1)*AddrW +: AddrW]
-                                                                    : sgin[s*AddrW +: AddrW];
+      assign sgin[s*AddrW +: AddrW] = sgrp_q[(s-1)*AddrW +: AddrW];
     end
     always_ff @(posedge clk_i) begin
       if (st_en[s] && st_take[s]) sgrp_q[s*AddrW +: AddrW] <= sgin[s*AddrW +: AddrW];
@@ -400,7 +394,7 @@ module bhpe_epilogue #(
 
   // the buses carry bits no op reads (slot padding, earlier ops' constants, b without a JoinAdd)
   logic unused_bits;
-  assign unused_bits = ^{val, cview, sgrp_q, saddr, b_tdata, b_tvalid};
+  assign unused_bits = ^{val, cview, sgrp_q, b_tdata, b_tvalid};
 
   // ---- stream protocol check of the stream this module drives (simulation only) ---------------------
   bhpe_stream_assert #(.DataW(Lanes*OutW)) u_out_assert (
