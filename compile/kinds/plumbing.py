@@ -127,11 +127,12 @@ class Fifo(StreamKind, HwLayer):
         return {"Width": self.width, "Depth": self.depth}
 
     def resources(self) -> dict:
-        """First-order model: memory in LUT RAM up to 1 Kb / 64 entries, else BRAM18; pointers in FFs."""
+        """First-order model: memory in LUT RAM up to 1 Kb / 64 entries, else BRAM18; pointers and the empty
+        and full flags in FFs."""
         b = _bram18(self.width, self.depth)
         ptr = max(1, clog2(self.depth))
         return {"lut": (0 if b else _lutram(self.width, self.depth)) + 4 * ptr + 4,
-                "ff": 2 * ptr + clog2(self.depth + 1) + (0 if b or self.depth > 4 else self.width * self.depth),
+                "ff": 2 * ptr + 2 + (0 if b or self.depth > 4 else self.width * self.depth),
                 "bram18": b, "dsp": 0}
 
 

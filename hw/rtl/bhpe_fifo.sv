@@ -18,40 +18,41 @@ module bhpe_fifo #(
   input  logic             out_tready
 );
   localparam int unsigned PtrW = bhpe_pkg::clog2_min1(Depth);
-  localparam int unsigned CntW = bhpe_pkg::count_width(Depth);
 
   logic [Width-1:0] mem_q [Depth];
-  logic [PtrW-1:0]  wptr_q, wptr_d, rptr_q, rptr_d;
-  logic [CntW-1:0]  count_q, count_d;
+  logic [PtrW-1:0]  wptr_q, rptr_q, wptr_nx, rptr_nx;
+  logic             empty_q, full_q;  // registered flags: tvalid and tready leave flip-flops, no comparator
   logic             push, pop;
 
-  assign in_tready  = (count_q != CntW'(Depth));
-  assign out_tvalid = (count_q != '0);
+  assign in_tready  = ~full_q;
+  assign out_tvalid = ~empty_q;
   assign out_tdata  = mem_q[rptr_q];
-  assign push = in_tvalid & in_tready;
-  assign pop  = out_tvalid & out_tready;
+  assign push = in_tvalid & ~full_q;
+  assign pop  = ~empty_q & out_tready;
 
   function automatic logic [PtrW-1:0] next_ptr(input logic [PtrW-1:0] p);
     return (p == PtrW'(Depth - 1)) ? '0 : p + PtrW'(1);
   endfunction
 
-  always_comb begin
-    wptr_d  = push ? next_ptr(wptr_q) : wptr_q;
-    rptr_d  = pop ? next_ptr(rptr_q) : rptr_q;
-    count_d = count_q;
-    if (push && !pop)      count_d = count_q + CntW'(1);
-    else if (pop && !push) count_d = count_q - CntW'(1);
-  end
+  assign wptr_nx = next_ptr(wptr_q);
+  assign rptr_nx = next_ptr(rptr_q);
 
   always_ff @(posedge clk_i) begin
     if (!rst_ni) begin
       wptr_q  <= '0;
       rptr_q  <= '0;
-      count_q <= '0;
+      empty_q <= 1'b1;
+      full_q  <= 1'b0;
     end else begin
-      wptr_q  <= wptr_d;
-      rptr_q  <= rptr_d;
-      count_q <= count_d;
+      if (push) wptr_q <= wptr_nx;
+      if (pop)  rptr_q <= rptr_nx;
+      if (push && !pop) begin         // one more entry: no longer empty, full when the writer meets the reader
+        empty_q <= 1'b0;
+        full_q  <= (wptr_nx == rptr_q);
+      end else if (pop && !push) begin  // one fewer: no longer full, empty when the reader meets the writer
+        full_q  <= 1'b0;
+        empty_q <= (rptr_nx == wptr_q);
+      end
     end
   end
 
