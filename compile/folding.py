@@ -64,6 +64,18 @@ def pipeline_for_clock(g: HwGraph, clock_mhz: float) -> None:
             lay.clock_mhz = float(clock_mhz)
 
 
+def multipliers_for_device(g: HwGraph, device) -> None:
+    """Choose where each epilogue multiplies (``Epilogue.lut_mul``): in logic on the ECP5 parts, in DSP blocks
+    elsewhere. An epilogue's multiplies are small (a 16-bit value by an 8-bit per-channel constant). The
+    ECP5-85F's 156 MULT18X18D sit in three rows; with the tiny BiDRN's 105 in use, nextpnr placed them up to 90
+    columns from their logic, and every multiplier path was the critical one (64-83 MHz at a 100 MHz
+    constraint, benchmarks/ecp5_fmax.py). A Xilinx DSP48 has a DSP column beside every few logic columns."""
+    lut = getattr(device, "family", "") == "ecp5"
+    for lay in getattr(g, "layers", ()):
+        if hasattr(lay, "lut_mul"):
+            lay.lut_mul = lut
+
+
 def fold_for_device(g0: HwGraph, device, fps="max", overrides: dict | None = None,
                     progress: bool = True) -> tuple[HwGraph, dict]:
     """Fold the unfolded graph ``g0`` (from :func:`prepare`) for ``device``.
@@ -74,6 +86,7 @@ def fold_for_device(g0: HwGraph, device, fps="max", overrides: dict | None = Non
     dev = load_device(device)
     clk = dev.clock_mhz * 1e6
     pipeline_for_clock(g0, dev.clock_mhz)
+    multipliers_for_device(g0, dev)
     t0 = time.time()
     lo_t, hi_t = 1, max(_mvu_max_cycles(g0), 1)
     trials = []
@@ -140,6 +153,7 @@ def system_estimate(parts: list, device, fps_target: float) -> dict:
     clk = dev.clock_mhz * 1e6
     for _, g0, _ in parts:
         pipeline_for_clock(g0, dev.clock_mhz)
+        multipliers_for_device(g0, dev)
     graphs = [fold_at(g0, max(1, int(clk / (fps_target * n)))) for _, g0, n in parts]
     rates = [n for _, _, n in parts]
     storages = plan_storage_multi(graphs, dev, rates)

@@ -41,3 +41,30 @@ def test_device_clock_sets_each_mvu_and_its_latency():
         assert x.rtl_params()["TreeLevels"] == mvu_pipelining(True, 72, clock)[1] and "MulReg" not in x.rtl_params()
         # every added register can hold one step: the FIFO sizing sees them
         assert f.stream_capacity() == 2 * f.sf + 9 + f_extra and x.stream_capacity() == 2 * x.sf + 9 + x_extra
+
+
+def test_epilogue_multiplies_in_logic_on_ecp5_only():
+    """multipliers_for_device: an ECP5 build's epilogues multiply in logic (bhpe_lut_mul; its DSP rows sit far
+    from the logic), a Xilinx build's in DSP blocks; the RTL parameter and the resource model follow, and the
+    cycle model does not change."""
+    from binaryhpe.compile.folding import multipliers_for_device
+    from binaryhpe.compile.kinds.elementwise import AddConst, MulShift, Prelu
+    from binaryhpe.compile.kinds.epilogue import Epilogue, lut_mul_luts
+
+    rng = np.random.default_rng(2)
+    ms = MulShift(name="m", c=8, lanes=4, pixels=5, in_w=16, const_w=8, out_w=16, shift=3,
+                  m=rng.integers(-128, 128, 8))
+    ac = AddConst(name="a", c=8, lanes=4, pixels=5, in_w=16, const_w=16, out_w=16, b=rng.integers(-99, 99, 8))
+    pr = Prelu(name="p", c=8, lanes=4, pixels=5, in_w=16, const_w=8, out_w=16, shift=2,
+               beta=rng.integers(-128, 128, 8))
+    e = Epilogue(name="e", ops=[ms, ac, pr])
+    g = HwGraph(input="a", output="b")
+    g.layers = [e]
+    dsp_res, cycles = e.resources(), e.cycles()
+    multipliers_for_device(g, load_device("zu3eg"))
+    assert not e.lut_mul and e.rtl_params()["MulLut"] == 0 and e.resources() == dsp_res
+    assert dsp_res["dsp"] == 2 * 4  # one multiplier a lane for the MulShift and for the Prelu
+    multipliers_for_device(g, load_device("ecp5-85f"))
+    lut_res = e.resources()
+    assert e.lut_mul and e.rtl_params()["MulLut"] == 1 and e.cycles() == cycles
+    assert lut_res["dsp"] == 0 and lut_res["lut"] == dsp_res["lut"] + 2 * 4 * lut_mul_luts(16, 8)

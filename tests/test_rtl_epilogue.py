@@ -130,8 +130,23 @@ CASES = {
                                                                           out_w=6, shift=6)),
 }
 
+def _lut(make):
+    """The same unit multiplying in logic (``lut_mul``: ``bhpe_lut_mul``, the ECP5 builds' epilogues)."""
+    def build():
+        e = make()
+        e.lut_mul = True
+        return e
+    return build
+
+
+# the multiplying cases again with the multiplies in logic (both constant extremes, both shift directions)
+for _name in ("mulshift", "mulshift_left", "prelu", "prelu_narrow_left", "rprelu_block", "block_requant",
+              "requant_chain"):
+    CASES[_name + "_lut"] = _lut(CASES[_name])
+
 #: chain cases whose saturating ops must each reach both ends of their output range on the bench's frames
-COVER = {"rprelu_block", "block_requant", "bn_sign", "join_threshold", "multithreshold_chain", "requant_chain"}
+COVER = {"rprelu_block", "block_requant", "bn_sign", "join_threshold", "multithreshold_chain", "requant_chain",
+         "rprelu_block_lut", "block_requant_lut", "requant_chain_lut"}
 
 
 def _spec(e: Epilogue) -> str:
@@ -166,7 +181,7 @@ def test_rtl_epilogue(case):
         path = hexdir / f"epilogue_{case}_{pname}.hex"
         path.write_text("".join(f"{w:x}\n" for w in words))
         params[pname] = f'"{path.resolve()}"'
-    srcs = [RTL / f for f in ("bhpe_epi_sat.sv", "bhpe_epilogue.sv")]
+    srcs = [RTL / f for f in ("bhpe_epi_sat.sv", "bhpe_lut_mul.sv", "bhpe_epilogue.sv")]
     run_cocotb("bhpe_epilogue", "cocotb_epilogue", params, sources=srcs, test_dir=HERE / "rtl",
                extra_env={"EPILOGUE": _spec(unit), "FRAME_H": FRAME_H, "SEED": sum(map(ord, case)),
                           "STALL": 0.4, "COVER": int(case in COVER)})

@@ -135,6 +135,13 @@ def rtl_ops_of(op: _Elementwise, last: bool = True) -> list[RtlOp]:
     return [prod, RtlOp(OP_CODES[Requant], op_out_w(op), rsh, 0, 0, reg)]
 
 
+def lut_mul_luts(a_w: int, b_w: int) -> int:
+    """First-order model of ``bhpe_lut_mul`` (a_w x b_w bits) in LUT4s: its ``b_w`` partial products reduced by
+    ``b_w - 1`` adders and a negation, each ``a_w + b_w`` bits of carry chain (a CCU2C is two LUT4s for two
+    bits; the partial products' ANDs fold into the adders' LUTs)."""
+    return b_w * (a_w + b_w)
+
+
 def input_register(ops: list) -> bool:
     """Whether a unit of these ops registers its input first: its first op reads constants (``Epilogue.rtl_ops``)."""
     return bool(ops) and op_const_bits(ops[0]) > 0
@@ -152,6 +159,9 @@ class Epilogue(HwLayer):
 
     ops: list
     mids: list = field(default_factory=list)
+    #: multiply in logic (``bhpe_lut_mul``, an adder tree of partial products) instead of DSP blocks: the
+    #: product ops (``Mul``, ``PreluMul``); set for the device by ``compile.folding.multipliers_for_device``
+    lut_mul: bool = False
 
     def __post_init__(self) -> None:
         self.rtl_module = "bhpe_epilogue"
@@ -311,6 +321,7 @@ class Epilogue(HwLayer):
             "OpCW": pack(r.cw for r in ops),
             "OpCOff": pack(self.rtl_const_offsets()),
             "OpReg": SvBits(sum(int(r.reg) << i for i, r in enumerate(ops)), MAX_OPS),
+            "MulLut": int(self.lut_mul),
         }
 
     def rtl_memories(self) -> dict[str, list[int]]:
@@ -340,7 +351,10 @@ class Epilogue(HwLayer):
             if own_cw:
                 overhead += op._rom_resources(own_cw * self.lanes)["lut"]
             lut += r["lut"] - overhead
-            dsp += r.get("dsp", 0)
+            if self.lut_mul and op.product_register:  # its product in logic (bhpe_lut_mul), not in DSP blocks
+                lut += self.lanes * lut_mul_luts(op.in_w, op.const_w)
+            else:
+                dsp += r.get("dsp", 0)
         stages = self.stages()
         ff = addr_w * stages  # the counter and the group index in every register but the last
         for r in self.rtl_ops():

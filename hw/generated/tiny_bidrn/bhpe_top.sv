@@ -658,6 +658,7 @@ module bhpe_top (
     .OpCW(256'h9000000080000),
     .OpCOff(256'h110008000800000000),
     .OpReg(16'h1f),
+    .MulLut(0),
     .InitFile("mem/t__stem_qx_act_quant_export_handler_Quant_epi_InitFile.hex")
   ) u_t__stem_qx_act_quant_export_handler_Quant_epi (
     .clk_i(clk_i),
@@ -718,7 +719,8 @@ module bhpe_top (
     .OpAux(256'h0),
     .OpCW(256'h0),
     .OpCOff(256'h0),
-    .OpReg(16'h1)
+    .OpReg(16'h1),
+    .MulLut(0)
   ) u_t__blocks_blocks_0_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -833,6 +835,7 @@ module bhpe_top (
     .OpCW(256'h90000000800000009000000080009000000080000),
     .OpCOff(256'h33002a002a002200220019001900110008000800000000),
     .OpReg(16'hfff),
+    .MulLut(0),
     .InitFile("mem/t__blocks_blocks_0_convs_0_branches_0_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_0_convs_0_branches_0_Mul_epi (
     .clk_i(clk_i),
@@ -907,7 +910,8 @@ module bhpe_top (
     .OpAux(256'h0),
     .OpCW(256'h0),
     .OpCOff(256'h0),
-    .OpReg(16'h1)
+    .OpReg(16'h1),
+    .MulLut(0)
   ) u_t__blocks_blocks_0_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -992,6 +996,7 @@ module bhpe_top (
     .OpCW(256'ha0000000800000009000000080009000000080000),
     .OpCOff(256'h2a002a002200220019001900110008000800000000),
     .OpReg(16'h7ff),
+    .MulLut(0),
     .InitFile("mem/t__blocks_blocks_0_convs_1_branches_0_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_0_convs_1_branches_0_Mul_epi (
     .clk_i(clk_i),
@@ -1021,7 +1026,8 @@ module bhpe_top (
     .OpAux(256'h3),
     .OpCW(256'h0),
     .OpCOff(256'h0),
-    .OpReg(16'h3)
+    .OpReg(16'h3),
+    .MulLut(0)
   ) u_t__blocks_blocks_0_Add_epi (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -1081,7 +1087,8 @@ module bhpe_top (
     .OpAux(256'h0),
     .OpCW(256'h0),
     .OpCOff(256'h0),
-    .OpReg(16'h1)
+    .OpReg(16'h1),
+    .MulLut(0)
   ) u_t__blocks_blocks_1_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -1279,7 +1286,8 @@ module bhpe_top (
     .OpAux(256'h0),
     .OpCW(256'h0),
     .OpCOff(256'h0),
-    .OpReg(16'h1)
+    .OpReg(16'h1),
+    .MulLut(0)
   ) u_t__blocks_blocks_1_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -1452,6 +1460,7 @@ module bhpe_top (
     .OpCW(256'ha0000000800000009000000080009000000080000),
     .OpCOff(256'h2a002a002200220019001900110008000800000000),
     .OpReg(16'h7ff),
+    .MulLut(0),
     .InitFile("mem/t__blocks_blocks_1_convs_0_branches_0_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_1_convs_0_branches_0_Mul_epi (
     .clk_i(clk_i),
@@ -1511,6 +1520,7 @@ module bhpe_top (
     .OpCW(256'ha0000000800000009000000080009000000080000),
     .OpCOff(256'h2a002a002200220019001900110008000800000000),
     .OpReg(16'h7ff),
+    .MulLut(0),
     .InitFile("mem/t__blocks_blocks_1_convs_0_branches_1_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_1_convs_0_branches_1_Mul_epi (
     .clk_i(clk_i),
@@ -1560,7 +1570,8 @@ module bhpe_top (
     .OpAux(256'h0),
     .OpCW(256'h0),
     .OpCOff(256'h0),
-    .OpReg(16'h1)
+    .OpReg(16'h1),
+    .MulLut(0)
   ) u_t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_epi (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -1620,7 +1631,8 @@ module bhpe_top (
     .OpAux(256'h0),
     .OpCW(256'h0),
     .OpCOff(256'h0),
-    .OpReg(16'h1)
+    .OpReg(16'h1),
+    .MulLut(0)
   ) u_t__blocks_blocks_1_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -1735,6 +1747,7 @@ module bhpe_top (
     .OpCW(256'ha0000000800000009000000080009000000080000),
     .OpCOff(256'h2a002a002200220019001900110008000800000000),
     .OpReg(16'h7ff),
+    .MulLut(0),
     .InitFile("mem/t__blocks_blocks_1_convs_1_branches_0_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_1_convs_1_branches_0_Mul_epi (
     .clk_i(clk_i),
@@ -1780,6 +1793,7 @@ module bhpe_top (
     .OpCW(256'h9000000080000),
     .OpCOff(256'h1100110008000800000000),
     .OpReg(16'h3f),
+    .MulLut(0),
     .InitFile("mem/t__blocks_blocks_1_br_qx_act_quant_export_handler_Quant_epi_InitFile.hex")
   ) u_t__blocks_blocks_1_br_qx_act_quant_export_handler_Quant_epi (
     .clk_i(clk_i),
@@ -1978,7 +1992,8 @@ module bhpe_top (
     .OpAux(256'h0),
     .OpCW(256'h0),
     .OpCOff(256'h0),
-    .OpReg(16'h1)
+    .OpReg(16'h1),
+    .MulLut(0)
   ) u_t__blocks_blocks_2_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -2078,6 +2093,7 @@ module bhpe_top (
     .OpCW(256'h9000000080009000000080000),
     .OpCOff(256'h220019001900110008000800000000),
     .OpReg(16'hff),
+    .MulLut(0),
     .InitFile("mem/t__blocks_blocks_2_convs_0_branches_0_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_2_convs_0_branches_0_Mul_epi (
     .clk_i(clk_i),
@@ -2122,7 +2138,8 @@ module bhpe_top (
     .OpAux(256'h0),
     .OpCW(256'h0),
     .OpCOff(256'h0),
-    .OpReg(16'h1)
+    .OpReg(16'h1),
+    .MulLut(0)
   ) u_t__blocks_blocks_2_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -2222,6 +2239,7 @@ module bhpe_top (
     .OpCW(256'h9000000080009000000080000),
     .OpCOff(256'h220019001900110008000800000000),
     .OpReg(16'hff),
+    .MulLut(0),
     .InitFile("mem/t__blocks_blocks_2_convs_0_branches_1_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_2_convs_0_branches_1_Mul_epi (
     .clk_i(clk_i),
@@ -2252,6 +2270,7 @@ module bhpe_top (
     .OpCW(256'ha000000080000),
     .OpCOff(256'h120008000800000000),
     .OpReg(16'h1f),
+    .MulLut(0),
     .InitFile("mem/t__blocks_blocks_2_convs_0_Add_epi_InitFile.hex")
   ) u_t__blocks_blocks_2_convs_0_Add_epi (
     .clk_i(clk_i),
@@ -2312,7 +2331,8 @@ module bhpe_top (
     .OpAux(256'h0),
     .OpCW(256'h0),
     .OpCOff(256'h0),
-    .OpReg(16'h1)
+    .OpReg(16'h1),
+    .MulLut(0)
   ) u_t__blocks_blocks_2_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -2427,6 +2447,7 @@ module bhpe_top (
     .OpCW(256'ha0000000800000009000000080009000000080000),
     .OpCOff(256'h34002a002a002200220019001900110008000800000000),
     .OpReg(16'hfff),
+    .MulLut(0),
     .InitFile("mem/t__blocks_blocks_2_convs_1_branches_0_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_2_convs_1_branches_0_Mul_epi (
     .clk_i(clk_i),
@@ -2487,7 +2508,8 @@ module bhpe_top (
     .OpAux(256'h0),
     .OpCW(256'h0),
     .OpCOff(256'h0),
-    .OpReg(16'h1)
+    .OpReg(16'h1),
+    .MulLut(0)
   ) u_t__blocks_blocks_2_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -2617,7 +2639,8 @@ module bhpe_top (
     .OpAux(256'h0),
     .OpCW(256'h0),
     .OpCOff(256'h0),
-    .OpReg(16'h1)
+    .OpReg(16'h1),
+    .MulLut(0)
   ) u_t__blocks_blocks_2_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -2747,7 +2770,8 @@ module bhpe_top (
     .OpAux(256'h0),
     .OpCW(256'h0),
     .OpCOff(256'h0),
-    .OpReg(16'h1)
+    .OpReg(16'h1),
+    .MulLut(0)
   ) u_t__blocks_blocks_2_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -2877,7 +2901,8 @@ module bhpe_top (
     .OpAux(256'h0),
     .OpCW(256'h0),
     .OpCOff(256'h0),
-    .OpReg(16'h1)
+    .OpReg(16'h1),
+    .MulLut(0)
   ) u_t__blocks_blocks_2_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -3007,6 +3032,7 @@ module bhpe_top (
     .OpCW(256'ha0000000800000009000000080009000000080000),
     .OpCOff(256'h2a002a002200220019001900110008000800000000),
     .OpReg(16'h7ff),
+    .MulLut(0),
     .InitFile("mem/t__blocks_blocks_2_convs_2_branches_0_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_2_convs_2_branches_0_Mul_epi (
     .clk_i(clk_i),
@@ -3081,6 +3107,7 @@ module bhpe_top (
     .OpCW(256'ha0000000800000009000000080009000000080000),
     .OpCOff(256'h2a002a002200220019001900110008000800000000),
     .OpReg(16'h7ff),
+    .MulLut(0),
     .InitFile("mem/t__blocks_blocks_2_convs_2_branches_1_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_2_convs_2_branches_1_Mul_epi (
     .clk_i(clk_i),
@@ -3174,6 +3201,7 @@ module bhpe_top (
     .OpCW(256'ha0000000800000009000000080009000000080000),
     .OpCOff(256'h2a002a002200220019001900110008000800000000),
     .OpReg(16'h7ff),
+    .MulLut(0),
     .InitFile("mem/t__blocks_blocks_2_convs_2_branches_2_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_2_convs_2_branches_2_Mul_epi (
     .clk_i(clk_i),
@@ -3237,6 +3265,7 @@ module bhpe_top (
     .OpCW(256'h90000000800000009000000080009000000080000),
     .OpCOff(256'h2a002a002200220019001900110008000800000000),
     .OpReg(16'h7ff),
+    .MulLut(0),
     .InitFile("mem/t__blocks_blocks_2_convs_2_branches_3_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_2_convs_2_branches_3_Mul_epi (
     .clk_i(clk_i),
@@ -3286,6 +3315,7 @@ module bhpe_top (
     .OpCW(256'ha000000080000),
     .OpCOff(256'h1200120008000800000000),
     .OpReg(16'h3f),
+    .MulLut(0),
     .InitFile("mem/t__blocks_blocks_2_br_qx_act_quant_export_handler_Quant_epi_InitFile.hex")
   ) u_t__blocks_blocks_2_br_qx_act_quant_export_handler_Quant_epi (
     .clk_i(clk_i),
@@ -3495,7 +3525,8 @@ module bhpe_top (
     .OpAux(256'h0),
     .OpCW(256'h0),
     .OpCOff(256'h0),
-    .OpReg(16'h1)
+    .OpReg(16'h1),
+    .MulLut(0)
   ) u_t__blocks_blocks_3_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -3595,6 +3626,7 @@ module bhpe_top (
     .OpCW(256'h9000000080009000000080000),
     .OpCOff(256'h220019001900110008000800000000),
     .OpReg(16'hff),
+    .MulLut(0),
     .InitFile("mem/t__blocks_blocks_3_convs_0_branches_0_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_3_convs_0_branches_0_Mul_epi (
     .clk_i(clk_i),
@@ -3639,7 +3671,8 @@ module bhpe_top (
     .OpAux(256'h0),
     .OpCW(256'h0),
     .OpCOff(256'h0),
-    .OpReg(16'h1)
+    .OpReg(16'h1),
+    .MulLut(0)
   ) u_t__blocks_blocks_3_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -3739,6 +3772,7 @@ module bhpe_top (
     .OpCW(256'h9000000080009000000080000),
     .OpCOff(256'h220019001900110008000800000000),
     .OpReg(16'hff),
+    .MulLut(0),
     .InitFile("mem/t__blocks_blocks_3_convs_0_branches_1_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_3_convs_0_branches_1_Mul_epi (
     .clk_i(clk_i),
@@ -3768,7 +3802,8 @@ module bhpe_top (
     .OpAux(256'h0),
     .OpCW(256'h0),
     .OpCOff(256'h0),
-    .OpReg(16'h1)
+    .OpReg(16'h1),
+    .MulLut(0)
   ) u_t__blocks_blocks_3_convs_0_Add_epi (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -3812,7 +3847,8 @@ module bhpe_top (
     .OpAux(256'h0),
     .OpCW(256'h0),
     .OpCOff(256'h0),
-    .OpReg(16'h1)
+    .OpReg(16'h1),
+    .MulLut(0)
   ) u_t__blocks_blocks_3_convs_0_branches_2_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -3912,6 +3948,7 @@ module bhpe_top (
     .OpCW(256'h9000000080009000000080000),
     .OpCOff(256'h220019001900110008000800000000),
     .OpReg(16'hff),
+    .MulLut(0),
     .InitFile("mem/t__blocks_blocks_3_convs_0_branches_2_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_3_convs_0_branches_2_Mul_epi (
     .clk_i(clk_i),
@@ -3941,7 +3978,8 @@ module bhpe_top (
     .OpAux(256'h0),
     .OpCW(256'h0),
     .OpCOff(256'h0),
-    .OpReg(16'h1)
+    .OpReg(16'h1),
+    .MulLut(0)
   ) u_t__blocks_blocks_3_convs_0_Add_1_epi (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -3985,7 +4023,8 @@ module bhpe_top (
     .OpAux(256'h0),
     .OpCW(256'h0),
     .OpCOff(256'h0),
-    .OpReg(16'h1)
+    .OpReg(16'h1),
+    .MulLut(0)
   ) u_t__blocks_blocks_3_convs_0_branches_3_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -4085,6 +4124,7 @@ module bhpe_top (
     .OpCW(256'h9000000080009000000080000),
     .OpCOff(256'h220019001900110008000800000000),
     .OpReg(16'hff),
+    .MulLut(0),
     .InitFile("mem/t__blocks_blocks_3_convs_0_branches_3_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_3_convs_0_branches_3_Mul_epi (
     .clk_i(clk_i),
@@ -4115,6 +4155,7 @@ module bhpe_top (
     .OpCW(256'ha000000080000),
     .OpCOff(256'h120008000800000000),
     .OpReg(16'h1f),
+    .MulLut(0),
     .InitFile("mem/t__blocks_blocks_3_convs_0_Add_2_epi_InitFile.hex")
   ) u_t__blocks_blocks_3_convs_0_Add_2_epi (
     .clk_i(clk_i),
@@ -4175,7 +4216,8 @@ module bhpe_top (
     .OpAux(256'h0),
     .OpCW(256'h0),
     .OpCOff(256'h0),
-    .OpReg(16'h1)
+    .OpReg(16'h1),
+    .MulLut(0)
   ) u_t__blocks_blocks_3_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -4290,6 +4332,7 @@ module bhpe_top (
     .OpCW(256'ha0000000800000009000000080009000000080000),
     .OpCOff(256'h34002a002a002200220019001900110008000800000000),
     .OpReg(16'hfff),
+    .MulLut(0),
     .InitFile("mem/t__blocks_blocks_3_convs_1_branches_0_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_3_convs_1_branches_0_Mul_epi (
     .clk_i(clk_i),
@@ -4350,7 +4393,8 @@ module bhpe_top (
     .OpAux(256'h0),
     .OpCW(256'h0),
     .OpCOff(256'h0),
-    .OpReg(16'h1)
+    .OpReg(16'h1),
+    .MulLut(0)
   ) u_t__blocks_blocks_3_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -4480,7 +4524,8 @@ module bhpe_top (
     .OpAux(256'h0),
     .OpCW(256'h0),
     .OpCOff(256'h0),
-    .OpReg(16'h1)
+    .OpReg(16'h1),
+    .MulLut(0)
   ) u_t__blocks_blocks_3_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -4610,7 +4655,8 @@ module bhpe_top (
     .OpAux(256'h0),
     .OpCW(256'h0),
     .OpCOff(256'h0),
-    .OpReg(16'h1)
+    .OpReg(16'h1),
+    .MulLut(0)
   ) u_t__blocks_blocks_3_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -4740,7 +4786,8 @@ module bhpe_top (
     .OpAux(256'h0),
     .OpCW(256'h0),
     .OpCOff(256'h0),
-    .OpReg(16'h1)
+    .OpReg(16'h1),
+    .MulLut(0)
   ) u_t__blocks_blocks_3_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -4870,6 +4917,7 @@ module bhpe_top (
     .OpCW(256'ha0000000800000009000000080009000000080000),
     .OpCOff(256'h2a002a002200220019001900110008000800000000),
     .OpReg(16'h7ff),
+    .MulLut(0),
     .InitFile("mem/t__blocks_blocks_3_convs_2_branches_0_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_3_convs_2_branches_0_Mul_epi (
     .clk_i(clk_i),
@@ -4944,6 +4992,7 @@ module bhpe_top (
     .OpCW(256'ha0000000800000009000000080009000000080000),
     .OpCOff(256'h2a002a002200220019001900110008000800000000),
     .OpReg(16'h7ff),
+    .MulLut(0),
     .InitFile("mem/t__blocks_blocks_3_convs_2_branches_1_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_3_convs_2_branches_1_Mul_epi (
     .clk_i(clk_i),
@@ -5037,6 +5086,7 @@ module bhpe_top (
     .OpCW(256'h90000000800000009000000080009000000080000),
     .OpCOff(256'h2a002a002200220019001900110008000800000000),
     .OpReg(16'h7ff),
+    .MulLut(0),
     .InitFile("mem/t__blocks_blocks_3_convs_2_branches_2_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_3_convs_2_branches_2_Mul_epi (
     .clk_i(clk_i),
@@ -5100,6 +5150,7 @@ module bhpe_top (
     .OpCW(256'ha0000000800000009000000080009000000080000),
     .OpCOff(256'h2a002a002200220019001900110008000800000000),
     .OpReg(16'h7ff),
+    .MulLut(0),
     .InitFile("mem/t__blocks_blocks_3_convs_2_branches_3_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_3_convs_2_branches_3_Mul_epi (
     .clk_i(clk_i),
@@ -5148,7 +5199,8 @@ module bhpe_top (
     .OpAux(256'h3),
     .OpCW(256'h0),
     .OpCOff(256'h0),
-    .OpReg(16'h1)
+    .OpReg(16'h1),
+    .MulLut(0)
   ) u_t__blocks_blocks_3_Add_epi (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
