@@ -127,13 +127,15 @@ class ValidateGraph:
         from qonnx.core.modelwrapper import ModelWrapper
         from qonnx.transformation.infer_shapes import _hide_finn_ops
 
+        from binaryhpe.qonnx_passes import ValueInfoLookup
+
         try:
             onnx.checker.check_model(model.model)
         except Exception as e:  # noqa: BLE001 - onnx.checker raises ValidationError and others
             raise BinaryHPEError(f"the graph is not valid ONNX ({_first_line(e)}): re-export the model") from None
         try:
             m = ModelWrapper(copy.deepcopy(model.model), fix_missing_initializer_valueinfo=False)
-            _hide_finn_ops(m)
+            _hide_finn_ops(ValueInfoLookup(m))  # qonnx's, with the ValueInfos indexed once (it scans per node)
             si.infer_shapes(m.model, check_type=True, strict_mode=True)
         except Exception as e:  # noqa: BLE001 - onnx raises InferenceError, qonnx AttributeError/KeyError
             msg = _first_line(e)
