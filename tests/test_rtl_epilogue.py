@@ -237,8 +237,8 @@ def test_illegal_parameters_name_the_layer():
         names = {f.name for f in dataclasses.fields(cls)}
         layer = cls(name="x", c=4, lanes=2, pixels=5, **{k: v for k, v in fields.items() if k in names})
         # one registered stage; an op with constants also its input's register, a multiplying op also its
-        # product's (before its shift and saturation)
-        depth = {MulShift: 3, Prelu: 3, AddConst: 2, Threshold: 2, MultiThreshold: 2}.get(cls, 1)
+        # product's (before its shift and saturation); then the unit's output FIFO (one cycle)
+        depth = {MulShift: 3, Prelu: 3, AddConst: 2, Threshold: 2, MultiThreshold: 2}.get(cls, 1) + 1
         assert layer.cycles() == {"ii": 10, "latency": 9 + depth, "pipeline": depth}
         assert set(layer.resources()) == {"lut", "ff", "bram18", "dsp"}
         assert os.path.exists(RTL / f"{layer.rtl_module}.sv")
@@ -257,7 +257,7 @@ def test_epilogue_rom_is_op_major_and_every_op_is_a_stage():
     # the MulShift is two RTL ops: its 16-bit product (Mul, code 8), registered, then a Requant (code 0); as the
     # first op it reads a register of the input (a Requant by 0 to the input's 8 bits) first
     assert e.stages() == 5 and e.rtl_const_offsets() == [0, 0, 8, 8, 12]
-    assert e.cycles() == {"ii": 2, "latency": 6, "pipeline": 5}
+    assert e.cycles() == {"ii": 2, "latency": 7, "pipeline": 6}  # the 5 registers and the output FIFO
     p = e.rtl_params()
     assert (p["NumOps"], p["InW"], p["OutW"], p["HasB"], int(p["OpReg"])) == (5, 8, 1, 0, 0b11111)
     assert int(p["OpKind"]) == 0 | (8 << 16) | (0 << 32) | (2 << 48) | (5 << 64)

@@ -108,9 +108,10 @@ class _Elementwise(HwLayer):
         return PIPELINE_DEPTH + int(self.has_constants) + int(self.product_register)
 
     def cycles(self) -> dict:
-        """One beat a cycle through ``rtl_stages`` registered stages: ``ii`` = beats a frame; ``latency`` =
-        first input beat accepted to last output beat accepted = (beats - 1) + rtl_stages."""
-        s = self.rtl_stages
+        """One beat a cycle through ``rtl_stages`` registered stages and the unit's output FIFO (one cycle):
+        ``ii`` = beats a frame; ``latency`` = first input beat accepted to last output beat accepted = (beats - 1)
+        + rtl_stages + 1."""
+        s = self.rtl_stages + 1
         return {"ii": self.beats, "latency": self.beats - 1 + s, "pipeline": s}
 
     # --- the kind interface (compile/kinds/base.py), shared by every elementwise kind ---------------------
@@ -143,7 +144,7 @@ class _Elementwise(HwLayer):
         return self.lanes
 
     def stream_capacity(self) -> int:
-        return self.rtl_stages + 3  # the registered stages plus skid
+        return self.rtl_stages + 3  # its credits: the registered stages, the output FIFO's entry, one being read
 
     def weight_memory(self):
         return None  # per-channel constants stay in the unit's own ROM

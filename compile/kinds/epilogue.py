@@ -10,11 +10,15 @@ operand the epilogue's second input (``inputs[1]``).
 RTL contract (``hw/rtl/bhpe_epilogue.sv``, see its header):
 
 - one input stream ``in_*`` (``Lanes`` elements of ``InW`` bits a beat), with a JoinAdd a second stream
-  ``b_*`` (``InBW`` bits an element) taken in the same cycle as the chain value reaches the JoinAdd's stage;
+  ``b_*`` (``InBW`` bits an element) taken in the same cycle as the chain input, and carried to the JoinAdd's
+  stage;
   one output stream ``out_*``;
 - one constant ROM image of ``C / Lanes`` words for all ops: op-major, op ``i``'s constants (its stand-alone
   ROM word, lane 0 in the LSBs) at bit ``Lanes * COff_i`` of the word; each stage reads its own ops' columns
   at the channel group of its beat (one counter at the input, its value travelling with the data);
+- credits and a free-running pipeline: a beat (with its JoinAdd operand) is accepted while the unit holds
+  fewer than ``stages + 3`` beats, every stage register then loads each cycle, and an output FIFO of that
+  many entries always has room (no ready chain through the stages; one cycle of latency more);
 - a register after every op (``REGISTERED_AFTER``), and one after the product of a multiplying op
   (``product_register`` of MulShift and Prelu): the RTL's op list (``rtl_ops``) then holds the op as two, its
   product (``Mul`` / ``PreluMul``, registered) and a ``Requant`` of the product (its right shift and
@@ -264,8 +268,8 @@ class Epilogue(HwLayer):
 
     def cycles(self) -> dict:
         """One beat a cycle; ``latency`` = first input beat accepted to last output beat accepted
-        = (beats - 1) + stages."""
-        s = self.stages()
+        = (beats - 1) + stages + 1 (the output FIFO)."""
+        s = self.stages() + 1
         return {"ii": self.beats, "latency": self.beats - 1 + s, "pipeline": s}
 
     # --- interfaces / RTL ----------------------------------------------------------------------------
@@ -370,7 +374,25 @@ class Epilogue(HwLayer):
                 bram = math.ceil(width / 36) * math.ceil(depth / 512)
             lut += addr_w * stages  # the counter's increment and the read-address selects
         lut += 2 * stages + (2 if self.join is not None else 0)
+        # the output FIFO of stages + 3 entries (bhpe_fifo's own model) and the credit counter
+        from .plumbing import Fifo
+
+        fifo = Fifo(name=f"{self.name}_out", elem_w=self.out_w, lanes=self.lanes, depth=stages + 3).resources()
+        lut += fifo["lut"] + clog2(stages + 4) + 2
+        ff += fifo["ff"] + clog2(stages + 4)
+        bram += fifo["bram18"]
+        if self.join is not None:
+            ff += self.lanes * self.join.in_b_w * self._join_stage()  # its operand travels to its stage
         return {"lut": lut, "ff": ff, "bram18": bram, "dsp": dsp}
+
+    def _join_stage(self) -> int:
+        """The stage (registers before it) of the JoinAdd's RTL op."""
+        s = 0
+        for r in self.rtl_ops():
+            if r.code == OP_CODES[JoinAdd]:
+                return s
+            s += int(r.reg)
+        return 0
 
     def describe(self) -> dict:
         return {"name": self.name, "kind": "Epilogue", "c": self.c, "lanes": self.lanes, "pixels": self.pixels,
@@ -401,7 +423,7 @@ class Epilogue(HwLayer):
         return self.lanes
 
     def stream_capacity(self) -> int:
-        return self.stages() + 3  # its registered stages plus skid (a one-stage layer's 4)
+        return self.stages() + 3  # its credits (bhpe_epilogue Cap): the stages, the output FIFO's entry, one read
 
     def weight_memory(self):
         return None  # the per-channel constants stay in the unit's own ROM

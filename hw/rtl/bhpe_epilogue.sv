@@ -8,8 +8,8 @@
 // Streams (lane 0 in the LSBs, raster order, C channels a pixel, Lanes divides C):
 //   in_*  : Lanes signed InW-bit elements a beat, the chain input;
 //   b_*   : Lanes signed InBW-bit elements a beat, the JoinAdd's second operand (HasB = 1); a beat is taken
-//           from b together with the chain value reaching the JoinAdd's stage, never alone. With HasB = 0
-//           b_tdata/b_tvalid are ignored and b_tready is 0;
+//           from b together with the chain input, never alone, and travels with it to the JoinAdd's stage.
+//           With HasB = 0 b_tdata/b_tvalid are ignored and b_tready is 0;
 //   out_* : Lanes OutW-bit elements a beat.
 //
 // Ops: field i (FieldW = 16 bits, op 0 in the LSBs) of each packed parameter describes op i:
@@ -40,9 +40,10 @@
 // beat enters the register before it, so each constant bit is registered once, not carried along the
 // pipeline. Stage 0 has no constants (the compiler puts a register of the input before a first op with them).
 //
-// Pipeline: one stage per register (OpReg), each elastic (ready = !valid | next ready): latency = number
-// of registers, one beat a cycle. The compiler registers every op (compile/kinds/epilogue.py
-// REGISTERED_AFTER): one beat of buffer an op, which the whole network's frame interval needs.
+// Pipeline: one stage per register (OpReg), free-running, then an output FIFO of Cap = stages + 3 entries;
+// a beat is accepted while fewer than Cap beats are between the input and the FIFO's read side (credits):
+// latency = number of registers + 1, one beat a cycle, Cap beats of buffer. The compiler registers every op
+// (compile/kinds/epilogue.py REGISTERED_AFTER).
 module bhpe_epilogue #(
   parameter int unsigned  Lanes    = 1,
   parameter int unsigned  C        = 1,
@@ -203,42 +204,73 @@ module bhpe_epilogue #(
     end
   end
 
-  // ---- handshake: one elastic stage per register ------------------------------------------------------
+  // ---- handshake: credits, a free-running pipeline, an output FIFO ------------------------------------
+  // A beat is accepted (with its JoinAdd operand, when there is one) only while the unit holds fewer than
+  // Cap beats between its input and its output FIFO's read side; then it never waits inside: every stage
+  // register loads each cycle, and the output FIFO (Cap entries) always has room. out_tready reaches only the
+  // FIFO and the credit counter, both registers, so no ready chain runs through the stages (on ECP5 such a
+  // chain, downstream FIFO -> Fork -> the stage enables, was the whole design's critical path).
+  localparam int unsigned Cap  = NumStages + 3;  // the pipeline full, one beat in the FIFO, one being read
+  localparam int unsigned OccW = bhpe_pkg::count_width(Cap);
+
+  logic [OccW-1:0]       occ_q;     // beats accepted and not yet read from the output FIFO
+  logic                  credit, in_fire, out_fire, fifo_in_ready;
+  logic [Lanes*OutW-1:0] res;       // the last register: the FIFO's input
+
+  assign credit   = (occ_q < OccW'(Cap));
+  assign out_fire = out_tvalid & out_tready;
+  if (HasB) begin : gen_b_ready
+    assign in_fire   = in_tvalid & b_tvalid & credit;
+    assign in_tready = b_tvalid & credit;
+    assign b_tready  = in_tvalid & credit;
+  end else begin : gen_no_b_ready
+    assign in_fire   = in_tvalid & credit;
+    assign in_tready = credit;
+    assign b_tready  = 1'b0;
+  end
+
+  always_ff @(posedge clk_i) begin
+    if (!rst_ni) begin
+      occ_q <= '0;
+    end else if (in_fire != out_fire) begin
+      occ_q <= in_fire ? occ_q + OccW'(1) : occ_q - OccW'(1);
+    end
+  end
+
   for (genvar s = 0; s < NumStages; s++) begin : gen_stage
-    localparam bit NeedB = HasB && (s == JoinStage);
     if (s == 0) begin : gen_first
-      assign st_vin[s] = in_tvalid;
+      assign st_vin[s] = in_fire;
     end else begin : gen_later
       assign st_vin[s] = st_valid_q[s-1];
     end
-    if (s == NumStages - 1) begin : gen_last
-      assign st_en[s] = ~st_valid_q[s] | out_tready;
-    end else begin : gen_mid
-      assign st_en[s] = ~st_valid_q[s] | st_rdy[s+1];
-    end
-    if (NeedB) begin : gen_b
-      assign st_take[s] = st_vin[s] & b_tvalid;
-      assign st_rdy[s]  = st_en[s] & b_tvalid;
-    end else begin : gen_no_b
-      assign st_take[s] = st_vin[s];
-      assign st_rdy[s]  = st_en[s];
-    end
+    assign st_en[s]   = 1'b1;
+    assign st_take[s] = st_vin[s];
+    assign st_rdy[s]  = 1'b1;
     always_ff @(posedge clk_i) begin
       if (!rst_ni) begin
         st_valid_q[s] <= 1'b0;
-      end else if (st_en[s]) begin
+      end else begin
         st_valid_q[s] <= st_take[s];
       end
     end
   end
 
-  assign in_tready  = st_rdy[0];
-  assign out_tvalid = st_valid_q[NumStages-1];
-  if (HasB) begin : gen_b_ready
-    assign b_tready = st_en[JoinStage] & st_vin[JoinStage];
-  end else begin : gen_no_b_ready
-    assign b_tready = 1'b0;
+  // the JoinAdd operand, taken with the chain input, travels with its beat to the JoinAdd's stage
+  logic [(JoinStage+1)*Lanes*InBW-1:0] bin;  // slot s: the operand of the beat at stage s's input
+  assign bin[0 +: Lanes*InBW] = b_tdata;
+  for (genvar s = 1; s <= JoinStage; s++) begin : gen_b_delay
+    logic [Lanes*InBW-1:0] b_q;
+    always_ff @(posedge clk_i) begin
+      if (st_take[s-1]) b_q <= bin[(s-1)*Lanes*InBW +: Lanes*InBW];
+    end
+    assign bin[s*Lanes*InBW +: Lanes*InBW] = b_q;
   end
+
+  bhpe_fifo #(.Width(Lanes*OutW), .Depth(Cap)) u_out_fifo (
+    .clk_i, .rst_ni,
+    .in_tdata(res), .in_tvalid(st_valid_q[NumStages-1]), .in_tready(fifo_in_ready),
+    .out_tdata, .out_tvalid, .out_tready
+  );
 
   // ---- the ops ----------------------------------------------------------------------------------------
   for (genvar i = 0; i < NumOps; i++) begin : gen_op
@@ -342,7 +374,7 @@ module bhpe_epilogue #(
         localparam int unsigned SumW = ((WA > WB) ? WA : WB) + 1;
         logic signed [InBW-1:0] b;
         logic signed [SumW-1:0] sum;
-        assign b   = b_tdata[l*InBW +: InBW];
+        assign b   = bin[JoinStage*Lanes*InBW + l*InBW +: InBW];
         assign sum = (SumW'(x) <<< 32'(Sh)) + (SumW'(b) <<< Aux);
         bhpe_epi_sat #(.InW(SumW), .OutW(OW)) u_sat (.in_i(sum), .out_o(y[l*OW +: OW]));
       end else if (Kind == 5) begin : gen_sign
@@ -397,17 +429,23 @@ module bhpe_epilogue #(
       assign val[((i+1)*Lanes + l)*SlotW +: SlotW] = SlotW'(yv[l*OW +: OW]);
     end
     if (i == NumOps - 1) begin : gen_result
-      assign out_tdata = yv;  // registered: the last op always is
+      assign res = yv;  // registered: the last op always is
     end
   end
 
 
   // the buses carry bits no op reads (slot padding, earlier ops' constants, b without a JoinAdd)
   logic unused_bits;
-  assign unused_bits = ^{val, cview, sgrp_q, b_tdata, b_tvalid};
+  assign unused_bits = ^{val, cview, sgrp_q, bin, b_tvalid, st_en, st_rdy};
 
-  // ---- stream protocol check of the stream this module drives (simulation only) ---------------------
-  bhpe_stream_assert #(.DataW(Lanes*OutW)) u_out_assert (
-    .clk_i, .rst_ni, .tdata_i(out_tdata), .tvalid_i(out_tvalid), .tready_i(out_tready)
-  );
+  // ---- simulation check: the credits keep the output FIFO from ever refusing a beat (its own checker
+  // watches the out_* stream) --------------------------------------------------------------------------------
+`ifndef SYNTHESIS
+  always_ff @(posedge clk_i) begin
+    if (rst_ni && st_valid_q[NumStages-1] && !fifo_in_ready) $error("%m: output FIFO full (credit count wrong)");
+  end
+`else
+  logic unused_fifo_ready;
+  assign unused_fifo_ready = fifo_in_ready;
+`endif
 endmodule
