@@ -22,7 +22,7 @@ RTL contract (``hw/rtl/bhpe_epilogue.sv``, see its header):
 - a register after every op (``REGISTERED_AFTER``), and one after the product of a multiplying op
   (``product_register`` of MulShift and Prelu): the RTL's op list (``rtl_ops``) then holds the op as two, its
   product (``Mul`` / ``PreluMul``, registered) and a ``Requant`` of the product (its right shift and
-  saturation). The latency is the number of registers, one beat a cycle.
+  saturation). The latency is the number of registers plus one (the output FIFO), one beat a cycle.
 """
 
 from __future__ import annotations
@@ -147,8 +147,9 @@ def lut_mul_luts(a_w: int, b_w: int) -> int:
 
 
 def input_register(ops: list) -> bool:
-    """Whether a unit of these ops registers its input first: its first op reads constants (``Epilogue.rtl_ops``)."""
-    return bool(ops) and op_const_bits(ops[0]) > 0
+    """Whether a unit of these ops registers its input first: its first op reads constants (``has_constants``, as
+    the stand-alone op's ``rtl_stages`` counts it; ``Epilogue.rtl_ops``)."""
+    return bool(ops) and ops[0].has_constants
 
 
 def rtl_op_count(ops: list) -> int:

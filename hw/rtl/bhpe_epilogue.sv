@@ -302,6 +302,8 @@ module bhpe_epilogue #(
         // (x <<< LSh) >>> RSh as bit selects (one of the two shifts is 0): a simulator copies bits instead of
         // calling a general arithmetic shift
         if (RSh >= IW) begin : gen_all_sign
+          logic unused_low;  // every bit but the sign is shifted out
+          assign unused_low = ^x;
           assign wide = {WideW{x[IW-1]}};
         end else if (RSh > 0) begin : gen_right
           logic unused_low;  // the bits shifted out
