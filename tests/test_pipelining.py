@@ -44,7 +44,7 @@ def test_device_clock_sets_each_mvu_and_its_latency():
 
 
 def test_epilogue_multiplies_in_logic_on_ecp5_only():
-    """multipliers_for_device: an ECP5 build's epilogues multiply in logic (bhpe_lut_mul; its DSP rows sit far
+    """multipliers_for_device: an ECP5 build's epilogues multiply in logic (bhpe_mul; its DSP rows sit far
     from the logic), a Xilinx build's in DSP blocks; the RTL parameter and the resource model follow, and the
     cycle model does not change."""
     from binaryhpe.compile.folding import multipliers_for_device

@@ -131,7 +131,7 @@ CASES = {
 }
 
 def _lut(make):
-    """The same unit multiplying in logic (``lut_mul``: ``bhpe_lut_mul``, the ECP5 builds' epilogues)."""
+    """The same unit multiplying in logic (``lut_mul``: ``bhpe_mul``, the ECP5 builds' epilogues)."""
     def build():
         e = make()
         e.lut_mul = True
@@ -181,7 +181,7 @@ def test_rtl_epilogue(case):
         path = hexdir / f"epilogue_{case}_{pname}.hex"
         path.write_text("".join(f"{w:x}\n" for w in words))
         params[pname] = f'"{path.resolve()}"'
-    srcs = [RTL / f for f in ("bhpe_epi_sat.sv", "bhpe_lut_mul.sv", "bhpe_epilogue.sv")]
+    srcs = [RTL / f for f in ("bhpe_epi_sat.sv", "bhpe_mul.sv", "bhpe_epilogue.sv")]
     run_cocotb("bhpe_epilogue", "cocotb_epilogue", params, sources=srcs, test_dir=HERE / "rtl",
                extra_env={"EPILOGUE": _spec(unit), "FRAME_H": FRAME_H, "SEED": sum(map(ord, case)),
                           "STALL": 0.4, "COVER": int(case in COVER)})

@@ -140,7 +140,7 @@ def rtl_ops_of(op: _Elementwise, last: bool = True) -> list[RtlOp]:
 
 
 def lut_mul_luts(a_w: int, b_w: int) -> int:
-    """First-order model of ``bhpe_lut_mul`` (a_w x b_w bits) in LUT4s: its ``b_w`` partial products reduced by
+    """First-order model of ``bhpe_mul`` in logic (``Lut = 1``, a_w x b_w bits) in LUT4s: its ``b_w`` partial products reduced by
     ``b_w - 1`` adders and a negation, each ``a_w + b_w`` bits of carry chain (a CCU2C is two LUT4s for two
     bits; the partial products' ANDs fold into the adders' LUTs)."""
     return b_w * (a_w + b_w)
@@ -164,7 +164,7 @@ class Epilogue(HwLayer):
 
     ops: list
     mids: list = field(default_factory=list)
-    #: multiply in logic (``bhpe_lut_mul``, an adder tree of partial products) instead of DSP blocks: the
+    #: multiply in logic (``bhpe_mul`` with ``Lut = 1``, an adder tree of partial products) instead of DSP blocks: the
     #: product ops (``Mul``, ``PreluMul``); set for the device by ``compile.folding.multipliers_for_device``
     lut_mul: bool = False
 
@@ -356,7 +356,7 @@ class Epilogue(HwLayer):
             if own_cw:
                 overhead += op._rom_resources(own_cw * self.lanes)["lut"]
             lut += r["lut"] - overhead
-            if self.lut_mul and op.product_register:  # its product in logic (bhpe_lut_mul), not in DSP blocks
+            if self.lut_mul and op.product_register:  # its product in logic (bhpe_mul), not in DSP blocks
                 lut += self.lanes * lut_mul_luts(op.in_w, op.const_w)
             else:
                 dsp += r.get("dsp", 0)

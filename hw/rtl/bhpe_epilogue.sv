@@ -30,7 +30,8 @@
 //   OpShift a signed shift (negative: an exact left shift); OpAux as above;
 //   OpCW    constant bits a lane (0: none); OpCOff its offset (per lane) in the ROM entry;
 //   OpReg   bit i: a register after op i (set after every multiplying op and after the last op).
-// MulLut: ops 8 and 9 multiply in logic (bhpe_lut_mul, an adder tree of partial products), not in a DSP block.
+// MulLut: ops 8 and 9 multiply in logic (bhpe_mul with Lut = 1, an adder tree of partial products), not in a
+// DSP block.
 // Every sat is a saturation to the op's OutW signed range (bhpe_epi_sat), exactly as the op's Python kind.
 //
 // Constant ROM (InitFile, $readmemh): C/Lanes words of Lanes*CTot bits, op-major: op i's constants
@@ -331,22 +332,14 @@ module bhpe_epilogue #(
         logic signed [CW-1:0]    m;
         logic signed [ProdW-1:0] prod;
         assign m = cw[Lanes*COff + l*CW +: CW];
-        if (MulLut) begin : gen_lut
-          bhpe_lut_mul #(.AW(IW), .BW(CW)) u_mul (.a_i(x), .b_i(m), .p_o(prod));
-        end else begin : gen_dsp
-          assign prod = ProdW'(x) * ProdW'(m);
-        end
+        bhpe_mul #(.AW(IW), .BW(CW), .Lut(MulLut)) u_mul (.a_i(x), .b_i(m), .p_o(prod));
         assign y[l*OW +: OW] = OW'(OW'(prod) <<< LSh);
       end else if (Kind == 9) begin : gen_prelu_mul
         localparam int unsigned ProdW = IW + CW;
         logic signed [CW-1:0]    beta;
         logic signed [ProdW-1:0] prod;
         assign beta = cw[Lanes*COff + l*CW +: CW];
-        if (MulLut) begin : gen_lut
-          bhpe_lut_mul #(.AW(IW), .BW(CW)) u_mul (.a_i(x), .b_i(beta), .p_o(prod));
-        end else begin : gen_dsp
-          assign prod = ProdW'(x) * ProdW'(beta);
-        end
+        bhpe_mul #(.AW(IW), .BW(CW), .Lut(MulLut)) u_mul (.a_i(x), .b_i(beta), .p_o(prod));
         // x > 0: not negative and not zero
         assign y[l*OW +: OW] = (!x[IW-1] && (x != '0)) ? OW'(OW'(x) <<< RSh) : OW'(OW'(prod) <<< LSh);
       end else if (Kind == 2) begin : gen_addconst

@@ -1,0 +1,51 @@
+`ifndef BHPE_PKG_SV
+`include "bhpe_pkg.sv"
+`endif
+
+// Signed multiplier: p_o = a_i * b_i (AW-bit a, BW-bit b, both two's complement), exact in AW + BW bits;
+// combinational, no register.
+//   Lut = 0: the * operator, which synthesis maps to DSP blocks;
+//   Lut = 1: in logic, not in a DSP block: the BW partial products (a shifted by j where b's bit j is set; the
+//            sign bit of b weighs -2^(BW-1), so its partial product is -a shifted) summed in a balanced adder
+//            tree of clog2(BW) levels (the leaves zero-padded to a power of two).
+//
+// bhpe_epilogue passes its MulLut (compile/kinds/epilogue.py, Epilogue.lut_mul: 1 in the ECP5 builds), whose
+// multiplies are small (an 8-bit per-channel constant): on the ECP5-85F the MULT18X18D blocks sit in three
+// rows, and with the tiny BiDRN's 105 in use the placer put them up to 90 columns from their logic.
+module bhpe_mul #(
+  parameter int unsigned AW  = 8,
+  parameter int unsigned BW  = 8,
+  parameter bit          Lut = 1'b0
+) (
+  input  logic signed [AW-1:0]    a_i,
+  input  logic signed [BW-1:0]    b_i,
+  output logic signed [AW+BW-1:0] p_o
+);
+  localparam int unsigned PW     = AW + BW;
+  localparam int unsigned Levels = bhpe_pkg::clog2_min1(BW);
+  localparam int unsigned Leaves = 1 << Levels;
+
+  if (!Lut) begin : gen_dsp
+    assign p_o = PW'(a_i) * PW'(b_i);
+  end else begin : gen_lut
+    // node k (0 the root): the sum of its children 2k+1 and 2k+2; leaves at Leaves-1 .. 2*Leaves-2
+    logic [(2*Leaves-1)*PW-1:0] node;
+    logic signed [PW-1:0]       a_ext, a_neg;
+    assign a_ext = PW'(a_i);
+    assign a_neg = -a_ext;
+
+    for (genvar j = 0; j < Leaves; j++) begin : gen_leaf
+      if (j + 1 < BW) begin : gen_pos
+        assign node[(Leaves-1+j)*PW +: PW] = b_i[j] ? (a_ext <<< j) : '0;
+      end else if (j + 1 == BW) begin : gen_sign
+        assign node[(Leaves-1+j)*PW +: PW] = b_i[j] ? (a_neg <<< j) : '0;
+      end else begin : gen_pad
+        assign node[(Leaves-1+j)*PW +: PW] = '0;
+      end
+    end
+    for (genvar k = 0; k < Leaves - 1; k++) begin : gen_add
+      assign node[k*PW +: PW] = node[(2*k+1)*PW +: PW] + node[(2*k+2)*PW +: PW];
+    end
+    assign p_o = node[PW-1:0];
+  end
+endmodule
