@@ -119,8 +119,8 @@ module bhpe_epilogue #(
   logic [(NumOps+1)*Lanes*SlotW-1:0] val;
   // cview slot s: the constant word as stage s sees it (its own ops' columns, zeros elsewhere)
   logic [NumStages*CWordW-1:0]       cview;
-  // per stage: valid of its input, its register's valid, enable (ready of the register), ready upstream
-  logic [NumStages-1:0]              st_vin, st_take, st_valid_q, st_en, st_rdy;
+  // per stage: a beat enters its register this cycle (the valid of its input), its register's valid
+  logic [NumStages-1:0]              st_vin, st_valid_q;
 
   for (genvar l = 0; l < Lanes; l++) begin : gen_in
     assign val[l*SlotW +: SlotW] = SlotW'($signed(in_tdata[l*InW +: InW]));
@@ -175,7 +175,7 @@ module bhpe_epilogue #(
       if (s > 0 && Hi > Lo) begin : gen_cols
         logic [Hi-Lo-1:0] c_q;
         always_ff @(posedge clk_i) begin
-          if (st_en[s-1] && st_take[s-1]) c_q <= rom[sgin[(s-1)*AddrW +: AddrW]][Lo +: Hi - Lo];
+          if (st_vin[s-1]) c_q <= rom[sgin[(s-1)*AddrW +: AddrW]][Lo +: Hi - Lo];
         end
         if (Lo > 0 && Hi < CWordW) begin : gen_mid
           assign cview[s*CWordW +: CWordW] = {{(CWordW - Hi){1'b0}}, c_q, {Lo{1'b0}}};
@@ -201,7 +201,7 @@ module bhpe_epilogue #(
       assign sgin[s*AddrW +: AddrW] = sgrp_q[(s-1)*AddrW +: AddrW];
     end
     always_ff @(posedge clk_i) begin
-      if (st_en[s] && st_take[s]) sgrp_q[s*AddrW +: AddrW] <= sgin[s*AddrW +: AddrW];
+      if (st_vin[s]) sgrp_q[s*AddrW +: AddrW] <= sgin[s*AddrW +: AddrW];
     end
   end
 
@@ -244,14 +244,11 @@ module bhpe_epilogue #(
     end else begin : gen_later
       assign st_vin[s] = st_valid_q[s-1];
     end
-    assign st_en[s]   = 1'b1;
-    assign st_take[s] = st_vin[s];
-    assign st_rdy[s]  = 1'b1;
     always_ff @(posedge clk_i) begin
       if (!rst_ni) begin
         st_valid_q[s] <= 1'b0;
       end else begin
-        st_valid_q[s] <= st_take[s];
+        st_valid_q[s] <= st_vin[s];
       end
     end
   end
@@ -262,7 +259,7 @@ module bhpe_epilogue #(
   for (genvar s = 1; s <= JoinStage; s++) begin : gen_b_delay
     logic [Lanes*InBW-1:0] b_q;
     always_ff @(posedge clk_i) begin
-      if (st_take[s-1]) b_q <= bin[(s-1)*Lanes*InBW +: Lanes*InBW];
+      if (st_vin[s-1]) b_q <= bin[(s-1)*Lanes*InBW +: Lanes*InBW];
     end
     assign bin[s*Lanes*InBW +: Lanes*InBW] = b_q;
   end
@@ -414,7 +411,7 @@ module bhpe_epilogue #(
     if (OpReg[i]) begin : gen_reg
       logic [Lanes*OW-1:0] y_q;
       always_ff @(posedge clk_i) begin
-        if (st_en[Stg] && st_take[Stg]) y_q <= y;
+        if (st_vin[Stg]) y_q <= y;
       end
       assign yv = y_q;
     end else begin : gen_comb
@@ -431,7 +428,7 @@ module bhpe_epilogue #(
 
   // the buses carry bits no op reads (slot padding, earlier ops' constants, b without a JoinAdd)
   logic unused_bits;
-  assign unused_bits = ^{val, cview, sgrp_q, bin, b_tvalid, st_en, st_rdy};
+  assign unused_bits = ^{val, cview, sgrp_q, bin, b_tvalid};
 
   // ---- simulation check: the credits keep the output FIFO from ever refusing a beat (its own checker
   // watches the out_* stream) --------------------------------------------------------------------------------
