@@ -17,10 +17,10 @@ def test_tree_stages_counts_registered_levels_below_the_root():
 
 
 def test_pipelining_follows_the_clock():
-    assert mvu_pipelining(False, 8, 100.0) == (True, 2)   # ECP5-85F, Zynq-7020
-    assert mvu_pipelining(False, 8, 250.0) == (True, 1)   # Alveo U250
-    assert mvu_pipelining(True, 32, 250.0) == (False, 0)  # a popcount of 32 bits stays combinational
-    assert mvu_pipelining(True, 64, 100.0) == (False, 3) and mvu_pipelining(True, 64, 200.0) == (False, 2)
+    assert mvu_pipelining(False, 8, 100.0) == (2, 2)   # ECP5-85F, Zynq-7020: operand and product registers
+    assert mvu_pipelining(False, 8, 250.0) == (2, 1)   # Alveo U250
+    assert mvu_pipelining(True, 32, 250.0) == (0, 0)   # a popcount of 32 bits stays combinational
+    assert mvu_pipelining(True, 64, 100.0) == (0, 3) and mvu_pipelining(True, 64, 200.0) == (0, 2)
 
 
 def test_device_clock_sets_each_mvu_and_its_latency():
@@ -29,15 +29,15 @@ def test_device_clock_sets_each_mvu_and_its_latency():
     x = XnorMvu(name="x", n=72, cout=4, pe=1, simd=72, pixels=5, weights=rng.choice([-1, 1], size=(4, 72)))
     g = HwGraph(input="a", output="b")
     g.layers = [f, x]
-    for dev, f_extra, x_extra in (("ecp5-85f", 1 + 2, 2), ("zu3eg", 1 + 4, 3)):
+    for dev, f_extra, x_extra in (("ecp5-85f", 2 + 2, 2), ("zu3eg", 2 + 4, 3)):
         clock = load_device(dev).clock_mhz
         pipeline_for_clock(g, clock)
         assert f.clock_mhz == x.clock_mhz == clock
-        # FxpMvu: the multiplier register + tree registers (27 terms: 5 levels); XnorMvu: the popcount's (7 levels)
+        # FxpMvu: the multiplier's operand and product registers + tree registers (27 terms: 5 levels); XnorMvu: the popcount's (7 levels)
         assert f.pipeline == MVU_PIPELINE + f_extra and x.pipeline == MVU_PIPELINE + x_extra
         assert f.cycles() == {"ii": 5 * 2, "latency": 5 * 2 + f.pipeline}
         p = f.rtl_params()
-        assert p["MulReg"] == 1 and p["TreeLevels"] == mvu_pipelining(False, 27, clock)[1]
+        assert p["MulReg"] == 2 and p["TreeLevels"] == mvu_pipelining(False, 27, clock)[1]
         assert x.rtl_params()["TreeLevels"] == mvu_pipelining(True, 72, clock)[1] and "MulReg" not in x.rtl_params()
         # every added register can hold one step: the FIFO sizing sees them
         assert f.stream_capacity() == 2 * f.sf + 9 + f_extra and x.stream_capacity() == 2 * x.sf + 9 + x_extra

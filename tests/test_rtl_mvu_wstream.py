@@ -102,11 +102,11 @@ def test_weight_stream_words_and_model():
     f = FxpMvu(name="f", n=2, cout=1, pe=1, simd=2, in_w=8, w_w=4, weights=np.array([[-1, 3]]),
                weight_source="stream", pixels=5)
     assert f.wstream_frame_words() == [0x3F] * 5 and f.wstream_port_bits == 8
-    # at the default 100 MHz a fixed-point unit registers its multipliers; a 2-term adder tree has no inner
-    # register to place (one level), so the latency grows by the multiplier register only
+    # at the default 100 MHz a fixed-point unit registers its multipliers' operands and products; a 2-term
+    # adder tree has no inner register to place (one level), so the latency grows by those two registers only
     assert f.rtl_params() == {"Binary": False, "N": 2, "Cout": 1, "Pe": 1, "Simd": 2, "InW": 8, "WW": 4,
-                              "AccW": 13, "MulReg": 1, "TreeLevels": 2}
-    assert f.pipeline == 4 and f.cycles()["latency"] == 5 * 1 * 1 + 4
+                              "AccW": 13, "MulReg": 2, "TreeLevels": 2}
+    assert f.pipeline == 5 and f.cycles()["latency"] == 5 * 1 * 1 + 5
     # cycle model: K = pixels*NF*SF steps; a stream of r words a cycle (r < 1) makes them K/r cycles
     assert lay.cycles() == {"ii": 12, "latency": 12 + 3}
     lay.wstream_rate = 0.25

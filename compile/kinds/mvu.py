@@ -44,18 +44,20 @@ DEFAULT_CLOCK_MHZ = 100.0
 POPCOUNT_COMB_BITS = 32
 
 
-def mvu_pipelining(binary: bool, simd: int, clock_mhz: float) -> tuple[bool, int]:
+def mvu_pipelining(binary: bool, simd: int, clock_mhz: float) -> tuple[int, int]:
     """``(mul_reg, tree_levels)`` of an MVU for a target clock (the RTL parameters ``MulReg``, ``TreeLevels``).
 
-    Fixed point: the multipliers' outputs are registered (a MULT18X18D is ~3 ns of the ECP5's 10), and the
-    adder tree gets a register every 2 adder levels up to 125 MHz, every level above (UltraScale+ at 200 to
-    250 MHz). Binary: popcounts of up to :data:`POPCOUNT_COMB_BITS` bits stay combinational; wider ones are
-    registered every 3 levels (every 2 above 125 MHz). Each register is one cycle of latency
-    (``bhpe_pkg::mvu_extra_stages``), never a cycle of rate."""
+    Fixed point: the multipliers' operands and products are registered (``MulReg`` = 2: a MULT18X18D is ~3 ns
+    of the ECP5's 10, and the ECP5-85F's sit in three rows, up to 46 rows from the logic that feeds them, so
+    each gets its own operand registers to place beside it), and the adder tree gets a register every 2 adder
+    levels up to 125 MHz, every level above (UltraScale+ at 200 to 250 MHz). Binary: popcounts of up to
+    :data:`POPCOUNT_COMB_BITS` bits stay combinational; wider ones are registered every 3 levels (every 2
+    above 125 MHz). Each register is one cycle of latency (``bhpe_pkg::mvu_extra_stages``), never a cycle of
+    rate."""
     fast = clock_mhz > 125.0
     if binary:
-        return False, (0 if simd <= POPCOUNT_COMB_BITS else (2 if fast else 3))
-    return True, (1 if fast else 2)
+        return 0, (0 if simd <= POPCOUNT_COMB_BITS else (2 if fast else 3))
+    return 2, (1 if fast else 2)
 
 
 def tree_stages(count: int, levels_per_stage: int) -> int:
@@ -158,8 +160,8 @@ class _MvuBase(HwLayer):
         return words
 
     @property
-    def mul_reg(self) -> bool:
-        """The RTL's ``MulReg``: a register after the multipliers (fixed point, :func:`mvu_pipelining`)."""
+    def mul_reg(self) -> int:
+        """The RTL's ``MulReg``: registers around the multipliers (fixed point, :func:`mvu_pipelining`)."""
         return mvu_pipelining(self.BINARY, self.simd, self.clock_mhz)[0]
 
     @property
@@ -174,7 +176,9 @@ class _MvuBase(HwLayer):
         w = clog2(simd + 1) if self.BINARY else self.acc_w
         extra = self.pipeline - MVU_PIPELINE
         ff = pe * self.acc_w + 3 * extra + 3  # FIFO entry + pointers, flags
-        if self.mul_reg:  # fixed point only (mvu_pipelining)
+        if self.mul_reg >= 1:  # fixed point only (mvu_pipelining): the products
+            ff += pe * simd * (self._in_width() + self._w_elem_w())
+        if self.mul_reg >= 2:  # and each multiplier's operands
             ff += pe * simd * (self._in_width() + self._w_elem_w())
         lv, d = self.tree_levels, clog2(simd) if simd > 1 else 0
         for h in range(1, d):  # registered node heights: multiples of the levels a stage, below the root
@@ -185,8 +189,8 @@ class _MvuBase(HwLayer):
     @property
     def pipeline(self) -> int:
         """Register stages from an accepted input beat to the output register: MVU_PIPELINE + the multiplier
-        register + the tree's registers (``bhpe_pkg::mvu_extra_stages``)."""
-        return MVU_PIPELINE + int(self.mul_reg) + tree_stages(self.simd, self.tree_levels)
+        registers + the tree's registers (``bhpe_pkg::mvu_extra_stages``)."""
+        return MVU_PIPELINE + self.mul_reg + tree_stages(self.simd, self.tree_levels)
 
     def cycles(self) -> dict:
         """``ii`` = pixels*NF*SF (one weight-matrix step a cycle); ``latency`` = cycles from the first input

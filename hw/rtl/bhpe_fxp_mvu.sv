@@ -11,8 +11,9 @@
 // accumulators, Pe lanes a beat in channel order (lane p of beat nf = channel nf*Pe + p):
 //   acc[c] = sum_i mask_i * a_i * w[c][i]        (AccW = WW + InW + clog2(N) bits, exact)
 // Cycles per pixel: NF*SF with NF = Cout/Pe, SF = N/Simd; pipeline latency 3 cycles + the stages below.
-// Pipelining for the clock (bhpe_mvu_core): MulReg (fixed point: a register after the multipliers) and
-// TreeLevels (a register every TreeLevels levels of the adder / popcount tree, 0 = none) add
+// Pipelining for the clock (bhpe_mvu_core): MulReg (fixed point: a register after the multipliers, with 2
+// one before them as well) and TreeLevels (a register every TreeLevels levels of the adder / popcount tree,
+// 0 = none) add
 // bhpe_pkg::mvu_extra_stages(Binary, Simd, MulReg, TreeLevels) cycles of latency; the rate is unchanged.
 //
 // Weight ROM (InitFile, $readmemh, Depth NF*SF words of Pe*Simd*WW bits): the word at address
@@ -26,7 +27,7 @@ module bhpe_fxp_mvu #(
   parameter int unsigned InW      = 8,
   parameter int unsigned WW       = 8,
   parameter int unsigned AccW     = bhpe_pkg::mvu_acc_width(1'b0, N, InW, WW),
-  parameter bit          MulReg     = 1'b0,
+  parameter int unsigned MulReg     = 0,
   parameter int unsigned TreeLevels = 0,
   parameter string       InitFile = ""
 ) (

@@ -15,6 +15,7 @@
 // more registers between the fetch and the dot-product register, each one cycle of latency; the folded
 // rate stays one step a cycle):
 //   MulReg = 1     (fixed point) a register after the Simd multipliers (the MULT18X18D / DSP48 output);
+//   MulReg = 2     (fixed point) that and a register before them (their operands, after the mask);
 //   TreeLevels = L a register every L levels of the adder tree (fixed point) or of the popcount tree
 //                  (binary), bhpe_pipe_adder_tree; 0 = a combinational tree.
 //
@@ -31,7 +32,7 @@ module bhpe_mvu_core #(
   parameter int unsigned InW    = 1,
   parameter int unsigned WW     = 1,
   parameter int unsigned AccW   = 8,
-  parameter bit          MulReg     = 1'b0,
+  parameter int unsigned MulReg     = 0,
   parameter int unsigned TreeLevels = 0
 ) (
   input  logic                  clk_i,
@@ -121,7 +122,7 @@ module bhpe_mvu_core #(
         pcm_q <= pcm;
       end
     end
-    logic unused_mulreg;  // the binary products are XNOR gates, not multipliers
+    logic [31:0] unused_mulreg;  // the binary products are XNOR gates, not multipliers
     assign unused_mulreg = MulReg;
   end else begin : gen_fxp
     logic signed [AccW-1:0] dot [Pe];
@@ -132,10 +133,29 @@ module bhpe_mvu_core #(
         logic signed [InW-1:0]    a;
         logic signed [WW-1:0]     w;
         logic signed [InW+WW-1:0] prod;  // InW x WW multiplier (one DSP for 8x8 .. 18x25)
+        logic signed [InW-1:0]    a_m;
+        logic signed [WW-1:0]     w_m;
         assign a = mask_i[s] ? act_i[s*InW +: InW] : '0;
         assign w = wgt_i[(p*Simd + s)*WW +: WW];
-        assign prod = a * w;
-        if (MulReg) begin : gen_mul_reg  // the multiplier's output register
+        if (MulReg >= 2) begin : gen_mul_in_reg
+          // the multiplier's input registers, one pair per multiplier (not shared across the PEs), so
+          // the placer can put them beside the MULT18X18D / DSP48 however far that sits from the fetch
+          logic signed [InW-1:0] a_q;
+          logic signed [WW-1:0]  w_q;
+          always_ff @(posedge clk_i) begin
+            if (en_o) begin
+              a_q <= a;
+              w_q <= w;
+            end
+          end
+          assign a_m = a_q;
+          assign w_m = w_q;
+        end else begin : gen_mul_in_comb
+          assign a_m = a;
+          assign w_m = w;
+        end
+        assign prod = a_m * w_m;
+        if (MulReg >= 1) begin : gen_mul_reg  // the multiplier's output register
           logic signed [InW+WW-1:0] prod_q;
           always_ff @(posedge clk_i) begin
             if (en_o) prod_q <= prod;

@@ -32,7 +32,7 @@ module bhpe_mvu_wstream #(
   parameter int unsigned InW    = 1,
   parameter int unsigned WW     = 1,
   parameter int unsigned AccW   = bhpe_pkg::mvu_acc_width(Binary, N, InW, WW),
-  parameter bit          MulReg     = 1'b0,
+  parameter int unsigned MulReg     = 0,
   parameter int unsigned TreeLevels = 0,
   localparam int unsigned WordW = Pe * Simd * WW,
   localparam int unsigned DataW = Simd * InW

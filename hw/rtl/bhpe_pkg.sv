@@ -40,10 +40,11 @@ package bhpe_pkg;
   endfunction
 
   // Registers bhpe_mvu_core adds between the operand fetch and the dot-product register (each one cycle of
-  // latency): the multipliers' output register (fixed point, MulReg) and the adder or popcount tree's.
-  function automatic int unsigned mvu_extra_stages(input bit binary, input int unsigned simd, input bit mul_reg,
-                                                   input int unsigned tree_levels);
-    return (binary ? 0 : 32'(mul_reg)) + tree_stages(simd, tree_levels);
+  // latency): the multipliers' input and output registers (fixed point, MulReg of them) and the adder or
+  // popcount tree's.
+  function automatic int unsigned mvu_extra_stages(input bit binary, input int unsigned simd,
+                                                   input int unsigned mul_reg, input int unsigned tree_levels);
+    return (binary ? 0 : mul_reg) + tree_stages(simd, tree_levels);
   endfunction
 
 endpackage

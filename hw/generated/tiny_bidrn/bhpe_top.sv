@@ -627,7 +627,7 @@ module bhpe_top (
     .InW(8),
     .WW(8),
     .AccW(21),
-    .MulReg(1),
+    .MulReg(2),
     .TreeLevels(2),
     .InitFile("mem/t__stem_conv_hw_Conv_InitFile.hex")
   ) u_t__stem_conv_hw_Conv (
@@ -1345,7 +1345,7 @@ module bhpe_top (
 
   bhpe_fifo #(
     .Width(64),
-    .Depth(283)
+    .Depth(281)
   ) u_fifo__blocks_blocks_1_pre_0_qa_act_quant_export_handler_Quant_output_0_f21 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -1401,7 +1401,7 @@ module bhpe_top (
     .InW(8),
     .WW(8),
     .AccW(19),
-    .MulReg(1),
+    .MulReg(2),
     .TreeLevels(2),
     .InitFile("mem/t__blocks_blocks_1_br_conv_hw_Conv_InitFile.hex")
   ) u_t__blocks_blocks_1_br_conv_hw_Conv (
@@ -1892,7 +1892,7 @@ module bhpe_top (
 
   bhpe_fifo #(
     .Width(8),
-    .Depth(1075)
+    .Depth(1059)
   ) u_fifo__blocks_blocks_2_pre_0_qa_act_quant_export_handler_Quant_output_0_f01 (
     .clk_i(clk_i),
     .rst_ni(rst_ni),
@@ -1948,7 +1948,7 @@ module bhpe_top (
     .InW(8),
     .WW(8),
     .AccW(20),
-    .MulReg(1),
+    .MulReg(2),
     .TreeLevels(2),
     .InitFile("mem/t__blocks_blocks_2_br_conv_hw_Conv_InitFile.hex")
   ) u_t__blocks_blocks_2_br_conv_hw_Conv (
