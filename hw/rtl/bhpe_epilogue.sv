@@ -175,7 +175,7 @@ module bhpe_epilogue #(
       if (s > 0 && Hi > Lo) begin : gen_cols
         logic [Hi-Lo-1:0] c_q;
         always_ff @(posedge clk_i) begin
-          if (st_vin[s-1]) c_q <= rom[sgin[(s-1)*AddrW +: AddrW]][Lo +: Hi - Lo];
+          c_q <= rom[sgin[(s-1)*AddrW +: AddrW]][Lo +: Hi - Lo];
         end
         if (Lo > 0 && Hi < CWordW) begin : gen_mid
           assign cview[s*CWordW +: CWordW] = {{(CWordW - Hi){1'b0}}, c_q, {Lo{1'b0}}};
@@ -194,15 +194,9 @@ module bhpe_epilogue #(
     assign cview = '0;
   end
 
-  for (genvar s = 0; s < NumStages; s++) begin : gen_grp
-    if (s == 0) begin : gen_first
-      assign sgin[s*AddrW +: AddrW] = grp_q;
-    end else begin : gen_later
-      assign sgin[s*AddrW +: AddrW] = sgrp_q[(s-1)*AddrW +: AddrW];
-    end
-    always_ff @(posedge clk_i) begin
-      if (st_vin[s]) sgrp_q[s*AddrW +: AddrW] <= sgin[s*AddrW +: AddrW];
-    end
+  assign sgin = (NumStages*AddrW)'({sgrp_q, grp_q});  // stage s's input: register s-1 (stage 0: the counter)
+  always_ff @(posedge clk_i) begin
+    sgrp_q <= sgin;
   end
 
   // ---- handshake: credits, a free-running pipeline, an output FIFO ------------------------------------
@@ -238,19 +232,11 @@ module bhpe_epilogue #(
     end
   end
 
-  for (genvar s = 0; s < NumStages; s++) begin : gen_stage
-    if (s == 0) begin : gen_first
-      assign st_vin[s] = in_fire;
-    end else begin : gen_later
-      assign st_vin[s] = st_valid_q[s-1];
-    end
-    always_ff @(posedge clk_i) begin
-      if (!rst_ni) begin
-        st_valid_q[s] <= 1'b0;
-      end else begin
-        st_valid_q[s] <= st_vin[s];
-      end
-    end
+  // the valid bits: a shift register beside the stage registers (stage s's input: register s-1's bit)
+  assign st_vin = NumStages'({st_valid_q, in_fire});
+  always_ff @(posedge clk_i) begin
+    if (!rst_ni) st_valid_q <= '0;
+    else         st_valid_q <= st_vin;
   end
 
   // the JoinAdd operand, taken with the chain input, travels with its beat to the JoinAdd's stage
@@ -259,7 +245,7 @@ module bhpe_epilogue #(
   for (genvar s = 1; s <= JoinStage; s++) begin : gen_b_delay
     logic [Lanes*InBW-1:0] b_q;
     always_ff @(posedge clk_i) begin
-      if (st_vin[s-1]) b_q <= bin[(s-1)*Lanes*InBW +: Lanes*InBW];
+      b_q <= bin[(s-1)*Lanes*InBW +: Lanes*InBW];
     end
     assign bin[s*Lanes*InBW +: Lanes*InBW] = b_q;
   end
@@ -411,7 +397,7 @@ module bhpe_epilogue #(
     if (OpReg[i]) begin : gen_reg
       logic [Lanes*OW-1:0] y_q;
       always_ff @(posedge clk_i) begin
-        if (st_vin[Stg]) y_q <= y;
+        y_q <= y;
       end
       assign yv = y_q;
     end else begin : gen_comb
