@@ -20,24 +20,26 @@ module bhpe_fifo #(
   localparam int unsigned PtrW = bhpe_pkg::clog2_min1(Depth);
 
   logic [Width-1:0] mem_q [Depth];
-  logic [PtrW-1:0]  wptr_q, rptr_q, wptr_nx, rptr_nx;
+  logic [PtrW-1:0]  wptr_q, rptr_q;
   logic             empty_q, full_q;  // registered flags: tvalid and tready leave flip-flops, no comparator
-  logic             push, pop;
 
   assign in_tready  = ~full_q;
   assign out_tvalid = ~empty_q;
   assign out_tdata  = mem_q[rptr_q];
-  assign push = in_tvalid & ~full_q;
-  assign pop  = ~empty_q & out_tready;
 
   function automatic logic [PtrW-1:0] next_ptr(input logic [PtrW-1:0] p);
     return (p == PtrW'(Depth - 1)) ? '0 : p + PtrW'(1);
   endfunction
 
-  assign wptr_nx = next_ptr(wptr_q);
-  assign rptr_nx = next_ptr(rptr_q);
-
-  always_ff @(posedge clk_i) begin
+  // one process holds the whole next-state logic, its push / pop / next pointers local to it: a simulator
+  // keeps them in the process (not as module signals, each written and read back every cycle)
+  always_ff @(posedge clk_i) begin : p_state
+    logic push, pop;
+    logic [PtrW-1:0] wptr_nx, rptr_nx;
+    push = in_tvalid & ~full_q;
+    pop  = ~empty_q & out_tready;
+    wptr_nx = next_ptr(wptr_q);
+    rptr_nx = next_ptr(rptr_q);
     if (!rst_ni) begin
       wptr_q  <= '0;
       rptr_q  <= '0;
@@ -57,7 +59,7 @@ module bhpe_fifo #(
   end
 
   always_ff @(posedge clk_i) begin
-    if (push) mem_q[wptr_q] <= in_tdata;
+    if (in_tvalid && !full_q) mem_q[wptr_q] <= in_tdata;
   end
 
   // ---- stream protocol check of the stream this module drives (simulation only) ---------------------
