@@ -17,57 +17,33 @@ module bhpe_fork #(
   output logic             b_tvalid,
   input  logic             b_tready
 );
-  logic [Width-1:0] data_q, data_d;
-  logic             full_q, full_d;
-  logic             a_taken_q, a_taken_d, b_taken_q, b_taken_d;
-  logic             a_fire, b_fire, done, in_fire;
+  logic [Width-1:0] data_q;
+  logic             full_q, a_taken_q, b_taken_q;
 
-  assign a_tdata  = data_q;
-  assign b_tdata  = data_q;
-  assign a_tvalid = full_q & ~a_taken_q;
-  assign b_tvalid = full_q & ~b_taken_q;
-  assign a_fire   = a_tvalid & a_tready;
-  assign b_fire   = b_tvalid & b_tready;
-  // the held beat has now reached both outputs
-  assign done      = full_q & (a_taken_q | a_fire) & (b_taken_q | b_fire);
-  assign in_tready = ~full_q | done;
-  assign in_fire   = in_tvalid & in_tready;
+  assign a_tdata   = data_q;
+  assign b_tdata   = data_q;
+  assign a_tvalid  = full_q & ~a_taken_q;
+  assign b_tvalid  = full_q & ~b_taken_q;
+  // the held beat is done when each consumer has taken it, before or in this cycle
+  assign in_tready = ~full_q | ((a_taken_q | a_tready) & (b_taken_q | b_tready));
 
-  always_comb begin
-    data_d    = data_q;
-    full_d    = full_q;
-    a_taken_d = a_taken_q | a_fire;
-    b_taken_d = b_taken_q | b_fire;
-    if (done) begin
-      full_d    = 1'b0;
-      a_taken_d = 1'b0;
-      b_taken_d = 1'b0;
-    end
-    if (in_fire) begin
-      data_d    = in_tdata;
-      full_d    = 1'b1;
-      a_taken_d = 1'b0;
-      b_taken_d = 1'b0;
-    end
-  end
-
-  always_ff @(posedge clk_i) begin
+  // the next state in one process, its handshake terms local to it (a simulator keeps them in the process)
+  always_ff @(posedge clk_i) begin : p_state
+    logic in_fire, done;
+    in_fire = in_tvalid & in_tready;
+    done    = full_q & (a_taken_q | a_tready) & (b_taken_q | b_tready);
     if (!rst_ni) begin
       full_q    <= 1'b0;
       a_taken_q <= 1'b0;
       b_taken_q <= 1'b0;
     end else begin
-      full_q    <= full_d;
-      a_taken_q <= a_taken_d;
-      b_taken_q <= b_taken_d;
+      full_q    <= in_fire | (full_q & ~done);
+      a_taken_q <= ~in_fire & ~done & (a_taken_q | (a_tvalid & a_tready));
+      b_taken_q <= ~in_fire & ~done & (b_taken_q | (b_tvalid & b_tready));
     end
+    if (in_fire) data_q <= in_tdata;
   end
 
-  always_ff @(posedge clk_i) begin
-    data_q <= data_d;
-  end
-
-  // ---- stream protocol check of the streams this module drives (simulation only) --------------------
   bhpe_stream_assert #(.DataW(Width)) u_a_assert (
     .clk_i, .rst_ni, .tdata_i(a_tdata), .tvalid_i(a_tvalid), .tready_i(a_tready)
   );
