@@ -65,11 +65,13 @@ def pipeline_for_clock(g: HwGraph, clock_mhz: float) -> None:
 
 
 def multipliers_for_device(g: HwGraph, device) -> None:
-    """Choose where each epilogue multiplies (``Epilogue.lut_mul``): in logic on the ECP5 parts, in DSP blocks
-    elsewhere. An epilogue's multiplies are small (a 16-bit value by an 8-bit per-channel constant). The
-    ECP5-85F's 156 MULT18X18D sit in three rows; with the tiny BiDRN's 105 in use, nextpnr placed them up to 90
-    columns from their logic, and every multiplier path was the critical one (64-83 MHz at a 100 MHz
-    constraint, benchmarks/ecp5_fmax.py). A Xilinx DSP48 has a DSP column beside every few logic columns."""
+    """Choose where each epilogue and fixed-point MVU multiplies (``Epilogue.lut_mul``, ``FxpMvu.lut_mul``): in
+    logic on the ECP5 parts, in DSP blocks elsewhere. An epilogue's multiplies are small (a 16-bit value by an
+    8-bit per-channel constant), an MVU's 8 x 8 bits. The ECP5-85F's 156 MULT18X18D sit in three rows; with the
+    tiny BiDRN's 105 in use, nextpnr placed them up to 90 columns from their logic, and every multiplier path
+    was the critical one (64-83 MHz at a 100 MHz constraint, benchmarks/ecp5_fmax.py); with the epilogues'
+    in logic, the MVUs' 64 were (97.46 MHz, their registered operands and products 29-32 rows from the DSP).
+    A Xilinx DSP48 has a DSP column beside every few logic columns."""
     lut = getattr(device, "family", "") == "ecp5"
     for lay in getattr(g, "layers", ()):
         if hasattr(lay, "lut_mul"):

@@ -68,3 +68,28 @@ def test_epilogue_multiplies_in_logic_on_ecp5_only():
     lut_res = e.resources()
     assert e.lut_mul and e.rtl_params()["MulLut"] == 1 and e.cycles() == cycles
     assert lut_res["dsp"] == 0 and lut_res["lut"] == dsp_res["lut"] + 2 * 4 * lut_mul_luts(16, 8)
+
+
+def test_fixed_point_mvu_multiplies_in_logic_on_ecp5_only():
+    """multipliers_for_device sets FxpMvu.lut_mul as it sets the epilogues' (the ECP5-85F's MULT18X18D rows sat
+    29-32 rows from the MVU's operand and product registers); the binary unit has no multipliers; the cycle
+    model does not change, the DSPs become LUTs."""
+    from binaryhpe.compile.folding import multipliers_for_device
+    from binaryhpe.compile.kinds.base import lut_mul_luts
+
+    rng = np.random.default_rng(3)
+    f = FxpMvu(name="f", n=27, cout=4, pe=2, simd=9, pixels=5, weights=rng.integers(-128, 128, size=(4, 27)))
+    x = XnorMvu(name="x", n=72, cout=4, pe=1, simd=8, pixels=5, weights=rng.choice([-1, 1], size=(4, 72)))
+    g = HwGraph(input="a", output="b")
+    g.layers = [f, x]
+    dsp_res, cycles, x_params = f.resources(), f.cycles(), x.rtl_params()
+    multipliers_for_device(g, load_device("zu3eg"))
+    assert not f.lut_mul and f.rtl_params()["MulLut"] == 0 and f.resources() == dsp_res
+    assert dsp_res["dsp"] == 2 * 9
+    multipliers_for_device(g, load_device("ecp5-85f"))
+    lut_res = f.resources()
+    assert f.lut_mul and f.rtl_params()["MulLut"] == 1 and f.cycles() == cycles
+    assert lut_res["dsp"] == 0 and lut_res["lut"] == dsp_res["lut"] + 2 * 9 * lut_mul_luts(8, 8)
+    assert x.rtl_params() == x_params and "MulLut" not in x_params
+    f.weight_source = "stream"  # the streamed unit passes it on as well
+    assert f.rtl_params()["MulLut"] == 1

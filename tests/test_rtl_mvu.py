@@ -75,19 +75,22 @@ def test_xnor_mvu(n, cout, pe, simd, oh, ow):
     run_layer(layer, oh, ow, seed=n + cout, extra_spec={"kind": "xnor"})
 
 
-# (n, cout, pe, simd, in_w, w_w, oh, ow): stem 3x3x3 Pe=Simd=1; fully parallel; 1x1 conv / FC on 16-bit X
-FXP_CASES = [(27, 4, 1, 1, 8, 8, 2, 2), (27, 8, 8, 27, 8, 8, 2, 3), (20, 6, 3, 4, 16, 8, 1, 3)]
+# (n, cout, pe, simd, in_w, w_w, oh, ow, lut_mul): stem 3x3x3 Pe=Simd=1; fully parallel; 1x1 conv / FC on
+# 16-bit X; the last two again with the multipliers in logic (bhpe_mul, the ECP5 builds)
+FXP_CASES = [(27, 4, 1, 1, 8, 8, 2, 2, False), (27, 8, 8, 27, 8, 8, 2, 3, False), (20, 6, 3, 4, 16, 8, 1, 3, False),
+             (27, 8, 8, 27, 8, 8, 2, 3, True), (20, 6, 3, 4, 16, 8, 1, 3, True)]
 
 
-@pytest.mark.parametrize("n,cout,pe,simd,in_w,w_w,oh,ow", FXP_CASES)
-def test_fxp_mvu(n, cout, pe, simd, in_w, w_w, oh, ow):
+@pytest.mark.parametrize("n,cout,pe,simd,in_w,w_w,oh,ow,lut_mul", FXP_CASES)
+def test_fxp_mvu(n, cout, pe, simd, in_w, w_w, oh, ow, lut_mul):
     rng = np.random.default_rng(n * 17 + cout)
     lo, hi = -(1 << (w_w - 1)), (1 << (w_w - 1)) - 1
     w = rng.integers(lo, hi + 1, size=(cout, n))
     w[0, :] = lo  # with all-most-negative inputs: the largest positive accumulator N*2^(w_w+in_w-2)
     w[1, :] = hi
-    layer = FxpMvu(name=f"fxp_{n}_{cout}_{pe}_{simd}", n=n, cout=cout, pe=pe, simd=simd, in_w=in_w, w_w=w_w,
-                   weights=w, pixels=oh * ow)
+    layer = FxpMvu(name=f"fxp_{n}_{cout}_{pe}_{simd}{'_lut' if lut_mul else ''}", n=n, cout=cout, pe=pe,
+                   simd=simd, in_w=in_w, w_w=w_w, weights=w, pixels=oh * ow, lut_mul=lut_mul)
+    assert layer.rtl_params()["MulLut"] == int(lut_mul)
     run_layer(layer, oh, ow, seed=n + cout, extra_spec={"kind": "fxp", "in_w": in_w, "w_w": w_w})
 
 

@@ -105,7 +105,7 @@ def test_weight_stream_words_and_model():
     # at the default 100 MHz a fixed-point unit registers its multipliers' operands and products; a 2-term
     # adder tree has no inner register to place (one level), so the latency grows by those two registers only
     assert f.rtl_params() == {"Binary": False, "N": 2, "Cout": 1, "Pe": 1, "Simd": 2, "InW": 8, "WW": 4,
-                              "AccW": 13, "MulReg": 2, "TreeLevels": 2}
+                              "AccW": 13, "MulReg": 2, "MulLut": 0, "TreeLevels": 2}
     assert f.pipeline == 5 and f.cycles()["latency"] == 5 * 1 * 1 + 5
     # cycle model: K = pixels*NF*SF steps; a stream of r words a cycle (r < 1) makes them K/r cycles
     assert lay.cycles() == {"ii": 12, "latency": 12 + 3}

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .base import HwLayer, StreamSpec, clog2
+from .base import HwLayer, StreamSpec, clog2, lut_mul_luts
 from .elementwise import (AddConst, JoinAdd, MulShift, MultiThreshold, Prelu, Requant, Sign, Threshold,
                           _Elementwise)
 
@@ -137,13 +137,6 @@ def rtl_ops_of(op: _Elementwise, last: bool = True) -> list[RtlOp]:
     else:
         prod = RtlOp(PRELU_MUL_CODE, max(op.in_w + op.const_w + lsh, op.in_w + rsh), op.shift, 0, cw, True)
     return [prod, RtlOp(OP_CODES[Requant], op_out_w(op), rsh, 0, 0, reg)]
-
-
-def lut_mul_luts(a_w: int, b_w: int) -> int:
-    """First-order model of ``bhpe_mul`` in logic (``Lut = 1``, a_w x b_w bits) in LUT4s: its ``b_w`` partial products reduced by
-    ``b_w - 1`` adders and a negation, each ``a_w + b_w`` bits of carry chain (a CCU2C is two LUT4s for two
-    bits; the partial products' ANDs fold into the adders' LUTs)."""
-    return b_w * (a_w + b_w)
 
 
 def input_register(ops: list) -> bool:

@@ -30,7 +30,7 @@ import numpy as np
 
 from fractions import Fraction
 
-from binaryhpe.compile.kinds.base import HwLayer, StreamSpec, WeightMemory, clog2
+from binaryhpe.compile.kinds.base import HwLayer, StreamSpec, WeightMemory, clog2, lut_mul_luts
 from binaryhpe.compile.kinds.plumbing import _bram18, _lutram
 
 #: register stages between an accepted input beat and the output register (fetch, dot/popcount, acc), before
@@ -304,8 +304,12 @@ class _MvuBase(HwLayer):
             xnor = self._w_elem_w() == 1 and self._in_width() == 1 and not self._in_signed()
             return {"Binary": xnor, "N": self.n, "Cout": self.cout, "Pe": self.pe, "Simd": self.simd,
                     "InW": self._in_width(), "WW": self._w_elem_w(), "AccW": self.acc_w,
-                    "MulReg": int(self.mul_reg), "TreeLevels": self.tree_levels}
+                    "MulReg": int(self.mul_reg), "MulLut": self._mul_lut(), "TreeLevels": self.tree_levels}
         return self._rom_params()
+
+    def _mul_lut(self) -> int:
+        """The RTL's ``MulLut`` (fixed point: :attr:`FxpMvu.lut_mul`; a binary unit has no multipliers)."""
+        return 0
 
     def rtl_memories(self) -> dict[str, list[int]]:
         """``InitFile`` (the weight ROM, see the module doc); none when the weights are streamed."""
@@ -452,6 +456,10 @@ class FxpMvu(_MvuBase):
 
     in_w: int = 8
     w_w: int = 8
+    #: multiply in logic (``bhpe_mul`` with ``Lut = 1``) instead of DSP blocks: the ECP5 builds
+    #: (``compile.folding.multipliers_for_device``; the ECP5-85F's MULT18X18D rows sat up to 32 rows from the
+    #: MVU's registers, the 97.46 MHz run's critical path)
+    lut_mul: bool = False
 
     ROM_MODULE = "bhpe_fxp_mvu"
     BINARY = False
@@ -498,7 +506,10 @@ class FxpMvu(_MvuBase):
     def _rom_params(self) -> dict:
         return {"N": self.n, "Cout": self.cout, "Pe": self.pe, "Simd": self.simd,
                 "InW": self.in_w, "WW": self.w_w, "AccW": self.acc_w, "MulReg": int(self.mul_reg),
-                "TreeLevels": self.tree_levels}
+                "MulLut": self._mul_lut(), "TreeLevels": self.tree_levels}
+
+    def _mul_lut(self) -> int:
+        return int(self.lut_mul)
 
     def _matrix_words(self) -> list[int]:
         """NF*SF words of pe*simd*w_w bits, slot p*simd+s = two's-complement weight of channel nf*pe+p,
@@ -509,7 +520,8 @@ class FxpMvu(_MvuBase):
     def resources(self) -> dict:
         """FINN's MVAU first-order model with the multipliers in DSPs (LUT 300 + 1.1*PE*(adder tree + acc),
         DSP PE*SIMD*ceil((W+A)/48)); weight ROM and input buffer by the project's BRAM18 / LUT-RAM rule.
-        Streamed weights (``bhpe_mvu_wstream``): the same without the ROM (the weight word register stays)."""
+        Streamed weights (``bhpe_mvu_wstream``): the same without the ROM (the weight word register stays).
+        Multipliers in logic (:attr:`lut_mul`): no DSP, PE*SIMD :func:`lut_mul_luts` more LUTs."""
         pe, simd, acc = self.pe, self.simd, self.acc_w
         wa = self.w_w + self.in_w
         tree = wa * (2 * simd - 1)
@@ -522,6 +534,9 @@ class FxpMvu(_MvuBase):
             lut += _lutram(simd * (self.in_w + 1), self.sf)  # input buffer (data + mask)
         ff = simd * (self.in_w + 1) + width + 3 * pe * acc + 3 * clog2(depth + 1) + 8 + self._pipe_ff()
         dsp = pe * simd * math.ceil(wa / 48)
+        if self.lut_mul:
+            lut += pe * simd * lut_mul_luts(self.in_w, self.w_w)
+            dsp = 0
         return {"lut": int(lut), "ff": int(ff), "bram18": bram, "dsp": int(dsp)}
 
 

@@ -11,10 +11,10 @@
 // accumulators, Pe lanes a beat in channel order (lane p of beat nf = channel nf*Pe + p):
 //   acc[c] = sum_i mask_i * a_i * w[c][i]        (AccW = WW + InW + clog2(N) bits, exact)
 // Cycles per pixel: NF*SF with NF = Cout/Pe, SF = N/Simd; pipeline latency 3 cycles + the stages below.
-// Pipelining for the clock (bhpe_mvu_core): MulReg (fixed point: a register after the multipliers, with 2
-// one before them as well) and TreeLevels (a register every TreeLevels levels of the adder / popcount tree,
-// 0 = none) add
+// Pipelining for the clock (bhpe_mvu_core): MulReg (a register after the multipliers, with 2 one before them
+// as well) and TreeLevels (a register every TreeLevels levels of the adder tree, 0 = none) add
 // bhpe_pkg::mvu_extra_stages(Binary, Simd, MulReg, TreeLevels) cycles of latency; the rate is unchanged.
+// MulLut: the multipliers in logic (bhpe_mul), not in DSP blocks.
 //
 // Weight ROM (InitFile, $readmemh, Depth NF*SF words of Pe*Simd*WW bits): the word at address
 // nf*SF + sf holds, at bits [(p*Simd + s)*WW +: WW], the two's-complement weight of output channel
@@ -28,6 +28,7 @@ module bhpe_fxp_mvu #(
   parameter int unsigned WW       = 8,
   parameter int unsigned AccW     = bhpe_pkg::mvu_acc_width(1'b0, N, InW, WW),
   parameter int unsigned MulReg     = 0,
+  parameter bit          MulLut     = 1'b0,
   parameter int unsigned TreeLevels = 0,
   parameter string       InitFile = ""
 ) (
@@ -73,7 +74,7 @@ module bhpe_fxp_mvu #(
   // ---- stages 2 and 3: Simd products and their sum per PE, accumulate over the synapse folds --------
   bhpe_mvu_core #(
     .Binary(1'b0), .Pe(Pe), .Simd(Simd), .InW(InW), .WW(WW), .AccW(AccW), .MulReg(MulReg),
-    .TreeLevels(TreeLevels)
+    .MulLut(MulLut), .TreeLevels(TreeLevels)
   ) u_core (
     .clk_i, .rst_ni, .act_i(act1), .mask_i(mask1), .wgt_i(wgt1), .valid_i(valid1), .first_i(first1),
     .last_i(last1), .en_o(en), .out_tdata, .out_tvalid, .out_tready

@@ -9,9 +9,9 @@
 //            sign bit of b weighs -2^(BW-1), so its partial product is -a shifted) summed in a balanced adder
 //            tree of clog2(BW) levels (the leaves zero-padded to a power of two).
 //
-// bhpe_epilogue passes its MulLut (compile/kinds/epilogue.py, Epilogue.lut_mul: 1 in the ECP5 builds), whose
-// multiplies are small (an 8-bit per-channel constant): on the ECP5-85F the MULT18X18D blocks sit in three
-// rows, and with the tiny BiDRN's 105 in use the placer put them up to 90 columns from their logic.
+// bhpe_epilogue and the fixed-point MVUs (bhpe_mvu_core) pass their MulLut (Epilogue.lut_mul, FxpMvu.lut_mul:
+// 1 in the ECP5 builds, compile.folding.multipliers_for_device): on the ECP5-85F the MULT18X18D blocks sit
+// in three rows, and the placer put them up to 90 columns or 32 rows from their logic.
 module bhpe_mul #(
   parameter int unsigned AW  = 8,
   parameter int unsigned BW  = 8,

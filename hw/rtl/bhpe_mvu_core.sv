@@ -16,6 +16,8 @@
 // rate stays one step a cycle):
 //   MulReg = 1     (fixed point) a register after the Simd multipliers (the MULT18X18D / DSP48 output);
 //   MulReg = 2     (fixed point) that and a register before them (their operands, after the mask);
+//   MulLut = 1     (fixed point) the multipliers in logic (bhpe_mul's adder tree of partial products), not in
+//                  DSP blocks (the ECP5 builds: compile.folding.multipliers_for_device);
 //   TreeLevels = L a register every L levels of the adder tree (fixed point) or of the popcount tree
 //                  (binary), bhpe_pipe_adder_tree; 0 = a combinational tree.
 //
@@ -33,6 +35,7 @@ module bhpe_mvu_core #(
   parameter int unsigned WW     = 1,
   parameter int unsigned AccW   = 8,
   parameter int unsigned MulReg     = 0,
+  parameter bit          MulLut     = 1'b0,
   parameter int unsigned TreeLevels = 0
 ) (
   input  logic                  clk_i,
@@ -122,8 +125,8 @@ module bhpe_mvu_core #(
         pcm_q <= pcm;
       end
     end
-    logic [31:0] unused_mulreg;  // the binary products are XNOR gates, not multipliers
-    assign unused_mulreg = MulReg;
+    logic [32:0] unused_mul;  // the binary products are XNOR gates, not multipliers
+    assign unused_mul = {MulLut, MulReg};
   end else begin : gen_fxp
     logic signed [AccW-1:0] dot [Pe];
     logic signed [AccW-1:0] dot_q [Pe];
@@ -154,7 +157,7 @@ module bhpe_mvu_core #(
           assign a_m = a;
           assign w_m = w;
         end
-        assign prod = a_m * w_m;
+        bhpe_mul #(.AW(InW), .BW(WW), .Lut(MulLut)) u_mul (.a_i(a_m), .b_i(w_m), .p_o(prod));
         if (MulReg >= 1) begin : gen_mul_reg  // the multiplier's output register
           logic signed [InW+WW-1:0] prod_q;
           always_ff @(posedge clk_i) begin

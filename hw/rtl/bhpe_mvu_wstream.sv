@@ -33,6 +33,7 @@ module bhpe_mvu_wstream #(
   parameter int unsigned WW     = 1,
   parameter int unsigned AccW   = bhpe_pkg::mvu_acc_width(Binary, N, InW, WW),
   parameter int unsigned MulReg     = 0,
+  parameter bit          MulLut     = 1'b0,
   parameter int unsigned TreeLevels = 0,
   localparam int unsigned WordW = Pe * Simd * WW,
   localparam int unsigned DataW = Simd * InW
@@ -78,7 +79,7 @@ module bhpe_mvu_wstream #(
   // ---- stages 2 and 3: the ROM units' compute stages ------------------------------------------------
   bhpe_mvu_core #(
     .Binary(Binary), .Pe(Pe), .Simd(Simd), .InW(InW), .WW(WW), .AccW(AccW), .MulReg(MulReg),
-    .TreeLevels(TreeLevels)
+    .MulLut(MulLut), .TreeLevels(TreeLevels)
   ) u_core (
     .clk_i, .rst_ni, .act_i(act1), .mask_i(mask1), .wgt_i(wgt1), .valid_i(valid1), .first_i(first1),
     .last_i(last1), .en_o(en), .out_tdata, .out_tvalid, .out_tready

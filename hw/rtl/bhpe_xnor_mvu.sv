@@ -64,7 +64,7 @@ module bhpe_xnor_mvu #(
 
   // ---- stages 2 and 3: XNOR + popcount per PE, accumulate over the synapse folds -------------------
   bhpe_mvu_core #(
-    .Binary(1'b1), .Pe(Pe), .Simd(Simd), .InW(1), .WW(1), .AccW(AccW), .MulReg(0),
+    .Binary(1'b1), .Pe(Pe), .Simd(Simd), .InW(1), .WW(1), .AccW(AccW), .MulReg(0), .MulLut(1'b0),
     .TreeLevels(TreeLevels)
   ) u_core (
     .clk_i, .rst_ni, .act_i(act1), .mask_i(mask1), .wgt_i(wgt1), .valid_i(valid1), .first_i(first1),

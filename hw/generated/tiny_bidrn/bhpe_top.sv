@@ -628,6 +628,7 @@ module bhpe_top (
     .WW(8),
     .AccW(21),
     .MulReg(2),
+    .MulLut(0),
     .TreeLevels(2),
     .InitFile("mem/t__stem_conv_hw_Conv_InitFile.hex")
   ) u_t__stem_conv_hw_Conv (
@@ -1402,6 +1403,7 @@ module bhpe_top (
     .WW(8),
     .AccW(19),
     .MulReg(2),
+    .MulLut(0),
     .TreeLevels(2),
     .InitFile("mem/t__blocks_blocks_1_br_conv_hw_Conv_InitFile.hex")
   ) u_t__blocks_blocks_1_br_conv_hw_Conv (
@@ -1949,6 +1951,7 @@ module bhpe_top (
     .WW(8),
     .AccW(20),
     .MulReg(2),
+    .MulLut(0),
     .TreeLevels(2),
     .InitFile("mem/t__blocks_blocks_2_br_conv_hw_Conv_InitFile.hex")
   ) u_t__blocks_blocks_2_br_conv_hw_Conv (
