@@ -91,95 +91,101 @@ module bhpe_swg #(
   // ---------------------------------------------------------------- line buffer memory
   logic [BeatW-1:0] mem [Depth];
   logic [BeatW-1:0] rdata_q;
-  logic             wr_en, rd_en;
-  logic [AddrW-1:0] waddr, raddr, raddr_q;  // raddr_q: the issued read's address, registered
+  logic             wr_en;
+  logic [AddrW-1:0] waddr, raddr_q;  // raddr_q: the issued read's address, registered
 
   always_ff @(posedge clk_i) begin
     if (wr_en) mem[waddr] <= in_tdata;
   end
-  always_ff @(posedge clk_i) begin
-    if (rd_en) rdata_q <= mem[raddr_q];
-  end
-  always_ff @(posedge clk_i) begin
-    raddr_q <= raddr;
-  end
 
   // ---------------------------------------------------------------- shared row accounting
-  logic [FullW-1:0] full_rows_q, full_rows_d;  // complete rows held in the ring
-  logic [SlotW-1:0] base_slot_q, base_slot_d;  // slot of the oldest held row
-  coord_t           base_row_q, base_row_d;    // frame row held in base_slot (reader's frame)
+  logic [FullW-1:0] full_rows_q;  // complete rows held in the ring
+  logic [SlotW-1:0] base_slot_q;  // slot of the oldest held row
+  coord_t           base_row_q;   // frame row held in base_slot (reader's frame)
 
   // ---------------------------------------------------------------- writer
-  logic [ColW-1:0]  wcol_q, wcol_d;
-  logic [SlotW-1:0] wslot_q, wslot_d;
-  logic             in_fire, row_done;
+  logic [ColW-1:0]  wcol_q;
+  logic [SlotW-1:0] wslot_q;
 
   assign in_tready = (full_rows_q < FullW'(Rows));
-  assign in_fire   = in_tvalid & in_tready;
-  assign row_done  = in_fire & (wcol_q == ColW'(RowWords - 1));
-  assign wr_en     = in_fire;
+  assign wr_en     = in_tvalid & in_tready;
   assign waddr     = AddrW'(AddrW'(wslot_q) * AddrW'(RowWords) + AddrW'(wcol_q));
 
-  always_comb begin
-    wcol_d  = wcol_q;
-    wslot_d = wslot_q;
-    if (in_fire) begin
-      wcol_d = row_done ? '0 : wcol_q + ColW'(1);
-      if (row_done) wslot_d = slot_add(wslot_q, FullW'(1));
-    end
-  end
-
   // ---------------------------------------------------------------- reader
-  logic [OyW-1:0] oy_q, oy_d;
-  logic [OxW-1:0] ox_q, ox_d;
-  logic [KW-1:0]  ky_q, ky_d, kx_q, kx_d;
-  logic [CbW-1:0] cb_q, cb_d;
-  coord_t         ry0_q, ry0_d, rx0_q, rx0_d;  // S*oy - Pad, S*ox - Pad
-  logic           active_q, active_d;          // current output row has its rows
-  logic           drain_q, drain_d;            // frame issued, waiting for its unused last rows
-  logic           frame_in;
-  coord_t         ry, rx;
-  coord_t         last_row_q, last_row_d;  // min(ry0 + K - 1, H - 1)
-  coord_t         last_row_nx;             // the next output row's, min(ry0 + S + K - 1, H - 1)
-  coord_t         avail_q, avail_d;        // base_row + full_rows
-  logic           frame_rel;               // this cycle releases the reader's frame (avail drops by H)
-  logic [FullW-1:0] rel;  // ry - base_row, in [0, Rows) for a non-padding tap
-  logic           ready_cond, row_ok, pad, issue;
-  logic           last_cb, last_kx, last_ky, last_ox, last_oy;
+  logic [OyW-1:0] oy_q;
+  logic [OxW-1:0] ox_q;
+  logic [KW-1:0]  ky_q, kx_q;
+  logic [CbW-1:0] cb_q;
+  coord_t         ry0_q, rx0_q;  // S*oy - Pad, S*ox - Pad
+  logic           active_q;      // current output row has its rows
+  logic           drain_q;       // frame issued, waiting for its unused last rows
+  coord_t         last_row_q;    // min(ry0 + K - 1, H - 1)
+  coord_t         avail_q;       // base_row + full_rows
 
   // output stage: read address register -> read data register -> 4-entry FIFO, credit counted
   logic             iss_q, iss_pad_q, rd_q;  // the issued read, address registered (raddr_q)
   logic             infl_q, infl_pad_q;      // its data, in rdata_q
-  logic [2:0]       ob_cnt_q, ob_cnt_d;
-  logic             pop;
+  logic [2:0]       ob_cnt_q;
   logic [BeatW:0]   ob_in, ob_out;
   logic             ob_in_ready;
 
-  assign ry       = ry0_q + coord_t'(ky_q);
-  assign rx       = rx0_q + coord_t'(kx_q);
-  assign last_row_nx = (ry0_q + coord_t'(S + K - 1) > coord_t'(H - 1)) ? coord_t'(H - 1)
-                                                                      : ry0_q + coord_t'(S + K - 1);
-  assign avail_d    = avail_q + coord_t'(row_done) - (frame_rel ? coord_t'(H) : '0);
-  // every row of the reader's frame is complete (frame end: rows no window uses must arrive too)
-  assign frame_in = avail_q >= coord_t'(H);
-  assign ready_cond = avail_q > last_row_q;
-  assign row_ok   = active_q | (ready_cond & ~drain_q);
-  assign pad      = (ry < 0) || (ry >= coord_t'(H)) || (rx < 0) || (rx >= coord_t'(W));
-  assign pop      = out_tvalid & out_tready;
-  // issue a read when the FIFO will have room for it when its data arrives, whatever the consumer does
-  assign issue    = row_ok & ((ob_cnt_q + 3'(iss_q) + 3'(infl_q)) < 3'd4);
-  assign rd_en    = rd_q;
-  assign rel      = FullW'(ry - base_row_q);
-  assign raddr    = AddrW'(AddrW'(slot_add(base_slot_q, rel)) * AddrW'(RowWords)
-                         + AddrW'(rx) * AddrW'(CB) + AddrW'(cb_q));
+  always_ff @(posedge clk_i) begin
+    if (rd_q) rdata_q <= mem[raddr_q];
+  end
 
-  assign last_cb = (cb_q == CbW'(CB - 1));
-  assign last_kx = (kx_q == KW'(K - 1));
-  assign last_ky = (ky_q == KW'(K - 1));
-  assign last_ox = (ox_q == OxW'(OW - 1));
-  assign last_oy = (oy_q == OyW'(OH - 1));
+  // The writer's and the reader's next state, in one process whose intermediate terms are local to it (a
+  // simulator keeps them in the process instead of module signals written and read back every cycle).
+  always_ff @(posedge clk_i) begin : p_state
+    logic             in_fire, row_done;
+    logic [ColW-1:0]  wcol_d;
+    logic [SlotW-1:0] wslot_d;
+    logic [FullW-1:0] full_rows_d;
+    logic [SlotW-1:0] base_slot_d;
+    coord_t           base_row_d;
+    logic [OyW-1:0]   oy_d;
+    logic [OxW-1:0]   ox_d;
+    logic [KW-1:0]    ky_d, kx_d;
+    logic [CbW-1:0]   cb_d;
+    coord_t           ry0_d, rx0_d, last_row_d, avail_d;
+    logic             active_d, drain_d;
+    coord_t           ry, rx;
+    coord_t           last_row_nx;  // the next output row's, min(ry0 + S + K - 1, H - 1)
+    logic             frame_in;     // every row of the reader's frame is complete
+    logic             frame_rel;    // this cycle releases the reader's frame (avail drops by H)
+    logic [FullW-1:0] rel;          // ry - base_row, in [0, Rows) for a non-padding tap
+    logic             ready_cond, row_ok, pad, issue, pop;
+    logic             last_cb, last_kx, last_ky, last_ox, last_oy;
 
-  always_comb begin
+    // writer
+    in_fire  = in_tvalid & in_tready;
+    row_done = in_fire & (wcol_q == ColW'(RowWords - 1));
+    wcol_d   = wcol_q;
+    wslot_d  = wslot_q;
+    if (in_fire) begin
+      wcol_d = row_done ? '0 : wcol_q + ColW'(1);
+      if (row_done) wslot_d = slot_add(wslot_q, FullW'(1));
+    end
+
+    // reader
+    ry          = ry0_q + coord_t'(ky_q);
+    rx          = rx0_q + coord_t'(kx_q);
+    last_row_nx = (ry0_q + coord_t'(S + K - 1) > coord_t'(H - 1)) ? coord_t'(H - 1)
+                                                                  : ry0_q + coord_t'(S + K - 1);
+    // frame end: rows no window uses must arrive too
+    frame_in   = avail_q >= coord_t'(H);
+    ready_cond = avail_q > last_row_q;
+    row_ok     = active_q | (ready_cond & ~drain_q);
+    pad        = (ry < 0) || (ry >= coord_t'(H)) || (rx < 0) || (rx >= coord_t'(W));
+    pop        = out_tvalid & out_tready;
+    // issue a read when the FIFO will have room for it when its data arrives, whatever the consumer does
+    issue      = row_ok & ((ob_cnt_q + 3'(iss_q) + 3'(infl_q)) < 3'd4);
+    rel        = FullW'(ry - base_row_q);
+    last_cb    = (cb_q == CbW'(CB - 1));
+    last_kx    = (kx_q == KW'(K - 1));
+    last_ky    = (ky_q == KW'(K - 1));
+    last_ox    = (ox_q == OxW'(OW - 1));
+    last_oy    = (oy_q == OyW'(OH - 1));
+
     oy_d        = oy_q;
     ox_d        = ox_q;
     ky_d        = ky_q;
@@ -234,34 +240,10 @@ module bhpe_swg #(
         end
       end
     end
-  end
+    avail_d = avail_q + coord_t'(row_done) - (frame_rel ? coord_t'(H) : '0);
 
-  always_comb begin
-    ob_cnt_d = ob_cnt_q + 3'(infl_q) - 3'(pop);
-  end
-
-  assign ob_in = {infl_pad_q, infl_pad_q ? '0 : rdata_q};
-
-  bhpe_fifo #(
-    .Width(BeatW + 1),
-    .Depth(4)
-  ) u_out_fifo (
-    .clk_i,
-    .rst_ni,
-    .in_tdata  (ob_in),
-    .in_tvalid (infl_q),
-    .in_tready (ob_in_ready),
-    .out_tdata (ob_out),
-    .out_tvalid(out_tvalid),
-    .out_tready(out_tready)
-  );
-  assign out_tdata = ob_out[BeatW-1:0];
-  assign out_tmask = {Lanes{~ob_out[BeatW]}};
-
-  logic unused_ready;
-  assign unused_ready = ob_in_ready;  // always 1 by the credit count
-
-  always_ff @(posedge clk_i) begin
+    raddr_q <= AddrW'(AddrW'(slot_add(base_slot_q, rel)) * AddrW'(RowWords) + AddrW'(rx) * AddrW'(CB)
+                      + AddrW'(cb_q));
     if (!rst_ni) begin
       full_rows_q <= '0;
       base_slot_q <= '0;
@@ -307,11 +289,31 @@ module bhpe_swg #(
       drain_q     <= drain_d;
       infl_q      <= iss_q;
       infl_pad_q  <= iss_pad_q;
-      ob_cnt_q    <= ob_cnt_d;
+      ob_cnt_q    <= ob_cnt_q + 3'(infl_q) - 3'(pop);
     end
   end
 
-  // ---- stream protocol check of the stream this module drives (simulation only) ---------------------
+  assign ob_in = {infl_pad_q, infl_pad_q ? '0 : rdata_q};
+
+  bhpe_fifo #(
+    .Width(BeatW + 1),
+    .Depth(4)
+  ) u_out_fifo (
+    .clk_i,
+    .rst_ni,
+    .in_tdata  (ob_in),
+    .in_tvalid (infl_q),
+    .in_tready (ob_in_ready),
+    .out_tdata (ob_out),
+    .out_tvalid(out_tvalid),
+    .out_tready(out_tready)
+  );
+  assign out_tdata = ob_out[BeatW-1:0];
+  assign out_tmask = {Lanes{~ob_out[BeatW]}};
+
+  logic unused_ready;
+  assign unused_ready = ob_in_ready;  // always 1 by the credit count
+
   bhpe_stream_assert #(.DataW(Lanes*(ElemW+1))) u_out_assert (
     .clk_i, .rst_ni, .tdata_i({out_tmask, out_tdata}), .tvalid_i(out_tvalid), .tready_i(out_tready)
   );
