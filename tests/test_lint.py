@@ -91,3 +91,23 @@ def test_generated_top_level_is_lint_clean():
     r = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", "bhpe_top",
                         *map(str, FILES), str(top)], capture_output=True, text=True, cwd=top.parent)
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+
+
+def test_synthesis_frontend_reads_every_file(tmp_path):
+    """Yosys's slang frontend (``read_slang``, what compile.synth reads the RTL with) elaborates every library and
+    engine module at its default parameters. Verilator's lint accepts some code slang refuses (a signal used
+    above its declaration), which would otherwise first fail in a build's synthesis step."""
+    import shutil
+
+    from binaryhpe.compile.synth import yosys_cmd
+
+    # YoWASP's sandbox takes paths relative to its working folder, under a folder name that is not one of /'s
+    src = tmp_path / "rtl_src"
+    (src / "engine").mkdir(parents=True)
+    for f in ALL_FILES:
+        shutil.copyfile(f, src / f.relative_to(rtl_dir()))
+    files = " ".join(str(f.relative_to(rtl_dir().parent).as_posix()).replace("rtl/", "rtl_src/", 1)
+                     for f in ALL_FILES)
+    r = subprocess.run([*yosys_cmd(), "-q", "-p", f"read_slang -j 1 --single-unit -I rtl_src {files}"],
+                       capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
