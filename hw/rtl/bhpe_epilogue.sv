@@ -281,24 +281,25 @@ module bhpe_epilogue #(
 
       if (Kind == 0) begin : gen_requant
         localparam int unsigned WideW = IW + LSh;
-        logic signed [WideW-1:0] wide;
-        logic signed [OW-1:0]    ys;
+        logic signed [OW-1:0] ys;
         // (x <<< LSh) >>> RSh as bit selects (one of the two shifts is 0): a simulator copies bits instead of
-        // calling a general arithmetic shift
+        // calling a general arithmetic shift; a right shift saturates the kept bits x[IW-1:RSh] as they are
+        // (the sign extension to IW bits would not change which values fit)
         if (RSh >= IW) begin : gen_all_sign
           logic unused_low;  // every bit but the sign is shifted out
           assign unused_low = ^x;
-          assign wide = {WideW{x[IW-1]}};
+          assign ys = {OW{x[IW-1]}};
         end else if (RSh > 0) begin : gen_right
           logic unused_low;  // the bits shifted out
           assign unused_low = ^x[RSh-1:0];
-          assign wide = WideW'($signed(x[IW-1:RSh]));
+          bhpe_epi_sat #(.InW(IW - RSh), .OutW(OW)) u_sat (.in_i(x[IW-1:RSh]), .out_o(ys));
         end else if (LSh > 0) begin : gen_left
+          logic signed [WideW-1:0] wide;
           assign wide = {x, {LSh{1'b0}}};
+          bhpe_epi_sat #(.InW(WideW), .OutW(OW)) u_sat (.in_i(wide), .out_o(ys));
         end else begin : gen_none
-          assign wide = x;
+          bhpe_epi_sat #(.InW(IW), .OutW(OW)) u_sat (.in_i(x), .out_o(ys));
         end
-        bhpe_epi_sat #(.InW(WideW), .OutW(OW)) u_sat (.in_i(wide), .out_o(ys));
         assign y[l*OW +: OW] = (Aux != 0 && ys[OW-1]) ? '0 : ys;
       end else if (Kind == 1) begin : gen_mulshift
         localparam int unsigned ProdW = IW + CW;
