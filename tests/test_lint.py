@@ -1,5 +1,6 @@
 """Every hand-written RTL file (the library hw/rtl and the engine hw/rtl/engine) is lint clean under
-`verilator --lint-only -Wall`, each file on its own as a user would lint it."""
+`verilator --lint-only -Wall`, each file on its own as a user would lint it, and elaborates in Yosys's slang
+frontend, the synthesis reader."""
 
 import re
 import subprocess
