@@ -45,8 +45,8 @@ def test_device_clock_sets_each_mvu_and_its_latency():
 
 def test_epilogue_multiplies_in_logic_on_ecp5_only():
     """multipliers_for_device: an ECP5 build's epilogues multiply in logic (bhpe_mul; its DSP rows sit far
-    from the logic), a Xilinx build's in DSP blocks; the RTL parameter and the resource model follow, and the
-    cycle model does not change."""
+    from the logic), a Xilinx build's in DSP blocks; the RTL parameter and the resource model follow, and each
+    multiplier in logic is pipelined: one stage more for each (OpPipe), in the cycle model and the credits."""
     from binaryhpe.compile.folding import multipliers_for_device
     from binaryhpe.compile.kinds.elementwise import AddConst, MulShift, Prelu
     from binaryhpe.compile.kinds.epilogue import Epilogue, lut_mul_luts
@@ -64,10 +64,15 @@ def test_epilogue_multiplies_in_logic_on_ecp5_only():
     multipliers_for_device(g, load_device("zu3eg"))
     assert not e.lut_mul and e.rtl_params()["MulLut"] == 0 and e.resources() == dsp_res
     assert dsp_res["dsp"] == 2 * 4  # one multiplier a lane for the MulShift and for the Prelu
+    assert int(e.rtl_params()["OpPipe"]) == 0
     multipliers_for_device(g, load_device("ecp5-85f"))
     lut_res = e.resources()
-    assert e.lut_mul and e.rtl_params()["MulLut"] == 1 and e.cycles() == cycles
-    assert lut_res["dsp"] == 0 and lut_res["lut"] == dsp_res["lut"] + 2 * 4 * lut_mul_luts(16, 8)
+    assert e.lut_mul and e.rtl_params()["MulLut"] == 1
+    # RTL ops: input register, Mul, Requant, AddConst, PreluMul, Requant: the two products pipelined
+    assert [r.code for r in e.rtl_ops()] == [0, 8, 0, 2, 9, 0] and int(e.rtl_params()["OpPipe"]) == 0b010010
+    assert e.cycles() == {**cycles, "latency": cycles["latency"] + 2, "pipeline": cycles["pipeline"] + 2}
+    assert e.stream_capacity() == e.stages() + 3 and e.stages() == 6 + 2
+    assert lut_res["dsp"] == 0 and lut_res["lut"] > dsp_res["lut"] + 2 * 4 * lut_mul_luts(16, 8)
 
 
 def test_fixed_point_mvu_multiplies_in_logic_on_ecp5_only():

@@ -159,7 +159,7 @@ def _spec(e: Epilogue) -> str:
             v = getattr(op, f.name)
             args[f.name] = v.tolist() if isinstance(v, np.ndarray) else v
         ops.append({"kind": type(op).__name__, "args": args})
-    return json.dumps({"name": e.name, "ops": ops})
+    return json.dumps({"name": e.name, "ops": ops, "lut_mul": e.lut_mul})
 
 
 def _sv(v):

@@ -28,6 +28,7 @@ RTL contract (``hw/rtl/bhpe_epilogue.sv``, see its header):
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -96,7 +97,8 @@ def _op_memory(op: _Elementwise) -> list[int]:
 @dataclass(frozen=True)
 class RtlOp:
     """One op of ``bhpe_epilogue``'s op list (its packed parameters): ``code`` (OpKind), ``out_w`` (OpOutW),
-    ``shift`` (OpShift), ``aux`` (OpAux), ``cw`` (OpCW: constant bits a lane), ``reg`` (a register after it)."""
+    ``shift`` (OpShift), ``aux`` (OpAux), ``cw`` (OpCW: constant bits a lane), ``reg`` (a register after it),
+    ``pipe`` (OpPipe: a second register inside its multiplier, one stage more; a Mul or PreluMul in logic)."""
 
     code: int
     out_w: int
@@ -104,6 +106,7 @@ class RtlOp:
     aux: int
     cw: int
     reg: bool
+    pipe: bool = False
 
 
 def _aux(op) -> int:
@@ -158,7 +161,8 @@ class Epilogue(HwLayer):
     ops: list
     mids: list = field(default_factory=list)
     #: multiply in logic (``bhpe_mul`` with ``Lut = 1``, an adder tree of partial products) instead of DSP blocks: the
-    #: product ops (``Mul``, ``PreluMul``); set for the device by ``compile.folding.multipliers_for_device``
+    #: product ops (``Mul``, ``PreluMul``), each then pipelined (``pipe``: a register inside the tree, one stage
+    #: more); set for the device by ``compile.folding.multipliers_for_device``
     lut_mul: bool = False
 
     def __post_init__(self) -> None:
@@ -254,11 +258,14 @@ class Epilogue(HwLayer):
         ops = [r for i, op in enumerate(self.ops) for r in rtl_ops_of(op, i == n - 1)]
         if input_register(self.ops):
             ops.insert(0, RtlOp(OP_CODES[Requant], self.in_w, 0, 0, 0, True))
+        if self.lut_mul:  # a multiplier in logic gets a register inside (its adder tree: ECP5's critical path)
+            ops = [dataclasses.replace(r, pipe=True) if r.code in (MUL_CODE, PRELU_MUL_CODE) else r for r in ops]
         return ops
 
     def stages(self) -> int:
-        """Registered stages between an accepted input beat and its output beat (the RTL ops' registers)."""
-        return sum(r.reg for r in self.rtl_ops())
+        """Registered stages between an accepted input beat and its output beat (the RTL ops' registers, and the
+        registers inside pipelined multipliers)."""
+        return sum(int(r.reg) + int(r.pipe) for r in self.rtl_ops())
 
     def cycles(self) -> dict:
         """One beat a cycle; ``latency`` = first input beat accepted to last output beat accepted
@@ -319,6 +326,7 @@ class Epilogue(HwLayer):
             "OpCW": pack(r.cw for r in ops),
             "OpCOff": pack(self.rtl_const_offsets()),
             "OpReg": SvBits(sum(int(r.reg) << i for i, r in enumerate(ops)), MAX_OPS),
+            "OpPipe": SvBits(sum(int(r.pipe) << i for i, r in enumerate(ops)), MAX_OPS),
             "MulLut": int(self.lut_mul),
         }
 
@@ -355,9 +363,13 @@ class Epilogue(HwLayer):
                 dsp += r.get("dsp", 0)
         stages = self.stages()
         ff = addr_w * stages  # the counter and the group index in every register but the last
+        in_w = self.in_w
         for r in self.rtl_ops():
             if r.reg:
                 ff += self.lanes * r.out_w + 1
+            if r.pipe:  # the multiplier's two registered partial sums (a PreluMul's input beside them)
+                ff += self.lanes * (2 * (in_w + r.cw) + (in_w if r.code == PRELU_MUL_CODE else 0))
+            in_w = r.out_w
         bram = 0
         if cbits:
             width = cbits * self.lanes

@@ -29,7 +29,9 @@
 //   OpOutW  the op's output width (its input width is the previous op's output width, op 0's is InW);
 //   OpShift a signed shift (negative: an exact left shift); OpAux as above;
 //   OpCW    constant bits a lane (0: none); OpCOff its offset (per lane) in the ROM entry;
-//   OpReg   bit i: a register after op i (set after every multiplying op and after the last op).
+//   OpReg   bit i: a register after op i (set after every multiplying op and after the last op);
+//   OpPipe  bit i: op i (a Mul or PreluMul, registered) has a second register inside its multiplier
+//           (bhpe_mul Pipe = 1: the root's two children of its adder tree in logic), one stage more.
 // MulLut: ops 8 and 9 multiply in logic (bhpe_mul with Lut = 1, an adder tree of partial products), not in a
 // DSP block.
 // Every sat is a saturation to the op's OutW signed range (bhpe_epi_sat), exactly as the op's Python kind.
@@ -41,8 +43,8 @@
 // beat enters the register before it, so each constant bit is registered once, not carried along the
 // pipeline. Stage 0 has no constants (the compiler puts a register of the input before a first op with them).
 //
-// Pipeline: one stage per register (OpReg), free-running, then an output FIFO of Cap = stages + 3 entries;
-// a beat is accepted while fewer than Cap beats are between the input and the FIFO's read side (credits):
+// Pipeline: one stage per register (OpReg, OpPipe), free-running, then an output FIFO of Cap = stages + 3
+// entries; a beat is accepted while fewer than Cap beats are between the input and the FIFO's read side (credits):
 // latency = number of registers + 1, one beat a cycle, Cap beats of buffer. The compiler registers every op
 // (compile/kinds/epilogue.py REGISTERED_AFTER).
 module bhpe_epilogue #(
@@ -60,6 +62,7 @@ module bhpe_epilogue #(
   parameter logic [255:0] OpCW     = 256'd0,
   parameter logic [255:0] OpCOff   = 256'd0,
   parameter logic [15:0]  OpReg    = 16'd1,
+  parameter logic [15:0]  OpPipe   = 16'd0,
   parameter bit           MulLut   = 1'b0,
   parameter string        InitFile = ""
 ) (
@@ -80,11 +83,11 @@ module bhpe_epilogue #(
   localparam int unsigned Depth  = C / Lanes;
 
   // number of registers before op i (= the stage op i belongs to)
-  function automatic int unsigned stage_of(input int unsigned i);
+  function automatic int unsigned stage_of(input int unsigned i);  // the first stage of op i
     int unsigned s;
     s = 0;
     for (int unsigned j = 0; j < i; j++) begin
-      if (OpReg[j]) s = s + 1;
+      s = s + 32'(OpReg[j]) + 32'(OpPipe[j]);
     end
     return s;
   endfunction
@@ -135,11 +138,12 @@ module bhpe_epilogue #(
   // op has constants (compile/kinds/epilogue.py, Epilogue.rtl_ops).
   localparam int unsigned AddrW = bhpe_pkg::clog2_min1(Depth);
 
-  function automatic int unsigned first_op(input int unsigned stage);  // first op of a stage
+  // the first op that starts at this stage or after it (a pipelined op's second stage starts none)
+  function automatic int unsigned first_op(input int unsigned stage);
     int unsigned f;
     f = NumOps;
     for (int unsigned j = NumOps; j > 0; j--) begin
-      if (stage_of(j - 1) == stage) f = j - 1;
+      if (stage_of(j - 1) >= stage) f = j - 1;
     end
     return f;
   endfunction
@@ -269,6 +273,10 @@ module bhpe_epilogue #(
     localparam int unsigned LSh  = (Sh < 0) ? 32'(-Sh) : 32'd0;
     localparam int unsigned RSh  = (Sh > 0) ? 32'(Sh) : 32'd0;
 
+    if (OpPipe[i] && !((Kind == 8 || Kind == 9) && OpReg[i])) begin : gen_bad_pipe
+      $error("bhpe_epilogue: OpPipe marks a registered Mul or PreluMul only");
+    end
+
     logic [Lanes*OW-1:0] y;     // the op's result (combinational)
     logic [CWordW-1:0]   cw;    // the constant word of this op's stage
     assign cw = cview[Stg*CWordW +: CWordW];
@@ -316,16 +324,24 @@ module bhpe_epilogue #(
         logic signed [CW-1:0]    m;
         logic signed [ProdW-1:0] prod;
         assign m = cw[Lanes*COff + l*CW +: CW];
-        bhpe_mul #(.AW(IW), .BW(CW), .Lut(MulLut)) u_mul (.a_i(x), .b_i(m), .p_o(prod));
+        bhpe_mul #(.AW(IW), .BW(CW), .Lut(MulLut), .Pipe(OpPipe[i])) u_mul (.clk_i, .a_i(x), .b_i(m), .p_o(prod));
         assign y[l*OW +: OW] = OW'(OW'(prod) <<< LSh);
       end else if (Kind == 9) begin : gen_prelu_mul
         localparam int unsigned ProdW = IW + CW;
         logic signed [CW-1:0]    beta;
         logic signed [ProdW-1:0] prod;
         assign beta = cw[Lanes*COff + l*CW +: CW];
-        bhpe_mul #(.AW(IW), .BW(CW), .Lut(MulLut)) u_mul (.a_i(x), .b_i(beta), .p_o(prod));
+        logic signed [IW-1:0]    xs;  // x beside the product: a pipelined multiplier's one cycle later
+        bhpe_mul #(.AW(IW), .BW(CW), .Lut(MulLut), .Pipe(OpPipe[i])) u_mul (.clk_i, .a_i(x), .b_i(beta), .p_o(prod));
+        if (OpPipe[i]) begin : gen_x_pipe
+          always_ff @(posedge clk_i) begin
+            xs <= x;
+          end
+        end else begin : gen_x
+          assign xs = x;
+        end
         // x > 0: not negative and not zero
-        assign y[l*OW +: OW] = (!x[IW-1] && (x != '0)) ? OW'(OW'(x) <<< RSh) : OW'(OW'(prod) <<< LSh);
+        assign y[l*OW +: OW] = (!xs[IW-1] && (xs != '0)) ? OW'(OW'(xs) <<< RSh) : OW'(OW'(prod) <<< LSh);
       end else if (Kind == 2) begin : gen_addconst
         localparam int unsigned SumW = ((IW > CW) ? IW : CW) + 1;
         logic signed [CW-1:0]   b;

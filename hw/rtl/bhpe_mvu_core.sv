@@ -157,7 +157,7 @@ module bhpe_mvu_core #(
           assign a_m = a;
           assign w_m = w;
         end
-        bhpe_mul #(.AW(InW), .BW(WW), .Lut(MulLut)) u_mul (.a_i(a_m), .b_i(w_m), .p_o(prod));
+        bhpe_mul #(.AW(InW), .BW(WW), .Lut(MulLut)) u_mul (.clk_i, .a_i(a_m), .b_i(w_m), .p_o(prod));
         if (MulReg >= 1) begin : gen_mul_reg  // the multiplier's output register
           logic signed [InW+WW-1:0] prod_q;
           always_ff @(posedge clk_i) begin

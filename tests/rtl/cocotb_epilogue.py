@@ -34,8 +34,7 @@ import anchors  # noqa: E402
 def _layer() -> Epilogue:
     spec = json.loads(os.environ["EPILOGUE"])
     ops = [KINDS[o["kind"]](**o["args"]) for o in spec["ops"]]
-    e = Epilogue(name=spec["name"], ops=ops)
-    return e
+    return Epilogue(name=spec["name"], ops=ops, lut_mul=spec["lut_mul"])
 
 
 def check_cover(layer: Epilogue, frames) -> None:

@@ -659,6 +659,7 @@ module bhpe_top (
     .OpCW(256'h9000000080000),
     .OpCOff(256'h110008000800000000),
     .OpReg(16'h1f),
+    .OpPipe(16'h0),
     .MulLut(0),
     .InitFile("mem/t__stem_qx_act_quant_export_handler_Quant_epi_InitFile.hex")
   ) u_t__stem_qx_act_quant_export_handler_Quant_epi (
@@ -721,6 +722,7 @@ module bhpe_top (
     .OpCW(256'h0),
     .OpCOff(256'h0),
     .OpReg(16'h1),
+    .OpPipe(16'h0),
     .MulLut(0)
   ) u_t__blocks_blocks_0_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
@@ -836,6 +838,7 @@ module bhpe_top (
     .OpCW(256'h90000000800000009000000080009000000080000),
     .OpCOff(256'h33002a002a002200220019001900110008000800000000),
     .OpReg(16'hfff),
+    .OpPipe(16'h0),
     .MulLut(0),
     .InitFile("mem/t__blocks_blocks_0_convs_0_branches_0_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_0_convs_0_branches_0_Mul_epi (
@@ -912,6 +915,7 @@ module bhpe_top (
     .OpCW(256'h0),
     .OpCOff(256'h0),
     .OpReg(16'h1),
+    .OpPipe(16'h0),
     .MulLut(0)
   ) u_t__blocks_blocks_0_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
@@ -997,6 +1001,7 @@ module bhpe_top (
     .OpCW(256'ha0000000800000009000000080009000000080000),
     .OpCOff(256'h2a002a002200220019001900110008000800000000),
     .OpReg(16'h7ff),
+    .OpPipe(16'h0),
     .MulLut(0),
     .InitFile("mem/t__blocks_blocks_0_convs_1_branches_0_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_0_convs_1_branches_0_Mul_epi (
@@ -1028,6 +1033,7 @@ module bhpe_top (
     .OpCW(256'h0),
     .OpCOff(256'h0),
     .OpReg(16'h3),
+    .OpPipe(16'h0),
     .MulLut(0)
   ) u_t__blocks_blocks_0_Add_epi (
     .clk_i(clk_i),
@@ -1089,6 +1095,7 @@ module bhpe_top (
     .OpCW(256'h0),
     .OpCOff(256'h0),
     .OpReg(16'h1),
+    .OpPipe(16'h0),
     .MulLut(0)
   ) u_t__blocks_blocks_1_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
@@ -1288,6 +1295,7 @@ module bhpe_top (
     .OpCW(256'h0),
     .OpCOff(256'h0),
     .OpReg(16'h1),
+    .OpPipe(16'h0),
     .MulLut(0)
   ) u_t__blocks_blocks_1_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
@@ -1462,6 +1470,7 @@ module bhpe_top (
     .OpCW(256'ha0000000800000009000000080009000000080000),
     .OpCOff(256'h2a002a002200220019001900110008000800000000),
     .OpReg(16'h7ff),
+    .OpPipe(16'h0),
     .MulLut(0),
     .InitFile("mem/t__blocks_blocks_1_convs_0_branches_0_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_1_convs_0_branches_0_Mul_epi (
@@ -1522,6 +1531,7 @@ module bhpe_top (
     .OpCW(256'ha0000000800000009000000080009000000080000),
     .OpCOff(256'h2a002a002200220019001900110008000800000000),
     .OpReg(16'h7ff),
+    .OpPipe(16'h0),
     .MulLut(0),
     .InitFile("mem/t__blocks_blocks_1_convs_0_branches_1_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_1_convs_0_branches_1_Mul_epi (
@@ -1573,6 +1583,7 @@ module bhpe_top (
     .OpCW(256'h0),
     .OpCOff(256'h0),
     .OpReg(16'h1),
+    .OpPipe(16'h0),
     .MulLut(0)
   ) u_t__blocks_blocks_1_pre_1_qa_act_quant_export_handler_Quant_epi (
     .clk_i(clk_i),
@@ -1634,6 +1645,7 @@ module bhpe_top (
     .OpCW(256'h0),
     .OpCOff(256'h0),
     .OpReg(16'h1),
+    .OpPipe(16'h0),
     .MulLut(0)
   ) u_t__blocks_blocks_1_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
@@ -1749,6 +1761,7 @@ module bhpe_top (
     .OpCW(256'ha0000000800000009000000080009000000080000),
     .OpCOff(256'h2a002a002200220019001900110008000800000000),
     .OpReg(16'h7ff),
+    .OpPipe(16'h0),
     .MulLut(0),
     .InitFile("mem/t__blocks_blocks_1_convs_1_branches_0_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_1_convs_1_branches_0_Mul_epi (
@@ -1795,6 +1808,7 @@ module bhpe_top (
     .OpCW(256'h9000000080000),
     .OpCOff(256'h1100110008000800000000),
     .OpReg(16'h3f),
+    .OpPipe(16'h0),
     .MulLut(0),
     .InitFile("mem/t__blocks_blocks_1_br_qx_act_quant_export_handler_Quant_epi_InitFile.hex")
   ) u_t__blocks_blocks_1_br_qx_act_quant_export_handler_Quant_epi (
@@ -1996,6 +2010,7 @@ module bhpe_top (
     .OpCW(256'h0),
     .OpCOff(256'h0),
     .OpReg(16'h1),
+    .OpPipe(16'h0),
     .MulLut(0)
   ) u_t__blocks_blocks_2_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
@@ -2096,6 +2111,7 @@ module bhpe_top (
     .OpCW(256'h9000000080009000000080000),
     .OpCOff(256'h220019001900110008000800000000),
     .OpReg(16'hff),
+    .OpPipe(16'h0),
     .MulLut(0),
     .InitFile("mem/t__blocks_blocks_2_convs_0_branches_0_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_2_convs_0_branches_0_Mul_epi (
@@ -2142,6 +2158,7 @@ module bhpe_top (
     .OpCW(256'h0),
     .OpCOff(256'h0),
     .OpReg(16'h1),
+    .OpPipe(16'h0),
     .MulLut(0)
   ) u_t__blocks_blocks_2_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
@@ -2242,6 +2259,7 @@ module bhpe_top (
     .OpCW(256'h9000000080009000000080000),
     .OpCOff(256'h220019001900110008000800000000),
     .OpReg(16'hff),
+    .OpPipe(16'h0),
     .MulLut(0),
     .InitFile("mem/t__blocks_blocks_2_convs_0_branches_1_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_2_convs_0_branches_1_Mul_epi (
@@ -2273,6 +2291,7 @@ module bhpe_top (
     .OpCW(256'ha000000080000),
     .OpCOff(256'h120008000800000000),
     .OpReg(16'h1f),
+    .OpPipe(16'h0),
     .MulLut(0),
     .InitFile("mem/t__blocks_blocks_2_convs_0_Add_epi_InitFile.hex")
   ) u_t__blocks_blocks_2_convs_0_Add_epi (
@@ -2335,6 +2354,7 @@ module bhpe_top (
     .OpCW(256'h0),
     .OpCOff(256'h0),
     .OpReg(16'h1),
+    .OpPipe(16'h0),
     .MulLut(0)
   ) u_t__blocks_blocks_2_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
@@ -2450,6 +2470,7 @@ module bhpe_top (
     .OpCW(256'ha0000000800000009000000080009000000080000),
     .OpCOff(256'h34002a002a002200220019001900110008000800000000),
     .OpReg(16'hfff),
+    .OpPipe(16'h0),
     .MulLut(0),
     .InitFile("mem/t__blocks_blocks_2_convs_1_branches_0_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_2_convs_1_branches_0_Mul_epi (
@@ -2512,6 +2533,7 @@ module bhpe_top (
     .OpCW(256'h0),
     .OpCOff(256'h0),
     .OpReg(16'h1),
+    .OpPipe(16'h0),
     .MulLut(0)
   ) u_t__blocks_blocks_2_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
@@ -2643,6 +2665,7 @@ module bhpe_top (
     .OpCW(256'h0),
     .OpCOff(256'h0),
     .OpReg(16'h1),
+    .OpPipe(16'h0),
     .MulLut(0)
   ) u_t__blocks_blocks_2_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
@@ -2774,6 +2797,7 @@ module bhpe_top (
     .OpCW(256'h0),
     .OpCOff(256'h0),
     .OpReg(16'h1),
+    .OpPipe(16'h0),
     .MulLut(0)
   ) u_t__blocks_blocks_2_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
@@ -2905,6 +2929,7 @@ module bhpe_top (
     .OpCW(256'h0),
     .OpCOff(256'h0),
     .OpReg(16'h1),
+    .OpPipe(16'h0),
     .MulLut(0)
   ) u_t__blocks_blocks_2_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
@@ -3035,6 +3060,7 @@ module bhpe_top (
     .OpCW(256'ha0000000800000009000000080009000000080000),
     .OpCOff(256'h2a002a002200220019001900110008000800000000),
     .OpReg(16'h7ff),
+    .OpPipe(16'h0),
     .MulLut(0),
     .InitFile("mem/t__blocks_blocks_2_convs_2_branches_0_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_2_convs_2_branches_0_Mul_epi (
@@ -3110,6 +3136,7 @@ module bhpe_top (
     .OpCW(256'ha0000000800000009000000080009000000080000),
     .OpCOff(256'h2a002a002200220019001900110008000800000000),
     .OpReg(16'h7ff),
+    .OpPipe(16'h0),
     .MulLut(0),
     .InitFile("mem/t__blocks_blocks_2_convs_2_branches_1_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_2_convs_2_branches_1_Mul_epi (
@@ -3204,6 +3231,7 @@ module bhpe_top (
     .OpCW(256'ha0000000800000009000000080009000000080000),
     .OpCOff(256'h2a002a002200220019001900110008000800000000),
     .OpReg(16'h7ff),
+    .OpPipe(16'h0),
     .MulLut(0),
     .InitFile("mem/t__blocks_blocks_2_convs_2_branches_2_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_2_convs_2_branches_2_Mul_epi (
@@ -3268,6 +3296,7 @@ module bhpe_top (
     .OpCW(256'h90000000800000009000000080009000000080000),
     .OpCOff(256'h2a002a002200220019001900110008000800000000),
     .OpReg(16'h7ff),
+    .OpPipe(16'h0),
     .MulLut(0),
     .InitFile("mem/t__blocks_blocks_2_convs_2_branches_3_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_2_convs_2_branches_3_Mul_epi (
@@ -3318,6 +3347,7 @@ module bhpe_top (
     .OpCW(256'ha000000080000),
     .OpCOff(256'h1200120008000800000000),
     .OpReg(16'h3f),
+    .OpPipe(16'h0),
     .MulLut(0),
     .InitFile("mem/t__blocks_blocks_2_br_qx_act_quant_export_handler_Quant_epi_InitFile.hex")
   ) u_t__blocks_blocks_2_br_qx_act_quant_export_handler_Quant_epi (
@@ -3529,6 +3559,7 @@ module bhpe_top (
     .OpCW(256'h0),
     .OpCOff(256'h0),
     .OpReg(16'h1),
+    .OpPipe(16'h0),
     .MulLut(0)
   ) u_t__blocks_blocks_3_convs_0_branches_0_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
@@ -3629,6 +3660,7 @@ module bhpe_top (
     .OpCW(256'h9000000080009000000080000),
     .OpCOff(256'h220019001900110008000800000000),
     .OpReg(16'hff),
+    .OpPipe(16'h0),
     .MulLut(0),
     .InitFile("mem/t__blocks_blocks_3_convs_0_branches_0_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_3_convs_0_branches_0_Mul_epi (
@@ -3675,6 +3707,7 @@ module bhpe_top (
     .OpCW(256'h0),
     .OpCOff(256'h0),
     .OpReg(16'h1),
+    .OpPipe(16'h0),
     .MulLut(0)
   ) u_t__blocks_blocks_3_convs_0_branches_1_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
@@ -3775,6 +3808,7 @@ module bhpe_top (
     .OpCW(256'h9000000080009000000080000),
     .OpCOff(256'h220019001900110008000800000000),
     .OpReg(16'hff),
+    .OpPipe(16'h0),
     .MulLut(0),
     .InitFile("mem/t__blocks_blocks_3_convs_0_branches_1_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_3_convs_0_branches_1_Mul_epi (
@@ -3806,6 +3840,7 @@ module bhpe_top (
     .OpCW(256'h0),
     .OpCOff(256'h0),
     .OpReg(16'h1),
+    .OpPipe(16'h0),
     .MulLut(0)
   ) u_t__blocks_blocks_3_convs_0_Add_epi (
     .clk_i(clk_i),
@@ -3851,6 +3886,7 @@ module bhpe_top (
     .OpCW(256'h0),
     .OpCOff(256'h0),
     .OpReg(16'h1),
+    .OpPipe(16'h0),
     .MulLut(0)
   ) u_t__blocks_blocks_3_convs_0_branches_2_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
@@ -3951,6 +3987,7 @@ module bhpe_top (
     .OpCW(256'h9000000080009000000080000),
     .OpCOff(256'h220019001900110008000800000000),
     .OpReg(16'hff),
+    .OpPipe(16'h0),
     .MulLut(0),
     .InitFile("mem/t__blocks_blocks_3_convs_0_branches_2_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_3_convs_0_branches_2_Mul_epi (
@@ -3982,6 +4019,7 @@ module bhpe_top (
     .OpCW(256'h0),
     .OpCOff(256'h0),
     .OpReg(16'h1),
+    .OpPipe(16'h0),
     .MulLut(0)
   ) u_t__blocks_blocks_3_convs_0_Add_1_epi (
     .clk_i(clk_i),
@@ -4027,6 +4065,7 @@ module bhpe_top (
     .OpCW(256'h0),
     .OpCOff(256'h0),
     .OpReg(16'h1),
+    .OpPipe(16'h0),
     .MulLut(0)
   ) u_t__blocks_blocks_3_convs_0_branches_3_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
@@ -4127,6 +4166,7 @@ module bhpe_top (
     .OpCW(256'h9000000080009000000080000),
     .OpCOff(256'h220019001900110008000800000000),
     .OpReg(16'hff),
+    .OpPipe(16'h0),
     .MulLut(0),
     .InitFile("mem/t__blocks_blocks_3_convs_0_branches_3_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_3_convs_0_branches_3_Mul_epi (
@@ -4158,6 +4198,7 @@ module bhpe_top (
     .OpCW(256'ha000000080000),
     .OpCOff(256'h120008000800000000),
     .OpReg(16'h1f),
+    .OpPipe(16'h0),
     .MulLut(0),
     .InitFile("mem/t__blocks_blocks_3_convs_0_Add_2_epi_InitFile.hex")
   ) u_t__blocks_blocks_3_convs_0_Add_2_epi (
@@ -4220,6 +4261,7 @@ module bhpe_top (
     .OpCW(256'h0),
     .OpCOff(256'h0),
     .OpReg(16'h1),
+    .OpPipe(16'h0),
     .MulLut(0)
   ) u_t__blocks_blocks_3_convs_1_branches_0_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
@@ -4335,6 +4377,7 @@ module bhpe_top (
     .OpCW(256'ha0000000800000009000000080009000000080000),
     .OpCOff(256'h34002a002a002200220019001900110008000800000000),
     .OpReg(16'hfff),
+    .OpPipe(16'h0),
     .MulLut(0),
     .InitFile("mem/t__blocks_blocks_3_convs_1_branches_0_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_3_convs_1_branches_0_Mul_epi (
@@ -4397,6 +4440,7 @@ module bhpe_top (
     .OpCW(256'h0),
     .OpCOff(256'h0),
     .OpReg(16'h1),
+    .OpPipe(16'h0),
     .MulLut(0)
   ) u_t__blocks_blocks_3_convs_2_branches_0_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
@@ -4528,6 +4572,7 @@ module bhpe_top (
     .OpCW(256'h0),
     .OpCOff(256'h0),
     .OpReg(16'h1),
+    .OpPipe(16'h0),
     .MulLut(0)
   ) u_t__blocks_blocks_3_convs_2_branches_1_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
@@ -4659,6 +4704,7 @@ module bhpe_top (
     .OpCW(256'h0),
     .OpCOff(256'h0),
     .OpReg(16'h1),
+    .OpPipe(16'h0),
     .MulLut(0)
   ) u_t__blocks_blocks_3_convs_2_branches_2_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
@@ -4790,6 +4836,7 @@ module bhpe_top (
     .OpCW(256'h0),
     .OpCOff(256'h0),
     .OpReg(16'h1),
+    .OpPipe(16'h0),
     .MulLut(0)
   ) u_t__blocks_blocks_3_convs_2_branches_3_sign_act_quant_export_handler_BipolarQuant_epi (
     .clk_i(clk_i),
@@ -4920,6 +4967,7 @@ module bhpe_top (
     .OpCW(256'ha0000000800000009000000080009000000080000),
     .OpCOff(256'h2a002a002200220019001900110008000800000000),
     .OpReg(16'h7ff),
+    .OpPipe(16'h0),
     .MulLut(0),
     .InitFile("mem/t__blocks_blocks_3_convs_2_branches_0_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_3_convs_2_branches_0_Mul_epi (
@@ -4995,6 +5043,7 @@ module bhpe_top (
     .OpCW(256'ha0000000800000009000000080009000000080000),
     .OpCOff(256'h2a002a002200220019001900110008000800000000),
     .OpReg(16'h7ff),
+    .OpPipe(16'h0),
     .MulLut(0),
     .InitFile("mem/t__blocks_blocks_3_convs_2_branches_1_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_3_convs_2_branches_1_Mul_epi (
@@ -5089,6 +5138,7 @@ module bhpe_top (
     .OpCW(256'h90000000800000009000000080009000000080000),
     .OpCOff(256'h2a002a002200220019001900110008000800000000),
     .OpReg(16'h7ff),
+    .OpPipe(16'h0),
     .MulLut(0),
     .InitFile("mem/t__blocks_blocks_3_convs_2_branches_2_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_3_convs_2_branches_2_Mul_epi (
@@ -5153,6 +5203,7 @@ module bhpe_top (
     .OpCW(256'ha0000000800000009000000080009000000080000),
     .OpCOff(256'h2a002a002200220019001900110008000800000000),
     .OpReg(16'h7ff),
+    .OpPipe(16'h0),
     .MulLut(0),
     .InitFile("mem/t__blocks_blocks_3_convs_2_branches_3_Mul_epi_InitFile.hex")
   ) u_t__blocks_blocks_3_convs_2_branches_3_Mul_epi (
@@ -5203,6 +5254,7 @@ module bhpe_top (
     .OpCW(256'h0),
     .OpCOff(256'h0),
     .OpReg(16'h1),
+    .OpPipe(16'h0),
     .MulLut(0)
   ) u_t__blocks_blocks_3_Add_epi (
     .clk_i(clk_i),
