@@ -43,9 +43,10 @@
 // beat enters the register before it, so each constant bit is registered once, not carried along the
 // pipeline. Stage 0 has no constants (the compiler puts a register of the input before a first op with them).
 //
-// Pipeline: one stage per register (OpReg, OpPipe), free-running, then an output FIFO of Cap = stages + 3
-// entries; a beat is accepted while fewer than Cap beats are between the input and the FIFO's read side (credits):
-// latency = number of registers + 1, one beat a cycle, Cap beats of buffer. The compiler registers every op
+// Pipeline: one stage per register (OpReg, OpPipe), free-running (every stage register loads each cycle; a
+// valid bit travels beside it), then an output FIFO of Cap = stages + 3 entries; a beat is accepted while
+// fewer than Cap beats are between the input and the FIFO's read side (credits): latency = number of
+// registers + 1, one beat a cycle, Cap beats of buffer. The compiler registers every op
 // (compile/kinds/epilogue.py REGISTERED_AFTER).
 module bhpe_epilogue #(
   parameter int unsigned  Lanes    = 1,
