@@ -325,15 +325,19 @@ module bhpe_epilogue #(
         logic signed [CW-1:0]    m;
         logic signed [ProdW-1:0] prod;
         assign m = cw[Lanes*COff + l*CW +: CW];
-        bhpe_mul #(.AW(IW), .BW(CW), .Lut(MulLut), .Pipe(OpPipe[i])) u_mul (.clk_i, .a_i(x), .b_i(m), .p_o(prod));
+        bhpe_mul #(.AW(IW), .BW(CW), .Lut(MulLut), .Pipe(OpPipe[i])) u_mul (
+          .clk_i, .a_i(x), .b_i(m), .p_o(prod)
+        );
         assign y[l*OW +: OW] = OW'(OW'(prod) <<< LSh);
       end else if (Kind == 9) begin : gen_prelu_mul
         localparam int unsigned ProdW = IW + CW;
         logic signed [CW-1:0]    beta;
         logic signed [ProdW-1:0] prod;
-        assign beta = cw[Lanes*COff + l*CW +: CW];
         logic signed [IW-1:0]    xs;  // x beside the product: a pipelined multiplier's one cycle later
-        bhpe_mul #(.AW(IW), .BW(CW), .Lut(MulLut), .Pipe(OpPipe[i])) u_mul (.clk_i, .a_i(x), .b_i(beta), .p_o(prod));
+        assign beta = cw[Lanes*COff + l*CW +: CW];
+        bhpe_mul #(.AW(IW), .BW(CW), .Lut(MulLut), .Pipe(OpPipe[i])) u_mul (
+          .clk_i, .a_i(x), .b_i(beta), .p_o(prod)
+        );
         if (OpPipe[i]) begin : gen_x_pipe
           always_ff @(posedge clk_i) begin
             xs <= x;
