@@ -124,7 +124,7 @@ module bhpe_epilogue #(
   // cview slot s: the constant word as stage s sees it (its own ops' columns, zeros elsewhere)
   logic [NumStages*CWordW-1:0]       cview;
   // per stage: a beat enters its register this cycle (the valid of its input), its register's valid
-  logic [NumStages-1:0]              st_vin, st_valid_q;
+  logic [NumStages-1:0]              st_valid_q;
 
   for (genvar l = 0; l < Lanes; l++) begin : gen_in
     assign val[l*SlotW +: SlotW] = SlotW'($signed(in_tdata[l*InW +: InW]));
@@ -160,14 +160,6 @@ module bhpe_epilogue #(
   logic [AddrW-1:0]           grp_q;   // channel group of the beat at the input
   logic [NumStages*AddrW-1:0] sgrp_q;  // per register: the channel group of the beat it holds
   logic [NumStages*AddrW-1:0] sgin;    // per stage: the channel group of the beat at its input
-
-  always_ff @(posedge clk_i) begin
-    if (!rst_ni) begin
-      grp_q <= '0;
-    end else if (in_tvalid && in_tready) begin
-      grp_q <= (grp_q == AddrW'(Depth - 1)) ? '0 : grp_q + AddrW'(1);
-    end
-  end
 
   if (CTot > 0) begin : gen_rom
     logic [CWordW-1:0] rom [Depth];
@@ -214,34 +206,34 @@ module bhpe_epilogue #(
   localparam int unsigned OccW = bhpe_pkg::count_width(Cap);
 
   logic [OccW-1:0]       occ_q;     // beats accepted and not yet read from the output FIFO
-  logic                  credit, in_fire, out_fire, fifo_in_ready;
+  logic                  credit, fifo_in_ready;
   logic [Lanes*OutW-1:0] res;       // the last register: the FIFO's input
 
-  assign credit   = (occ_q < OccW'(Cap));
-  assign out_fire = out_tvalid & out_tready;
+  assign credit = (occ_q < OccW'(Cap));
   if (HasB) begin : gen_b_ready
-    assign in_fire   = in_tvalid & b_tvalid & credit;
     assign in_tready = b_tvalid & credit;
     assign b_tready  = in_tvalid & credit;
   end else begin : gen_no_b_ready
-    assign in_fire   = in_tvalid & credit;
     assign in_tready = credit;
     assign b_tready  = 1'b0;
   end
 
-  always_ff @(posedge clk_i) begin
+  // The handshake's state in one process, the beats taken in and out local to it (a simulator keeps them
+  // there): the input's channel group, the credit count, and the valid bits, a shift register beside the
+  // stage registers (stage s's input: register s-1's bit).
+  always_ff @(posedge clk_i) begin : p_ctl
+    logic in_fire, out_fire;
+    in_fire  = in_tvalid & in_tready;  // with a JoinAdd, in_tready holds b_tvalid: the two are taken together
+    out_fire = out_tvalid & out_tready;
     if (!rst_ni) begin
-      occ_q <= '0;
-    end else if (in_fire != out_fire) begin
-      occ_q <= in_fire ? occ_q + OccW'(1) : occ_q - OccW'(1);
+      grp_q      <= '0;
+      occ_q      <= '0;
+      st_valid_q <= '0;
+    end else begin
+      if (in_fire) grp_q <= (grp_q == AddrW'(Depth - 1)) ? '0 : grp_q + AddrW'(1);
+      if (in_fire != out_fire) occ_q <= in_fire ? occ_q + OccW'(1) : occ_q - OccW'(1);
+      st_valid_q <= NumStages'({st_valid_q, in_fire});
     end
-  end
-
-  // the valid bits: a shift register beside the stage registers (stage s's input: register s-1's bit)
-  assign st_vin = NumStages'({st_valid_q, in_fire});
-  always_ff @(posedge clk_i) begin
-    if (!rst_ni) st_valid_q <= '0;
-    else         st_valid_q <= st_vin;
   end
 
   // the JoinAdd operand, taken with the chain input, travels with its beat to the JoinAdd's stage
