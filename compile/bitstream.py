@@ -9,9 +9,9 @@ bitstream is a real configuration of the part, but its pins are not a board's; a
 ``lpf``. Returns fmax (nextpnr's timing report), the critical path (:func:`timing_summary`), utilisation and
 the file paths.
 
-Router: nextpnr-ecp5's ``router2`` by default (the whole tiny BiDRN routes in minutes with it, about an hour
-with ``router1``); ``router="router1"`` or the environment variable ``BINARYHPE_NEXTPNR_ROUTER=router1``
-chooses the other one.
+Router: nextpnr-ecp5's ``router2`` by default, with its timing-driven rip-up (``--tmg-ripup``,
+:func:`nextpnr_router_args`; the whole tiny BiDRN routes in minutes with it, about an hour with ``router1``);
+``router="router1"`` or the environment variable ``BINARYHPE_NEXTPNR_ROUTER=router1`` chooses the other one.
 """
 
 from __future__ import annotations
@@ -71,6 +71,13 @@ def parse_nextpnr_report(rep: dict) -> dict:
 #: nextpnr-ecp5's router when neither the caller nor ``BINARYHPE_NEXTPNR_ROUTER`` names one
 DEFAULT_ROUTER = "router2"
 ROUTERS = ("router1", "router2")
+
+
+def nextpnr_router_args(router: str) -> list[str]:
+    """nextpnr's router options: ``--router`` and, with router2, its timing-driven rip-up (``--tmg-ripup``):
+    on the tiny BiDRN's ECP5-85F placement (seed 1, 105.33 MHz estimated after placement) router2 alone routed
+    at 96.39 MHz and with the rip-up at 101.49 MHz (benchmarks/ecp5_fmax.py, docs/estimates.md)."""
+    return ["--router", router] + (["--tmg-ripup"] if router == "router2" else [])
 
 
 def nextpnr_router(router: str | None = None) -> str:
@@ -205,7 +212,7 @@ def build_bitstream(rtl, out, device="ecp5-85f", top: str = "bhpe_top", lpf=None
     # nextpnr runs in ``out`` with relative paths (YoWASP's sandbox)
     cmd = [nextpnr, flag, "--package", pkg, "--speed", speed, "--json", netlist.name, "--textcfg", "design.config",
            "--report", "nextpnr_report.json", "--freq", f"{dev.clock_mhz:g}", "--seed", str(seed),
-           "--timing-allow-fail", "--threads", "1", "--router", router]
+           "--timing-allow-fail", "--threads", "1", *nextpnr_router_args(router)]
     if lpf:
         shutil.copyfile(lpf, out / "pins.lpf")
         cmd += ["--lpf", "pins.lpf"]

@@ -9,8 +9,8 @@ import shutil
 import pytest
 
 from binaryhpe import BinaryHPEError
-from binaryhpe.compile.bitstream import (nextpnr_router, parse_nextpnr_report, part_options, report_critical_path,
-                                         timing_summary)
+from binaryhpe.compile.bitstream import (nextpnr_router, nextpnr_router_args, parse_nextpnr_report, part_options,
+                                         report_critical_path, timing_summary)
 from binaryhpe.compile.devices import load_device
 from binaryhpe.compile.flow import apply_device_options
 from example_graphs import example_graph
@@ -65,6 +65,9 @@ def test_nextpnr_router_choice(monkeypatch):
     monkeypatch.setenv("BINARYHPE_NEXTPNR_ROUTER", "router9")
     with pytest.raises(BinaryHPEError, match="router9"):
         nextpnr_router()
+    # router2 routes with its timing-driven rip-up (it closed the tiny BiDRN at 100 MHz), router1 without
+    assert nextpnr_router_args("router2") == ["--router", "router2", "--tmg-ripup"]
+    assert nextpnr_router_args("router1") == ["--router", "router1"]
 
 
 def test_ecp5_bitstream_of_a_small_design(tmp_path):
