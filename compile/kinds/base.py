@@ -221,7 +221,7 @@ def to_unsigned(values, width: int) -> list[int]:
 
 
 def lut_mul_luts(a_w: int, b_w: int) -> int:
-    """First-order model of ``bhpe_mul`` in logic (``Lut = 1``, a_w x b_w bits) in LUT4s: its ``b_w`` partial products reduced by
-    ``b_w - 1`` adders and a negation, each ``a_w + b_w`` bits of carry chain (a CCU2C is two LUT4s for two
-    bits; the partial products' ANDs fold into the adders' LUTs)."""
+    """First-order model of ``bhpe_mul`` in logic (``Lut = 1``, a_w x b_w bits) in LUT4s: its ``b_w`` partial
+    products reduced by ``b_w - 1`` adders and a negation, each ``a_w + b_w`` bits of carry chain (a CCU2C is
+    two LUT4s for two bits; the partial products' ANDs fold into the adders' LUTs)."""
     return b_w * (a_w + b_w)

@@ -176,10 +176,8 @@ class _MvuBase(HwLayer):
         w = clog2(simd + 1) if self.BINARY else self.acc_w
         extra = self.pipeline - MVU_PIPELINE
         ff = pe * self.acc_w + 3 * extra + 3  # FIFO entry + pointers, flags
-        if self.mul_reg >= 1:  # fixed point only (mvu_pipelining): the products
-            ff += pe * simd * (self._in_width() + self._w_elem_w())
-        if self.mul_reg >= 2:  # and each multiplier's operands
-            ff += pe * simd * (self._in_width() + self._w_elem_w())
+        # fixed point only (mvu_pipelining): the products (MulReg 1), and each multiplier's operands (2)
+        ff += self.mul_reg * pe * simd * (self._in_width() + self._w_elem_w())
         lv, d = self.tree_levels, clog2(simd) if simd > 1 else 0
         for h in range(1, d):  # registered node heights: multiples of the levels a stage, below the root
             if lv and h % lv == 0:
