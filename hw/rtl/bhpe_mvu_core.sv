@@ -54,6 +54,9 @@ module bhpe_mvu_core #(
 
   // ---- stage 2: per-PE dot product of one synapse fold (registered) ---------------------------------
   localparam int unsigned Extra = bhpe_pkg::mvu_extra_stages(Binary, Simd, MulReg, TreeLevels);
+  if (MulReg > 2) begin : gen_bad_mulreg
+    $error("bhpe_mvu_core: MulReg is 0, 1 or 2 (registers around the multipliers)");
+  end
   logic            valid2_q, first2_q, last2_q;
   logic            valid_x, first_x, last_x;  // the step whose dot product reaches the stage-2 register
   logic [AccW-1:0] term [Pe];  // the registered dot product, as stage 3 adds it
