@@ -108,6 +108,12 @@ class RtlOp:
     reg: bool
     pipe: bool = False
 
+    @property
+    def registers(self) -> int:
+        """Stages the op occupies: its register after it and the one inside a pipelined multiplier
+        (``bhpe_epilogue``'s ``stage_of`` counts ``OpReg + OpPipe``)."""
+        return int(self.reg) + int(self.pipe)
+
 
 def _aux(op) -> int:
     if isinstance(op, Requant):
@@ -265,7 +271,7 @@ class Epilogue(HwLayer):
     def stages(self) -> int:
         """Registered stages between an accepted input beat and its output beat (the RTL ops' registers, and the
         registers inside pipelined multipliers)."""
-        return sum(int(r.reg) + int(r.pipe) for r in self.rtl_ops())
+        return sum(r.registers for r in self.rtl_ops())
 
     def cycles(self) -> dict:
         """One beat a cycle; ``latency`` = first input beat accepted to last output beat accepted
@@ -397,7 +403,7 @@ class Epilogue(HwLayer):
         for r in self.rtl_ops():
             if r.code == OP_CODES[JoinAdd]:
                 return s
-            s += int(r.reg)
+            s += r.registers
         return 0
 
     def describe(self) -> dict:
