@@ -91,11 +91,11 @@ module bhpe_swg #(
   // ---------------------------------------------------------------- line buffer memory
   logic [BeatW-1:0] mem [Depth];
   logic [BeatW-1:0] rdata_q;
-  logic             wr_en;
+  logic             in_fire;  // a beat taken from the input, written into the ring
   logic [AddrW-1:0] waddr, raddr_q;  // raddr_q: the issued read's address, registered
 
   always_ff @(posedge clk_i) begin
-    if (wr_en) mem[waddr] <= in_tdata;
+    if (in_fire) mem[waddr] <= in_tdata;
   end
 
   // ---------------------------------------------------------------- shared row accounting
@@ -108,7 +108,7 @@ module bhpe_swg #(
   logic [SlotW-1:0] wslot_q;
 
   assign in_tready = (full_rows_q < FullW'(Rows));
-  assign wr_en     = in_tvalid & in_tready;
+  assign in_fire   = in_tvalid & in_tready;
   assign waddr     = AddrW'(AddrW'(wslot_q) * AddrW'(RowWords) + AddrW'(wcol_q));
 
   // ---------------------------------------------------------------- reader
@@ -136,7 +136,7 @@ module bhpe_swg #(
   // The writer's and the reader's next state, in one process whose intermediate terms are local to it (a
   // simulator keeps them in the process instead of module signals written and read back every cycle).
   always_ff @(posedge clk_i) begin : p_state
-    logic             in_fire, row_done;
+    logic             row_done;
     logic [ColW-1:0]  wcol_d;
     logic [SlotW-1:0] wslot_d;
     logic [FullW-1:0] full_rows_d;
@@ -157,7 +157,6 @@ module bhpe_swg #(
     logic             last_cb, last_kx, last_ky, last_ox, last_oy;
 
     // writer
-    in_fire  = in_tvalid & in_tready;
     row_done = in_fire & (wcol_q == ColW'(RowWords - 1));
     wcol_d   = wcol_q;
     wslot_d  = wslot_q;
